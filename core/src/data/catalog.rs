@@ -1,0 +1,168 @@
+//! The catalog of titles the model can recommend.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What sort of title an item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A feature film.
+    Movie,
+    /// A series; members play it episode after episode.
+    Series,
+    /// A documentary.
+    Documentary,
+    /// A title made for children.
+    Kids,
+}
+
+impl ItemKind {
+    /// Every kind, in index order.
+    pub const ALL: [ItemKind; 4] = [ItemKind::Movie, ItemKind::Series, ItemKind::Documentary, ItemKind::Kids];
+
+    /// Dense index.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One title.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// External id (what servers and event logs use).
+    pub id: u32,
+    /// Human-readable title.
+    pub title: String,
+    /// Movie, series, documentary or kids title.
+    pub kind: ItemKind,
+    /// Indices into [`Catalog::genres`].
+    pub genres: Vec<u8>,
+    /// ISO 639-1 language code of the original audio.
+    pub language: String,
+    /// Year of release.
+    pub release_year: u16,
+    /// Unix time (s) at which the title arrived in the catalog.
+    pub added_at: i64,
+    /// Optional external content vector (e.g. a text embedding); all items share one length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Vec<f32>>,
+}
+
+/// Errors building a catalog.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CatalogError {
+    /// Two items share an external id.
+    #[error("catalog item id {0} appears more than once")]
+    DuplicateId(u32),
+    /// An item names a genre index past the genre list.
+    #[error("catalog item {item} has genre index {genre}, but only {count} genres are defined")]
+    UnknownGenre {
+        /// External item id.
+        item: u32,
+        /// The offending genre index.
+        genre: u8,
+        /// Number of genres defined.
+        count: usize,
+    },
+}
+
+/// The item ids a model knows, in dense-index order, with the reverse lookup.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemVocabulary {
+    ids: Vec<u32>,
+    index: HashMap<u32, usize>,
+}
+
+impl ItemVocabulary {
+    /// Builds the lookup; fails on the first repeated id.
+    pub fn new(ids: Vec<u32>) -> Result<Self, CatalogError> {
+        let mut index = HashMap::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            if index.insert(id, i).is_some() {
+                return Err(CatalogError::DuplicateId(id));
+            }
+        }
+        Ok(Self { ids, index })
+    }
+
+    /// Dense index of an external id.
+    pub fn index_of(&self, id: u32) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    /// External ids in dense order.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// The set of titles, with a lookup from external id to dense index (0-based, catalog order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Genre names; items refer to them by index.
+    pub genres: Vec<String>,
+    /// The titles, in dense-index order.
+    pub items: Vec<Item>,
+    #[serde(skip)]
+    vocabulary: ItemVocabulary,
+}
+
+impl Catalog {
+    /// Builds a catalog, checking ids are unique and genres exist.
+    pub fn new(genres: Vec<String>, items: Vec<Item>) -> Result<Self, CatalogError> {
+        let vocabulary = ItemVocabulary::new(items.iter().map(|i| i.id).collect())?;
+        for item in &items {
+            if let Some(&g) = item.genres.iter().find(|&&g| g as usize >= genres.len()) {
+                return Err(CatalogError::UnknownGenre { item: item.id, genre: g, count: genres.len() });
+            }
+        }
+        Ok(Self { genres, items, vocabulary })
+    }
+
+    /// The id lookup of this catalog.
+    pub fn vocabulary(&self) -> &ItemVocabulary {
+        &self.vocabulary
+    }
+
+    /// Rebuilds the id lookup (needed after deserializing).
+    pub fn reindexed(self) -> Result<Self, CatalogError> {
+        Self::new(self.genres, self.items)
+    }
+
+    /// Number of titles.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when the catalog has no titles.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Dense index of an external id.
+    pub fn index_of(&self, id: u32) -> Option<usize> {
+        self.vocabulary.index_of(id)
+    }
+
+    /// The item with this external id.
+    pub fn get(&self, id: u32) -> Option<&Item> {
+        self.index_of(id).map(|i| &self.items[i])
+    }
+
+    /// External ids in dense-index order (the order the weight file stores items in).
+    pub fn ids(&self) -> Vec<u32> {
+        self.items.iter().map(|i| i.id).collect()
+    }
+}

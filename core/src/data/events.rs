@@ -1,0 +1,150 @@
+//! The interaction event: when (timestamp), where (country, device, surface), what (item,
+//! action, duration).
+
+use serde::{Deserialize, Serialize};
+
+/// Where on the service a request or interaction happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    /// The home page rows.
+    Home,
+    /// Search results.
+    Search,
+    /// The kids profile.
+    Kids,
+    /// The mobile feed.
+    MobileFeed,
+}
+
+impl Surface {
+    /// Every surface, in index order.
+    pub const ALL: [Surface; 4] = [Surface::Home, Surface::Search, Surface::Kids, Surface::MobileFeed];
+
+    /// Dense index used by the model's embedding tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The lowercase name used in files, the CLI and JavaScript (`home`, `search`, `kids`, `mobile_feed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::Home => "home",
+            Surface::Search => "search",
+            Surface::Kids => "kids",
+            Surface::MobileFeed => "mobile_feed",
+        }
+    }
+
+    /// Parses a name as written by [`Surface::name`].
+    pub fn from_name(name: &str) -> Option<Surface> {
+        Surface::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// What the member did with the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Watched (part of) the title.
+    Play,
+    /// Watched the trailer only.
+    Trailer,
+    /// Added the title to their list.
+    AddToList,
+}
+
+impl Action {
+    /// Every action, in index order.
+    pub const ALL: [Action; 3] = [Action::Play, Action::Trailer, Action::AddToList];
+
+    /// Dense index used by the model's embedding tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The lowercase name used in files and JavaScript.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Play => "play",
+            Action::Trailer => "trailer",
+            Action::AddToList => "add_to_list",
+        }
+    }
+
+    /// Parses a name as written by [`Action::name`].
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// The kind of device the member used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    /// A television or set-top box.
+    Tv,
+    /// A phone.
+    Mobile,
+    /// A desktop web browser.
+    Web,
+    /// A tablet.
+    Tablet,
+}
+
+impl DeviceType {
+    /// Every device type, in index order.
+    pub const ALL: [DeviceType; 4] = [DeviceType::Tv, DeviceType::Mobile, DeviceType::Web, DeviceType::Tablet];
+
+    /// Dense index used by the model's embedding tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The lowercase name used in files and JavaScript.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceType::Tv => "tv",
+            DeviceType::Mobile => "mobile",
+            DeviceType::Web => "web",
+            DeviceType::Tablet => "tablet",
+        }
+    }
+
+    /// Parses a name as written by [`DeviceType::name`].
+    pub fn from_name(name: &str) -> Option<DeviceType> {
+        DeviceType::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// Number of country slots the model reserves (ISO codes are mapped by [`country_index`]).
+pub const MAX_COUNTRIES: usize = 32;
+
+/// The countries the synthetic world uses, in index order; any other code maps to slot 0 ("other").
+pub const KNOWN_COUNTRIES: [&str; 8] = ["??", "US", "GB", "DE", "FR", "BR", "JP", "IN"];
+
+/// Dense index of an ISO country code, 0 for an unknown one.
+pub fn country_index(code: &str) -> usize {
+    KNOWN_COUNTRIES.iter().position(|c| *c == code).unwrap_or(0)
+}
+
+/// One interaction of a member with an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The member (external id).
+    pub member: u32,
+    /// The item (external id, as in the catalog).
+    pub item: u32,
+    /// Unix time in seconds (UTC).
+    pub timestamp: i64,
+    /// What the member did.
+    pub action: Action,
+    /// Seconds watched (0 for actions that are not plays).
+    pub duration_s: f32,
+    /// Where it happened.
+    pub surface: Surface,
+    /// ISO 3166 alpha-2 country code.
+    pub country: String,
+    /// The device used.
+    pub device: DeviceType,
+}

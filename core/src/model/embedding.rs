@@ -1,0 +1,92 @@
+//! The token embedding: what (previous item, previous action), when (hour, weekday, gap),
+//! where (surface, device, country) and position, summed.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer};
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
+use crate::tokenizer::{GAP_BUCKETS, ITEM_OFFSET, TokenBatch};
+
+/// Sizes of the token embedding.
+#[derive(Config, Debug)]
+pub struct TokenEmbeddingConfig {
+    /// Catalog size (the item table has `n_items + 2` rows: padding and start come first).
+    pub n_items: usize,
+    /// Embedding width.
+    pub d_model: usize,
+    /// Number of positions.
+    pub max_len: usize,
+    /// Dropout on the summed embedding.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Standard deviation of the tables' normal initialisation (small, since the item table
+    /// doubles as the output layer).
+    #[config(default = 0.05)]
+    pub init_std: f64,
+}
+
+impl TokenEmbeddingConfig {
+    /// Builds the tables on `device`.
+    pub fn init(&self, device: &Device) -> TokenEmbedding {
+        let init = Initializer::Normal { mean: 0.0, std: self.init_std };
+        let table = |n: usize| EmbeddingConfig::new(n, self.d_model).with_initializer(init.clone()).init(device);
+        TokenEmbedding {
+            item: table(self.n_items + ITEM_OFFSET as usize),
+            action: table(Action::ALL.len() + 1),
+            surface: table(Surface::ALL.len()),
+            device_type: table(DeviceType::ALL.len()),
+            country: table(MAX_COUNTRIES),
+            hour: table(24),
+            weekday: table(7),
+            gap: table(GAP_BUCKETS),
+            position: table(self.max_len),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// Embedding tables of every token field.
+#[derive(Module, Debug)]
+pub struct TokenEmbedding {
+    /// Item slots (also the output item vectors, tied).
+    pub item: Embedding,
+    /// Previous action.
+    pub action: Embedding,
+    /// Request surface.
+    pub surface: Embedding,
+    /// Request device type.
+    pub device_type: Embedding,
+    /// Request country.
+    pub country: Embedding,
+    /// Hour of day.
+    pub hour: Embedding,
+    /// Day of week.
+    pub weekday: Embedding,
+    /// Gap bucket.
+    pub gap: Embedding,
+    /// Position in the window.
+    pub position: Embedding,
+    /// Dropout on the sum.
+    pub dropout: Dropout,
+}
+
+impl TokenEmbedding {
+    /// Input: a batch of `[batch, seq]` token fields. Output: `[batch, seq, d_model]`.
+    pub fn forward(&self, t: &TokenBatch) -> Tensor<3> {
+        let [b, s] = t.prev_item.dims();
+        let device = t.prev_item.device();
+        let positions = Tensor::<1, Int>::arange(0..s as i64, &device).reshape([1, s]).expand([b, s]);
+        let x = self.item.forward(t.prev_item.clone())
+            + self.action.forward(t.prev_action.clone())
+            + self.surface.forward(t.surface.clone())
+            + self.device_type.forward(t.device.clone())
+            + self.country.forward(t.country.clone())
+            + self.hour.forward(t.hour.clone())
+            + self.weekday.forward(t.weekday.clone())
+            + self.gap.forward(t.gap.clone())
+            + self.position.forward(positions);
+        self.dropout.forward(x)
+    }
+}

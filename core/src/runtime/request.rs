@@ -1,0 +1,130 @@
+//! What a rerank call takes besides the model, what it returns, and why it can refuse.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::events::{DeviceType, Event, Surface};
+use crate::tokenizer::Context;
+
+use super::MAX_CANDIDATES;
+
+/// The context of the request being served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RerankRequest {
+    /// Surface the candidates will be shown on.
+    pub surface: Surface,
+    /// Unix time (s) of the request; defaults to the last history event's time.
+    pub timestamp: Option<i64>,
+    /// Device of the request; defaults to the last history event's.
+    pub device: Option<DeviceType>,
+    /// ISO country code; defaults to the last history event's.
+    pub country: Option<String>,
+}
+
+impl RerankRequest {
+    /// A request on `surface`, everything else taken from the last history event.
+    pub fn on(surface: Surface) -> Self {
+        Self { surface, timestamp: None, device: None, country: None }
+    }
+
+    /// The request's token context (history must be non-empty).
+    pub(crate) fn context(&self, history: &[Event]) -> Context {
+        let last = history.last().expect("validated non-empty history");
+        Context {
+            timestamp: self.timestamp.unwrap_or(last.timestamp),
+            surface: self.surface,
+            device: self.device.unwrap_or(last.device),
+            country: self.country.clone().unwrap_or_else(|| last.country.clone()),
+        }
+    }
+}
+
+/// One candidate with its score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoredItem {
+    /// External item id.
+    pub item: u32,
+    /// Model score (higher is better).
+    pub score: f32,
+}
+
+/// Why a rerank call was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RerankError {
+    /// No history events were given.
+    #[error("the member's history is empty: at least one event is needed")]
+    EmptyHistory,
+    /// No candidates were given.
+    #[error("the candidate list is empty")]
+    EmptyCandidates,
+    /// More candidates than one call accepts.
+    #[error("{count} candidates given; at most {max} per call")]
+    TooManyCandidates {
+        /// Candidates given.
+        count: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A history event names an item the model does not know.
+    #[error("history event {position} refers to unknown item id {item}")]
+    UnknownHistoryItem {
+        /// Index in the history.
+        position: usize,
+        /// The id.
+        item: u32,
+    },
+    /// A candidate the model does not know.
+    #[error("candidate {position} is unknown item id {item}")]
+    UnknownCandidate {
+        /// Index in the candidate list.
+        position: usize,
+        /// The id.
+        item: u32,
+    },
+    /// The same candidate twice.
+    #[error("candidate item id {item} appears twice (positions {first} and {second})")]
+    DuplicateCandidate {
+        /// The id.
+        item: u32,
+        /// First position.
+        first: usize,
+        /// Second position.
+        second: usize,
+    },
+    /// A history event has a NaN or infinite duration.
+    #[error("history event {position} has a non-finite duration")]
+    NonFiniteDuration {
+        /// Index in the history.
+        position: usize,
+    },
+    /// History events are not in time order.
+    #[error("history event {position} is older than the event before it; give the history oldest first")]
+    HistoryOutOfOrder {
+        /// Index of the first out-of-order event.
+        position: usize,
+    },
+    /// The backend failed to compute or read back the scores.
+    #[error("backend error: {0}")]
+    Backend(String),
+}
+
+/// Checks the parts of a request that need no model.
+pub(crate) fn validate(history: &[Event], candidates: &[u32]) -> Result<(), RerankError> {
+    if history.is_empty() {
+        return Err(RerankError::EmptyHistory);
+    }
+    if candidates.is_empty() {
+        return Err(RerankError::EmptyCandidates);
+    }
+    if candidates.len() > MAX_CANDIDATES {
+        return Err(RerankError::TooManyCandidates { count: candidates.len(), max: MAX_CANDIDATES });
+    }
+    for (position, e) in history.iter().enumerate() {
+        if !e.duration_s.is_finite() {
+            return Err(RerankError::NonFiniteDuration { position });
+        }
+        if position > 0 && e.timestamp < history[position - 1].timestamp {
+            return Err(RerankError::HistoryOutOfOrder { position });
+        }
+    }
+    Ok(())
+}

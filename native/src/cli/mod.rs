@@ -1,0 +1,247 @@
+//! `encore` subcommands: generate, train, export, rerank, eval, demo, bench.
+
+mod bench;
+mod demo;
+mod show;
+mod steps;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use encore_core::{Catalog, Event, SyntheticWorld, SyntheticWorldConfig};
+
+use crate::backend::Backend;
+use crate::training::TrainConfig;
+
+/// Encore: a streaming foundation model and reranker small enough to run on the device.
+#[derive(Debug, Parser)]
+#[command(name = "encore", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a synthetic world (catalog.json + events.csv) to a directory.
+    Generate(GenerateArgs),
+    /// Train a foundation model; writes a checkpoint after every epoch.
+    Train(TrainArgs),
+    /// Turn a checkpoint into a weight file (and, optionally, the web demo's assets).
+    Export(ExportArgs),
+    /// Rerank one member's pushed candidates and show before/after.
+    Rerank(RerankArgs),
+    /// HR/NDCG on each member's held-out last event, model vs most-popular.
+    Eval(EvalArgs),
+    /// The whole pipeline on the embedded synthetic world: generate → train → export → rerank → eval.
+    Demo(DemoArgs),
+    /// Rerank latency of a weight file (p50/p99) on the chosen backends.
+    Bench(bench::BenchArgs),
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// World directory (catalog.json + events.csv); the embedded synthetic world when absent.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Seed of the embedded synthetic world.
+    #[arg(long, default_value_t = SyntheticWorldConfig::default().seed)]
+    pub world_seed: u64,
+    /// Members in the embedded synthetic world.
+    #[arg(long, default_value_t = SyntheticWorldConfig::default().members)]
+    pub members: usize,
+    /// Titles in the embedded synthetic world.
+    #[arg(long, default_value_t = SyntheticWorldConfig::default().titles)]
+    pub titles: usize,
+    /// Days simulated in the embedded synthetic world.
+    #[arg(long, default_value_t = SyntheticWorldConfig::default().days)]
+    pub days: u32,
+}
+
+impl DataArgs {
+    /// The synthetic world config these arguments describe.
+    pub fn synthetic(&self) -> SyntheticWorldConfig {
+        SyntheticWorldConfig { seed: self.world_seed, members: self.members, titles: self.titles, days: self.days, ..Default::default() }
+    }
+
+    /// Loads the world from `--data`, or generates the synthetic one.
+    pub fn load(&self) -> anyhow::Result<(Catalog, Vec<Event>)> {
+        match &self.data {
+            Some(dir) => Ok(crate::io::read_world(dir)?),
+            None => {
+                let w = SyntheticWorld::generate(&self.synthetic());
+                Ok((w.catalog, w.events))
+            }
+        }
+    }
+}
+
+/// `encore generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output directory.
+    #[arg(long, default_value = "artifacts/world")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// Training hyper-parameters on the command line.
+#[derive(Debug, Clone, Args)]
+pub struct TrainOptions {
+    /// Passes over the data.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    /// Sequences per step.
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    pub learning_rate: f64,
+    /// Training seed.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Hidden width.
+    #[arg(long, default_value_t = TrainConfig::default().d_model)]
+    pub d_model: usize,
+    /// Transformer layers.
+    #[arg(long, default_value_t = TrainConfig::default().n_layers)]
+    pub n_layers: usize,
+    /// Attention heads.
+    #[arg(long, default_value_t = TrainConfig::default().n_heads)]
+    pub n_heads: usize,
+    /// Attention window in events.
+    #[arg(long, default_value_t = TrainConfig::default().max_len)]
+    pub max_len: usize,
+    /// Backend to train on.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+}
+
+impl TrainOptions {
+    /// The training config.
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            seed: self.seed,
+            d_model: self.d_model,
+            n_layers: self.n_layers,
+            n_heads: self.n_heads,
+            max_len: self.max_len,
+            d_ff: 4 * self.d_model,
+            ..TrainConfig::default()
+        }
+    }
+}
+
+/// `encore train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub train: TrainOptions,
+    /// Checkpoint path (written atomically after every epoch).
+    #[arg(long, default_value = "artifacts/checkpoint.ckpt")]
+    pub checkpoint: PathBuf,
+    /// Continue from the checkpoint if it exists.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `encore export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Checkpoint to export.
+    #[arg(long, default_value = "artifacts/checkpoint.ckpt")]
+    pub checkpoint: PathBuf,
+    /// Weight file to write.
+    #[arg(long, default_value = "artifacts/model.encore")]
+    pub out: PathBuf,
+    /// Also write the web demo's assets (model, catalog, sample members) into this directory.
+    #[arg(long)]
+    pub web_demo: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// `encore rerank`.
+#[derive(Debug, Args)]
+pub struct RerankArgs {
+    /// Weight file.
+    #[arg(long, default_value = "artifacts/model.encore")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    /// Member whose history is used (default: the first member).
+    #[arg(long)]
+    pub member: Option<u32>,
+    /// Surface of the request.
+    #[arg(long, default_value = "home")]
+    pub surface: String,
+    /// Candidate item ids in the server's order (default: popular titles a server would push).
+    #[arg(long, value_delimiter = ',')]
+    pub candidates: Vec<u32>,
+    /// Number of pushed candidates when none are given.
+    #[arg(long, default_value_t = 20)]
+    pub count: usize,
+    /// Backend to rerank on.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+}
+
+/// `encore eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Weight file.
+    #[arg(long, default_value = "artifacts/model.encore")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    /// Backend to score on.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+}
+
+/// `encore demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the checkpoint, weight file and world.
+    #[arg(long, default_value = "artifacts")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub train: TrainOptions,
+    /// Also write the web demo's assets here.
+    #[arg(long)]
+    pub web_demo: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Generate(a) => steps::generate(&a),
+            Command::Train(a) => steps::train(&a).map(|_| ()),
+            Command::Export(a) => steps::export(&a),
+            Command::Rerank(a) => steps::rerank(&a),
+            Command::Eval(a) => steps::eval(&a),
+            Command::Demo(a) => demo::run(&a),
+            Command::Bench(a) => bench::run(&a),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Files: the world (catalog JSON + events CSV), checkpoints and weight files, written atomically.
+
+mod atomic;
+mod world;
+
+pub use atomic::write_atomic;
+pub use world::{read_world, write_world, WorldFiles};
+
+use std::path::PathBuf;
+
+/// Why a file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The weight file was rejected.
+    #[error("{path}: {source}")]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: encore_core::WeightFileError,
+    },
+    /// A data file is malformed.
+    #[error("{path}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        reason: String,
+    },
+}

@@ -1,0 +1,46 @@
+//! Fused causal self-attention: `softmax(QKᵀ/√d + causal mask) V` in one dispatch for all heads.
+
+mod kernel;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::{Bool, Device, Tensor, activation};
+
+pub use kernel::{FusedAttentionBackend, MAX_HEAD_DIM};
+
+/// True when tensors on `device` run the WGSL kernels (a wgpu/WebGPU device without autodiff).
+pub fn uses_wgsl_kernels(device: &Device) -> bool {
+    !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Cube(_))
+}
+
+/// Causal attention on `[batch, heads, seq, head_dim]` tensors: the WGSL kernel where
+/// [`uses_wgsl_kernels`] holds (and `head_dim ≤ MAX_HEAD_DIM`), otherwise the burn-ops reference.
+pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    if uses_wgsl_kernels(&q.device()) && q.dims()[3] <= MAX_HEAD_DIM {
+        fused_causal_attention(q, k, v)
+    } else {
+        causal_attention_reference(q, k, v)
+    }
+}
+
+/// The WGSL kernel. q, k, v: `[batch, heads, seq, head_dim]` on a wgpu device → same shape.
+///
+/// # Panics
+/// On a device that is not wgpu, or with `head_dim > MAX_HEAD_DIM`.
+pub fn fused_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fused_causal_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch()))
+}
+
+/// Reference in burn ops (any backend, differentiable). q, k, v: `[batch, heads, seq, head_dim]`.
+pub fn causal_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let [b, h, s, d] = q.dims();
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d as f32).sqrt());
+    let future = causal_future(s, &scores.device()).reshape([1, 1, s, s]).expand([b, h, s, s]);
+    let scores = scores.mask_fill(future, f32::NEG_INFINITY);
+    activation::softmax(scores, 3).matmul(v)
+}
+
+/// `[s, s]` mask that is true strictly above the diagonal (key after query).
+fn causal_future(s: usize, device: &Device) -> Tensor<2, Bool> {
+    // burn's `tril_mask` marks what lies outside the lower triangle, i.e. the future keys.
+    Tensor::<2, Bool>::tril_mask([s, s], 0, device)
+}

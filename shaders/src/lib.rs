@@ -1,0 +1,9 @@
+//! Encore's hand-written WGSL kernels, run on burn's wgpu backend as a backend extension.
+//!
+//! Each kernel comes with a reference written in burn's own tensor ops; the high-level entry
+//! points ([`causal_attention`]) use the WGSL kernel where the tensor lives on a wgpu (WebGPU)
+//! device without autodiff, and the reference everywhere else (CPU, training).
+
+pub mod attention;
+
+pub use attention::{causal_attention, causal_attention_reference, fused_causal_attention, uses_wgsl_kernels};

@@ -1,0 +1,76 @@
+// In-page half of the browser tests: loads the wasm package and the fixture, runs the cases on
+// both backends, the WGSL kernel self-check and the bad-input rejections.
+import init, { Reranker, attentionKernelMaxError } from './pkg/encore_wasm.js';
+
+async function fixture() {
+  const bytes = new Uint8Array(await (await fetch('fixture/model.encore')).arrayBuffer());
+  const cases = await (await fetch('fixture/cases.json')).json();
+  return { bytes, cases };
+}
+
+async function rejection(f) {
+  try { await f(); return null; } catch (e) { return String((e && e.message) || e); }
+}
+
+window.runHarness = async () => {
+  const { bytes, cases } = await fixture();
+  const out = { navigatorGpu: !!navigator.gpu, backends: {}, kernel: [], rejections: {} };
+  for (const wanted of ['webgpu', 'cpu']) {
+    const r = await Reranker.load(bytes, wanted);
+    const results = [];
+    for (const c of cases) {
+      const t0 = performance.now();
+      const res = await r.rerank(c.events, Uint32Array.from(c.candidates), c.surface, c.options);
+      results.push({ items: Array.from(res.items), scores: Array.from(res.scores), ms: performance.now() - t0 });
+    }
+    out.backends[wanted] = { backend: r.backend, reason: r.backendReason, results };
+    r.free();
+  }
+  for (const [b, h, s, d] of [[1, 1, 1, 8], [2, 2, 7, 16], [1, 4, 65, 32], [2, 1, 130, 64], [1, 2, 33, 128]]) {
+    out.kernel.push({ shape: [b, h, s, d], maxError: await attentionKernelMaxError(b, h, s, d, 7) });
+  }
+  const r = await Reranker.load(bytes, 'cpu');
+  const c = cases[cases.length - 1];
+  const cands = Uint32Array.from(c.candidates);
+  const rej = out.rejections;
+  rej.truncated = await rejection(() => Reranker.load(bytes.slice(0, bytes.length - 9), 'cpu'));
+  rej.foreign = await rejection(() => Reranker.load(new TextEncoder().encode('<html>this is not a model</html>'), 'cpu'));
+  rej.empty = await rejection(() => Reranker.load(new Uint8Array(0), 'cpu'));
+  rej.badBackend = await rejection(() => Reranker.load(bytes, 'tpu'));
+  rej.unknownCandidate = await rejection(() => r.rerank(c.events, Uint32Array.from([c.candidates[0], 4242424]), c.surface));
+  rej.unknownHistoryItem = await rejection(() => r.rerank([...c.events.slice(0, -1), { ...c.events[0], item: 4242424, timestamp: c.events[c.events.length - 1].timestamp }], cands, c.surface));
+  rej.emptyHistory = await rejection(() => r.rerank([], cands, c.surface));
+  rej.emptyCandidates = await rejection(() => r.rerank(c.events, new Uint32Array(0), c.surface));
+  rej.duplicateCandidate = await rejection(() => r.rerank(c.events, Uint32Array.from([c.candidates[0], c.candidates[0]]), c.surface));
+  rej.badSurface = await rejection(() => r.rerank(c.events, cands, 'attic'));
+  rej.nanTimestamp = await rejection(() => r.rerank([{ item: c.candidates[0], timestamp: NaN }], cands, c.surface));
+  rej.notAnArray = await rejection(() => r.rerank('yesterday I watched TV', cands, c.surface));
+  // After all that the instance still works.
+  const again = await r.rerank(c.events, cands, c.surface, c.options);
+  out.stillWorks = again.items.length === c.candidates.length;
+  return out;
+};
+
+window.runBench = async (iters) => {
+  const { bytes, cases } = await fixture();
+  const c = cases[0];
+  const cands = Uint32Array.from(c.candidates);
+  const out = { history: c.events.length, candidates: c.candidates.length, iters, backends: {} };
+  for (const wanted of ['webgpu', 'cpu']) {
+    const r = await Reranker.load(bytes, wanted);
+    for (let i = 0; i < 5; i++) await r.rerank(c.events, cands, c.surface, c.options);
+    const ms = [];
+    for (let i = 0; i < iters; i++) {
+      const t0 = performance.now();
+      await r.rerank(c.events, cands, c.surface, c.options);
+      ms.push(performance.now() - t0);
+    }
+    ms.sort((a, b) => a - b);
+    const pct = (p) => ms[Math.round((ms.length - 1) * p)];
+    out.backends[wanted] = { backend: r.backend, p50: pct(0.5), p99: pct(0.99) };
+    r.free();
+  }
+  return out;
+};
+
+init().then(() => { window.harnessReady = true; }, (e) => { window.harnessError = String(e); });

@@ -1,0 +1,89 @@
+//! End to end in the browser: a model trained natively, exported, reranking the same inputs in
+//! headless Chromium on WebGPU and on the CPU backend, agreeing with native to 1e-4.
+//!
+//! Needs the wasm package (`bash wasm/build.sh`), Debian's chromium and
+//! `npm ci --prefix tests/browser`; `.ci/run` does all three. Set `ENCORE_SKIP_BROWSER=1` to
+//! skip it explicitly.
+
+use burn::tensor::Device;
+use encore::browser_fixture;
+use encore_core::data::split::group_by_member;
+use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
+use encore_tests::{small_world, temp_dir, tiny_weight_file, workspace_root};
+use serde_json::Value;
+
+#[test]
+fn browser_reranks_like_native_on_webgpu_and_cpu() {
+    if std::env::var("ENCORE_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("ENCORE_SKIP_BROWSER=1: browser test skipped");
+        return;
+    }
+    let root = workspace_root();
+    let pkg = root.join("target/wasm-pkg");
+    assert!(pkg.join("encore_wasm_bg.wasm").exists(), "wasm package missing at {}: run `bash wasm/build.sh` (or .ci/run)", pkg.display());
+    assert!(root.join("tests/browser/node_modules/playwright-core").exists(), "run `npm ci --prefix tests/browser` (or .ci/run)");
+
+    let world = small_world();
+    let weights = tiny_weight_file(&world, 1);
+    let native = Reranker::from_bytes(&weights, &Device::flex()).unwrap();
+    let histories = group_by_member(&world.events);
+    let long = histories.iter().max_by_key(|h| h.events.len()).unwrap();
+    let ids = world.catalog.ids();
+    let mut cases = Vec::new();
+    for (n, surface, n_cands) in [(1, Surface::Home, 10), (12, Surface::Kids, 40), (50, Surface::Search, 100)] {
+        let history = &long.events[long.events.len() - n.min(long.events.len())..];
+        let candidates: Vec<u32> = ids.iter().rev().take(n_cands).copied().collect();
+        let request = RerankRequest { surface, timestamp: Some(history.last().unwrap().timestamp + 600), device: Some(DeviceType::Mobile), country: Some("DE".into()) };
+        cases.push(browser_fixture::case(&native, history, &candidates, &request).unwrap());
+    }
+    let dir = temp_dir("browser");
+    browser_fixture::write(&dir, &weights, &cases).unwrap();
+
+    let output = std::process::Command::new("node")
+        .arg(root.join("tests/browser/run.mjs"))
+        .args(["--pkg", pkg.to_str().unwrap(), "--fixture", dir.to_str().unwrap()])
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "browser run failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let out: Value = serde_json::from_str(stdout.trim()).expect("harness prints JSON");
+
+    assert_eq!(out["navigatorGpu"], true, "Chromium exposed no WebGPU: {out}");
+    for backend in ["webgpu", "cpu"] {
+        let b = &out["backends"][backend];
+        assert_eq!(b["backend"], backend, "asked for {backend}: {b}");
+        for (case, got) in cases.iter().zip(b["results"].as_array().unwrap()) {
+            let items: Vec<u32> = serde_json::from_value(got["items"].clone()).unwrap();
+            let scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+            assert_eq!(items, case.expected_items, "{backend}: order differs from native");
+            for (s, e) in scores.iter().zip(&case.expected_scores) {
+                assert!((s - e).abs() <= 1e-4, "{backend}: score {s} vs native {e}");
+            }
+        }
+    }
+    for k in out["kernel"].as_array().unwrap() {
+        let err = k["maxError"].as_f64().unwrap();
+        assert!(err <= 1e-4, "WGSL kernel in the browser vs reference: {k}");
+    }
+    let rej = &out["rejections"];
+    let expect = [
+        ("truncated", "checksum"),
+        ("foreign", "not an Encore weight file"),
+        ("empty", "shorter than the minimum"),
+        ("badBackend", "unknown backend"),
+        ("unknownCandidate", "4242424"),
+        ("unknownHistoryItem", "4242424"),
+        ("emptyHistory", "history is empty"),
+        ("emptyCandidates", "candidate list is empty"),
+        ("duplicateCandidate", "appears twice"),
+        ("badSurface", "unknown surface"),
+        ("nanTimestamp", "timestamp"),
+        ("notAnArray", "events must be an array"),
+    ];
+    for (name, needle) in expect {
+        let msg = rej[name].as_str().unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
+        assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
+    }
+    assert_eq!(out["stillWorks"], true);
+    std::fs::remove_dir_all(dir).unwrap();
+}

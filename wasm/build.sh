@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the wasm package (ES module, TypeScript types, package.json) into target/wasm-pkg.
+# Needs the wasm32 target (rust-toolchain.toml installs it) and wasm-bindgen-cli at the version
+# in Cargo.lock (.ci/run installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+if [ "$have" != "$want" ]; then
+  echo "wasm-bindgen-cli $want is needed (found '${have:-none}'): cargo install wasm-bindgen-cli --version $want" >&2
+  exit 1
+fi
+cargo build -p encore-wasm --target wasm32-unknown-unknown --profile wasm-release
+rm -rf target/wasm-pkg
+wasm-bindgen --target web --out-dir target/wasm-pkg target/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm
+cp wasm/package.json target/wasm-pkg/package.json
+echo "wasm package: target/wasm-pkg ($(du -k target/wasm-pkg/encore_wasm_bg.wasm | cut -f1) KiB wasm, $(gzip -9c target/wasm-pkg/encore_wasm_bg.wasm | wc -c | awk '{printf "%d", $1/1024}') KiB gzipped)"

@@ -1,0 +1,104 @@
+// The Encore web demo: build a history by clicking titles, pick a surface, and watch the
+// candidates a server pushed get reranked on this device.
+import init, { Reranker } from './pkg/encore_wasm.js';
+
+const $ = (id) => document.getElementById(id);
+const SURFACES = ['home', 'search', 'kids', 'mobile_feed'];
+const state = { reranker: null, catalog: new Map(), members: [], history: [], candidates: [], surface: 'home', bytes: null };
+
+const title = (id) => state.catalog.get(id)?.title ?? `#${id}`;
+const meta = (id) => { const i = state.catalog.get(id); return i ? `${i.kind} · ${i.genres.join('/')}` : ''; };
+const li = (html) => { const el = document.createElement('li'); el.innerHTML = html; return el; };
+
+async function loadBackend(wanted) {
+  if (state.reranker) state.reranker.free();
+  const t0 = performance.now();
+  state.reranker = await Reranker.load(state.bytes, wanted);
+  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · loaded in ${(performance.now() - t0).toFixed(0)} ms`;
+}
+
+function lastTimestamp() {
+  return state.history.length ? state.history[state.history.length - 1].timestamp : Math.floor(Date.now() / 1000);
+}
+
+async function rerank() {
+  renderHistory();
+  $('before').replaceChildren(...state.candidates.map((id) => li(`${title(id)} <div class="meta">${meta(id)}</div>`)));
+  if (!state.history.length) {
+    $('after').replaceChildren(li('<span class="meta">Watch something to get a personal order.</span>'));
+    $('latency').textContent = '';
+    return;
+  }
+  try {
+    const t0 = performance.now();
+    const { items, scores } = await state.reranker.rerank(state.history, Uint32Array.from(state.candidates), state.surface, { timestamp: lastTimestamp() + 600 });
+    const ms = performance.now() - t0;
+    $('latency').textContent = `${ms.toFixed(1)} ms on ${state.reranker.backend}`;
+    $('after').replaceChildren(...Array.from(items).map((id, i) => {
+      const moved = state.candidates.indexOf(id) - i;
+      const cls = moved > 0 ? 'moved-up' : moved < 0 ? 'moved-down' : '';
+      const arrow = moved > 0 ? `▲${moved}` : moved < 0 ? `▼${-moved}` : '';
+      return li(`<span class="score">${scores[i].toFixed(2)}</span>${title(id)} <span class="${cls}">${arrow}</span><div class="meta">${meta(id)}</div>`);
+    }));
+  } catch (e) {
+    $('latency').textContent = `error: ${e.message}`;
+  }
+}
+
+function renderHistory() {
+  $('history-count').textContent = `${state.history.length} events`;
+  $('history').replaceChildren(...state.history.slice(-40).map((e) => li(`${title(e.item)} <div class="meta">${e.action} · ${e.surface} · ${new Date(e.timestamp * 1000).toISOString().slice(0, 16).replace('T', ' ')}</div>`)));
+}
+
+function renderCatalog() {
+  const q = $('search').value.toLowerCase();
+  const items = [...state.catalog.values()].filter((i) => !q || i.title.toLowerCase().includes(q) || i.genres.join(' ').toLowerCase().includes(q)).slice(0, 300);
+  $('catalog').replaceChildren(...items.map((i) => {
+    const el = li(`${i.title} <div class="meta">${i.kind} · ${i.genres.join('/')}</div>`);
+    el.onclick = () => {
+      state.history.push({ item: i.id, timestamp: lastTimestamp() + 3600, action: 'play', duration: 2400, surface: state.surface, device: 'web' });
+      rerank();
+    };
+    return el;
+  }));
+}
+
+function selectMember(index) {
+  const m = state.members[index];
+  state.history = m.history.map((e) => ({ item: e.item, timestamp: e.timestamp, action: e.action, duration: e.duration_s, surface: e.surface, country: e.country, device: e.device }));
+  state.candidates = m.candidates.slice();
+  rerank();
+}
+
+async function main() {
+  await init();
+  const [bytes, catalog, members] = await Promise.all([
+    fetch('assets/model.encore').then((r) => r.arrayBuffer()),
+    fetch('assets/catalog.json').then((r) => r.json()),
+    fetch('assets/members.json').then((r) => r.json()),
+  ]);
+  state.bytes = new Uint8Array(bytes);
+  for (const i of catalog) state.catalog.set(i.id, i);
+  state.members = members;
+  await loadBackend('auto');
+  $('member').replaceChildren(...members.map((m, i) => { const o = document.createElement('option'); o.value = i; o.textContent = `member ${m.member} (${m.history.length} events)`; return o; }));
+  $('member').onchange = (e) => selectMember(Number(e.target.value));
+  $('backend').onchange = async (e) => { await loadBackend(e.target.value).catch((err) => { $('status').textContent = err.message; }); rerank(); };
+  $('surfaces').replaceChildren(...SURFACES.map((s) => {
+    const b = document.createElement('button');
+    b.textContent = s; b.className = s === state.surface ? 'active' : '';
+    b.onclick = () => { state.surface = s; [...$('surfaces').children].forEach((x) => x.classList.toggle('active', x === b)); rerank(); };
+    return b;
+  }));
+  $('clear').onclick = () => { state.history = []; rerank(); };
+  $('shuffle').onclick = () => {
+    const all = [...state.catalog.keys()];
+    state.candidates = Array.from({ length: 24 }, () => all[Math.floor(Math.random() * all.length)]).filter((v, i, a) => a.indexOf(v) === i);
+    rerank();
+  };
+  $('search').oninput = renderCatalog;
+  renderCatalog();
+  selectMember(0);
+}
+
+main().catch((e) => { $('status').textContent = `failed: ${e.message}`; });

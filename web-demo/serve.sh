@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the wasm package and the demo's assets, then serves the page on http://127.0.0.1:${PORT:-8080}/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash wasm/build.sh
+if [ ! -f web-demo/assets/model.encore ]; then
+  if [ -f artifacts/checkpoint.ckpt ]; then
+    cargo run --release -p encore -- export --web-demo web-demo/assets
+  else
+    cargo run --release -p encore -- demo --web-demo web-demo/assets
+  fi
+fi
+rm -rf web-demo/pkg && cp -r target/wasm-pkg web-demo/pkg
+echo "Encore web demo: http://127.0.0.1:${PORT:-8080}/"
+exec python3 -m http.server "${PORT:-8080}" --bind 127.0.0.1 --directory web-demo

@@ -7,7 +7,7 @@
 //! use encore_core::{RerankRequest, Surface};
 //! # fn main() -> anyhow::Result<()> {
 //! let reranker = load_reranker("model.encore", Backend::Cpu)?;
-//! # let history = vec![]; let candidates = vec![1000, 1001];
+//! # let history: Vec<encore_core::Event> = vec![]; let candidates = vec![1000, 1001];
 //! let ordered = reranker.rerank(&history, &candidates, &RerankRequest::on(Surface::Home))?;
 //! # Ok(()) }
 //! ```

@@ -48,6 +48,11 @@ window.runHarness = async () => {
   // After all that the instance still works.
   const again = await r.rerank(c.events, cands, c.surface, c.options);
   out.stillWorks = again.items.length === c.candidates.length;
+  // Repeated reranks must not grow the wasm heap (each call once leaked constructor state).
+  for (let i = 0; i < 20; i++) await r.rerank(c.events, cands, c.surface, c.options);
+  const before = wasm.memory.buffer.byteLength;
+  for (let i = 0; i < 300; i++) await r.rerank(c.events, cands, c.surface, c.options);
+  out.memoryGrowth = wasm.memory.buffer.byteLength - before;
   return out;
 };
 
@@ -73,4 +78,5 @@ window.runBench = async (iters) => {
   return out;
 };
 
-init().then(() => { window.harnessReady = true; }, (e) => { window.harnessError = String(e); });
+let wasm;
+init().then((exports) => { wasm = exports; window.harnessReady = true; }, (e) => { window.harnessError = String(e); });

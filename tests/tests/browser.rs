@@ -23,6 +23,11 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
     assert!(pkg.join("encore_wasm_bg.wasm").exists(), "wasm package missing at {}: run `bash wasm/build.sh` (or .ci/run)", pkg.display());
     assert!(root.join("tests/browser/node_modules/playwright-core").exists(), "run `npm ci --prefix tests/browser` (or .ci/run)");
 
+    // wasm-ld wraps every export in a re-run of the static constructors unless the module
+    // calls them itself (wasm/src/lib.rs does); the wrappers are named `*.command_export`.
+    let wasm = std::fs::read(pkg.join("encore_wasm_bg.wasm")).unwrap();
+    assert!(!wasm.windows(14).any(|w| w == b"command_export"), "exports are wrapped in constructor calls");
+
     let world = small_world();
     let weights = tiny_weight_file(&world, 1);
     let native = Reranker::from_bytes(&weights, &Device::flex()).unwrap();
@@ -85,5 +90,6 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
     }
     assert_eq!(out["stillWorks"], true);
+    assert_eq!(out["memoryGrowth"], 0, "300 reranks grew the wasm memory");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -12,13 +12,12 @@ thread_local! {
 }
 
 /// The backend a [`crate::Reranker`] runs on.
-#[wasm_bindgen]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     /// burn's WebGPU backend with Encore's WGSL kernels.
-    WebGpu = "webgpu",
+    WebGpu,
     /// burn's CPU backend compiled to wasm.
-    Cpu = "cpu",
+    Cpu,
 }
 
 impl BackendChoice {

@@ -20,7 +20,7 @@ pub async fn attention_kernel_max_error(batch: usize, heads: usize, seq: usize, 
         Ok(Tensor::<4>::from_data(data, &gpu))
     };
     let fused = encore_shaders::fused_causal_attention(on_gpu(&q)?, on_gpu(&k)?, on_gpu(&v)?);
-    let fused = fused.into_data_async().await.map_err(|e| crate::error(format!("{e:?}")))?.into_vec::<f32>().map_err(|e| crate::error(format!("{e:?}")))?;
-    let reference = reference.into_data_async().await.map_err(|e| crate::error(format!("{e:?}")))?.into_vec::<f32>().map_err(|e| crate::error(format!("{e:?}")))?;
+    let fused = fused.into_data_async().await.map_err(|e| crate::error(format!("{e:?}")))?.try_into_vec::<f32>().map_err(|e| crate::error(format!("{e:?}")))?;
+    let reference = reference.into_data_async().await.map_err(|e| crate::error(format!("{e:?}")))?.try_into_vec::<f32>().map_err(|e| crate::error(format!("{e:?}")))?;
     Ok(fused.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
 }

@@ -24,8 +24,17 @@ use wasm_bindgen::prelude::*;
 
 pub use backend::BackendChoice;
 
+unsafe extern "C" {
+    /// Runs the module's static constructors (cubecl registers its types through `inventory`).
+    fn __wasm_call_ctors();
+}
+
 #[wasm_bindgen(start)]
 fn start() {
+    // Calling the constructors explicitly, once, here tells wasm-ld not to wrap every export in
+    // a call to them (its "command" heuristic), which re-ran them on each JS→wasm call: ~10 ms
+    // per call and a registry that grew forever.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 

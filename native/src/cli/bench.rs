@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Untimed reranks first.
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
+    /// Also write this benchmark's model and input as a browser-harness fixture here, for
+    /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
+    #[arg(long)]
+    pub browser_fixture: Option<PathBuf>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -58,6 +62,11 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.candidates <= ids.len(), "catalog has only {} items", ids.len());
     let candidates: Vec<u32> = ids.iter().rev().take(a.candidates).copied().collect();
     let request = RerankRequest::on(Surface::Home);
+    if let Some(dir) = &a.browser_fixture {
+        let native = Reranker::from_bytes(&bytes, &burn::tensor::Device::flex())?;
+        crate::browser_fixture::write(dir, &bytes, &[crate::browser_fixture::case(&native, history, &candidates, &request)?])?;
+        println!("browser fixture -> {}", dir.display());
+    }
     for &backend in &a.backends {
         let reranker = Reranker::from_bytes(&bytes, &backend.device())?;
         for _ in 0..a.warmup {

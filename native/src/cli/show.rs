@@ -16,7 +16,7 @@ fn genres(catalog: &Catalog, id: u32) -> String {
 pub fn history(catalog: &Catalog, member: u32, events: &[Event], n: usize) {
     println!("member {member}: {} events, most recent last", events.len());
     for e in &events[events.len().saturating_sub(n)..] {
-        println!("  {:<8} {:<11} {:<40} {}", e.action.name(), e.surface.name(), title(catalog, e.item), genres(catalog, e.item));
+        println!("  {:<11} {:<11} {:<40} {}", e.action.name(), e.surface.name(), title(catalog, e.item), genres(catalog, e.item));
     }
 }
 

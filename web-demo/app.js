@@ -46,8 +46,8 @@ async function rerank() {
 }
 
 function renderHistory() {
-  $('history-count').textContent = `${state.history.length} events`;
-  $('history').replaceChildren(...state.history.slice(-40).map((e) => li(`${title(e.item)} <div class="meta">${e.action} · ${e.surface} · ${new Date(e.timestamp * 1000).toISOString().slice(0, 16).replace('T', ' ')}</div>`)));
+  $('history-count').textContent = `${state.history.length} events, most recent first`;
+  $('history').replaceChildren(...state.history.slice(-40).reverse().map((e) => li(`${title(e.item)} <div class="meta">${e.action} · ${e.surface} · ${new Date(e.timestamp * 1000).toISOString().slice(0, 16).replace('T', ' ')}</div>`)));
 }
 
 function renderCatalog() {

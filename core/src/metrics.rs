@@ -5,7 +5,11 @@ use serde::Serialize;
 /// Rank of `target` (1 = best): 1 + the number of items, not excluded, scoring strictly higher.
 pub fn rank_of(scores: &[f32], target: usize, excluded: impl Fn(usize) -> bool) -> usize {
     let t = scores[target];
-    1 + scores.iter().enumerate().filter(|&(i, &s)| i != target && s > t && !excluded(i)).count()
+    1 + scores
+        .iter()
+        .enumerate()
+        .filter(|&(i, &s)| i != target && s > t && !excluded(i))
+        .count()
 }
 
 /// HR, NDCG and MRR over a set of ranks.
@@ -27,23 +31,47 @@ impl RankingMetrics {
     /// Metrics of `ranks` (1-based) at each cut-off in `ks`.
     pub fn from_ranks(ranks: &[usize], ks: &[usize]) -> Self {
         let n = ranks.len().max(1) as f64;
-        let hit_rate = ks.iter().map(|&k| ranks.iter().filter(|&&r| r <= k).count() as f64 / n).collect();
+        let hit_rate = ks
+            .iter()
+            .map(|&k| ranks.iter().filter(|&&r| r <= k).count() as f64 / n)
+            .collect();
         let ndcg = ks
             .iter()
-            .map(|&k| ranks.iter().filter(|&&r| r <= k).map(|&r| 1.0 / ((r + 1) as f64).log2()).sum::<f64>() / n)
+            .map(|&k| {
+                ranks
+                    .iter()
+                    .filter(|&&r| r <= k)
+                    .map(|&r| 1.0 / ((r + 1) as f64).log2())
+                    .sum::<f64>()
+                    / n
+            })
             .collect();
         let mrr = ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / n;
-        Self { ks: ks.to_vec(), hit_rate, ndcg, mrr, count: ranks.len() }
+        Self {
+            ks: ks.to_vec(),
+            hit_rate,
+            ndcg,
+            mrr,
+            count: ranks.len(),
+        }
     }
 
     /// HR at cut-off `k` (which must be one of `ks`).
     pub fn hr(&self, k: usize) -> f64 {
-        self.hit_rate[self.ks.iter().position(|&x| x == k).expect("k is one of ks")]
+        self.hit_rate[self
+            .ks
+            .iter()
+            .position(|&x| x == k)
+            .expect("k is one of ks")]
     }
 
     /// NDCG at cut-off `k` (which must be one of `ks`).
     pub fn ndcg_at(&self, k: usize) -> f64 {
-        self.ndcg[self.ks.iter().position(|&x| x == k).expect("k is one of ks")]
+        self.ndcg[self
+            .ks
+            .iter()
+            .position(|&x| x == k)
+            .expect("k is one of ks")]
     }
 }
 

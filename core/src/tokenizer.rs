@@ -9,7 +9,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
-use crate::data::events::{country_index, DeviceType, Event, Surface};
+use crate::data::events::{DeviceType, Event, Surface, country_index};
 
 /// Item slot meaning "no token here" (right padding).
 pub const PAD_ITEM: u32 = 0;
@@ -36,7 +36,12 @@ pub struct Context {
 impl Context {
     /// The request-time fields of an event.
     pub fn of(e: &Event) -> Self {
-        Self { timestamp: e.timestamp, surface: e.surface, device: e.device, country: e.country.clone() }
+        Self {
+            timestamp: e.timestamp,
+            surface: e.surface,
+            device: e.device,
+            country: e.country.clone(),
+        }
     }
 }
 
@@ -77,15 +82,21 @@ impl TokenSequence {
     fn push(&mut self, prev: Option<(&Event, u32)>, ctx: &Context, target: Option<u32>) {
         let (item, action, gap) = match prev {
             None => (START_ITEM, 0, 0),
-            Some((e, slot)) => (slot, e.action.index() as u32 + 1, gap_bucket(ctx.timestamp - e.timestamp)),
+            Some((e, slot)) => (
+                slot,
+                e.action.index() as u32 + 1,
+                gap_bucket(ctx.timestamp - e.timestamp),
+            ),
         };
         self.prev_item.push(item);
         self.prev_action.push(action);
         self.surface.push(ctx.surface.index() as u32);
         self.device.push(ctx.device.index() as u32);
         self.country.push(country_index(&ctx.country) as u32);
-        self.hour.push(ctx.timestamp.rem_euclid(86_400) as u32 / 3600);
-        self.weekday.push((ctx.timestamp.div_euclid(86_400) + 4).rem_euclid(7) as u32);
+        self.hour
+            .push(ctx.timestamp.rem_euclid(86_400) as u32 / 3600);
+        self.weekday
+            .push((ctx.timestamp.div_euclid(86_400) + 4).rem_euclid(7) as u32);
         self.gap.push(gap);
         self.target.push(target);
     }
@@ -141,14 +152,24 @@ impl EventTokenizer {
             .iter()
             .enumerate()
             .map(|(position, e)| {
-                catalog.index_of(e.item).map(|i| i as u32).ok_or(UnknownItem { position, item: e.item })
+                catalog
+                    .index_of(e.item)
+                    .map(|i| i as u32)
+                    .ok_or(UnknownItem {
+                        position,
+                        item: e.item,
+                    })
             })
             .collect()
     }
 
     /// Training tokens: one per event, each predicting its event's item. Histories longer than
     /// the window are cut into windows of `max_len` overlapping by half.
-    pub fn training_windows(&self, catalog: &ItemVocabulary, events: &[Event]) -> Result<Vec<TokenSequence>, UnknownItem> {
+    pub fn training_windows(
+        &self,
+        catalog: &ItemVocabulary,
+        events: &[Event],
+    ) -> Result<Vec<TokenSequence>, UnknownItem> {
         let idx = self.slots(catalog, events)?;
         let mut seq = TokenSequence::default();
         for (i, e) in events.iter().enumerate() {
@@ -175,7 +196,12 @@ impl EventTokenizer {
 
     /// Serving tokens: the most recent `max_len − 1` events, then the request token whose output
     /// scores the next item.
-    pub fn serving_sequence(&self, catalog: &ItemVocabulary, events: &[Event], request: &Context) -> Result<TokenSequence, UnknownItem> {
+    pub fn serving_sequence(
+        &self,
+        catalog: &ItemVocabulary,
+        events: &[Event],
+        request: &Context,
+    ) -> Result<TokenSequence, UnknownItem> {
         let idx = self.slots(catalog, events)?;
         let keep = events.len().min(self.max_len.saturating_sub(1));
         let first = events.len() - keep;
@@ -184,7 +210,9 @@ impl EventTokenizer {
             let prev = (i > 0).then(|| (&events[i - 1], idx[i - 1] + ITEM_OFFSET));
             seq.push(prev, &Context::of(&events[i]), None);
         }
-        let last = events.last().map(|e| (e, idx[events.len() - 1] + ITEM_OFFSET));
+        let last = events
+            .last()
+            .map(|e| (e, idx[events.len() - 1] + ITEM_OFFSET));
         seq.push(last, request, None);
         Ok(seq)
     }
@@ -221,7 +249,12 @@ impl TokenBatch {
     /// Pads `seqs` on the right to the longest one and uploads them to `device`.
     pub fn new(seqs: &[TokenSequence], device: &Device) -> Self {
         let b = seqs.len();
-        let s = seqs.iter().map(TokenSequence::len).max().unwrap_or(0).max(1);
+        let s = seqs
+            .iter()
+            .map(TokenSequence::len)
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let ints = |f: &dyn Fn(&TokenSequence) -> &Vec<u32>| {
             let mut v = vec![0i64; b * s];
             for (r, seq) in seqs.iter().enumerate() {
@@ -263,19 +296,33 @@ mod tests {
     use crate::data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
 
     fn world() -> SyntheticWorld {
-        SyntheticWorld::generate(&SyntheticWorldConfig { members: 5, titles: 50, days: 60, ..Default::default() })
+        SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 5,
+            titles: 50,
+            days: 60,
+            ..Default::default()
+        })
     }
 
     #[test]
     fn token_t_sees_event_t_minus_1_and_predicts_event_t() {
         let w = world();
         let events: Vec<_> = w.events.iter().filter(|e| e.member == 1).cloned().collect();
-        let seq = EventTokenizer::new(1000).training_windows(w.catalog.vocabulary(), &events).unwrap().remove(0);
+        let seq = EventTokenizer::new(1000)
+            .training_windows(w.catalog.vocabulary(), &events)
+            .unwrap()
+            .remove(0);
         assert_eq!(seq.len(), events.len());
         assert_eq!(seq.prev_item[0], START_ITEM);
         for i in 1..events.len() {
-            assert_eq!(seq.prev_item[i], w.catalog.index_of(events[i - 1].item).unwrap() as u32 + ITEM_OFFSET);
-            assert_eq!(seq.target[i], Some(w.catalog.index_of(events[i].item).unwrap() as u32));
+            assert_eq!(
+                seq.prev_item[i],
+                w.catalog.index_of(events[i - 1].item).unwrap() as u32 + ITEM_OFFSET
+            );
+            assert_eq!(
+                seq.target[i],
+                Some(w.catalog.index_of(events[i].item).unwrap() as u32)
+            );
             assert_eq!(seq.surface[i], events[i].surface.index() as u32);
         }
     }
@@ -286,9 +333,14 @@ mod tests {
         let events: Vec<_> = w.events.iter().filter(|e| e.member == 1).cloned().collect();
         let n = events.len();
         assert!(n > 10, "member 1 has {n} events");
-        let wins = EventTokenizer::new(8).training_windows(w.catalog.vocabulary(), &events).unwrap();
+        let wins = EventTokenizer::new(8)
+            .training_windows(w.catalog.vocabulary(), &events)
+            .unwrap();
         assert!(wins.iter().all(|s| s.len() == 8));
-        let full = EventTokenizer::new(10_000).training_windows(w.catalog.vocabulary(), &events).unwrap().remove(0);
+        let full = EventTokenizer::new(10_000)
+            .training_windows(w.catalog.vocabulary(), &events)
+            .unwrap()
+            .remove(0);
         assert_eq!(wins.last().unwrap().target, full.target[n - 8..].to_vec());
         assert_eq!(wins[0].target, full.target[..8].to_vec());
     }
@@ -297,17 +349,32 @@ mod tests {
     fn serving_keeps_the_most_recent_events_and_ends_with_the_request() {
         let w = world();
         let events: Vec<_> = w.events.iter().filter(|e| e.member == 1).cloned().collect();
-        let req = Context { timestamp: events.last().unwrap().timestamp + 7200, surface: Surface::Kids, device: DeviceType::Tv, country: "JP".into() };
-        let seq = EventTokenizer::new(6).serving_sequence(w.catalog.vocabulary(), &events, &req).unwrap();
+        let req = Context {
+            timestamp: events.last().unwrap().timestamp + 7200,
+            surface: Surface::Kids,
+            device: DeviceType::Tv,
+            country: "JP".into(),
+        };
+        let seq = EventTokenizer::new(6)
+            .serving_sequence(w.catalog.vocabulary(), &events, &req)
+            .unwrap();
         assert_eq!(seq.len(), 6);
         assert_eq!(*seq.surface.last().unwrap(), Surface::Kids.index() as u32);
-        assert_eq!(*seq.prev_item.last().unwrap(), w.catalog.index_of(events.last().unwrap().item).unwrap() as u32 + ITEM_OFFSET);
+        assert_eq!(
+            *seq.prev_item.last().unwrap(),
+            w.catalog.index_of(events.last().unwrap().item).unwrap() as u32 + ITEM_OFFSET
+        );
         assert_eq!(*seq.gap.last().unwrap(), gap_bucket(7200));
         let mut bad = events.clone();
         bad[2].item = 999_999;
         assert_eq!(
-            EventTokenizer::new(6).serving_sequence(w.catalog.vocabulary(), &bad, &req).unwrap_err(),
-            UnknownItem { position: 2, item: 999_999 }
+            EventTokenizer::new(6)
+                .serving_sequence(w.catalog.vocabulary(), &bad, &req)
+                .unwrap_err(),
+            UnknownItem {
+                position: 2,
+                item: 999_999
+            }
         );
     }
 

@@ -3,7 +3,9 @@
 use burn::tensor::Device;
 
 /// Where tensors live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum Backend {
     /// burn's CPU backend (flex).
     Cpu,

@@ -35,7 +35,12 @@ pub fn js_event(e: &Event) -> Value {
 }
 
 /// Reranks natively and records the case.
-pub fn case(reranker: &Reranker, history: &[Event], candidates: &[u32], request: &RerankRequest) -> anyhow::Result<BrowserCase> {
+pub fn case(
+    reranker: &Reranker,
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> anyhow::Result<BrowserCase> {
     let ranked: Vec<ScoredItem> = reranker.rerank(history, candidates, request)?;
     Ok(BrowserCase {
         events: history.iter().map(js_event).collect(),

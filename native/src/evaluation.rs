@@ -34,35 +34,71 @@ pub fn popularity(catalog: &Catalog, train: &[MemberHistory]) -> Vec<f32> {
 /// The request a held-out event was served under (its surface, time, device and country).
 pub fn request_of(target: &encore_core::Event) -> RerankRequest {
     let c = Context::of(target);
-    RerankRequest { surface: c.surface, timestamp: Some(c.timestamp), device: Some(c.device), country: Some(c.country) }
+    RerankRequest {
+        surface: c.surface,
+        timestamp: Some(c.timestamp),
+        device: Some(c.device),
+        country: Some(c.country),
+    }
 }
 
 /// Ranks every held-out target among all catalog items (rank = 1 + items scoring strictly
 /// higher; nothing excluded, since re-watching is a valid next event) for the model and the
 /// most-popular baseline.
-pub fn evaluate(reranker: &Reranker, catalog: &Catalog, train: &[MemberHistory], test: &[HeldOutEvent]) -> anyhow::Result<EvalReport> {
+pub fn evaluate(
+    reranker: &Reranker,
+    catalog: &Catalog,
+    train: &[MemberHistory],
+    test: &[HeldOutEvent],
+) -> anyhow::Result<EvalReport> {
     let pop = popularity(catalog, train);
     let mut model_ranks = Vec::with_capacity(test.len());
     let mut pop_ranks = Vec::with_capacity(test.len());
     for chunk in test.chunks(128) {
-        let members: Vec<_> = chunk.iter().map(|h| (h.history.as_slice(), request_of(&h.target))).collect();
+        let members: Vec<_> = chunk
+            .iter()
+            .map(|h| (h.history.as_slice(), request_of(&h.target)))
+            .collect();
         let scores = reranker.score_catalog(&members)?;
         for (h, s) in chunk.iter().zip(scores) {
-            let target = reranker.items().index_of(h.target.item).ok_or_else(|| anyhow::anyhow!("held-out item {} unknown to the model", h.target.item))?;
+            let target = reranker.items().index_of(h.target.item).ok_or_else(|| {
+                anyhow::anyhow!("held-out item {} unknown to the model", h.target.item)
+            })?;
             model_ranks.push(rank_of(&s, target, |_| false));
-            pop_ranks.push(rank_of(&pop, catalog.index_of(h.target.item).expect("catalog item"), |_| false));
+            pop_ranks.push(rank_of(
+                &pop,
+                catalog.index_of(h.target.item).expect("catalog item"),
+                |_| false,
+            ));
         }
     }
-    Ok(EvalReport { model: RankingMetrics::from_ranks(&model_ranks, &KS), most_popular: RankingMetrics::from_ranks(&pop_ranks, &KS) })
+    Ok(EvalReport {
+        model: RankingMetrics::from_ranks(&model_ranks, &KS),
+        most_popular: RankingMetrics::from_ranks(&pop_ranks, &KS),
+    })
 }
 
 /// What a server would push for a member: `n` titles available at the request time, drawn by
 /// popularity, always including `must_include`; returned in the server's order (most popular first).
-pub fn pushed_candidates(catalog: &Catalog, pop: &[f32], at: i64, must_include: Option<u32>, n: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
-    let mut chosen: Vec<usize> = must_include.and_then(|id| catalog.index_of(id)).into_iter().collect();
-    let available: Vec<usize> = (0..catalog.len()).filter(|&i| catalog.items[i].added_at <= at && !chosen.contains(&i)).collect();
+pub fn pushed_candidates(
+    catalog: &Catalog,
+    pop: &[f32],
+    at: i64,
+    must_include: Option<u32>,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let mut chosen: Vec<usize> = must_include
+        .and_then(|id| catalog.index_of(id))
+        .into_iter()
+        .collect();
+    let available: Vec<usize> = (0..catalog.len())
+        .filter(|&i| catalog.items[i].added_at <= at && !chosen.contains(&i))
+        .collect();
     let wanted = n.saturating_sub(chosen.len());
-    let drawn = available.sample_weighted(rng, wanted, |&i| f64::from(pop[i]) + 1.0).expect("positive finite weights");
+    let drawn = available
+        .sample_weighted(rng, wanted, |&i| f64::from(pop[i]) + 1.0)
+        .expect("positive finite weights");
     chosen.extend(drawn.copied());
     chosen.sort_by(|&a, &b| pop[b].total_cmp(&pop[a]).then(a.cmp(&b)));
     chosen.into_iter().map(|i| catalog.items[i].id).collect()

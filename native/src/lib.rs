@@ -24,8 +24,19 @@ use std::path::Path;
 pub use encore_core;
 
 /// Reads a weight file and loads it onto the chosen backend.
-pub fn load_reranker(path: impl AsRef<Path>, backend: backend::Backend) -> Result<encore_core::Reranker, io::LoadError> {
+pub fn load_reranker(
+    path: impl AsRef<Path>,
+    backend: backend::Backend,
+) -> Result<encore_core::Reranker, io::LoadError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| io::LoadError::Io { path: path.to_path_buf(), source: e })?;
-    encore_core::Reranker::from_bytes(&bytes, &backend.device()).map_err(|e| io::LoadError::Weights { path: path.to_path_buf(), source: e })
+    let bytes = std::fs::read(path).map_err(|e| io::LoadError::Io {
+        path: path.to_path_buf(),
+        error: e,
+    })?;
+    encore_core::Reranker::from_bytes(&bytes, &backend.device()).map_err(|e| {
+        io::LoadError::Weights {
+            path: path.to_path_buf(),
+            error: e,
+        }
+    })
 }

@@ -6,4 +6,6 @@
 
 pub mod attention;
 
-pub use attention::{causal_attention, causal_attention_reference, fused_causal_attention, uses_wgsl_kernels};
+pub use attention::{
+    causal_attention, causal_attention_reference, fused_causal_attention, uses_wgsl_kernels,
+};

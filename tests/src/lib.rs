@@ -7,7 +7,13 @@ use encore_core::{SyntheticWorld, SyntheticWorldConfig};
 
 /// A small world: ~150 members, 120 titles, 45 days.
 pub fn small_world() -> SyntheticWorld {
-    SyntheticWorld::generate(&SyntheticWorldConfig { members: 150, titles: 120, days: 45, seed: 3, ..Default::default() })
+    SyntheticWorld::generate(&SyntheticWorldConfig {
+        members: 150,
+        titles: 120,
+        days: 45,
+        seed: 3,
+        ..Default::default()
+    })
 }
 
 /// The world's training histories and held-out events.
@@ -17,13 +23,30 @@ pub fn split(world: &SyntheticWorld) -> (Vec<MemberHistory>, Vec<HeldOutEvent>) 
 
 /// A tiny model config (d 16, 1 layer, 2 heads, window 24).
 pub fn tiny_config(epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, batch_size: 32, d_model: 16, n_heads: 2, n_layers: 1, d_ff: 32, max_len: 24, ..TrainConfig::default() }
+    TrainConfig {
+        epochs,
+        batch_size: 32,
+        d_model: 16,
+        n_heads: 2,
+        n_layers: 1,
+        d_ff: 32,
+        max_len: 24,
+        ..TrainConfig::default()
+    }
 }
 
 /// Trains a tiny model on the CPU and returns its weight file.
 pub fn tiny_weight_file(world: &SyntheticWorld, epochs: usize) -> Vec<u8> {
     let (train_set, _) = split(world);
-    let trained = train(&train_set, world.catalog.vocabulary(), &tiny_config(epochs), Backend::Cpu, CheckpointPolicy::default(), false).expect("training runs");
+    let trained = train(
+        &train_set,
+        world.catalog.vocabulary(),
+        &tiny_config(epochs),
+        Backend::Cpu,
+        CheckpointPolicy::default(),
+        false,
+    )
+    .expect("training runs");
     trained.weight_file(world.catalog.vocabulary())
 }
 
@@ -37,5 +60,8 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// The workspace root.
 pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }

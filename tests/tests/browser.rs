@@ -20,13 +20,24 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
     }
     let root = workspace_root();
     let pkg = root.join("target/wasm-pkg");
-    assert!(pkg.join("encore_wasm_bg.wasm").exists(), "wasm package missing at {}: run `bash wasm/build.sh` (or .ci/run)", pkg.display());
-    assert!(root.join("tests/browser/node_modules/playwright-core").exists(), "run `npm ci --prefix tests/browser` (or .ci/run)");
+    assert!(
+        pkg.join("encore_wasm_bg.wasm").exists(),
+        "wasm package missing at {}: run `bash wasm/build.sh` (or .ci/run)",
+        pkg.display()
+    );
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "run `npm ci --prefix tests/browser` (or .ci/run)"
+    );
 
     // wasm-ld wraps every export in a re-run of the static constructors unless the module
     // calls them itself (wasm/src/lib.rs does); the wrappers are named `*.command_export`.
     let wasm = std::fs::read(pkg.join("encore_wasm_bg.wasm")).unwrap();
-    assert!(!wasm.windows(14).any(|w| w == b"command_export"), "exports are wrapped in constructor calls");
+    assert!(
+        !wasm.windows(14).any(|w| w == b"command_export"),
+        "exports are wrapped in constructor calls"
+    );
 
     let world = small_world();
     let weights = tiny_weight_file(&world, 1);
@@ -35,10 +46,19 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
     let long = histories.iter().max_by_key(|h| h.events.len()).unwrap();
     let ids = world.catalog.ids();
     let mut cases = Vec::new();
-    for (n, surface, n_cands) in [(1, Surface::Home, 10), (12, Surface::Kids, 40), (50, Surface::Search, 100)] {
+    for (n, surface, n_cands) in [
+        (1, Surface::Home, 10),
+        (12, Surface::Kids, 40),
+        (50, Surface::Search, 100),
+    ] {
         let history = &long.events[long.events.len() - n.min(long.events.len())..];
         let candidates: Vec<u32> = ids.iter().rev().take(n_cands).copied().collect();
-        let request = RerankRequest { surface, timestamp: Some(history.last().unwrap().timestamp + 600), device: Some(DeviceType::Mobile), country: Some("DE".into()) };
+        let request = RerankRequest {
+            surface,
+            timestamp: Some(history.last().unwrap().timestamp + 600),
+            device: Some(DeviceType::Mobile),
+            country: Some("DE".into()),
+        };
         cases.push(browser_fixture::case(&native, history, &candidates, &request).unwrap());
     }
     let dir = temp_dir("browser");
@@ -46,21 +66,36 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
 
     let output = std::process::Command::new("node")
         .arg(root.join("tests/browser/run.mjs"))
-        .args(["--pkg", pkg.to_str().unwrap(), "--fixture", dir.to_str().unwrap()])
+        .args([
+            "--pkg",
+            pkg.to_str().unwrap(),
+            "--fixture",
+            dir.to_str().unwrap(),
+        ])
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "browser run failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "browser run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let out: Value = serde_json::from_str(stdout.trim()).expect("harness prints JSON");
 
-    assert_eq!(out["navigatorGpu"], true, "Chromium exposed no WebGPU: {out}");
+    assert_eq!(
+        out["navigatorGpu"], true,
+        "Chromium exposed no WebGPU: {out}"
+    );
     for backend in ["webgpu", "cpu"] {
         let b = &out["backends"][backend];
         assert_eq!(b["backend"], backend, "asked for {backend}: {b}");
         for (case, got) in cases.iter().zip(b["results"].as_array().unwrap()) {
             let items: Vec<u32> = serde_json::from_value(got["items"].clone()).unwrap();
             let scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
-            assert_eq!(items, case.expected_items, "{backend}: order differs from native");
+            assert_eq!(
+                items, case.expected_items,
+                "{backend}: order differs from native"
+            );
             for (s, e) in scores.iter().zip(&case.expected_scores) {
                 assert!((s - e).abs() <= 1e-4, "{backend}: score {s} vs native {e}");
             }
@@ -86,7 +121,9 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         ("notAnArray", "events must be an array"),
     ];
     for (name, needle) in expect {
-        let msg = rej[name].as_str().unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
+        let msg = rej[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
         assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
     }
     assert_eq!(out["stillWorks"], true);

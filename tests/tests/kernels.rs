@@ -2,7 +2,9 @@
 //! software Vulkan here, a real GPU elsewhere).
 
 use burn::tensor::{Device, Distribution, Tensor};
-use encore_shaders::{causal_attention, causal_attention_reference, fused_causal_attention, uses_wgsl_kernels};
+use encore_shaders::{
+    causal_attention, causal_attention_reference, fused_causal_attention, uses_wgsl_kernels,
+};
 
 fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
@@ -16,7 +18,14 @@ fn wgsl_attention_matches_reference_on_random_shapes() {
     assert!(!uses_wgsl_kernels(&gpu.clone().autodiff()));
     gpu.seed(11);
     // Sequence lengths 1, odd, and not multiples of the 64-row workgroup; head dims 8..128.
-    for &(b, h, s, d) in &[(1, 1, 1, 8), (2, 2, 7, 16), (1, 4, 65, 32), (3, 1, 130, 64), (1, 2, 33, 128), (2, 3, 50, 25)] {
+    for &(b, h, s, d) in &[
+        (1, 1, 1, 8),
+        (2, 2, 7, 16),
+        (1, 4, 65, 32),
+        (3, 1, 130, 64),
+        (1, 2, 33, 128),
+        (2, 3, 50, 25),
+    ] {
         let draw = || Tensor::<4>::random([b, h, s, d], Distribution::Normal(0.0, 1.0), &gpu);
         let (q, k, v) = (draw(), draw(), draw());
         let reference = causal_attention_reference(q.clone(), k.clone(), v.clone());
@@ -33,7 +42,10 @@ fn wgsl_attention_accepts_non_contiguous_inputs() {
     let gpu = Device::wgpu(Default::default());
     let x = Tensor::<4>::random([2, 9, 3, 16], Distribution::Normal(0.0, 1.0), &gpu);
     let q = x.clone().swap_dims(1, 2); // [2, 3, 9, 16], strided
-    let diff = max_diff(fused_causal_attention(q.clone(), q.clone(), q.clone()), causal_attention_reference(q.clone(), q.clone(), q));
+    let diff = max_diff(
+        fused_causal_attention(q.clone(), q.clone(), q.clone()),
+        causal_attention_reference(q.clone(), q.clone(), q),
+    );
     assert!(diff <= 1e-4, "max diff {diff}");
 }
 
@@ -44,10 +56,20 @@ fn reference_is_causal() {
     let v = Tensor::<4>::random([1, 1, 6, 8], Distribution::Normal(0.0, 1.0), &cpu);
     let out = causal_attention_reference(q.clone(), q.clone(), v.clone());
     // Changing the last value row must not change any earlier output row.
-    let v2 = v.clone().slice_assign([0..1, 0..1, 5..6, 0..8], Tensor::<4>::ones([1, 1, 1, 8], &cpu) * 100.0);
+    let v2 = v.clone().slice_assign(
+        [0..1, 0..1, 5..6, 0..8],
+        Tensor::<4>::ones([1, 1, 1, 8], &cpu) * 100.0,
+    );
     let out2 = causal_attention_reference(q.clone(), q, v2);
-    let early = (out.clone().slice([0..1, 0..1, 0..5, 0..8]) - out2.clone().slice([0..1, 0..1, 0..5, 0..8])).abs().max().into_scalar::<f32>();
-    let last = (out.slice([0..1, 0..1, 5..6, 0..8]) - out2.slice([0..1, 0..1, 5..6, 0..8])).abs().max().into_scalar::<f32>();
+    let early = (out.clone().slice([0..1, 0..1, 0..5, 0..8])
+        - out2.clone().slice([0..1, 0..1, 0..5, 0..8]))
+    .abs()
+    .max()
+    .into_scalar::<f32>();
+    let last = (out.slice([0..1, 0..1, 5..6, 0..8]) - out2.slice([0..1, 0..1, 5..6, 0..8]))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
     assert_eq!(early, 0.0);
     assert!(last > 1.0);
 }

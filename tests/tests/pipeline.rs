@@ -10,12 +10,40 @@ use encore_tests::{split, temp_dir, tiny_config};
 
 #[test]
 fn trained_model_beats_most_popular_on_held_out_events() {
-    let world = SyntheticWorld::generate(&SyntheticWorldConfig { members: 500, titles: 150, days: 60, seed: 5, ..Default::default() });
+    let world = SyntheticWorld::generate(&SyntheticWorldConfig {
+        members: 500,
+        titles: 150,
+        days: 60,
+        seed: 5,
+        ..Default::default()
+    });
     let (train_set, test_set) = split(&world);
-    let cfg = TrainConfig { epochs: 4, d_model: 32, d_ff: 64, max_len: 32, n_layers: 1, ..TrainConfig::default() };
-    let trained = train(&train_set, world.catalog.vocabulary(), &cfg, Backend::Cpu, CheckpointPolicy::default(), false).unwrap();
-    assert!(trained.epochs.last().unwrap().loss < trained.epochs[0].loss, "loss went down");
-    let reranker = Reranker::from_bytes(&trained.weight_file(world.catalog.vocabulary()), &Device::flex()).unwrap();
+    let cfg = TrainConfig {
+        epochs: 4,
+        d_model: 32,
+        d_ff: 64,
+        max_len: 32,
+        n_layers: 1,
+        ..TrainConfig::default()
+    };
+    let trained = train(
+        &train_set,
+        world.catalog.vocabulary(),
+        &cfg,
+        Backend::Cpu,
+        CheckpointPolicy::default(),
+        false,
+    )
+    .unwrap();
+    assert!(
+        trained.epochs.last().unwrap().loss < trained.epochs[0].loss,
+        "loss went down"
+    );
+    let reranker = Reranker::from_bytes(
+        &trained.weight_file(world.catalog.vocabulary()),
+        &Device::flex(),
+    )
+    .unwrap();
     let report = evaluate(&reranker, &world.catalog, &train_set, &test_set).unwrap();
     let (m, p) = (report.model.ndcg_at(10), report.most_popular.ndcg_at(10));
     assert!(m > p * 1.2, "model NDCG@10 {m:.4} vs most popular {p:.4}");
@@ -26,25 +54,89 @@ fn resumed_training_matches_uninterrupted_training() {
     let world = encore_tests::small_world();
     let (train_set, _) = split(&world);
     let dir = temp_dir("resume");
-    let cfg = TrainConfig { dropout: 0.0, ..tiny_config(2) };
-    let straight = train(&train_set, world.catalog.vocabulary(), &cfg, Backend::Cpu, CheckpointPolicy::default(), false).unwrap();
+    let cfg = TrainConfig {
+        dropout: 0.0,
+        ..tiny_config(2)
+    };
+    let straight = train(
+        &train_set,
+        world.catalog.vocabulary(),
+        &cfg,
+        Backend::Cpu,
+        CheckpointPolicy::default(),
+        false,
+    )
+    .unwrap();
 
     // "Crash" after epoch 1: a run asked for one epoch leaves its checkpoint behind.
     let ck = dir.join("run.ckpt");
-    let first = TrainConfig { epochs: 1, ..cfg.clone() };
-    train(&train_set, world.catalog.vocabulary(), &first, Backend::Cpu, CheckpointPolicy { path: Some(&ck), resume: false }, false).unwrap();
+    let first = TrainConfig {
+        epochs: 1,
+        ..cfg.clone()
+    };
+    train(
+        &train_set,
+        world.catalog.vocabulary(),
+        &first,
+        Backend::Cpu,
+        CheckpointPolicy {
+            path: Some(&ck),
+            resume: false,
+        },
+        false,
+    )
+    .unwrap();
     assert_eq!(Checkpoint::read(&ck).unwrap().epochs.len(), 1);
-    let resumed = train(&train_set, world.catalog.vocabulary(), &cfg, Backend::Cpu, CheckpointPolicy { path: Some(&ck), resume: true }, false).unwrap();
+    let resumed = train(
+        &train_set,
+        world.catalog.vocabulary(),
+        &cfg,
+        Backend::Cpu,
+        CheckpointPolicy {
+            path: Some(&ck),
+            resume: true,
+        },
+        false,
+    )
+    .unwrap();
     assert_eq!(resumed.epochs.len(), 2);
-    assert!((resumed.epochs[1].loss - straight.epochs[1].loss).abs() < 1e-4, "{} vs {}", resumed.epochs[1].loss, straight.epochs[1].loss);
-    let a = encore_core::weights::load_model(&straight.weight_file(world.catalog.vocabulary()), &Device::flex()).unwrap();
-    let b = encore_core::weights::load_model(&Checkpoint::read(&ck).unwrap().weights, &Device::flex()).unwrap();
-    let diff = (a.model.item_vectors() - b.model.item_vectors()).abs().max().into_scalar::<f32>();
+    assert!(
+        (resumed.epochs[1].loss - straight.epochs[1].loss).abs() < 1e-4,
+        "{} vs {}",
+        resumed.epochs[1].loss,
+        straight.epochs[1].loss
+    );
+    let a = encore_core::weights::load_model(
+        &straight.weight_file(world.catalog.vocabulary()),
+        &Device::flex(),
+    )
+    .unwrap();
+    let b =
+        encore_core::weights::load_model(&Checkpoint::read(&ck).unwrap().weights, &Device::flex())
+            .unwrap();
+    let diff = (a.model.item_vectors() - b.model.item_vectors())
+        .abs()
+        .max()
+        .into_scalar::<f32>();
     assert!(diff < 1e-4, "weights differ by {diff}");
 
     // A resume with other options is refused rather than silently mixing runs.
-    let other = TrainConfig { learning_rate: 0.5, ..cfg };
-    let err = train(&train_set, world.catalog.vocabulary(), &other, Backend::Cpu, CheckpointPolicy { path: Some(&ck), resume: true }, false).unwrap_err();
+    let other = TrainConfig {
+        learning_rate: 0.5,
+        ..cfg
+    };
+    let err = train(
+        &train_set,
+        world.catalog.vocabulary(),
+        &other,
+        Backend::Cpu,
+        CheckpointPolicy {
+            path: Some(&ck),
+            resume: true,
+        },
+        false,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("other training options"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

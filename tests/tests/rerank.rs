@@ -23,7 +23,10 @@ fn fixture() -> &'static Fixture {
 }
 
 fn member_history(f: &Fixture, n: usize) -> Vec<encore_core::Event> {
-    let h = group_by_member(&f.world.events).into_iter().find(|h| h.events.len() >= n).expect("a long history");
+    let h = group_by_member(&f.world.events)
+        .into_iter()
+        .find(|h| h.events.len() >= n)
+        .expect("a long history");
     h.events[h.events.len() - n..].to_vec()
 }
 
@@ -33,20 +36,44 @@ fn runtime_scores_equal_training_forward_logits() {
     let reranker = Reranker::from_bytes(&f.weights, &Device::flex()).unwrap();
     let history = member_history(f, 30);
     let candidates: Vec<u32> = f.world.catalog.ids().into_iter().step_by(3).collect();
-    let request = RerankRequest { surface: Surface::Search, timestamp: Some(history.last().unwrap().timestamp + 3600), device: None, country: None };
+    let request = RerankRequest {
+        surface: Surface::Search,
+        timestamp: Some(history.last().unwrap().timestamp + 3600),
+        device: None,
+        country: None,
+    };
     let ranked = reranker.rerank(&history, &candidates, &request).unwrap();
 
     // Training side: the same weights on the autodiff device, full logits at the last token.
     let ad = Device::flex().autodiff();
     let loaded = load_model(&f.weights, &ad).unwrap();
-    let ctx = Context { timestamp: request.timestamp.unwrap(), surface: Surface::Search, device: history.last().unwrap().device, country: history.last().unwrap().country.clone() };
-    let seq = EventTokenizer::new(loaded.config.max_len).serving_sequence(&loaded.items, &history, &ctx).unwrap();
+    let ctx = Context {
+        timestamp: request.timestamp.unwrap(),
+        surface: Surface::Search,
+        device: history.last().unwrap().device,
+        country: history.last().unwrap().country.clone(),
+    };
+    let seq = EventTokenizer::new(loaded.config.max_len)
+        .serving_sequence(&loaded.items, &history, &ctx)
+        .unwrap();
     let n = seq.len();
-    let logits = loaded.model.logits(loaded.model.forward(&TokenBatch::new(&[seq], &ad)));
-    let logits: Vec<f32> = logits.slice([0..1, n - 1..n]).into_data().try_into_vec().unwrap();
+    let logits = loaded
+        .model
+        .logits(loaded.model.forward(&TokenBatch::new(&[seq], &ad)));
+    let logits: Vec<f32> = logits
+        .slice([0..1, n - 1..n])
+        .into_data()
+        .try_into_vec()
+        .unwrap();
     for s in &ranked {
         let expected = logits[loaded.items.index_of(s.item).unwrap()];
-        assert!((s.score - expected).abs() <= 1e-4, "item {}: {} vs {}", s.item, s.score, expected);
+        assert!(
+            (s.score - expected).abs() <= 1e-4,
+            "item {}: {} vs {}",
+            s.item,
+            s.score,
+            expected
+        );
     }
 }
 
@@ -56,7 +83,9 @@ fn output_is_every_candidate_once_best_first() {
     let reranker = Reranker::from_bytes(&f.weights, &Device::flex()).unwrap();
     let history = member_history(f, 10);
     let candidates: Vec<u32> = f.world.catalog.ids()[..40].to_vec();
-    let ranked = reranker.rerank(&history, &candidates, &RerankRequest::on(Surface::Home)).unwrap();
+    let ranked = reranker
+        .rerank(&history, &candidates, &RerankRequest::on(Surface::Home))
+        .unwrap();
     let mut items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
     items.sort();
     let mut want = candidates.clone();
@@ -71,12 +100,30 @@ fn surface_and_history_change_the_scores() {
     let reranker = Reranker::from_bytes(&f.weights, &Device::flex()).unwrap();
     let history = member_history(f, 20);
     let candidates: Vec<u32> = f.world.catalog.ids()[..30].to_vec();
-    let home = reranker.rerank(&history, &candidates, &RerankRequest::on(Surface::Home)).unwrap();
-    let kids = reranker.rerank(&history, &candidates, &RerankRequest::on(Surface::Kids)).unwrap();
+    let home = reranker
+        .rerank(&history, &candidates, &RerankRequest::on(Surface::Home))
+        .unwrap();
+    let kids = reranker
+        .rerank(&history, &candidates, &RerankRequest::on(Surface::Kids))
+        .unwrap();
     let score = |r: &[encore_core::ScoredItem], id| r.iter().find(|s| s.item == id).unwrap().score;
-    assert!(candidates.iter().any(|&c| (score(&home, c) - score(&kids, c)).abs() > 1e-4));
-    let shorter = reranker.rerank(&history[..5], &candidates, &RerankRequest::on(Surface::Home)).unwrap();
-    assert!(candidates.iter().any(|&c| (score(&home, c) - score(&shorter, c)).abs() > 1e-4));
+    assert!(
+        candidates
+            .iter()
+            .any(|&c| (score(&home, c) - score(&kids, c)).abs() > 1e-4)
+    );
+    let shorter = reranker
+        .rerank(
+            &history[..5],
+            &candidates,
+            &RerankRequest::on(Surface::Home),
+        )
+        .unwrap();
+    assert!(
+        candidates
+            .iter()
+            .any(|&c| (score(&home, c) - score(&shorter, c)).abs() > 1e-4)
+    );
 }
 
 #[test]
@@ -88,12 +135,19 @@ fn histories_longer_than_the_window_keep_the_most_recent_events() {
     let candidates: Vec<u32> = f.world.catalog.ids()[..20].to_vec();
     let req = RerankRequest::on(Surface::Home);
     let full = reranker.rerank(&history, &candidates, &req).unwrap();
-    let recent = reranker.rerank(&history[history.len() - window..], &candidates, &req).unwrap();
+    let recent = reranker
+        .rerank(&history[history.len() - window..], &candidates, &req)
+        .unwrap();
     // The window keeps the last `window - 1` events (plus the request token); the first kept
     // token still sees the event before it, so `window` events give exactly the same input.
     assert_eq!(full, recent);
-    let cut = reranker.rerank(&history[history.len() - (window - 1)..], &candidates, &req).unwrap();
-    assert_ne!(full, cut, "without the event before the window, the first token starts fresh");
+    let cut = reranker
+        .rerank(&history[history.len() - (window - 1)..], &candidates, &req)
+        .unwrap();
+    assert_ne!(
+        full, cut,
+        "without the event before the window, the first token starts fresh"
+    );
 }
 
 #[test]
@@ -103,23 +157,64 @@ fn bad_requests_get_typed_errors() {
     let history = member_history(f, 10);
     let ids = f.world.catalog.ids();
     let req = RerankRequest::on(Surface::Home);
-    assert_eq!(reranker.rerank(&[], &ids[..3], &req), Err(RerankError::EmptyHistory));
-    assert_eq!(reranker.rerank(&history, &[], &req), Err(RerankError::EmptyCandidates));
-    assert_eq!(reranker.rerank(&history, &[ids[0], 77, ids[1]], &req), Err(RerankError::UnknownCandidate { position: 1, item: 77 }));
-    assert_eq!(reranker.rerank(&history, &[ids[0], ids[1], ids[0]], &req), Err(RerankError::DuplicateCandidate { item: ids[0], first: 0, second: 2 }));
+    assert_eq!(
+        reranker.rerank(&[], &ids[..3], &req),
+        Err(RerankError::EmptyHistory)
+    );
+    assert_eq!(
+        reranker.rerank(&history, &[], &req),
+        Err(RerankError::EmptyCandidates)
+    );
+    assert_eq!(
+        reranker.rerank(&history, &[ids[0], 77, ids[1]], &req),
+        Err(RerankError::UnknownCandidate {
+            position: 1,
+            item: 77
+        })
+    );
+    assert_eq!(
+        reranker.rerank(&history, &[ids[0], ids[1], ids[0]], &req),
+        Err(RerankError::DuplicateCandidate {
+            item: ids[0],
+            first: 0,
+            second: 2
+        })
+    );
     let many: Vec<u32> = (0..10_001).collect();
-    assert!(matches!(reranker.rerank(&history, &many, &req), Err(RerankError::TooManyCandidates { count: 10_001, .. })));
+    assert!(matches!(
+        reranker.rerank(&history, &many, &req),
+        Err(RerankError::TooManyCandidates { count: 10_001, .. })
+    ));
     let mut unknown = history.clone();
     unknown[4].item = 5;
-    assert_eq!(reranker.rerank(&unknown, &ids[..3], &req), Err(RerankError::UnknownHistoryItem { position: 4, item: 5 }));
+    assert_eq!(
+        reranker.rerank(&unknown, &ids[..3], &req),
+        Err(RerankError::UnknownHistoryItem {
+            position: 4,
+            item: 5
+        })
+    );
     let mut nan = history.clone();
     nan[2].duration_s = f32::NAN;
-    assert_eq!(reranker.rerank(&nan, &ids[..3], &req), Err(RerankError::NonFiniteDuration { position: 2 }));
+    assert_eq!(
+        reranker.rerank(&nan, &ids[..3], &req),
+        Err(RerankError::NonFiniteDuration { position: 2 })
+    );
     let mut shuffled = history.clone();
     shuffled.swap(3, 6);
-    assert_eq!(reranker.rerank(&shuffled, &ids[..3], &req), Err(RerankError::HistoryOutOfOrder { position: 4 }));
+    assert_eq!(
+        reranker.rerank(&shuffled, &ids[..3], &req),
+        Err(RerankError::HistoryOutOfOrder { position: 4 })
+    );
     // Every message names what is wrong.
-    assert!(RerankError::UnknownCandidate { position: 1, item: 77 }.to_string().contains("77"));
+    assert!(
+        RerankError::UnknownCandidate {
+            position: 1,
+            item: 77
+        }
+        .to_string()
+        .contains("77")
+    );
 }
 
 #[test]
@@ -128,12 +223,23 @@ fn cpu_and_wgpu_rerank_identically() {
     let cpu = Reranker::from_bytes(&f.weights, &Device::flex()).unwrap();
     let gpu = Reranker::from_bytes(&f.weights, &Device::wgpu(Default::default())).unwrap();
     let candidates: Vec<u32> = f.world.catalog.ids()[..100].to_vec();
-    for (n, surface) in [(1, Surface::Home), (17, Surface::Kids), (50, Surface::Search)] {
+    for (n, surface) in [
+        (1, Surface::Home),
+        (17, Surface::Kids),
+        (50, Surface::Search),
+    ] {
         let history = member_history(f, n);
-        let a = cpu.rerank(&history, &candidates, &RerankRequest::on(surface)).unwrap();
-        let b = gpu.rerank(&history, &candidates, &RerankRequest::on(surface)).unwrap();
+        let a = cpu
+            .rerank(&history, &candidates, &RerankRequest::on(surface))
+            .unwrap();
+        let b = gpu
+            .rerank(&history, &candidates, &RerankRequest::on(surface))
+            .unwrap();
         for (x, y) in a.iter().zip(&b) {
-            assert!((x.score - y.score).abs() <= 1e-4, "history {n}: {x:?} vs {y:?}");
+            assert!(
+                (x.score - y.score).abs() <= 1e-4,
+                "history {n}: {x:?} vs {y:?}"
+            );
         }
         // Same order wherever scores are not within float noise of each other.
         let order_a: Vec<u32> = a.iter().map(|s| s.item).collect();
@@ -141,7 +247,10 @@ fn cpu_and_wgpu_rerank_identically() {
         if order_a != order_b {
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 if x.item != y.item {
-                    assert!((x.score - y.score).abs() <= 1e-4, "order differs at {i} beyond noise");
+                    assert!(
+                        (x.score - y.score).abs() <= 1e-4,
+                        "order differs at {i} beyond noise"
+                    );
                 }
             }
         }

@@ -3,11 +3,20 @@
 use burn::module::Module;
 use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
-use encore_core::weights::{FORMAT_VERSION, Header, MAGIC, ModelSpec, TensorDType, TensorEntry, WeightFile, WeightFileError, expected_tensors, load_model, save_model};
+use encore_core::weights::{
+    FORMAT_VERSION, Header, MAGIC, ModelSpec, TensorDType, TensorEntry, WeightFile,
+    WeightFileError, expected_tensors, load_model, save_model,
+};
 use encore_core::{FoundationModelConfig, Reranker};
 
 fn model_file() -> (Vec<u8>, FoundationModelConfig) {
-    let config = FoundationModelConfig::new(30).with_d_model(16).with_n_heads(2).with_n_layers(2).with_d_ff(32).with_max_len(12).with_dropout(0.0);
+    let config = FoundationModelConfig::new(30)
+        .with_d_model(16)
+        .with_n_heads(2)
+        .with_n_layers(2)
+        .with_d_ff(32)
+        .with_max_len(12)
+        .with_dropout(0.0);
     let model = config.init(&Device::flex());
     let ids: Vec<u32> = (100..130).collect();
     (save_model(&model, &config, &ids), config)
@@ -35,19 +44,35 @@ fn parts(bytes: &[u8]) -> (Header, Vec<u8>) {
 }
 
 fn err(bytes: &[u8]) -> WeightFileError {
-    load_model(bytes, &Device::flex()).err().expect("file must be rejected")
+    load_model(bytes, &Device::flex())
+        .err()
+        .expect("file must be rejected")
 }
 
 #[test]
 fn expected_tensor_list_matches_the_model() {
-    let config = FoundationModelConfig::new(30).with_d_model(16).with_n_heads(2).with_n_layers(2).with_d_ff(32).with_max_len(12);
+    let config = FoundationModelConfig::new(30)
+        .with_d_model(16)
+        .with_n_heads(2)
+        .with_n_layers(2)
+        .with_d_ff(32)
+        .with_max_len(12);
     let model = config.init(&Device::flex());
-    let mut got: Vec<(String, Vec<usize>)> = model.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect();
+    let mut got: Vec<(String, Vec<usize>)> = model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.shape.to_vec()))
+        .collect();
     let mut want = expected_tensors(&ModelSpec::of(&config));
     got.sort();
     want.sort();
     assert_eq!(got, want);
-    assert_eq!(model.num_params(), want.iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>());
+    assert_eq!(
+        model.num_params(),
+        want.iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum::<usize>()
+    );
 }
 
 #[test]
@@ -55,7 +80,10 @@ fn round_trip_keeps_every_weight() {
     let (bytes, config) = model_file();
     let loaded = load_model(&bytes, &Device::flex()).unwrap();
     assert_eq!(loaded.config, config);
-    assert_eq!(loaded.items.ids(), (100..130).collect::<Vec<u32>>().as_slice());
+    assert_eq!(
+        loaded.items.ids(),
+        (100..130).collect::<Vec<u32>>().as_slice()
+    );
     let again = save_model(&loaded.model, &loaded.config, loaded.items.ids());
     assert_eq!(again, bytes, "save(load(file)) is byte-identical");
 }
@@ -63,17 +91,29 @@ fn round_trip_keeps_every_weight() {
 #[test]
 fn truncated_and_corrupted_files_are_rejected() {
     let (bytes, _) = model_file();
-    assert!(matches!(err(&bytes[..10]), WeightFileError::TooShort { len: 10, .. }));
+    assert!(matches!(
+        err(&bytes[..10]),
+        WeightFileError::TooShort { len: 10, .. }
+    ));
     for cut in [bytes.len() / 2, bytes.len() - 1, 40] {
-        assert!(matches!(err(&bytes[..cut]), WeightFileError::ChecksumMismatch { .. }), "cut at {cut}");
+        assert!(
+            matches!(err(&bytes[..cut]), WeightFileError::ChecksumMismatch { .. }),
+            "cut at {cut}"
+        );
     }
     let mut flipped = bytes.clone();
     flipped[bytes.len() / 2] ^= 0x40;
-    assert!(matches!(err(&flipped), WeightFileError::ChecksumMismatch { .. }));
+    assert!(matches!(
+        err(&flipped),
+        WeightFileError::ChecksumMismatch { .. }
+    ));
     let mut foreign = bytes.clone();
     foreign[..8].copy_from_slice(b"PK\x03\x04zip!");
     assert!(matches!(err(&foreign), WeightFileError::BadMagic { .. }));
-    assert!(matches!(err(b"GIF89a........................."), WeightFileError::BadMagic { .. }));
+    assert!(matches!(
+        err(b"GIF89a........................."),
+        WeightFileError::BadMagic { .. }
+    ));
 }
 
 #[test]
@@ -81,7 +121,13 @@ fn other_format_versions_are_rejected() {
     let (bytes, _) = model_file();
     let (header, data) = parts(&bytes);
     let e = err(&assemble(&header, &data, FORMAT_VERSION + 1));
-    assert_eq!(e, WeightFileError::UnsupportedVersion { found: FORMAT_VERSION + 1, supported: FORMAT_VERSION });
+    assert_eq!(
+        e,
+        WeightFileError::UnsupportedVersion {
+            found: FORMAT_VERSION + 1,
+            supported: FORMAT_VERSION
+        }
+    );
     assert!(e.to_string().contains("version 2"), "{e}");
 }
 
@@ -109,23 +155,39 @@ fn hostile_headers_never_allocate_what_they_claim() {
     // A huge model shape (would be terabytes if allocated).
     let mut huge = header.clone();
     huge.model.n_items = 4_000_000_000;
-    assert!(matches!(err(&assemble(&huge, &data, FORMAT_VERSION)), WeightFileError::InvalidModel(_)));
+    assert!(matches!(
+        err(&assemble(&huge, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidModel(_)
+    ));
     let mut huge = header.clone();
     huge.model.d_model = 1 << 20;
-    assert!(matches!(err(&assemble(&huge, &data, FORMAT_VERSION)), WeightFileError::InvalidModel(_)));
+    assert!(matches!(
+        err(&assemble(&huge, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidModel(_)
+    ));
 
     // A tensor whose shape product overflows, and one whose bytes lie past the data.
     let mut h2 = header.clone();
     h2.tensors[0].shape = vec![u32::MAX, u32::MAX, u32::MAX, u32::MAX];
-    assert!(matches!(err(&assemble(&h2, &data, FORMAT_VERSION)), WeightFileError::InvalidTensor { .. }));
+    assert!(matches!(
+        err(&assemble(&h2, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidTensor { .. }
+    ));
     let mut h3 = header.clone();
     h3.tensors[1].offset = u64::MAX - 2;
     let e = err(&assemble(&h3, &data, FORMAT_VERSION));
-    assert!(matches!(&e, WeightFileError::InvalidTensor { name, .. } if name == &header.tensors[1].name), "{e}");
+    assert!(
+        matches!(&e, WeightFileError::InvalidTensor { name, .. } if name == &header.tensors[1].name),
+        "{e}"
+    );
 
     // A shape that disagrees with the model spec.
     let mut h4 = header.clone();
-    let t = h4.tensors.iter_mut().find(|t| t.name == "norm.gamma").unwrap();
+    let t = h4
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "norm.gamma")
+        .unwrap();
     t.shape = vec![8, 2];
     let e = err(&assemble(&h4, &data, FORMAT_VERSION));
     assert!(e.to_string().contains("norm.gamma"), "{e}");
@@ -133,28 +195,55 @@ fn hostile_headers_never_allocate_what_they_claim() {
     // A missing tensor, an extra tensor.
     let mut h5 = header.clone();
     h5.tensors.retain(|t| t.name != "blocks.1.ff_in.bias");
-    assert_eq!(err(&assemble(&h5, &data, FORMAT_VERSION)), WeightFileError::MissingTensor("blocks.1.ff_in.bias".into()));
+    assert_eq!(
+        err(&assemble(&h5, &data, FORMAT_VERSION)),
+        WeightFileError::MissingTensor("blocks.1.ff_in.bias".into())
+    );
     let mut h6 = header.clone();
-    h6.tensors.push(TensorEntry { name: "evil".into(), dtype: TensorDType::F32, shape: vec![1], offset: 0, len: 4 });
-    assert!(matches!(err(&assemble(&h6, &data, FORMAT_VERSION)), WeightFileError::InvalidTensor { name, .. } if name == "evil"));
+    h6.tensors.push(TensorEntry {
+        name: "evil".into(),
+        dtype: TensorDType::F32,
+        shape: vec![1],
+        offset: 0,
+        len: 4,
+    });
+    assert!(
+        matches!(err(&assemble(&h6, &data, FORMAT_VERSION)), WeightFileError::InvalidTensor { name, .. } if name == "evil")
+    );
 
     // Item ids that do not match the item rows, or repeat.
     let mut h7 = header.clone();
     h7.item_ids.pop();
-    assert!(matches!(err(&assemble(&h7, &data, FORMAT_VERSION)), WeightFileError::InvalidModel(_)));
+    assert!(matches!(
+        err(&assemble(&h7, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidModel(_)
+    ));
     let mut h8 = header.clone();
     h8.item_ids[3] = h8.item_ids[4];
-    assert!(matches!(err(&assemble(&h8, &data, FORMAT_VERSION)), WeightFileError::InvalidModel(_)));
+    assert!(matches!(
+        err(&assemble(&h8, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidModel(_)
+    ));
 }
 
 #[test]
 fn nan_weights_are_rejected_with_the_tensor_name() {
     let (bytes, _) = model_file();
     let (header, mut data) = parts(&bytes);
-    let t = header.tensors.iter().find(|t| t.name == "blocks.0.ff_out.weight").unwrap();
+    let t = header
+        .tensors
+        .iter()
+        .find(|t| t.name == "blocks.0.ff_out.weight")
+        .unwrap();
     let at = t.offset as usize + 4 * 5;
     data[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    assert_eq!(err(&assemble(&header, &data, FORMAT_VERSION)), WeightFileError::NonFinite { name: "blocks.0.ff_out.weight".into(), index: 5 });
+    assert_eq!(
+        err(&assemble(&header, &data, FORMAT_VERSION)),
+        WeightFileError::NonFinite {
+            name: "blocks.0.ff_out.weight".into(),
+            index: 5
+        }
+    );
 }
 
 #[test]

@@ -32,8 +32,12 @@ impl BackendChoice {
 
 /// True when `navigator.gpu` exists.
 fn browser_has_webgpu() -> bool {
-    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
-    !navigator.is_undefined() && js_sys::Reflect::get(&navigator, &"gpu".into()).map(|g| !g.is_undefined()).unwrap_or(false)
+    let navigator =
+        js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    !navigator.is_undefined()
+        && js_sys::Reflect::get(&navigator, &"gpu".into())
+            .map(|g| !g.is_undefined())
+            .unwrap_or(false)
 }
 
 /// Opens (or reuses) the WebGPU device.
@@ -44,7 +48,10 @@ pub(crate) async fn webgpu_device() -> Result<Device, String> {
     if !browser_has_webgpu() {
         return Err("this browser does not expose WebGPU (navigator.gpu is undefined)".into());
     }
-    let device = Device::wgpu_options().init_async().await.map_err(|e| format!("WebGPU could not be initialised: {e:?}"))?;
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| format!("WebGPU could not be initialised: {e:?}"))?;
     WEBGPU.with(|w| *w.borrow_mut() = Some(device.clone()));
     Ok(device)
 }
@@ -52,12 +59,26 @@ pub(crate) async fn webgpu_device() -> Result<Device, String> {
 /// Resolves `"auto"`, `"webgpu"` or `"cpu"` to a device, the backend and the reason.
 pub(crate) async fn select(wanted: &str) -> Result<(Device, BackendChoice, String), String> {
     match wanted {
-        "cpu" => Ok((Device::flex(), BackendChoice::Cpu, "CPU requested by the caller".into())),
-        "webgpu" => Ok((webgpu_device().await?, BackendChoice::WebGpu, "WebGPU requested by the caller".into())),
+        "cpu" => Ok((
+            Device::flex(),
+            BackendChoice::Cpu,
+            "CPU requested by the caller".into(),
+        )),
+        "webgpu" => Ok((
+            webgpu_device().await?,
+            BackendChoice::WebGpu,
+            "WebGPU requested by the caller".into(),
+        )),
         "auto" => match webgpu_device().await {
             Ok(d) => Ok((d, BackendChoice::WebGpu, "WebGPU is available".into())),
-            Err(why) => Ok((Device::flex(), BackendChoice::Cpu, format!("fell back to CPU: {why}"))),
+            Err(why) => Ok((
+                Device::flex(),
+                BackendChoice::Cpu,
+                format!("fell back to CPU: {why}"),
+            )),
         },
-        other => Err(format!("unknown backend {other:?}: use \"auto\", \"webgpu\" or \"cpu\"")),
+        other => Err(format!(
+            "unknown backend {other:?}: use \"auto\", \"webgpu\" or \"cpu\""
+        )),
     }
 }

@@ -33,16 +33,24 @@ struct JsRequest {
 }
 
 fn device(name: &str, at: &str) -> Result<DeviceType, String> {
-    DeviceType::from_name(name).ok_or_else(|| format!("{at}: unknown device {name:?} (tv, mobile, web, tablet)"))
+    DeviceType::from_name(name)
+        .ok_or_else(|| format!("{at}: unknown device {name:?} (tv, mobile, web, tablet)"))
 }
 
 fn timestamp(t: f64, at: &str) -> Result<i64, String> {
-    if t.is_finite() && t.abs() < 1e15 { Ok(t as i64) } else { Err(format!("{at}: timestamp {t} is not a finite number of seconds")) }
+    if t.is_finite() && t.abs() < 1e15 {
+        Ok(t as i64)
+    } else {
+        Err(format!(
+            "{at}: timestamp {t} is not a finite number of seconds"
+        ))
+    }
 }
 
 /// Parses the `events` argument of `rerank`.
 pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
-    let raw: Vec<JsEvent> = serde_wasm_bindgen::from_value(value).map_err(|e| format!("events must be an array of {{item, timestamp, ...}} objects: {e}"))?;
+    let raw: Vec<JsEvent> = serde_wasm_bindgen::from_value(value)
+        .map_err(|e| format!("events must be an array of {{item, timestamp, ...}} objects: {e}"))?;
     raw.into_iter()
         .enumerate()
         .map(|(i, e)| {
@@ -57,12 +65,15 @@ pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
                 timestamp: timestamp(e.timestamp, &at)?,
                 action: match e.action.as_deref() {
                     None => Action::Play,
-                    Some(a) => Action::from_name(a).ok_or_else(|| format!("{at}: unknown action {a:?} (play, trailer, add_to_list)"))?,
+                    Some(a) => Action::from_name(a).ok_or_else(|| {
+                        format!("{at}: unknown action {a:?} (play, trailer, add_to_list)")
+                    })?,
                 },
                 duration_s: duration as f32,
                 surface: match e.surface.as_deref() {
                     None => Surface::Home,
-                    Some(s) => Surface::from_name(s).ok_or_else(|| format!("{at}: unknown surface {s:?}"))?,
+                    Some(s) => Surface::from_name(s)
+                        .ok_or_else(|| format!("{at}: unknown surface {s:?}"))?,
                 },
                 country: e.country.unwrap_or_else(|| "??".into()),
                 device: match e.device.as_deref() {
@@ -79,12 +90,17 @@ pub fn parse_request(surface: Surface, value: JsValue) -> Result<RerankRequest, 
     let raw: JsRequest = if value.is_undefined() || value.is_null() {
         JsRequest::default()
     } else {
-        serde_wasm_bindgen::from_value(value).map_err(|e| format!("options must be {{timestamp?, device?, country?}}: {e}"))?
+        serde_wasm_bindgen::from_value(value)
+            .map_err(|e| format!("options must be {{timestamp?, device?, country?}}: {e}"))?
     };
     Ok(RerankRequest {
         surface,
         timestamp: raw.timestamp.map(|t| timestamp(t, "options")).transpose()?,
-        device: raw.device.as_deref().map(|d| device(d, "options")).transpose()?,
+        device: raw
+            .device
+            .as_deref()
+            .map(|d| device(d, "options"))
+            .transpose()?,
         country: raw.country,
     })
 }

@@ -7,8 +7,16 @@ use wasm_bindgen::prelude::*;
 /// Largest absolute difference between the WebGPU kernel and the CPU reference for random
 /// `[batch, heads, seq, head_dim]` inputs drawn with `seed`.
 #[wasm_bindgen(js_name = attentionKernelMaxError)]
-pub async fn attention_kernel_max_error(batch: usize, heads: usize, seq: usize, head_dim: usize, seed: u32) -> Result<f32, JsValue> {
-    let gpu = crate::backend::webgpu_device().await.map_err(crate::error)?;
+pub async fn attention_kernel_max_error(
+    batch: usize,
+    heads: usize,
+    seq: usize,
+    head_dim: usize,
+    seed: u32,
+) -> Result<f32, JsValue> {
+    let gpu = crate::backend::webgpu_device()
+        .await
+        .map_err(crate::error)?;
     let cpu = Device::flex();
     cpu.seed(u64::from(seed));
     let shape = [batch, heads, seq, head_dim];
@@ -20,7 +28,21 @@ pub async fn attention_kernel_max_error(batch: usize, heads: usize, seq: usize, 
         Ok(Tensor::<4>::from_data(data, &gpu))
     };
     let fused = encore_shaders::fused_causal_attention(on_gpu(&q)?, on_gpu(&k)?, on_gpu(&v)?);
-    let fused = fused.into_data_async().await.map_err(|e| crate::error(format!("{e:?}")))?.try_into_vec::<f32>().map_err(|e| crate::error(format!("{e:?}")))?;
-    let reference = reference.into_data_async().await.map_err(|e| crate::error(format!("{e:?}")))?.try_into_vec::<f32>().map_err(|e| crate::error(format!("{e:?}")))?;
-    Ok(fused.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
+    let fused = fused
+        .into_data_async()
+        .await
+        .map_err(|e| crate::error(format!("{e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| crate::error(format!("{e:?}")))?;
+    let reference = reference
+        .into_data_async()
+        .await
+        .map_err(|e| crate::error(format!("{e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| crate::error(format!("{e:?}")))?;
+    Ok(fused
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max))
 }

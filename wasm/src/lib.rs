@@ -58,7 +58,11 @@ impl Reranker {
         let wanted = backend.as_deref().unwrap_or("auto");
         let (device, backend, backend_reason) = backend::select(wanted).await.map_err(error)?;
         let inner = encore_core::Reranker::from_bytes(&bytes, &device).map_err(error)?;
-        Ok(Reranker { inner: Rc::new(inner), backend, backend_reason })
+        Ok(Reranker {
+            inner: Rc::new(inner),
+            backend,
+            backend_reason,
+        })
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -84,20 +88,40 @@ impl Reranker {
     /// country?, device?}`, on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`).
     /// `options` may set `{timestamp, device, country}` of the request.
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
-    pub fn rerank(&self, events: JsValue, candidates: Vec<u32>, surface: String, options: JsValue) -> js_sys::Promise {
+    pub fn rerank(
+        &self,
+        events: JsValue,
+        candidates: Vec<u32>,
+        surface: String,
+        options: JsValue,
+    ) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
         wasm_bindgen_futures::future_to_promise(async move {
             let history = events::parse_history(events).map_err(error)?;
-            let surface = Surface::from_name(&surface).ok_or_else(|| error(format!("unknown surface {surface:?}: use home, search, kids or mobile_feed")))?;
+            let surface = Surface::from_name(&surface).ok_or_else(|| {
+                error(format!(
+                    "unknown surface {surface:?}: use home, search, kids or mobile_feed"
+                ))
+            })?;
             let request = events::parse_request(surface, options).map_err(error)?;
-            let ranked = inner.rerank_async(&history, &candidates, &request).await.map_err(error)?;
+            let ranked = inner
+                .rerank_async(&history, &candidates, &request)
+                .await
+                .map_err(error)?;
             let items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
             let scores: Vec<f32> = ranked.iter().map(|s| s.score).collect();
             let out = js_sys::Object::new();
-            js_sys::Reflect::set(&out, &"items".into(), &js_sys::Uint32Array::from(items.as_slice()))?;
-            js_sys::Reflect::set(&out, &"scores".into(), &js_sys::Float32Array::from(scores.as_slice()))?;
+            js_sys::Reflect::set(
+                &out,
+                &"items".into(),
+                &js_sys::Uint32Array::from(items.as_slice()),
+            )?;
+            js_sys::Reflect::set(
+                &out,
+                &"scores".into(),
+                &js_sys::Float32Array::from(scores.as_slice()),
+            )?;
             Ok(out.into())
         })
     }
 }
-

@@ -20,7 +20,12 @@ pub enum ItemKind {
 
 impl ItemKind {
     /// Every kind, in index order.
-    pub const ALL: [ItemKind; 4] = [ItemKind::Movie, ItemKind::Series, ItemKind::Documentary, ItemKind::Kids];
+    pub const ALL: [ItemKind; 4] = [
+        ItemKind::Movie,
+        ItemKind::Series,
+        ItemKind::Documentary,
+        ItemKind::Kids,
+    ];
 
     /// Dense index.
     pub fn index(self) -> usize {
@@ -125,10 +130,18 @@ impl Catalog {
         let vocabulary = ItemVocabulary::new(items.iter().map(|i| i.id).collect())?;
         for item in &items {
             if let Some(&g) = item.genres.iter().find(|&&g| g as usize >= genres.len()) {
-                return Err(CatalogError::UnknownGenre { item: item.id, genre: g, count: genres.len() });
+                return Err(CatalogError::UnknownGenre {
+                    item: item.id,
+                    genre: g,
+                    count: genres.len(),
+                });
             }
         }
-        Ok(Self { genres, items, vocabulary })
+        Ok(Self {
+            genres,
+            items,
+            vocabulary,
+        })
     }
 
     /// The id lookup of this catalog.

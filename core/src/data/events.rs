@@ -19,7 +19,12 @@ pub enum Surface {
 
 impl Surface {
     /// Every surface, in index order.
-    pub const ALL: [Surface; 4] = [Surface::Home, Surface::Search, Surface::Kids, Surface::MobileFeed];
+    pub const ALL: [Surface; 4] = [
+        Surface::Home,
+        Surface::Search,
+        Surface::Kids,
+        Surface::MobileFeed,
+    ];
 
     /// Dense index used by the model's embedding tables.
     pub fn index(self) -> usize {
@@ -94,7 +99,12 @@ pub enum DeviceType {
 
 impl DeviceType {
     /// Every device type, in index order.
-    pub const ALL: [DeviceType; 4] = [DeviceType::Tv, DeviceType::Mobile, DeviceType::Web, DeviceType::Tablet];
+    pub const ALL: [DeviceType; 4] = [
+        DeviceType::Tv,
+        DeviceType::Mobile,
+        DeviceType::Web,
+        DeviceType::Tablet,
+    ];
 
     /// Dense index used by the model's embedding tables.
     pub fn index(self) -> usize {

@@ -30,7 +30,10 @@ pub fn group_by_member(events: &[Event]) -> Vec<MemberHistory> {
     for e in sorted {
         match out.last_mut() {
             Some(h) if h.member == e.member => h.events.push(e.clone()),
-            _ => out.push(MemberHistory { member: e.member, events: vec![e.clone()] }),
+            _ => out.push(MemberHistory {
+                member: e.member,
+                events: vec![e.clone()],
+            }),
         }
     }
     out
@@ -44,8 +47,15 @@ pub fn leave_last_out(histories: &[MemberHistory]) -> (Vec<MemberHistory>, Vec<H
     for h in histories {
         if h.events.len() >= 2 {
             let (target, history) = h.events.split_last().expect("len >= 2");
-            train.push(MemberHistory { member: h.member, events: history.to_vec() });
-            test.push(HeldOutEvent { member: h.member, history: history.to_vec(), target: target.clone() });
+            train.push(MemberHistory {
+                member: h.member,
+                events: history.to_vec(),
+            });
+            test.push(HeldOutEvent {
+                member: h.member,
+                history: history.to_vec(),
+                target: target.clone(),
+            });
         } else {
             train.push(h.clone());
         }

@@ -5,39 +5,117 @@
 //! The same [`SyntheticWorldConfig`] (seed included) always yields the same world, on every
 //! platform: it is the embedded default for the CLI, the tests and the web demo.
 
-use rand::distr::weighted::WeightedIndex;
 use rand::distr::Distribution;
+use rand::distr::weighted::WeightedIndex;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, Item, ItemKind};
-use super::events::{Action, DeviceType, Event, Surface, KNOWN_COUNTRIES};
+use super::events::{Action, DeviceType, Event, KNOWN_COUNTRIES, Surface};
 
 /// Genre names of the synthetic catalog.
 pub const GENRES: [&str; 14] = [
-    "Action", "Comedy", "Drama", "Thriller", "Romance", "Sci-Fi", "Horror", "Documentary",
-    "Animation", "Family", "Crime", "Fantasy", "Mystery", "Adventure",
+    "Action",
+    "Comedy",
+    "Drama",
+    "Thriller",
+    "Romance",
+    "Sci-Fi",
+    "Horror",
+    "Documentary",
+    "Animation",
+    "Family",
+    "Crime",
+    "Fantasy",
+    "Mystery",
+    "Adventure",
 ];
 const DOCUMENTARY: u8 = 7;
 const ANIMATION: u8 = 8;
 const FAMILY: u8 = 9;
 const LANGUAGES: [&str; 7] = ["en", "es", "fr", "de", "ja", "pt", "hi"];
 const ADJECTIVES: [&str; 32] = [
-    "Silent", "Crimson", "Hidden", "Last", "Broken", "Golden", "Midnight", "Wild", "Frozen",
-    "Burning", "Lost", "Electric", "Hollow", "Secret", "Distant", "Velvet", "Iron", "Paper",
-    "Restless", "Quiet", "Savage", "Little", "Endless", "Northern", "Bitter", "Bright", "Dark",
-    "Final", "Crooked", "Gentle", "Scarlet", "Shattered",
+    "Silent",
+    "Crimson",
+    "Hidden",
+    "Last",
+    "Broken",
+    "Golden",
+    "Midnight",
+    "Wild",
+    "Frozen",
+    "Burning",
+    "Lost",
+    "Electric",
+    "Hollow",
+    "Secret",
+    "Distant",
+    "Velvet",
+    "Iron",
+    "Paper",
+    "Restless",
+    "Quiet",
+    "Savage",
+    "Little",
+    "Endless",
+    "Northern",
+    "Bitter",
+    "Bright",
+    "Dark",
+    "Final",
+    "Crooked",
+    "Gentle",
+    "Scarlet",
+    "Shattered",
 ];
 const NOUNS: [&str; 32] = [
-    "Harbor", "Circus", "Kingdom", "Signal", "Garden", "Frontier", "Orchard", "Empire", "River",
-    "Lantern", "Voyage", "Protocol", "Mountain", "Carnival", "Station", "Archive", "Horizon",
-    "Tide", "Forest", "Machine", "Summer", "Citadel", "Witness", "Compass", "Island", "Engine",
-    "Meadow", "Heist", "Dynasty", "Echo", "Parade", "Labyrinth",
+    "Harbor",
+    "Circus",
+    "Kingdom",
+    "Signal",
+    "Garden",
+    "Frontier",
+    "Orchard",
+    "Empire",
+    "River",
+    "Lantern",
+    "Voyage",
+    "Protocol",
+    "Mountain",
+    "Carnival",
+    "Station",
+    "Archive",
+    "Horizon",
+    "Tide",
+    "Forest",
+    "Machine",
+    "Summer",
+    "Citadel",
+    "Witness",
+    "Compass",
+    "Island",
+    "Engine",
+    "Meadow",
+    "Heist",
+    "Dynasty",
+    "Echo",
+    "Parade",
+    "Labyrinth",
 ];
 const KIDS_NOUNS: [&str; 12] = [
-    "Puppies", "Dragons", "Robots", "Pirates", "Bunnies", "Dinosaurs", "Rockets", "Penguins",
-    "Monsters", "Fairies", "Trains", "Owls",
+    "Puppies",
+    "Dragons",
+    "Robots",
+    "Pirates",
+    "Bunnies",
+    "Dinosaurs",
+    "Rockets",
+    "Penguins",
+    "Monsters",
+    "Fairies",
+    "Trains",
+    "Owls",
 ];
 
 /// Parameters of the synthetic world. Defaults give ~2,000 members and ~600 titles over 90 days.
@@ -115,7 +193,11 @@ impl SyntheticWorld {
             let member = generate_member(m as u32 + 1, config, &mut rng);
             simulate_member(&member, config, &catalog, &traits, &mut rng, &mut events);
         }
-        Self { config: config.clone(), catalog, events }
+        Self {
+            config: config.clone(),
+            catalog,
+            events,
+        }
     }
 }
 
@@ -124,12 +206,21 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, xs: &'a [T]) -> &'a T {
 }
 
 fn roman(n: u32) -> &'static str {
-    ["", " II", " III", " IV", " V", " VI", " VII", " VIII", " IX", " X"].get(n as usize).copied().unwrap_or(" XI")
+    [
+        "", " II", " III", " IV", " V", " VI", " VII", " VIII", " IX", " X",
+    ]
+    .get(n as usize)
+    .copied()
+    .unwrap_or(" XI")
 }
 
-fn generate_catalog(config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng) -> (Catalog, Vec<TitleTraits>) {
+fn generate_catalog(
+    config: &SyntheticWorldConfig,
+    rng: &mut ChaCha8Rng,
+) -> (Catalog, Vec<TitleTraits>) {
     let kind_weights = WeightedIndex::new([55.0, 25.0, 8.0, 12.0]).expect("static weights");
-    let lang_weights = WeightedIndex::new([60.0, 10.0, 7.0, 6.0, 8.0, 5.0, 4.0]).expect("static weights");
+    let lang_weights =
+        WeightedIndex::new([60.0, 10.0, 7.0, 6.0, 8.0, 5.0, 4.0]).expect("static weights");
     let end = config.start + config.days as i64 * 86_400;
     let mut seen_titles = std::collections::HashSet::new();
     let mut items = Vec::with_capacity(config.titles);
@@ -161,11 +252,21 @@ fn generate_catalog(config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng) -> (Cat
         } else {
             config.start - rng.random_range(0..2 * 365 * 86_400)
         };
-        let release_year = if arriving { 2026 } else { rng.random_range(1975..=2025) };
+        let release_year = if arriving {
+            2026
+        } else {
+            rng.random_range(1975..=2025)
+        };
         let base = match kind {
             ItemKind::Kids => format!("The {} {}", pick(rng, &ADJECTIVES), pick(rng, &KIDS_NOUNS)),
-            ItemKind::Documentary => format!("Inside the {} {}", pick(rng, &ADJECTIVES), pick(rng, &NOUNS)),
-            _ if rng.random_bool(0.4) => format!("The {} {}", pick(rng, &ADJECTIVES), pick(rng, &NOUNS)),
+            ItemKind::Documentary => format!(
+                "Inside the {} {}",
+                pick(rng, &ADJECTIVES),
+                pick(rng, &NOUNS)
+            ),
+            _ if rng.random_bool(0.4) => {
+                format!("The {} {}", pick(rng, &ADJECTIVES), pick(rng, &NOUNS))
+            }
             _ => format!("{} {}", pick(rng, &ADJECTIVES), pick(rng, &NOUNS)),
         };
         let mut title = base.clone();
@@ -181,7 +282,11 @@ fn generate_catalog(config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng) -> (Cat
         let z: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
         traits.push(TitleTraits {
             popularity: (1.2 * z).exp(),
-            episodes: if kind == ItemKind::Series { rng.random_range(4..=12) } else { 1 },
+            episodes: if kind == ItemKind::Series {
+                rng.random_range(4..=12)
+            } else {
+                1
+            },
         });
         items.push(Item {
             id: 1000 + i as u32,
@@ -195,11 +300,15 @@ fn generate_catalog(config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng) -> (Cat
         });
     }
     let genres = GENRES.iter().map(|g| g.to_string()).collect();
-    (Catalog::new(genres, items).expect("generated catalog is consistent"), traits)
+    (
+        Catalog::new(genres, items).expect("generated catalog is consistent"),
+        traits,
+    )
 }
 
 fn generate_member(id: u32, config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng) -> Member {
-    let country_weights = WeightedIndex::new([0.0, 40.0, 12.0, 10.0, 9.0, 12.0, 9.0, 8.0]).expect("static weights");
+    let country_weights =
+        WeightedIndex::new([0.0, 40.0, 12.0, 10.0, 9.0, 12.0, 9.0, 8.0]).expect("static weights");
     let country = KNOWN_COUNTRIES[country_weights.sample(rng)];
     let language = match country {
         "BR" => "pt",
@@ -219,7 +328,16 @@ fn generate_member(id: u32, config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng)
             taste[rng.random_range(0..GENRES.len())] += rng.random_range(0.6..1.2);
         }
     }
-    let device = *pick(rng, &[DeviceType::Tv, DeviceType::Tv, DeviceType::Mobile, DeviceType::Web, DeviceType::Tablet]);
+    let device = *pick(
+        rng,
+        &[
+            DeviceType::Tv,
+            DeviceType::Tv,
+            DeviceType::Mobile,
+            DeviceType::Web,
+            DeviceType::Tablet,
+        ],
+    );
     Member {
         id,
         country,
@@ -227,14 +345,19 @@ fn generate_member(id: u32, config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng)
         device,
         kids,
         taste,
-        peak_hour: if kids { 16.0 } else { rng.random_range(18.0..22.5) },
+        peak_hour: if kids {
+            16.0
+        } else {
+            rng.random_range(18.0..22.5)
+        },
         activity: rng.random_range(0.4..1.8),
     }
 }
 
 /// Score of a title for a member's current taste (log scale).
 fn affinity(taste: &[f64], item: &Item) -> f64 {
-    let t: f64 = item.genres.iter().map(|&g| taste[g as usize]).sum::<f64>() / item.genres.len().max(1) as f64;
+    let t: f64 = item.genres.iter().map(|&g| taste[g as usize]).sum::<f64>()
+        / item.genres.len().max(1) as f64;
     3.0 * t
 }
 
@@ -248,8 +371,12 @@ fn simulate_member(
 ) {
     let mut taste = m.taste.clone();
     let weeks = config.days as f64 / 7.0;
-    let sessions = ((config.sessions_per_week * weeks * m.activity) * rng.random_range(0.6..1.4)).round().max(3.0) as usize;
-    let mut days: Vec<u32> = (0..sessions).map(|_| rng.random_range(0..config.days)).collect();
+    let sessions = ((config.sessions_per_week * weeks * m.activity) * rng.random_range(0.6..1.4))
+        .round()
+        .max(3.0) as usize;
+    let mut days: Vec<u32> = (0..sessions)
+        .map(|_| rng.random_range(0..config.days))
+        .collect();
     days.sort_unstable();
     let mut watched = vec![0u32; catalog.len()]; // plays so far, per title
     let mut in_progress: Option<usize> = None; // series being binged
@@ -257,10 +384,18 @@ fn simulate_member(
     for day in days {
         // Daily rhythm: hours around the member's peak, weekends a little earlier.
         let weekday = ((config.start / 86_400 + day as i64 + 4) % 7) as u32; // 0 = Sunday
-        let shift = if weekday == 0 || weekday == 6 { -2.0 } else { 0.0 };
+        let shift = if weekday == 0 || weekday == 6 {
+            -2.0
+        } else {
+            0.0
+        };
         let hour = (m.peak_hour + shift + (rng.random::<f64>() - 0.5) * 5.0).clamp(6.0, 23.9);
         let mut t = config.start + day as i64 * 86_400 + (hour * 3600.0) as i64;
-        let device = if rng.random_bool(0.8) { m.device } else { *pick(rng, &DeviceType::ALL) };
+        let device = if rng.random_bool(0.8) {
+            m.device
+        } else {
+            *pick(rng, &DeviceType::ALL)
+        };
         let surface = if m.kids {
             Surface::Kids
         } else if device == DeviceType::Mobile && rng.random_bool(0.6) {
@@ -284,7 +419,13 @@ fn simulate_member(
                 _ => {
                     let idx = choose_title(m, &taste, surface, t, catalog, traits, &watched, rng);
                     let r: f64 = rng.random();
-                    let action = if r < 0.78 { Action::Play } else if r < 0.92 { Action::Trailer } else { Action::AddToList };
+                    let action = if r < 0.78 {
+                        Action::Play
+                    } else if r < 0.92 {
+                        Action::Trailer
+                    } else {
+                        Action::AddToList
+                    };
                     (idx, action)
                 }
             };
@@ -300,7 +441,12 @@ fn simulate_member(
             };
             if action == Action::Play {
                 watched[idx] += 1;
-                in_progress = if item.kind == ItemKind::Series && watched[idx] < traits[idx].episodes { Some(idx) } else { None };
+                in_progress =
+                    if item.kind == ItemKind::Series && watched[idx] < traits[idx].episodes {
+                        Some(idx)
+                    } else {
+                        None
+                    };
             }
             out.push(Event {
                 member: m.id,
@@ -331,7 +477,11 @@ fn choose_title(
     rng: &mut ChaCha8Rng,
 ) -> usize {
     // Search is more deliberate: tastes weigh more than popularity.
-    let (taste_w, pop_w) = if surface == Surface::Search { (1.6, 0.4) } else { (1.0, 0.7) };
+    let (taste_w, pop_w) = if surface == Surface::Search {
+        (1.6, 0.4)
+    } else {
+        (1.0, 0.7)
+    };
     let weights: Vec<f64> = catalog
         .items
         .iter()
@@ -345,9 +495,18 @@ fn choose_title(
             let audience = if !m.kids && is_kids { 0.02 } else { 1.0 };
             let age_days = (now - item.added_at) as f64 / 86_400.0;
             let fresh = if age_days < 14.0 { 3.0 } else { 1.0 };
-            let lang = if item.language == m.language || item.language == "en" { 1.0 } else { 0.25 };
+            let lang = if item.language == m.language || item.language == "en" {
+                1.0
+            } else {
+                0.25
+            };
             let seen = if w > 0 { 0.05 } else { 1.0 };
-            (taste_w * affinity(taste, item)).exp() * tr.popularity.powf(pop_w) * fresh * lang * seen * audience
+            (taste_w * affinity(taste, item)).exp()
+                * tr.popularity.powf(pop_w)
+                * fresh
+                * lang
+                * seen
+                * audience
         })
         .collect();
     match WeightedIndex::new(&weights) {
@@ -361,7 +520,12 @@ mod tests {
     use super::*;
 
     fn small() -> SyntheticWorldConfig {
-        SyntheticWorldConfig { members: 60, titles: 120, days: 30, ..Default::default() }
+        SyntheticWorldConfig {
+            members: 60,
+            titles: 120,
+            days: 30,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -375,7 +539,10 @@ mod tests {
 
     #[test]
     fn world_has_the_promised_structure() {
-        let w = SyntheticWorld::generate(&SyntheticWorldConfig { members: 200, ..small() });
+        let w = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 200,
+            ..small()
+        });
         let cfg = &w.config;
         // Events sorted by member then time, and only titles that had arrived.
         for pair in w.events.windows(2) {
@@ -387,23 +554,40 @@ mod tests {
         // New titles arrive during the period.
         assert!(w.catalog.items.iter().any(|i| i.added_at > cfg.start));
         // Series are played episode after episode (same item, consecutive plays).
-        let repeats = w.events.windows(2).filter(|p| p[0].member == p[1].member && p[0].item == p[1].item).count();
+        let repeats = w
+            .events
+            .windows(2)
+            .filter(|p| p[0].member == p[1].member && p[0].item == p[1].item)
+            .count();
         assert!(repeats > w.events.len() / 20, "too few binges: {repeats}");
         // Every surface, several countries and devices occur.
         for s in Surface::ALL {
             assert!(w.events.iter().any(|e| e.surface == s), "no {s:?} events");
         }
-        let countries: std::collections::BTreeSet<_> = w.events.iter().map(|e| e.country.as_str()).collect();
+        let countries: std::collections::BTreeSet<_> =
+            w.events.iter().map(|e| e.country.as_str()).collect();
         assert!(countries.len() >= 4);
         // Kids surface shows kids titles.
-        let kids: Vec<_> = w.events.iter().filter(|e| e.surface == Surface::Kids).collect();
-        let kid_titles = kids.iter().filter(|e| w.catalog.get(e.item).unwrap().kind == ItemKind::Kids).count();
+        let kids: Vec<_> = w
+            .events
+            .iter()
+            .filter(|e| e.surface == Surface::Kids)
+            .collect();
+        let kid_titles = kids
+            .iter()
+            .filter(|e| w.catalog.get(e.item).unwrap().kind == ItemKind::Kids)
+            .count();
         assert!(kid_titles * 10 >= kids.len() * 8);
         // Daily rhythm: most events in the afternoon/evening.
-        let evening = w.events.iter().filter(|e| (e.timestamp % 86_400) / 3600 >= 14).count();
+        let evening = w
+            .events
+            .iter()
+            .filter(|e| (e.timestamp % 86_400) / 3600 >= 14)
+            .count();
         assert!(evening * 10 > w.events.len() * 7);
         // Titles are readable and unique.
-        let names: std::collections::HashSet<_> = w.catalog.items.iter().map(|i| i.title.clone()).collect();
+        let names: std::collections::HashSet<_> =
+            w.catalog.items.iter().map(|i| i.title.clone()).collect();
         assert_eq!(names.len(), w.catalog.len());
     }
 }

@@ -20,9 +20,21 @@ impl CausalSelfAttentionConfig {
     /// # Panics
     /// If `d_model` is not divisible by `n_heads`.
     pub fn init(&self, device: &Device) -> CausalSelfAttention {
-        assert_eq!(self.d_model % self.n_heads, 0, "d_model {} not divisible by n_heads {}", self.d_model, self.n_heads);
+        assert_eq!(
+            self.d_model % self.n_heads,
+            0,
+            "d_model {} not divisible by n_heads {}",
+            self.d_model,
+            self.n_heads
+        );
         let lin = || LinearConfig::new(self.d_model, self.d_model).init(device);
-        CausalSelfAttention { query: lin(), key: lin(), value: lin(), output: lin(), n_heads: self.n_heads }
+        CausalSelfAttention {
+            query: lin(),
+            key: lin(),
+            value: lin(),
+            output: lin(),
+            n_heads: self.n_heads,
+        }
     }
 }
 

@@ -58,8 +58,14 @@ pub struct TransformerBlock {
 impl TransformerBlock {
     /// `[batch, seq, d_model]` → `[batch, seq, d_model]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.dropout.forward(self.attention.forward(self.norm_attn.forward(x)));
-        let ff = self.ff_out.forward(self.gelu.forward(self.ff_in.forward(self.norm_ff.forward(x.clone()))));
+        let x = x.clone()
+            + self
+                .dropout
+                .forward(self.attention.forward(self.norm_attn.forward(x)));
+        let ff = self.ff_out.forward(
+            self.gelu
+                .forward(self.ff_in.forward(self.norm_ff.forward(x.clone()))),
+        );
         x + self.dropout.forward(ff)
     }
 }

@@ -30,8 +30,15 @@ pub struct TokenEmbeddingConfig {
 impl TokenEmbeddingConfig {
     /// Builds the tables on `device`.
     pub fn init(&self, device: &Device) -> TokenEmbedding {
-        let init = Initializer::Normal { mean: 0.0, std: self.init_std };
-        let table = |n: usize| EmbeddingConfig::new(n, self.d_model).with_initializer(init.clone()).init(device);
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: self.init_std,
+        };
+        let table = |n: usize| {
+            EmbeddingConfig::new(n, self.d_model)
+                .with_initializer(init.clone())
+                .init(device)
+        };
         TokenEmbedding {
             item: table(self.n_items + ITEM_OFFSET as usize),
             action: table(Action::ALL.len() + 1),
@@ -77,7 +84,9 @@ impl TokenEmbedding {
     pub fn forward(&self, t: &TokenBatch) -> Tensor<3> {
         let [b, s] = t.prev_item.dims();
         let device = t.prev_item.device();
-        let positions = Tensor::<1, Int>::arange(0..s as i64, &device).reshape([1, s]).expand([b, s]);
+        let positions = Tensor::<1, Int>::arange(0..s as i64, &device)
+            .reshape([1, s])
+            .expand([b, s]);
         let x = self.item.forward(t.prev_item.clone())
             + self.action.forward(t.prev_action.clone())
             + self.surface.forward(t.surface.clone())

@@ -43,9 +43,12 @@ pub struct FoundationModelConfig {
 impl FoundationModelConfig {
     /// Builds the model with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> FoundationModel {
-        let block = TransformerBlockConfig::new(self.d_model, self.n_heads, self.d_ff).with_dropout(self.dropout);
+        let block = TransformerBlockConfig::new(self.d_model, self.n_heads, self.d_ff)
+            .with_dropout(self.dropout);
         FoundationModel {
-            embedding: TokenEmbeddingConfig::new(self.n_items, self.d_model, self.max_len).with_dropout(self.dropout).init(device),
+            embedding: TokenEmbeddingConfig::new(self.n_items, self.d_model, self.max_len)
+                .with_dropout(self.dropout)
+                .init(device),
             blocks: (0..self.n_layers).map(|_| block.init(device)).collect(),
             norm: LayerNormConfig::new(self.d_model).init(device),
             n_items: self.n_items,
@@ -85,20 +88,31 @@ impl FoundationModel {
 
     /// Output embeddings of the given dense item indices: `[n, d_model]`.
     pub fn item_vectors_of(&self, items: Tensor<1, Int>) -> Tensor<2> {
-        self.embedding.item.weight.val().select(0, items.add_scalar(ITEM_OFFSET as i64))
+        self.embedding
+            .item
+            .weight
+            .val()
+            .select(0, items.add_scalar(ITEM_OFFSET as i64))
     }
 
     /// Scores of every catalog item at every token: `[batch, seq, n_items]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [b, s, d] = hidden.dims();
-        hidden.reshape([b * s, d]).matmul(self.item_vectors().transpose()).reshape([b, s, self.n_items])
+        hidden
+            .reshape([b * s, d])
+            .matmul(self.item_vectors().transpose())
+            .reshape([b, s, self.n_items])
     }
 
     /// The user representation: the last real token's hidden state per sequence. `[batch, d_model]`.
     pub fn user_representation(&self, hidden: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
         let [b, s, d] = hidden.dims();
         let device = hidden.device();
-        let rows: Vec<i64> = lengths.iter().enumerate().map(|(r, &n)| (r * s + n.max(1) - 1) as i64).collect();
+        let rows: Vec<i64> = lengths
+            .iter()
+            .enumerate()
+            .map(|(r, &n)| (r * s + n.max(1) - 1) as i64)
+            .collect();
         let idx = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(rows, [b]), &device);
         hidden.reshape([b * s, d]).select(0, idx)
     }
@@ -109,7 +123,9 @@ impl FoundationModel {
         let logits = self.logits(self.forward(batch));
         let [b, s, n] = logits.dims();
         let log_p = activation::log_softmax(logits.reshape([b * s, n]), 1);
-        let picked = log_p.gather(1, batch.target.clone().reshape([b * s, 1])).reshape([b * s]);
+        let picked = log_p
+            .gather(1, batch.target.clone().reshape([b * s, 1]))
+            .reshape([b * s]);
         let mask = batch.target_mask.clone().reshape([b * s]);
         let count = mask.clone().sum().clamp_min(1.0);
         picked.mul(mask).sum().neg().div(count)

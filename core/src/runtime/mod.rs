@@ -29,14 +29,28 @@ pub struct Reranker {
 impl Reranker {
     /// Loads and validates a weight file onto `device`.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self, WeightFileError> {
-        let LoadedModel { model, config, items } = load_model(bytes, device)?;
+        let LoadedModel {
+            model,
+            config,
+            items,
+        } = load_model(bytes, device)?;
         Ok(Self::new(model, config, items))
     }
 
     /// Wraps an in-memory model (its device is the model's).
-    pub fn new(model: FoundationModel, config: FoundationModelConfig, items: ItemVocabulary) -> Self {
+    pub fn new(
+        model: FoundationModel,
+        config: FoundationModelConfig,
+        items: ItemVocabulary,
+    ) -> Self {
         let device = model.embedding.item.weight.val().device();
-        Self { tokenizer: EventTokenizer::new(config.max_len), model, config, items, device }
+        Self {
+            tokenizer: EventTokenizer::new(config.max_len),
+            model,
+            config,
+            items,
+            device,
+        }
     }
 
     /// The device the model runs on.
@@ -55,14 +69,26 @@ impl Reranker {
     }
 
     /// Validates inputs and builds the model's input and the candidates' dense indices.
-    fn prepare(&self, history: &[Event], candidates: &[u32], request: &RerankRequest) -> Result<(TokenBatch, Tensor<1, Int>), RerankError> {
+    fn prepare(
+        &self,
+        history: &[Event],
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<(TokenBatch, Tensor<1, Int>), RerankError> {
         request::validate(history, candidates)?;
         let mut dense = Vec::with_capacity(candidates.len());
         let mut seen = std::collections::HashMap::with_capacity(candidates.len());
         for (position, &item) in candidates.iter().enumerate() {
-            let idx = self.items.index_of(item).ok_or(RerankError::UnknownCandidate { position, item })?;
+            let idx = self
+                .items
+                .index_of(item)
+                .ok_or(RerankError::UnknownCandidate { position, item })?;
             if let Some(first) = seen.insert(item, position) {
-                return Err(RerankError::DuplicateCandidate { item, first, second: position });
+                return Err(RerankError::DuplicateCandidate {
+                    item,
+                    first,
+                    second: position,
+                });
             }
             dense.push(idx as i64);
         }
@@ -70,9 +96,13 @@ impl Reranker {
         let seq = self
             .tokenizer
             .serving_sequence(&self.items, history, &context)
-            .map_err(|e| RerankError::UnknownHistoryItem { position: e.position, item: e.item })?;
+            .map_err(|e| RerankError::UnknownHistoryItem {
+                position: e.position,
+                item: e.item,
+            })?;
         let batch = TokenBatch::new(&[seq], &self.device);
-        let cands = Tensor::<1, Int>::from_data(TensorData::new(dense, [candidates.len()]), &self.device);
+        let cands =
+            Tensor::<1, Int>::from_data(TensorData::new(dense, [candidates.len()]), &self.device);
         Ok((batch, cands))
     }
 
@@ -88,29 +118,49 @@ impl Reranker {
 
     /// Reranks `candidates` for a member with this `history` (oldest first). Synchronous:
     /// natively on any device; in a browser use [`Reranker::rerank_async`].
-    pub fn rerank(&self, history: &[Event], candidates: &[u32], request: &RerankRequest) -> Result<Vec<ScoredItem>, RerankError> {
+    pub fn rerank(
+        &self,
+        history: &[Event],
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
         let (batch, cands) = self.prepare(history, candidates, request)?;
         let data = self.score_tensor(&batch, cands).into_data();
         Ok(order(candidates, &read_scores(data)?))
     }
 
     /// Same as [`Reranker::rerank`], reading the scores back asynchronously (required on WebGPU).
-    pub async fn rerank_async(&self, history: &[Event], candidates: &[u32], request: &RerankRequest) -> Result<Vec<ScoredItem>, RerankError> {
+    pub async fn rerank_async(
+        &self,
+        history: &[Event],
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
         let (batch, cands) = self.prepare(history, candidates, request)?;
-        let data = self.score_tensor(&batch, cands).into_data_async().await.map_err(|e| RerankError::Backend(format!("{e:?}")))?;
+        let data = self
+            .score_tensor(&batch, cands)
+            .into_data_async()
+            .await
+            .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
         Ok(order(candidates, &read_scores(data)?))
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
     /// Used for evaluation; each entry is (history, request).
-    pub fn score_catalog(&self, members: &[(&[Event], RerankRequest)]) -> Result<Vec<Vec<f32>>, RerankError> {
+    pub fn score_catalog(
+        &self,
+        members: &[(&[Event], RerankRequest)],
+    ) -> Result<Vec<Vec<f32>>, RerankError> {
         let mut seqs = Vec::with_capacity(members.len());
         for (history, request) in members {
             request::validate(history, &[0])?;
             let seq = self
                 .tokenizer
                 .serving_sequence(&self.items, history, &request.context(history))
-                .map_err(|e| RerankError::UnknownHistoryItem { position: e.position, item: e.item })?;
+                .map_err(|e| RerankError::UnknownHistoryItem {
+                    position: e.position,
+                    item: e.item,
+                })?;
             seqs.push(seq);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
@@ -118,21 +168,32 @@ impl Reranker {
         let user = self.model.user_representation(hidden, &batch.lengths);
         let scores = user.matmul(self.model.item_vectors().transpose());
         let flat = read_scores(scores.into_data())?;
-        Ok(flat.chunks(self.config.n_items).map(<[f32]>::to_vec).collect())
+        Ok(flat
+            .chunks(self.config.n_items)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 
 fn read_scores(data: TensorData) -> Result<Vec<f32>, RerankError> {
-    let scores = data.try_into_vec::<f32>().map_err(|e| RerankError::Backend(format!("{e:?}")))?;
+    let scores = data
+        .try_into_vec::<f32>()
+        .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(RerankError::Backend(format!("model produced a non-finite score at candidate {i}")));
+        return Err(RerankError::Backend(format!(
+            "model produced a non-finite score at candidate {i}"
+        )));
     }
     Ok(scores)
 }
 
 /// Candidates with their scores, best first; equal scores keep the input order.
 fn order(candidates: &[u32], scores: &[f32]) -> Vec<ScoredItem> {
-    let mut out: Vec<ScoredItem> = candidates.iter().zip(scores).map(|(&item, &score)| ScoredItem { item, score }).collect();
+    let mut out: Vec<ScoredItem> = candidates
+        .iter()
+        .zip(scores)
+        .map(|(&item, &score)| ScoredItem { item, score })
+        .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
 }

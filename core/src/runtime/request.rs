@@ -23,7 +23,12 @@ pub struct RerankRequest {
 impl RerankRequest {
     /// A request on `surface`, everything else taken from the last history event.
     pub fn on(surface: Surface) -> Self {
-        Self { surface, timestamp: None, device: None, country: None }
+        Self {
+            surface,
+            timestamp: None,
+            device: None,
+            country: None,
+        }
     }
 
     /// The request's token context (history must be non-empty).
@@ -97,7 +102,9 @@ pub enum RerankError {
         position: usize,
     },
     /// History events are not in time order.
-    #[error("history event {position} is older than the event before it; give the history oldest first")]
+    #[error(
+        "history event {position} is older than the event before it; give the history oldest first"
+    )]
     HistoryOutOfOrder {
         /// Index of the first out-of-order event.
         position: usize,
@@ -116,7 +123,10 @@ pub(crate) fn validate(history: &[Event], candidates: &[u32]) -> Result<(), Rera
         return Err(RerankError::EmptyCandidates);
     }
     if candidates.len() > MAX_CANDIDATES {
-        return Err(RerankError::TooManyCandidates { count: candidates.len(), max: MAX_CANDIDATES });
+        return Err(RerankError::TooManyCandidates {
+            count: candidates.len(),
+            max: MAX_CANDIDATES,
+        });
     }
     for (position, e) in history.iter().enumerate() {
         if !e.duration_s.is_finite() {

@@ -90,7 +90,9 @@ pub enum WeightFileError {
         found: Vec<u8>,
     },
     /// Written by another format version.
-    #[error("weight file format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "weight file format version {found} is not supported (this build reads version {supported})"
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
@@ -98,7 +100,9 @@ pub enum WeightFileError {
         supported: u32,
     },
     /// The checksum does not match: truncated or corrupted.
-    #[error("weight file checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is truncated or corrupted")]
+    #[error(
+        "weight file checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is truncated or corrupted"
+    )]
     ChecksumMismatch {
         /// CRC-32 in the file.
         stored: u32,
@@ -152,7 +156,11 @@ impl<'a> WeightFile<'a> {
     /// Encodes `header` and the tensors' bytes (in header order) into a weight file.
     /// The entries' offsets and lengths are filled in here.
     pub fn encode(mut header: Header, tensors: &[&[u8]]) -> Vec<u8> {
-        assert_eq!(header.tensors.len(), tensors.len(), "one byte slice per tensor entry");
+        assert_eq!(
+            header.tensors.len(),
+            tensors.len(),
+            "one byte slice per tensor entry"
+        );
         let mut offset = 0u64;
         for (entry, bytes) in header.tensors.iter_mut().zip(tensors) {
             entry.offset = offset;
@@ -181,14 +189,22 @@ impl<'a> WeightFile<'a> {
     pub fn decode(bytes: &'a [u8]) -> Result<Self, WeightFileError> {
         let min = PREFIX + CHECKSUM;
         if bytes.len() < min {
-            return Err(WeightFileError::TooShort { len: bytes.len(), min });
+            return Err(WeightFileError::TooShort {
+                len: bytes.len(),
+                min,
+            });
         }
         if bytes[..8] != MAGIC {
-            return Err(WeightFileError::BadMagic { found: bytes[..8].to_vec() });
+            return Err(WeightFileError::BadMagic {
+                found: bytes[..8].to_vec(),
+            });
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != FORMAT_VERSION {
-            return Err(WeightFileError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+            return Err(WeightFileError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         let (body, tail) = bytes.split_at(bytes.len() - CHECKSUM);
         let stored = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
@@ -199,29 +215,52 @@ impl<'a> WeightFile<'a> {
         let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
         let available = body.len() - PREFIX;
         if header_len > available {
-            return Err(WeightFileError::HeaderOutOfBounds { header_len, available });
+            return Err(WeightFileError::HeaderOutOfBounds {
+                header_len,
+                available,
+            });
         }
         let header: Header = postcard::from_bytes(&body[PREFIX..PREFIX + header_len])
             .map_err(|e| WeightFileError::MalformedHeader(e.to_string()))?;
         let data_start = (PREFIX + header_len).div_ceil(ALIGN) * ALIGN;
         let data = body.get(data_start..).unwrap_or(&[]);
         if header.tensors.len() > MAX_TENSORS {
-            return Err(WeightFileError::MalformedHeader(format!("{} tensors (at most {MAX_TENSORS})", header.tensors.len())));
+            return Err(WeightFileError::MalformedHeader(format!(
+                "{} tensors (at most {MAX_TENSORS})",
+                header.tensors.len()
+            )));
         }
         for t in &header.tensors {
-            let bad = |reason: String| WeightFileError::InvalidTensor { name: t.name.clone(), reason };
+            let bad = |reason: String| WeightFileError::InvalidTensor {
+                name: t.name.clone(),
+                reason,
+            };
             if t.shape.is_empty() || t.shape.len() > MAX_RANK {
-                return Err(bad(format!("rank {} (expected 1 to {MAX_RANK})", t.shape.len())));
+                return Err(bad(format!(
+                    "rank {} (expected 1 to {MAX_RANK})",
+                    t.shape.len()
+                )));
             }
-            let elems = t.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+            let elems = t
+                .shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
             let expected = elems.and_then(|n| n.checked_mul(t.dtype.size() as u64));
             if expected != Some(t.len) {
-                return Err(bad(format!("length {} bytes does not match shape {:?} of {:?}", t.len, t.shape, t.dtype)));
+                return Err(bad(format!(
+                    "length {} bytes does not match shape {:?} of {:?}",
+                    t.len, t.shape, t.dtype
+                )));
             }
             match t.offset.checked_add(t.len) {
                 Some(end) if end <= data.len() as u64 => {}
                 _ => {
-                    return Err(bad(format!("bytes {}..+{} lie past the {}-byte data section", t.offset, t.len, data.len())));
+                    return Err(bad(format!(
+                        "bytes {}..+{} lie past the {}-byte data section",
+                        t.offset,
+                        t.len,
+                        data.len()
+                    )));
                 }
             }
         }

@@ -18,5 +18,7 @@
 mod file;
 mod model_io;
 
-pub use file::{Header, ModelSpec, TensorDType, TensorEntry, WeightFile, WeightFileError, FORMAT_VERSION, MAGIC};
+pub use file::{
+    FORMAT_VERSION, Header, MAGIC, ModelSpec, TensorDType, TensorEntry, WeightFile, WeightFileError,
+};
 pub use model_io::{LoadedModel, expected_tensors, load_model, save_model};

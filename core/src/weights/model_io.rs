@@ -28,7 +28,15 @@ impl ModelSpec {
     /// Checks every dimension is in range, then gives the model config (dropout 0: inference).
     pub fn to_config(&self) -> Result<FoundationModelConfig, WeightFileError> {
         let bad = |what: String| Err(WeightFileError::InvalidModel(what));
-        let in_range = |name: &str, v: u32, max: u32| if (1..=max).contains(&v) { Ok(()) } else { Err(WeightFileError::InvalidModel(format!("{name} = {v} (expected 1 to {max})"))) };
+        let in_range = |name: &str, v: u32, max: u32| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(WeightFileError::InvalidModel(format!(
+                    "{name} = {v} (expected 1 to {max})"
+                )))
+            }
+        };
         in_range("n_items", self.n_items, 10_000_000)?;
         in_range("d_model", self.d_model, 4096)?;
         in_range("n_heads", self.n_heads, 64)?;
@@ -36,7 +44,10 @@ impl ModelSpec {
         in_range("d_ff", self.d_ff, 65_536)?;
         in_range("max_len", self.max_len, 8192)?;
         if self.d_model % self.n_heads != 0 {
-            return bad(format!("d_model {} is not divisible by n_heads {}", self.d_model, self.n_heads));
+            return bad(format!(
+                "d_model {} is not divisible by n_heads {}",
+                self.d_model, self.n_heads
+            ));
         }
         Ok(FoundationModelConfig::new(self.n_items as usize)
             .with_d_model(self.d_model as usize)
@@ -88,18 +99,40 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Encodes a model and the external ids of its item rows as a weight file (f32).
-pub fn save_model(model: &FoundationModel, config: &FoundationModelConfig, item_ids: &[u32]) -> Vec<u8> {
-    assert_eq!(item_ids.len(), config.n_items, "one external id per item row");
+pub fn save_model(
+    model: &FoundationModel,
+    config: &FoundationModelConfig,
+    item_ids: &[u32],
+) -> Vec<u8> {
+    assert_eq!(
+        item_ids.len(),
+        config.n_items,
+        "one external id per item row"
+    );
     let snapshots = model.collect(None, None, false);
     let mut entries = Vec::with_capacity(snapshots.len());
     let mut blobs = Vec::with_capacity(snapshots.len());
     for t in snapshots {
         let (name, dtype, shape, _, bytes) = t.into_parts().expect("model tensors are readable");
-        assert_eq!(dtype, DType::F32, "tensor {name} is {dtype:?}; weight files hold f32");
-        entries.push(TensorEntry { name, dtype: TensorDType::F32, shape: shape.iter().map(|&d| d as u32).collect(), offset: 0, len: 0 });
+        assert_eq!(
+            dtype,
+            DType::F32,
+            "tensor {name} is {dtype:?}; weight files hold f32"
+        );
+        entries.push(TensorEntry {
+            name,
+            dtype: TensorDType::F32,
+            shape: shape.iter().map(|&d| d as u32).collect(),
+            offset: 0,
+            len: 0,
+        });
         blobs.push(bytes.to_vec());
     }
-    let header = Header { model: ModelSpec::of(config), item_ids: item_ids.to_vec(), tensors: entries };
+    let header = Header {
+        model: ModelSpec::of(config),
+        item_ids: item_ids.to_vec(),
+        tensors: entries,
+    };
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     WeightFile::encode(header, &refs)
 }
@@ -121,31 +154,69 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
     let header = &file.header;
     let config = header.model.to_config()?;
     if header.item_ids.len() != config.n_items {
-        return Err(WeightFileError::InvalidModel(format!("{} item ids for {} item rows", header.item_ids.len(), config.n_items)));
+        return Err(WeightFileError::InvalidModel(format!(
+            "{} item ids for {} item rows",
+            header.item_ids.len(),
+            config.n_items
+        )));
     }
-    let items = ItemVocabulary::new(header.item_ids.clone()).map_err(|e| WeightFileError::InvalidModel(e.to_string()))?;
+    let items = ItemVocabulary::new(header.item_ids.clone())
+        .map_err(|e| WeightFileError::InvalidModel(e.to_string()))?;
     let expected = expected_tensors(&header.model);
     let mut tensors = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {
-        let entry = header.tensors.iter().find(|t| &t.name == name).ok_or_else(|| WeightFileError::MissingTensor(name.clone()))?;
+        let entry = header
+            .tensors
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or_else(|| WeightFileError::MissingTensor(name.clone()))?;
         let found: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
         if &found != shape {
-            return Err(WeightFileError::InvalidTensor { name: name.clone(), reason: format!("shape {found:?}, expected {shape:?} for this model") });
+            return Err(WeightFileError::InvalidTensor {
+                name: name.clone(),
+                reason: format!("shape {found:?}, expected {shape:?} for this model"),
+            });
         }
         let raw = file.tensor_bytes(entry);
-        if let Some(index) = raw.chunks_exact(4).position(|c| !f32::from_le_bytes(c.try_into().expect("4 bytes")).is_finite()) {
-            return Err(WeightFileError::NonFinite { name: name.clone(), index });
+        if let Some(index) = raw
+            .chunks_exact(4)
+            .position(|c| !f32::from_le_bytes(c.try_into().expect("4 bytes")).is_finite())
+        {
+            return Err(WeightFileError::NonFinite {
+                name: name.clone(),
+                index,
+            });
         }
-        tensors.push(PackTensor::new(name.clone(), DType::F32, found, None, Bytes::from_bytes_vec(raw.to_vec())));
+        tensors.push(PackTensor::new(
+            name.clone(),
+            DType::F32,
+            found,
+            None,
+            Bytes::from_bytes_vec(raw.to_vec()),
+        ));
     }
-    if let Some(extra) = header.tensors.iter().find(|t| !expected.iter().any(|(n, _)| n == &t.name)) {
-        return Err(WeightFileError::InvalidTensor { name: extra.name.clone(), reason: "not part of this model".into() });
+    if let Some(extra) = header
+        .tensors
+        .iter()
+        .find(|t| !expected.iter().any(|(n, _)| n == &t.name))
+    {
+        return Err(WeightFileError::InvalidTensor {
+            name: extra.name.clone(),
+            reason: "not part of this model".into(),
+        });
     }
     let mut model = config.init(device);
     let result = model.apply(tensors, None, None, false);
     if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(WeightFileError::InvalidModel(format!("applying weights failed: {:?} missing {:?}", result.errors, result.missing)));
+        return Err(WeightFileError::InvalidModel(format!(
+            "applying weights failed: {:?} missing {:?}",
+            result.errors, result.missing
+        )));
     }
     let model = model.no_grad();
-    Ok(LoadedModel { model, config, items })
+    Ok(LoadedModel {
+        model,
+        config,
+        items,
+    })
 }

@@ -49,22 +49,44 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     let bytes = match &a.model {
         Some(p) => std::fs::read(p)?,
         None => {
-            let config = TrainConfig::default().model(world.catalog.len()).with_dropout(0.0);
+            let config = TrainConfig::default()
+                .model(world.catalog.len())
+                .with_dropout(0.0);
             let model = config.init(&burn::tensor::Device::flex());
             encore_core::weights::save_model(&model, &config, &world.catalog.ids())
         }
     };
     let histories = group_by_member(&world.events);
-    let member = histories.iter().max_by_key(|h| h.events.len()).expect("members");
-    anyhow::ensure!(member.events.len() >= a.history, "longest synthetic history has {} events", member.events.len());
+    let member = histories
+        .iter()
+        .max_by_key(|h| h.events.len())
+        .expect("members");
+    anyhow::ensure!(
+        member.events.len() >= a.history,
+        "longest synthetic history has {} events",
+        member.events.len()
+    );
     let history = &member.events[member.events.len() - a.history..];
     let ids = world.catalog.ids();
-    anyhow::ensure!(a.candidates <= ids.len(), "catalog has only {} items", ids.len());
+    anyhow::ensure!(
+        a.candidates <= ids.len(),
+        "catalog has only {} items",
+        ids.len()
+    );
     let candidates: Vec<u32> = ids.iter().rev().take(a.candidates).copied().collect();
     let request = RerankRequest::on(Surface::Home);
     if let Some(dir) = &a.browser_fixture {
         let native = Reranker::from_bytes(&bytes, &burn::tensor::Device::flex())?;
-        crate::browser_fixture::write(dir, &bytes, &[crate::browser_fixture::case(&native, history, &candidates, &request)?])?;
+        crate::browser_fixture::write(
+            dir,
+            &bytes,
+            &[crate::browser_fixture::case(
+                &native,
+                history,
+                &candidates,
+                &request,
+            )?],
+        )?;
         println!("browser fixture -> {}", dir.display());
     }
     for &backend in &a.backends {
@@ -75,7 +97,9 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         let mut ms: Vec<f64> = (0..a.iters)
             .map(|_| {
                 let t = Instant::now();
-                reranker.rerank(history, &candidates, &request).map(|_| t.elapsed().as_secs_f64() * 1e3)
+                reranker
+                    .rerank(history, &candidates, &request)
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_, _>>()?;
         ms.sort_by(f64::total_cmp);

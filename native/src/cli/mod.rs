@@ -64,7 +64,13 @@ pub struct DataArgs {
 impl DataArgs {
     /// The synthetic world config these arguments describe.
     pub fn synthetic(&self) -> SyntheticWorldConfig {
-        SyntheticWorldConfig { seed: self.world_seed, members: self.members, titles: self.titles, days: self.days, ..Default::default() }
+        SyntheticWorldConfig {
+            seed: self.world_seed,
+            members: self.members,
+            titles: self.titles,
+            days: self.days,
+            ..Default::default()
+        }
     }
 
     /// Loads the world from `--data`, or generates the synthetic one.

@@ -15,7 +15,13 @@ use crate::training::{Checkpoint, CheckpointPolicy, TrainedModel, train as train
 pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let (catalog, events) = a.data.load()?;
     let files = crate::io::write_world(&a.out, &catalog, &events)?;
-    println!("wrote {} titles to {} and {} events to {}", catalog.len(), files.catalog.display(), events.len(), files.events.display());
+    println!(
+        "wrote {} titles to {} and {} events to {}",
+        catalog.len(),
+        files.catalog.display(),
+        events.len(),
+        files.events.display()
+    );
     Ok(())
 }
 
@@ -23,10 +29,25 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 pub fn train(a: &TrainArgs) -> anyhow::Result<TrainedModel> {
     let (catalog, events) = a.data.load()?;
     let (train, _) = leave_last_out(&group_by_member(&events));
-    let policy = CheckpointPolicy { path: Some(&a.checkpoint), resume: a.resume };
-    let trained = train_model(&train, catalog.vocabulary(), &a.train.config(), a.train.backend, policy, true)?;
+    let policy = CheckpointPolicy {
+        path: Some(&a.checkpoint),
+        resume: a.resume,
+    };
+    let trained = train_model(
+        &train,
+        catalog.vocabulary(),
+        &a.train.config(),
+        a.train.backend,
+        policy,
+        true,
+    )?;
     let last = trained.epochs.last().expect("at least one epoch");
-    println!("trained {} epochs (final loss {:.4}); checkpoint at {}", trained.epochs.len(), last.loss, a.checkpoint.display());
+    println!(
+        "trained {} epochs (final loss {:.4}); checkpoint at {}",
+        trained.epochs.len(),
+        last.loss,
+        a.checkpoint.display()
+    );
     Ok(trained)
 }
 
@@ -34,9 +55,14 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<TrainedModel> {
 pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
     let ck = Checkpoint::read(&a.checkpoint)?;
     // Validate the weights exactly as a device would before writing them out.
-    encore_core::Reranker::from_bytes(&ck.weights, &burn::tensor::Device::flex()).context("checkpoint holds an invalid model")?;
+    encore_core::Reranker::from_bytes(&ck.weights, &burn::tensor::Device::flex())
+        .context("checkpoint holds an invalid model")?;
     write_atomic(&a.out, &ck.weights)?;
-    println!("wrote weight file {} ({} bytes)", a.out.display(), ck.weights.len());
+    println!(
+        "wrote weight file {} ({} bytes)",
+        a.out.display(),
+        ck.weights.len()
+    );
     if let Some(dir) = &a.web_demo {
         let (catalog, events) = a.data.load()?;
         super::demo::write_web_assets(dir, &catalog, &events, &ck.weights)?;
@@ -50,13 +76,30 @@ pub fn rerank(a: &RerankArgs) -> anyhow::Result<()> {
     let reranker = crate::load_reranker(&a.model, a.backend)?;
     let (catalog, events) = a.data.load()?;
     let histories = group_by_member(&events);
-    let member = a.member.unwrap_or_else(|| histories.first().map(|h| h.member).unwrap_or(0));
-    let history = histories.iter().find(|h| h.member == member).with_context(|| format!("member {member} has no events"))?;
-    let surface = Surface::from_name(&a.surface).with_context(|| format!("unknown surface {:?} (home, search, kids, mobile_feed)", a.surface))?;
+    let member = a
+        .member
+        .unwrap_or_else(|| histories.first().map(|h| h.member).unwrap_or(0));
+    let history = histories
+        .iter()
+        .find(|h| h.member == member)
+        .with_context(|| format!("member {member} has no events"))?;
+    let surface = Surface::from_name(&a.surface).with_context(|| {
+        format!(
+            "unknown surface {:?} (home, search, kids, mobile_feed)",
+            a.surface
+        )
+    })?;
     let candidates = if a.candidates.is_empty() {
         let pop = popularity(&catalog, &histories);
         let now = history.events.last().map(|e| e.timestamp).unwrap_or(0);
-        pushed_candidates(&catalog, &pop, now, None, a.count, &mut ChaCha8Rng::seed_from_u64(u64::from(member)))
+        pushed_candidates(
+            &catalog,
+            &pop,
+            now,
+            None,
+            a.count,
+            &mut ChaCha8Rng::seed_from_u64(u64::from(member)),
+        )
     } else {
         a.candidates.clone()
     };
@@ -65,7 +108,12 @@ pub fn rerank(a: &RerankArgs) -> anyhow::Result<()> {
     let took = start.elapsed();
     show::history(&catalog, member, &history.events, 8);
     show::before_after(&catalog, &candidates, &ranked, None);
-    println!("reranked {} candidates on {} in {:.2} ms", candidates.len(), a.backend.name(), took.as_secs_f64() * 1e3);
+    println!(
+        "reranked {} candidates on {} in {:.2} ms",
+        candidates.len(),
+        a.backend.name(),
+        took.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 

@@ -4,7 +4,7 @@ mod atomic;
 mod world;
 
 pub use atomic::write_atomic;
-pub use world::{read_world, write_world, WorldFiles};
+pub use world::{WorldFiles, read_world, write_world};
 
 use std::path::PathBuf;
 
@@ -12,20 +12,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The weight file was rejected.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Weights {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: encore_core::WeightFileError,
+        error: encore_core::WeightFileError,
     },
     /// A data file is malformed.
     #[error("{path}: {reason}")]

@@ -18,7 +18,10 @@ pub struct WorldFiles {
 impl WorldFiles {
     /// The files inside `dir`.
     pub fn in_dir(dir: &Path) -> Self {
-        Self { catalog: dir.join("catalog.json"), events: dir.join("events.csv") }
+        Self {
+            catalog: dir.join("catalog.json"),
+            events: dir.join("events.csv"),
+        }
     }
 }
 
@@ -38,10 +41,21 @@ pub fn write_world(dir: &Path, catalog: &Catalog, events: &[Event]) -> anyhow::R
 /// reason, and events naming unknown items are rejected.
 pub fn read_world(dir: &Path) -> Result<(Catalog, Vec<Event>), LoadError> {
     let files = WorldFiles::in_dir(dir);
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| LoadError::Io { path: p.clone(), source: e });
-    let malformed = |p: &PathBuf, reason: String| LoadError::Malformed { path: p.clone(), reason };
-    let catalog: Catalog = serde_json::from_slice(&read(&files.catalog)?).map_err(|e| malformed(&files.catalog, e.to_string()))?;
-    let catalog = catalog.reindexed().map_err(|e| malformed(&files.catalog, e.to_string()))?;
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| LoadError::Io {
+            path: p.clone(),
+            error: e,
+        })
+    };
+    let malformed = |p: &PathBuf, reason: String| LoadError::Malformed {
+        path: p.clone(),
+        reason,
+    };
+    let catalog: Catalog = serde_json::from_slice(&read(&files.catalog)?)
+        .map_err(|e| malformed(&files.catalog, e.to_string()))?;
+    let catalog = catalog
+        .reindexed()
+        .map_err(|e| malformed(&files.catalog, e.to_string()))?;
     let bytes = read(&files.events)?;
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let mut events = Vec::new();
@@ -49,10 +63,20 @@ pub fn read_world(dir: &Path) -> Result<(Catalog, Vec<Event>), LoadError> {
         let line = events.len() + 2;
         let e = row.map_err(|e| malformed(&files.events, format!("line {line}: {e}")))?;
         if catalog.index_of(e.item).is_none() {
-            return Err(malformed(&files.events, format!("line {line}: item id {} is not in {}", e.item, files.catalog.display())));
+            return Err(malformed(
+                &files.events,
+                format!(
+                    "line {line}: item id {} is not in {}",
+                    e.item,
+                    files.catalog.display()
+                ),
+            ));
         }
         if !e.duration_s.is_finite() {
-            return Err(malformed(&files.events, format!("line {line}: duration_s is not a finite number")));
+            return Err(malformed(
+                &files.events,
+                format!("line {line}: duration_s is not a finite number"),
+            ));
         }
         events.push(e);
     }
@@ -66,7 +90,12 @@ mod tests {
 
     #[test]
     fn world_round_trips_and_bad_lines_are_located() {
-        let w = SyntheticWorld::generate(&SyntheticWorldConfig { members: 10, titles: 40, days: 20, ..Default::default() });
+        let w = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 10,
+            titles: 40,
+            days: 20,
+            ..Default::default()
+        });
         let dir = std::env::temp_dir().join(format!("encore-world-{}", std::process::id()));
         write_world(&dir, &w.catalog, &w.events).unwrap();
         let (c, e) = read_world(&dir).unwrap();
@@ -80,7 +109,10 @@ mod tests {
         lines[3] = fields.join(",");
         std::fs::write(dir.join("events.csv"), lines.join("\n")).unwrap();
         let err = read_world(&dir).unwrap_err().to_string();
-        assert!(err.contains("events.csv") && err.contains("line 4"), "{err}");
+        assert!(
+            err.contains("events.csv") && err.contains("line 4"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -35,8 +35,14 @@ impl Checkpoint {
 
     /// Reads a checkpoint written by [`Checkpoint::write`].
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-        anyhow::ensure!(bytes.starts_with(MAGIC), "{} is not an Encore checkpoint", path.display());
-        postcard::from_bytes(&bytes[MAGIC.len()..]).with_context(|| format!("checkpoint {} is corrupted", path.display()))
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading checkpoint {}", path.display()))?;
+        anyhow::ensure!(
+            bytes.starts_with(MAGIC),
+            "{} is not an Encore checkpoint",
+            path.display()
+        );
+        postcard::from_bytes(&bytes[MAGIC.len()..])
+            .with_context(|| format!("checkpoint {} is corrupted", path.display()))
     }
 }

@@ -14,7 +14,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use encore_core::data::catalog::ItemVocabulary;
 use encore_core::data::split::MemberHistory;
-use encore_core::{EventTokenizer, FoundationModel, FoundationModelConfig, TokenBatch, TokenSequence};
+use encore_core::{
+    EventTokenizer, FoundationModel, FoundationModelConfig, TokenBatch, TokenSequence,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -50,7 +52,18 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 6, batch_size: 64, learning_rate: 2e-3, seed: 42, d_model: 64, n_heads: 2, n_layers: 2, d_ff: 256, max_len: 64, dropout: 0.1 }
+        Self {
+            epochs: 6,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            seed: 42,
+            d_model: 64,
+            n_heads: 2,
+            n_layers: 2,
+            d_ff: 256,
+            max_len: 64,
+            dropout: 0.1,
+        }
     }
 }
 
@@ -116,17 +129,27 @@ pub fn train(
     checkpoints: CheckpointPolicy<'_>,
     show_progress: bool,
 ) -> anyhow::Result<TrainedModel> {
-    anyhow::ensure!(cfg.epochs > 0 && cfg.batch_size > 0, "epochs and batch size must be positive");
+    anyhow::ensure!(
+        cfg.epochs > 0 && cfg.batch_size > 0,
+        "epochs and batch size must be positive"
+    );
     let device = backend.training_device();
     device.seed(cfg.seed);
     let config = cfg.model(items.len());
     let tokenizer = EventTokenizer::new(cfg.max_len);
     let mut windows: Vec<TokenSequence> = Vec::new();
     for h in histories {
-        windows.extend(tokenizer.training_windows(items, &h.events).with_context(|| format!("member {}", h.member))?);
+        windows.extend(
+            tokenizer
+                .training_windows(items, &h.events)
+                .with_context(|| format!("member {}", h.member))?,
+        );
     }
     anyhow::ensure!(!windows.is_empty(), "no training events");
-    let total_tokens: usize = windows.iter().map(|w| w.target.iter().filter(|t| t.is_some()).count()).sum();
+    let total_tokens: usize = windows
+        .iter()
+        .map(|w| w.target.iter().filter(|t| t.is_some()).count())
+        .sum();
 
     let mut model = config.init(&device);
     let mut optim = AdamConfig::new().init();
@@ -135,18 +158,42 @@ pub fn train(
         && path.exists()
     {
         let ck = Checkpoint::read(path)?;
-        let same_run = TrainConfig { epochs: cfg.epochs, ..ck.train_config.clone() } == *cfg;
-        anyhow::ensure!(same_run, "checkpoint {} was written with other training options; remove it or pass the same options (only --epochs may change)", path.display());
-        model = model.load_record(ModuleRecord::from_bytes(Bytes::from_bytes_vec(ck.model_record.clone())).map_err(|e| anyhow::anyhow!("{e:?}"))?);
-        optim = optim.from_bytes(Bytes::from_bytes_vec(ck.optimizer.clone())).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let same_run = TrainConfig {
+            epochs: cfg.epochs,
+            ..ck.train_config.clone()
+        } == *cfg;
+        anyhow::ensure!(
+            same_run,
+            "checkpoint {} was written with other training options; remove it or pass the same options (only --epochs may change)",
+            path.display()
+        );
+        model = model.load_record(
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(ck.model_record.clone()))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
+        optim = optim
+            .from_bytes(Bytes::from_bytes_vec(ck.optimizer.clone()))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         epochs = ck.epochs;
-        eprintln!("resuming from {} after epoch {}", path.display(), epochs.len());
+        eprintln!(
+            "resuming from {} after epoch {}",
+            path.display(),
+            epochs.len()
+        );
     }
 
     let steps_per_epoch = windows.len().div_ceil(cfg.batch_size);
     for epoch in epochs.len() + 1..=cfg.epochs {
-        let bar = if show_progress { ProgressBar::new(steps_per_epoch as u64) } else { ProgressBar::hidden() };
-        bar.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})").expect("static template").progress_chars("=> "));
+        let bar = if show_progress {
+            ProgressBar::new(steps_per_epoch as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
         bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
         let mut order: Vec<usize> = (0..windows.len()).collect();
@@ -155,7 +202,10 @@ pub fn train(
         let (mut loss_sum, mut loss_weight) = (0.0f64, 0.0f64);
         for chunk in order.chunks(cfg.batch_size) {
             let seqs: Vec<TokenSequence> = chunk.iter().map(|&i| windows[i].clone()).collect();
-            let n_targets = seqs.iter().map(|s| s.target.iter().filter(|t| t.is_some()).count()).sum::<usize>() as f64;
+            let n_targets = seqs
+                .iter()
+                .map(|s| s.target.iter().filter(|t| t.is_some()).count())
+                .sum::<usize>() as f64;
             let batch = TokenBatch::new(&seqs, &device);
             let loss = model.next_item_loss(&batch);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -165,21 +215,42 @@ pub fn train(
             loss_sum += value * n_targets;
             loss_weight += n_targets;
             let secs = start.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.4}  {:.0} tok/s", loss_sum / loss_weight, loss_weight / secs.max(1e-9)));
+            bar.set_message(format!(
+                "loss {:.4}  {:.0} tok/s",
+                loss_sum / loss_weight,
+                loss_weight / secs.max(1e-9)
+            ));
             bar.inc(1);
         }
         bar.finish();
-        epochs.push(EpochStats { epoch, loss: loss_sum / loss_weight, tokens: total_tokens, seconds: start.elapsed().as_secs_f64() });
+        epochs.push(EpochStats {
+            epoch,
+            loss: loss_sum / loss_weight,
+            tokens: total_tokens,
+            seconds: start.elapsed().as_secs_f64(),
+        });
         if let Some(path) = checkpoints.path {
             let ck = Checkpoint {
                 train_config: cfg.clone(),
                 epochs: epochs.clone(),
-                model_record: model.clone().into_record().into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?.to_vec(),
-                optimizer: optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?.to_vec(),
+                model_record: model
+                    .clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .to_vec(),
+                optimizer: optim
+                    .into_bytes()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .to_vec(),
                 weights: encore_core::weights::save_model(&model, &config, items.ids()),
             };
             ck.write(path)?;
         }
     }
-    Ok(TrainedModel { model, config, epochs })
+    Ok(TrainedModel {
+        model,
+        config,
+        epochs,
+    })
 }

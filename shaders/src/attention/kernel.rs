@@ -1,7 +1,10 @@
 //! The WGSL kernel behind [`super::fused_causal_attention`], launched through burn-cubecl's
 //! template API as a backend extension on `CubeBackend`.
 
-use burn::backend::wgpu::{CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous, kernel_source};
+use burn::backend::wgpu::{
+    CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
+    kernel_source,
+};
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::cubecl::prelude::*;
 use burn::cubecl::server::KernelArguments;
@@ -18,7 +21,11 @@ const WORKGROUP_SIZE: u32 = 64;
 #[backend_extension(Cube)]
 pub trait FusedAttentionBackend: Backend {
     /// q, k, v: `[..., seq, head_dim]` (leading dims flattened); returns `[..., seq, head_dim]`.
-    fn fused_causal_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 kernel_source!(CausalAttentionWgsl, "./causal_attention.wgsl");
@@ -49,7 +56,11 @@ impl KernelSource for CausalAttentionKernel {
 }
 
 impl FusedAttentionBackend for CubeBackend {
-    fn fused_causal_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         q.assert_is_on_same_device(&k);
         q.assert_is_on_same_device(&v);
         let (q, k, v) = (into_contiguous(q), into_contiguous(k), into_contiguous(v));
@@ -66,7 +77,8 @@ impl FusedAttentionBackend for CubeBackend {
             other => panic!("fused_causal_attention: unsupported dtype {other:?}"),
         };
         let buffer = q.client.empty(shape.num_elements() * q.dtype.size());
-        let out = CubeTensor::new_contiguous(q.client.clone(), q.device.clone(), shape, buffer, q.dtype);
+        let out =
+            CubeTensor::new_contiguous(q.client.clone(), q.device.clone(), shape, buffer, q.dtype);
         if rows == 0 {
             return out;
         }
@@ -74,7 +86,10 @@ impl FusedAttentionBackend for CubeBackend {
         let info: [u32; 3] = [rows as u32, s as u32, d as u32];
         let info = q.client.create_from_slice(bytemuck::cast_slice(&info));
         q.client.launch(
-            Box::new(SourceKernel::new(CausalAttentionKernel { cube_dim, elem }, cube_dim)),
+            Box::new(SourceKernel::new(
+                CausalAttentionKernel { cube_dim, elem },
+                cube_dim,
+            )),
             CubeCount::Static((rows as u32).div_ceil(WORKGROUP_SIZE), 1, 1),
             KernelArguments::new().with_buffers(vec![
                 q.handle.binding(),

@@ -27,14 +27,22 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
 /// # Panics
 /// On a device that is not wgpu, or with `head_dim > MAX_HEAD_DIM`.
 pub fn fused_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(Dispatch::fused_causal_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch()))
+    Tensor::from_dispatch(Dispatch::fused_causal_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+    ))
 }
 
 /// Reference in burn ops (any backend, differentiable). q, k, v: `[batch, heads, seq, head_dim]`.
 pub fn causal_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     let [b, h, s, d] = q.dims();
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d as f32).sqrt());
-    let future = causal_future(s, &scores.device()).reshape([1, 1, s, s]).expand([b, h, s, s]);
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (d as f32).sqrt());
+    let future = causal_future(s, &scores.device())
+        .reshape([1, 1, s, s])
+        .expand([b, h, s, s]);
     let scores = scores.mask_fill(future, f32::NEG_INFINITY);
     activation::softmax(scores, 3).matmul(v)
 }

@@ -1,0 +1,162 @@
+//! The `encore` binary as a user runs it: generate → train (with resume) → export → eval →
+//! rerank, and clear one-line errors on bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn encore(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_encore"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("encore runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = encore(dir, args);
+    assert!(
+        out.status.success(),
+        "encore {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = encore(dir, args);
+    assert_eq!(out.status.code(), Some(1), "encore {args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.starts_with("error: ") && !err.contains("backtrace"),
+        "{err}"
+    );
+    err
+}
+
+#[test]
+fn the_steps_run_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("encore-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = ["--data", "w"];
+    let tiny = [
+        "--d-model",
+        "16",
+        "--max-len",
+        "16",
+        "--n-layers",
+        "1",
+        "--checkpoint",
+        "c.ckpt",
+    ];
+
+    let out = ok(
+        &dir,
+        &[
+            "generate",
+            "--out",
+            "w",
+            "--members",
+            "120",
+            "--titles",
+            "60",
+            "--days",
+            "30",
+        ],
+    );
+    assert!(out.contains("60 titles"), "{out}");
+    ok(
+        &dir,
+        &[&["train", "--epochs", "1"][..], &small, &tiny].concat(),
+    );
+    let out = ok(
+        &dir,
+        &[&["train", "--epochs", "2", "--resume"][..], &small, &tiny].concat(),
+    );
+    assert!(out.contains("trained 2 epochs"), "{out}");
+    let out = ok(
+        &dir,
+        &["export", "--checkpoint", "c.ckpt", "--out", "m.encore"],
+    );
+    assert!(out.contains("m.encore"), "{out}");
+    let out = ok(
+        &dir,
+        &[&["eval", "--model", "m.encore"][..], &small].concat(),
+    );
+    assert!(
+        out.contains("foundation model") && out.contains("most popular") && out.contains("NDCG@10"),
+        "{out}"
+    );
+    let out = ok(
+        &dir,
+        &[
+            &[
+                "rerank",
+                "--model",
+                "m.encore",
+                "--member",
+                "3",
+                "--surface",
+                "search",
+                "--count",
+                "6",
+            ][..],
+            &small,
+        ]
+        .concat(),
+    );
+    assert!(
+        out.contains("reranked on device") && out.contains("reranked 6 candidates"),
+        "{out}"
+    );
+
+    // Bad input: one clear line, exit code 1.
+    assert!(
+        fails(
+            &dir,
+            &[
+                &["rerank", "--model", "m.encore", "--surface", "attic"][..],
+                &small
+            ]
+            .concat()
+        )
+        .contains("unknown surface")
+    );
+    assert!(
+        fails(
+            &dir,
+            &[
+                &["rerank", "--model", "m.encore", "--candidates", "1000,7"][..],
+                &small
+            ]
+            .concat()
+        )
+        .contains("unknown item id 7")
+    );
+    std::fs::write(
+        dir.join("bad.encore"),
+        &std::fs::read(dir.join("m.encore")).unwrap()[..200],
+    )
+    .unwrap();
+    assert!(
+        fails(
+            &dir,
+            &[&["eval", "--model", "bad.encore"][..], &small].concat()
+        )
+        .contains("checksum")
+    );
+    assert!(
+        fails(&dir, &["eval", "--model", "missing.encore"]).contains("cannot read missing.encore")
+    );
+    std::fs::write(dir.join("w/events.csv"), "member,item,timestamp,action,duration_s,surface,country,device\n1,1000,5,play,oops,home,US,tv\n").unwrap();
+    let err = fails(
+        &dir,
+        &[&["eval", "--model", "m.encore"][..], &small].concat(),
+    );
+    assert!(
+        err.contains("events.csv") && err.contains("line 2"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,7 +1,7 @@
 //! A self-check of the WGSL attention kernel in the browser: the kernel on WebGPU against the
 //! burn-ops reference on the CPU backend, on the same random inputs.
 
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 use wasm_bindgen::prelude::*;
 
 /// Largest absolute difference between the WebGPU kernel and the CPU reference for random
@@ -23,26 +23,23 @@ pub async fn attention_kernel_max_error(
     let draw = || Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &cpu);
     let (q, k, v) = (draw(), draw(), draw());
     let reference = encore_shaders::causal_attention_reference(q.clone(), k.clone(), v.clone());
-    let on_gpu = |t: &Tensor<4>| -> Result<Tensor<4>, JsValue> {
-        let data: TensorData = t.to_data();
-        Ok(Tensor::<4>::from_data(data, &gpu))
-    };
-    let fused = encore_shaders::fused_causal_attention(on_gpu(&q)?, on_gpu(&k)?, on_gpu(&v)?);
-    let fused = fused
-        .into_data_async()
-        .await
-        .map_err(|e| crate::error(format!("{e:?}")))?
-        .try_into_vec::<f32>()
-        .map_err(|e| crate::error(format!("{e:?}")))?;
-    let reference = reference
-        .into_data_async()
-        .await
-        .map_err(|e| crate::error(format!("{e:?}")))?
-        .try_into_vec::<f32>()
-        .map_err(|e| crate::error(format!("{e:?}")))?;
+    let on_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
+    let fused = encore_shaders::fused_causal_attention(on_gpu(&q), on_gpu(&k), on_gpu(&v));
+    let fused = read_back(fused).await?;
+    let reference = read_back(reference).await?;
     Ok(fused
         .iter()
         .zip(&reference)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max))
+}
+
+/// A tensor's values on the host (async: required for WebGPU).
+async fn read_back(t: Tensor<4>) -> Result<Vec<f32>, JsValue> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| crate::error(format!("{e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| crate::error(format!("{e:?}")))
 }

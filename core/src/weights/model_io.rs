@@ -43,7 +43,7 @@ impl ModelSpec {
         in_range("n_layers", self.n_layers, 64)?;
         in_range("d_ff", self.d_ff, 65_536)?;
         in_range("max_len", self.max_len, 8192)?;
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "d_model {} is not divisible by n_heads {}",
                 self.d_model, self.n_heads

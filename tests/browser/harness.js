@@ -26,6 +26,10 @@ window.runHarness = async () => {
     out.backends[wanted] = { backend: r.backend, reason: r.backendReason, results };
     r.free();
   }
+  const auto = await Reranker.load(bytes, 'auto');
+  const autoRes = await auto.rerank(cases[0].events, Uint32Array.from(cases[0].candidates), cases[0].surface, cases[0].options);
+  out.auto = { backend: auto.backend, reason: auto.backendReason, items: Array.from(autoRes.items) };
+  auto.free();
   for (const [b, h, s, d] of [[1, 1, 1, 8], [2, 2, 7, 16], [1, 4, 65, 32], [2, 1, 130, 64], [1, 2, 33, 128]]) {
     out.kernel.push({ shape: [b, h, s, d], maxError: await attentionKernelMaxError(b, h, s, d, 7) });
   }

@@ -101,6 +101,21 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
             }
         }
     }
+    // "auto" times a warm-up rerank on both backends and keeps the faster one, saying why.
+    let auto = &out["auto"];
+    let reason = auto["reason"].as_str().unwrap();
+    let expected_start = match auto["backend"].as_str().unwrap() {
+        "webgpu" => "WebGPU is faster here",
+        "cpu" => "CPU is faster here",
+        other => panic!("auto chose {other}"),
+    };
+    assert!(
+        reason.starts_with(expected_start)
+            && reason.contains("ms on WebGPU")
+            && reason.contains("ms on CPU"),
+        "{reason}"
+    );
+    assert_eq!(auto["items"], serde_json::json!(cases[0].expected_items));
     for k in out["kernel"].as_array().unwrap() {
         let err = k["maxError"].as_f64().unwrap();
         assert!(err <= 1e-4, "WGSL kernel in the browser vs reference: {k}");

@@ -1,9 +1,11 @@
-//! Choosing the browser backend: burn's WebGPU backend where the browser offers WebGPU, its
-//! CPU backend (flex) otherwise or when asked.
+//! Choosing the browser backend: burn's WebGPU backend or its CPU backend (flex), whichever
+//! reranks faster on this device, unless the caller forces one.
 
 use std::cell::RefCell;
 
 use burn::tensor::Device;
+use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, Surface};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 thread_local! {
@@ -56,27 +58,94 @@ pub(crate) async fn webgpu_device() -> Result<Device, String> {
     Ok(device)
 }
 
-/// Resolves `"auto"`, `"webgpu"` or `"cpu"` to a device, the backend and the reason.
-pub(crate) async fn select(wanted: &str) -> Result<(Device, BackendChoice, String), String> {
+/// Milliseconds from the page's clock (`performance.now()`).
+fn now_ms() -> f64 {
+    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .unwrap_or(JsValue::UNDEFINED);
+    js_sys::Reflect::get(&perf, &"now".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(&perf).ok())
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+/// Time of one warm rerank (20 history events, up to 100 candidates) in milliseconds; the
+/// first, untimed call compiles shaders and fills caches.
+async fn warm_rerank_ms(reranker: &Reranker) -> Result<f64, String> {
+    let ids = reranker.items().ids();
+    let history: Vec<Event> = ids
+        .iter()
+        .cycle()
+        .take(20)
+        .enumerate()
+        .map(|(i, &item)| Event {
+            member: 0,
+            item,
+            timestamp: 1_767_225_600 + 3600 * i as i64,
+            action: Action::Play,
+            duration_s: 1800.0,
+            surface: Surface::Home,
+            country: "??".into(),
+            device: DeviceType::Web,
+        })
+        .collect();
+    let candidates = &ids[..ids.len().min(100)];
+    let request = RerankRequest::on(Surface::Home);
+    reranker
+        .rerank_async(&history, candidates, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = now_ms();
+    reranker
+        .rerank_async(&history, candidates, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(now_ms() - start)
+}
+
+/// Loads the weight file on the backend `wanted` names (`"auto"`, `"webgpu"` or `"cpu"`) and
+/// says why that backend runs it.
+pub(crate) async fn load(
+    bytes: &[u8],
+    wanted: &str,
+) -> Result<(Reranker, BackendChoice, String), String> {
+    let on = |device: &Device| Reranker::from_bytes(bytes, device).map_err(|e| e.to_string());
     match wanted {
         "cpu" => Ok((
-            Device::flex(),
+            on(&Device::flex())?,
             BackendChoice::Cpu,
             "CPU requested by the caller".into(),
         )),
         "webgpu" => Ok((
-            webgpu_device().await?,
+            on(&webgpu_device().await?)?,
             BackendChoice::WebGpu,
             "WebGPU requested by the caller".into(),
         )),
-        "auto" => match webgpu_device().await {
-            Ok(d) => Ok((d, BackendChoice::WebGpu, "WebGPU is available".into())),
-            Err(why) => Ok((
-                Device::flex(),
-                BackendChoice::Cpu,
-                format!("fell back to CPU: {why}"),
-            )),
-        },
+        "auto" => {
+            let cpu = on(&Device::flex())?;
+            let gpu_device = match webgpu_device().await {
+                Ok(d) => d,
+                Err(why) => return Ok((cpu, BackendChoice::Cpu, format!("CPU: {why}"))),
+            };
+            let gpu = on(&gpu_device)?;
+            let (cpu_ms, gpu_ms) = (warm_rerank_ms(&cpu).await?, warm_rerank_ms(&gpu).await?);
+            let timing =
+                format!("warm-up rerank took {gpu_ms:.1} ms on WebGPU, {cpu_ms:.1} ms on CPU");
+            Ok(if gpu_ms < cpu_ms {
+                (
+                    gpu,
+                    BackendChoice::WebGpu,
+                    format!("WebGPU is faster here: {timing}"),
+                )
+            } else {
+                (
+                    cpu,
+                    BackendChoice::Cpu,
+                    format!("CPU is faster here: {timing}"),
+                )
+            })
+        }
         other => Err(format!(
             "unknown backend {other:?}: use \"auto\", \"webgpu\" or \"cpu\""
         )),

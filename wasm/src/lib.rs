@@ -52,12 +52,12 @@ pub struct Reranker {
 
 #[wasm_bindgen]
 impl Reranker {
-    /// Loads a weight file (a `Uint8Array`). `backend`: `"auto"` (default: WebGPU where the
-    /// browser offers it, else CPU), `"webgpu"` or `"cpu"`.
+    /// Loads a weight file (a `Uint8Array`). `backend`: `"auto"` (default: time a warm-up
+    /// rerank on WebGPU and on the CPU backend and keep the faster), `"webgpu"` or `"cpu"`.
     pub async fn load(bytes: Vec<u8>, backend: Option<String>) -> Result<Reranker, JsValue> {
         let wanted = backend.as_deref().unwrap_or("auto");
-        let (device, backend, backend_reason) = backend::select(wanted).await.map_err(error)?;
-        let inner = encore_core::Reranker::from_bytes(&bytes, &device).map_err(error)?;
+        let (inner, backend, backend_reason) =
+            backend::load(&bytes, wanted).await.map_err(error)?;
         Ok(Reranker {
             inner: Rc::new(inner),
             backend,

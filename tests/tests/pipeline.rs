@@ -4,9 +4,27 @@
 use burn::tensor::Device;
 use encore::backend::Backend;
 use encore::evaluation::evaluate;
-use encore::training::{Checkpoint, CheckpointPolicy, TrainConfig, train};
+use encore::training::{Checkpoint, CheckpointPolicy, TrainConfig, TrainedModel, train};
+use encore_core::data::split::MemberHistory;
 use encore_core::{Reranker, SyntheticWorld, SyntheticWorldConfig};
 use encore_tests::{split, temp_dir, tiny_config};
+
+/// Trains quietly on the CPU backend.
+fn train_cpu(
+    world: &SyntheticWorld,
+    train_set: &[MemberHistory],
+    cfg: &TrainConfig,
+    checkpoints: CheckpointPolicy<'_>,
+) -> anyhow::Result<TrainedModel> {
+    train(
+        train_set,
+        world.catalog.vocabulary(),
+        cfg,
+        Backend::Cpu,
+        checkpoints,
+        false,
+    )
+}
 
 #[test]
 fn trained_model_beats_most_popular_on_held_out_events() {
@@ -26,15 +44,7 @@ fn trained_model_beats_most_popular_on_held_out_events() {
         n_layers: 1,
         ..TrainConfig::default()
     };
-    let trained = train(
-        &train_set,
-        world.catalog.vocabulary(),
-        &cfg,
-        Backend::Cpu,
-        CheckpointPolicy::default(),
-        false,
-    )
-    .unwrap();
+    let trained = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
     assert!(
         trained.epochs.last().unwrap().loss < trained.epochs[0].loss,
         "loss went down"
@@ -58,15 +68,7 @@ fn resumed_training_matches_uninterrupted_training() {
         dropout: 0.0,
         ..tiny_config(2)
     };
-    let straight = train(
-        &train_set,
-        world.catalog.vocabulary(),
-        &cfg,
-        Backend::Cpu,
-        CheckpointPolicy::default(),
-        false,
-    )
-    .unwrap();
+    let straight = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
 
     // "Crash" after epoch 1: a run asked for one epoch leaves its checkpoint behind.
     let ck = dir.join("run.ckpt");
@@ -74,29 +76,25 @@ fn resumed_training_matches_uninterrupted_training() {
         epochs: 1,
         ..cfg.clone()
     };
-    train(
+    train_cpu(
+        &world,
         &train_set,
-        world.catalog.vocabulary(),
         &first,
-        Backend::Cpu,
         CheckpointPolicy {
             path: Some(&ck),
             resume: false,
         },
-        false,
     )
     .unwrap();
     assert_eq!(Checkpoint::read(&ck).unwrap().epochs.len(), 1);
-    let resumed = train(
+    let resumed = train_cpu(
+        &world,
         &train_set,
-        world.catalog.vocabulary(),
         &cfg,
-        Backend::Cpu,
         CheckpointPolicy {
             path: Some(&ck),
             resume: true,
         },
-        false,
     )
     .unwrap();
     assert_eq!(resumed.epochs.len(), 2);
@@ -125,16 +123,14 @@ fn resumed_training_matches_uninterrupted_training() {
         learning_rate: 0.5,
         ..cfg
     };
-    let err = train(
+    let err = train_cpu(
+        &world,
         &train_set,
-        world.catalog.vocabulary(),
         &other,
-        Backend::Cpu,
         CheckpointPolicy {
             path: Some(&ck),
             resume: true,
         },
-        false,
     )
     .unwrap_err();
     assert!(err.to_string().contains("other training options"), "{err}");

@@ -1,6 +1,6 @@
 //! Ranking metrics for next-item evaluation: HR@K, NDCG@K and MRR from full-catalog ranks.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Rank of `target` (1 = best): 1 + the number of items, not excluded, scoring strictly higher.
 pub fn rank_of(scores: &[f32], target: usize, excluded: impl Fn(usize) -> bool) -> usize {
@@ -13,7 +13,7 @@ pub fn rank_of(scores: &[f32], target: usize, excluded: impl Fn(usize) -> bool) 
 }
 
 /// HR, NDCG and MRR over a set of ranks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankingMetrics {
     /// Cut-offs K, ascending.
     pub ks: Vec<usize>,
@@ -98,5 +98,20 @@ mod tests {
         assert!((m.ndcg_at(10) - ndcg10).abs() < 1e-12);
         assert!((m.ndcg_at(1) - 0.25).abs() < 1e-12);
         assert!((m.mrr - (1.0 + 0.5 + 0.1 + 1.0 / 11.0) / 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn k_boundaries_ties_and_exclusions() {
+        // Rank exactly K is a hit at K; rank K + 1 is not.
+        let m = RankingMetrics::from_ranks(&[10, 11], &[10, 50, 200]);
+        assert_eq!(m.hr(10), 0.5);
+        assert!((m.ndcg_at(10) - 0.5 / 11f64.log2()).abs() < 1e-12);
+        assert_eq!(m.hr(50), 1.0);
+        // Ties never count against the target; excluded items never count at all.
+        let s = [0.3, 0.3, 0.3, 0.9, 0.8];
+        assert_eq!(rank_of(&s, 1, |_| false), 3);
+        assert_eq!(rank_of(&s, 1, |i| i == 3 || i == 4), 1);
+        let empty = RankingMetrics::from_ranks(&[], &[10]);
+        assert_eq!((empty.hr(10), empty.count), (0.0, 0));
     }
 }

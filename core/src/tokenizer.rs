@@ -9,7 +9,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
-use crate::data::events::{DeviceType, Event, Surface, country_index};
+use crate::data::events::{Action, DeviceType, Event, Surface, country_index};
 
 /// Item slot meaning "no token here" (right padding).
 pub const PAD_ITEM: u32 = 0;
@@ -17,8 +17,12 @@ pub const PAD_ITEM: u32 = 0;
 pub const START_ITEM: u32 = 1;
 /// Offset of the first catalog item in the item slots (slot = dense index + 2).
 pub const ITEM_OFFSET: u32 = 2;
-/// Number of time-gap buckets.
+/// Number of time-gap buckets (0 = unknown / no previous event).
 pub const GAP_BUCKETS: usize = 16;
+/// Number of watch-duration buckets (0 = nothing watched or no previous event).
+pub const DURATION_BUCKETS: usize = 12;
+/// Number of roll-up count buckets (0 = no previous event, then 1…7, the last meaning "7 or more").
+pub const COUNT_BUCKETS: usize = 8;
 
 /// The request context of the token the model predicts from.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +49,31 @@ impl Context {
     }
 }
 
+/// One token's "what": interactions with one item rolled up into one (see [`EventTokenizer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolledEvent {
+    /// Request context of the first interaction.
+    pub context: Context,
+    /// Dense item index.
+    pub item: u32,
+    /// The strongest action among the rolled interactions (play > add to list > trailer).
+    pub action: Action,
+    /// Summed seconds watched.
+    pub duration_s: f32,
+    /// How many interactions were rolled up.
+    pub count: u32,
+    /// Time of the last rolled interaction.
+    pub last_timestamp: i64,
+}
+
+fn action_strength(a: Action) -> u8 {
+    match a {
+        Action::Trailer => 0,
+        Action::AddToList => 1,
+        Action::Play => 2,
+    }
+}
+
 /// The token features of one member's sequence (all vectors have the same length).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenSequence {
@@ -52,6 +81,10 @@ pub struct TokenSequence {
     pub prev_item: Vec<u32>,
     /// Action of the previous event + 1 (0 for the first token).
     pub prev_action: Vec<u32>,
+    /// Duration bucket of the previous event.
+    pub prev_duration: Vec<u32>,
+    /// Roll-up count bucket of the previous event.
+    pub prev_count: Vec<u32>,
     /// Surface index of this token's request.
     pub surface: Vec<u32>,
     /// Device index.
@@ -66,6 +99,14 @@ pub struct TokenSequence {
     pub gap: Vec<u32>,
     /// Dense index of the item to predict at this token, if known (training).
     pub target: Vec<Option<u32>>,
+    /// Training only: time of the target event (for multi-token prediction's time decay).
+    pub target_time: Vec<i64>,
+    /// Training only: action of the target event.
+    pub target_action: Vec<u32>,
+    /// Training only: duration bucket of the target event.
+    pub target_duration: Vec<u32>,
+    /// Training only: gap bucket from the target event to the one after it (0 = none).
+    pub next_gap: Vec<u32>,
 }
 
 impl TokenSequence {
@@ -79,17 +120,23 @@ impl TokenSequence {
         self.prev_item.is_empty()
     }
 
-    fn push(&mut self, prev: Option<(&Event, u32)>, ctx: &Context, target: Option<u32>) {
-        let (item, action, gap) = match prev {
-            None => (START_ITEM, 0, 0),
-            Some((e, slot)) => (
-                slot,
-                e.action.index() as u32 + 1,
-                gap_bucket(ctx.timestamp - e.timestamp),
-            ),
-        };
-        self.prev_item.push(item);
-        self.prev_action.push(action);
+    fn push(&mut self, prev: Option<&RolledEvent>, ctx: &Context, target: Option<&RolledEvent>) {
+        match prev {
+            None => {
+                self.prev_item.push(START_ITEM);
+                self.prev_action.push(0);
+                self.prev_duration.push(0);
+                self.prev_count.push(0);
+                self.gap.push(0);
+            }
+            Some(e) => {
+                self.prev_item.push(e.item + ITEM_OFFSET);
+                self.prev_action.push(e.action.index() as u32 + 1);
+                self.prev_duration.push(duration_bucket(e.duration_s));
+                self.prev_count.push(e.count.min(COUNT_BUCKETS as u32 - 1));
+                self.gap.push(gap_bucket(ctx.timestamp - e.last_timestamp));
+            }
+        }
         self.surface.push(ctx.surface.index() as u32);
         self.device.push(ctx.device.index() as u32);
         self.country.push(country_index(&ctx.country) as u32);
@@ -97,15 +144,23 @@ impl TokenSequence {
             .push(ctx.timestamp.rem_euclid(86_400) as u32 / 3600);
         self.weekday
             .push((ctx.timestamp.div_euclid(86_400) + 4).rem_euclid(7) as u32);
-        self.gap.push(gap);
-        self.target.push(target);
+        self.target.push(target.map(|t| t.item));
+        self.target_time
+            .push(target.map_or(ctx.timestamp, |t| t.context.timestamp));
+        self.target_action
+            .push(target.map_or(0, |t| t.action.index() as u32));
+        self.target_duration
+            .push(target.map_or(0, |t| duration_bucket(t.duration_s)));
+        self.next_gap.push(0);
     }
 
-    /// The tokens `range` of this sequence.
+    /// The tokens `start..end` of this sequence.
     pub fn window(&self, start: usize, end: usize) -> TokenSequence {
         TokenSequence {
             prev_item: self.prev_item[start..end].to_vec(),
             prev_action: self.prev_action[start..end].to_vec(),
+            prev_duration: self.prev_duration[start..end].to_vec(),
+            prev_count: self.prev_count[start..end].to_vec(),
             surface: self.surface[start..end].to_vec(),
             device: self.device[start..end].to_vec(),
             country: self.country[start..end].to_vec(),
@@ -113,6 +168,10 @@ impl TokenSequence {
             weekday: self.weekday[start..end].to_vec(),
             gap: self.gap[start..end].to_vec(),
             target: self.target[start..end].to_vec(),
+            target_time: self.target_time[start..end].to_vec(),
+            target_action: self.target_action[start..end].to_vec(),
+            target_duration: self.target_duration[start..end].to_vec(),
+            next_gap: self.next_gap[start..end].to_vec(),
         }
     }
 }
@@ -122,6 +181,15 @@ impl TokenSequence {
 pub fn gap_bucket(seconds: i64) -> u32 {
     let minutes = seconds.max(0) as f64 / 60.0;
     1 + ((1.0 + minutes).log2().floor() as u32).min(GAP_BUCKETS as u32 - 2)
+}
+
+/// Bucket of a watch duration: 0 for nothing watched, then 1 + ⌊log2(1 + minutes)⌋, capped at 11.
+pub fn duration_bucket(seconds: f32) -> u32 {
+    if !(seconds > 0.0) {
+        return 0;
+    }
+    let minutes = f64::from(seconds) / 60.0;
+    1 + ((1.0 + minutes).log2().floor() as u32).min(DURATION_BUCKETS as u32 - 2)
 }
 
 /// An event whose item the catalog does not know.
@@ -134,47 +202,95 @@ pub struct UnknownItem {
     pub item: u32,
 }
 
-/// Turns member histories into token sequences; `max_len` is the model's window.
+/// Turns member histories into token sequences.
+///
+/// Hierarchical tokenization: consecutive interactions with the same item, each within
+/// `rollup_window_s` of the previous one (episodes of a series, replays), become one token that
+/// keeps the first interaction's context, the strongest action, the summed duration and the count.
+/// `rollup_window_s = 0` gives one token per event. A pre-training and a fine-tuning profile are
+/// two values of this struct.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventTokenizer {
     /// Longest token sequence the model accepts.
     pub max_len: usize,
+    /// Roll-up window in seconds (0: no roll-up).
+    pub rollup_window_s: u64,
 }
 
 impl EventTokenizer {
-    /// A tokenizer for a model with this window.
+    /// A tokenizer for a model with this window and no roll-up.
     pub fn new(max_len: usize) -> Self {
-        Self { max_len }
+        Self {
+            max_len,
+            rollup_window_s: 0,
+        }
     }
 
-    fn slots(&self, catalog: &ItemVocabulary, events: &[Event]) -> Result<Vec<u32>, UnknownItem> {
-        events
-            .iter()
-            .enumerate()
-            .map(|(position, e)| {
-                catalog
-                    .index_of(e.item)
-                    .map(|i| i as u32)
-                    .ok_or(UnknownItem {
-                        position,
-                        item: e.item,
-                    })
-            })
-            .collect()
+    /// The same tokenizer with another window length.
+    pub fn with_max_len(self, max_len: usize) -> Self {
+        Self { max_len, ..self }
     }
 
-    /// Training tokens: one per event, each predicting its event's item. Histories longer than
+    /// The same tokenizer rolling up repeats within `seconds`.
+    pub fn with_rollup(self, seconds: u64) -> Self {
+        Self {
+            rollup_window_s: seconds,
+            ..self
+        }
+    }
+
+    /// Rolls up a history (oldest first) into tokens' "what" parts.
+    pub fn roll_up(
+        &self,
+        catalog: &ItemVocabulary,
+        events: &[Event],
+    ) -> Result<Vec<RolledEvent>, UnknownItem> {
+        let mut out: Vec<RolledEvent> = Vec::with_capacity(events.len());
+        for (position, e) in events.iter().enumerate() {
+            let item = catalog.index_of(e.item).ok_or(UnknownItem {
+                position,
+                item: e.item,
+            })? as u32;
+            if let Some(last) = out.last_mut()
+                && self.rollup_window_s > 0
+                && last.item == item
+                && e.timestamp.saturating_sub(last.last_timestamp) <= self.rollup_window_s as i64
+            {
+                if action_strength(e.action) > action_strength(last.action) {
+                    last.action = e.action;
+                }
+                last.duration_s += e.duration_s.max(0.0);
+                last.count += 1;
+                last.last_timestamp = e.timestamp;
+                continue;
+            }
+            out.push(RolledEvent {
+                context: Context::of(e),
+                item,
+                action: e.action,
+                duration_s: e.duration_s.max(0.0),
+                count: 1,
+                last_timestamp: e.timestamp,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Training tokens: one per rolled event, each predicting its item. Histories longer than
     /// the window are cut into windows of `max_len` overlapping by half.
     pub fn training_windows(
         &self,
         catalog: &ItemVocabulary,
         events: &[Event],
     ) -> Result<Vec<TokenSequence>, UnknownItem> {
-        let idx = self.slots(catalog, events)?;
+        let rolled = self.roll_up(catalog, events)?;
         let mut seq = TokenSequence::default();
-        for (i, e) in events.iter().enumerate() {
-            let prev = (i > 0).then(|| (&events[i - 1], idx[i - 1] + ITEM_OFFSET));
-            seq.push(prev, &Context::of(e), Some(idx[i]));
+        for (i, e) in rolled.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|p| &rolled[p]);
+            seq.push(prev, &e.context, Some(e));
+            if let Some(next) = rolled.get(i + 1) {
+                seq.next_gap[i] = gap_bucket(next.context.timestamp - e.last_timestamp);
+            }
         }
         let n = seq.len();
         if n <= self.max_len {
@@ -194,26 +310,23 @@ impl EventTokenizer {
         Ok(out)
     }
 
-    /// Serving tokens: the most recent `max_len − 1` events, then the request token whose output
-    /// scores the next item.
+    /// Serving tokens: the most recent `max_len − 1` rolled events, then the request token
+    /// whose output scores the next item.
     pub fn serving_sequence(
         &self,
         catalog: &ItemVocabulary,
         events: &[Event],
         request: &Context,
     ) -> Result<TokenSequence, UnknownItem> {
-        let idx = self.slots(catalog, events)?;
-        let keep = events.len().min(self.max_len.saturating_sub(1));
-        let first = events.len() - keep;
+        let rolled = self.roll_up(catalog, events)?;
+        let keep = rolled.len().min(self.max_len.saturating_sub(1));
+        let first = rolled.len() - keep;
         let mut seq = TokenSequence::default();
-        for i in first..events.len() {
-            let prev = (i > 0).then(|| (&events[i - 1], idx[i - 1] + ITEM_OFFSET));
-            seq.push(prev, &Context::of(&events[i]), None);
+        for i in first..rolled.len() {
+            let prev = i.checked_sub(1).map(|p| &rolled[p]);
+            seq.push(prev, &rolled[i].context, None);
         }
-        let last = events
-            .last()
-            .map(|e| (e, idx[events.len() - 1] + ITEM_OFFSET));
-        seq.push(last, request, None);
+        seq.push(rolled.last(), request, None);
         Ok(seq)
     }
 }
@@ -225,6 +338,10 @@ pub struct TokenBatch {
     pub prev_item: Tensor<2, Int>,
     /// Previous actions.
     pub prev_action: Tensor<2, Int>,
+    /// Previous durations (buckets).
+    pub prev_duration: Tensor<2, Int>,
+    /// Previous roll-up counts (buckets).
+    pub prev_count: Tensor<2, Int>,
     /// Surfaces.
     pub surface: Tensor<2, Int>,
     /// Devices.
@@ -277,6 +394,8 @@ impl TokenBatch {
         Self {
             prev_item: ints(&|q| &q.prev_item),
             prev_action: ints(&|q| &q.prev_action),
+            prev_duration: ints(&|q| &q.prev_duration),
+            prev_count: ints(&|q| &q.prev_count),
             surface: ints(&|q| &q.surface),
             device: ints(&|q| &q.device),
             country: ints(&|q| &q.country),
@@ -386,6 +505,84 @@ mod tests {
         for s in [0, 30, 600, 3600, 86_400, 864_000, i64::MAX / 2] {
             let b = gap_bucket(s);
             assert!(b >= last && (b as usize) < GAP_BUCKETS);
+            last = b;
+        }
+    }
+
+    fn ev(item: u32, t: i64, action: Action, duration_s: f32) -> Event {
+        Event {
+            member: 1,
+            item,
+            timestamp: t,
+            action,
+            duration_s,
+            surface: Surface::Home,
+            country: "US".into(),
+            device: DeviceType::Tv,
+        }
+    }
+
+    #[test]
+    fn roll_up_merges_repeats_within_the_window_only() {
+        let vocab = ItemVocabulary::new(vec![100, 200]).unwrap();
+        let events = [
+            ev(100, 0, Action::Trailer, 60.0),
+            ev(100, 3000, Action::Play, 2400.0),
+            ev(100, 6000, Action::Play, 2400.0),
+            ev(200, 7000, Action::Play, 600.0),
+            ev(100, 7100, Action::AddToList, 0.0),
+            ev(100, 7100 + 20_000, Action::Play, 100.0),
+        ];
+        let tok = EventTokenizer::new(100).with_rollup(3600);
+        let rolled = tok.roll_up(&vocab, &events).unwrap();
+        assert_eq!(rolled.len(), 4);
+        assert_eq!((rolled[0].item, rolled[0].count), (0, 3));
+        assert_eq!(rolled[0].action, Action::Play);
+        assert_eq!(rolled[0].duration_s, 4860.0);
+        assert_eq!(rolled[0].last_timestamp, 6000);
+        assert_eq!(rolled[0].context.timestamp, 0);
+        // Item 100 after item 200 is a new token; 20,000 s later is outside the window.
+        assert_eq!((rolled[2].item, rolled[2].count), (0, 1));
+        assert_eq!(rolled[3].context.timestamp, 27_100);
+        assert_eq!(
+            EventTokenizer::new(100)
+                .roll_up(&vocab, &events)
+                .unwrap()
+                .len(),
+            6
+        );
+
+        let seq = tok.training_windows(&vocab, &events).unwrap().remove(0);
+        assert_eq!(seq.len(), 4);
+        assert_eq!(seq.prev_count[1], 3);
+        assert_eq!(seq.prev_duration[1], duration_bucket(4860.0));
+        assert_eq!(seq.prev_action[1], Action::Play.index() as u32 + 1);
+        // The gap runs from the end of the rolled group (6000) to the next request (7000).
+        assert_eq!(seq.gap[1], gap_bucket(1000));
+        assert_eq!(seq.next_gap[0], gap_bucket(1000));
+        assert_eq!(seq.next_gap[3], 0);
+        assert_eq!(seq.target, vec![Some(0), Some(1), Some(0), Some(0)]);
+
+        let req = Context {
+            timestamp: 30_000,
+            surface: Surface::Search,
+            device: DeviceType::Web,
+            country: "US".into(),
+        };
+        let serving = tok.serving_sequence(&vocab, &events, &req).unwrap();
+        assert_eq!(serving.len(), 5);
+        assert_eq!(serving.prev_item[..4], seq.prev_item[..]);
+        assert_eq!(serving.prev_item[4], ITEM_OFFSET);
+    }
+
+    #[test]
+    fn duration_buckets_are_monotone_and_bounded() {
+        assert_eq!(duration_bucket(0.0), 0);
+        assert_eq!(duration_bucket(f32::NAN), 0);
+        let mut last = 0;
+        for s in [1.0, 60.0, 600.0, 3600.0, 36_000.0, 1e9] {
+            let b = duration_bucket(s);
+            assert!(b >= last && (b as usize) < DURATION_BUCKETS);
             last = b;
         }
     }

@@ -6,6 +6,7 @@ use burn::tensor::Device;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// burn's CPU backend (flex).
     Cpu,

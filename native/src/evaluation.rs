@@ -42,15 +42,44 @@ pub fn request_of(target: &encore_core::Event) -> RerankRequest {
     }
 }
 
-/// Ranks every held-out target among all catalog items (rank = 1 + items scoring strictly
-/// higher; nothing excluded, since re-watching is a valid next event) for the model and the
-/// most-popular baseline.
-pub fn evaluate(
+/// How held-out cases are ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalProtocol {
+    /// Cut-offs for HR and NDCG.
+    pub ks: Vec<usize>,
+    /// Exclude the items of each case's history from its ranking (the MovieLens protocol).
+    pub exclude_history: bool,
+}
+
+impl EvalProtocol {
+    /// The synthetic world's protocol: nothing excluded (re-watching and the next episode are
+    /// real next events), K = 1, 10, 50.
+    pub fn synthetic() -> Self {
+        Self {
+            ks: KS.to_vec(),
+            exclude_history: false,
+        }
+    }
+
+    /// The MovieLens leave-one-out protocol: history items excluded, K = 10, 50, 200.
+    pub fn leave_one_out() -> Self {
+        Self {
+            ks: vec![10, 50, 200],
+            exclude_history: true,
+        }
+    }
+}
+
+/// Ranks of each held-out target among all catalog items (rank = 1 + items scoring strictly
+/// higher, history items skipped when the protocol says so), for the model and the
+/// most-popular baseline: (model ranks, most-popular ranks).
+pub fn ranks(
     reranker: &Reranker,
     catalog: &Catalog,
     train: &[MemberHistory],
     test: &[HeldOutEvent],
-) -> anyhow::Result<EvalReport> {
+    protocol: &EvalProtocol,
+) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let pop = popularity(catalog, train);
     let mut model_ranks = Vec::with_capacity(test.len());
     let mut pop_ranks = Vec::with_capacity(test.len());
@@ -64,18 +93,49 @@ pub fn evaluate(
             let target = reranker.items().index_of(h.target.item).ok_or_else(|| {
                 anyhow::anyhow!("held-out item {} unknown to the model", h.target.item)
             })?;
-            model_ranks.push(rank_of(&s, target, |_| false));
+            let excluded: std::collections::HashSet<usize> = if protocol.exclude_history {
+                h.history
+                    .iter()
+                    .filter_map(|e| catalog.index_of(e.item))
+                    .filter(|&i| i != target)
+                    .collect()
+            } else {
+                Default::default()
+            };
+            model_ranks.push(rank_of(&s, target, |i| excluded.contains(&i)));
             pop_ranks.push(rank_of(
                 &pop,
                 catalog.index_of(h.target.item).expect("catalog item"),
-                |_| false,
+                |i| excluded.contains(&i),
             ));
         }
     }
+    Ok((model_ranks, pop_ranks))
+}
+
+/// Model and most-popular metrics on held-out events under `protocol`.
+pub fn evaluate_with(
+    reranker: &Reranker,
+    catalog: &Catalog,
+    train: &[MemberHistory],
+    test: &[HeldOutEvent],
+    protocol: &EvalProtocol,
+) -> anyhow::Result<EvalReport> {
+    let (m, p) = ranks(reranker, catalog, train, test, protocol)?;
     Ok(EvalReport {
-        model: RankingMetrics::from_ranks(&model_ranks, &KS),
-        most_popular: RankingMetrics::from_ranks(&pop_ranks, &KS),
+        model: RankingMetrics::from_ranks(&m, &protocol.ks),
+        most_popular: RankingMetrics::from_ranks(&p, &protocol.ks),
     })
+}
+
+/// [`evaluate_with`] under the synthetic protocol.
+pub fn evaluate(
+    reranker: &Reranker,
+    catalog: &Catalog,
+    train: &[MemberHistory],
+    test: &[HeldOutEvent],
+) -> anyhow::Result<EvalReport> {
+    evaluate_with(reranker, catalog, train, test, &EvalProtocol::synthetic())
 }
 
 /// What a server would push for a member: `n` titles available at the request time, drawn by

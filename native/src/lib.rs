@@ -16,6 +16,7 @@ pub mod backend;
 pub mod browser_fixture;
 pub mod cli;
 pub mod evaluation;
+pub mod experiment;
 pub mod io;
 pub mod training;
 

@@ -1,7 +1,7 @@
 //! Shared fixtures for Encore's cross-crate tests: small synthetic worlds and trained models.
 
 use encore::backend::Backend;
-use encore::training::{CheckpointPolicy, TrainConfig, train};
+use encore::training::{CheckpointPolicy, Monitor, TrainConfig, train};
 use encore_core::data::split::{HeldOutEvent, MemberHistory, group_by_member, leave_last_out};
 use encore_core::{SyntheticWorld, SyntheticWorldConfig};
 
@@ -40,11 +40,11 @@ pub fn tiny_weight_file(world: &SyntheticWorld, epochs: usize) -> Vec<u8> {
     let (train_set, _) = split(world);
     let trained = train(
         &train_set,
-        world.catalog.vocabulary(),
+        &world.catalog,
         &tiny_config(epochs),
         Backend::Cpu,
         CheckpointPolicy::default(),
-        false,
+        Monitor::default(),
     )
     .expect("training runs");
     trained.weight_file(world.catalog.vocabulary())

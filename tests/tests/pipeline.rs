@@ -4,10 +4,14 @@
 use burn::tensor::Device;
 use encore::backend::Backend;
 use encore::evaluation::evaluate;
-use encore::training::{Checkpoint, CheckpointPolicy, TrainConfig, TrainedModel, train};
+use encore::training::{Checkpoint, CheckpointPolicy, Monitor, TrainConfig, TrainedModel, train};
 use encore_core::data::split::MemberHistory;
 use encore_core::{Reranker, SyntheticWorld, SyntheticWorldConfig};
 use encore_tests::{split, temp_dir, tiny_config};
+
+/// burn's random number generator is process-wide: trainings running at the same time in one
+/// process interleave their draws. The tests that compare runs take turns.
+static ONE_TRAINING_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Trains quietly on the CPU backend.
 fn train_cpu(
@@ -18,16 +22,19 @@ fn train_cpu(
 ) -> anyhow::Result<TrainedModel> {
     train(
         train_set,
-        world.catalog.vocabulary(),
+        &world.catalog,
         cfg,
         Backend::Cpu,
         checkpoints,
-        false,
+        Monitor::default(),
     )
 }
 
 #[test]
 fn trained_model_beats_most_popular_on_held_out_events() {
+    let _turn = ONE_TRAINING_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let world = SyntheticWorld::generate(&SyntheticWorldConfig {
         members: 500,
         titles: 150,
@@ -61,6 +68,9 @@ fn trained_model_beats_most_popular_on_held_out_events() {
 
 #[test]
 fn resumed_training_matches_uninterrupted_training() {
+    let _turn = ONE_TRAINING_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let world = encore_tests::small_world();
     let (train_set, _) = split(&world);
     let dir = temp_dir("resume");

@@ -4,7 +4,7 @@ use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
 use encore_core::tokenizer::Context;
 use encore_core::weights::load_model;
-use encore_core::{EventTokenizer, RerankError, RerankRequest, Reranker, Surface, TokenBatch};
+use encore_core::{RerankError, RerankRequest, Reranker, Surface, TokenBatch};
 use encore_tests::{small_world, tiny_weight_file};
 use std::sync::OnceLock;
 
@@ -53,7 +53,9 @@ fn runtime_scores_equal_training_forward_logits() {
         device: history.last().unwrap().device,
         country: history.last().unwrap().country.clone(),
     };
-    let seq = EventTokenizer::new(loaded.config.max_len)
+    let seq = loaded
+        .config
+        .tokenizer()
         .serving_sequence(&loaded.items, &history, &ctx)
         .unwrap();
     let n = seq.len();

@@ -1,6 +1,10 @@
-//! What the model learns from: events, the catalog, and the synthetic world that generates both.
+//! What the model learns from: events, the catalog, the synthetic world that generates both,
+//! and loaders for public data sets and generic event logs.
 
 pub mod catalog;
+pub mod event_log;
 pub mod events;
+pub mod movielens;
+pub mod source;
 pub mod split;
 pub mod synthetic;

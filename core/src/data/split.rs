@@ -62,3 +62,111 @@ pub fn leave_last_out(histories: &[MemberHistory]) -> (Vec<MemberHistory>, Vec<H
     }
     (train, test)
 }
+
+/// Which held-out item of each member a leave-one-out split targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holdout {
+    /// Target = the last item; training sees everything before it.
+    Test,
+    /// Target = the second-to-last item; training sees everything before it (the last item is
+    /// never seen), for model selection.
+    Validation,
+}
+
+/// The leave-one-out protocol: each member's held-out item is the target, the model sees the
+/// (up to) `history_window` items before it, and those items are excluded from the ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaveOneOut {
+    /// Which item is held out.
+    pub holdout: Holdout,
+    /// How many items before the target the model sees (and the ranking excludes).
+    pub history_window: usize,
+}
+
+impl LeaveOneOut {
+    /// Splits histories: (training histories, held-out cases). Members too short to give both a
+    /// target and one history item stay in training only.
+    pub fn split(&self, histories: &[MemberHistory]) -> (Vec<MemberHistory>, Vec<HeldOutEvent>) {
+        let drop = match self.holdout {
+            Holdout::Test => 1,
+            Holdout::Validation => 2,
+        };
+        let mut train = Vec::with_capacity(histories.len());
+        let mut cases = Vec::new();
+        for h in histories {
+            let n = h.events.len();
+            if n < drop + 1 {
+                train.push(h.clone());
+                continue;
+            }
+            let target = n - drop;
+            let from = target.saturating_sub(self.history_window);
+            cases.push(HeldOutEvent {
+                member: h.member,
+                history: h.events[from..target].to_vec(),
+                target: h.events[target].clone(),
+            });
+            train.push(MemberHistory {
+                member: h.member,
+                events: h.events[..target].to_vec(),
+            });
+        }
+        (train, cases)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::events::{Action, DeviceType, Surface};
+
+    fn ev(member: u32, item: u32, timestamp: i64) -> Event {
+        Event {
+            member,
+            item,
+            timestamp,
+            action: Action::Play,
+            duration_s: 0.0,
+            surface: Surface::Home,
+            country: "??".into(),
+            device: DeviceType::Web,
+        }
+    }
+
+    #[test]
+    fn equal_timestamps_keep_file_order() {
+        let h = group_by_member(&[ev(2, 5, 10), ev(1, 3, 20), ev(1, 4, 10), ev(1, 9, 10)]);
+        assert_eq!(
+            h[0].events.iter().map(|e| e.item).collect::<Vec<_>>(),
+            vec![4, 9, 3]
+        );
+        assert_eq!(h[1].member, 2);
+    }
+
+    #[test]
+    fn test_and_validation_targets_and_windows() {
+        let h = group_by_member(&(0..6).map(|i| ev(1, 10 + i, i as i64)).collect::<Vec<_>>());
+        let test = LeaveOneOut {
+            holdout: Holdout::Test,
+            history_window: 3,
+        };
+        let (train, cases) = test.split(&h);
+        assert_eq!(cases[0].target.item, 15);
+        assert_eq!(
+            cases[0].history.iter().map(|e| e.item).collect::<Vec<_>>(),
+            vec![12, 13, 14]
+        );
+        assert_eq!(train[0].events.len(), 5);
+        let valid = LeaveOneOut {
+            holdout: Holdout::Validation,
+            history_window: 200,
+        };
+        let (train, cases) = valid.split(&h);
+        assert_eq!(cases[0].target.item, 14);
+        assert_eq!(cases[0].history.len(), 4);
+        assert_eq!(train[0].events.last().unwrap().item, 13);
+        let short = group_by_member(&[ev(3, 1, 0)]);
+        assert_eq!(valid.split(&short).1.len(), 0);
+    }
+}

@@ -1,5 +1,5 @@
-//! The token embedding: what (previous item, previous action), when (hour, weekday, gap),
-//! where (surface, device, country) and position, summed.
+//! The token embedding: what (previous item, action, duration, roll-up count), when (hour,
+//! weekday, gap), where (surface, device, country) and position, summed.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -7,7 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
-use crate::tokenizer::{GAP_BUCKETS, ITEM_OFFSET, TokenBatch};
+use crate::tokenizer::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET, TokenBatch};
 
 /// Sizes of the token embedding.
 #[derive(Config, Debug)]
@@ -25,6 +25,10 @@ pub struct TokenEmbeddingConfig {
     /// doubles as the output layer).
     #[config(default = 0.05)]
     pub init_std: f64,
+    /// Use the when/where/action/duration/count fields; `false` keeps only item and position
+    /// (an ID-only sequence model).
+    #[config(default = true)]
+    pub context_features: bool,
 }
 
 impl TokenEmbeddingConfig {
@@ -42,6 +46,8 @@ impl TokenEmbeddingConfig {
         TokenEmbedding {
             item: table(self.n_items + ITEM_OFFSET as usize),
             action: table(Action::ALL.len() + 1),
+            duration: table(DURATION_BUCKETS),
+            count: table(COUNT_BUCKETS),
             surface: table(Surface::ALL.len()),
             device_type: table(DeviceType::ALL.len()),
             country: table(MAX_COUNTRIES),
@@ -50,6 +56,7 @@ impl TokenEmbeddingConfig {
             gap: table(GAP_BUCKETS),
             position: table(self.max_len),
             dropout: DropoutConfig::new(self.dropout).init(),
+            context_features: self.context_features,
         }
     }
 }
@@ -61,6 +68,10 @@ pub struct TokenEmbedding {
     pub item: Embedding,
     /// Previous action.
     pub action: Embedding,
+    /// Previous watch duration (bucket).
+    pub duration: Embedding,
+    /// Previous roll-up count (bucket).
+    pub count: Embedding,
     /// Request surface.
     pub surface: Embedding,
     /// Request device type.
@@ -77,25 +88,36 @@ pub struct TokenEmbedding {
     pub position: Embedding,
     /// Dropout on the sum.
     pub dropout: Dropout,
+    /// Whether the context fields are used (see [`TokenEmbeddingConfig::context_features`]).
+    pub context_features: bool,
 }
 
 impl TokenEmbedding {
-    /// Input: a batch of `[batch, seq]` token fields. Output: `[batch, seq, d_model]`.
-    pub fn forward(&self, t: &TokenBatch) -> Tensor<3> {
+    /// Input: a batch of `[batch, seq]` token fields and the item slot table
+    /// `[n_items + 2, d_model]` (see `FoundationModel::item_table`). Output: `[batch, seq, d_model]`.
+    pub fn forward(&self, t: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
         let [b, s] = t.prev_item.dims();
+        let [_, d] = item_table.dims();
         let device = t.prev_item.device();
         let positions = Tensor::<1, Int>::arange(0..s as i64, &device)
             .reshape([1, s])
             .expand([b, s]);
-        let x = self.item.forward(t.prev_item.clone())
-            + self.action.forward(t.prev_action.clone())
-            + self.surface.forward(t.surface.clone())
-            + self.device_type.forward(t.device.clone())
-            + self.country.forward(t.country.clone())
-            + self.hour.forward(t.hour.clone())
-            + self.weekday.forward(t.weekday.clone())
-            + self.gap.forward(t.gap.clone())
-            + self.position.forward(positions);
+        let items = item_table
+            .select(0, t.prev_item.clone().reshape([b * s]))
+            .reshape([b, s, d]);
+        let mut x = items + self.position.forward(positions);
+        if self.context_features {
+            x = x
+                + self.action.forward(t.prev_action.clone())
+                + self.duration.forward(t.prev_duration.clone())
+                + self.count.forward(t.prev_count.clone())
+                + self.surface.forward(t.surface.clone())
+                + self.device_type.forward(t.device.clone())
+                + self.country.forward(t.country.clone())
+                + self.hour.forward(t.hour.clone())
+                + self.weekday.forward(t.weekday.clone())
+                + self.gap.forward(t.gap.clone());
+        }
         self.dropout.forward(x)
     }
 }

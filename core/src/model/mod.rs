@@ -1,19 +1,26 @@
-//! The foundation model (FM): token embeddings → causal transformer → next-item scores.
+//! The foundation model (FM): token embeddings → causal transformer → a learned mix of every
+//! layer's hidden state → next-item scores against the item vectors.
 
 mod attention;
 mod block;
 mod embedding;
+mod heads;
+mod item_encoder;
+pub mod objectives;
 
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig};
 pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig};
+pub use heads::{AuxHeads, AuxHeadsConfig};
+pub use item_encoder::{ItemEncoder, ItemEncoderConfig, ItemFeatures};
+pub use objectives::{LossParts, ObjectiveConfig, TrainingTargets};
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{Device, Int, Tensor, activation};
+use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 
-use crate::tokenizer::{ITEM_OFFSET, TokenBatch};
+use crate::tokenizer::{EventTokenizer, ITEM_OFFSET, TokenBatch};
 
 /// Shape of the foundation model.
 #[derive(Config, Debug, PartialEq)]
@@ -38,6 +45,19 @@ pub struct FoundationModelConfig {
     /// Dropout on embeddings and residual branches during training.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Roll-up window of the tokenizer in seconds (0: one token per event).
+    #[config(default = 0)]
+    pub rollup_window_s: u64,
+    /// Use the tokens' context fields (when, where, action, duration, count); `false` is ID-only.
+    #[config(default = true)]
+    pub context_features: bool,
+    /// Mix content embeddings into the item vectors (training only; exported models carry the
+    /// mixed vectors).
+    #[config(default = "None")]
+    pub item_encoder: Option<ItemEncoderConfig>,
+    /// Auxiliary heads (training only; not exported).
+    #[config(default = "None")]
+    pub aux_heads: Option<AuxHeadsConfig>,
 }
 
 impl FoundationModelConfig {
@@ -45,41 +65,115 @@ impl FoundationModelConfig {
     pub fn init(&self, device: &Device) -> FoundationModel {
         let block = TransformerBlockConfig::new(self.d_model, self.n_heads, self.d_ff)
             .with_dropout(self.dropout);
+        let mut mix = vec![0f32; self.n_layers + 1];
+        mix[self.n_layers] = 2.0;
         FoundationModel {
             embedding: TokenEmbeddingConfig::new(self.n_items, self.d_model, self.max_len)
                 .with_dropout(self.dropout)
+                .with_context_features(self.context_features)
                 .init(device),
+            items: self.item_encoder.as_ref().map(|c| c.init(device)),
             blocks: (0..self.n_layers).map(|_| block.init(device)).collect(),
+            layer_mix: Param::from_tensor(Tensor::from_data(
+                TensorData::new(mix, [self.n_layers + 1]),
+                device,
+            )),
             norm: LayerNormConfig::new(self.d_model).init(device),
+            heads: self.aux_heads.as_ref().map(|c| c.init(device)),
             n_items: self.n_items,
         }
     }
+
+    /// The tokenizer that feeds this model.
+    pub fn tokenizer(&self) -> EventTokenizer {
+        EventTokenizer::new(self.max_len).with_rollup(self.rollup_window_s)
+    }
+
+    /// The same shape without the training-only parts (what a weight file holds).
+    pub fn serving(&self) -> Self {
+        Self {
+            item_encoder: None,
+            aux_heads: None,
+            dropout: 0.0,
+            ..self.clone()
+        }
+    }
+}
+
+/// Rows scaled to unit L2 norm: `[n, d]` → `[n, d]`.
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6);
+    x.div(norm)
 }
 
 /// Autoregressive transformer over a member's event tokens.
 #[derive(Module, Debug)]
 pub struct FoundationModel {
-    /// Sums the token's what/when/where embeddings and its position.
+    /// Sums the token's what/when/where embeddings and its position; holds the item ID table.
     pub embedding: TokenEmbedding,
+    /// Mixes content into the item vectors (training only; absent in exported models).
+    pub items: Option<ItemEncoder>,
     /// The causal transformer layers.
     pub blocks: Vec<TransformerBlock>,
+    /// Logits of the learned weighting of the embedding output and every layer's output.
+    pub layer_mix: Param<Tensor<1>>,
     /// Final layer norm.
     pub norm: LayerNorm,
+    /// Auxiliary heads (training only).
+    pub heads: Option<AuxHeads>,
     /// Number of catalog items.
     pub n_items: usize,
 }
 
 impl FoundationModel {
-    /// Hidden states of every token. Output: `[batch, seq, d_model]`.
-    pub fn forward(&self, batch: &TokenBatch) -> Tensor<3> {
-        let mut x = self.embedding.forward(batch);
-        for block in &self.blocks {
-            x = block.forward(x);
+    /// The item slot table `[n_items + 2, d_model]` (padding and start rows first). With an
+    /// item encoder and `features`, item rows mix ID and content; otherwise they are the ID rows.
+    /// `id_keep` is a training step's ID drop mask (see [`ItemEncoder::draw_id_keep`]).
+    pub fn item_table(
+        &self,
+        features: Option<&ItemFeatures>,
+        id_keep: Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        let w = self.embedding.item.weight.val();
+        match (&self.items, features) {
+            (Some(enc), Some(f)) => {
+                let [rows, _] = w.dims();
+                let special = w.clone().slice(0..ITEM_OFFSET as usize);
+                let ids = w.slice(ITEM_OFFSET as usize..rows);
+                Tensor::cat(vec![special, enc.forward(ids, f, id_keep)], 0)
+            }
+            _ => w,
         }
-        self.norm.forward(x)
     }
 
-    /// Output embeddings of all catalog items (tied with the input item embeddings): `[n_items, d_model]`.
+    /// Hidden states of every token, given the item slot table: `[batch, seq, d_model]`.
+    /// Each is the softmax(`layer_mix`)-weighted sum of the embedding output and every
+    /// layer's output, then layer-normed.
+    pub fn hidden(&self, batch: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
+        let mut x = self.embedding.forward(batch, item_table);
+        let weights = activation::softmax(self.layer_mix.val(), 0);
+        let [b, s, d] = x.dims();
+        let w = |l: usize| {
+            weights
+                .clone()
+                .slice(l..l + 1)
+                .reshape([1, 1, 1])
+                .expand([b, s, d])
+        };
+        let mut mixed = x.clone().mul(w(0));
+        for (l, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            mixed = mixed + x.clone().mul(w(l + 1));
+        }
+        self.norm.forward(mixed)
+    }
+
+    /// Hidden states of every token of an exported (or encoder-less) model: `[batch, seq, d_model]`.
+    pub fn forward(&self, batch: &TokenBatch) -> Tensor<3> {
+        self.hidden(batch, self.item_table(None, None))
+    }
+
+    /// Output embeddings of all catalog items (tied with the input item slots): `[n_items, d_model]`.
     pub fn item_vectors(&self) -> Tensor<2> {
         let w = self.embedding.item.weight.val();
         let [rows, _] = w.dims();
@@ -104,7 +198,8 @@ impl FoundationModel {
             .reshape([b, s, self.n_items])
     }
 
-    /// The user representation: the last real token's hidden state per sequence. `[batch, d_model]`.
+    /// The user representation: the (layer-mixed) hidden state at each sequence's last real
+    /// token. `[batch, d_model]`.
     pub fn user_representation(&self, hidden: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
         let [b, s, d] = hidden.dims();
         let device = hidden.device();
@@ -113,12 +208,27 @@ impl FoundationModel {
             .enumerate()
             .map(|(r, &n)| (r * s + n.max(1) - 1) as i64)
             .collect();
-        let idx = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(rows, [b]), &device);
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), &device);
         hidden.reshape([b * s, d]).select(0, idx)
     }
 
-    /// Mean next-item cross-entropy (full softmax over the catalog) over the batch's real tokens.
-    /// Returns a scalar tensor `[1]`.
+    /// The exported form: item rows replaced by their mixed ID+content vectors (items never
+    /// seen in training get the unknown ID vector), training-only parts dropped.
+    /// With `normalize`, rows are L2-normalised, as training with normalised vectors saw them.
+    pub fn bake(self, features: Option<&ItemFeatures>, normalize: bool) -> FoundationModel {
+        let mut table = self.item_table(features, None).detach();
+        if normalize {
+            table = l2_normalize(table);
+        }
+        let mut model = self;
+        model.embedding.item.weight = Param::from_tensor(table);
+        model.items = None;
+        model.heads = None;
+        model
+    }
+
+    /// Mean next-item cross-entropy (full softmax over the catalog) over the batch's real
+    /// tokens, for an encoder-less model. Returns a scalar tensor `[1]`.
     pub fn next_item_loss(&self, batch: &TokenBatch) -> Tensor<1> {
         let logits = self.logits(self.forward(batch));
         let [b, s, n] = logits.dims();

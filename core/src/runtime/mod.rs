@@ -45,7 +45,7 @@ impl Reranker {
     ) -> Self {
         let device = model.embedding.item.weight.val().device();
         Self {
-            tokenizer: EventTokenizer::new(config.max_len),
+            tokenizer: config.tokenizer(),
             model,
             config,
             items,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The first eight bytes of every weight file.
 pub const MAGIC: [u8; 8] = *b"ENCOREW\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const PREFIX: usize = 16;
 const CHECKSUM: usize = 4;
 const ALIGN: usize = 16;
@@ -44,6 +44,10 @@ pub struct ModelSpec {
     pub d_ff: u32,
     /// Attention window in tokens.
     pub max_len: u32,
+    /// Roll-up window of the tokenizer in seconds (0: none).
+    pub rollup_window_s: u64,
+    /// Whether tokens use their context fields (false: ID-only).
+    pub context_features: bool,
 }
 
 /// Where one tensor lives in the data section.

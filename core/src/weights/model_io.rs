@@ -10,7 +10,7 @@ use super::file::{Header, ModelSpec, TensorDType, TensorEntry, WeightFile, Weigh
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
 use crate::model::{FoundationModel, FoundationModelConfig};
-use crate::tokenizer::{GAP_BUCKETS, ITEM_OFFSET};
+use crate::tokenizer::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET};
 
 impl ModelSpec {
     /// The spec of a model config.
@@ -22,6 +22,8 @@ impl ModelSpec {
             n_layers: config.n_layers as u32,
             d_ff: config.d_ff as u32,
             max_len: config.max_len as u32,
+            rollup_window_s: config.rollup_window_s,
+            context_features: config.context_features,
         }
     }
 
@@ -55,6 +57,8 @@ impl ModelSpec {
             .with_n_layers(self.n_layers as usize)
             .with_d_ff(self.d_ff as usize)
             .with_max_len(self.max_len as usize)
+            .with_rollup_window_s(self.rollup_window_s)
+            .with_context_features(self.context_features)
             .with_dropout(0.0))
     }
 }
@@ -66,6 +70,8 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
     let tables = [
         ("item", spec.n_items as usize + ITEM_OFFSET as usize),
         ("action", Action::ALL.len() + 1),
+        ("duration", DURATION_BUCKETS),
+        ("count", COUNT_BUCKETS),
         ("surface", Surface::ALL.len()),
         ("device_type", DeviceType::ALL.len()),
         ("country", MAX_COUNTRIES),
@@ -94,6 +100,7 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
         linear(&mut out, format!("blocks.{l}.ff_in"), d, ff);
         linear(&mut out, format!("blocks.{l}.ff_out"), ff, d);
     }
+    out.push(("layer_mix".to_string(), vec![spec.n_layers as usize + 1]));
     norm(&mut out, "norm".to_string());
     out
 }
@@ -108,6 +115,10 @@ pub fn save_model(
         item_ids.len(),
         config.n_items,
         "one external id per item row"
+    );
+    assert!(
+        model.items.is_none() && model.heads.is_none(),
+        "bake the model (FoundationModel::bake) before saving it"
     );
     let snapshots = model.collect(None, None, false);
     let mut entries = Vec::with_capacity(snapshots.len());

@@ -50,8 +50,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         Some(p) => std::fs::read(p)?,
         None => {
             let config = TrainConfig::default()
-                .model(world.catalog.len())
-                .with_dropout(0.0);
+                .model(world.catalog.len(), world.catalog.genres.len(), 0)
+                .serving();
             let model = config.init(&burn::tensor::Device::flex());
             encore_core::weights::save_model(&model, &config, &world.catalog.ids())
         }

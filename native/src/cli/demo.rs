@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{DemoArgs, show};
 use crate::evaluation::{evaluate, popularity, pushed_candidates, request_of};
 use crate::io::{write_atomic, write_world};
-use crate::training::{CheckpointPolicy, train};
+use crate::training::{CheckpointPolicy, Monitor, train};
 
 /// Pushed candidates per member in the demo's rerank sample.
 const PUSHED: usize = 20;
@@ -55,14 +55,17 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let trained = train(
         &train_set,
-        catalog.vocabulary(),
+        &catalog,
         &cfg,
         a.train.backend,
         CheckpointPolicy {
             path: Some(&ck_path),
             resume: false,
         },
-        true,
+        Monitor {
+            show_progress: true,
+            ..Default::default()
+        },
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     println!(

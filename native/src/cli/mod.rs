@@ -149,6 +149,19 @@ impl TrainOptions {
 /// `encore train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
+    /// Experiment file (TOML: [data], [split], [training], [run]; see configs/). With it, the
+    /// data and training options below are ignored: the file says everything.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// With --config: replace the file's number of epochs.
+    #[arg(long, requires = "config")]
+    pub config_epochs: Option<usize>,
+    /// With --config: replace the file's output directory.
+    #[arg(long, requires = "config")]
+    pub out: Option<PathBuf>,
+    /// With --config: `validation` or `test`, replacing the file's holdout.
+    #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
+    pub holdout: Option<encore_core::data::split::Holdout>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -242,7 +255,19 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Generate(a) => steps::generate(&a),
-            Command::Train(a) => steps::train(&a).map(|_| ()),
+            Command::Train(a) => match &a.config {
+                Some(path) => crate::experiment::run(
+                    path,
+                    &crate::experiment::Overrides {
+                        epochs: a.config_epochs,
+                        out: a.out.clone(),
+                        holdout: a.holdout,
+                        resume: a.resume,
+                    },
+                )
+                .map(|_| ()),
+                None => steps::train(&a).map(|_| ()),
+            },
             Command::Export(a) => steps::export(&a),
             Command::Rerank(a) => steps::rerank(&a),
             Command::Eval(a) => steps::eval(&a),

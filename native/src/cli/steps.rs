@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{EvalArgs, ExportArgs, GenerateArgs, RerankArgs, TrainArgs, show};
 use crate::evaluation::{evaluate, popularity, pushed_candidates};
 use crate::io::write_atomic;
-use crate::training::{Checkpoint, CheckpointPolicy, TrainedModel, train as train_model};
+use crate::training::{Checkpoint, CheckpointPolicy, Monitor, TrainedModel, train as train_model};
 
 /// `encore generate`.
 pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
@@ -35,11 +35,14 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<TrainedModel> {
     };
     let trained = train_model(
         &train,
-        catalog.vocabulary(),
+        &catalog,
         &a.train.config(),
         a.train.backend,
         policy,
-        true,
+        Monitor {
+            show_progress: true,
+            ..Default::default()
+        },
     )?;
     let last = trained.epochs.last().expect("at least one epoch");
     println!(

@@ -4,6 +4,7 @@ mod checkpoint;
 
 pub use checkpoint::Checkpoint;
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,8 +15,12 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use encore_core::data::catalog::ItemVocabulary;
 use encore_core::data::split::MemberHistory;
+use encore_core::metrics::RankingMetrics;
+use encore_core::model::{
+    AuxHeadsConfig, ItemEncoderConfig, ItemFeatures, ObjectiveConfig, TrainingTargets,
+};
 use encore_core::{
-    EventTokenizer, FoundationModel, FoundationModelConfig, TokenBatch, TokenSequence,
+    Catalog, EventTokenizer, FoundationModel, FoundationModelConfig, TokenBatch, TokenSequence,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -25,8 +30,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 
-/// Hyper-parameters of a training run (the model's item count comes from the data).
+/// Hyper-parameters of a training run (the model's item count comes from the data). Every field
+/// has a default, so a TOML `[training]` table names only what it changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Passes over the data.
     pub epochs: usize,
@@ -34,7 +41,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Adam learning rate.
     pub learning_rate: f64,
-    /// Seed for initialisation, dropout and shuffling.
+    /// Seed for initialisation, dropout, negatives and shuffling.
     pub seed: u64,
     /// Hidden width.
     pub d_model: usize,
@@ -48,6 +55,16 @@ pub struct TrainConfig {
     pub max_len: usize,
     /// Dropout rate.
     pub dropout: f64,
+    /// Roll up repeated interactions with one item within this many seconds into one token (0: off).
+    pub rollup_window_s: u64,
+    /// Feed the tokens' context fields (when, where, action, duration); `false` is ID-only.
+    pub context_features: bool,
+    /// Mix content embeddings (metadata and text vectors) into the item vectors.
+    pub content_embeddings: bool,
+    /// Share of items whose ID embedding is swapped for the unknown vector at each step.
+    pub unknown_id_rate: f64,
+    /// The objectives.
+    pub objectives: ObjectiveConfig,
 }
 
 impl Default for TrainConfig {
@@ -63,13 +80,24 @@ impl Default for TrainConfig {
             d_ff: 256,
             max_len: 64,
             dropout: 0.1,
+            rollup_window_s: 0,
+            context_features: true,
+            content_embeddings: true,
+            unknown_id_rate: 0.1,
+            objectives: ObjectiveConfig::default(),
         }
     }
 }
 
 impl TrainConfig {
-    /// The model config for a catalog of `n_items`.
-    pub fn model(&self, n_items: usize) -> FoundationModelConfig {
+    /// The model config for `catalog` (`content_dim` is the width of its content vectors, 0 if none).
+    pub fn model(
+        &self,
+        n_items: usize,
+        n_genres: usize,
+        content_dim: usize,
+    ) -> FoundationModelConfig {
+        let o = &self.objectives;
         FoundationModelConfig::new(n_items)
             .with_d_model(self.d_model)
             .with_n_heads(self.n_heads)
@@ -77,6 +105,22 @@ impl TrainConfig {
             .with_d_ff(self.d_ff)
             .with_max_len(self.max_len)
             .with_dropout(self.dropout)
+            .with_rollup_window_s(self.rollup_window_s)
+            .with_context_features(self.context_features)
+            .with_item_encoder(self.content_embeddings.then(|| {
+                ItemEncoderConfig::new(self.d_model, n_genres.max(1))
+                    .with_content_dim(content_dim)
+                    .with_unknown_id_rate(self.unknown_id_rate)
+            }))
+            .with_aux_heads(o.any_aux().then(|| {
+                AuxHeadsConfig::new(
+                    self.d_model,
+                    if o.genre_weight > 0.0 { n_genres } else { 0 },
+                )
+                .with_action(o.action_weight > 0.0)
+                .with_duration(o.duration_weight > 0.0)
+                .with_time_to_next(o.time_to_next_weight > 0.0)
+            }))
     }
 }
 
@@ -85,29 +129,41 @@ impl TrainConfig {
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean next-item loss.
+    /// Mean total loss.
     pub loss: f64,
+    /// Mean next-item loss.
+    pub next_item_loss: f64,
+    /// Mean multi-token loss (0 when off).
+    pub multi_token_loss: f64,
+    /// Mean weighted auxiliary loss (0 when off).
+    pub auxiliary_loss: f64,
     /// Tokens with a target.
     pub tokens: usize,
-    /// Wall time.
+    /// Wall time of the epoch's training steps.
     pub seconds: f64,
+    /// Target tokens per second (forward + backward + optimizer).
+    pub tokens_per_s: f64,
+    /// Evaluation after this epoch, when one was run.
+    pub eval: Option<RankingMetrics>,
 }
 
 /// The result of [`train`].
 #[derive(Debug)]
 pub struct TrainedModel {
-    /// The trained model (on the training device).
+    /// The trained model (on the training device), with its training-only parts.
     pub model: FoundationModel,
     /// Its shape.
     pub config: FoundationModelConfig,
     /// Per-epoch statistics (including epochs done before a resume).
     pub epochs: Vec<EpochStats>,
+    /// The exported weight file of the final model.
+    pub weights: Vec<u8>,
 }
 
 impl TrainedModel {
-    /// The weight file of this model.
-    pub fn weight_file(&self, items: &ItemVocabulary) -> Vec<u8> {
-        encore_core::weights::save_model(&self.model, &self.config, items.ids())
+    /// The weight file of this model (item vectors baked, training-only parts dropped).
+    pub fn weight_file(&self, _items: &ItemVocabulary) -> Vec<u8> {
+        self.weights.clone()
     }
 }
 
@@ -120,36 +176,117 @@ pub struct CheckpointPolicy<'a> {
     pub resume: bool,
 }
 
-/// Trains a foundation model on members' histories.
+/// Evaluates an exported weight file (e.g. on validation cases).
+pub type Evaluator<'a> = &'a dyn Fn(&[u8]) -> anyhow::Result<RankingMetrics>;
+
+/// What the caller watches during training.
+#[derive(Default)]
+pub struct Monitor<'a> {
+    /// Draw a progress bar with loss and throughput.
+    pub show_progress: bool,
+    /// Evaluate every this many epochs (and after the last one); 0 = never.
+    pub eval_every: usize,
+    /// The evaluation to run.
+    pub evaluate: Option<Evaluator<'a>>,
+    /// Called after every epoch (after its evaluation and checkpoint).
+    pub on_epoch: Option<&'a mut dyn FnMut(&EpochStats) -> anyhow::Result<()>>,
+}
+
+/// The training inputs derived from the data: windows, item shares, item features.
+struct Prepared {
+    windows: Vec<TokenSequence>,
+    item_share: Vec<f32>,
+    seen: Vec<bool>,
+    reference_time: i64,
+    total_tokens: usize,
+}
+
+fn prepare(
+    histories: &[MemberHistory],
+    catalog: &Catalog,
+    tokenizer: &EventTokenizer,
+) -> anyhow::Result<Prepared> {
+    let items = catalog.vocabulary();
+    let mut windows: Vec<TokenSequence> = Vec::new();
+    let mut counts = vec![0f32; catalog.len()];
+    let mut reference_time = i64::MIN;
+    for h in histories {
+        for e in &h.events {
+            reference_time = reference_time.max(e.timestamp);
+        }
+        let w = tokenizer
+            .training_windows(items, &h.events)
+            .with_context(|| format!("member {}", h.member))?;
+        // Count each rolled event once, even where windows overlap.
+        if let Some(full) = tokenizer
+            .with_max_len(usize::MAX)
+            .training_windows(items, &h.events)
+            .ok()
+            .and_then(|mut v| v.pop())
+        {
+            for t in full.target.iter().flatten() {
+                counts[*t as usize] += 1.0;
+            }
+        }
+        windows.extend(w);
+    }
+    anyhow::ensure!(!windows.is_empty(), "no training events");
+    let total: f32 = counts.iter().sum();
+    let total_tokens = windows
+        .iter()
+        .map(|w| w.target.iter().filter(|t| t.is_some()).count())
+        .sum();
+    Ok(Prepared {
+        windows,
+        item_share: counts.iter().map(|c| c / total.max(1.0)).collect(),
+        seen: counts.iter().map(|&c| c > 0.0).collect(),
+        reference_time,
+        total_tokens,
+    })
+}
+
+/// Exports a training model: bakes its item vectors and writes the weight file.
+fn export(
+    model: &FoundationModel,
+    config: &FoundationModelConfig,
+    catalog: &Catalog,
+    features: Option<&ItemFeatures>,
+    normalize: bool,
+) -> Vec<u8> {
+    let baked = model.clone().bake(features, normalize);
+    encore_core::weights::save_model(&baked, &config.serving(), &catalog.ids())
+}
+
+/// Trains a foundation model on members' histories over `catalog`.
 pub fn train(
     histories: &[MemberHistory],
-    items: &ItemVocabulary,
+    catalog: &Catalog,
     cfg: &TrainConfig,
     backend: Backend,
     checkpoints: CheckpointPolicy<'_>,
-    show_progress: bool,
+    mut monitor: Monitor<'_>,
 ) -> anyhow::Result<TrainedModel> {
     anyhow::ensure!(
         cfg.epochs > 0 && cfg.batch_size > 0,
         "epochs and batch size must be positive"
     );
+    anyhow::ensure!(
+        cfg.objectives.temperature > 0.0 && cfg.objectives.mtp_items >= 1,
+        "objectives: temperature must be positive and mtp_items at least 1"
+    );
     let device = backend.training_device();
     device.seed(cfg.seed);
-    let config = cfg.model(items.len());
-    let tokenizer = EventTokenizer::new(cfg.max_len);
-    let mut windows: Vec<TokenSequence> = Vec::new();
-    for h in histories {
-        windows.extend(
-            tokenizer
-                .training_windows(items, &h.events)
-                .with_context(|| format!("member {}", h.member))?,
-        );
-    }
-    anyhow::ensure!(!windows.is_empty(), "no training events");
-    let total_tokens: usize = windows
-        .iter()
-        .map(|w| w.target.iter().filter(|t| t.is_some()).count())
-        .sum();
+    let content_dim = catalog
+        .items
+        .first()
+        .and_then(|i| i.content.as_ref())
+        .map_or(0, Vec::len);
+    let config = cfg.model(catalog.len(), catalog.genres.len(), content_dim);
+    let tokenizer = config.tokenizer();
+    let data = prepare(histories, catalog, &tokenizer)?;
+    let features = ItemFeatures::new(catalog, &data.seen, data.reference_time, &device);
+    let features =
+        (config.item_encoder.is_some() || config.aux_heads.is_some()).then_some(&features);
 
     let mut model = config.init(&device);
     let mut optim = AdamConfig::new().init();
@@ -182,9 +319,10 @@ pub fn train(
         );
     }
 
+    let windows = &data.windows;
     let steps_per_epoch = windows.len().div_ceil(cfg.batch_size);
     for epoch in epochs.len() + 1..=cfg.epochs {
-        let bar = if show_progress {
+        let bar = if monitor.show_progress {
             ProgressBar::new(steps_per_epoch as u64)
         } else {
             ProgressBar::hidden()
@@ -195,39 +333,83 @@ pub fn train(
                 .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
+        // Every random stream (shuffling, negatives, dropout, ID drops) restarts per epoch from
+        // the seed, so a resumed run repeats exactly what an uninterrupted one does.
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
+        device.seed(cfg.seed.wrapping_add(1000 + epoch as u64));
         let mut order: Vec<usize> = (0..windows.len()).collect();
         order.shuffle(&mut rng);
         let start = Instant::now();
-        let (mut loss_sum, mut loss_weight) = (0.0f64, 0.0f64);
-        for chunk in order.chunks(cfg.batch_size) {
+        let mut sums = [0f64; 4];
+        let mut weight = 0f64;
+        // Without a terminal the bar is hidden: log a line every tenth of the epoch instead.
+        let log_lines = monitor.show_progress && !std::io::stderr().is_terminal();
+        let log_every = (steps_per_epoch / 10).max(1);
+        for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let seqs: Vec<TokenSequence> = chunk.iter().map(|&i| windows[i].clone()).collect();
             let n_targets = seqs
                 .iter()
                 .map(|s| s.target.iter().filter(|t| t.is_some()).count())
                 .sum::<usize>() as f64;
             let batch = TokenBatch::new(&seqs, &device);
-            let loss = model.next_item_loss(&batch);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let targets =
+                TrainingTargets::new(&seqs, &cfg.objectives, &data.item_share, &mut rng, &device)
+                    .with_id_drops(&model, &mut rng, &device);
+            let parts = model.loss(&batch, &targets, features, &cfg.objectives);
+            let grads = GradientsParams::from_grads(parts.total.backward(), &model);
             model = optim.step(cfg.learning_rate, model, grads);
-            let value = f64::from(loss.into_scalar::<f32>());
-            anyhow::ensure!(value.is_finite(), "loss became {value} at epoch {epoch}");
-            loss_sum += value * n_targets;
-            loss_weight += n_targets;
+            let values = [
+                parts.total,
+                parts.next_item,
+                parts.multi_token,
+                parts.auxiliary,
+            ]
+            .map(|t| f64::from(t.into_scalar::<f32>()));
+            anyhow::ensure!(
+                values[0].is_finite(),
+                "loss became {} at epoch {epoch}",
+                values[0]
+            );
+            for (s, v) in sums.iter_mut().zip(values) {
+                *s += v * n_targets;
+            }
+            weight += n_targets;
             let secs = start.elapsed().as_secs_f64();
             bar.set_message(format!(
                 "loss {:.4}  {:.0} tok/s",
-                loss_sum / loss_weight,
-                loss_weight / secs.max(1e-9)
+                sums[0] / weight,
+                weight / secs.max(1e-9)
             ));
             bar.inc(1);
+            if log_lines && (step + 1) % log_every == 0 {
+                eprintln!(
+                    "epoch {epoch}/{} step {}/{steps_per_epoch}: loss {:.4}, {:.0} tokens/s",
+                    cfg.epochs,
+                    step + 1,
+                    sums[0] / weight,
+                    weight / secs.max(1e-9)
+                );
+            }
         }
         bar.finish();
+        let seconds = start.elapsed().as_secs_f64();
+        let weights = export(&model, &config, catalog, features, cfg.objectives.normalize);
+        let due =
+            monitor.eval_every > 0 && (epoch % monitor.eval_every == 0 || epoch == cfg.epochs);
+        let eval = match (monitor.evaluate, due) {
+            (Some(f), true) => Some(f(&weights)?),
+            _ => None,
+        };
         epochs.push(EpochStats {
             epoch,
-            loss: loss_sum / loss_weight,
-            tokens: total_tokens,
-            seconds: start.elapsed().as_secs_f64(),
+            loss: sums[0] / weight,
+            next_item_loss: sums[1] / weight,
+            multi_token_loss: sums[2] / weight,
+            auxiliary_loss: sums[3] / weight,
+            tokens: data.total_tokens,
+            seconds,
+            tokens_per_s: weight / seconds.max(1e-9),
+            eval,
         });
         if let Some(path) = checkpoints.path {
             let ck = Checkpoint {
@@ -243,14 +425,19 @@ pub fn train(
                     .into_bytes()
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
                     .to_vec(),
-                weights: encore_core::weights::save_model(&model, &config, items.ids()),
+                weights,
             };
             ck.write(path)?;
         }
+        if let Some(f) = monitor.on_epoch.as_mut() {
+            f(epochs.last().expect("just pushed"))?;
+        }
     }
+    let weights = export(&model, &config, catalog, features, cfg.objectives.normalize);
     Ok(TrainedModel {
         model,
         config,
         epochs,
+        weights,
     })
 }

@@ -1,0 +1,440 @@
+//! MovieLens-1M and MovieLens-100K, parsed from the files' bytes into a [`Catalog`] and events.
+//!
+//! Every rating becomes one implicit interaction (a `play` on the home surface; the rating value
+//! is not used). Titles are decoded as Latin-1, the files' encoding. A title arrives in the
+//! catalog at its first rating. Content vectors (e.g. `movie_text_emb.f32`) are attached with
+//! [`attach_content_vectors`].
+
+use super::catalog::{Catalog, Item, ItemKind};
+use super::events::{Action, DeviceType, Event, Surface};
+use super::source::{DataError, LineOptions, LineReader};
+
+/// A MovieLens data set: the catalog and every rating as an event, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovieLens {
+    /// Every movie of the movie file, in file order.
+    pub catalog: Catalog,
+    /// One event per rating, in file order.
+    pub events: Vec<Event>,
+    /// Lines skipped as malformed (only when [`LineOptions::skip_bad_lines`] is set).
+    pub skipped_lines: usize,
+}
+
+/// The 18 MovieLens-1M genres, in the README's order.
+pub const ML1M_GENRES: [&str; 18] = [
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+];
+
+/// The 19 MovieLens-100K genres (`u.genre` order).
+pub const ML100K_GENRES: [&str; 19] = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+];
+
+/// Decodes Latin-1 bytes (every byte is the code point of the same value).
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The year at the end of a MovieLens title, "Heat (1995)" → 1995.
+fn year_of_title(title: &str) -> Option<u16> {
+    let t = title.trim_end();
+    let open = t.rfind('(')?;
+    t[open + 1..].strip_suffix(')')?.parse().ok()
+}
+
+fn rating_event(member: u32, item: u32, timestamp: i64) -> Event {
+    Event {
+        member,
+        item,
+        timestamp,
+        action: Action::Play,
+        duration_s: 0.0,
+        surface: Surface::Home,
+        country: "??".into(),
+        device: DeviceType::Web,
+    }
+}
+
+fn parse_u32(field: &str, what: &str) -> Result<u32, String> {
+    field
+        .trim()
+        .parse()
+        .map_err(|_| format!("{what} {field:?} is not a non-negative integer"))
+}
+
+fn parse_i64(field: &str, what: &str) -> Result<i64, String> {
+    field
+        .trim()
+        .parse()
+        .map_err(|_| format!("{what} {field:?} is not an integer"))
+}
+
+/// Sets each item's `added_at` to its first event (items without events: the last event's time).
+fn set_arrival_times(items: &mut [Item], events: &[Event], index: impl Fn(u32) -> Option<usize>) {
+    let last = events.iter().map(|e| e.timestamp).max().unwrap_or(0);
+    let mut first = vec![i64::MAX; items.len()];
+    for e in events {
+        if let Some(i) = index(e.item) {
+            first[i] = first[i].min(e.timestamp);
+        }
+    }
+    for (item, t) in items.iter_mut().zip(first) {
+        item.added_at = if t == i64::MAX { last } else { t };
+    }
+}
+
+fn build(
+    genres: &[&str],
+    mut items: Vec<Item>,
+    events: Vec<Event>,
+    ratings_file: &str,
+    skipped_lines: usize,
+) -> Result<MovieLens, DataError> {
+    let ids = super::catalog::ItemVocabulary::new(items.iter().map(|i| i.id).collect())
+        .map_err(|e| DataError::whole_file("movie file", e.to_string()))?;
+    if let Some((n, e)) = events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| ids.index_of(e.item).is_none())
+    {
+        return Err(DataError::whole_file(
+            ratings_file,
+            format!(
+                "rating {} names movie {}, which the movie file does not list",
+                n + 1,
+                e.item
+            ),
+        ));
+    }
+    set_arrival_times(&mut items, &events, |id| ids.index_of(id));
+    let catalog = Catalog::new(genres.iter().map(|g| g.to_string()).collect(), items)
+        .map_err(|e| DataError::whole_file("movie file", e.to_string()))?;
+    Ok(MovieLens {
+        catalog,
+        events,
+        skipped_lines,
+    })
+}
+
+/// Parses MovieLens-1M: `movies.dat` (`MovieID::Title (Year)::Genre|Genre`, Latin-1) and
+/// `ratings.dat` (`UserID::MovieID::Rating::Timestamp`).
+pub fn parse_ml1m(
+    movies: &[u8],
+    ratings: &[u8],
+    options: LineOptions,
+) -> Result<MovieLens, DataError> {
+    let mut items = Vec::new();
+    let mut reader = LineReader::new("movies.dat", movies, options);
+    while let Some(line) = reader.next_line() {
+        let (n, raw) = line;
+        let text = latin1(raw);
+        let parsed = (|| {
+            let f: Vec<&str> = text.split("::").collect();
+            if f.len() != 3 {
+                return Err(format!(
+                    "expected 3 fields separated by '::', found {}",
+                    f.len()
+                ));
+            }
+            let id = parse_u32(f[0], "movie id")?;
+            let mut genres = Vec::new();
+            for g in f[2].split('|').filter(|g| !g.is_empty()) {
+                let i = ML1M_GENRES
+                    .iter()
+                    .position(|k| *k == g)
+                    .ok_or_else(|| format!("unknown genre {g:?}"))?;
+                genres.push(i as u8);
+            }
+            Ok(Item {
+                id,
+                title: f[1].to_string(),
+                kind: ItemKind::Movie,
+                genres,
+                language: "en".into(),
+                release_year: year_of_title(f[1]).unwrap_or(0),
+                added_at: 0,
+                content: None,
+            })
+        })();
+        if let Some(item) = reader.accept(n, parsed)? {
+            items.push(item);
+        }
+    }
+    let mut skipped = reader.skipped();
+    let mut events = Vec::new();
+    let mut reader = LineReader::new("ratings.dat", ratings, options);
+    while let Some((n, raw)) = reader.next_line() {
+        let parsed = (|| {
+            let text = std::str::from_utf8(raw).map_err(|_| "not ASCII text".to_string())?;
+            let f: Vec<&str> = text.split("::").collect();
+            if f.len() != 4 {
+                return Err(format!(
+                    "expected 4 fields separated by '::', found {}",
+                    f.len()
+                ));
+            }
+            let rating = parse_u32(f[2], "rating")?;
+            if !(1..=5).contains(&rating) {
+                return Err(format!("rating {rating} is outside 1..=5"));
+            }
+            Ok(rating_event(
+                parse_u32(f[0], "user id")?,
+                parse_u32(f[1], "movie id")?,
+                parse_i64(f[3], "timestamp")?,
+            ))
+        })();
+        if let Some(e) = reader.accept(n, parsed)? {
+            events.push(e);
+        }
+    }
+    skipped += reader.skipped();
+    build(&ML1M_GENRES, items, events, "ratings.dat", skipped)
+}
+
+/// Parses MovieLens-100K: `u.item` (`id|title|release date|video date|url|19 genre flags`,
+/// Latin-1) and `u.data` (`user \t item \t rating \t timestamp`).
+pub fn parse_ml100k(
+    items_file: &[u8],
+    data: &[u8],
+    options: LineOptions,
+) -> Result<MovieLens, DataError> {
+    let mut items = Vec::new();
+    let mut reader = LineReader::new("u.item", items_file, options);
+    while let Some((n, raw)) = reader.next_line() {
+        let text = latin1(raw);
+        let parsed = (|| {
+            let f: Vec<&str> = text.split('|').collect();
+            if f.len() != 5 + ML100K_GENRES.len() {
+                return Err(format!(
+                    "expected 24 fields separated by '|', found {}",
+                    f.len()
+                ));
+            }
+            let mut genres = Vec::new();
+            for (g, flag) in f[5..].iter().enumerate() {
+                match *flag {
+                    "1" => genres.push(g as u8),
+                    "0" => {}
+                    other => return Err(format!("genre flag {other:?} is not 0 or 1")),
+                }
+            }
+            let year = f[2]
+                .rsplit('-')
+                .next()
+                .and_then(|y| y.parse().ok())
+                .or_else(|| year_of_title(f[1]))
+                .unwrap_or(0);
+            Ok(Item {
+                id: parse_u32(f[0], "movie id")?,
+                title: f[1].to_string(),
+                kind: ItemKind::Movie,
+                genres,
+                language: "en".into(),
+                release_year: year,
+                added_at: 0,
+                content: None,
+            })
+        })();
+        if let Some(item) = reader.accept(n, parsed)? {
+            items.push(item);
+        }
+    }
+    let mut skipped = reader.skipped();
+    let mut events = Vec::new();
+    let mut reader = LineReader::new("u.data", data, options);
+    while let Some((n, raw)) = reader.next_line() {
+        let parsed = (|| {
+            let text = std::str::from_utf8(raw).map_err(|_| "not ASCII text".to_string())?;
+            let f: Vec<&str> = text.split('\t').collect();
+            if f.len() != 4 {
+                return Err(format!(
+                    "expected 4 tab-separated fields, found {}",
+                    f.len()
+                ));
+            }
+            let rating = parse_u32(f[2], "rating")?;
+            if !(1..=5).contains(&rating) {
+                return Err(format!("rating {rating} is outside 1..=5"));
+            }
+            Ok(rating_event(
+                parse_u32(f[0], "user id")?,
+                parse_u32(f[1], "item id")?,
+                parse_i64(f[3], "timestamp")?,
+            ))
+        })();
+        if let Some(e) = reader.accept(n, parsed)? {
+            events.push(e);
+        }
+    }
+    skipped += reader.skipped();
+    build(&ML100K_GENRES, items, events, "u.data", skipped)
+}
+
+/// Attaches external content vectors: `vectors` is little-endian f32, row-major, one row of
+/// `dim` values per line of `ids` (one item id per line). Every catalog item must get a row.
+pub fn attach_content_vectors(
+    catalog: &mut Catalog,
+    ids: &[u8],
+    vectors: &[u8],
+    dim: usize,
+) -> Result<(), DataError> {
+    let mut order = Vec::new();
+    let mut reader = LineReader::new("content ids", ids, LineOptions::default());
+    while let Some((n, raw)) = reader.next_line() {
+        let parsed = std::str::from_utf8(raw)
+            .map_err(|_| "not ASCII text".to_string())
+            .and_then(|t| parse_u32(t, "item id"));
+        if let Some(id) = reader.accept(n, parsed)? {
+            order.push(id);
+        }
+    }
+    if dim == 0 || vectors.len() != order.len() * dim * 4 {
+        return Err(DataError::whole_file(
+            "content vectors",
+            format!(
+                "{} bytes, but {} ids × {dim} f32 values need {}",
+                vectors.len(),
+                order.len(),
+                order.len() * dim * 4
+            ),
+        ));
+    }
+    let mut rows: Vec<Option<Vec<f32>>> = vec![None; catalog.len()];
+    for (r, id) in order.iter().enumerate() {
+        let row: Vec<f32> = vectors[r * dim * 4..(r + 1) * dim * 4]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::at(
+                "content vectors",
+                r + 1,
+                format!("value {j} of item {id} is not finite"),
+            ));
+        }
+        if let Some(i) = catalog.index_of(*id) {
+            rows[i] = Some(row);
+        }
+    }
+    if let Some(i) = rows.iter().position(Option::is_none) {
+        return Err(DataError::whole_file(
+            "content ids",
+            format!("catalog item {} has no content vector", catalog.items[i].id),
+        ));
+    }
+    for (item, row) in catalog.items.iter_mut().zip(rows) {
+        item.content = row;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOVIES: &[u8] = b"1::Toy Story (1995)::Animation|Children's|Comedy\n2::Caf\xe9 (1999)::Drama\n3::Unrated (2000)::Horror\n";
+    const RATINGS: &[u8] = b"1::2::5::978300760\n1::1::3::978300700\n2::1::4::978300800\n";
+
+    #[test]
+    fn ml1m_parses_titles_as_latin1_and_ratings_in_file_order() {
+        let ml = parse_ml1m(MOVIES, RATINGS, LineOptions::default()).unwrap();
+        assert_eq!(ml.catalog.len(), 3);
+        let cafe = ml.catalog.get(2).unwrap();
+        assert_eq!(cafe.title, "Café (1999)");
+        assert_eq!(cafe.release_year, 1999);
+        assert_eq!(cafe.genres, vec![7]);
+        assert_eq!(ml.catalog.get(1).unwrap().genres, vec![2, 3, 4]);
+        assert_eq!(
+            ml.events
+                .iter()
+                .map(|e| (e.member, e.item))
+                .collect::<Vec<_>>(),
+            vec![(1, 2), (1, 1), (2, 1)]
+        );
+        assert_eq!(ml.catalog.get(1).unwrap().added_at, 978300700);
+        assert_eq!(ml.catalog.get(3).unwrap().added_at, 978300800);
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line_or_are_skipped_and_counted() {
+        let bad = b"1::2::5::978300760\n1::x::3::978300700\n2::1::9::978300800\n";
+        let err = parse_ml1m(MOVIES, bad, LineOptions::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ratings.dat line 2: movie id \"x\" is not a non-negative integer"
+        );
+        let ml = parse_ml1m(
+            MOVIES,
+            bad,
+            LineOptions {
+                skip_bad_lines: true,
+            },
+        )
+        .unwrap();
+        assert_eq!((ml.events.len(), ml.skipped_lines), (1, 2));
+        let unknown = b"1::7::5::978300760\n";
+        let err = parse_ml1m(MOVIES, unknown, LineOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("movie 7"), "{err}");
+    }
+
+    #[test]
+    fn ml100k_reads_genre_flags() {
+        let item =
+            b"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n";
+        let data = b"196\t1\t3\t881250949\n";
+        let ml = parse_ml100k(item, data, LineOptions::default()).unwrap();
+        assert_eq!(ml.catalog.items[0].genres, vec![3, 4, 5]);
+        assert_eq!(ml.catalog.items[0].release_year, 1995);
+        assert_eq!(ml.events[0].member, 196);
+    }
+
+    #[test]
+    fn content_vectors_attach_by_id_and_sizes_are_checked() {
+        let mut ml = parse_ml1m(MOVIES, RATINGS, LineOptions::default()).unwrap();
+        let ids = b"3\n1\n2\n";
+        let vectors: Vec<u8> = [3.0f32, 3.5, 1.0, 1.5, 2.0, 2.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        attach_content_vectors(&mut ml.catalog, ids, &vectors, 2).unwrap();
+        assert_eq!(ml.catalog.get(1).unwrap().content, Some(vec![1.0, 1.5]));
+        assert_eq!(ml.catalog.get(3).unwrap().content, Some(vec![3.0, 3.5]));
+        assert!(attach_content_vectors(&mut ml.catalog, ids, &vectors[..20], 2).is_err());
+        assert!(attach_content_vectors(&mut ml.catalog, b"3\n1\n", &vectors[..16], 2).is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! Item vectors from ID and content: a learned ID embedding mixed with a content embedding
+//! (genres, kind, language, release year and, where given, an external text vector) by a gate
+//! that depends on the item's age in the catalog. Items never seen in training, and a random
+//! share of items at every training step, use a learned "unknown" vector in place of their ID
+//! embedding, so titles that arrive after training still get a useful vector.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData, activation};
+
+use crate::data::catalog::{Catalog, ItemKind};
+
+/// Number of item-age buckets (⌊log2(1 + days in the catalog)⌋, capped).
+pub const AGE_BUCKETS: usize = 12;
+/// Number of release-year buckets (0 = unknown, then 5-year spans from 1930).
+pub const YEAR_BUCKETS: usize = 21;
+/// Number of hashed language buckets.
+pub const LANGUAGE_BUCKETS: usize = 16;
+
+/// Bucket of a release year.
+pub fn year_bucket(year: u16) -> u32 {
+    if year == 0 {
+        0
+    } else {
+        (1 + (i32::from(year) - 1930).max(0) / 5).min(YEAR_BUCKETS as i32 - 1) as u32
+    }
+}
+
+/// Bucket of an item's age in seconds (negative ages, i.e. not yet arrived, count as 0).
+pub fn age_bucket(age_s: i64) -> u32 {
+    let days = age_s.max(0) as f64 / 86_400.0;
+    ((1.0 + days).log2().floor() as u32).min(AGE_BUCKETS as u32 - 1)
+}
+
+/// Bucket of an ISO 639-1 language code (FNV-1a hash).
+pub fn language_bucket(code: &str) -> u32 {
+    let h = code.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    h % LANGUAGE_BUCKETS as u32
+}
+
+/// The fixed (not learned) per-item inputs of the [`ItemEncoder`], in catalog row order.
+#[derive(Debug, Clone)]
+pub struct ItemFeatures {
+    /// External content vectors `[n_items, content_dim]`, if the catalog has them.
+    pub content: Option<Tensor<2>>,
+    /// Genre multi-hot `[n_items, n_genres]`.
+    pub genres: Tensor<2>,
+    /// Item kind index `[n_items]`.
+    pub kind: Tensor<1, Int>,
+    /// Language bucket `[n_items]`.
+    pub language: Tensor<1, Int>,
+    /// Release-year bucket `[n_items]`.
+    pub year: Tensor<1, Int>,
+    /// Age bucket at the reference time `[n_items]`.
+    pub age: Tensor<1, Int>,
+    /// 1 for items with training events, 0 for items the model never saw `[n_items, 1]`.
+    pub seen: Tensor<2>,
+}
+
+impl ItemFeatures {
+    /// Features of `catalog` at time `reference_time` (ages are measured to it); `seen[i]`
+    /// says whether row `i` has training events.
+    pub fn new(catalog: &Catalog, seen: &[bool], reference_time: i64, device: &Device) -> Self {
+        let n = catalog.len();
+        assert_eq!(seen.len(), n, "one seen flag per catalog item");
+        let g = catalog.genres.len().max(1);
+        let mut genres = vec![0f32; n * g];
+        for (i, item) in catalog.items.iter().enumerate() {
+            for &k in &item.genres {
+                genres[i * g + k as usize] = 1.0;
+            }
+        }
+        let ints = |f: &dyn Fn(usize) -> u32| {
+            let v: Vec<i64> = (0..n).map(|i| i64::from(f(i))).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
+        };
+        let dim = catalog
+            .items
+            .first()
+            .and_then(|i| i.content.as_ref())
+            .map_or(0, Vec::len);
+        let content = (dim > 0
+            && catalog
+                .items
+                .iter()
+                .all(|i| i.content.as_ref().is_some_and(|c| c.len() == dim)))
+        .then(|| {
+            let flat: Vec<f32> = catalog
+                .items
+                .iter()
+                .flat_map(|i| i.content.clone().expect("checked"))
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(flat, [n, dim]), device)
+        });
+        Self {
+            content,
+            genres: Tensor::from_data(TensorData::new(genres, [n, g]), device),
+            kind: ints(&|i| catalog.items[i].kind.index() as u32),
+            language: ints(&|i| language_bucket(&catalog.items[i].language)),
+            year: ints(&|i| year_bucket(catalog.items[i].release_year)),
+            age: ints(&|i| age_bucket(reference_time - catalog.items[i].added_at)),
+            seen: Tensor::from_data(
+                TensorData::new(
+                    seen.iter().map(|&s| if s { 1f32 } else { 0.0 }).collect(),
+                    [n, 1],
+                ),
+                device,
+            ),
+        }
+    }
+
+    /// Width of the content vectors (0 when there are none).
+    pub fn content_dim(&self) -> usize {
+        self.content.as_ref().map_or(0, |c| c.dims()[1])
+    }
+
+    /// Number of genre columns.
+    pub fn n_genres(&self) -> usize {
+        self.genres.dims()[1]
+    }
+}
+
+/// Sizes and training behaviour of the [`ItemEncoder`].
+#[derive(Config, Debug, PartialEq)]
+pub struct ItemEncoderConfig {
+    /// Output width (the model width).
+    pub d_model: usize,
+    /// Genre columns of [`ItemFeatures::genres`].
+    pub n_genres: usize,
+    /// Width of the external content vectors (0: none).
+    #[config(default = 0)]
+    pub content_dim: usize,
+    /// Share of items whose ID embedding is replaced by the unknown vector at each training step.
+    #[config(default = 0.1)]
+    pub unknown_id_rate: f64,
+}
+
+impl ItemEncoderConfig {
+    /// Builds the encoder on `device`.
+    pub fn init(&self, device: &Device) -> ItemEncoder {
+        let small = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        let table = |n: usize| {
+            EmbeddingConfig::new(n, self.d_model)
+                .with_initializer(small.clone())
+                .init(device)
+        };
+        ItemEncoder {
+            content: (self.content_dim > 0).then(|| {
+                LinearConfig::new(self.content_dim, self.d_model)
+                    .with_initializer(small.clone())
+                    .init(device)
+            }),
+            genre: LinearConfig::new(self.n_genres, self.d_model)
+                .with_bias(false)
+                .with_initializer(small.clone())
+                .init(device),
+            kind: table(ItemKind::ALL.len()),
+            language: table(LANGUAGE_BUCKETS),
+            year: table(YEAR_BUCKETS),
+            gate: EmbeddingConfig::new(AGE_BUCKETS, 1)
+                .with_initializer(Initializer::Constant { value: 1.0 })
+                .init(device),
+            unknown: Param::from_tensor(Tensor::random(
+                [1, self.d_model],
+                Distribution::Normal(0.0, 0.02),
+                device,
+            )),
+            unknown_id_rate: self.unknown_id_rate,
+        }
+    }
+}
+
+/// Mixes ID and content embeddings into each item's vector.
+#[derive(Module, Debug)]
+pub struct ItemEncoder {
+    /// Projection of the external content vector (absent when the catalog has none).
+    pub content: Option<Linear>,
+    /// Projection of the genre multi-hot.
+    pub genre: Linear,
+    /// Item kind.
+    pub kind: Embedding,
+    /// Language bucket.
+    pub language: Embedding,
+    /// Release-year bucket.
+    pub year: Embedding,
+    /// Gate logit per age bucket: σ(gate) is the ID embedding's share.
+    pub gate: Embedding,
+    /// The ID embedding of items the model has not seen.
+    pub unknown: Param<Tensor<2>>,
+    /// Training-time ID drop rate.
+    pub unknown_id_rate: f64,
+}
+
+impl ItemEncoder {
+    /// A training step's ID keep mask `[n_items, 1]`: each item's ID row is dropped with
+    /// probability `unknown_id_rate`, drawn from `rng` (so runs and resumes are reproducible).
+    pub fn draw_id_keep(
+        &self,
+        n_items: usize,
+        rng: &mut impl rand::RngExt,
+        device: &Device,
+    ) -> Tensor<2> {
+        let keep: Vec<f32> = (0..n_items)
+            .map(|_| {
+                if rng.random_bool(self.unknown_id_rate.clamp(0.0, 1.0)) {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(keep, [n_items, 1]), device)
+    }
+
+    /// The content embedding alone: `[n_items, d_model]`.
+    pub fn content_vectors(&self, f: &ItemFeatures) -> Tensor<2> {
+        let n = f.kind.dims()[0];
+        let mut x = self.genre.forward(f.genres.clone())
+            + squeeze(self.kind.forward(f.kind.clone().reshape([1, n])))
+            + squeeze(self.language.forward(f.language.clone().reshape([1, n])))
+            + squeeze(self.year.forward(f.year.clone().reshape([1, n])));
+        if let (Some(proj), Some(c)) = (&self.content, &f.content) {
+            x = x + proj.forward(c.clone());
+        }
+        x
+    }
+
+    /// Item vectors `[n_items, d_model]` from the ID rows `[n_items, d_model]`. In training,
+    /// `id_keep` `[n_items, 1]` (see [`ItemEncoder::draw_id_keep`]) is 0 for the items whose ID
+    /// row is replaced by the unknown vector at this step.
+    pub fn forward(
+        &self,
+        id_rows: Tensor<2>,
+        f: &ItemFeatures,
+        id_keep: Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        let [n, d] = id_rows.dims();
+        let mut keep = f.seen.clone();
+        if let Some(k) = id_keep {
+            keep = keep.mul(k);
+        }
+        let unknown = self.unknown.val().expand([n, d]);
+        let ids = id_rows.mul(keep.clone()) + unknown.mul(keep.neg().add_scalar(1.0));
+        let n_age = f.age.dims()[0];
+        let g = activation::sigmoid(squeeze(
+            self.gate.forward(f.age.clone().reshape([1, n_age])),
+        ));
+        ids.mul(g.clone()) + self.content_vectors(f).mul(g.neg().add_scalar(1.0))
+    }
+}
+
+fn squeeze(x: Tensor<3>) -> Tensor<2> {
+    let [_, n, d] = x.dims();
+    x.reshape([n, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::catalog::Item;
+
+    fn catalog() -> Catalog {
+        let item = |id: u32, genres: Vec<u8>, year: u16, content: f32| Item {
+            id,
+            title: format!("t{id}"),
+            kind: ItemKind::Movie,
+            genres,
+            language: "en".into(),
+            release_year: year,
+            added_at: 0,
+            content: Some(vec![content, 1.0 - content, 0.5]),
+        };
+        Catalog::new(
+            vec!["a".into(), "b".into()],
+            vec![
+                item(1, vec![0], 1990, 0.1),
+                item(2, vec![1], 2001, 0.9),
+                item(3, vec![0, 1], 1950, 0.4),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn unseen_items_do_not_depend_on_their_id_rows_and_seen_items_do() {
+        let device = Device::flex();
+        let f = ItemFeatures::new(&catalog(), &[true, true, false], 86_400 * 30, &device);
+        assert_eq!(f.content_dim(), 3);
+        let enc = ItemEncoderConfig::new(4, 2)
+            .with_content_dim(3)
+            .init(&device);
+        let ids = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let other = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let a = enc
+            .forward(ids, &f, None)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = enc
+            .forward(other, &f, None)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for j in 0..4 {
+            assert_eq!(a[8 + j], b[8 + j], "unseen item 3 uses the unknown vector");
+            assert_ne!(a[j], b[j], "seen item 1 uses its ID row");
+        }
+        // Items with different content get different vectors even when both are unseen.
+        let f2 = ItemFeatures::new(&catalog(), &[false, false, false], 0, &device);
+        let zeros = Tensor::<2>::zeros([3, 4], &device);
+        let c = enc
+            .forward(zeros, &f2, None)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!((0..4).any(|j| (c[j] - c[4 + j]).abs() > 1e-6));
+    }
+
+    #[test]
+    fn buckets_cover_their_ranges() {
+        assert_eq!(year_bucket(0), 0);
+        assert_eq!(year_bucket(1900), 1);
+        assert_eq!(year_bucket(1995), 14);
+        assert_eq!(year_bucket(2100) as usize, YEAR_BUCKETS - 1);
+        assert_eq!(age_bucket(-5), 0);
+        assert_eq!(age_bucket(86_400), 1);
+        assert_eq!(age_bucket(i64::MAX / 2) as usize, AGE_BUCKETS - 1);
+        assert!((language_bucket("en") as usize) < LANGUAGE_BUCKETS);
+    }
+}

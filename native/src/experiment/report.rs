@@ -1,0 +1,148 @@
+//! Training metrics as JSON lines, and an SVG plot of the curves.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use plotters::prelude::*;
+
+use crate::training::EpochStats;
+
+/// `metrics.jsonl`: one JSON object per epoch, appended and flushed as epochs finish.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    epochs: Vec<EpochStats>,
+}
+
+impl MetricsLog {
+    /// Opens the log; `resume` keeps the epochs already logged, otherwise it starts empty.
+    pub fn open(path: &Path, resume: bool) -> anyhow::Result<Self> {
+        let mut epochs = Vec::new();
+        if resume && path.exists() {
+            let text = std::fs::read_to_string(path)?;
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                epochs.push(
+                    serde_json::from_str(line)
+                        .with_context(|| format!("{} line {}", path.display(), i + 1))?,
+                );
+            }
+        } else {
+            std::fs::write(path, b"")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            epochs,
+        })
+    }
+
+    /// Appends one epoch (an epoch already logged, after a resume, replaces the later lines).
+    pub fn append(&mut self, e: &EpochStats) -> anyhow::Result<()> {
+        self.epochs.retain(|x| x.epoch < e.epoch);
+        self.epochs.push(e.clone());
+        let mut text = String::new();
+        for x in &self.epochs {
+            text += &serde_json::to_string(x)?;
+            text.push('\n');
+        }
+        crate::io::write_atomic(&self.path, text.as_bytes())?;
+        std::io::stderr().flush().ok();
+        Ok(())
+    }
+
+    /// The epochs logged so far.
+    pub fn epochs(&self) -> &[EpochStats] {
+        &self.epochs
+    }
+}
+
+/// Draws the loss curves (left) and the evaluation NDCG@10 / HR@10 (right) as an SVG file.
+pub fn plot_curves(epochs: &[EpochStats], path: &Path) -> anyhow::Result<()> {
+    let tmp = path.with_extension("svg.tmp");
+    {
+        let root = SVGBackend::new(&tmp, (1000, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(500);
+        let n = epochs.len().max(2) as f64;
+        let series = |f: fn(&EpochStats) -> f64| -> Vec<(f64, f64)> {
+            epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
+        };
+        let losses = [
+            ("total", series(|e| e.loss), BLUE),
+            ("next item", series(|e| e.next_item_loss), RED),
+            ("multi-token", series(|e| e.multi_token_loss), GREEN),
+            ("auxiliary", series(|e| e.auxiliary_loss), MAGENTA),
+        ];
+        let max_loss = losses
+            .iter()
+            .flat_map(|(_, s, _)| s.iter().map(|p| p.1))
+            .fold(0f64, f64::max)
+            .max(1e-3);
+        let mut chart = ChartBuilder::on(&left)
+            .caption("training loss", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(1f64..n, 0f64..max_loss * 1.05)?;
+        chart.configure_mesh().x_desc("epoch").draw()?;
+        for (name, s, color) in losses {
+            if s.iter().all(|p| p.1 == 0.0) {
+                continue;
+            }
+            chart
+                .draw_series(LineSeries::new(s, color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+
+        let evals: Vec<(f64, f64, f64)> = epochs
+            .iter()
+            .filter_map(|e| {
+                e.eval.as_ref().and_then(|m| {
+                    let k = m.ks.iter().position(|&k| k == 10)?;
+                    Some((e.epoch as f64, m.ndcg[k], m.hit_rate[k]))
+                })
+            })
+            .collect();
+        let top = evals.iter().map(|e| e.2).fold(0f64, f64::max).max(0.05);
+        let mut chart = ChartBuilder::on(&right)
+            .caption("held-out ranking", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(1f64..n, 0f64..top * 1.1)?;
+        chart.configure_mesh().x_desc("epoch").draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                evals.iter().map(|e| (e.0, e.1)),
+                RED.stroke_width(2),
+            ))?
+            .label("NDCG@10")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED));
+        chart
+            .draw_series(LineSeries::new(
+                evals.iter().map(|e| (e.0, e.2)),
+                BLUE.stroke_width(2),
+            ))?
+            .label("HR@10")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLUE));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+        root.present()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

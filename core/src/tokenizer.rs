@@ -363,15 +363,18 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
-    /// Pads `seqs` on the right to the longest one and uploads them to `device`.
-    pub fn new(seqs: &[TokenSequence], device: &Device) -> Self {
-        let b = seqs.len();
-        let s = seqs
-            .iter()
+    /// The padded sequence length of a batch of `seqs`: the longest one's (at least 1).
+    pub fn padded_len(seqs: &[TokenSequence]) -> usize {
+        seqs.iter()
             .map(TokenSequence::len)
             .max()
             .unwrap_or(0)
-            .max(1);
+            .max(1)
+    }
+
+    /// Pads `seqs` on the right to the longest one and uploads them to `device`.
+    pub fn new(seqs: &[TokenSequence], device: &Device) -> Self {
+        let (b, s) = (seqs.len(), Self::padded_len(seqs));
         let ints = |f: &dyn Fn(&TokenSequence) -> &Vec<u32>| {
             let mut v = vec![0i64; b * s];
             for (r, seq) in seqs.iter().enumerate() {

@@ -146,3 +146,73 @@ fn resumed_training_matches_uninterrupted_training() {
     assert!(err.to_string().contains("other training options"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn exported_runtime_scores_equal_the_training_model_with_content_heads_and_roll_up() {
+    let _turn = ONE_TRAINING_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let world = encore_tests::small_world();
+    let (train_set, _) = split(&world);
+    let cfg = TrainConfig {
+        dropout: 0.0,
+        rollup_window_s: 3 * 3600,
+        content_embeddings: true,
+        ..tiny_config(1)
+    };
+    assert!(cfg.objectives.any_aux() && cfg.objectives.mtp_items > 1);
+    let trained = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
+    assert!(trained.model.items.is_some() && trained.model.heads.is_some());
+    let reranker = Reranker::from_bytes(&trained.weights, &Device::flex()).unwrap();
+
+    let history = &train_set
+        .iter()
+        .max_by_key(|h| h.events.len())
+        .unwrap()
+        .events;
+    let request = encore_core::RerankRequest {
+        surface: encore_core::Surface::Search,
+        timestamp: Some(history.last().unwrap().timestamp + 600),
+        device: None,
+        country: None,
+    };
+    let runtime = reranker
+        .score_catalog(&[(history, request.clone())])
+        .unwrap()
+        .remove(0);
+
+    // Training side: the training model, its item features, its tokenizer (with roll-up).
+    let model = &trained.model;
+    let device = model.embedding.position.weight.val().device();
+    let seq = trained
+        .config
+        .tokenizer()
+        .serving_sequence(
+            world.catalog.vocabulary(),
+            history,
+            &request.context(history),
+        )
+        .unwrap();
+    let rolled = trained
+        .config
+        .tokenizer()
+        .roll_up(world.catalog.vocabulary(), history)
+        .unwrap();
+    assert!(rolled.len() < history.len(), "roll-up merged some plays");
+    let batch = encore_core::TokenBatch::new(&[seq], &device);
+    let table = model.item_table(trained.features.as_ref(), None);
+    let hidden = model.hidden(&batch, table.clone());
+    let user = model.user_representation(hidden, &batch.lengths);
+    let [rows, _] = table.dims();
+    let scores: Vec<f32> = user
+        .matmul(table.slice(2..rows).transpose())
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    let worst = scores
+        .iter()
+        .zip(&runtime)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-4, "largest difference {worst}");
+}

@@ -158,3 +158,20 @@ pub struct Event {
     /// The device used.
     pub device: DeviceType,
 }
+
+impl Event {
+    /// An implicit interaction with no context (a rating, a purchase): a `play` on the home
+    /// surface, from an unknown country on the web.
+    pub fn implicit(member: u32, item: u32, timestamp: i64) -> Self {
+        Self {
+            member,
+            item,
+            timestamp,
+            action: Action::Play,
+            duration_s: 0.0,
+            surface: Surface::Home,
+            country: "??".into(),
+            device: DeviceType::Web,
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! [`attach_content_vectors`].
 
 use super::catalog::{Catalog, Item, ItemKind};
-use super::events::{Action, DeviceType, Event, Surface};
+use super::events::Event;
 use super::source::{DataError, LineOptions, LineReader};
 
 /// A MovieLens data set: the catalog and every rating as an event, in file order.
@@ -77,16 +77,54 @@ fn year_of_title(title: &str) -> Option<u16> {
     t[open + 1..].strip_suffix(')')?.parse().ok()
 }
 
-fn rating_event(member: u32, item: u32, timestamp: i64) -> Event {
-    Event {
-        member,
-        item,
-        timestamp,
-        action: Action::Play,
-        duration_s: 0.0,
-        surface: Surface::Home,
-        country: "??".into(),
-        device: DeviceType::Web,
+/// Parses `user SEP item SEP rating SEP timestamp` lines into implicit events, in file order.
+/// Returns the events and the number of skipped lines.
+fn parse_ratings(
+    file: &str,
+    bytes: &[u8],
+    sep: &str,
+    options: LineOptions,
+) -> Result<(Vec<Event>, usize), DataError> {
+    let mut events = Vec::new();
+    let mut reader = LineReader::new(file, bytes, options);
+    while let Some((n, raw)) = reader.next_line() {
+        let parsed = (|| {
+            let text = std::str::from_utf8(raw).map_err(|_| "not ASCII text".to_string())?;
+            let f: Vec<&str> = text.split(sep).collect();
+            if f.len() != 4 {
+                return Err(format!(
+                    "expected 4 fields separated by {sep:?}, found {}",
+                    f.len()
+                ));
+            }
+            let rating = parse_u32(f[2], "rating")?;
+            if !(1..=5).contains(&rating) {
+                return Err(format!("rating {rating} is outside 1..=5"));
+            }
+            Ok(Event::implicit(
+                parse_u32(f[0], "user id")?,
+                parse_u32(f[1], "movie id")?,
+                parse_i64(f[3], "timestamp")?,
+            ))
+        })();
+        if let Some(e) = reader.accept(n, parsed)? {
+            events.push(e);
+        }
+    }
+    Ok((events, reader.skipped()))
+}
+
+/// A MovieLens movie (arrival time set later from its first rating).
+fn movie(id: u32, title: &str, genres: Vec<u8>, release_year: u16) -> Item {
+    Item {
+        id,
+        title: title.to_string(),
+        kind: ItemKind::Movie,
+        genres,
+        language: "en".into(),
+        release_year,
+        added_at: 0,
+        content: None,
     }
 }
 
@@ -180,49 +218,15 @@ pub fn parse_ml1m(
                     .ok_or_else(|| format!("unknown genre {g:?}"))?;
                 genres.push(i as u8);
             }
-            Ok(Item {
-                id,
-                title: f[1].to_string(),
-                kind: ItemKind::Movie,
-                genres,
-                language: "en".into(),
-                release_year: year_of_title(f[1]).unwrap_or(0),
-                added_at: 0,
-                content: None,
-            })
+            Ok(movie(id, f[1], genres, year_of_title(f[1]).unwrap_or(0)))
         })();
         if let Some(item) = reader.accept(n, parsed)? {
             items.push(item);
         }
     }
     let mut skipped = reader.skipped();
-    let mut events = Vec::new();
-    let mut reader = LineReader::new("ratings.dat", ratings, options);
-    while let Some((n, raw)) = reader.next_line() {
-        let parsed = (|| {
-            let text = std::str::from_utf8(raw).map_err(|_| "not ASCII text".to_string())?;
-            let f: Vec<&str> = text.split("::").collect();
-            if f.len() != 4 {
-                return Err(format!(
-                    "expected 4 fields separated by '::', found {}",
-                    f.len()
-                ));
-            }
-            let rating = parse_u32(f[2], "rating")?;
-            if !(1..=5).contains(&rating) {
-                return Err(format!("rating {rating} is outside 1..=5"));
-            }
-            Ok(rating_event(
-                parse_u32(f[0], "user id")?,
-                parse_u32(f[1], "movie id")?,
-                parse_i64(f[3], "timestamp")?,
-            ))
-        })();
-        if let Some(e) = reader.accept(n, parsed)? {
-            events.push(e);
-        }
-    }
-    skipped += reader.skipped();
+    let (events, bad) = parse_ratings("ratings.dat", ratings, "::", options)?;
+    skipped += bad;
     build(&ML1M_GENRES, items, events, "ratings.dat", skipped)
 }
 
@@ -259,49 +263,15 @@ pub fn parse_ml100k(
                 .and_then(|y| y.parse().ok())
                 .or_else(|| year_of_title(f[1]))
                 .unwrap_or(0);
-            Ok(Item {
-                id: parse_u32(f[0], "movie id")?,
-                title: f[1].to_string(),
-                kind: ItemKind::Movie,
-                genres,
-                language: "en".into(),
-                release_year: year,
-                added_at: 0,
-                content: None,
-            })
+            Ok(movie(parse_u32(f[0], "movie id")?, f[1], genres, year))
         })();
         if let Some(item) = reader.accept(n, parsed)? {
             items.push(item);
         }
     }
     let mut skipped = reader.skipped();
-    let mut events = Vec::new();
-    let mut reader = LineReader::new("u.data", data, options);
-    while let Some((n, raw)) = reader.next_line() {
-        let parsed = (|| {
-            let text = std::str::from_utf8(raw).map_err(|_| "not ASCII text".to_string())?;
-            let f: Vec<&str> = text.split('\t').collect();
-            if f.len() != 4 {
-                return Err(format!(
-                    "expected 4 tab-separated fields, found {}",
-                    f.len()
-                ));
-            }
-            let rating = parse_u32(f[2], "rating")?;
-            if !(1..=5).contains(&rating) {
-                return Err(format!("rating {rating} is outside 1..=5"));
-            }
-            Ok(rating_event(
-                parse_u32(f[0], "user id")?,
-                parse_u32(f[1], "item id")?,
-                parse_i64(f[3], "timestamp")?,
-            ))
-        })();
-        if let Some(e) = reader.accept(n, parsed)? {
-            events.push(e);
-        }
-    }
-    skipped += reader.skipped();
+    let (events, bad) = parse_ratings("u.data", data, "\t", options)?;
+    skipped += bad;
     build(&ML100K_GENRES, items, events, "u.data", skipped)
 }
 

@@ -119,19 +119,9 @@ impl LeaveOneOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::events::{Action, DeviceType, Surface};
 
     fn ev(member: u32, item: u32, timestamp: i64) -> Event {
-        Event {
-            member,
-            item,
-            timestamp,
-            action: Action::Play,
-            duration_s: 0.0,
-            surface: Surface::Home,
-            country: "??".into(),
-            device: DeviceType::Web,
-        }
+        Event::implicit(member, item, timestamp)
     }
 
     #[test]

@@ -155,13 +155,7 @@ impl TrainingTargets {
         rng: &mut impl RngExt,
         device: &Device,
     ) -> Self {
-        let b = seqs.len();
-        let s = seqs
-            .iter()
-            .map(TokenSequence::len)
-            .max()
-            .unwrap_or(0)
-            .max(1);
+        let (b, s) = (seqs.len(), TokenBatch::padded_len(seqs));
         let m = b * s;
         let k_max = cfg.mtp_items.max(1);
         let decay_s = (cfg.mtp_decay_hours * 3600.0).max(1e-9);
@@ -496,6 +490,29 @@ mod tests {
             .collect()
     }
 
+    /// A one-layer model over `n` items, window 8.
+    fn tiny_model(n: usize, device: &Device) -> FoundationModel {
+        FoundationModelConfig::new(n)
+            .with_d_model(8)
+            .with_n_heads(2)
+            .with_n_layers(1)
+            .with_d_ff(16)
+            .with_max_len(8)
+            .init(device)
+    }
+
+    /// Next item only: no multi-token term, no auxiliary heads.
+    fn next_item_only(cfg: ObjectiveConfig) -> ObjectiveConfig {
+        ObjectiveConfig {
+            mtp_items: 1,
+            genre_weight: 0.0,
+            action_weight: 0.0,
+            duration_weight: 0.0,
+            time_to_next_weight: 0.0,
+            ..cfg
+        }
+    }
+
     fn floats(t: Tensor<1>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
     }
@@ -543,13 +560,7 @@ mod tests {
     #[test]
     fn full_softmax_loss_matches_the_plain_cross_entropy() {
         let device = Device::flex();
-        let model = FoundationModelConfig::new(10)
-            .with_d_model(8)
-            .with_n_heads(2)
-            .with_n_layers(1)
-            .with_d_ff(16)
-            .with_max_len(8)
-            .init(&device);
+        let model = tiny_model(10, &device);
         let vocab = ItemVocabulary::new((0..10).collect()).unwrap();
         let seqs = [
             EventTokenizer::new(8)
@@ -561,19 +572,14 @@ mod tests {
                 .unwrap()
                 .remove(0),
         ];
-        let cfg = ObjectiveConfig {
-            mtp_items: 1,
-            genre_weight: 0.0,
-            action_weight: 0.0,
-            duration_weight: 0.0,
-            time_to_next_weight: 0.0,
+        let cfg = next_item_only(ObjectiveConfig {
             event_weights: EventWeights {
                 play: 1.0,
                 trailer: 1.0,
                 add_to_list: 1.0,
             },
             ..Default::default()
-        };
+        });
         let batch = TokenBatch::new(&seqs, &device);
         let t = TrainingTargets::new(
             &seqs,
@@ -594,31 +600,20 @@ mod tests {
     fn sampled_softmax_matches_a_hand_computed_log_q_corrected_loss() {
         let device = Device::flex();
         let n = 12;
-        let model = FoundationModelConfig::new(n)
-            .with_d_model(8)
-            .with_n_heads(2)
-            .with_n_layers(1)
-            .with_d_ff(16)
-            .with_max_len(8)
-            .init(&device);
+        let model = tiny_model(n, &device);
         let vocab = ItemVocabulary::new((0..n as u32).collect()).unwrap();
         let seqs = [EventTokenizer::new(8)
             .training_windows(&vocab, &history(&[1, 5, 7, 3, 3], 60))
             .unwrap()
             .remove(0)];
-        let cfg = ObjectiveConfig {
+        let cfg = next_item_only(ObjectiveConfig {
             softmax: SoftmaxKind::Sampled,
             uniform_negatives: 6,
             in_batch_negatives: 3,
             temperature: 0.5,
             normalize: true,
-            mtp_items: 1,
-            genre_weight: 0.0,
-            action_weight: 0.0,
-            duration_weight: 0.0,
-            time_to_next_weight: 0.0,
             ..Default::default()
-        };
+        });
         let share: Vec<f32> = (0..n).map(|i| (i + 1) as f32 / 78.0).collect();
         let batch = TokenBatch::new(&seqs, &device);
         let t = TrainingTargets::new(

@@ -32,7 +32,7 @@ impl RerankRequest {
     }
 
     /// The request's token context (history must be non-empty).
-    pub(crate) fn context(&self, history: &[Event]) -> Context {
+    pub fn context(&self, history: &[Event]) -> Context {
         let last = history.last().expect("validated non-empty history");
         Context {
             timestamp: self.timestamp.unwrap_or(last.timestamp),

@@ -159,6 +159,10 @@ pub struct TrainArgs {
     /// With --config: replace the file's output directory.
     #[arg(long, requires = "config")]
     pub out: Option<PathBuf>,
+    /// With --config: set one value of the file, e.g. `--set training.objectives.mtp_items=1`
+    /// (repeatable; values are TOML).
+    #[arg(long = "set", requires = "config", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
     /// With --config: `validation` or `test`, replacing the file's holdout.
     #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
     pub holdout: Option<encore_core::data::split::Holdout>,
@@ -263,6 +267,7 @@ impl Cli {
                         out: a.out.clone(),
                         holdout: a.holdout,
                         resume: a.resume,
+                        sets: a.sets.clone(),
                     },
                 )
                 .map(|_| ()),

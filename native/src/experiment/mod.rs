@@ -96,9 +96,37 @@ pub struct ExperimentConfig {
 impl ExperimentConfig {
     /// Reads and validates a TOML experiment file.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
+        Self::read_with(path, &[])
+    }
+
+    /// Reads a TOML experiment file with `key.path=value` settings applied on top (values are
+    /// TOML: `training.objectives.mtp_items=1`, `training.content_embeddings=false`).
+    pub fn read_with(path: &Path, sets: &[String]) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let mut doc: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for set in sets {
+            let (key, value) = set
+                .split_once('=')
+                .with_context(|| format!("--set {set:?}: expected key.path=value"))?;
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .map(|mut t| t.remove("v").expect("parsed key"))
+                .or_else(|_| Ok::<_, anyhow::Error>(toml::Value::String(value.to_string())))?;
+            let mut table = &mut doc;
+            let parts: Vec<&str> = key.trim().split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                table = table
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .with_context(|| format!("--set {set:?}: {part} is not a table"))?;
+            }
+            table.insert(parts[parts.len() - 1].to_string(), value);
+        }
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 }
 
@@ -113,6 +141,8 @@ pub struct Overrides {
     pub holdout: Option<Holdout>,
     /// Continue from the run's checkpoint.
     pub resume: bool,
+    /// `key.path=value` settings applied on top of the file.
+    pub sets: Vec<String>,
 }
 
 /// What an experiment produced.
@@ -147,7 +177,7 @@ fn withheld_items(data: &Dataset, share: f64, seed: u64) -> HashSet<u32> {
 
 /// Runs an experiment file.
 pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSummary> {
-    let mut cfg = ExperimentConfig::read(path)?;
+    let mut cfg = ExperimentConfig::read_with(path, &overrides.sets)?;
     if let Some(e) = overrides.epochs {
         cfg.training.epochs = e;
     }
@@ -366,6 +396,20 @@ mod tests {
             (Holdout::Test, Backend::Wgpu)
         );
         assert_eq!(cfg.training, TrainConfig::default());
+        let sets = [
+            "training.objectives.mtp_items=1".to_string(),
+            "run.out=\"x/y\"".to_string(),
+            "training.content_embeddings=false".to_string(),
+        ];
+        let cfg = ExperimentConfig::read_with(&path, &sets).unwrap();
+        assert_eq!(cfg.training.objectives.mtp_items, 1);
+        assert!(!cfg.training.content_embeddings);
+        assert_eq!(cfg.run.out, PathBuf::from("x/y"));
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::read_with(&path, &["training.epoch=3".into()]).unwrap_err()
+        );
+        assert!(err.contains("epoch"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

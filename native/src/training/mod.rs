@@ -158,6 +158,8 @@ pub struct TrainedModel {
     pub epochs: Vec<EpochStats>,
     /// The exported weight file of the final model.
     pub weights: Vec<u8>,
+    /// The item features the model trained with (when it has an item encoder or heads).
+    pub features: Option<ItemFeatures>,
 }
 
 impl TrainedModel {
@@ -284,9 +286,9 @@ pub fn train(
     let config = cfg.model(catalog.len(), catalog.genres.len(), content_dim);
     let tokenizer = config.tokenizer();
     let data = prepare(histories, catalog, &tokenizer)?;
-    let features = ItemFeatures::new(catalog, &data.seen, data.reference_time, &device);
-    let features =
-        (config.item_encoder.is_some() || config.aux_heads.is_some()).then_some(&features);
+    let owned_features = (config.item_encoder.is_some() || config.aux_heads.is_some())
+        .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &device));
+    let features = owned_features.as_ref();
 
     let mut model = config.init(&device);
     let mut optim = AdamConfig::new().init();
@@ -439,5 +441,6 @@ pub fn train(
         config,
         epochs,
         weights,
+        features: owned_features.clone(),
     })
 }

@@ -38,11 +38,13 @@ impl RankingMetrics {
         let ndcg = ks
             .iter()
             .map(|&k| {
-                ranks
+                (ranks
                     .iter()
                     .filter(|&&r| r <= k)
                     .map(|&r| 1.0 / ((r + 1) as f64).log2())
                     .sum::<f64>()
+                    // An empty float sum is −0.0; add +0.0 so "no hits" prints as 0.
+                    + 0.0)
                     / n
             })
             .collect();
@@ -113,5 +115,10 @@ mod tests {
         assert_eq!(rank_of(&s, 1, |i| i == 3 || i == 4), 1);
         let empty = RankingMetrics::from_ranks(&[], &[10]);
         assert_eq!((empty.hr(10), empty.count), (0.0, 0));
+        let missed = RankingMetrics::from_ranks(&[20], &[10]);
+        assert!(
+            missed.ndcg_at(10).is_sign_positive(),
+            "no hits is +0, not -0"
+        );
     }
 }

@@ -216,10 +216,12 @@ impl FoundationModel {
     /// seen in training get the unknown ID vector), training-only parts dropped.
     /// With `normalize`, rows are L2-normalised, as training with normalised vectors saw them.
     pub fn bake(self, features: Option<&ItemFeatures>, normalize: bool) -> FoundationModel {
-        let mut table = self.item_table(features, None).detach();
+        let mut table = self.item_table(features, None);
         if normalize {
             table = l2_normalize(table);
         }
+        // Detach last: a parameter must be a leaf of the autodiff graph.
+        let table = table.detach();
         let mut model = self;
         model.embedding.item.weight = Param::from_tensor(table);
         model.items = None;

@@ -12,6 +12,8 @@ if [ "$have" != "$want" ]; then
 fi
 cargo build -p encore-wasm --target wasm32-unknown-unknown --profile wasm-release
 rm -rf target/wasm-pkg
-wasm-bindgen --target web --out-dir target/wasm-pkg target/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm
+# The compiled module lives in cargo's target directory (CARGO_TARGET_DIR when set); the package
+# always goes to this checkout's target/wasm-pkg, where the web demo and the browser test look.
+wasm-bindgen --target web --out-dir target/wasm-pkg "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
 cp wasm/package.json target/wasm-pkg/package.json
 echo "wasm package: target/wasm-pkg ($(du -k target/wasm-pkg/encore_wasm_bg.wasm | cut -f1) KiB wasm, $(gzip -9c target/wasm-pkg/encore_wasm_bg.wasm | wc -c | awk '{printf "%d", $1/1024}') KiB gzipped)"

@@ -226,11 +226,6 @@ impl EventTokenizer {
         }
     }
 
-    /// The same tokenizer with another window length.
-    pub fn with_max_len(self, max_len: usize) -> Self {
-        Self { max_len, ..self }
-    }
-
     /// The same tokenizer rolling up repeats within `seconds`.
     pub fn with_rollup(self, seconds: u64) -> Self {
         Self {
@@ -283,6 +278,15 @@ impl EventTokenizer {
         catalog: &ItemVocabulary,
         events: &[Event],
     ) -> Result<Vec<TokenSequence>, UnknownItem> {
+        Ok(self.windows(self.training_sequence(catalog, events)?))
+    }
+
+    /// The whole history as one training sequence (one token per rolled event), not windowed.
+    pub fn training_sequence(
+        &self,
+        catalog: &ItemVocabulary,
+        events: &[Event],
+    ) -> Result<TokenSequence, UnknownItem> {
         let rolled = self.roll_up(catalog, events)?;
         let mut seq = TokenSequence::default();
         for (i, e) in rolled.iter().enumerate() {
@@ -292,9 +296,15 @@ impl EventTokenizer {
                 seq.next_gap[i] = gap_bucket(next.context.timestamp - e.last_timestamp);
             }
         }
+        Ok(seq)
+    }
+
+    /// Cuts a sequence into windows of `max_len` overlapping by half (one window if it fits,
+    /// none if it is empty).
+    pub fn windows(&self, seq: TokenSequence) -> Vec<TokenSequence> {
         let n = seq.len();
         if n <= self.max_len {
-            return Ok(if n == 0 { vec![] } else { vec![seq] });
+            return if n == 0 { vec![] } else { vec![seq] };
         }
         let stride = (self.max_len / 2).max(1);
         let mut out = Vec::new();
@@ -307,7 +317,7 @@ impl EventTokenizer {
             }
             start += stride;
         }
-        Ok(out)
+        out
     }
 
     /// Serving tokens: the most recent `max_len − 1` rolled events, then the request token

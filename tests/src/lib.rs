@@ -47,7 +47,7 @@ pub fn tiny_weight_file(world: &SyntheticWorld, epochs: usize) -> Vec<u8> {
         Monitor::default(),
     )
     .expect("training runs");
-    trained.weight_file(world.catalog.vocabulary())
+    trained.weights
 }
 
 /// A fresh temporary directory under the target dir.

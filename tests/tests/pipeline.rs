@@ -56,11 +56,7 @@ fn trained_model_beats_most_popular_on_held_out_events() {
         trained.epochs.last().unwrap().loss < trained.epochs[0].loss,
         "loss went down"
     );
-    let reranker = Reranker::from_bytes(
-        &trained.weight_file(world.catalog.vocabulary()),
-        &Device::flex(),
-    )
-    .unwrap();
+    let reranker = Reranker::from_bytes(&trained.weights, &Device::flex()).unwrap();
     let report = evaluate(&reranker, &world.catalog, &train_set, &test_set).unwrap();
     let (m, p) = (report.model.ndcg_at(10), report.most_popular.ndcg_at(10));
     assert!(m > p * 1.2, "model NDCG@10 {m:.4} vs most popular {p:.4}");
@@ -114,11 +110,7 @@ fn resumed_training_matches_uninterrupted_training() {
         resumed.epochs[1].loss,
         straight.epochs[1].loss
     );
-    let a = encore_core::weights::load_model(
-        &straight.weight_file(world.catalog.vocabulary()),
-        &Device::flex(),
-    )
-    .unwrap();
+    let a = encore_core::weights::load_model(&straight.weights, &Device::flex()).unwrap();
     let b =
         encore_core::weights::load_model(&Checkpoint::read(&ck).unwrap().weights, &Device::flex())
             .unwrap();

@@ -42,28 +42,10 @@ pub const ML1M_GENRES: [&str; 18] = [
     "Western",
 ];
 
-/// The 19 MovieLens-100K genres (`u.genre` order).
-pub const ML100K_GENRES: [&str; 19] = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-];
+/// The 19 MovieLens-100K genres (`u.genre` order): "unknown", then the 18 of MovieLens-1M.
+pub fn ml100k_genres() -> impl Iterator<Item = &'static str> {
+    std::iter::once("unknown").chain(ML1M_GENRES)
+}
 
 /// Decodes Latin-1 bytes (every byte is the code point of the same value).
 pub fn latin1(bytes: &[u8]) -> String {
@@ -156,8 +138,8 @@ fn set_arrival_times(items: &mut [Item], events: &[Event], index: impl Fn(u32) -
     }
 }
 
-fn build(
-    genres: &[&str],
+fn build<'a>(
+    genres: impl IntoIterator<Item = &'a str>,
     mut items: Vec<Item>,
     events: Vec<Event>,
     ratings_file: &str,
@@ -180,7 +162,7 @@ fn build(
         ));
     }
     set_arrival_times(&mut items, &events, |id| ids.index_of(id));
-    let catalog = Catalog::new(genres.iter().map(|g| g.to_string()).collect(), items)
+    let catalog = Catalog::new(genres.into_iter().map(str::to_string).collect(), items)
         .map_err(|e| DataError::whole_file("movie file", e.to_string()))?;
     Ok(MovieLens {
         catalog,
@@ -227,7 +209,7 @@ pub fn parse_ml1m(
     let mut skipped = reader.skipped();
     let (events, bad) = parse_ratings("ratings.dat", ratings, "::", options)?;
     skipped += bad;
-    build(&ML1M_GENRES, items, events, "ratings.dat", skipped)
+    build(ML1M_GENRES, items, events, "ratings.dat", skipped)
 }
 
 /// Parses MovieLens-100K: `u.item` (`id|title|release date|video date|url|19 genre flags`,
@@ -243,7 +225,7 @@ pub fn parse_ml100k(
         let text = latin1(raw);
         let parsed = (|| {
             let f: Vec<&str> = text.split('|').collect();
-            if f.len() != 5 + ML100K_GENRES.len() {
+            if f.len() != 6 + ML1M_GENRES.len() {
                 return Err(format!(
                     "expected 24 fields separated by '|', found {}",
                     f.len()
@@ -272,7 +254,7 @@ pub fn parse_ml100k(
     let mut skipped = reader.skipped();
     let (events, bad) = parse_ratings("u.data", data, "\t", options)?;
     skipped += bad;
-    build(&ML100K_GENRES, items, events, "u.data", skipped)
+    build(ml100k_genres(), items, events, "u.data", skipped)
 }
 
 /// Attaches external content vectors: `vectors` is little-endian f32, row-major, one row of

@@ -77,7 +77,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     );
 
     println!("== 3/5 export the weight file");
-    let weights = trained.weight_file(catalog.vocabulary());
+    let weights = trained.weights.clone();
     let model_path = a.out.join("model.encore");
     write_atomic(&model_path, &weights)?;
     let reranker = Reranker::from_bytes(&weights, &burn::tensor::Device::flex())?;

@@ -13,7 +13,6 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
-use encore_core::data::catalog::ItemVocabulary;
 use encore_core::data::split::MemberHistory;
 use encore_core::metrics::RankingMetrics;
 use encore_core::model::{
@@ -162,12 +161,7 @@ pub struct TrainedModel {
     pub features: Option<ItemFeatures>,
 }
 
-impl TrainedModel {
-    /// The weight file of this model (item vectors baked, training-only parts dropped).
-    pub fn weight_file(&self, _items: &ItemVocabulary) -> Vec<u8> {
-        self.weights.clone()
-    }
-}
+impl TrainedModel {}
 
 /// Where checkpoints go and whether to continue from one.
 #[derive(Debug, Clone, Default)]
@@ -216,20 +210,14 @@ fn prepare(
         for e in &h.events {
             reference_time = reference_time.max(e.timestamp);
         }
-        let w = tokenizer
-            .training_windows(items, &h.events)
+        let full = tokenizer
+            .training_sequence(items, &h.events)
             .with_context(|| format!("member {}", h.member))?;
         // Count each rolled event once, even where windows overlap.
-        if let Some(full) = tokenizer
-            .with_max_len(usize::MAX)
-            .training_windows(items, &h.events)
-            .ok()
-            .and_then(|mut v| v.pop())
-        {
-            for t in full.target.iter().flatten() {
-                counts[*t as usize] += 1.0;
-            }
+        for t in full.target.iter().flatten() {
+            counts[*t as usize] += 1.0;
         }
+        let w = tokenizer.windows(full);
         windows.extend(w);
     }
     anyhow::ensure!(!windows.is_empty(), "no training events");

@@ -120,6 +120,43 @@ impl TokenSequence {
         self.prev_item.is_empty()
     }
 
+    /// True when token `i` of `self` and token `j` of `other` have the same input fields (the
+    /// training-only target fields are not compared).
+    pub fn same_input(&self, i: usize, other: &Self, j: usize) -> bool {
+        self.prev_item[i] == other.prev_item[j]
+            && self.prev_action[i] == other.prev_action[j]
+            && self.prev_duration[i] == other.prev_duration[j]
+            && self.prev_count[i] == other.prev_count[j]
+            && self.surface[i] == other.surface[j]
+            && self.device[i] == other.device[j]
+            && self.country[i] == other.country[j]
+            && self.hour[i] == other.hour[j]
+            && self.weekday[i] == other.weekday[j]
+            && self.gap[i] == other.gap[j]
+    }
+
+    /// The tokens in `range`, as a sequence of their own.
+    pub fn tokens(&self, range: std::ops::Range<usize>) -> Self {
+        let r = range;
+        Self {
+            prev_item: self.prev_item[r.clone()].to_vec(),
+            prev_action: self.prev_action[r.clone()].to_vec(),
+            prev_duration: self.prev_duration[r.clone()].to_vec(),
+            prev_count: self.prev_count[r.clone()].to_vec(),
+            surface: self.surface[r.clone()].to_vec(),
+            device: self.device[r.clone()].to_vec(),
+            country: self.country[r.clone()].to_vec(),
+            hour: self.hour[r.clone()].to_vec(),
+            weekday: self.weekday[r.clone()].to_vec(),
+            gap: self.gap[r.clone()].to_vec(),
+            target: self.target[r.clone()].to_vec(),
+            target_time: self.target_time[r.clone()].to_vec(),
+            target_action: self.target_action[r.clone()].to_vec(),
+            target_duration: self.target_duration[r.clone()].to_vec(),
+            next_gap: self.next_gap[r].to_vec(),
+        }
+    }
+
     fn push(&mut self, prev: Option<&RolledEvent>, ctx: &Context, target: Option<&RolledEvent>) {
         match prev {
             None => {

@@ -7,5 +7,5 @@
 pub mod attention;
 
 pub use attention::{
-    causal_attention, causal_attention_reference, fused_causal_attention, uses_wgsl_kernels,
+    causal_attention, causal_attention_reference, causal_attention_suffix, fused_causal_attention, uses_wgsl_kernels,
 };

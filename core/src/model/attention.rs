@@ -5,6 +5,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use super::kv_cache::LayerCache;
+
 /// Sizes of [`CausalSelfAttention`].
 #[derive(Config, Debug)]
 pub struct CausalSelfAttentionConfig {
@@ -63,6 +65,20 @@ impl CausalSelfAttention {
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x));
         let ctx = encore_shaders::causal_attention(q, k, v);
+        self.output.forward(ctx.swap_dims(1, 2).reshape([b, s, d]))
+    }
+
+    /// An incremental step: input `[1, m, d_model]` holds the `m` tokens after the ones whose
+    /// keys and values `cache` holds; they are appended to `cache`. Output `[1, m, d_model]`.
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let [b, s, d] = x.dims();
+        let h = self.n_heads;
+        let heads = |t: Tensor<3>| t.reshape([b, s, h, d / h]).swap_dims(1, 2);
+        let q = heads(self.query.forward(x.clone()));
+        let k = heads(self.key.forward(x.clone()));
+        let v = heads(self.value.forward(x));
+        let (k, v) = cache.append(k, v);
+        let ctx = encore_shaders::causal_attention_suffix(q, k, v);
         self.output.forward(ctx.swap_dims(1, 2).reshape([b, s, d]))
     }
 }

@@ -6,6 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
 use burn::tensor::{Device, Tensor};
 
 use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig};
+use super::kv_cache::LayerCache;
 
 /// Sizes of [`TransformerBlock`].
 #[derive(Config, Debug)]
@@ -58,10 +59,17 @@ pub struct TransformerBlock {
 impl TransformerBlock {
     /// `[batch, seq, d_model]` → `[batch, seq, d_model]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .dropout
-                .forward(self.attention.forward(self.norm_attn.forward(x)));
+        self.forward_with(x, |a| self.attention.forward(a))
+    }
+
+    /// An incremental step over cached keys and values (see
+    /// [`CausalSelfAttention::forward_cached`]): `[1, m, d_model]` → `[1, m, d_model]`.
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        self.forward_with(x, |a| self.attention.forward_cached(a, cache))
+    }
+
+    fn forward_with(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.dropout.forward(attend(self.norm_attn.forward(x)));
         let ff = self.ff_out.forward(
             self.gelu
                 .forward(self.ff_in.forward(self.norm_ff.forward(x.clone()))),

@@ -96,10 +96,22 @@ impl TokenEmbedding {
     /// Input: a batch of `[batch, seq]` token fields and the item slot table
     /// `[n_items + 2, d_model]` (see `FoundationModel::item_table`). Output: `[batch, seq, d_model]`.
     pub fn forward(&self, t: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
+        self.forward_at(t, item_table, 0)
+    }
+
+    /// Same as [`TokenEmbedding::forward`] for tokens whose first one sits at window position
+    /// `first_position` (an incremental step after cached tokens).
+    pub fn forward_at(
+        &self,
+        t: &TokenBatch,
+        item_table: Tensor<2>,
+        first_position: usize,
+    ) -> Tensor<3> {
         let [b, s] = t.prev_item.dims();
         let [_, d] = item_table.dims();
         let device = t.prev_item.device();
-        let positions = Tensor::<1, Int>::arange(0..s as i64, &device)
+        let start = first_position as i64;
+        let positions = Tensor::<1, Int>::arange(start..start + s as i64, &device)
             .reshape([1, s])
             .expand([b, s]);
         let items = item_table

@@ -6,6 +6,7 @@ mod block;
 mod embedding;
 mod heads;
 mod item_encoder;
+mod kv_cache;
 pub mod objectives;
 
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig};
@@ -13,6 +14,7 @@ pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig};
 pub use heads::{AuxHeads, AuxHeadsConfig};
 pub use item_encoder::{ItemEncoder, ItemEncoderConfig, ItemFeatures};
+pub use kv_cache::{KvCache, LayerCache};
 pub use objectives::{LossParts, ObjectiveConfig, TrainingTargets};
 
 use burn::config::Config;
@@ -150,7 +152,33 @@ impl FoundationModel {
     /// Each is the softmax(`layer_mix`)-weighted sum of the embedding output and every
     /// layer's output, then layer-normed.
     pub fn hidden(&self, batch: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
-        let mut x = self.embedding.forward(batch, item_table);
+        let x = self.embedding.forward(batch, item_table);
+        self.mix_layers(x, |_, block, x| block.forward(x))
+    }
+
+    /// Hidden states of the tokens of a one-member `batch` that follow the `cache.len()` tokens
+    /// already encoded in `cache` (exported or encoder-less model): `[1, m, d_model]`, equal to
+    /// the last `m` rows of [`FoundationModel::forward`] over the whole sequence. The new
+    /// tokens' keys and values are appended to `cache`.
+    ///
+    /// # Panics
+    /// If the batch holds more than one sequence or the cache has a different layer count.
+    pub fn forward_incremental(&self, batch: &TokenBatch, cache: &mut KvCache) -> Tensor<3> {
+        assert_eq!(batch.lengths.len(), 1, "incremental forward takes one member");
+        assert_eq!(cache.layers.len(), self.blocks.len(), "cache layer count");
+        let x = self
+            .embedding
+            .forward_at(batch, self.item_table(None, None), cache.len());
+        self.mix_layers(x, |l, block, x| block.forward_cached(x, &mut cache.layers[l]))
+    }
+
+    /// Runs `layer` for every block from the embedding output `x` and returns the
+    /// softmax(`layer_mix`)-weighted sum of `x` and every block's output, layer-normed.
+    fn mix_layers(
+        &self,
+        mut x: Tensor<3>,
+        mut layer: impl FnMut(usize, &TransformerBlock, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
         let weights = activation::softmax(self.layer_mix.val(), 0);
         let [b, s, d] = x.dims();
         let w = |l: usize| {
@@ -162,7 +190,7 @@ impl FoundationModel {
         };
         let mut mixed = x.clone().mul(w(0));
         for (l, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x);
+            x = layer(l, block, x);
             mixed = mixed + x.clone().mul(w(l + 1));
         }
         self.norm.forward(mixed)

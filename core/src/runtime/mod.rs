@@ -2,15 +2,19 @@
 //! candidates a server pushed, and return the candidates ordered by the model's score.
 
 mod request;
+mod session;
 
 pub use request::{RerankError, RerankRequest, ScoredItem};
+pub use session::MemberSession;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
-use crate::model::{FoundationModel, FoundationModelConfig};
-use crate::tokenizer::{EventTokenizer, TokenBatch};
+use crate::model::{FoundationModel, FoundationModelConfig, KvCache};
+use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, WeightFileError, load_model};
 
 /// Most candidates one call accepts.
@@ -24,7 +28,11 @@ pub struct Reranker {
     items: ItemVocabulary,
     tokenizer: EventTokenizer,
     device: Device,
+    /// Distinguishes rerankers, so that a session never reuses another model's cache.
+    id: u64,
 }
+
+static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Reranker {
     /// Loads and validates a weight file onto `device`.
@@ -50,6 +58,7 @@ impl Reranker {
             config,
             items,
             device,
+            id: NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -76,6 +85,13 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<(TokenBatch, Tensor<1, Int>), RerankError> {
         request::validate(history, candidates)?;
+        let cands = self.candidate_indices(candidates)?;
+        let seq = self.serving_sequence(history, request)?;
+        Ok((TokenBatch::new(&[seq], &self.device), cands))
+    }
+
+    /// The candidates' dense row indices on the device; refuses unknown and duplicate ids.
+    fn candidate_indices(&self, candidates: &[u32]) -> Result<Tensor<1, Int>, RerankError> {
         let mut dense = Vec::with_capacity(candidates.len());
         let mut seen = std::collections::HashMap::with_capacity(candidates.len());
         for (position, &item) in candidates.iter().enumerate() {
@@ -92,18 +108,24 @@ impl Reranker {
             }
             dense.push(idx as i64);
         }
-        let context = request.context(history);
-        let seq = self
-            .tokenizer
-            .serving_sequence(&self.items, history, &context)
+        Ok(Tensor::<1, Int>::from_data(
+            TensorData::new(dense, [candidates.len()]),
+            &self.device,
+        ))
+    }
+
+    /// The member's tokens for this request (history must be validated and non-empty).
+    fn serving_sequence(
+        &self,
+        history: &[Event],
+        request: &RerankRequest,
+    ) -> Result<TokenSequence, RerankError> {
+        self.tokenizer
+            .serving_sequence(&self.items, history, &request.context(history))
             .map_err(|e| RerankError::UnknownHistoryItem {
                 position: e.position,
                 item: e.item,
-            })?;
-        let batch = TokenBatch::new(&[seq], &self.device);
-        let cands =
-            Tensor::<1, Int>::from_data(TensorData::new(dense, [candidates.len()]), &self.device);
-        Ok((batch, cands))
+            })
     }
 
     /// Scores of the candidates: `[n_candidates]` (dot product of the user representation with
@@ -145,6 +167,69 @@ impl Reranker {
         Ok(order(candidates, &read_scores(data)?))
     }
 
+    /// Scores of the candidates for a [`MemberSession`], encoding only the tokens that changed
+    /// since the session's last call: `[n_candidates]`.
+    fn session_scores(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Tensor<1>, RerankError> {
+        request::validate(&session.history, candidates)?;
+        let cands = self.candidate_indices(candidates)?;
+        let seq = self.serving_sequence(&session.history, request)?;
+        if session.owner != Some(self.id) {
+            session.clear_cache();
+            session.cache = KvCache::new(self.config.n_layers);
+            session.owner = Some(self.id);
+        }
+        // The last token is the request's: never cached, since the next request differs.
+        let events = seq.len() - 1;
+        let keep = (0..session.cached.len().min(events))
+            .take_while(|&i| session.cached.same_input(i, &seq, i))
+            .count();
+        session.cache.truncate(keep);
+        let fresh = seq.tokens(keep..seq.len());
+        session.last_encoded = fresh.len();
+        let batch = TokenBatch::new(&[fresh], &self.device);
+        let hidden = self.model.forward_incremental(&batch, &mut session.cache); // [1, m, d]
+        session.cache.truncate(events);
+        session.cached = seq.tokens(0..events);
+        let [_, m, d] = hidden.dims();
+        let user = hidden.narrow(1, m - 1, 1).reshape([1, d]);
+        let vectors = self.model.item_vectors_of(cands); // [c, d]
+        Ok(vectors.matmul(user.transpose()).reshape([candidates.len()]))
+    }
+
+    /// Reranks `candidates` for the member of `session`, reusing the keys and values cached
+    /// by its previous calls (see [`MemberSession`]). Synchronous, like [`Reranker::rerank`].
+    pub fn rerank_session(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let data = self
+            .session_scores(session, candidates, request)?
+            .into_data();
+        Ok(order(candidates, &read_scores(data)?))
+    }
+
+    /// Same as [`Reranker::rerank_session`], reading the scores back asynchronously.
+    pub async fn rerank_session_async(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let data = self
+            .session_scores(session, candidates, request)?
+            .into_data_async()
+            .await
+            .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
+        Ok(order(candidates, &read_scores(data)?))
+    }
+
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
     /// Used for evaluation; each entry is (history, request).
     pub fn score_catalog(
@@ -154,14 +239,7 @@ impl Reranker {
         let mut seqs = Vec::with_capacity(members.len());
         for (history, request) in members {
             request::validate(history, &[0])?;
-            let seq = self
-                .tokenizer
-                .serving_sequence(&self.items, history, &request.context(history))
-                .map_err(|e| RerankError::UnknownHistoryItem {
-                    position: e.position,
-                    item: e.item,
-                })?;
-            seqs.push(seq);
+            seqs.push(self.serving_sequence(history, request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
         let hidden = self.model.forward(&batch);

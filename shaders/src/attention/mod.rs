@@ -47,6 +47,29 @@ pub fn causal_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> T
     activation::softmax(scores, 3).matmul(v)
 }
 
+/// Causal attention of the last `m` positions of an `n`-token sequence (an incremental step
+/// over cached keys and values): q `[batch, heads, m, head_dim]`, k and v
+/// `[batch, heads, n, head_dim]` with `m ≤ n` → `[batch, heads, m, head_dim]`. Query `i` sits at
+/// position `n - m + i` and attends to keys `0..=n - m + i`. Burn ops on every backend.
+pub fn causal_attention_suffix(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let [b, h, m, d] = q.dims();
+    let n = k.dims()[2];
+    assert!(m <= n, "{m} queries but only {n} keys");
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (d as f32).sqrt());
+    let scores = if m > 1 {
+        // `tril_mask` with offset n - m marks keys j > i + (n - m): each query's future.
+        let future = Tensor::<2, Bool>::tril_mask([m, n], (n - m) as i64, &scores.device())
+            .reshape([1, 1, m, n])
+            .expand([b, h, m, n]);
+        scores.mask_fill(future, f32::NEG_INFINITY)
+    } else {
+        scores
+    };
+    activation::softmax(scores, 3).matmul(v)
+}
+
 /// `[s, s]` mask that is true strictly above the diagonal (key after query).
 fn causal_future(s: usize, device: &Device) -> Tensor<2, Bool> {
     // burn's `tril_mask` marks what lies outside the lower triangle, i.e. the future keys.

@@ -1,0 +1,83 @@
+//! A member's history kept on the device between reranks, with the keys and values the model
+//! already computed for it, so that a new local event costs one token's forward pass.
+
+use crate::data::events::Event;
+use crate::model::KvCache;
+use crate::tokenizer::TokenSequence;
+
+use super::RerankError;
+
+/// One member's on-device state: the history (oldest first) and the cached keys and values of
+/// its tokens.
+///
+/// Rerank it with [`super::Reranker::rerank_session`]; the scores equal a stateless
+/// [`super::Reranker::rerank`] of the same history (to float rounding). Each call encodes only
+/// the tokens that differ from the last call's: after [`MemberSession::append`], the new
+/// event's token and the request token. When the history outgrows the model's window, the
+/// window slides and the next call re-encodes it in full, so that the result stays exactly
+/// the stateless one.
+#[derive(Debug, Clone, Default)]
+pub struct MemberSession {
+    pub(super) history: Vec<Event>,
+    /// Tokens whose keys and values `cache` holds, in order.
+    pub(super) cached: TokenSequence,
+    pub(super) cache: KvCache,
+    /// The reranker the cache was computed by (see `Reranker::id`).
+    pub(super) owner: Option<u64>,
+    /// Tokens the last rerank encoded.
+    pub(super) last_encoded: usize,
+}
+
+impl MemberSession {
+    /// A session over `history` (oldest first; checked like a rerank's history, except that
+    /// it may be empty until the first rerank).
+    pub fn new(history: Vec<Event>) -> Result<Self, RerankError> {
+        for (position, e) in history.iter().enumerate() {
+            check_event(e, position.checked_sub(1).map(|p| &history[p]), position)?;
+        }
+        Ok(Self {
+            history,
+            ..Self::default()
+        })
+    }
+
+    /// Adds a local event at the end of the history. It must not be older than the last one
+    /// and its duration must be finite; its item is checked at the next rerank.
+    pub fn append(&mut self, event: Event) -> Result<(), RerankError> {
+        check_event(&event, self.history.last(), self.history.len())?;
+        self.history.push(event);
+        Ok(())
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> &[Event] {
+        &self.history
+    }
+
+    /// Tokens whose keys and values are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Tokens the last rerank had to encode (the rest came from the cache).
+    pub fn last_encoded_tokens(&self) -> usize {
+        self.last_encoded
+    }
+
+    /// Drops the cached keys and values (the next rerank encodes the whole window).
+    pub fn clear_cache(&mut self) {
+        self.cached = TokenSequence::default();
+        self.cache = KvCache::default();
+        self.owner = None;
+    }
+}
+
+fn check_event(e: &Event, prev: Option<&Event>, position: usize) -> Result<(), RerankError> {
+    if !e.duration_s.is_finite() {
+        return Err(RerankError::NonFiniteDuration { position });
+    }
+    if prev.is_some_and(|p| e.timestamp < p.timestamp) {
+        return Err(RerankError::HistoryOutOfOrder { position });
+    }
+    Ok(())
+}

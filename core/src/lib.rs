@@ -16,6 +16,6 @@ pub use data::catalog::{Catalog, Item, ItemKind};
 pub use data::events::{Action, DeviceType, Event, Surface};
 pub use data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
 pub use model::{FoundationModel, FoundationModelConfig};
-pub use runtime::{MemberSession, RerankError, RerankRequest, Reranker, ScoredItem};
+pub use runtime::{MemberRequest, MemberSession, RerankError, RerankRequest, Reranker, ScoredItem};
 pub use tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 pub use weights::{WeightFile, WeightFileError};

@@ -258,3 +258,61 @@ fn cpu_and_wgpu_rerank_identically() {
         }
     }
 }
+
+#[test]
+fn batch_rerank_equals_one_member_at_a_time_and_isolates_bad_requests() {
+    use encore_core::MemberRequest;
+    let f = fixture();
+    let reranker = Reranker::from_bytes(&f.weights, &Device::flex()).unwrap();
+    let histories: Vec<Vec<encore_core::Event>> = group_by_member(&f.world.events)
+        .into_iter()
+        .take(6)
+        .map(|h| h.events)
+        .collect();
+    let ids = f.world.catalog.ids();
+    let candidate_lists: Vec<Vec<u32>> = (0..histories.len())
+        .map(|k| ids.iter().copied().skip(k).step_by(k + 2).collect())
+        .collect();
+    let mut members: Vec<MemberRequest> = histories
+        .iter()
+        .zip(&candidate_lists)
+        .enumerate()
+        .map(|(k, (h, c))| MemberRequest {
+            history: h,
+            candidates: c,
+            request: RerankRequest::on(Surface::ALL[k % Surface::ALL.len()]),
+        })
+        .collect();
+    let unknown = [ids[0], 9_999_999];
+    members.insert(
+        2,
+        MemberRequest {
+            history: &histories[0],
+            candidates: &unknown,
+            request: RerankRequest::on(Surface::Home),
+        },
+    );
+    let results = reranker.rerank_batch(&members);
+    assert_eq!(results.len(), members.len());
+    for (m, (member, result)) in members.iter().zip(&results).enumerate() {
+        if m == 2 {
+            assert_eq!(
+                result,
+                &Err(RerankError::UnknownCandidate {
+                    position: 1,
+                    item: 9_999_999
+                })
+            );
+            continue;
+        }
+        let single = reranker
+            .rerank(member.history, member.candidates, &member.request)
+            .unwrap();
+        let batch = result.as_ref().unwrap();
+        assert_eq!(batch.len(), single.len(), "member {m}");
+        for s in &single {
+            let b = batch.iter().find(|b| b.item == s.item).unwrap();
+            assert!((b.score - s.score).abs() <= 1e-4, "member {m} item {}", s.item);
+        }
+    }
+}

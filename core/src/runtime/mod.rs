@@ -4,7 +4,7 @@
 mod request;
 mod session;
 
-pub use request::{RerankError, RerankRequest, ScoredItem};
+pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +92,15 @@ impl Reranker {
 
     /// The candidates' dense row indices on the device; refuses unknown and duplicate ids.
     fn candidate_indices(&self, candidates: &[u32]) -> Result<Tensor<1, Int>, RerankError> {
+        let dense = self.candidate_rows(candidates)?;
+        Ok(Tensor::<1, Int>::from_data(
+            TensorData::new(dense, [candidates.len()]),
+            &self.device,
+        ))
+    }
+
+    /// The candidates' dense row indices; refuses unknown and duplicate ids.
+    fn candidate_rows(&self, candidates: &[u32]) -> Result<Vec<i64>, RerankError> {
         let mut dense = Vec::with_capacity(candidates.len());
         let mut seen = std::collections::HashMap::with_capacity(candidates.len());
         for (position, &item) in candidates.iter().enumerate() {
@@ -108,10 +117,7 @@ impl Reranker {
             }
             dense.push(idx as i64);
         }
-        Ok(Tensor::<1, Int>::from_data(
-            TensorData::new(dense, [candidates.len()]),
-            &self.device,
-        ))
+        Ok(dense)
     }
 
     /// The member's tokens for this request (history must be validated and non-empty).
@@ -228,6 +234,67 @@ impl Reranker {
             .await
             .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
         Ok(order(candidates, &read_scores(data)?))
+    }
+
+    /// Reranks many members at once (server-side or offline use): one padded forward pass over
+    /// every valid member, one batched scoring. Each member's result is its own: a bad request
+    /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s.
+    pub fn rerank_batch(&self, members: &[MemberRequest<'_>]) -> Vec<Result<Vec<ScoredItem>, RerankError>> {
+        let mut results: Vec<Result<Vec<ScoredItem>, RerankError>> = Vec::with_capacity(members.len());
+        let mut seqs = Vec::new();
+        let mut rows: Vec<Vec<i64>> = Vec::new();
+        let mut valid = Vec::new();
+        for (m, member) in members.iter().enumerate() {
+            let prepared = request::validate(member.history, member.candidates)
+                .and_then(|()| self.candidate_rows(member.candidates))
+                .and_then(|r| Ok((r, self.serving_sequence(member.history, &member.request)?)));
+            match prepared {
+                Ok((r, seq)) => {
+                    rows.push(r);
+                    seqs.push(seq);
+                    valid.push(m);
+                    results.push(Ok(Vec::new()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if valid.is_empty() {
+            return results;
+        }
+        let scores = match self.batch_scores(&seqs, &rows) {
+            Ok(s) => s,
+            Err(e) => {
+                for &m in &valid {
+                    results[m] = Err(e.clone());
+                }
+                return results;
+            }
+        };
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        for (k, &m) in valid.iter().enumerate() {
+            let n = rows[k].len();
+            results[m] = Ok(order(members[m].candidates, &scores[k * width..k * width + n]));
+        }
+        results
+    }
+
+    /// Scores of padded candidate rows for a batch of sequences, flattened `[members × width]`.
+    fn batch_scores(&self, seqs: &[TokenSequence], rows: &[Vec<i64>]) -> Result<Vec<f32>, RerankError> {
+        let (b, width) = (seqs.len(), rows.iter().map(Vec::len).max().unwrap_or(0));
+        let mut flat = vec![0i64; b * width];
+        for (k, r) in rows.iter().enumerate() {
+            flat[k * width..k * width + r.len()].copy_from_slice(r);
+        }
+        let batch = TokenBatch::new(seqs, &self.device);
+        let hidden = self.model.forward(&batch);
+        let user = self.model.user_representation(hidden, &batch.lengths); // [b, d]
+        let d = user.dims()[1];
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
+        let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
+        let scores = vectors.matmul(user.reshape([b, d, 1])).reshape([b * width]);
+        let data = scores.into_data();
+        // Padding slots repeat row 0 and are finite; every real score is checked too.
+        read_scores(data)
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.

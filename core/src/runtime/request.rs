@@ -43,6 +43,17 @@ impl RerankRequest {
     }
 }
 
+/// One member's part of a batch rerank ([`super::Reranker::rerank_batch`]).
+#[derive(Debug, Clone)]
+pub struct MemberRequest<'a> {
+    /// The member's history, oldest first.
+    pub history: &'a [Event],
+    /// The candidates pushed for this member.
+    pub candidates: &'a [u32],
+    /// The request's context.
+    pub request: RerankRequest,
+}
+
 /// One candidate with its score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScoredItem {

@@ -7,5 +7,6 @@
 pub mod attention;
 
 pub use attention::{
-    causal_attention, causal_attention_reference, causal_attention_suffix, fused_causal_attention, uses_wgsl_kernels,
+    burn_causal_attention, causal_attention, causal_attention_reference, causal_attention_suffix,
+    causal_attention_suffix_reference, fused_causal_attention, uses_wgsl_kernels,
 };

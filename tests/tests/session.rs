@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
-use encore_core::weights::save_model;
+use encore_core::weights::{Quantization, save_model};
 use encore_core::{
     Event, FoundationModelConfig, MemberSession, RerankError, RerankRequest, Reranker, Surface,
     SyntheticWorld,
@@ -21,7 +21,7 @@ fn weights(world: &SyntheticWorld, max_len: usize, rollup_window_s: u64) -> Vec<
         .with_rollup_window_s(rollup_window_s)
         .with_dropout(0.0);
     let model = config.init(&Device::flex());
-    save_model(&model, &config, &world.catalog.ids())
+    save_model(&model, &config, &world.catalog.ids(), Quantization::F32)
 }
 
 fn longest_history(world: &SyntheticWorld) -> Vec<Event> {

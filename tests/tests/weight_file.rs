@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 use encore_core::weights::{
-    FORMAT_VERSION, Header, MAGIC, ModelSpec, TensorDType, TensorEntry, WeightFile,
-    WeightFileError, expected_tensors, load_model, save_model,
+    FORMAT_VERSION, Header, MAGIC, ModelSpec, Quantization, TensorDType, TensorEntry,
+    WeightFile, WeightFileError, expected_tensors, load_model, requantize, save_model,
 };
 use encore_core::{FoundationModelConfig, Reranker};
 
@@ -19,7 +19,7 @@ fn model_file() -> (Vec<u8>, FoundationModelConfig) {
         .with_dropout(0.0);
     let model = config.init(&Device::flex());
     let ids: Vec<u32> = (100..130).collect();
-    (save_model(&model, &config, &ids), config)
+    (save_model(&model, &config, &ids, Quantization::F32), config)
 }
 
 /// Rebuilds a file from a (possibly hostile) header and data section, with a valid checksum.
@@ -84,7 +84,7 @@ fn round_trip_keeps_every_weight() {
         loaded.items.ids(),
         (100..130).collect::<Vec<u32>>().as_slice()
     );
-    let again = save_model(&loaded.model, &loaded.config, loaded.items.ids());
+    let again = save_model(&loaded.model, &loaded.config, loaded.items.ids(), Quantization::F32);
     assert_eq!(again, bytes, "save(load(file)) is byte-identical");
 }
 
@@ -128,7 +128,145 @@ fn other_format_versions_are_rejected() {
             supported: FORMAT_VERSION
         }
     );
-    assert!(e.to_string().contains("version 2"), "{e}");
+    assert!(e.to_string().contains("versions 2 to 3"), "{e}");
+    assert!(matches!(
+        err(&assemble(&header, &data, 1)),
+        WeightFileError::UnsupportedVersion { found: 1, .. }
+    ));
+}
+
+/// The version-2 header: the same fields without the quantization.
+#[derive(serde::Serialize)]
+struct HeaderV2<'a> {
+    model: &'a ModelSpec,
+    item_ids: &'a [u32],
+    tensors: &'a [TensorEntry],
+}
+
+fn assemble_v2(header: &Header, data: &[u8]) -> Vec<u8> {
+    let v2 = HeaderV2 {
+        model: &header.model,
+        item_ids: &header.item_ids,
+        tensors: &header.tensors,
+    };
+    let head = postcard::to_allocvec(&v2).unwrap();
+    let mut out = MAGIC.to_vec();
+    out.extend(2u32.to_le_bytes());
+    out.extend((head.len() as u32).to_le_bytes());
+    out.extend(&head);
+    out.resize(out.len().div_ceil(16) * 16, 0);
+    out.extend(data);
+    let crc = crc32fast::hash(&out);
+    out.extend(crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn version_2_files_still_load_as_f32() {
+    let (bytes, _) = model_file();
+    let (header, data) = parts(&bytes);
+    let old = assemble_v2(&header, &data);
+    let loaded = load_model(&old, &Device::flex()).unwrap();
+    let again = save_model(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        Quantization::F32,
+    );
+    assert_eq!(again, bytes, "a version-2 file holds the same model");
+
+    // A version-2 file could only hold f32.
+    let f16 = requantize(&bytes, Quantization::F16).unwrap();
+    let (h16, d16) = parts(&f16);
+    assert!(matches!(
+        err(&assemble_v2(&h16, &d16)),
+        WeightFileError::InvalidTensor { reason, .. } if reason.contains("version-2")
+    ));
+}
+
+fn weights_of(bytes: &[u8]) -> Vec<(String, Vec<f32>)> {
+    let loaded = load_model(bytes, &Device::flex()).unwrap();
+    loaded
+        .model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| {
+            let (name, _, _, _, b) = t.into_parts().unwrap();
+            (name, bytemuck::pod_collect_to_vec(&b))
+        })
+        .collect()
+}
+
+#[test]
+fn f16_and_int8_files_are_smaller_state_their_storage_and_stay_close() {
+    let (bytes, _) = model_file();
+    let exact = weights_of(&bytes);
+    for (q, max_rel, max_ratio) in [
+        (Quantization::F16, 1e-3, 0.6),
+        (Quantization::Int8, 1.0 / 127.0, 0.4),
+    ] {
+        let small = requantize(&bytes, q).unwrap();
+        assert!(
+            (small.len() as f64) < max_ratio * bytes.len() as f64,
+            "{q:?}: {} vs {} bytes",
+            small.len(),
+            bytes.len()
+        );
+        let header = WeightFile::decode(&small).unwrap().header;
+        assert_eq!(header.quantization, q);
+        for t in &header.tensors {
+            let want = if t.shape.len() == 1 {
+                TensorDType::F32
+            } else {
+                q.dtype_for(&[2, 2])
+            };
+            assert_eq!(t.dtype, want, "{}", t.name);
+        }
+        for ((name, a), (_, b)) in exact.iter().zip(weights_of(&small)) {
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= max_rel * scale + 1e-7,
+                    "{q:?} {name}: {x} vs {y}"
+                );
+            }
+        }
+        // Requantizing back to f32 keeps the (rounded) weights exactly.
+        let back = requantize(&small, Quantization::F32).unwrap();
+        assert_eq!(weights_of(&back), weights_of(&small));
+    }
+}
+
+#[test]
+fn hostile_int8_tensors_are_rejected() {
+    let (bytes, _) = model_file();
+    let int8 = requantize(&bytes, Quantization::Int8).unwrap();
+    let (header, mut data) = parts(&int8);
+    let t = header
+        .tensors
+        .iter()
+        .find(|t| t.name == "blocks.1.attention.key.weight")
+        .unwrap()
+        .clone();
+    // A NaN scale.
+    let at = t.offset as usize + 4 * 3;
+    let saved = data[at..at + 4].to_vec();
+    data[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(matches!(
+        err(&assemble(&header, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidTensor { name, reason } if name == t.name && reason.contains("row 3")
+    ));
+    data[at..at + 4].copy_from_slice(&saved);
+    // A length that ignores the scales.
+    let mut short = header.clone();
+    let e = short.tensors.iter_mut().find(|e| e.name == t.name).unwrap();
+    e.len -= 16 * 4;
+    assert!(matches!(
+        err(&assemble(&short, &data, FORMAT_VERSION)),
+        WeightFileError::InvalidTensor { name, .. } if name == t.name
+    ));
+    // The untouched file loads.
+    assert!(load_model(&assemble(&header, &data, FORMAT_VERSION), &Device::flex()).is_ok());
 }
 
 #[test]

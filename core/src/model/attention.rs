@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::kv_cache::LayerCache;
 
@@ -68,6 +68,53 @@ impl CausalSelfAttention {
         self.output.forward(ctx.swap_dims(1, 2).reshape([b, s, d]))
     }
 
+    /// Attention output at each sequence's last real token only: input `[batch, seq, d_model]`
+    /// (right-padded, real lengths `lengths`) → `[batch, 1, d_model]`. Keys and values come from
+    /// every real token; the query only from the last.
+    pub fn forward_last(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
+        let [b, s, d] = x.dims();
+        let h = self.n_heads;
+        let q = self
+            .query
+            .forward(last_rows(x.clone(), lengths))
+            .reshape([b, 1, h, d / h])
+            .swap_dims(1, 2);
+        let heads = |t: Tensor<3>| t.reshape([b, s, h, d / h]).swap_dims(1, 2);
+        let k = heads(self.key.forward(x.clone()));
+        let v = heads(self.value.forward(x));
+        let ctx = if lengths.iter().all(|&n| n == s) {
+            // One query at the last position sees every key: nothing to mask.
+            encore_shaders::causal_attention_suffix(q, k, v)
+        } else {
+            let padding: Vec<bool> = lengths
+                .iter()
+                .flat_map(|&n| (0..s).map(move |j| j >= n.max(1)))
+                .collect();
+            let mask = Tensor::<4, Bool>::from_data(
+                TensorData::new(padding, [b, 1, 1, s]),
+                &k.device(),
+            )
+            .expand([b, h, 1, s]);
+            burn::tensor::module::attention(q, k, v, Some(mask), None, Default::default())
+        };
+        self.output.forward(ctx.swap_dims(1, 2).reshape([b, 1, d]))
+    }
+
+    /// An incremental step that needs the output of the last new token only: like
+    /// [`CausalSelfAttention::forward_cached`] (every new token's keys and values are cached),
+    /// but the output is `[1, 1, d_model]`.
+    pub fn forward_cached_last(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let [b, s, d] = x.dims();
+        let h = self.n_heads;
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, n, h, d / h]).swap_dims(1, 2);
+        let q = heads(self.query.forward(x.clone().narrow(1, s - 1, 1)), 1);
+        let k = heads(self.key.forward(x.clone()), s);
+        let v = heads(self.value.forward(x), s);
+        let (k, v) = cache.append(k, v);
+        let ctx = encore_shaders::causal_attention_suffix(q, k, v);
+        self.output.forward(ctx.swap_dims(1, 2).reshape([b, 1, d]))
+    }
+
     /// An incremental step: input `[1, m, d_model]` holds the `m` tokens after the ones whose
     /// keys and values `cache` holds; they are appended to `cache`. Output `[1, m, d_model]`.
     pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
@@ -81,4 +128,16 @@ impl CausalSelfAttention {
         let ctx = encore_shaders::causal_attention_suffix(q, k, v);
         self.output.forward(ctx.swap_dims(1, 2).reshape([b, s, d]))
     }
+}
+
+/// The rows at each sequence's last real token: `[batch, seq, d]` → `[batch, 1, d]`.
+pub fn last_rows(x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
+    let [b, s, d] = x.dims();
+    let rows: Vec<i64> = lengths
+        .iter()
+        .enumerate()
+        .map(|(r, &n)| (r * s + n.clamp(1, s) - 1) as i64)
+        .collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), &x.device());
+    x.reshape([b * s, d]).select(0, idx).reshape([b, 1, d])
 }

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig};
+use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
 use super::kv_cache::LayerCache;
 
 /// Sizes of [`TransformerBlock`].
@@ -68,12 +68,34 @@ impl TransformerBlock {
         self.forward_with(x, |a| self.attention.forward_cached(a, cache))
     }
 
-    fn forward_with(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.dropout.forward(attend(self.norm_attn.forward(x)));
+    /// The layer's output at each sequence's last real token only (see
+    /// [`CausalSelfAttention::forward_last`]): `[batch, seq, d_model]` → `[batch, 1, d_model]`.
+    pub fn forward_last(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
+        let attended = self.attention.forward_last(self.norm_attn.forward(x.clone()), lengths);
+        self.feed_forward(last_rows(x, lengths) + attended)
+    }
+
+    /// An incremental step whose output is needed at the last new token only (every new
+    /// token's keys and values are still cached): `[1, m, d_model]` → `[1, 1, d_model]`.
+    pub fn forward_cached_last(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let [_, m, _] = x.dims();
+        let attended = self
+            .attention
+            .forward_cached_last(self.norm_attn.forward(x.clone()), cache);
+        self.feed_forward(x.narrow(1, m - 1, 1) + attended)
+    }
+
+    /// The residual feed-forward half: `x + FF(norm(x))`.
+    fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
         let ff = self.ff_out.forward(
             self.gelu
                 .forward(self.ff_in.forward(self.norm_ff.forward(x.clone()))),
         );
         x + self.dropout.forward(ff)
+    }
+
+    fn forward_with(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.dropout.forward(attend(self.norm_attn.forward(x)));
+        self.feed_forward(x)
     }
 }

@@ -9,7 +9,7 @@ mod item_encoder;
 mod kv_cache;
 pub mod objectives;
 
-pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig};
+pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig};
 pub use heads::{AuxHeads, AuxHeadsConfig};
@@ -153,23 +153,83 @@ impl FoundationModel {
     /// layer's output, then layer-normed.
     pub fn hidden(&self, batch: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
         let x = self.embedding.forward(batch, item_table);
-        self.mix_layers(x, |_, block, x| block.forward(x))
+        self.mix_layers(x, |block, x| block.forward(x))
     }
 
-    /// Hidden states of the tokens of a one-member `batch` that follow the `cache.len()` tokens
-    /// already encoded in `cache` (exported or encoder-less model): `[1, m, d_model]`, equal to
-    /// the last `m` rows of [`FoundationModel::forward`] over the whole sequence. The new
-    /// tokens' keys and values are appended to `cache`.
+    /// The user representation of each sequence of an exported (or encoder-less) model:
+    /// `[batch, d_model]`, equal to `user_representation(forward(batch), lengths)`, but the
+    /// last layer computes its output at the last real token only.
+    pub fn user_state(&self, batch: &TokenBatch) -> Tensor<2> {
+        let x = self.embedding.forward(batch, self.item_table(None, None));
+        let lengths = &batch.lengths;
+        self.mix_at_last(
+            x,
+            |x| last_rows(x, lengths),
+            |_, last, block, x| {
+                if last {
+                    block.forward_last(x, lengths)
+                } else {
+                    block.forward(x)
+                }
+            },
+        )
+    }
+
+    /// The user representation after the tokens of a one-member `batch` that follow the
+    /// `cache.len()` tokens already encoded in `cache`: `[1, d_model]`, equal to
+    /// [`FoundationModel::user_state`] over the whole sequence. Every new token's keys and
+    /// values are appended to `cache`.
     ///
     /// # Panics
     /// If the batch holds more than one sequence or the cache has a different layer count.
-    pub fn forward_incremental(&self, batch: &TokenBatch, cache: &mut KvCache) -> Tensor<3> {
+    pub fn user_state_incremental(&self, batch: &TokenBatch, cache: &mut KvCache) -> Tensor<2> {
         assert_eq!(batch.lengths.len(), 1, "incremental forward takes one member");
         assert_eq!(cache.layers.len(), self.blocks.len(), "cache layer count");
         let x = self
             .embedding
             .forward_at(batch, self.item_table(None, None), cache.len());
-        self.mix_layers(x, |l, block, x| block.forward_cached(x, &mut cache.layers[l]))
+        let m = x.dims()[1];
+        self.mix_at_last(
+            x,
+            |x| x.narrow(1, m - 1, 1),
+            |l, last, block, x| {
+                if last {
+                    block.forward_cached_last(x, &mut cache.layers[l])
+                } else {
+                    block.forward_cached(x, &mut cache.layers[l])
+                }
+            },
+        )
+    }
+
+    /// Like [`FoundationModel::mix_layers`], at one position per sequence: `at_last` picks it
+    /// (`[b, s, d]` → `[b, 1, d]`); `layer(l, is_last_layer, block, x)` must return
+    /// `[b, 1, d]` for the last layer. Returns `[b, d]`.
+    fn mix_at_last(
+        &self,
+        x: Tensor<3>,
+        at_last: impl Fn(Tensor<3>) -> Tensor<3>,
+        mut layer: impl FnMut(usize, bool, &TransformerBlock, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<2> {
+        let weights = activation::softmax(self.layer_mix.val(), 0);
+        let [b, _, d] = x.dims();
+        let w = |l: usize| {
+            weights
+                .clone()
+                .slice(l..l + 1)
+                .reshape([1, 1, 1])
+                .expand([b, 1, d])
+        };
+        let mut mixed = at_last(x.clone()).mul(w(0));
+        let mut x = x;
+        let n = self.blocks.len();
+        for (l, block) in self.blocks.iter().enumerate() {
+            let last = l + 1 == n;
+            x = layer(l, last, block, x);
+            let here = if last { x.clone() } else { at_last(x.clone()) };
+            mixed = mixed + here.mul(w(l + 1));
+        }
+        self.norm.forward(mixed).reshape([b, d])
     }
 
     /// Runs `layer` for every block from the embedding output `x` and returns the
@@ -177,7 +237,7 @@ impl FoundationModel {
     fn mix_layers(
         &self,
         mut x: Tensor<3>,
-        mut layer: impl FnMut(usize, &TransformerBlock, Tensor<3>) -> Tensor<3>,
+        layer: impl Fn(&TransformerBlock, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
         let weights = activation::softmax(self.layer_mix.val(), 0);
         let [b, s, d] = x.dims();
@@ -190,7 +250,7 @@ impl FoundationModel {
         };
         let mut mixed = x.clone().mul(w(0));
         for (l, block) in self.blocks.iter().enumerate() {
-            x = layer(l, block, x);
+            x = layer(block, x);
             mixed = mixed + x.clone().mul(w(l + 1));
         }
         self.norm.forward(mixed)

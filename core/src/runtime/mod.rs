@@ -137,8 +137,7 @@ impl Reranker {
     /// Scores of the candidates: `[n_candidates]` (dot product of the user representation with
     /// each candidate's item vector).
     fn score_tensor(&self, batch: &TokenBatch, candidates: Tensor<1, Int>) -> Tensor<1> {
-        let hidden = self.model.forward(batch);
-        let user = self.model.user_representation(hidden, &batch.lengths); // [1, d]
+        let user = self.model.user_state(batch); // [1, d]
         let vectors = self.model.item_vectors_of(candidates); // [c, d]
         let [c, _] = vectors.dims();
         vectors.matmul(user.transpose()).reshape([c])
@@ -198,11 +197,9 @@ impl Reranker {
         let fresh = seq.tokens(keep..seq.len());
         session.last_encoded = fresh.len();
         let batch = TokenBatch::new(&[fresh], &self.device);
-        let hidden = self.model.forward_incremental(&batch, &mut session.cache); // [1, m, d]
+        let user = self.model.user_state_incremental(&batch, &mut session.cache); // [1, d]
         session.cache.truncate(events);
         session.cached = seq.tokens(0..events);
-        let [_, m, d] = hidden.dims();
-        let user = hidden.narrow(1, m - 1, 1).reshape([1, d]);
         let vectors = self.model.item_vectors_of(cands); // [c, d]
         Ok(vectors.matmul(user.transpose()).reshape([candidates.len()]))
     }
@@ -286,8 +283,7 @@ impl Reranker {
             flat[k * width..k * width + r.len()].copy_from_slice(r);
         }
         let batch = TokenBatch::new(seqs, &self.device);
-        let hidden = self.model.forward(&batch);
-        let user = self.model.user_representation(hidden, &batch.lengths); // [b, d]
+        let user = self.model.user_state(&batch); // [b, d]
         let d = user.dims()[1];
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
         let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
@@ -309,8 +305,7 @@ impl Reranker {
             seqs.push(self.serving_sequence(history, request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
-        let hidden = self.model.forward(&batch);
-        let user = self.model.user_representation(hidden, &batch.lengths);
+        let user = self.model.user_state(&batch);
         let scores = user.matmul(self.model.item_vectors().transpose());
         let flat = read_scores(scores.into_data())?;
         Ok(flat

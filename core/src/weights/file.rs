@@ -2,10 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Quantization;
+
 /// The first eight bytes of every weight file.
 pub const MAGIC: [u8; 8] = *b"ENCOREW\0";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this build writes (it also reads version 2, the f32-only format).
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format version this build reads.
+pub const OLDEST_READABLE_VERSION: u32 = 2;
 const PREFIX: usize = 16;
 const CHECKSUM: usize = 4;
 const ALIGN: usize = 16;
@@ -13,20 +17,15 @@ const ALIGN: usize = 16;
 const MAX_TENSORS: usize = 4096;
 const MAX_RANK: usize = 4;
 
-/// Element type of a stored tensor.
+/// Element type of a stored tensor (see [`super::Quantization`] for the int8 layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TensorDType {
     /// 32-bit IEEE float.
     F32,
-}
-
-impl TensorDType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            TensorDType::F32 => 4,
-        }
-    }
+    /// 16-bit IEEE float.
+    F16,
+    /// int8 values with one f32 scale per row (every dimension but the last).
+    Int8Rows,
 }
 
 /// The model shape a weight file holds (mirrors [`crate::FoundationModelConfig`]).
@@ -74,6 +73,16 @@ pub struct Header {
     pub item_ids: Vec<u32>,
     /// The stored tensors.
     pub tensors: Vec<TensorEntry>,
+    /// How the file stores its matrices (each entry also states its own dtype).
+    pub quantization: Quantization,
+}
+
+/// The header of format version 2 (f32 only, no quantization field).
+#[derive(Deserialize)]
+struct HeaderV2 {
+    model: ModelSpec,
+    item_ids: Vec<u32>,
+    tensors: Vec<TensorEntry>,
 }
 
 /// Why a weight file was rejected.
@@ -95,7 +104,7 @@ pub enum WeightFileError {
     },
     /// Written by another format version.
     #[error(
-        "weight file format version {found} is not supported (this build reads version {supported})"
+        "weight file format version {found} is not supported (this build reads versions {OLDEST_READABLE_VERSION} to {supported})"
     )]
     UnsupportedVersion {
         /// Version in the file.
@@ -204,7 +213,7 @@ impl<'a> WeightFile<'a> {
             });
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(WeightFileError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -224,8 +233,19 @@ impl<'a> WeightFile<'a> {
                 available,
             });
         }
-        let header: Header = postcard::from_bytes(&body[PREFIX..PREFIX + header_len])
-            .map_err(|e| WeightFileError::MalformedHeader(e.to_string()))?;
+        let head = &body[PREFIX..PREFIX + header_len];
+        let malformed = |e: postcard::Error| WeightFileError::MalformedHeader(e.to_string());
+        let header: Header = if version == 2 {
+            let v2: HeaderV2 = postcard::from_bytes(head).map_err(malformed)?;
+            Header {
+                model: v2.model,
+                item_ids: v2.item_ids,
+                tensors: v2.tensors,
+                quantization: Quantization::F32,
+            }
+        } else {
+            postcard::from_bytes(head).map_err(malformed)?
+        };
         let data_start = (PREFIX + header_len).div_ceil(ALIGN) * ALIGN;
         let data = body.get(data_start..).unwrap_or(&[]);
         if header.tensors.len() > MAX_TENSORS {
@@ -245,11 +265,13 @@ impl<'a> WeightFile<'a> {
                     t.shape.len()
                 )));
             }
-            let elems = t
-                .shape
-                .iter()
-                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
-            let expected = elems.and_then(|n| n.checked_mul(t.dtype.size() as u64));
+            if version == 2 && t.dtype != TensorDType::F32 {
+                return Err(bad(format!("{:?} in a version-2 (f32) file", t.dtype)));
+            }
+            if t.shape.contains(&0) {
+                return Err(bad(format!("empty dimension in shape {:?}", t.shape)));
+            }
+            let expected = t.dtype.stored_len(&t.shape);
             if expected != Some(t.len) {
                 return Err(bad(format!(
                     "length {} bytes does not match shape {:?} of {:?}",

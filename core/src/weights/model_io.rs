@@ -6,7 +6,8 @@ use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor};
 use burn::tensor::Device;
 
-use super::file::{Header, ModelSpec, TensorDType, TensorEntry, WeightFile, WeightFileError};
+use super::file::{Header, ModelSpec, TensorEntry, WeightFile, WeightFileError};
+use super::quantize::{Quantization, decode_values, encode_values};
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
 use crate::model::{FoundationModel, FoundationModelConfig};
@@ -105,11 +106,13 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// Encodes a model and the external ids of its item rows as a weight file (f32).
+/// Encodes a model and the external ids of its item rows as a weight file whose matrices are
+/// stored as `quantization` says.
 pub fn save_model(
     model: &FoundationModel,
     config: &FoundationModelConfig,
     item_ids: &[u32],
+    quantization: Quantization,
 ) -> Vec<u8> {
     assert_eq!(
         item_ids.len(),
@@ -128,21 +131,24 @@ pub fn save_model(
         assert_eq!(
             dtype,
             DType::F32,
-            "tensor {name} is {dtype:?}; weight files hold f32"
+            "tensor {name} is {dtype:?}; models are saved from f32"
         );
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let stored = quantization.dtype_for(&shape);
+        blobs.push(encode_values(&values, &shape, stored));
         entries.push(TensorEntry {
             name,
-            dtype: TensorDType::F32,
+            dtype: stored,
             shape: shape.iter().map(|&d| d as u32).collect(),
             offset: 0,
             len: 0,
         });
-        blobs.push(bytes.to_vec());
     }
     let header = Header {
         model: ModelSpec::of(config),
         item_ids: item_ids.to_vec(),
         tensors: entries,
+        quantization,
     };
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     WeightFile::encode(header, &refs)
@@ -188,22 +194,13 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
                 reason: format!("shape {found:?}, expected {shape:?} for this model"),
             });
         }
-        let raw = file.tensor_bytes(entry);
-        if let Some(index) = raw
-            .chunks_exact(4)
-            .position(|c| !f32::from_le_bytes(c.try_into().expect("4 bytes")).is_finite())
-        {
-            return Err(WeightFileError::NonFinite {
-                name: name.clone(),
-                index,
-            });
-        }
+        let values = decode_values(name, file.tensor_bytes(entry), &entry.shape, entry.dtype)?;
         tensors.push(PackTensor::new(
             name.clone(),
             DType::F32,
             found,
             None,
-            Bytes::from_bytes_vec(raw.to_vec()),
+            Bytes::from_elems(values),
         ));
     }
     if let Some(extra) = header
@@ -230,4 +227,16 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
         config,
         items,
     })
+}
+
+/// Re-encodes a weight file with another [`Quantization`] (from an f32 file, the same as
+/// saving the model that way). The input is validated completely first.
+pub fn requantize(bytes: &[u8], quantization: Quantization) -> Result<Vec<u8>, WeightFileError> {
+    let loaded = load_model(bytes, &Device::flex())?;
+    Ok(save_model(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        quantization,
+    ))
 }

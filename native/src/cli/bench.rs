@@ -1,117 +1,270 @@
-//! `encore bench`: rerank latency percentiles of one weight file on each backend.
+//! `encore bench`: the on-device runtime's numbers for one model: weight file size per
+//! storage type, rerank latency (p50/p99) per backend, history length and candidate count,
+//! the latency of appending one local event to a member session, batch throughput, and the
+//! arithmetic each rerank does against the time it takes.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use encore_core::data::split::group_by_member;
-use encore_core::{RerankRequest, Reranker, Surface, SyntheticWorld, SyntheticWorldConfig};
+use encore_core::weights::{Quantization, requantize, save_model};
+use encore_core::{
+    Action, DeviceType, Event, FoundationModelConfig, MemberRequest, MemberSession, RerankRequest,
+    Reranker, Surface,
+};
 
 use crate::backend::Backend;
-use crate::training::TrainConfig;
 
 /// `encore bench` options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Weight file (default: an untrained model of the default shape on the synthetic catalog;
-    /// latency does not depend on the weights' values).
+    /// Weight file (default: an untrained model of the shape below; latency does not depend
+    /// on the weights' values).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Backends to measure.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Cpu, Backend::Wgpu])]
     pub backends: Vec<Backend>,
-    /// Events in the member's history.
-    #[arg(long, default_value_t = 50)]
-    pub history: usize,
-    /// Candidates per rerank.
-    #[arg(long, default_value_t = 100)]
-    pub candidates: usize,
-    /// Timed reranks per backend.
+    /// Events in the member's history (one or more lengths).
+    #[arg(long, value_delimiter = ',', default_values_t = [50, 200])]
+    pub history: Vec<usize>,
+    /// Candidates per rerank (one or more counts).
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 500, 2000])]
+    pub candidates: Vec<usize>,
+    /// Timed reranks per case.
     #[arg(long, default_value_t = 200)]
     pub iters: usize,
     /// Untimed reranks first.
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
-    /// Also write this benchmark's model and input as a browser-harness fixture here, for
+    /// Members per batch in the batch-mode measurement (0: skip it).
+    #[arg(long, default_value_t = 256)]
+    pub batch_members: usize,
+    /// Untrained model: hidden width (default: SASRec size).
+    #[arg(long, default_value_t = 50)]
+    pub d_model: usize,
+    /// Untrained model: attention heads.
+    #[arg(long, default_value_t = 1)]
+    pub heads: usize,
+    /// Untrained model: layers.
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// Untrained model: feed-forward width.
+    #[arg(long, default_value_t = 50)]
+    pub d_ff: usize,
+    /// Untrained model: attention window (tokens).
+    #[arg(long, default_value_t = 256)]
+    pub max_len: usize,
+    /// Untrained model: catalog size (default: MovieLens-1M's 3,883 titles).
+    #[arg(long, default_value_t = 3883)]
+    pub items: usize,
+    /// Storage type of the weights the latency is measured with.
+    #[arg(long, default_value = "f32", value_parser = parse_quantization)]
+    pub dtype: Quantization,
+    /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
     pub browser_fixture: Option<PathBuf>,
 }
 
-/// Latency percentiles in milliseconds.
+/// Parses `f32`, `f16` or `int8`.
+pub fn parse_quantization(s: &str) -> Result<Quantization, String> {
+    Quantization::from_name(s).ok_or_else(|| format!("unknown dtype {s:?}: use f32, f16 or int8"))
+}
+
+/// The `p` quantile of sorted values.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Runs the benchmark and prints one `RESULT` line per backend.
+/// Milliseconds of each of `iters` runs of `f` after `warmup` untimed ones, sorted.
+fn time_ms(
+    warmup: usize,
+    iters: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<f64>> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut ms = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
+/// Floating-point operations of one forward pass that encodes `new` tokens after `cached`
+/// ones and scores `candidates` (multiply-add = 2; projections, attention, feed-forward and
+/// scoring; norms and embeddings are negligible).
+pub fn rerank_flops(c: &FoundationModelConfig, cached: usize, new: usize, candidates: usize) -> f64 {
+    let (d, ff, l) = (c.d_model as f64, c.d_ff as f64, c.n_layers as f64);
+    let dense = 2.0 * new as f64 * (4.0 * d * d + 2.0 * d * ff);
+    // Query i (at position cached + i) meets cached + i + 1 keys, for scores and values.
+    let keys: f64 = (0..new).map(|i| (cached + i + 1) as f64).sum();
+    let attention = 2.0 * 2.0 * d * keys;
+    l * (dense + attention) + 2.0 * d * candidates as f64
+}
+
+/// A deterministic member history over the model's items: `n` events an hour and a half
+/// apart, cycling through surfaces, devices and actions.
+fn bench_history(ids: &[u32], n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|k| {
+            let mut e = Event::implicit(
+                1,
+                ids[(k * 7919 + 13) % ids.len()],
+                1_700_000_000 + k as i64 * 5400 + (k % 7) as i64 * 600,
+            );
+            e.surface = Surface::ALL[k % Surface::ALL.len()];
+            e.device = DeviceType::ALL[k % DeviceType::ALL.len()];
+            e.action = Action::ALL[k % Action::ALL.len()];
+            e.duration_s = 600.0 + (k % 13) as f32 * 300.0;
+            e
+        })
+        .collect()
+}
+
+/// Runs the benchmark and prints one `RESULT` line per measurement.
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
-    let world = SyntheticWorld::generate(&SyntheticWorldConfig::default());
-    let bytes = match &a.model {
-        Some(p) => std::fs::read(p)?,
+    let f32_bytes = match &a.model {
+        Some(p) => requantize(&std::fs::read(p)?, Quantization::F32)?,
         None => {
-            let config = TrainConfig::default()
-                .model(world.catalog.len(), world.catalog.genres.len(), 0)
-                .serving();
+            let config = FoundationModelConfig::new(a.items)
+                .with_d_model(a.d_model)
+                .with_n_heads(a.heads)
+                .with_n_layers(a.layers)
+                .with_d_ff(a.d_ff)
+                .with_max_len(a.max_len)
+                .with_dropout(0.0);
             let model = config.init(&burn::tensor::Device::flex());
-            encore_core::weights::save_model(&model, &config, &world.catalog.ids())
+            let ids: Vec<u32> = (1..=a.items as u32).collect();
+            save_model(&model, &config, &ids, Quantization::F32)
         }
     };
-    let histories = group_by_member(&world.events);
-    let member = histories
-        .iter()
-        .max_by_key(|h| h.events.len())
-        .expect("members");
-    anyhow::ensure!(
-        member.events.len() >= a.history,
-        "longest synthetic history has {} events",
-        member.events.len()
+    for q in [Quantization::F32, Quantization::F16, Quantization::Int8] {
+        let bytes = requantize(&f32_bytes, q)?;
+        println!("RESULT size dtype={} bytes={}", q.name(), bytes.len());
+    }
+    let bytes = requantize(&f32_bytes, a.dtype)?;
+    let probe = Reranker::from_bytes(&bytes, &burn::tensor::Device::flex())?;
+    let config = probe.config().clone();
+    let ids = probe.items().ids().to_vec();
+    println!(
+        "model: {} items, d {}, {} heads, {} layers, ff {}, window {}; weights {}",
+        config.n_items,
+        config.d_model,
+        config.n_heads,
+        config.n_layers,
+        config.d_ff,
+        config.max_len,
+        a.dtype.name()
     );
-    let history = &member.events[member.events.len() - a.history..];
-    let ids = world.catalog.ids();
-    anyhow::ensure!(
-        a.candidates <= ids.len(),
-        "catalog has only {} items",
-        ids.len()
-    );
-    let candidates: Vec<u32> = ids.iter().rev().take(a.candidates).copied().collect();
-    let request = RerankRequest::on(Surface::Home);
+    let longest = a.history.iter().copied().max().unwrap_or(1);
+    let events = bench_history(&ids, longest + 1);
     if let Some(dir) = &a.browser_fixture {
-        let native = Reranker::from_bytes(&bytes, &burn::tensor::Device::flex())?;
+        let (h, c) = (a.history[0], a.candidates[0].min(ids.len()));
+        let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+        let request = RerankRequest::on(Surface::Home);
         crate::browser_fixture::write(
             dir,
             &bytes,
             &[crate::browser_fixture::case(
-                &native,
-                history,
+                &probe,
+                &events[..h],
                 &candidates,
                 &request,
             )?],
         )?;
         println!("browser fixture -> {}", dir.display());
     }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    pool.install(|| measure(a, &bytes, &config, &ids, &events))
+}
+
+fn measure(
+    a: &BenchArgs,
+    bytes: &[u8],
+    config: &FoundationModelConfig,
+    ids: &[u32],
+    events: &[Event],
+) -> anyhow::Result<()> {
     for &backend in &a.backends {
-        let reranker = Reranker::from_bytes(&bytes, &backend.device())?;
-        for _ in 0..a.warmup {
-            reranker.rerank(history, &candidates, &request)?;
+        let reranker = Reranker::from_bytes(bytes, &backend.device())?;
+        for &h in &a.history {
+            let history = &events[..h];
+            let tokens = h.min(config.max_len - 1) + 1;
+            for &c in &a.candidates {
+                anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
+                let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+                let request = RerankRequest {
+                    timestamp: Some(events[h].timestamp),
+                    ..RerankRequest::on(Surface::Home)
+                };
+                let ms = time_ms(a.warmup, a.iters, || {
+                    reranker.rerank(history, &candidates, &request)?;
+                    Ok(())
+                })?;
+                let flops = rerank_flops(config, 0, tokens, c);
+                let p50 = percentile(&ms, 0.5);
+                println!(
+                    "RESULT rerank backend={} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",
+                    backend.name(),
+                    percentile(&ms, 0.99),
+                    flops / 1e6,
+                    flops / (p50 * 1e6)
+                );
+
+                // One local event appended to a warm session, then a rerank.
+                let mut primed = MemberSession::new(history[..h - 1].to_vec())?;
+                reranker.rerank_session(&mut primed, &candidates, &request)?;
+                let event = events[h - 1].clone();
+                let mut encoded = 0;
+                let ms = time_ms(a.warmup, a.iters, || {
+                    let mut session = primed.clone();
+                    session.append(event.clone())?;
+                    reranker.rerank_session(&mut session, &candidates, &request)?;
+                    encoded = session.last_encoded_tokens();
+                    Ok(())
+                })?;
+                let p50 = percentile(&ms, 0.5);
+                let flops = rerank_flops(config, tokens - encoded, encoded, c);
+                println!(
+                    "RESULT append backend={} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms tokens_encoded={encoded} mflop={:.3} gflop_s={:.1}",
+                    backend.name(),
+                    percentile(&ms, 0.99),
+                    flops / 1e6,
+                    flops / (p50 * 1e6)
+                );
+            }
+            if a.batch_members > 0 {
+                let c = a.candidates.iter().copied().find(|&c| c == 500).unwrap_or(a.candidates[0]);
+                let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+                let members: Vec<MemberRequest> = (0..a.batch_members)
+                    .map(|m| MemberRequest {
+                        history,
+                        candidates: &candidates,
+                        request: RerankRequest::on(Surface::ALL[m % Surface::ALL.len()]),
+                    })
+                    .collect();
+                let runs = (a.iters / 20).clamp(3, 10);
+                let ms = time_ms(1, runs, || {
+                    for r in reranker.rerank_batch(&members) {
+                        r?;
+                    }
+                    Ok(())
+                })?;
+                let p50 = percentile(&ms, 0.5);
+                println!(
+                    "RESULT batch backend={} history={h} candidates={c} members={} p50={p50:.1} ms members_per_s={:.0}",
+                    backend.name(),
+                    a.batch_members,
+                    a.batch_members as f64 / (p50 / 1e3)
+                );
+            }
         }
-        let mut ms: Vec<f64> = (0..a.iters)
-            .map(|_| {
-                let t = Instant::now();
-                reranker
-                    .rerank(history, &candidates, &request)
-                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect::<Result<_, _>>()?;
-        ms.sort_by(f64::total_cmp);
-        println!(
-            "RESULT rerank backend={} history={} candidates={} iters={} p50={:.3} ms p99={:.3} ms",
-            backend.name(),
-            a.history,
-            a.candidates,
-            a.iters,
-            percentile(&ms, 0.5),
-            percentile(&ms, 0.99)
-        );
     }
     Ok(())
 }

@@ -244,7 +244,12 @@ fn export(
     normalize: bool,
 ) -> Vec<u8> {
     let baked = model.clone().bake(features, normalize);
-    encore_core::weights::save_model(&baked, &config.serving(), &catalog.ids())
+    encore_core::weights::save_model(
+        &baked,
+        &config.serving(),
+        &catalog.ids(),
+        encore_core::weights::Quantization::F32,
+    )
 }
 
 /// Trains a foundation model on members' histories over `catalog`.

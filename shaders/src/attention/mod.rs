@@ -3,6 +3,7 @@
 mod kernel;
 
 use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Tensor, activation};
 
 pub use kernel::{FusedAttentionBackend, MAX_HEAD_DIM};
@@ -13,13 +14,35 @@ pub fn uses_wgsl_kernels(device: &Device) -> bool {
 }
 
 /// Causal attention on `[batch, heads, seq, head_dim]` tensors: the WGSL kernel where
-/// [`uses_wgsl_kernels`] holds (and `head_dim ≤ MAX_HEAD_DIM`), otherwise the burn-ops reference.
+/// [`uses_wgsl_kernels`] holds (and `head_dim ≤ MAX_HEAD_DIM`); burn's own fused attention op
+/// on other devices without autodiff (the CPU backend's skips masked blocks and never builds a
+/// mask); the burn-ops reference under autodiff (training).
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    if uses_wgsl_kernels(&q.device()) && q.dims()[3] <= MAX_HEAD_DIM {
+    let device = q.device();
+    if uses_wgsl_kernels(&device) && q.dims()[3] <= MAX_HEAD_DIM {
         fused_causal_attention(q, k, v)
+    } else if !device.is_autodiff() {
+        burn_causal_attention(q, k, v)
     } else {
         causal_attention_reference(q, k, v)
     }
+}
+
+/// burn's attention op with causal masking. Queries are the last `m` of the `n` key
+/// positions (`m = n` for a whole sequence): q `[batch, heads, m, head_dim]`, k and v
+/// `[batch, heads, n, head_dim]` → `[batch, heads, m, head_dim]`.
+pub fn burn_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    burn::tensor::module::attention(
+        q,
+        k,
+        v,
+        None,
+        None,
+        AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        },
+    )
 }
 
 /// The WGSL kernel. q, k, v: `[batch, heads, seq, head_dim]` on a wgpu device → same shape.
@@ -50,8 +73,18 @@ pub fn causal_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> T
 /// Causal attention of the last `m` positions of an `n`-token sequence (an incremental step
 /// over cached keys and values): q `[batch, heads, m, head_dim]`, k and v
 /// `[batch, heads, n, head_dim]` with `m ≤ n` → `[batch, heads, m, head_dim]`. Query `i` sits at
-/// position `n - m + i` and attends to keys `0..=n - m + i`. Burn ops on every backend.
+/// position `n - m + i` and attends to keys `0..=n - m + i`. burn's attention op without
+/// autodiff ([`burn_causal_attention`]), [`causal_attention_suffix_reference`] under it.
 pub fn causal_attention_suffix(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    if q.device().is_autodiff() {
+        causal_attention_suffix_reference(q, k, v)
+    } else {
+        burn_causal_attention(q, k, v)
+    }
+}
+
+/// [`causal_attention_suffix`] in plain burn ops (scores, mask, softmax, values).
+pub fn causal_attention_suffix_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     let [b, h, m, d] = q.dims();
     let n = k.dims()[2];
     assert!(m <= n, "{m} queries but only {n} keys");

@@ -1,6 +1,11 @@
-//! Run-time choice of burn device.
+//! Run-time choice of burn device: fixed by the caller, or the faster of wgpu and the CPU for
+//! this model on this machine.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
 
 use burn::tensor::Device;
+use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, Surface, WeightFileError};
 
 /// Where tensors live.
 #[derive(
@@ -35,4 +40,165 @@ impl Backend {
             Backend::Wgpu => "wgpu",
         }
     }
+}
+
+thread_local! {
+    /// A one-thread rayon pool whose only worker is this thread.
+    static INLINE_POOL: Option<rayon::ThreadPool> = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build()
+        .ok();
+}
+
+/// Runs `f` with rayon work staying on the calling thread. burn's CPU backend hands row-wise
+/// ops to rayon's global pool; for a rerank's small tensors that handoff costs more than the
+/// op. Use it around latency-critical CPU reranks; batch work with large tensors is better off
+/// without it.
+pub fn run_inline<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    INLINE_POOL.with(|pool| match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    })
+}
+
+/// Which backend to rerank on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BackendPreference {
+    /// Time a warm rerank on wgpu and on the CPU and keep the faster.
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// Always wgpu.
+    Wgpu,
+}
+
+/// The backend a reranker was loaded on, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendChoice {
+    /// The backend in use.
+    pub backend: Backend,
+    /// Why it was chosen, in words.
+    pub reason: String,
+}
+
+/// A representative rerank for timing a backend: the model's window (up to 50 events) of a
+/// deterministic history over its own items, and up to 500 candidates.
+pub fn probe_input(reranker: &Reranker, history: usize) -> (Vec<Event>, Vec<u32>) {
+    let ids = reranker.items().ids();
+    let events = synthetic_history(ids, history);
+    let c = ids.len().min(500);
+    (events, ids[ids.len() - c..].to_vec())
+}
+
+/// A deterministic member history over `ids`: `n` events an hour and a half apart, cycling
+/// through surfaces, devices and actions.
+pub fn synthetic_history(ids: &[u32], n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|k| {
+            let mut e = Event::implicit(
+                1,
+                ids[(k * 7919 + 13) % ids.len()],
+                1_700_000_000 + k as i64 * 5400 + (k % 7) as i64 * 600,
+            );
+            e.surface = Surface::ALL[k % Surface::ALL.len()];
+            e.device = DeviceType::ALL[k % DeviceType::ALL.len()];
+            e.action = Action::ALL[k % Action::ALL.len()];
+            e.duration_s = 600.0 + (k % 13) as f32 * 300.0;
+            e
+        })
+        .collect()
+}
+
+/// Median milliseconds of a warm rerank of [`probe_input`] (one untimed call first, which
+/// also compiles wgpu's kernels).
+fn warm_rerank_ms(reranker: &Reranker) -> Result<f64, String> {
+    let window = reranker.config().max_len.saturating_sub(1).clamp(1, 50);
+    let (history, candidates) = probe_input(reranker, window);
+    let request = RerankRequest::on(Surface::Home);
+    let run = || -> Result<f64, String> {
+        let t = Instant::now();
+        reranker
+            .rerank(&history, &candidates, &request)
+            .map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    run()?;
+    let mut ms = [run()?, run()?, run()?, run()?, run()?];
+    ms.sort_by(f64::total_cmp);
+    Ok(ms[2])
+}
+
+/// Loads `bytes` on `backend`, turning a panic of a missing GPU into an error.
+fn load_on(bytes: &[u8], backend: Backend) -> Result<Result<Reranker, WeightFileError>, String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        Reranker::from_bytes(bytes, &backend.device())
+    }))
+    .map_err(|_| format!("{} is not available here", backend.name()))
+}
+
+/// Loads a weight file on the preferred backend. With [`BackendPreference::Auto`], loads it
+/// on both, times a warm rerank on each and keeps the faster; a backend that fails (no GPU
+/// adapter) is skipped and the reason says so. Errors only for a bad weight file.
+pub fn load_preferred(
+    bytes: &[u8],
+    preference: BackendPreference,
+) -> Result<(Reranker, BackendChoice), WeightFileError> {
+    let forced = |backend: Backend| -> Result<(Reranker, BackendChoice), WeightFileError> {
+        let reranker = Reranker::from_bytes(bytes, &backend.device())?;
+        Ok((
+            reranker,
+            BackendChoice {
+                backend,
+                reason: "forced by the caller".into(),
+            },
+        ))
+    };
+    match preference {
+        BackendPreference::Cpu => return forced(Backend::Cpu),
+        BackendPreference::Wgpu => return forced(Backend::Wgpu),
+        BackendPreference::Auto => {}
+    }
+    let cpu = Reranker::from_bytes(bytes, &Backend::Cpu.device())?;
+    let cpu_ms = run_inline(|| warm_rerank_ms(&cpu));
+    let gpu = match load_on(bytes, Backend::Wgpu) {
+        Ok(Ok(r)) => match catch_unwind(AssertUnwindSafe(|| warm_rerank_ms(&r))) {
+            Ok(Ok(ms)) => Ok((r, ms)),
+            Ok(Err(e)) => Err(format!("wgpu failed a warm-up rerank: {e}")),
+            Err(_) => Err("wgpu failed a warm-up rerank".to_string()),
+        },
+        Ok(Err(e)) => return Err(e),
+        Err(e) => Err(e),
+    };
+    Ok(match (gpu, cpu_ms) {
+        (Ok((gpu, g)), Ok(c)) if g < c => (
+            gpu,
+            BackendChoice {
+                backend: Backend::Wgpu,
+                reason: format!("warm rerank {g:.3} ms on wgpu vs {c:.3} ms on the CPU"),
+            },
+        ),
+        (Ok((_, g)), Ok(c)) => (
+            cpu,
+            BackendChoice {
+                backend: Backend::Cpu,
+                reason: format!("warm rerank {c:.3} ms on the CPU vs {g:.3} ms on wgpu"),
+            },
+        ),
+        (Err(why), _) => (
+            cpu,
+            BackendChoice {
+                backend: Backend::Cpu,
+                reason: why,
+            },
+        ),
+        (Ok((gpu, g)), Err(e)) => (
+            gpu,
+            BackendChoice {
+                backend: Backend::Wgpu,
+                reason: format!("the CPU failed a warm-up rerank ({e}); wgpu took {g:.3} ms"),
+            },
+        ),
+    })
 }

@@ -49,13 +49,38 @@ window.runHarness = async () => {
   rej.badSurface = await rejection(() => r.rerank(c.events, cands, 'attic'));
   rej.nanTimestamp = await rejection(() => r.rerank([{ item: c.candidates[0], timestamp: NaN }], cands, c.surface));
   rej.notAnArray = await rejection(() => r.rerank('yesterday I watched TV', cands, c.surface));
+  // A member session (the 12-event case, inside the model's window): append its last three
+  // events one at a time; the rerank after the last append equals a stateless rerank of the
+  // whole history, after encoding two tokens.
+  const sc = cases[1];
+  const session = r.session(sc.events.slice(0, -3));
+  await session.rerank(Uint32Array.from(sc.candidates), sc.surface, sc.options);
+  for (const e of sc.events.slice(-3)) {
+    session.append(e);
+    out.sessionLast = await session.rerank(Uint32Array.from(sc.candidates), sc.surface, sc.options);
+  }
+  out.session = {
+    length: session.length,
+    lastEncodedTokens: session.lastEncodedTokens,
+    items: Array.from(out.sessionLast.items),
+    scores: Array.from(out.sessionLast.scores),
+  };
+  delete out.sessionLast;
+  rej.olderEvent = await rejection(() => session.append({ ...sc.events[0], timestamp: sc.events[0].timestamp - 86400 }));
+  rej.badEvent = await rejection(() => session.append({ item: c.candidates[0], timestamp: 'soon' }));
+  session.free();
+  out.quantization = r.quantization;
+  const int8 = await Reranker.load(new Uint8Array(await (await fetch('fixture/model-int8.encore')).arrayBuffer()), 'cpu');
+  const int8Res = await int8.rerank(c.events, cands, c.surface, c.options);
+  out.int8 = { quantization: int8.quantization, items: Array.from(int8Res.items), scores: Array.from(int8Res.scores) };
+  int8.free();
   // After all that the instance still works.
   const again = await r.rerank(c.events, cands, c.surface, c.options);
   out.stillWorks = again.items.length === c.candidates.length;
   // Repeated reranks must not grow the wasm heap (each call once leaked constructor state).
   for (let i = 0; i < 20; i++) await r.rerank(c.events, cands, c.surface, c.options);
   const before = wasm.memory.buffer.byteLength;
-  for (let i = 0; i < 300; i++) await r.rerank(c.events, cands, c.surface, c.options);
+  for (let i = 0; i < 10000; i++) await r.rerank(c.events, cands, c.surface, c.options);
   out.memoryGrowth = wasm.memory.buffer.byteLength - before;
   return out;
 };
@@ -76,7 +101,24 @@ window.runBench = async (iters) => {
     }
     ms.sort((a, b) => a - b);
     const pct = (p) => ms[Math.round((ms.length - 1) * p)];
-    out.backends[wanted] = { backend: r.backend, p50: pct(0.5), p99: pct(0.99) };
+    const stateless = { p50: pct(0.5), p99: pct(0.99) };
+    // One local event appended to a warm session, then a rerank.
+    const append = [];
+    for (let i = 0; i < iters; i++) {
+      const s = r.session(c.events.slice(0, -1));
+      await s.rerank(cands, c.surface, c.options);
+      const t0 = performance.now();
+      s.append(c.events[c.events.length - 1]);
+      await s.rerank(cands, c.surface, c.options);
+      append.push(performance.now() - t0);
+      s.free();
+    }
+    append.sort((a, b) => a - b);
+    const apct = (p) => append[Math.round((append.length - 1) * p)];
+    out.backends[wanted] = {
+      backend: r.backend, p50: stateless.p50, p99: stateless.p99,
+      appendP50: apct(0.5), appendP99: apct(0.99),
+    };
     r.free();
   }
   return out;

@@ -8,6 +8,7 @@
 use burn::tensor::Device;
 use encore::browser_fixture;
 use encore_core::data::split::group_by_member;
+use encore_core::weights::{Quantization, requantize};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{small_world, temp_dir, tiny_weight_file, workspace_root};
 use serde_json::Value;
@@ -63,6 +64,22 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
     }
     let dir = temp_dir("browser");
     browser_fixture::write(&dir, &weights, &cases).unwrap();
+    let int8_weights = requantize(&weights, Quantization::Int8).unwrap();
+    std::fs::write(dir.join("model-int8.encore"), &int8_weights).unwrap();
+    let last = cases.last().unwrap();
+    let int8_native = Reranker::from_bytes(&int8_weights, &Device::flex())
+        .unwrap()
+        .rerank(
+            &long.events[long.events.len() - 50..],
+            &last.candidates,
+            &RerankRequest {
+                surface: Surface::Search,
+                timestamp: Some(long.events.last().unwrap().timestamp + 600),
+                device: Some(DeviceType::Mobile),
+                country: Some("DE".into()),
+            },
+        )
+        .unwrap();
 
     let output = std::process::Command::new("node")
         .arg(root.join("tests/browser/run.mjs"))
@@ -141,7 +158,43 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
             .unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
         assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
     }
+    for (name, needle) in [
+        ("olderEvent", "older than the event before it"),
+        ("badEvent", "event 12"),
+    ] {
+        let msg = rej[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
+        assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
+    }
+    // The session's rerank after three appends equals the stateless one, from two new tokens.
+    let session = &out["session"];
+    let sc = &cases[1];
+    assert_eq!(session["length"], 12);
+    assert_eq!(session["lastEncodedTokens"], 2);
+    let items: Vec<u32> = serde_json::from_value(session["items"].clone()).unwrap();
+    let scores: Vec<f32> = serde_json::from_value(session["scores"].clone()).unwrap();
+    assert_eq!(
+        items, sc.expected_items,
+        "session order differs from stateless"
+    );
+    for (s, e) in scores.iter().zip(&sc.expected_scores) {
+        assert!((s - e).abs() <= 1e-4, "session score {s} vs {e}");
+    }
+    // int8 weights load in the browser and score as they do natively.
+    assert_eq!(out["quantization"], "f32");
+    assert_eq!(out["int8"]["quantization"], "int8");
+    let int8_scores: Vec<f32> = serde_json::from_value(out["int8"]["scores"].clone()).unwrap();
+    for (s, e) in int8_scores.iter().zip(int8_native.iter().map(|s| s.score)) {
+        assert!(
+            (s - e).abs() <= 1e-4,
+            "int8 in the browser {s} vs natively {e}"
+        );
+    }
     assert_eq!(out["stillWorks"], true);
-    assert_eq!(out["memoryGrowth"], 0, "300 reranks grew the wasm memory");
+    assert_eq!(
+        out["memoryGrowth"], 0,
+        "10,000 reranks grew the wasm memory"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

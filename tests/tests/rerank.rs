@@ -312,7 +312,11 @@ fn batch_rerank_equals_one_member_at_a_time_and_isolates_bad_requests() {
         assert_eq!(batch.len(), single.len(), "member {m}");
         for s in &single {
             let b = batch.iter().find(|b| b.item == s.item).unwrap();
-            assert!((b.score - s.score).abs() <= 1e-4, "member {m} item {}", s.item);
+            assert!(
+                (b.score - s.score).abs() <= 1e-4,
+                "member {m} item {}",
+                s.item
+            );
         }
     }
 }

@@ -79,7 +79,10 @@ fn appending_encodes_two_tokens_and_matches_a_full_recompute() {
     let max_len = 24;
     let reranker = Reranker::from_bytes(&weights(&world, max_len, 0), &Device::flex()).unwrap();
     let history = longest_history(&world);
-    assert!(history.len() > max_len + 5, "history longer than the window");
+    assert!(
+        history.len() > max_len + 5,
+        "history longer than the window"
+    );
     let events = &history[..max_len + 5];
     let candidates: Vec<u32> = world.catalog.ids().into_iter().step_by(4).collect();
     let encoded = replay(&reranker, events, &candidates);
@@ -89,9 +92,15 @@ fn appending_encodes_two_tokens_and_matches_a_full_recompute() {
     for (i, &n) in encoded.iter().enumerate().skip(1) {
         let window_full = i + 1 > max_len - 1;
         if window_full {
-            assert_eq!(n, max_len, "event {i}: a sliding window re-encodes all of it");
+            assert_eq!(
+                n, max_len,
+                "event {i}: a sliding window re-encodes all of it"
+            );
         } else {
-            assert_eq!(n, 2, "event {i}: only the new event and the request are encoded");
+            assert_eq!(
+                n, 2,
+                "event {i}: only the new event and the request are encoded"
+            );
         }
     }
 }
@@ -143,8 +152,11 @@ fn a_session_moved_to_another_model_starts_over() {
     let candidates: Vec<u32> = world.catalog.ids().into_iter().take(30).collect();
     let request = RerankRequest::on(Surface::Home);
     let mut session = MemberSession::new(history.clone()).unwrap();
-    a.rerank_session(&mut session, &candidates, &request).unwrap();
-    let moved = b.rerank_session(&mut session, &candidates, &request).unwrap();
+    a.rerank_session(&mut session, &candidates, &request)
+        .unwrap();
+    let moved = b
+        .rerank_session(&mut session, &candidates, &request)
+        .unwrap();
     assert_eq!(session.last_encoded_tokens(), 11);
     assert_same(
         &moved,
@@ -164,13 +176,19 @@ fn sessions_on_wgpu_match_the_cpu() {
     let request = RerankRequest::on(Surface::Kids);
     let mut on_cpu = MemberSession::new(history[..8].to_vec()).unwrap();
     let mut on_gpu = on_cpu.clone();
-    cpu.rerank_session(&mut on_cpu, &candidates, &request).unwrap();
-    gpu.rerank_session(&mut on_gpu, &candidates, &request).unwrap();
+    cpu.rerank_session(&mut on_cpu, &candidates, &request)
+        .unwrap();
+    gpu.rerank_session(&mut on_gpu, &candidates, &request)
+        .unwrap();
     for e in &history[8..] {
         on_cpu.append(e.clone()).unwrap();
         on_gpu.append(e.clone()).unwrap();
-        let c = cpu.rerank_session(&mut on_cpu, &candidates, &request).unwrap();
-        let g = gpu.rerank_session(&mut on_gpu, &candidates, &request).unwrap();
+        let c = cpu
+            .rerank_session(&mut on_cpu, &candidates, &request)
+            .unwrap();
+        let g = gpu
+            .rerank_session(&mut on_gpu, &candidates, &request)
+            .unwrap();
         assert_eq!(on_gpu.last_encoded_tokens(), 2);
         assert_same(&g, &c, "wgpu vs cpu");
     }

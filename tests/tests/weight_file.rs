@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 use encore_core::weights::{
-    FORMAT_VERSION, Header, MAGIC, ModelSpec, Quantization, TensorDType, TensorEntry,
-    WeightFile, WeightFileError, expected_tensors, load_model, requantize, save_model,
+    FORMAT_VERSION, Header, MAGIC, ModelSpec, Quantization, TensorDType, TensorEntry, WeightFile,
+    WeightFileError, expected_tensors, load_model, requantize, save_model,
 };
 use encore_core::{FoundationModelConfig, Reranker};
 
@@ -84,7 +84,12 @@ fn round_trip_keeps_every_weight() {
         loaded.items.ids(),
         (100..130).collect::<Vec<u32>>().as_slice()
     );
-    let again = save_model(&loaded.model, &loaded.config, loaded.items.ids(), Quantization::F32);
+    let again = save_model(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        Quantization::F32,
+    );
     assert_eq!(again, bytes, "save(load(file)) is byte-identical");
 }
 

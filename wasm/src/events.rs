@@ -53,36 +53,45 @@ pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
         .map_err(|e| format!("events must be an array of {{item, timestamp, ...}} objects: {e}"))?;
     raw.into_iter()
         .enumerate()
-        .map(|(i, e)| {
-            let at = format!("event {i}");
-            let duration = e.duration.unwrap_or(0.0);
-            if !duration.is_finite() {
-                return Err(format!("{at}: duration is not a finite number"));
-            }
-            Ok(Event {
-                member: 0,
-                item: e.item,
-                timestamp: timestamp(e.timestamp, &at)?,
-                action: match e.action.as_deref() {
-                    None => Action::Play,
-                    Some(a) => Action::from_name(a).ok_or_else(|| {
-                        format!("{at}: unknown action {a:?} (play, trailer, add_to_list)")
-                    })?,
-                },
-                duration_s: duration as f32,
-                surface: match e.surface.as_deref() {
-                    None => Surface::Home,
-                    Some(s) => Surface::from_name(s)
-                        .ok_or_else(|| format!("{at}: unknown surface {s:?}"))?,
-                },
-                country: e.country.unwrap_or_else(|| "??".into()),
-                device: match e.device.as_deref() {
-                    None => DeviceType::Web,
-                    Some(d) => device(d, &at)?,
-                },
-            })
-        })
+        .map(|(i, e)| to_event(e, &format!("event {i}")))
         .collect()
+}
+
+/// Parses one event object (`Session.append`); `at` names it in errors.
+pub fn parse_event(value: JsValue, at: &str) -> Result<Event, String> {
+    let raw: JsEvent = serde_wasm_bindgen::from_value(value)
+        .map_err(|e| format!("{at} must be an {{item, timestamp, ...}} object: {e}"))?;
+    to_event(raw, at)
+}
+
+fn to_event(e: JsEvent, at: &str) -> Result<Event, String> {
+    let duration = e.duration.unwrap_or(0.0);
+    if !duration.is_finite() {
+        return Err(format!("{at}: duration is not a finite number"));
+    }
+    Ok(Event {
+        member: 0,
+        item: e.item,
+        timestamp: timestamp(e.timestamp, at)?,
+        action: match e.action.as_deref() {
+            None => Action::Play,
+            Some(a) => Action::from_name(a).ok_or_else(|| {
+                format!("{at}: unknown action {a:?} (play, trailer, add_to_list)")
+            })?,
+        },
+        duration_s: duration as f32,
+        surface: match e.surface.as_deref() {
+            None => Surface::Home,
+            Some(s) => {
+                Surface::from_name(s).ok_or_else(|| format!("{at}: unknown surface {s:?}"))?
+            }
+        },
+        country: e.country.unwrap_or_else(|| "??".into()),
+        device: match e.device.as_deref() {
+            None => DeviceType::Web,
+            Some(d) => device(d, at)?,
+        },
+    })
 }
 
 /// Parses the optional `options` argument of `rerank`.

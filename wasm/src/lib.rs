@@ -6,6 +6,11 @@
 //! const reranker = await Reranker.load(new Uint8Array(await (await fetch('model.encore')).arrayBuffer()));
 //! const { items, scores } = await reranker.rerank(events, candidateIds, 'home');
 //! console.log(reranker.backend); // "webgpu" or "cpu"
+//!
+//! // A member session keeps the model's cached keys and values between reranks:
+//! const session = reranker.session(events);
+//! session.append({ item: 42, timestamp: Date.now() / 1000 });
+//! const next = await session.rerank(candidateIds, 'home'); // encodes two tokens, not 200
 //! ```
 //!
 //! Every failure (bad weight file, unknown ids, empty history, …) rejects the promise with an
@@ -17,6 +22,7 @@ mod backend;
 mod events;
 mod kernel_check;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use encore_core::Surface;
@@ -108,20 +114,114 @@ impl Reranker {
                 .rerank_async(&history, &candidates, &request)
                 .await
                 .map_err(error)?;
-            let items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
-            let scores: Vec<f32> = ranked.iter().map(|s| s.score).collect();
-            let out = js_sys::Object::new();
-            js_sys::Reflect::set(
-                &out,
-                &"items".into(),
-                &js_sys::Uint32Array::from(items.as_slice()),
-            )?;
-            js_sys::Reflect::set(
-                &out,
-                &"scores".into(),
-                &js_sys::Float32Array::from(scores.as_slice()),
-            )?;
-            Ok(out.into())
+            ranking_object(&ranked)
+        })
+    }
+
+    /// `"f32"`, `"f16"` or `"int8"`: how the weight file stored its matrices.
+    #[wasm_bindgen(getter)]
+    pub fn quantization(&self) -> String {
+        self.inner.quantization().name().to_string()
+    }
+
+    /// Starts a member session over `events` (oldest first, as for `rerank`): later
+    /// `session.append(event)` calls add local events, and `session.rerank(...)` reuses the
+    /// model's cached keys and values, encoding only the new tokens.
+    pub fn session(&self, events: JsValue) -> Result<Session, JsValue> {
+        let history = events::parse_history(events).map_err(error)?;
+        let state = encore_core::MemberSession::new(history).map_err(error)?;
+        Ok(Session {
+            reranker: Rc::clone(&self.inner),
+            state: Rc::new(RefCell::new(Some(state))),
+        })
+    }
+}
+
+/// `{items: Uint32Array, scores: Float32Array}`, best first.
+fn ranking_object(ranked: &[encore_core::ScoredItem]) -> Result<JsValue, JsValue> {
+    let items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
+    let scores: Vec<f32> = ranked.iter().map(|s| s.score).collect();
+    let out = js_sys::Object::new();
+    js_sys::Reflect::set(
+        &out,
+        &"items".into(),
+        &js_sys::Uint32Array::from(items.as_slice()),
+    )?;
+    js_sys::Reflect::set(
+        &out,
+        &"scores".into(),
+        &js_sys::Float32Array::from(scores.as_slice()),
+    )?;
+    Ok(out.into())
+}
+
+/// One member's history on the device, with the model's cached keys and values (see
+/// `Reranker.session`).
+#[wasm_bindgen]
+pub struct Session {
+    reranker: Rc<encore_core::Reranker>,
+    /// `None` while a rerank is in flight.
+    state: Rc<RefCell<Option<encore_core::MemberSession>>>,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Adds a local event `{item, timestamp, action?, duration?, surface?, country?, device?}`
+    /// at the end of the history; it must not be older than the last one.
+    pub fn append(&self, event: JsValue) -> Result<(), JsValue> {
+        let mut slot = self.state.borrow_mut();
+        let state = slot
+            .as_mut()
+            .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
+        let at = format!("event {}", state.history().len());
+        let event = events::parse_event(event, &at).map_err(error)?;
+        state.append(event).map_err(error)
+    }
+
+    /// Events in the history.
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> usize {
+        self.state
+            .borrow()
+            .as_ref()
+            .map_or(0, |s| s.history().len())
+    }
+
+    /// Tokens the last rerank encoded (the rest came from the cache).
+    #[wasm_bindgen(getter, js_name = lastEncodedTokens)]
+    pub fn last_encoded_tokens(&self) -> usize {
+        self.state
+            .borrow()
+            .as_ref()
+            .map_or(0, |s| s.last_encoded_tokens())
+    }
+
+    /// Reranks `candidates` for this member on `surface` (arguments as for
+    /// `Reranker.rerank`, without the events). Resolves to `{items, scores}`, best first.
+    pub fn rerank(
+        &self,
+        candidates: Vec<u32>,
+        surface: String,
+        options: JsValue,
+    ) -> js_sys::Promise {
+        let reranker = Rc::clone(&self.reranker);
+        let slot = Rc::clone(&self.state);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let surface = Surface::from_name(&surface).ok_or_else(|| {
+                error(format!(
+                    "unknown surface {surface:?}: use home, search, kids or mobile_feed"
+                ))
+            })?;
+            let request = events::parse_request(surface, options).map_err(error)?;
+            let mut state = slot
+                .borrow_mut()
+                .take()
+                .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
+            let ranked = reranker
+                .rerank_session_async(&mut state, &candidates, &request)
+                .await;
+            *slot.borrow_mut() = Some(state);
+            ranking_object(&ranked.map_err(error)?)
         })
     }
 }

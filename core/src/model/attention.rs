@@ -90,11 +90,9 @@ impl CausalSelfAttention {
                 .iter()
                 .flat_map(|&n| (0..s).map(move |j| j >= n.max(1)))
                 .collect();
-            let mask = Tensor::<4, Bool>::from_data(
-                TensorData::new(padding, [b, 1, 1, s]),
-                &k.device(),
-            )
-            .expand([b, h, 1, s]);
+            let mask =
+                Tensor::<4, Bool>::from_data(TensorData::new(padding, [b, 1, 1, s]), &k.device())
+                    .expand([b, h, 1, s]);
             burn::tensor::module::attention(q, k, v, Some(mask), None, Default::default())
         };
         self.output.forward(ctx.swap_dims(1, 2).reshape([b, 1, d]))

@@ -71,7 +71,9 @@ impl TransformerBlock {
     /// The layer's output at each sequence's last real token only (see
     /// [`CausalSelfAttention::forward_last`]): `[batch, seq, d_model]` → `[batch, 1, d_model]`.
     pub fn forward_last(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
-        let attended = self.attention.forward_last(self.norm_attn.forward(x.clone()), lengths);
+        let attended = self
+            .attention
+            .forward_last(self.norm_attn.forward(x.clone()), lengths);
         self.feed_forward(last_rows(x, lengths) + attended)
     }
 

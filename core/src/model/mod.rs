@@ -183,7 +183,11 @@ impl FoundationModel {
     /// # Panics
     /// If the batch holds more than one sequence or the cache has a different layer count.
     pub fn user_state_incremental(&self, batch: &TokenBatch, cache: &mut KvCache) -> Tensor<2> {
-        assert_eq!(batch.lengths.len(), 1, "incremental forward takes one member");
+        assert_eq!(
+            batch.lengths.len(),
+            1,
+            "incremental forward takes one member"
+        );
         assert_eq!(cache.layers.len(), self.blocks.len(), "cache layer count");
         let x = self
             .embedding

@@ -15,7 +15,7 @@ use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
 use crate::model::{FoundationModel, FoundationModelConfig, KvCache};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
-use crate::weights::{LoadedModel, WeightFileError, load_model};
+use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model};
 
 /// Most candidates one call accepts.
 pub const MAX_CANDIDATES: usize = 10_000;
@@ -30,6 +30,8 @@ pub struct Reranker {
     device: Device,
     /// Distinguishes rerankers, so that a session never reuses another model's cache.
     id: u64,
+    /// How the weight file stored the matrices.
+    quantization: Quantization,
 }
 
 static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
@@ -41,8 +43,11 @@ impl Reranker {
             model,
             config,
             items,
+            quantization,
         } = load_model(bytes, device)?;
-        Ok(Self::new(model, config, items))
+        let mut reranker = Self::new(model, config, items);
+        reranker.quantization = quantization;
+        Ok(reranker)
     }
 
     /// Wraps an in-memory model (its device is the model's).
@@ -59,12 +64,18 @@ impl Reranker {
             items,
             device,
             id: NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed),
+            quantization: Quantization::F32,
         }
     }
 
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// How the weight file stored its matrices (f32 for an in-memory model).
+    pub fn quantization(&self) -> Quantization {
+        self.quantization
     }
 
     /// The model's shape.
@@ -197,7 +208,9 @@ impl Reranker {
         let fresh = seq.tokens(keep..seq.len());
         session.last_encoded = fresh.len();
         let batch = TokenBatch::new(&[fresh], &self.device);
-        let user = self.model.user_state_incremental(&batch, &mut session.cache); // [1, d]
+        let user = self
+            .model
+            .user_state_incremental(&batch, &mut session.cache); // [1, d]
         session.cache.truncate(events);
         session.cached = seq.tokens(0..events);
         let vectors = self.model.item_vectors_of(cands); // [c, d]
@@ -236,8 +249,12 @@ impl Reranker {
     /// Reranks many members at once (server-side or offline use): one padded forward pass over
     /// every valid member, one batched scoring. Each member's result is its own: a bad request
     /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s.
-    pub fn rerank_batch(&self, members: &[MemberRequest<'_>]) -> Vec<Result<Vec<ScoredItem>, RerankError>> {
-        let mut results: Vec<Result<Vec<ScoredItem>, RerankError>> = Vec::with_capacity(members.len());
+    pub fn rerank_batch(
+        &self,
+        members: &[MemberRequest<'_>],
+    ) -> Vec<Result<Vec<ScoredItem>, RerankError>> {
+        let mut results: Vec<Result<Vec<ScoredItem>, RerankError>> =
+            Vec::with_capacity(members.len());
         let mut seqs = Vec::new();
         let mut rows: Vec<Vec<i64>> = Vec::new();
         let mut valid = Vec::new();
@@ -270,13 +287,20 @@ impl Reranker {
         let width = rows.iter().map(Vec::len).max().unwrap_or(0);
         for (k, &m) in valid.iter().enumerate() {
             let n = rows[k].len();
-            results[m] = Ok(order(members[m].candidates, &scores[k * width..k * width + n]));
+            results[m] = Ok(order(
+                members[m].candidates,
+                &scores[k * width..k * width + n],
+            ));
         }
         results
     }
 
     /// Scores of padded candidate rows for a batch of sequences, flattened `[members × width]`.
-    fn batch_scores(&self, seqs: &[TokenSequence], rows: &[Vec<i64>]) -> Result<Vec<f32>, RerankError> {
+    fn batch_scores(
+        &self,
+        seqs: &[TokenSequence],
+        rows: &[Vec<i64>],
+    ) -> Result<Vec<f32>, RerankError> {
         let (b, width) = (seqs.len(), rows.iter().map(Vec::len).max().unwrap_or(0));
         let mut flat = vec![0i64; b * width];
         for (k, r) in rows.iter().enumerate() {

@@ -163,6 +163,8 @@ pub struct LoadedModel {
     pub config: FoundationModelConfig,
     /// External ids of its item rows.
     pub items: ItemVocabulary,
+    /// How the file stored the matrices (the loaded model is f32).
+    pub quantization: Quantization,
 }
 
 /// Validates a weight file completely, then builds the model on `device`.
@@ -226,6 +228,7 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
         model,
         config,
         items,
+        quantization: header.quantization,
     })
 }
 

@@ -89,7 +89,11 @@ pub fn encode_values(values: &[f32], shape: &[usize], dtype: TensorDType) -> Vec
             let mut out: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
             for (row, &scale) in rows.iter().zip(&scales) {
                 out.extend(row.iter().map(|&v| {
-                    let q = if scale > 0.0 { (v / scale).round() } else { 0.0 };
+                    let q = if scale > 0.0 {
+                        (v / scale).round()
+                    } else {
+                        0.0
+                    };
                     q.clamp(-127.0, 127.0) as i8 as u8
                 }));
             }
@@ -158,7 +162,9 @@ mod tests {
 
     #[test]
     fn int8_rows_keep_each_row_within_half_a_step_of_its_scale() {
-        let values: Vec<f32> = (0..60).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13).collect();
+        let values: Vec<f32> = (0..60)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13)
+            .collect();
         let mut values = values;
         values[10..20].fill(0.0); // an all-zero row: scale 0, decoded exactly
         let back = round_trip(&values, &[6, 10], TensorDType::Int8Rows);
@@ -174,7 +180,9 @@ mod tests {
         // Each row's largest magnitude maps to ±127 and comes back (to float rounding).
         for r in [0, 2, 3, 4, 5] {
             let row = &values[r * 10..r * 10 + 10];
-            let c = (0..10).max_by(|&a, &b| row[a].abs().total_cmp(&row[b].abs())).unwrap();
+            let c = (0..10)
+                .max_by(|&a, &b| row[a].abs().total_cmp(&row[b].abs()))
+                .unwrap();
             assert!((back[r * 10 + c] - row[c]).abs() <= 1e-6 * row[c].abs());
         }
     }
@@ -191,7 +199,10 @@ mod tests {
     #[test]
     fn vectors_stay_f32_and_matrices_follow_the_quantization() {
         assert_eq!(Quantization::Int8.dtype_for(&[64]), TensorDType::F32);
-        assert_eq!(Quantization::Int8.dtype_for(&[3, 64]), TensorDType::Int8Rows);
+        assert_eq!(
+            Quantization::Int8.dtype_for(&[3, 64]),
+            TensorDType::Int8Rows
+        );
         assert_eq!(Quantization::F16.dtype_for(&[3, 64]), TensorDType::F16);
         assert_eq!(Quantization::F32.dtype_for(&[3, 64]), TensorDType::F32);
     }

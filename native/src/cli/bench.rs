@@ -9,11 +9,10 @@ use std::time::Instant;
 use clap::Args;
 use encore_core::weights::{Quantization, requantize, save_model};
 use encore_core::{
-    Action, DeviceType, Event, FoundationModelConfig, MemberRequest, MemberSession, RerankRequest,
-    Reranker, Surface,
+    Event, FoundationModelConfig, MemberRequest, MemberSession, RerankRequest, Reranker, Surface,
 };
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendPreference, run_inline};
 
 /// `encore bench` options.
 #[derive(Debug, Args)]
@@ -96,35 +95,26 @@ fn time_ms(
     Ok(ms)
 }
 
-/// Floating-point operations of one forward pass that encodes `new` tokens after `cached`
-/// ones and scores `candidates` (multiply-add = 2; projections, attention, feed-forward and
-/// scoring; norms and embeddings are negligible).
-pub fn rerank_flops(c: &FoundationModelConfig, cached: usize, new: usize, candidates: usize) -> f64 {
-    let (d, ff, l) = (c.d_model as f64, c.d_ff as f64, c.n_layers as f64);
-    let dense = 2.0 * new as f64 * (4.0 * d * d + 2.0 * d * ff);
+/// Floating-point operations of one rerank that encodes `new` tokens after `cached` ones and
+/// scores `candidates`, as the runtime computes it (multiply-add = 2; projections, attention,
+/// feed-forward and scoring; norms and embeddings are negligible). Every layer but the last
+/// runs all new tokens; the last one projects keys and values for all of them and the rest for
+/// the last token only.
+pub fn rerank_flops(
+    c: &FoundationModelConfig,
+    cached: usize,
+    new: usize,
+    candidates: usize,
+) -> f64 {
+    let (d, ff) = (c.d_model as f64, c.d_ff as f64);
+    let per_token = 2.0 * (4.0 * d * d + 2.0 * d * ff);
     // Query i (at position cached + i) meets cached + i + 1 keys, for scores and values.
     let keys: f64 = (0..new).map(|i| (cached + i + 1) as f64).sum();
-    let attention = 2.0 * 2.0 * d * keys;
-    l * (dense + attention) + 2.0 * d * candidates as f64
-}
-
-/// A deterministic member history over the model's items: `n` events an hour and a half
-/// apart, cycling through surfaces, devices and actions.
-fn bench_history(ids: &[u32], n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|k| {
-            let mut e = Event::implicit(
-                1,
-                ids[(k * 7919 + 13) % ids.len()],
-                1_700_000_000 + k as i64 * 5400 + (k % 7) as i64 * 600,
-            );
-            e.surface = Surface::ALL[k % Surface::ALL.len()];
-            e.device = DeviceType::ALL[k % DeviceType::ALL.len()];
-            e.action = Action::ALL[k % Action::ALL.len()];
-            e.duration_s = 600.0 + (k % 13) as f32 * 300.0;
-            e
-        })
-        .collect()
+    let full_layer = new as f64 * per_token + 4.0 * d * keys;
+    let last_layer = new as f64 * 2.0 * (2.0 * d * d)
+        + 2.0 * (2.0 * d * d + 2.0 * d * ff)
+        + 4.0 * d * (cached + new) as f64;
+    (c.n_layers as f64 - 1.0) * full_layer + last_layer + 2.0 * d * candidates as f64
 }
 
 /// Runs the benchmark and prints one `RESULT` line per measurement.
@@ -163,7 +153,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         a.dtype.name()
     );
     let longest = a.history.iter().copied().max().unwrap_or(1);
-    let events = bench_history(&ids, longest + 1);
+    let events = crate::backend::synthetic_history(&ids, longest + 1);
     if let Some(dir) = &a.browser_fixture {
         let (h, c) = (a.history[0], a.candidates[0].min(ids.len()));
         let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
@@ -180,8 +170,15 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         )?;
         println!("browser fixture -> {}", dir.display());
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    pool.install(|| measure(a, &bytes, &config, &ids, &events))
+    if a.backends.len() > 1 {
+        let (_, choice) = crate::backend::load_preferred(&bytes, BackendPreference::Auto)?;
+        println!(
+            "RESULT choice backend={} reason=\"{}\"",
+            choice.backend.name(),
+            choice.reason
+        );
+    }
+    measure(a, &bytes, &config, &ids, &events)
 }
 
 fn measure(
@@ -203,9 +200,13 @@ fn measure(
                     timestamp: Some(events[h].timestamp),
                     ..RerankRequest::on(Surface::Home)
                 };
-                let ms = time_ms(a.warmup, a.iters, || {
-                    reranker.rerank(history, &candidates, &request)?;
-                    Ok(())
+                // Latency runs keep rayon on this thread (see `run_inline`): one thread, like
+                // ONNX Runtime's reference figure.
+                let ms = run_inline(|| {
+                    time_ms(a.warmup, a.iters, || {
+                        reranker.rerank(history, &candidates, &request)?;
+                        Ok(())
+                    })
                 })?;
                 let flops = rerank_flops(config, 0, tokens, c);
                 let p50 = percentile(&ms, 0.5);
@@ -222,12 +223,15 @@ fn measure(
                 reranker.rerank_session(&mut primed, &candidates, &request)?;
                 let event = events[h - 1].clone();
                 let mut encoded = 0;
-                let ms = time_ms(a.warmup, a.iters, || {
-                    let mut session = primed.clone();
-                    session.append(event.clone())?;
-                    reranker.rerank_session(&mut session, &candidates, &request)?;
-                    encoded = session.last_encoded_tokens();
-                    Ok(())
+                let mut copies = vec![primed; a.warmup + a.iters].into_iter();
+                let ms = run_inline(|| {
+                    time_ms(a.warmup, a.iters, || {
+                        let mut session = copies.next().expect("one copy per run");
+                        session.append(event.clone())?;
+                        reranker.rerank_session(&mut session, &candidates, &request)?;
+                        encoded = session.last_encoded_tokens();
+                        Ok(())
+                    })
                 })?;
                 let p50 = percentile(&ms, 0.5);
                 let flops = rerank_flops(config, tokens - encoded, encoded, c);
@@ -240,7 +244,12 @@ fn measure(
                 );
             }
             if a.batch_members > 0 {
-                let c = a.candidates.iter().copied().find(|&c| c == 500).unwrap_or(a.candidates[0]);
+                let c = a
+                    .candidates
+                    .iter()
+                    .copied()
+                    .find(|&c| c == 500)
+                    .unwrap_or(a.candidates[0]);
                 let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
                 let members: Vec<MemberRequest> = (0..a.batch_members)
                     .map(|m| MemberRequest {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use encore_core::{Catalog, Event, SyntheticWorld, SyntheticWorldConfig};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendPreference};
 use crate::training::TrainConfig;
 
 /// Encore: a streaming foundation model and reranker small enough to run on the device.
@@ -189,6 +189,13 @@ pub struct ExportArgs {
     /// Weight file to write.
     #[arg(long, default_value = "artifacts/model.encore")]
     pub out: PathBuf,
+    /// Storage of the weight file's matrices: f32 (exact), f16 (half the size) or int8
+    /// (per-row scales, about a quarter).
+    #[arg(long, default_value = "f32", value_parser = bench::parse_quantization)]
+    pub dtype: encore_core::weights::Quantization,
+    /// Re-encode this existing weight file instead of a checkpoint (e.g. to int8).
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub from_model: Option<PathBuf>,
     /// Also write the web demo's assets (model, catalog, sample members) into this directory.
     #[arg(long)]
     pub web_demo: Option<PathBuf>,
@@ -218,9 +225,9 @@ pub struct RerankArgs {
     /// Number of pushed candidates when none are given.
     #[arg(long, default_value_t = 20)]
     pub count: usize,
-    /// Backend to rerank on.
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    pub backend: Backend,
+    /// Backend to rerank on: `auto` times a warm rerank on wgpu and the CPU and keeps the faster.
+    #[arg(long, value_enum, default_value_t = BackendPreference::Auto)]
+    pub backend: BackendPreference,
 }
 
 /// `encore eval`.
@@ -229,6 +236,13 @@ pub struct EvalArgs {
     /// Weight file.
     #[arg(long, default_value = "artifacts/model.encore")]
     pub model: PathBuf,
+    /// Experiment file (as for `encore train --config`): evaluate on its data, split and
+    /// protocol (e.g. MovieLens full ranking) instead of the world's last events.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// With --config: `validation` or `test`, replacing the file's holdout.
+    #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
+    pub holdout: Option<encore_core::data::split::Holdout>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,

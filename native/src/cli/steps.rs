@@ -7,9 +7,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{EvalArgs, ExportArgs, GenerateArgs, RerankArgs, TrainArgs, show};
+use crate::backend::{load_preferred, run_inline};
 use crate::evaluation::{evaluate, popularity, pushed_candidates};
 use crate::io::write_atomic;
 use crate::training::{Checkpoint, CheckpointPolicy, Monitor, TrainedModel, train as train_model};
+use encore_core::weights::requantize;
 
 /// `encore generate`.
 pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
@@ -56,19 +58,24 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<TrainedModel> {
 
 /// `encore export`.
 pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
-    let ck = Checkpoint::read(&a.checkpoint)?;
-    // Validate the weights exactly as a device would before writing them out.
-    encore_core::Reranker::from_bytes(&ck.weights, &burn::tensor::Device::flex())
-        .context("checkpoint holds an invalid model")?;
-    write_atomic(&a.out, &ck.weights)?;
+    let f32_weights = match &a.from_model {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => Checkpoint::read(&a.checkpoint)?.weights,
+    };
+    // Validates the weights exactly as a device would, then stores them as asked.
+    let weights = requantize(&f32_weights, a.dtype).context("invalid model")?;
+    write_atomic(&a.out, &weights)?;
     println!(
-        "wrote weight file {} ({} bytes)",
+        "wrote weight file {} ({} bytes, {})",
         a.out.display(),
-        ck.weights.len()
+        weights.len(),
+        a.dtype.name()
     );
     if let Some(dir) = &a.web_demo {
         let (catalog, events) = a.data.load()?;
-        super::demo::write_web_assets(dir, &catalog, &events, &ck.weights)?;
+        super::demo::write_web_assets(dir, &catalog, &events, &weights)?;
         println!("wrote web demo assets to {}", dir.display());
     }
     Ok(())
@@ -76,7 +83,10 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
 
 /// `encore rerank`.
 pub fn rerank(a: &RerankArgs) -> anyhow::Result<()> {
-    let reranker = crate::load_reranker(&a.model, a.backend)?;
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let (reranker, choice) = load_preferred(&bytes, a.backend)
+        .with_context(|| format!("{} is not a valid weight file", a.model.display()))?;
     let (catalog, events) = a.data.load()?;
     let histories = group_by_member(&events);
     let member = a
@@ -107,21 +117,28 @@ pub fn rerank(a: &RerankArgs) -> anyhow::Result<()> {
         a.candidates.clone()
     };
     let start = std::time::Instant::now();
-    let ranked = reranker.rerank(&history.events, &candidates, &RerankRequest::on(surface))?;
+    let ranked =
+        run_inline(|| reranker.rerank(&history.events, &candidates, &RerankRequest::on(surface)))?;
     let took = start.elapsed();
     show::history(&catalog, member, &history.events, 8);
     show::before_after(&catalog, &candidates, &ranked, None);
     println!(
-        "reranked {} candidates on {} in {:.2} ms",
+        "reranked {} candidates on {} in {:.2} ms ({})",
         candidates.len(),
-        a.backend.name(),
-        took.as_secs_f64() * 1e3
+        choice.backend.name(),
+        took.as_secs_f64() * 1e3,
+        choice.reason
     );
     Ok(())
 }
 
 /// `encore eval`.
 pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
+    if let Some(config) = &a.config {
+        let weights = std::fs::read(&a.model)
+            .with_context(|| format!("cannot read {}", a.model.display()))?;
+        return crate::experiment::evaluate_file(config, a.holdout, &weights, a.backend);
+    }
     let reranker = crate::load_reranker(&a.model, a.backend)?;
     let (catalog, events) = a.data.load()?;
     let (train, test) = leave_last_out(&group_by_member(&events));

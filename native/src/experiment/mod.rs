@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use encore_core::Reranker;
-use encore_core::data::split::{HeldOutEvent, Holdout, LeaveOneOut, group_by_member};
+use encore_core::data::split::{
+    HeldOutEvent, Holdout, LeaveOneOut, MemberHistory, group_by_member,
+};
 use encore_core::metrics::RankingMetrics;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -191,6 +193,123 @@ pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSumma
     run_config(&cfg, base, overrides.resume)
 }
 
+/// An experiment's data, split and protocol, ready for training or evaluation.
+struct Prepared {
+    data: Dataset,
+    train_set: Vec<MemberHistory>,
+    cases: Vec<HeldOutEvent>,
+    withheld: HashSet<u32>,
+    protocol: EvalProtocol,
+}
+
+impl Prepared {
+    /// Loads the data (paths relative to `base`), splits it and withholds titles as `cfg` says.
+    fn new(cfg: &ExperimentConfig, base: &Path) -> anyhow::Result<Self> {
+        let data = cfg.data.load(base)?;
+        if data.skipped_lines > 0 {
+            eprintln!("skipped {} malformed lines", data.skipped_lines);
+        }
+        let histories = group_by_member(&data.events);
+        let split = LeaveOneOut {
+            holdout: cfg.split.holdout,
+            history_window: cfg.split.history_window,
+        };
+        let (mut train_set, cases) = split.split(&histories);
+        let withheld = withheld_items(&data, cfg.run.withhold_items, cfg.run.withhold_seed);
+        if !withheld.is_empty() {
+            for h in &mut train_set {
+                h.events.retain(|e| !withheld.contains(&e.item));
+            }
+            train_set.retain(|h| !h.events.is_empty());
+        }
+        let protocol = EvalProtocol {
+            ks: if cfg.data.is_movielens() {
+                vec![10, 50, 200]
+            } else {
+                vec![1, 10, 50]
+            },
+            exclude_history: cfg.split.exclude_history.unwrap_or(cfg.data.is_movielens()),
+        };
+        eprintln!(
+            "{} titles, {} members, {} events; {} training members, {} {:?} cases{}",
+            data.catalog.len(),
+            histories.len(),
+            data.events.len(),
+            train_set.len(),
+            cases.len(),
+            cfg.split.holdout,
+            if withheld.is_empty() {
+                String::new()
+            } else {
+                format!(", {} titles withheld", withheld.len())
+            }
+        );
+        Ok(Self {
+            data,
+            train_set,
+            cases,
+            withheld,
+            protocol,
+        })
+    }
+
+    /// Metrics on the cases whose target is a withheld title (cold start), if any.
+    fn withheld_metrics(&self, reranker: &Reranker) -> anyhow::Result<Option<RankingMetrics>> {
+        if self.withheld.is_empty() {
+            return Ok(None);
+        }
+        let cold: Vec<HeldOutEvent> = self
+            .cases
+            .iter()
+            .filter(|c| self.withheld.contains(&c.target.item))
+            .cloned()
+            .collect();
+        let (m, _) = ranks(
+            reranker,
+            &self.data.catalog,
+            &self.train_set,
+            &cold,
+            &self.protocol,
+        )?;
+        Ok(Some(RankingMetrics::from_ranks(&m, &self.protocol.ks)))
+    }
+}
+
+/// `encore eval --config`: evaluates a weight file on an experiment's data, split and protocol.
+pub fn evaluate_file(
+    path: &Path,
+    holdout: Option<Holdout>,
+    weights: &[u8],
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let mut cfg = ExperimentConfig::read(path)?;
+    if let Some(h) = holdout {
+        cfg.split.holdout = h;
+    }
+    let prepared = Prepared::new(&cfg, path.parent().unwrap_or(Path::new(".")))?;
+    let reranker = Reranker::from_bytes(weights, &backend.device())?;
+    let started = Instant::now();
+    let report = evaluate_with(
+        &reranker,
+        &prepared.data.catalog,
+        &prepared.train_set,
+        &prepared.cases,
+        &prepared.protocol,
+    )?;
+    println!(
+        "{} {:?} cases scored in {:.1} s",
+        prepared.cases.len(),
+        cfg.split.holdout,
+        started.elapsed().as_secs_f64()
+    );
+    print_metrics_row("model", &report.model);
+    print_metrics_row("most popular", &report.most_popular);
+    if let Some(w) = prepared.withheld_metrics(&reranker)? {
+        print_metrics_row("withheld only", &w);
+    }
+    Ok(())
+}
+
 /// Runs an experiment; data paths are relative to `base`.
 pub fn run_config(
     cfg: &ExperimentConfig,
@@ -199,45 +318,13 @@ pub fn run_config(
 ) -> anyhow::Result<ExperimentSummary> {
     let out = &cfg.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let data = cfg.data.load(base)?;
-    if data.skipped_lines > 0 {
-        eprintln!("skipped {} malformed lines", data.skipped_lines);
-    }
-    let histories = group_by_member(&data.events);
-    let split = LeaveOneOut {
-        holdout: cfg.split.holdout,
-        history_window: cfg.split.history_window,
-    };
-    let (mut train_set, cases) = split.split(&histories);
-    let withheld = withheld_items(&data, cfg.run.withhold_items, cfg.run.withhold_seed);
-    if !withheld.is_empty() {
-        for h in &mut train_set {
-            h.events.retain(|e| !withheld.contains(&e.item));
-        }
-        train_set.retain(|h| !h.events.is_empty());
-    }
-    let protocol = EvalProtocol {
-        ks: if cfg.data.is_movielens() {
-            vec![10, 50, 200]
-        } else {
-            vec![1, 10, 50]
-        },
-        exclude_history: cfg.split.exclude_history.unwrap_or(cfg.data.is_movielens()),
-    };
-    eprintln!(
-        "{} titles, {} members, {} events; {} training members, {} {:?} cases{}",
-        data.catalog.len(),
-        histories.len(),
-        data.events.len(),
-        train_set.len(),
-        cases.len(),
-        cfg.split.holdout,
-        if withheld.is_empty() {
-            String::new()
-        } else {
-            format!(", {} titles withheld", withheld.len())
-        }
-    );
+    let Prepared {
+        data,
+        train_set,
+        cases,
+        withheld,
+        protocol,
+    } = Prepared::new(cfg, base)?;
 
     let evaluate = |weights: &[u8]| -> anyhow::Result<RankingMetrics> {
         let reranker = Reranker::from_bytes(weights, &Backend::Cpu.device())?;
@@ -286,17 +373,14 @@ pub fn run_config(
     write_atomic(&out.join("model.encore"), &trained.weights)?;
     let reranker = Reranker::from_bytes(&trained.weights, &Backend::Cpu.device())?;
     let report = evaluate_with(&reranker, &data.catalog, &train_set, &cases, &protocol)?;
-    let withheld_metrics = if withheld.is_empty() {
-        None
-    } else {
-        let cold: Vec<HeldOutEvent> = cases
-            .iter()
-            .filter(|c| withheld.contains(&c.target.item))
-            .cloned()
-            .collect();
-        let (m, _) = ranks(&reranker, &data.catalog, &train_set, &cold, &protocol)?;
-        Some(RankingMetrics::from_ranks(&m, &protocol.ks))
-    };
+    let withheld_metrics = Prepared {
+        data,
+        train_set,
+        cases: cases.clone(),
+        withheld,
+        protocol,
+    }
+    .withheld_metrics(&reranker)?;
     let epochs = &trained.epochs;
     let summary = ExperimentSummary {
         config: cfg.clone(),
@@ -316,14 +400,17 @@ pub fn run_config(
     Ok(summary)
 }
 
+/// One metrics line: HR and NDCG at every K, and MRR.
+fn print_metrics_row(name: &str, m: &RankingMetrics) {
+    let mut line = format!("{name:<14}");
+    for (k, (hr, nd)) in m.ks.iter().zip(m.hit_rate.iter().zip(&m.ndcg)) {
+        line += &format!("  HR@{k} {hr:.4}  NDCG@{k} {nd:.4}");
+    }
+    println!("{line}  MRR {:.4}", m.mrr);
+}
+
 fn print_summary(s: &ExperimentSummary) {
-    let row = |name: &str, m: &RankingMetrics| {
-        let mut line = format!("{name:<14}");
-        for (k, (hr, nd)) in m.ks.iter().zip(m.hit_rate.iter().zip(&m.ndcg)) {
-            line += &format!("  HR@{k} {hr:.4}  NDCG@{k} {nd:.4}");
-        }
-        println!("{line}  MRR {:.4}", m.mrr);
-    };
+    let row = print_metrics_row;
     println!(
         "{} cases ({:?} holdout); trained in {:.0} s at {:.0} tokens/s; weight file {} bytes",
         s.cases, s.config.split.holdout, s.train_seconds, s.tokens_per_s, s.weight_file_bytes

@@ -378,32 +378,19 @@ impl EventTokenizer {
     }
 }
 
-/// A right-padded batch of token sequences as tensors of shape `[batch, seq]`.
+/// Number of per-token input fields, in [`TokenBatch::fields`] order: previous item slot,
+/// previous action, previous duration bucket, previous roll-up count bucket, surface, device,
+/// country, hour, weekday, gap bucket.
+pub const TOKEN_FIELDS: usize = 10;
+
+/// A right-padded batch of token sequences on a device.
 #[derive(Debug, Clone)]
 pub struct TokenBatch {
-    /// Previous item slots.
-    pub prev_item: Tensor<2, Int>,
-    /// Previous actions.
-    pub prev_action: Tensor<2, Int>,
-    /// Previous durations (buckets).
-    pub prev_duration: Tensor<2, Int>,
-    /// Previous roll-up counts (buckets).
-    pub prev_count: Tensor<2, Int>,
-    /// Surfaces.
-    pub surface: Tensor<2, Int>,
-    /// Devices.
-    pub device: Tensor<2, Int>,
-    /// Countries.
-    pub country: Tensor<2, Int>,
-    /// Hours of day.
-    pub hour: Tensor<2, Int>,
-    /// Days of week.
-    pub weekday: Tensor<2, Int>,
-    /// Time-gap buckets.
-    pub gap: Tensor<2, Int>,
-    /// Dense target index per token, 0 where there is none (see `target_mask`).
+    /// Every token's input fields, `[batch, seq, TOKEN_FIELDS]` (see [`TOKEN_FIELDS`]).
+    pub fields: Tensor<3, Int>,
+    /// Dense target index per token, 0 where there is none (see `target_mask`): `[batch, seq]`.
     pub target: Tensor<2, Int>,
-    /// 1.0 where `target` is a real target, 0.0 on padding.
+    /// 1.0 where `target` is a real target, 0.0 on padding: `[batch, seq]`.
     pub target_mask: Tensor<2>,
     /// Real length of each sequence.
     pub lengths: Vec<usize>,
@@ -419,43 +406,49 @@ impl TokenBatch {
             .max(1)
     }
 
-    /// Pads `seqs` on the right to the longest one and uploads them to `device`.
+    /// Pads `seqs` on the right to the longest one and uploads them to `device` (three
+    /// transfers: fields, targets, mask).
     pub fn new(seqs: &[TokenSequence], device: &Device) -> Self {
         let (b, s) = (seqs.len(), Self::padded_len(seqs));
-        let ints = |f: &dyn Fn(&TokenSequence) -> &Vec<u32>| {
-            let mut v = vec![0i64; b * s];
-            for (r, seq) in seqs.iter().enumerate() {
-                for (c, &x) in f(seq).iter().enumerate() {
-                    v[r * s + c] = x as i64;
-                }
-            }
-            Tensor::<2, Int>::from_data(TensorData::new(v, [b, s]), device)
-        };
+        let mut fields = vec![0i64; b * s * TOKEN_FIELDS];
         let mut target = vec![0i64; b * s];
         let mut mask = vec![0f32; b * s];
         for (r, seq) in seqs.iter().enumerate() {
-            for (c, t) in seq.target.iter().enumerate() {
-                if let Some(t) = t {
-                    target[r * s + c] = *t as i64;
+            let columns = [
+                &seq.prev_item,
+                &seq.prev_action,
+                &seq.prev_duration,
+                &seq.prev_count,
+                &seq.surface,
+                &seq.device,
+                &seq.country,
+                &seq.hour,
+                &seq.weekday,
+                &seq.gap,
+            ];
+            for c in 0..seq.len() {
+                let at = (r * s + c) * TOKEN_FIELDS;
+                for (f, column) in columns.iter().enumerate() {
+                    fields[at + f] = column[c] as i64;
+                }
+                if let Some(t) = seq.target[c] {
+                    target[r * s + c] = t as i64;
                     mask[r * s + c] = 1.0;
                 }
             }
         }
         Self {
-            prev_item: ints(&|q| &q.prev_item),
-            prev_action: ints(&|q| &q.prev_action),
-            prev_duration: ints(&|q| &q.prev_duration),
-            prev_count: ints(&|q| &q.prev_count),
-            surface: ints(&|q| &q.surface),
-            device: ints(&|q| &q.device),
-            country: ints(&|q| &q.country),
-            hour: ints(&|q| &q.hour),
-            weekday: ints(&|q| &q.weekday),
-            gap: ints(&|q| &q.gap),
+            fields: Tensor::from_data(TensorData::new(fields, [b, s, TOKEN_FIELDS]), device),
             target: Tensor::from_data(TensorData::new(target, [b, s]), device),
             target_mask: Tensor::from_data(TensorData::new(mask, [b, s]), device),
             lengths: seqs.iter().map(TokenSequence::len).collect(),
         }
+    }
+
+    /// `[batch, seq]`.
+    pub fn dims(&self) -> [usize; 2] {
+        let [b, s, _] = self.fields.dims();
+        [b, s]
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod attention;
 
 pub use attention::{
-    burn_causal_attention, causal_attention, causal_attention_reference, causal_attention_suffix,
-    causal_attention_suffix_reference, fused_causal_attention, uses_wgsl_kernels,
+    QUERY_BLOCK, blocked_causal_attention, burn_causal_attention, causal_attention,
+    causal_attention_reference, causal_attention_suffix, causal_attention_suffix_reference,
+    fused_causal_attention, uses_wgsl_kernels,
 };

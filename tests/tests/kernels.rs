@@ -73,3 +73,47 @@ fn reference_is_causal() {
     assert_eq!(early, 0.0);
     assert!(last > 1.0);
 }
+
+#[test]
+fn cpu_attention_paths_match_the_reference() {
+    use encore_shaders::{
+        blocked_causal_attention, causal_attention_suffix, causal_attention_suffix_reference,
+    };
+    let cpu = Device::flex();
+    cpu.seed(5);
+    for &(b, h, s, d) in &[
+        (1usize, 1usize, 1usize, 8usize),
+        (2, 2, 7, 16),
+        (1, 1, 130, 50),
+        (2, 3, 201, 24),
+    ] {
+        let draw = || Tensor::<4>::random([b, h, s, d], Distribution::Normal(0.0, 1.0), &cpu);
+        let (q, k, v) = (draw(), draw(), draw());
+        let reference = causal_attention_reference(q.clone(), k.clone(), v.clone());
+        // Blocks that do and do not divide the length, including a single block.
+        for block in [1, 16, 64, 500] {
+            let blocked = blocked_causal_attention(q.clone(), k.clone(), v.clone(), block);
+            let diff = max_diff(blocked, reference.clone());
+            assert!(
+                diff <= 1e-4,
+                "shape {:?} block {block}: {diff}",
+                [b, h, s, d]
+            );
+        }
+        assert!(
+            max_diff(
+                causal_attention(q.clone(), k.clone(), v.clone()),
+                reference.clone()
+            ) <= 1e-4
+        );
+        // The last m queries over all keys equal the last m rows of full causal attention.
+        for m in [1, s.div_ceil(2), s] {
+            let tail = q.clone().narrow(2, s - m, m);
+            let want = reference.clone().narrow(2, s - m, m);
+            let burn = causal_attention_suffix(tail.clone(), k.clone(), v.clone());
+            let ops = causal_attention_suffix_reference(tail, k.clone(), v.clone());
+            assert!(max_diff(burn, want.clone()) <= 1e-4, "suffix {m} of {s}");
+            assert!(max_diff(ops, want) <= 1e-4, "reference suffix {m} of {s}");
+        }
+    }
+}

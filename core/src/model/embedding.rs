@@ -4,10 +4,12 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
-use crate::tokenizer::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET, TokenBatch};
+use crate::tokenizer::{
+    COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET, TOKEN_FIELDS, TokenBatch,
+};
 
 /// Sizes of the token embedding.
 #[derive(Config, Debug)]
@@ -93,43 +95,89 @@ pub struct TokenEmbedding {
 }
 
 impl TokenEmbedding {
-    /// Input: a batch of `[batch, seq]` token fields and the item slot table
-    /// `[n_items + 2, d_model]` (see `FoundationModel::item_table`). Output: `[batch, seq, d_model]`.
+    /// Input: a batch of `[batch, seq]` tokens and the item slot table `[n_items + 2, d_model]`
+    /// (see `FoundationModel::item_table`). Output: `[batch, seq, d_model]`.
     pub fn forward(&self, t: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
-        self.forward_at(t, item_table, 0)
+        self.forward_with(t, &self.tables(item_table), 0)
     }
 
-    /// Same as [`TokenEmbedding::forward`] for tokens whose first one sits at window position
-    /// `first_position` (an incremental step after cached tokens).
-    pub fn forward_at(
+    /// Every table a token reads, stacked so that its fields are one lookup: the item slot
+    /// table first, then (with context features) action, duration, count, surface, device,
+    /// country, hour, weekday and gap, in [`TOKEN_FIELDS`] order.
+    pub fn tables(&self, item_table: Tensor<2>) -> TokenTables {
+        let device = item_table.device();
+        let mut parts = vec![item_table];
+        if self.context_features {
+            for table in [
+                &self.action,
+                &self.duration,
+                &self.count,
+                &self.surface,
+                &self.device_type,
+                &self.country,
+                &self.hour,
+                &self.weekday,
+                &self.gap,
+            ] {
+                parts.push(table.weight.val());
+            }
+        }
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut rows = 0i64;
+        for p in &parts {
+            offsets.push(rows);
+            rows += p.dims()[0] as i64;
+        }
+        let n = offsets.len();
+        TokenTables {
+            table: if n == 1 {
+                parts.pop().expect("the item table")
+            } else {
+                Tensor::cat(parts, 0)
+            },
+            offsets: Tensor::from_data(TensorData::new(offsets, [1, 1, n]), &device),
+        }
+    }
+
+    /// The embedding of tokens whose first one sits at window position `first_position` (0 for
+    /// a whole sequence, more for an incremental step after cached tokens), reading `tables`
+    /// (from [`TokenEmbedding::tables`]): `[batch, seq]` tokens → `[batch, seq, d_model]`.
+    pub fn forward_with(
         &self,
         t: &TokenBatch,
-        item_table: Tensor<2>,
+        tables: &TokenTables,
         first_position: usize,
     ) -> Tensor<3> {
-        let [b, s] = t.prev_item.dims();
-        let [_, d] = item_table.dims();
-        let device = t.prev_item.device();
+        let [b, s] = t.dims();
+        let [_, d] = tables.table.dims();
+        let k = tables.offsets.dims()[2];
+        let fields = if k == TOKEN_FIELDS {
+            t.fields.clone()
+        } else {
+            t.fields.clone().narrow(2, 0, k)
+        };
+        let rows = (fields + tables.offsets.clone()).reshape([b * s * k]);
+        let x = tables
+            .table
+            .clone()
+            .select(0, rows)
+            .reshape([b, s, k, d])
+            .sum_dim(2)
+            .reshape([b, s, d]);
         let start = first_position as i64;
-        let positions = Tensor::<1, Int>::arange(start..start + s as i64, &device)
+        let positions = Tensor::<1, Int>::arange(start..start + s as i64, &tables.table.device())
             .reshape([1, s])
             .expand([b, s]);
-        let items = item_table
-            .select(0, t.prev_item.clone().reshape([b * s]))
-            .reshape([b, s, d]);
-        let mut x = items + self.position.forward(positions);
-        if self.context_features {
-            x = x
-                + self.action.forward(t.prev_action.clone())
-                + self.duration.forward(t.prev_duration.clone())
-                + self.count.forward(t.prev_count.clone())
-                + self.surface.forward(t.surface.clone())
-                + self.device_type.forward(t.device.clone())
-                + self.country.forward(t.country.clone())
-                + self.hour.forward(t.hour.clone())
-                + self.weekday.forward(t.weekday.clone())
-                + self.gap.forward(t.gap.clone());
-        }
-        self.dropout.forward(x)
+        self.dropout.forward(x + self.position.forward(positions))
     }
+}
+
+/// A token's embedding tables stacked into one (see [`TokenEmbedding::tables`]). Build it once
+/// per set of weights: serving reuses it for every request.
+#[derive(Debug, Clone)]
+pub struct TokenTables {
+    /// `[rows, d_model]`: the item slot table, then the context tables.
+    pub table: Tensor<2>,
+    /// Row offset of each field's table in `table`: `[1, 1, fields]`.
+    pub offsets: Tensor<3, Int>,
 }

@@ -11,7 +11,7 @@ pub mod objectives;
 
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
-pub use embedding::{TokenEmbedding, TokenEmbeddingConfig};
+pub use embedding::{TokenEmbedding, TokenEmbeddingConfig, TokenTables};
 pub use heads::{AuxHeads, AuxHeadsConfig};
 pub use item_encoder::{ItemEncoder, ItemEncoderConfig, ItemFeatures};
 pub use kv_cache::{KvCache, LayerCache};
@@ -156,11 +156,18 @@ impl FoundationModel {
         self.mix_layers(x, |block, x| block.forward(x))
     }
 
+    /// The stacked token tables of an exported (or encoder-less) model, for
+    /// [`FoundationModel::user_state`].
+    pub fn token_tables(&self) -> TokenTables {
+        self.embedding.tables(self.item_table(None, None))
+    }
+
     /// The user representation of each sequence of an exported (or encoder-less) model:
     /// `[batch, d_model]`, equal to `user_representation(forward(batch), lengths)`, but the
     /// last layer computes its output at the last real token only.
-    pub fn user_state(&self, batch: &TokenBatch) -> Tensor<2> {
-        let x = self.embedding.forward(batch, self.item_table(None, None));
+    /// `tables` are [`FoundationModel::token_tables`] (built once, reused per request).
+    pub fn user_state(&self, batch: &TokenBatch, tables: &TokenTables) -> Tensor<2> {
+        let x = self.embedding.forward_with(batch, tables, 0);
         let lengths = &batch.lengths;
         self.mix_at_last(
             x,
@@ -182,16 +189,19 @@ impl FoundationModel {
     ///
     /// # Panics
     /// If the batch holds more than one sequence or the cache has a different layer count.
-    pub fn user_state_incremental(&self, batch: &TokenBatch, cache: &mut KvCache) -> Tensor<2> {
+    pub fn user_state_incremental(
+        &self,
+        batch: &TokenBatch,
+        tables: &TokenTables,
+        cache: &mut KvCache,
+    ) -> Tensor<2> {
         assert_eq!(
             batch.lengths.len(),
             1,
             "incremental forward takes one member"
         );
         assert_eq!(cache.layers.len(), self.blocks.len(), "cache layer count");
-        let x = self
-            .embedding
-            .forward_at(batch, self.item_table(None, None), cache.len());
+        let x = self.embedding.forward_with(batch, tables, cache.len());
         let m = x.dims()[1];
         self.mix_at_last(
             x,

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
-use crate::model::{FoundationModel, FoundationModelConfig, KvCache};
+use crate::model::{FoundationModel, FoundationModelConfig, KvCache, TokenTables};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model};
 
@@ -24,6 +24,8 @@ pub const MAX_CANDIDATES: usize = 10_000;
 #[derive(Debug)]
 pub struct Reranker {
     model: FoundationModel,
+    /// The model's stacked token tables, built once at load.
+    tables: TokenTables,
     config: FoundationModelConfig,
     items: ItemVocabulary,
     tokenizer: EventTokenizer,
@@ -59,6 +61,7 @@ impl Reranker {
         let device = model.embedding.item.weight.val().device();
         Self {
             tokenizer: config.tokenizer(),
+            tables: model.token_tables(),
             model,
             config,
             items,
@@ -113,19 +116,21 @@ impl Reranker {
     /// The candidates' dense row indices; refuses unknown and duplicate ids.
     fn candidate_rows(&self, candidates: &[u32]) -> Result<Vec<i64>, RerankError> {
         let mut dense = Vec::with_capacity(candidates.len());
-        let mut seen = std::collections::HashMap::with_capacity(candidates.len());
+        // Position + 1 of each item row already seen (0: not yet).
+        let mut seen = vec![0u32; self.items.len()];
         for (position, &item) in candidates.iter().enumerate() {
             let idx = self
                 .items
                 .index_of(item)
                 .ok_or(RerankError::UnknownCandidate { position, item })?;
-            if let Some(first) = seen.insert(item, position) {
+            if seen[idx] > 0 {
                 return Err(RerankError::DuplicateCandidate {
                     item,
-                    first,
+                    first: seen[idx] as usize - 1,
                     second: position,
                 });
             }
+            seen[idx] = position as u32 + 1;
             dense.push(idx as i64);
         }
         Ok(dense)
@@ -148,7 +153,7 @@ impl Reranker {
     /// Scores of the candidates: `[n_candidates]` (dot product of the user representation with
     /// each candidate's item vector).
     fn score_tensor(&self, batch: &TokenBatch, candidates: Tensor<1, Int>) -> Tensor<1> {
-        let user = self.model.user_state(batch); // [1, d]
+        let user = self.model.user_state(batch, &self.tables); // [1, d]
         let vectors = self.model.item_vectors_of(candidates); // [c, d]
         let [c, _] = vectors.dims();
         vectors.matmul(user.transpose()).reshape([c])
@@ -210,7 +215,7 @@ impl Reranker {
         let batch = TokenBatch::new(&[fresh], &self.device);
         let user = self
             .model
-            .user_state_incremental(&batch, &mut session.cache); // [1, d]
+            .user_state_incremental(&batch, &self.tables, &mut session.cache); // [1, d]
         session.cache.truncate(events);
         session.cached = seq.tokens(0..events);
         let vectors = self.model.item_vectors_of(cands); // [c, d]
@@ -307,7 +312,7 @@ impl Reranker {
             flat[k * width..k * width + r.len()].copy_from_slice(r);
         }
         let batch = TokenBatch::new(seqs, &self.device);
-        let user = self.model.user_state(&batch); // [b, d]
+        let user = self.model.user_state(&batch, &self.tables); // [b, d]
         let d = user.dims()[1];
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
         let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
@@ -329,7 +334,7 @@ impl Reranker {
             seqs.push(self.serving_sequence(history, request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
-        let user = self.model.user_state(&batch);
+        let user = self.model.user_state(&batch, &self.tables);
         let scores = user.matmul(self.model.item_vectors().transpose());
         let flat = read_scores(scores.into_data())?;
         Ok(flat

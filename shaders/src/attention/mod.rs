@@ -22,10 +22,41 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     if uses_wgsl_kernels(&device) && q.dims()[3] <= MAX_HEAD_DIM {
         fused_causal_attention(q, k, v)
     } else if !device.is_autodiff() {
-        burn_causal_attention(q, k, v)
+        blocked_causal_attention(q, k, v, QUERY_BLOCK)
     } else {
         causal_attention_reference(q, k, v)
     }
+}
+
+/// Query rows per call in [`blocked_causal_attention`].
+pub const QUERY_BLOCK: usize = 64;
+
+/// Causal attention as one [`burn_causal_attention`] call per block of `block` queries, each
+/// over the keys up to its last query only, so that most of the masked upper triangle is
+/// never computed (about a third less work at 200 tokens). Same shapes as
+/// [`causal_attention`].
+pub fn blocked_causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    block: usize,
+) -> Tensor<4> {
+    let s = q.dims()[2];
+    if s <= block {
+        return burn_causal_attention(q, k, v);
+    }
+    let parts: Vec<Tensor<4>> = (0..s)
+        .step_by(block)
+        .map(|start| {
+            let end = (start + block).min(s);
+            burn_causal_attention(
+                q.clone().narrow(2, start, end - start),
+                k.clone().narrow(2, 0, end),
+                v.clone().narrow(2, 0, end),
+            )
+        })
+        .collect();
+    Tensor::cat(parts, 2)
 }
 
 /// burn's attention op with causal masking. Queries are the last `m` of the `n` key

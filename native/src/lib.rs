@@ -13,6 +13,7 @@
 //! ```
 
 pub mod backend;
+pub mod batch;
 pub mod browser_fixture;
 pub mod cli;
 pub mod evaluation;

@@ -4,7 +4,8 @@
 //   node tests/browser/run.mjs --pkg <wasm pkg dir> --fixture <dir with model.encore, cases.json> [--bench N]
 //
 // Without --bench: every case on WebGPU and on CPU, the attention-kernel self-check, and the
-// bad-input rejections. With --bench N: N timed reranks of the first case per backend.
+// bad-input rejections. With --bench N: cold start, then N timed reranks and N session appends
+// of every case per backend.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';

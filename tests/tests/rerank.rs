@@ -294,6 +294,23 @@ fn batch_rerank_equals_one_member_at_a_time_and_isolates_bad_requests() {
     );
     let results = reranker.rerank_batch(&members);
     assert_eq!(results.len(), members.len());
+    // Split over threads, the same results in the same order.
+    for threads in [1, 3] {
+        let parallel = encore::batch::rerank_batch_parallel(&reranker, &members, threads);
+        assert_eq!(parallel.len(), results.len());
+        for (p, r) in parallel.iter().zip(&results) {
+            match (p, r) {
+                (Ok(p), Ok(r)) => {
+                    let items = |v: &[encore_core::ScoredItem]| {
+                        v.iter().map(|s| s.item).collect::<Vec<_>>()
+                    };
+                    assert_eq!(items(p), items(r));
+                }
+                (Err(p), Err(r)) => assert_eq!(p, r),
+                _ => panic!("{threads} threads: {p:?} vs {r:?}"),
+            }
+        }
+    }
     for (m, (member, result)) in members.iter().zip(&results).enumerate() {
         if m == 2 {
             assert_eq!(

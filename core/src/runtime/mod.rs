@@ -17,6 +17,9 @@ use crate::model::{FoundationModel, FoundationModelConfig, KvCache, TokenTables}
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model};
 
+/// Members per forward pass in [`Reranker::rerank_batch`].
+pub const BATCH_CHUNK: usize = 16;
+
 /// Most candidates one call accepts.
 pub const MAX_CANDIDATES: usize = 10_000;
 
@@ -277,25 +280,28 @@ impl Reranker {
                 Err(e) => results.push(Err(e)),
             }
         }
-        if valid.is_empty() {
-            return results;
-        }
-        let scores = match self.batch_scores(&seqs, &rows) {
-            Ok(s) => s,
-            Err(e) => {
-                for &m in &valid {
-                    results[m] = Err(e.clone());
+        // Members go through the model in chunks: bounded memory for any batch size, and
+        // attention scores that stay in cache.
+        for start in (0..valid.len()).step_by(BATCH_CHUNK) {
+            let end = (start + BATCH_CHUNK).min(valid.len());
+            let (seqs, rows) = (&seqs[start..end], &rows[start..end]);
+            let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+            match self.batch_scores(seqs, rows) {
+                Ok(scores) => {
+                    for (k, &m) in valid[start..end].iter().enumerate() {
+                        let n = rows[k].len();
+                        results[m] = Ok(order(
+                            members[m].candidates,
+                            &scores[k * width..k * width + n],
+                        ));
+                    }
                 }
-                return results;
+                Err(e) => {
+                    for &m in &valid[start..end] {
+                        results[m] = Err(e.clone());
+                    }
+                }
             }
-        };
-        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-        for (k, &m) in valid.iter().enumerate() {
-            let n = rows[k].len();
-            results[m] = Ok(order(
-                members[m].candidates,
-                &scores[k * width..k * width + n],
-            ));
         }
         results
     }

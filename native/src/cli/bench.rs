@@ -13,6 +13,7 @@ use encore_core::{
 };
 
 use crate::backend::{Backend, BackendPreference, run_inline};
+use crate::batch::rerank_batch_parallel;
 
 /// `encore bench` options.
 #[derive(Debug, Args)]
@@ -60,6 +61,10 @@ pub struct BenchArgs {
     /// Storage type of the weights the latency is measured with.
     #[arg(long, default_value = "f32", value_parser = parse_quantization)]
     pub dtype: Quantization,
+    /// Instead of reranking: time Encore's WGSL attention kernel against burn's own ops for
+    /// the model's attention shapes on wgpu (and burn's ops on the CPU, for scale).
+    #[arg(long)]
+    pub kernels: bool,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
@@ -117,8 +122,79 @@ pub fn rerank_flops(
     (c.n_layers as f64 - 1.0) * full_layer + last_layer + 2.0 * d * candidates as f64
 }
 
+/// Times causal attention on `[batch, heads, seq, head_dim]` shapes: Encore's fused WGSL
+/// kernel, burn's attention op and the burn-ops reference (matmul, mask, softmax, matmul) on
+/// wgpu, and burn's paths on the CPU. Each timing includes reading the result back.
+fn kernel_comparison(a: &BenchArgs) -> anyhow::Result<()> {
+    use burn::tensor::{Distribution, Tensor};
+    use encore_shaders::{
+        QUERY_BLOCK, blocked_causal_attention, burn_causal_attention, causal_attention_reference,
+        fused_causal_attention,
+    };
+    type Attention = fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>;
+    let gpu: (&str, Backend, Vec<(&str, Attention)>) = (
+        "wgpu",
+        Backend::Wgpu,
+        vec![
+            ("encore-wgsl-fused", fused_causal_attention as Attention),
+            ("burn-attention-op", burn_causal_attention),
+            ("burn-ops-reference", causal_attention_reference),
+        ],
+    );
+    let cpu: (&str, Backend, Vec<(&str, Attention)>) = (
+        "cpu",
+        Backend::Cpu,
+        vec![
+            ("burn-attention-blocked", |q, k, v| {
+                blocked_causal_attention(q, k, v, QUERY_BLOCK)
+            }),
+            ("burn-attention-op", burn_causal_attention),
+            ("burn-ops-reference", causal_attention_reference),
+        ],
+    );
+    for (name, backend, paths) in [gpu, cpu] {
+        if !a.backends.contains(&backend) {
+            continue;
+        }
+        let device = backend.device();
+        for shape in [
+            [1, 1, 51, 50],
+            [1, 1, 201, 50],
+            [1, 2, 201, 32],
+            [1, 4, 201, 16],
+            [16, 2, 201, 32],
+        ] {
+            let draw = || Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let (q, k, v) = (draw(), draw(), draw());
+            for (path, f) in &paths {
+                // Queue `iters` calls and read the last result back: the mean covers the
+                // GPU's work, not only the submissions.
+                let mean_ms = run_inline(|| {
+                    for _ in 0..a.warmup {
+                        f(q.clone(), k.clone(), v.clone()).into_data();
+                    }
+                    let t = Instant::now();
+                    let mut last = None;
+                    for _ in 0..a.iters {
+                        last = Some(f(q.clone(), k.clone(), v.clone()));
+                    }
+                    last.map(Tensor::into_data);
+                    t.elapsed().as_secs_f64() * 1e3 / a.iters as f64
+                });
+                println!(
+                    "RESULT attention device={name} shape={shape:?} path={path} mean={mean_ms:.3} ms"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and prints one `RESULT` line per measurement.
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if a.kernels {
+        return kernel_comparison(a);
+    }
     let f32_bytes = match &a.model {
         Some(p) => requantize(&std::fs::read(p)?, Quantization::F32)?,
         None => {
@@ -155,20 +231,29 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     let longest = a.history.iter().copied().max().unwrap_or(1);
     let events = crate::backend::synthetic_history(&ids, longest + 1);
     if let Some(dir) = &a.browser_fixture {
-        let (h, c) = (a.history[0], a.candidates[0].min(ids.len()));
-        let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
-        let request = RerankRequest::on(Surface::Home);
-        crate::browser_fixture::write(
-            dir,
-            &bytes,
-            &[crate::browser_fixture::case(
-                &probe,
-                &events[..h],
-                &candidates,
-                &request,
-            )?],
-        )?;
-        println!("browser fixture -> {}", dir.display());
+        // One case per history length and candidate count, for the browser bench page.
+        let mut cases = Vec::new();
+        for &h in &a.history {
+            for &c in &a.candidates {
+                let candidates: Vec<u32> = ids[ids.len() - c.min(ids.len())..].to_vec();
+                let request = RerankRequest {
+                    timestamp: Some(events[h].timestamp),
+                    ..RerankRequest::on(Surface::Home)
+                };
+                cases.push(crate::browser_fixture::case(
+                    &probe,
+                    &events[..h],
+                    &candidates,
+                    &request,
+                )?);
+            }
+        }
+        crate::browser_fixture::write(dir, &bytes, &cases)?;
+        println!(
+            "browser fixture ({} cases) -> {}",
+            cases.len(),
+            dir.display()
+        );
     }
     if a.backends.len() > 1 {
         let (_, choice) = crate::backend::load_preferred(&bytes, BackendPreference::Auto)?;
@@ -260,7 +345,11 @@ fn measure(
                     .collect();
                 let runs = (a.iters / 20).clamp(3, 10);
                 let ms = time_ms(1, runs, || {
-                    for r in reranker.rerank_batch(&members) {
+                    let results = match backend {
+                        Backend::Cpu => rerank_batch_parallel(&reranker, &members, 0),
+                        Backend::Wgpu => reranker.rerank_batch(&members),
+                    };
+                    for r in results {
                         r?;
                     }
                     Ok(())

@@ -117,3 +117,31 @@ fn cpu_attention_paths_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn wgsl_candidate_scoring_matches_reference() {
+    use burn::tensor::{Int, TensorData};
+    use encore_shaders::{candidate_scores, candidate_scores_reference, fused_candidate_scores};
+    let gpu = Device::wgpu(Default::default());
+    gpu.seed(3);
+    // Counts of 1, below, at and above the 64-wide workgroup, many; widths 8..128.
+    for &(rows, d, count) in &[
+        (10usize, 8usize, 1usize),
+        (100, 16, 63),
+        (100, 50, 64),
+        (500, 64, 65),
+        (3885, 128, 2000),
+    ] {
+        let table = Tensor::<2>::random([rows, d], Distribution::Normal(0.0, 1.0), &gpu);
+        let user = Tensor::<1>::random([d], Distribution::Normal(0.0, 1.0), &gpu);
+        // Repeats and the last row included.
+        let idx: Vec<i64> = (0..count).map(|i| ((i * 7919 + 3) % rows) as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [count]), &gpu);
+        let reference = candidate_scores_reference(table.clone(), user.clone(), idx.clone());
+        let fused = fused_candidate_scores(table.clone(), user.clone(), idx.clone());
+        let diff = (fused - reference.clone()).abs().max().into_scalar::<f32>();
+        assert!(diff <= 1e-4, "rows {rows} d {d} count {count}: {diff}");
+        let auto = candidate_scores(table, user, idx);
+        assert!((auto - reference).abs().max().into_scalar::<f32>() <= 1e-4);
+    }
+}

@@ -291,6 +291,16 @@ impl FoundationModel {
             .select(0, items.add_scalar(ITEM_OFFSET as i64))
     }
 
+    /// Scores of the given dense item indices against one user representation `[d_model]`:
+    /// `[n]` (Encore's fused WGSL kernel on wgpu, burn's select + matmul elsewhere).
+    pub fn candidate_scores(&self, user: Tensor<1>, items: Tensor<1, Int>) -> Tensor<1> {
+        encore_shaders::candidate_scores(
+            self.embedding.item.weight.val(),
+            user,
+            items.add_scalar(ITEM_OFFSET as i64),
+        )
+    }
+
     /// Scores of every catalog item at every token: `[batch, seq, n_items]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [b, s, d] = hidden.dims();

@@ -157,9 +157,8 @@ impl Reranker {
     /// each candidate's item vector).
     fn score_tensor(&self, batch: &TokenBatch, candidates: Tensor<1, Int>) -> Tensor<1> {
         let user = self.model.user_state(batch, &self.tables); // [1, d]
-        let vectors = self.model.item_vectors_of(candidates); // [c, d]
-        let [c, _] = vectors.dims();
-        vectors.matmul(user.transpose()).reshape([c])
+        let d = user.dims()[1];
+        self.model.candidate_scores(user.reshape([d]), candidates)
     }
 
     /// Reranks `candidates` for a member with this `history` (oldest first). Synchronous:
@@ -221,8 +220,8 @@ impl Reranker {
             .user_state_incremental(&batch, &self.tables, &mut session.cache); // [1, d]
         session.cache.truncate(events);
         session.cached = seq.tokens(0..events);
-        let vectors = self.model.item_vectors_of(cands); // [c, d]
-        Ok(vectors.matmul(user.transpose()).reshape([candidates.len()]))
+        let d = user.dims()[1];
+        Ok(self.model.candidate_scores(user.reshape([d]), cands))
     }
 
     /// Reranks `candidates` for the member of `session`, reusing the keys and values cached

@@ -61,8 +61,8 @@ pub struct BenchArgs {
     /// Storage type of the weights the latency is measured with.
     #[arg(long, default_value = "f32", value_parser = parse_quantization)]
     pub dtype: Quantization,
-    /// Instead of reranking: time Encore's WGSL attention kernel against burn's own ops for
-    /// the model's attention shapes on wgpu (and burn's ops on the CPU, for scale).
+    /// Instead of reranking: time Encore's WGSL kernels (attention, candidate scoring) against
+    /// burn's own ops for the model's shapes on wgpu (and burn's ops on the CPU, for scale).
     #[arg(long)]
     pub kernels: bool,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
@@ -183,6 +183,46 @@ fn kernel_comparison(a: &BenchArgs) -> anyhow::Result<()> {
                 });
                 println!(
                     "RESULT attention device={name} shape={shape:?} path={path} mean={mean_ms:.3} ms"
+                );
+            }
+        }
+    }
+    // Candidate scoring: gather + dot, fused, against burn's select + matmul.
+    use burn::tensor::{Int, TensorData};
+    use encore_shaders::{candidate_scores_reference, fused_candidate_scores};
+    type Scoring = fn(Tensor<2>, Tensor<1>, Tensor<1, Int>) -> Tensor<1>;
+    for backend in [Backend::Wgpu, Backend::Cpu] {
+        if !a.backends.contains(&backend) {
+            continue;
+        }
+        let device = backend.device();
+        let mut paths: Vec<(&str, Scoring)> =
+            vec![("burn-select-matmul", candidate_scores_reference)];
+        if backend == Backend::Wgpu {
+            paths.insert(0, ("encore-wgsl-fused", fused_candidate_scores));
+        }
+        let (rows, d) = (3885, 50);
+        let table = Tensor::<2>::random([rows, d], Distribution::Normal(0.0, 1.0), &device);
+        let user = Tensor::<1>::random([d], Distribution::Normal(0.0, 1.0), &device);
+        for count in [100, 500, 2000] {
+            let idx: Vec<i64> = (0..count).map(|i| ((i * 7919 + 3) % rows) as i64).collect();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [count]), &device);
+            for (path, f) in &paths {
+                let mean_ms = run_inline(|| {
+                    for _ in 0..a.warmup {
+                        f(table.clone(), user.clone(), idx.clone()).into_data();
+                    }
+                    let t = Instant::now();
+                    let mut last = None;
+                    for _ in 0..a.iters {
+                        last = Some(f(table.clone(), user.clone(), idx.clone()));
+                    }
+                    last.map(Tensor::into_data);
+                    t.elapsed().as_secs_f64() * 1e3 / a.iters as f64
+                });
+                println!(
+                    "RESULT scoring device={} candidates={count} d={d} path={path} mean={mean_ms:.3} ms",
+                    backend.name()
                 );
             }
         }

@@ -85,7 +85,7 @@ pub struct BackendChoice {
 
 /// A representative rerank for timing a backend: the model's window (up to 50 events) of a
 /// deterministic history over its own items, and up to 500 candidates.
-pub fn probe_input(reranker: &Reranker, history: usize) -> (Vec<Event>, Vec<u32>) {
+fn probe_input(reranker: &Reranker, history: usize) -> (Vec<Event>, Vec<u32>) {
     let ids = reranker.items().ids();
     let events = synthetic_history(ids, history);
     let c = ids.len().min(500);

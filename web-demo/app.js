@@ -1,20 +1,29 @@
 // The Encore web demo: build a history by clicking titles, pick a surface, and watch the
-// candidates a server pushed get reranked on this device.
+// candidates a server pushed get reranked on this device. The member's history lives in a
+// session that keeps the model's keys and values, so a click costs two tokens' work.
 import init, { Reranker } from './pkg/encore_wasm.js';
 
 const $ = (id) => document.getElementById(id);
 const SURFACES = ['home', 'search', 'kids', 'mobile_feed'];
-const state = { reranker: null, catalog: new Map(), members: [], history: [], candidates: [], surface: 'home', bytes: null };
+const state = { reranker: null, session: null, catalog: new Map(), members: [], history: [], candidates: [], surface: 'home', bytes: null };
 
 const title = (id) => state.catalog.get(id)?.title ?? `#${id}`;
 const meta = (id) => { const i = state.catalog.get(id); return i ? `${i.kind} · ${i.genres.join('/')}` : ''; };
 const li = (html) => { const el = document.createElement('li'); el.innerHTML = html; return el; };
 
+// A fresh session over the whole history (after a member change, a clear or a backend switch).
+function restartSession() {
+  if (state.session) state.session.free();
+  state.session = state.reranker.session(state.history);
+}
+
 async function loadBackend(wanted) {
+  if (state.session) { state.session.free(); state.session = null; }
   if (state.reranker) state.reranker.free();
   const t0 = performance.now();
   state.reranker = await Reranker.load(state.bytes, wanted);
-  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · loaded in ${(performance.now() - t0).toFixed(0)} ms`;
+  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms`;
+  restartSession();
 }
 
 function lastTimestamp() {
@@ -31,9 +40,11 @@ async function rerank() {
   }
   try {
     const t0 = performance.now();
-    const { items, scores } = await state.reranker.rerank(state.history, Uint32Array.from(state.candidates), state.surface, { timestamp: lastTimestamp() + 600 });
+    const { items, scores } = await state.session.rerank(Uint32Array.from(state.candidates), state.surface, { timestamp: lastTimestamp() + 600 });
     const ms = performance.now() - t0;
-    $('latency').textContent = `${ms.toFixed(1)} ms on ${state.reranker.backend}`;
+    const tokens = state.session.lastEncodedTokens;
+    const reused = state.session.cachedTokens + 1 - tokens; // the request token is never cached
+    $('latency').textContent = `${ms.toFixed(1)} ms on ${state.reranker.backend} · ${tokens} token${tokens === 1 ? '' : 's'} encoded` + (reused > 0 ? `, ${reused} from the cache` : '');
     $('after').replaceChildren(...Array.from(items).map((id, i) => {
       const moved = state.candidates.indexOf(id) - i;
       const cls = moved > 0 ? 'moved-up' : moved < 0 ? 'moved-down' : '';
@@ -56,7 +67,14 @@ function renderCatalog() {
   $('catalog').replaceChildren(...items.map((i) => {
     const el = li(`${i.title} <div class="meta">${i.kind} · ${i.genres.join('/')}</div>`);
     el.onclick = () => {
-      state.history.push({ item: i.id, timestamp: lastTimestamp() + 3600, action: 'play', duration: 2400, surface: state.surface, device: 'web' });
+      const event = { item: i.id, timestamp: lastTimestamp() + 3600, action: 'play', duration: 2400, surface: state.surface, device: 'web' };
+      try {
+        state.session.append(event);
+      } catch (e) {
+        $('latency').textContent = `error: ${e.message}`;
+        return;
+      }
+      state.history.push(event);
       rerank();
     };
     return el;
@@ -67,6 +85,7 @@ function selectMember(index) {
   const m = state.members[index];
   state.history = m.history.map((e) => ({ item: e.item, timestamp: e.timestamp, action: e.action, duration: e.duration_s, surface: e.surface, country: e.country, device: e.device }));
   state.candidates = m.candidates.slice();
+  restartSession();
   rerank();
 }
 
@@ -90,7 +109,7 @@ async function main() {
     b.onclick = () => { state.surface = s; [...$('surfaces').children].forEach((x) => x.classList.toggle('active', x === b)); rerank(); };
     return b;
   }));
-  $('clear').onclick = () => { state.history = []; rerank(); };
+  $('clear').onclick = () => { state.history = []; restartSession(); rerank(); };
   $('shuffle').onclick = () => {
     const all = [...state.catalog.keys()];
     state.candidates = Array.from({ length: 24 }, () => all[Math.floor(Math.random() * all.length)]).filter((v, i, a) => a.indexOf(v) === i);

@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash wasm/build.sh
-if [ ! -f web-demo/assets/model.encore ]; then
+# (Re)build the assets when absent or older than the last trained checkpoint.
+if [ ! -f web-demo/assets/model.encore ] || [ artifacts/checkpoint.ckpt -nt web-demo/assets/model.encore ]; then
   if [ -f artifacts/checkpoint.ckpt ]; then
     cargo run --release -p encore -- export --web-demo web-demo/assets
   else

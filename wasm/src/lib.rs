@@ -196,6 +196,12 @@ impl Session {
             .map_or(0, |s| s.last_encoded_tokens())
     }
 
+    /// Tokens whose keys and values are cached (after the last rerank).
+    #[wasm_bindgen(getter, js_name = cachedTokens)]
+    pub fn cached_tokens(&self) -> usize {
+        self.state.borrow().as_ref().map_or(0, |s| s.cached_tokens())
+    }
+
     /// Reranks `candidates` for this member on `surface` (arguments as for
     /// `Reranker.rerank`, without the events). Resolves to `{items, scores}`, best first.
     pub fn rerank(

@@ -199,7 +199,10 @@ impl Session {
     /// Tokens whose keys and values are cached (after the last rerank).
     #[wasm_bindgen(getter, js_name = cachedTokens)]
     pub fn cached_tokens(&self) -> usize {
-        self.state.borrow().as_ref().map_or(0, |s| s.cached_tokens())
+        self.state
+            .borrow()
+            .as_ref()
+            .map_or(0, |s| s.cached_tokens())
     }
 
     /// Reranks `candidates` for this member on `surface` (arguments as for

@@ -5,6 +5,8 @@ mod demo;
 mod show;
 mod steps;
 
+pub use demo::write_web_assets;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};

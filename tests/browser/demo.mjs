@@ -1,0 +1,41 @@
+// Drives the web demo in headless Chromium the way a person would and prints one JSON object
+// with what the page showed after each step.
+//
+//   node tests/browser/demo.mjs --site <dir with the demo page, pkg/ and assets/>
+import fs from 'node:fs';
+import path from 'node:path';
+import { option, withPage } from './chromium.mjs';
+
+const site = path.resolve(option('--site') || '');
+if (!fs.existsSync(path.join(site, 'index.html'))) { console.error(`--site ${site} has no index.html`); process.exit(2); }
+
+const text = (page, id) => page.textContent(`#${id}`);
+// Waits until #latency shows a new rerank (or an error) and returns it.
+async function nextRerank(page, before) {
+  await page.waitForFunction((b) => {
+    const t = document.getElementById('latency').textContent;
+    return t !== b && (t.includes(' ms on ') || t.startsWith('error'));
+  }, before);
+  return text(page, 'latency');
+}
+
+let out;
+try {
+  out = await withPage([['/', site]], async (page, origin) => {
+    await page.goto(`${origin}/index.html`);
+    const first = await nextRerank(page, '');
+    const status = await text(page, 'status');
+    await page.click('#catalog li:nth-child(3)');
+    const afterClick = await nextRerank(page, first);
+    const historyCount = await text(page, 'history-count');
+    await page.click('#surfaces button:nth-child(3)');
+    const afterSurface = await nextRerank(page, afterClick);
+    const reranked = await page.$$eval('#after li', (els) => els.length);
+    const pushed = await page.$$eval('#before li', (els) => els.length);
+    return { status, first, afterClick, historyCount, afterSurface, reranked, pushed };
+  });
+} catch (e) {
+  out = { error: String(e && e.stack || e) };
+}
+console.log(JSON.stringify(out));
+process.exit(out.error ? 1 : 0);

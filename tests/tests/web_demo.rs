@@ -1,0 +1,97 @@
+//! The web demo as a person uses it: the page loads an int8 model, reranks a sample member,
+//! and a click on a title reranks through the member session from two new tokens.
+//!
+//! Needs what `tests/browser.rs` needs (the wasm package, Chromium, the npm packages).
+
+use burn::tensor::Device;
+use encore::cli::write_web_assets;
+use encore_core::FoundationModelConfig;
+use encore_core::weights::{Quantization, save_model};
+use encore_tests::{small_world, temp_dir, workspace_root};
+use serde_json::Value;
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn the_demo_page_reranks_clicks_from_the_session_cache() {
+    if std::env::var("ENCORE_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("ENCORE_SKIP_BROWSER=1: web demo test skipped");
+        return;
+    }
+    let root = workspace_root();
+    let pkg = root.join("target/wasm-pkg");
+    assert!(
+        pkg.join("encore_wasm_bg.wasm").exists(),
+        "wasm package missing: run `bash wasm/build.sh` (or .ci/run)"
+    );
+    // The page as `web-demo/serve.sh` serves it: the checked-in files, pkg/ and assets/.
+    let site = temp_dir("web-demo");
+    for file in ["index.html", "app.js", "style.css"] {
+        std::fs::copy(root.join("web-demo").join(file), site.join(file)).unwrap();
+    }
+    copy_dir(&pkg, &site.join("pkg"));
+    let world = small_world();
+    // An untrained model whose window holds the sample members' histories (the page's behaviour
+    // does not depend on the weights' values), stored as int8.
+    let config = FoundationModelConfig::new(world.catalog.len())
+        .with_d_model(16)
+        .with_n_heads(2)
+        .with_n_layers(2)
+        .with_d_ff(32)
+        .with_max_len(128)
+        .with_dropout(0.0);
+    let model = config.init(&Device::flex());
+    let weights = save_model(&model, &config, &world.catalog.ids(), Quantization::Int8);
+    write_web_assets(
+        &site.join("assets"),
+        &world.catalog,
+        &world.events,
+        &weights,
+    )
+    .unwrap();
+
+    let output = std::process::Command::new("node")
+        .arg(root.join("tests/browser/demo.mjs"))
+        .args(["--site", site.to_str().unwrap()])
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    let field = |k: &str| out[k].as_str().unwrap_or_default().to_string();
+    assert!(field("status").contains("int8 weights"), "{out}");
+    assert!(field("status").starts_with("backend: "), "{out}");
+    assert!(field("first").contains("tokens encoded"), "{out}");
+    assert!(
+        field("afterClick").contains("2 tokens encoded")
+            && field("afterClick").contains("from the cache"),
+        "a click appends one event: {out}"
+    );
+    assert!(
+        field("afterSurface").contains("1 token encoded"),
+        "a surface switch re-encodes only the request: {out}"
+    );
+    assert_eq!(
+        out["reranked"], out["pushed"],
+        "every pushed candidate is shown reranked"
+    );
+    assert!(out["pushed"].as_u64().unwrap() > 0);
+    let errors: Vec<&Value> = out["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.as_str().unwrap_or("").starts_with("[pageerror]"))
+        .collect();
+    assert!(errors.is_empty(), "page errors: {errors:?}");
+    std::fs::remove_dir_all(site).unwrap();
+}

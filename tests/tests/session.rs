@@ -238,3 +238,44 @@ fn bad_events_are_refused_where_they_are() {
         RerankError::HistoryOutOfOrder { position: 1 }
     );
 }
+
+#[test]
+fn ten_thousand_candidates_rerank_in_every_mode() {
+    let n = encore_core::runtime::MAX_CANDIDATES;
+    let config = FoundationModelConfig::new(n)
+        .with_d_model(8)
+        .with_n_heads(1)
+        .with_n_layers(1)
+        .with_d_ff(8)
+        .with_max_len(16)
+        .with_dropout(0.0);
+    let ids: Vec<u32> = (1..=n as u32).collect();
+    let bytes = save_model(
+        &config.init(&Device::flex()),
+        &config,
+        &ids,
+        Quantization::Int8,
+    );
+    let reranker = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
+    let history: Vec<Event> = (0..40)
+        .map(|k| Event::implicit(1, ids[k * 37 % n], 1_700_000_000 + k as i64 * 3600))
+        .collect();
+    let request = RerankRequest::on(Surface::Home);
+    let full = reranker.rerank(&history, &ids, &request).unwrap();
+    assert_eq!(full.len(), n);
+    assert!(full.windows(2).all(|w| w[0].score >= w[1].score));
+    let mut session = MemberSession::new(history.clone()).unwrap();
+    assert_same(
+        &reranker
+            .rerank_session(&mut session, &ids, &request)
+            .unwrap(),
+        &full,
+        "session",
+    );
+    let batch = reranker.rerank_batch(&[encore_core::MemberRequest {
+        history: &history,
+        candidates: &ids,
+        request: request.clone(),
+    }]);
+    assert_same(batch[0].as_ref().unwrap(), &full, "batch");
+}

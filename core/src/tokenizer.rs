@@ -135,6 +135,26 @@ impl TokenSequence {
             && self.gap[i] == other.gap[j]
     }
 
+    /// Appends `other`'s tokens.
+    pub fn extend(&mut self, other: &Self) {
+        self.prev_item.extend_from_slice(&other.prev_item);
+        self.prev_action.extend_from_slice(&other.prev_action);
+        self.prev_duration.extend_from_slice(&other.prev_duration);
+        self.prev_count.extend_from_slice(&other.prev_count);
+        self.surface.extend_from_slice(&other.surface);
+        self.device.extend_from_slice(&other.device);
+        self.country.extend_from_slice(&other.country);
+        self.hour.extend_from_slice(&other.hour);
+        self.weekday.extend_from_slice(&other.weekday);
+        self.gap.extend_from_slice(&other.gap);
+        self.target.extend_from_slice(&other.target);
+        self.target_time.extend_from_slice(&other.target_time);
+        self.target_action.extend_from_slice(&other.target_action);
+        self.target_duration
+            .extend_from_slice(&other.target_duration);
+        self.next_gap.extend_from_slice(&other.next_gap);
+    }
+
     /// The tokens in `range`, as a sequence of their own.
     pub fn tokens(&self, range: std::ops::Range<usize>) -> Self {
         let r = range;
@@ -278,9 +298,24 @@ impl EventTokenizer {
         events: &[Event],
     ) -> Result<Vec<RolledEvent>, UnknownItem> {
         let mut out: Vec<RolledEvent> = Vec::with_capacity(events.len());
-        for (position, e) in events.iter().enumerate() {
+        self.roll_up_onto(catalog, events, 0, &mut out)?;
+        Ok(out)
+    }
+
+    /// Continues a roll-up: `events` come right after the ones already rolled into `out`
+    /// (`offset` is `events[0]`'s index in the whole history, for errors). Rolling a history in
+    /// pieces gives the same result as rolling it at once. On an error, `out` holds the events
+    /// before the bad one.
+    pub fn roll_up_onto(
+        &self,
+        catalog: &ItemVocabulary,
+        events: &[Event],
+        offset: usize,
+        out: &mut Vec<RolledEvent>,
+    ) -> Result<(), UnknownItem> {
+        for (k, e) in events.iter().enumerate() {
             let item = catalog.index_of(e.item).ok_or(UnknownItem {
-                position,
+                position: offset + k,
                 item: e.item,
             })? as u32;
             if let Some(last) = out.last_mut()
@@ -305,7 +340,7 @@ impl EventTokenizer {
                 last_timestamp: e.timestamp,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Training tokens: one per rolled event, each predicting its item. Histories longer than
@@ -366,15 +401,32 @@ impl EventTokenizer {
         request: &Context,
     ) -> Result<TokenSequence, UnknownItem> {
         let rolled = self.roll_up(catalog, events)?;
-        let keep = rolled.len().min(self.max_len.saturating_sub(1));
-        let first = rolled.len() - keep;
+        let first = self.window_start(rolled.len());
+        Ok(self.serving_tokens(&rolled, first, request))
+    }
+
+    /// Index of the first rolled event inside the serving window of a history that rolled up
+    /// into `rolled` events (the window keeps the most recent `max_len - 1`, plus the request).
+    pub fn window_start(&self, rolled: usize) -> usize {
+        rolled - rolled.min(self.max_len.saturating_sub(1))
+    }
+
+    /// The serving tokens of rolled events `from..` (each with its predecessor's "what") and
+    /// the request token. With `from` = [`EventTokenizer::window_start`] this is the whole
+    /// serving sequence; a larger `from` gives its tail.
+    pub fn serving_tokens(
+        &self,
+        rolled: &[RolledEvent],
+        from: usize,
+        request: &Context,
+    ) -> TokenSequence {
         let mut seq = TokenSequence::default();
-        for i in first..rolled.len() {
+        for i in from..rolled.len() {
             let prev = i.checked_sub(1).map(|p| &rolled[p]);
             seq.push(prev, &rolled[i].context, None);
         }
         seq.push(rolled.last(), request, None);
-        Ok(seq)
+        seq
     }
 }
 
@@ -464,6 +516,36 @@ mod tests {
             days: 60,
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn rolling_up_in_pieces_equals_rolling_up_at_once() {
+        let w = world();
+        let events: Vec<_> = w.events.iter().filter(|e| e.member == 2).cloned().collect();
+        assert!(events.len() > 20);
+        let tok = EventTokenizer::new(16).with_rollup(6 * 3600);
+        let vocab = w.catalog.vocabulary();
+        let whole = tok.roll_up(vocab, &events).unwrap();
+        assert!(whole.len() < events.len(), "something rolled up");
+        for cut in [0, 1, 7, events.len() / 2, events.len() - 1, events.len()] {
+            let mut pieces = tok.roll_up(vocab, &events[..cut]).unwrap();
+            tok.roll_up_onto(vocab, &events[cut..], cut, &mut pieces)
+                .unwrap();
+            assert_eq!(pieces, whole, "cut at {cut}");
+        }
+        // Errors name the position in the whole history.
+        let mut bad = events.clone();
+        bad[9].item = 9_999_999;
+        let mut out = tok.roll_up(vocab, &bad[..5]).unwrap();
+        let err = tok.roll_up_onto(vocab, &bad[5..], 5, &mut out).unwrap_err();
+        assert_eq!((err.position, err.item), (9, 9_999_999));
+        // The tail of the serving tokens is the serving sequence's tail.
+        let ctx = Context::of(events.last().unwrap());
+        let full = tok.serving_sequence(vocab, &events, &ctx).unwrap();
+        let first = tok.window_start(whole.len());
+        let tail = tok.serving_tokens(&whole, whole.len() - 3, &ctx);
+        assert_eq!(tail, full.tokens(full.len() - 4..full.len()));
+        assert_eq!(tok.serving_tokens(&whole, first, &ctx), full);
     }
 
     #[test]

@@ -200,26 +200,59 @@ impl Reranker {
     ) -> Result<Tensor<1>, RerankError> {
         request::validate(&session.history, candidates)?;
         let cands = self.candidate_indices(candidates)?;
-        let seq = self.serving_sequence(&session.history, request)?;
         if session.owner != Some(self.id) {
             session.clear_cache();
             session.cache = KvCache::new(self.config.n_layers);
             session.owner = Some(self.id);
         }
+        // Roll up only the events appended since the last call.
+        let (old_rolled, done) = (session.rolled.len(), session.rolled_events);
+        if let Err(e) = self.tokenizer.roll_up_onto(
+            &self.items,
+            &session.history[done..],
+            done,
+            &mut session.rolled,
+        ) {
+            session.clear_cache();
+            return Err(RerankError::UnknownHistoryItem {
+                position: e.position,
+                item: e.item,
+            });
+        }
+        session.rolled_events = session.history.len();
+        let rolled = session.rolled.len();
+        let first = self.tokenizer.window_start(rolled);
+        // Tokens before the last previously rolled event cannot have changed (that event may
+        // have absorbed new ones) unless the window moved; build only the rest.
+        let from = if first == session.window_first {
+            first.max(old_rolled.saturating_sub(1))
+        } else {
+            first
+        };
+        let tail = self.tokenizer.serving_tokens(
+            &session.rolled,
+            from,
+            &request.context(&session.history),
+        );
+        let unchanged = (from - first).min(session.cached.len());
         // The last token is the request's: never cached, since the next request differs.
-        let events = seq.len() - 1;
-        let keep = (0..session.cached.len().min(events))
-            .take_while(|&i| session.cached.same_input(i, &seq, i))
+        let tail_events = tail.len() - 1;
+        let matched = (0..tail_events.min(session.cached.len() - unchanged))
+            .take_while(|&k| session.cached.same_input(unchanged + k, &tail, k))
             .count();
+        let keep = unchanged + matched;
         session.cache.truncate(keep);
-        let fresh = seq.tokens(keep..seq.len());
+        let fresh = tail.tokens(matched..tail.len());
         session.last_encoded = fresh.len();
         let batch = TokenBatch::new(&[fresh], &self.device);
         let user = self
             .model
             .user_state_incremental(&batch, &self.tables, &mut session.cache); // [1, d]
+        let events = keep + tail_events - matched;
         session.cache.truncate(events);
-        session.cached = seq.tokens(0..events);
+        session.cached = session.cached.tokens(0..keep);
+        session.cached.extend(&tail.tokens(matched..tail_events));
+        session.window_first = first;
         let d = user.dims()[1];
         Ok(self.model.candidate_scores(user.reshape([d]), cands))
     }

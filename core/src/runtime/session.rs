@@ -3,7 +3,7 @@
 
 use crate::data::events::Event;
 use crate::model::KvCache;
-use crate::tokenizer::TokenSequence;
+use crate::tokenizer::{RolledEvent, TokenSequence};
 
 use super::RerankError;
 
@@ -19,6 +19,12 @@ use super::RerankError;
 #[derive(Debug, Clone, Default)]
 pub struct MemberSession {
     pub(super) history: Vec<Event>,
+    /// The history rolled up as far as `rolled_events` events.
+    pub(super) rolled: Vec<RolledEvent>,
+    /// History events already in `rolled`.
+    pub(super) rolled_events: usize,
+    /// Index in `rolled` of the first token of the cached window.
+    pub(super) window_first: usize,
     /// Tokens whose keys and values `cache` holds, in order.
     pub(super) cached: TokenSequence,
     pub(super) cache: KvCache,
@@ -66,6 +72,9 @@ impl MemberSession {
 
     /// Drops the cached keys and values (the next rerank encodes the whole window).
     pub fn clear_cache(&mut self) {
+        self.rolled.clear();
+        self.rolled_events = 0;
+        self.window_first = 0;
         self.cached = TokenSequence::default();
         self.cache = KvCache::default();
         self.owner = None;

@@ -77,24 +77,72 @@ pub enum CatalogError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemVocabulary {
     ids: Vec<u32>,
-    index: HashMap<u32, usize>,
+    index: IdLookup,
+}
+
+/// External id → dense index: a direct table when the ids are compact (the usual case: a few
+/// lookups per candidate cost nanoseconds), a hash map otherwise.
+#[derive(Debug, Clone, PartialEq)]
+enum IdLookup {
+    /// `table[id - min]` is the dense index, or `u32::MAX`.
+    Table { min: u32, table: Vec<u32> },
+    /// Any ids.
+    Map(HashMap<u32, usize>),
+}
+
+impl Default for IdLookup {
+    fn default() -> Self {
+        IdLookup::Table {
+            min: 0,
+            table: Vec::new(),
+        }
+    }
 }
 
 impl ItemVocabulary {
     /// Builds the lookup; fails on the first repeated id.
     pub fn new(ids: Vec<u32>) -> Result<Self, CatalogError> {
-        let mut index = HashMap::with_capacity(ids.len());
-        for (i, &id) in ids.iter().enumerate() {
-            if index.insert(id, i).is_some() {
-                return Err(CatalogError::DuplicateId(id));
+        let (min, max) = ids
+            .iter()
+            .fold((u32::MAX, 0), |(lo, hi), &id| (lo.min(id), hi.max(id)));
+        // u64: the span of u32 ids does not fit a 32-bit usize (wasm32).
+        let span = if ids.is_empty() {
+            0
+        } else {
+            u64::from(max - min) + 1
+        };
+        let index = if span <= 4 * ids.len() as u64 + 1024 {
+            let mut table = vec![u32::MAX; span as usize];
+            for (i, &id) in ids.iter().enumerate() {
+                let slot = &mut table[(id - min) as usize];
+                if *slot != u32::MAX {
+                    return Err(CatalogError::DuplicateId(id));
+                }
+                *slot = i as u32;
             }
-        }
+            IdLookup::Table { min, table }
+        } else {
+            let mut map = HashMap::with_capacity(ids.len());
+            for (i, &id) in ids.iter().enumerate() {
+                if map.insert(id, i).is_some() {
+                    return Err(CatalogError::DuplicateId(id));
+                }
+            }
+            IdLookup::Map(map)
+        };
         Ok(Self { ids, index })
     }
 
     /// Dense index of an external id.
     pub fn index_of(&self, id: u32) -> Option<usize> {
-        self.index.get(&id).copied()
+        match &self.index {
+            IdLookup::Table { min, table } => id
+                .checked_sub(*min)
+                .and_then(|k| table.get(k as usize))
+                .filter(|&&i| i != u32::MAX)
+                .map(|&i| i as usize),
+            IdLookup::Map(map) => map.get(&id).copied(),
+        }
     }
 
     /// External ids in dense order.
@@ -177,5 +225,36 @@ impl Catalog {
     /// External ids in dense-index order (the order the weight file stores items in).
     pub fn ids(&self) -> Vec<u32> {
         self.items.iter().map(|i| i.id).collect()
+    }
+}
+
+#[cfg(test)]
+mod vocabulary_tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_sparse_ids_look_up_alike() {
+        for ids in [
+            vec![1000, 1002, 1001, 1005],
+            vec![7, 4_000_000_000, 12, 99_999],
+            vec![0, u32::MAX],
+        ] {
+            let v = ItemVocabulary::new(ids.clone()).unwrap();
+            for (i, &id) in ids.iter().enumerate() {
+                assert_eq!(v.index_of(id), Some(i));
+            }
+            for absent in [3, 1003, 1006, 13, 4_000_000_001] {
+                if !ids.contains(&absent) {
+                    assert_eq!(v.index_of(absent), None, "{absent} in {ids:?}");
+                }
+            }
+            let mut twice = ids.clone();
+            twice.push(ids[1]);
+            assert_eq!(
+                ItemVocabulary::new(twice),
+                Err(CatalogError::DuplicateId(ids[1]))
+            );
+        }
+        assert_eq!(ItemVocabulary::new(vec![]).unwrap().index_of(0), None);
     }
 }

@@ -68,6 +68,12 @@ window.runHarness = async () => {
   delete out.sessionLast;
   rej.olderEvent = await rejection(() => session.append({ ...sc.events[0], timestamp: sc.events[0].timestamp - 86400 }));
   rej.badEvent = await rejection(() => session.append({ item: c.candidates[0], timestamp: 'soon' }));
+  // An event the model does not know is refused at the rerank; truncating drops it again.
+  session.append({ ...sc.events[sc.events.length - 1], item: 4242424 });
+  rej.sessionUnknownItem = await rejection(() => session.rerank(Uint32Array.from(sc.candidates), sc.surface, sc.options));
+  session.truncate(sc.events.length);
+  const recovered = await session.rerank(Uint32Array.from(sc.candidates), sc.surface, sc.options);
+  out.session.recoveredItems = Array.from(recovered.items);
   session.free();
   out.quantization = r.quantization;
   const int8 = await Reranker.load(new Uint8Array(await (await fetch('fixture/model-int8.encore')).arrayBuffer()), 'cpu');

@@ -227,6 +227,15 @@ fn bad_events_are_refused_where_they_are() {
             item: 9_999_999
         })
     );
+    // Dropping the refused event makes the session usable again, with the stateless scores.
+    session.truncate(5);
+    assert_same(
+        &reranker
+            .rerank_session(&mut session, &candidates, &request)
+            .unwrap(),
+        &reranker.rerank(&history, &candidates, &request).unwrap(),
+        "after truncate",
+    );
     assert_eq!(
         reranker.rerank_session(&mut MemberSession::default(), &candidates, &request),
         Err(RerankError::EmptyHistory)

@@ -178,6 +178,17 @@ impl Session {
         state.append(event).map_err(error)
     }
 
+    /// Keeps the first `length` events, e.g. to drop an appended event whose item the model
+    /// does not know (the rerank refused it).
+    pub fn truncate(&self, length: usize) -> Result<(), JsValue> {
+        let mut slot = self.state.borrow_mut();
+        let state = slot
+            .as_mut()
+            .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
+        state.truncate(length);
+        Ok(())
+    }
+
     /// Events in the history.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> usize {

@@ -55,6 +55,15 @@ impl MemberSession {
         Ok(())
     }
 
+    /// Keeps the first `len` events, e.g. to drop an appended event whose item the model does
+    /// not know (the rerank refused it). The next rerank re-encodes the window.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.history.len() {
+            self.history.truncate(len);
+            self.clear_cache();
+        }
+    }
+
     /// The history, oldest first.
     pub fn history(&self) -> &[Event] {
         &self.history

@@ -111,6 +111,75 @@ fn the_steps_run_from_the_command_line() {
         "{out}"
     );
 
+    // int8 weights: a quarter-size file that loads and reranks; the runtime bench on it.
+    let out = ok(
+        &dir,
+        &[
+            "export",
+            "--from-model",
+            "m.encore",
+            "--dtype",
+            "int8",
+            "--out",
+            "q.encore",
+        ],
+    );
+    assert!(out.contains("q.encore") && out.contains("int8"), "{out}");
+    let size = |f: &str| std::fs::metadata(dir.join(f)).unwrap().len();
+    assert!(
+        size("q.encore") * 2 < size("m.encore"),
+        "int8 file not smaller"
+    );
+    let out = ok(
+        &dir,
+        &[
+            &[
+                "rerank",
+                "--model",
+                "q.encore",
+                "--backend",
+                "cpu",
+                "--count",
+                "5",
+            ][..],
+            &small,
+        ]
+        .concat(),
+    );
+    assert!(
+        out.contains("candidates on cpu in") && out.contains("(forced by the caller)"),
+        "{out}"
+    );
+    let out = ok(
+        &dir,
+        &[
+            "bench",
+            "--model",
+            "q.encore",
+            "--backends",
+            "cpu",
+            "--history",
+            "5",
+            "--candidates",
+            "10",
+            "--iters",
+            "3",
+            "--warmup",
+            "1",
+            "--batch-members",
+            "4",
+        ],
+    );
+    for needle in [
+        "RESULT size dtype=int8",
+        "RESULT rerank backend=cpu history=5 candidates=10",
+        "RESULT append backend=cpu history=5 candidates=10",
+        "tokens_encoded=2",
+        "RESULT batch backend=cpu history=5 candidates=10 members=4",
+    ] {
+        assert!(out.contains(needle), "{needle} missing: {out}");
+    }
+
     // Bad input: one clear line, exit code 1.
     assert!(
         fails(

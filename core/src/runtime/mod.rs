@@ -1,6 +1,10 @@
 //! The on-device reranker: load a weight file, take a member's recent events and the
 //! candidates a server pushed, and return the candidates ordered by the model's score.
+//!
+//! Stateless reranks live here; member sessions (cached keys and values) in `session`, many
+//! members at once in `batch`, request types and refusals in `request`.
 
+mod batch;
 mod request;
 mod session;
 
@@ -13,7 +17,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
-use crate::model::{FoundationModel, FoundationModelConfig, KvCache, TokenTables};
+use crate::model::{FoundationModel, FoundationModelConfig, TokenTables};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model};
 
@@ -188,176 +192,6 @@ impl Reranker {
             .await
             .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
         Ok(order(candidates, &read_scores(data)?))
-    }
-
-    /// Scores of the candidates for a [`MemberSession`], encoding only the tokens that changed
-    /// since the session's last call: `[n_candidates]`.
-    fn session_scores(
-        &self,
-        session: &mut MemberSession,
-        candidates: &[u32],
-        request: &RerankRequest,
-    ) -> Result<Tensor<1>, RerankError> {
-        request::validate(&session.history, candidates)?;
-        let cands = self.candidate_indices(candidates)?;
-        if session.owner != Some(self.id) {
-            session.clear_cache();
-            session.cache = KvCache::new(self.config.n_layers);
-            session.owner = Some(self.id);
-        }
-        // Roll up only the events appended since the last call.
-        let (old_rolled, done) = (session.rolled.len(), session.rolled_events);
-        if let Err(e) = self.tokenizer.roll_up_onto(
-            &self.items,
-            &session.history[done..],
-            done,
-            &mut session.rolled,
-        ) {
-            session.clear_cache();
-            return Err(RerankError::UnknownHistoryItem {
-                position: e.position,
-                item: e.item,
-            });
-        }
-        session.rolled_events = session.history.len();
-        let rolled = session.rolled.len();
-        let first = self.tokenizer.window_start(rolled);
-        // Tokens before the last previously rolled event cannot have changed (that event may
-        // have absorbed new ones) unless the window moved; build only the rest.
-        let from = if first == session.window_first {
-            first.max(old_rolled.saturating_sub(1))
-        } else {
-            first
-        };
-        let tail = self.tokenizer.serving_tokens(
-            &session.rolled,
-            from,
-            &request.context(&session.history),
-        );
-        let unchanged = (from - first).min(session.cached.len());
-        // The last token is the request's: never cached, since the next request differs.
-        let tail_events = tail.len() - 1;
-        let matched = (0..tail_events.min(session.cached.len() - unchanged))
-            .take_while(|&k| session.cached.same_input(unchanged + k, &tail, k))
-            .count();
-        let keep = unchanged + matched;
-        session.cache.truncate(keep);
-        let fresh = tail.tokens(matched..tail.len());
-        session.last_encoded = fresh.len();
-        let batch = TokenBatch::new(&[fresh], &self.device);
-        let user = self
-            .model
-            .user_state_incremental(&batch, &self.tables, &mut session.cache); // [1, d]
-        let events = keep + tail_events - matched;
-        session.cache.truncate(events);
-        session.cached = session.cached.tokens(0..keep);
-        session.cached.extend(&tail.tokens(matched..tail_events));
-        session.window_first = first;
-        let d = user.dims()[1];
-        Ok(self.model.candidate_scores(user.reshape([d]), cands))
-    }
-
-    /// Reranks `candidates` for the member of `session`, reusing the keys and values cached
-    /// by its previous calls (see [`MemberSession`]). Synchronous, like [`Reranker::rerank`].
-    pub fn rerank_session(
-        &self,
-        session: &mut MemberSession,
-        candidates: &[u32],
-        request: &RerankRequest,
-    ) -> Result<Vec<ScoredItem>, RerankError> {
-        let data = self
-            .session_scores(session, candidates, request)?
-            .into_data();
-        Ok(order(candidates, &read_scores(data)?))
-    }
-
-    /// Same as [`Reranker::rerank_session`], reading the scores back asynchronously.
-    pub async fn rerank_session_async(
-        &self,
-        session: &mut MemberSession,
-        candidates: &[u32],
-        request: &RerankRequest,
-    ) -> Result<Vec<ScoredItem>, RerankError> {
-        let data = self
-            .session_scores(session, candidates, request)?
-            .into_data_async()
-            .await
-            .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
-        Ok(order(candidates, &read_scores(data)?))
-    }
-
-    /// Reranks many members at once (server-side or offline use): one padded forward pass over
-    /// every valid member, one batched scoring. Each member's result is its own: a bad request
-    /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s.
-    pub fn rerank_batch(
-        &self,
-        members: &[MemberRequest<'_>],
-    ) -> Vec<Result<Vec<ScoredItem>, RerankError>> {
-        let mut results: Vec<Result<Vec<ScoredItem>, RerankError>> =
-            Vec::with_capacity(members.len());
-        let mut seqs = Vec::new();
-        let mut rows: Vec<Vec<i64>> = Vec::new();
-        let mut valid = Vec::new();
-        for (m, member) in members.iter().enumerate() {
-            let prepared = request::validate(member.history, member.candidates)
-                .and_then(|()| self.candidate_rows(member.candidates))
-                .and_then(|r| Ok((r, self.serving_sequence(member.history, &member.request)?)));
-            match prepared {
-                Ok((r, seq)) => {
-                    rows.push(r);
-                    seqs.push(seq);
-                    valid.push(m);
-                    results.push(Ok(Vec::new()));
-                }
-                Err(e) => results.push(Err(e)),
-            }
-        }
-        // Members go through the model in chunks: bounded memory for any batch size, and
-        // attention scores that stay in cache.
-        for start in (0..valid.len()).step_by(BATCH_CHUNK) {
-            let end = (start + BATCH_CHUNK).min(valid.len());
-            let (seqs, rows) = (&seqs[start..end], &rows[start..end]);
-            let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-            match self.batch_scores(seqs, rows) {
-                Ok(scores) => {
-                    for (k, &m) in valid[start..end].iter().enumerate() {
-                        let n = rows[k].len();
-                        results[m] = Ok(order(
-                            members[m].candidates,
-                            &scores[k * width..k * width + n],
-                        ));
-                    }
-                }
-                Err(e) => {
-                    for &m in &valid[start..end] {
-                        results[m] = Err(e.clone());
-                    }
-                }
-            }
-        }
-        results
-    }
-
-    /// Scores of padded candidate rows for a batch of sequences, flattened `[members × width]`.
-    fn batch_scores(
-        &self,
-        seqs: &[TokenSequence],
-        rows: &[Vec<i64>],
-    ) -> Result<Vec<f32>, RerankError> {
-        let (b, width) = (seqs.len(), rows.iter().map(Vec::len).max().unwrap_or(0));
-        let mut flat = vec![0i64; b * width];
-        for (k, r) in rows.iter().enumerate() {
-            flat[k * width..k * width + r.len()].copy_from_slice(r);
-        }
-        let batch = TokenBatch::new(seqs, &self.device);
-        let user = self.model.user_state(&batch, &self.tables); // [b, d]
-        let d = user.dims()[1];
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
-        let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
-        let scores = vectors.matmul(user.reshape([b, d, 1])).reshape([b * width]);
-        let data = scores.into_data();
-        // Padding slots repeat row 0 and are finite; every real score is checked too.
-        read_scores(data)
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.

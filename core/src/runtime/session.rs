@@ -1,11 +1,13 @@
 //! A member's history kept on the device between reranks, with the keys and values the model
 //! already computed for it, so that a new local event costs one token's forward pass.
 
+use burn::tensor::Tensor;
+
 use crate::data::events::Event;
 use crate::model::KvCache;
-use crate::tokenizer::{RolledEvent, TokenSequence};
+use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
 
-use super::RerankError;
+use super::{RerankError, RerankRequest, Reranker, ScoredItem, order, read_scores, request};
 
 /// One member's on-device state: the history (oldest first) and the cached keys and values of
 /// its tokens.
@@ -98,4 +100,102 @@ fn check_event(e: &Event, prev: Option<&Event>, position: usize) -> Result<(), R
         return Err(RerankError::HistoryOutOfOrder { position });
     }
     Ok(())
+}
+
+impl Reranker {
+    /// Scores of the candidates for a [`MemberSession`], encoding only the tokens that changed
+    /// since the session's last call: `[n_candidates]`.
+    fn session_scores(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Tensor<1>, RerankError> {
+        request::validate(&session.history, candidates)?;
+        let cands = self.candidate_indices(candidates)?;
+        if session.owner != Some(self.id) {
+            session.clear_cache();
+            session.cache = KvCache::new(self.config.n_layers);
+            session.owner = Some(self.id);
+        }
+        // Roll up only the events appended since the last call.
+        let (old_rolled, done) = (session.rolled.len(), session.rolled_events);
+        if let Err(e) = self.tokenizer.roll_up_onto(
+            &self.items,
+            &session.history[done..],
+            done,
+            &mut session.rolled,
+        ) {
+            session.clear_cache();
+            return Err(RerankError::UnknownHistoryItem {
+                position: e.position,
+                item: e.item,
+            });
+        }
+        session.rolled_events = session.history.len();
+        let rolled = session.rolled.len();
+        let first = self.tokenizer.window_start(rolled);
+        // Tokens before the last previously rolled event cannot have changed (that event may
+        // have absorbed new ones) unless the window moved; build only the rest.
+        let from = if first == session.window_first {
+            first.max(old_rolled.saturating_sub(1))
+        } else {
+            first
+        };
+        let tail = self.tokenizer.serving_tokens(
+            &session.rolled,
+            from,
+            &request.context(&session.history),
+        );
+        let unchanged = (from - first).min(session.cached.len());
+        // The last token is the request's: never cached, since the next request differs.
+        let tail_events = tail.len() - 1;
+        let matched = (0..tail_events.min(session.cached.len() - unchanged))
+            .take_while(|&k| session.cached.same_input(unchanged + k, &tail, k))
+            .count();
+        let keep = unchanged + matched;
+        session.cache.truncate(keep);
+        let fresh = tail.tokens(matched..tail.len());
+        session.last_encoded = fresh.len();
+        let batch = TokenBatch::new(&[fresh], &self.device);
+        let user = self
+            .model
+            .user_state_incremental(&batch, &self.tables, &mut session.cache); // [1, d]
+        let events = keep + tail_events - matched;
+        session.cache.truncate(events);
+        session.cached = session.cached.tokens(0..keep);
+        session.cached.extend(&tail.tokens(matched..tail_events));
+        session.window_first = first;
+        let d = user.dims()[1];
+        Ok(self.model.candidate_scores(user.reshape([d]), cands))
+    }
+
+    /// Reranks `candidates` for the member of `session`, reusing the keys and values cached
+    /// by its previous calls (see [`MemberSession`]). Synchronous, like [`Reranker::rerank`].
+    pub fn rerank_session(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let data = self
+            .session_scores(session, candidates, request)?
+            .into_data();
+        Ok(order(candidates, &read_scores(data)?))
+    }
+
+    /// Same as [`Reranker::rerank_session`], reading the scores back asynchronously.
+    pub async fn rerank_session_async(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[u32],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let data = self
+            .session_scores(session, candidates, request)?
+            .into_data_async()
+            .await
+            .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
+        Ok(order(candidates, &read_scores(data)?))
+    }
 }

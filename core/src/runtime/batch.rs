@@ -1,0 +1,85 @@
+//! Many members at once, for server-side or offline use.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::tokenizer::{TokenBatch, TokenSequence};
+
+use super::{
+    BATCH_CHUNK, MemberRequest, RerankError, Reranker, ScoredItem, order, read_scores, request,
+};
+
+impl Reranker {
+    /// Reranks many members at once (server-side or offline use): one padded forward pass over
+    /// every valid member, one batched scoring. Each member's result is its own: a bad request
+    /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s.
+    pub fn rerank_batch(
+        &self,
+        members: &[MemberRequest<'_>],
+    ) -> Vec<Result<Vec<ScoredItem>, RerankError>> {
+        let mut results: Vec<Result<Vec<ScoredItem>, RerankError>> =
+            Vec::with_capacity(members.len());
+        let mut seqs = Vec::new();
+        let mut rows: Vec<Vec<i64>> = Vec::new();
+        let mut valid = Vec::new();
+        for (m, member) in members.iter().enumerate() {
+            let prepared = request::validate(member.history, member.candidates)
+                .and_then(|()| self.candidate_rows(member.candidates))
+                .and_then(|r| Ok((r, self.serving_sequence(member.history, &member.request)?)));
+            match prepared {
+                Ok((r, seq)) => {
+                    rows.push(r);
+                    seqs.push(seq);
+                    valid.push(m);
+                    results.push(Ok(Vec::new()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        // Members go through the model in chunks: bounded memory for any batch size, and
+        // attention scores that stay in cache.
+        for start in (0..valid.len()).step_by(BATCH_CHUNK) {
+            let end = (start + BATCH_CHUNK).min(valid.len());
+            let (seqs, rows) = (&seqs[start..end], &rows[start..end]);
+            let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+            match self.batch_scores(seqs, rows) {
+                Ok(scores) => {
+                    for (k, &m) in valid[start..end].iter().enumerate() {
+                        let n = rows[k].len();
+                        results[m] = Ok(order(
+                            members[m].candidates,
+                            &scores[k * width..k * width + n],
+                        ));
+                    }
+                }
+                Err(e) => {
+                    for &m in &valid[start..end] {
+                        results[m] = Err(e.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Scores of padded candidate rows for a batch of sequences, flattened `[members × width]`.
+    fn batch_scores(
+        &self,
+        seqs: &[TokenSequence],
+        rows: &[Vec<i64>],
+    ) -> Result<Vec<f32>, RerankError> {
+        let (b, width) = (seqs.len(), rows.iter().map(Vec::len).max().unwrap_or(0));
+        let mut flat = vec![0i64; b * width];
+        for (k, r) in rows.iter().enumerate() {
+            flat[k * width..k * width + r.len()].copy_from_slice(r);
+        }
+        let batch = TokenBatch::new(seqs, &self.device);
+        let user = self.model.user_state(&batch, &self.tables); // [b, d]
+        let d = user.dims()[1];
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
+        let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
+        let scores = vectors.matmul(user.reshape([b, d, 1])).reshape([b * width]);
+        let data = scores.into_data();
+        // Padding slots repeat row 0 and are finite; every real score is checked too.
+        read_scores(data)
+    }
+}

@@ -65,3 +65,41 @@ pub fn workspace_root() -> std::path::PathBuf {
         .expect("tests/ has a parent")
         .to_path_buf()
 }
+
+/// The wasm package directory for a browser test, after checking what the test needs (the
+/// package, the npm packages); `None` when `ENCORE_SKIP_BROWSER=1` asks to skip it.
+pub fn browser_prerequisites(test: &str) -> Option<std::path::PathBuf> {
+    if std::env::var("ENCORE_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("ENCORE_SKIP_BROWSER=1: {test} skipped");
+        return None;
+    }
+    let root = workspace_root();
+    let pkg = root.join("target/wasm-pkg");
+    assert!(
+        pkg.join("encore_wasm_bg.wasm").exists(),
+        "wasm package missing at {}: run `bash wasm/build.sh` (or .ci/run)",
+        pkg.display()
+    );
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "run `npm ci --prefix tests/browser` (or .ci/run)"
+    );
+    Some(pkg)
+}
+
+/// Runs `tests/browser/<script>` with `args` in Node and returns the one JSON object it prints.
+pub fn run_browser_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new("node")
+        .arg(workspace_root().join("tests/browser").join(script))
+        .args(args)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("the script prints JSON")
+}

@@ -10,27 +10,15 @@ use encore::browser_fixture;
 use encore_core::data::split::group_by_member;
 use encore_core::weights::{Quantization, requantize};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
-use encore_tests::{small_world, temp_dir, tiny_weight_file, workspace_root};
-use serde_json::Value;
+use encore_tests::{
+    browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_weight_file,
+};
 
 #[test]
 fn browser_reranks_like_native_on_webgpu_and_cpu() {
-    if std::env::var("ENCORE_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("ENCORE_SKIP_BROWSER=1: browser test skipped");
+    let Some(pkg) = browser_prerequisites("browser test") else {
         return;
-    }
-    let root = workspace_root();
-    let pkg = root.join("target/wasm-pkg");
-    assert!(
-        pkg.join("encore_wasm_bg.wasm").exists(),
-        "wasm package missing at {}: run `bash wasm/build.sh` (or .ci/run)",
-        pkg.display()
-    );
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "run `npm ci --prefix tests/browser` (or .ci/run)"
-    );
+    };
 
     // wasm-ld wraps every export in a re-run of the static constructors unless the module
     // calls them itself (wasm/src/lib.rs does); the wrappers are named `*.command_export`.
@@ -81,23 +69,15 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         )
         .unwrap();
 
-    let output = std::process::Command::new("node")
-        .arg(root.join("tests/browser/run.mjs"))
-        .args([
+    let out = run_browser_script(
+        "run.mjs",
+        &[
             "--pkg",
             pkg.to_str().unwrap(),
             "--fixture",
             dir.to_str().unwrap(),
-        ])
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let out: Value = serde_json::from_str(stdout.trim()).expect("harness prints JSON");
 
     assert_eq!(
         out["navigatorGpu"], true,

@@ -7,7 +7,9 @@ use burn::tensor::Device;
 use encore::cli::write_web_assets;
 use encore_core::FoundationModelConfig;
 use encore_core::weights::{Quantization, save_model};
-use encore_tests::{small_world, temp_dir, workspace_root};
+use encore_tests::{
+    browser_prerequisites, run_browser_script, small_world, temp_dir, workspace_root,
+};
 use serde_json::Value;
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -20,16 +22,10 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn the_demo_page_reranks_clicks_from_the_session_cache() {
-    if std::env::var("ENCORE_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("ENCORE_SKIP_BROWSER=1: web demo test skipped");
+    let Some(pkg) = browser_prerequisites("web demo test") else {
         return;
-    }
+    };
     let root = workspace_root();
-    let pkg = root.join("target/wasm-pkg");
-    assert!(
-        pkg.join("encore_wasm_bg.wasm").exists(),
-        "wasm package missing: run `bash wasm/build.sh` (or .ci/run)"
-    );
     // The page as `web-demo/serve.sh` serves it: the checked-in files, pkg/ and assets/.
     let site = temp_dir("web-demo");
     for file in ["index.html", "app.js", "style.css"] {
@@ -56,18 +52,7 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
     )
     .unwrap();
 
-    let output = std::process::Command::new("node")
-        .arg(root.join("tests/browser/demo.mjs"))
-        .args(["--site", site.to_str().unwrap()])
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "demo run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    let out = run_browser_script("demo.mjs", &["--site", site.to_str().unwrap()]);
     let field = |k: &str| out[k].as_str().unwrap_or_default().to_string();
     assert!(field("status").contains("int8 weights"), "{out}");
     assert!(field("status").starts_with("backend: "), "{out}");

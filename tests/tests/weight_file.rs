@@ -24,11 +24,15 @@ fn model_file() -> (Vec<u8>, FoundationModelConfig) {
 
 /// Rebuilds a file from a (possibly hostile) header and data section, with a valid checksum.
 fn assemble(header: &Header, data: &[u8], version: u32) -> Vec<u8> {
-    let head = postcard::to_allocvec(header).unwrap();
+    assemble_encoded(&postcard::to_allocvec(header).unwrap(), data, version)
+}
+
+/// Rebuilds a file from an encoded header and a data section, with a valid checksum.
+fn assemble_encoded(head: &[u8], data: &[u8], version: u32) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend(version.to_le_bytes());
     out.extend((head.len() as u32).to_le_bytes());
-    out.extend(&head);
+    out.extend(head);
     out.resize(out.len().div_ceil(16) * 16, 0);
     out.extend(data);
     let crc = crc32fast::hash(&out);
@@ -154,16 +158,7 @@ fn assemble_v2(header: &Header, data: &[u8]) -> Vec<u8> {
         item_ids: &header.item_ids,
         tensors: &header.tensors,
     };
-    let head = postcard::to_allocvec(&v2).unwrap();
-    let mut out = MAGIC.to_vec();
-    out.extend(2u32.to_le_bytes());
-    out.extend((head.len() as u32).to_le_bytes());
-    out.extend(&head);
-    out.resize(out.len().div_ceil(16) * 16, 0);
-    out.extend(data);
-    let crc = crc32fast::hash(&out);
-    out.extend(crc.to_le_bytes());
-    out
+    assemble_encoded(&postcard::to_allocvec(&v2).unwrap(), data, 2)
 }
 
 #[test]

@@ -58,30 +58,20 @@ pub struct CausalSelfAttention {
 impl CausalSelfAttention {
     /// Input `[batch, seq, d_model]` → output `[batch, seq, d_model]`; token `t` attends to `0..=t`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, s, d] = x.dims();
-        let h = self.n_heads;
-        let heads = |t: Tensor<3>| t.reshape([b, s, h, d / h]).swap_dims(1, 2);
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
-        let ctx = encore_shaders::causal_attention(q, k, v);
-        self.output.forward(ctx.swap_dims(1, 2).reshape([b, s, d]))
+        let q = self.heads(&self.query, x.clone());
+        let k = self.heads(&self.key, x.clone());
+        let v = self.heads(&self.value, x);
+        self.merge(encore_shaders::causal_attention(q, k, v))
     }
 
     /// Attention output at each sequence's last real token only: input `[batch, seq, d_model]`
     /// (right-padded, real lengths `lengths`) → `[batch, 1, d_model]`. Keys and values come from
     /// every real token; the query only from the last.
     pub fn forward_last(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
-        let [b, s, d] = x.dims();
-        let h = self.n_heads;
-        let q = self
-            .query
-            .forward(last_rows(x.clone(), lengths))
-            .reshape([b, 1, h, d / h])
-            .swap_dims(1, 2);
-        let heads = |t: Tensor<3>| t.reshape([b, s, h, d / h]).swap_dims(1, 2);
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
+        let [b, s, _] = x.dims();
+        let q = self.heads(&self.query, last_rows(x.clone(), lengths));
+        let k = self.heads(&self.key, x.clone());
+        let v = self.heads(&self.value, x);
         let ctx = if lengths.iter().all(|&n| n == s) {
             // One query at the last position sees every key: nothing to mask.
             encore_shaders::causal_attention_suffix(q, k, v)
@@ -92,39 +82,50 @@ impl CausalSelfAttention {
                 .collect();
             let mask =
                 Tensor::<4, Bool>::from_data(TensorData::new(padding, [b, 1, 1, s]), &k.device())
-                    .expand([b, h, 1, s]);
+                    .expand([b, self.n_heads, 1, s]);
             burn::tensor::module::attention(q, k, v, Some(mask), None, Default::default())
         };
-        self.output.forward(ctx.swap_dims(1, 2).reshape([b, 1, d]))
+        self.merge(ctx)
+    }
+
+    /// An incremental step: input `[1, m, d_model]` holds the `m` tokens after the ones whose
+    /// keys and values `cache` holds; they are appended to `cache`. Output `[1, m, d_model]`.
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        self.attend_cached(x.clone(), x, cache)
     }
 
     /// An incremental step that needs the output of the last new token only: like
     /// [`CausalSelfAttention::forward_cached`] (every new token's keys and values are cached),
     /// but the output is `[1, 1, d_model]`.
     pub fn forward_cached_last(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let [b, s, d] = x.dims();
-        let h = self.n_heads;
-        let heads = |t: Tensor<3>, n: usize| t.reshape([b, n, h, d / h]).swap_dims(1, 2);
-        let q = heads(self.query.forward(x.clone().narrow(1, s - 1, 1)), 1);
-        let k = heads(self.key.forward(x.clone()), s);
-        let v = heads(self.value.forward(x), s);
-        let (k, v) = cache.append(k, v);
-        let ctx = encore_shaders::causal_attention_suffix(q, k, v);
-        self.output.forward(ctx.swap_dims(1, 2).reshape([b, 1, d]))
+        let m = x.dims()[1];
+        self.attend_cached(x.clone().narrow(1, m - 1, 1), x, cache)
     }
 
-    /// An incremental step: input `[1, m, d_model]` holds the `m` tokens after the ones whose
-    /// keys and values `cache` holds; they are appended to `cache`. Output `[1, m, d_model]`.
-    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let [b, s, d] = x.dims();
+    /// Queries from `queries` (the last of the new tokens `x`) over the cached keys and values
+    /// plus `x`'s, which are appended to `cache`: `[1, q, d_model]` out.
+    fn attend_cached(&self, queries: Tensor<3>, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let q = self.heads(&self.query, queries);
+        let (k, v) = cache.append(self.heads(&self.key, x.clone()), self.heads(&self.value, x));
+        self.merge(encore_shaders::causal_attention_suffix(q, k, v))
+    }
+
+    /// `x` `[batch, n, d_model]` through `projection`, split into heads:
+    /// `[batch, heads, n, d_model / heads]`.
+    fn heads(&self, projection: &Linear, x: Tensor<3>) -> Tensor<4> {
+        let [b, n, d] = x.dims();
         let h = self.n_heads;
-        let heads = |t: Tensor<3>| t.reshape([b, s, h, d / h]).swap_dims(1, 2);
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
-        let (k, v) = cache.append(k, v);
-        let ctx = encore_shaders::causal_attention_suffix(q, k, v);
-        self.output.forward(ctx.swap_dims(1, 2).reshape([b, s, d]))
+        projection
+            .forward(x)
+            .reshape([b, n, h, d / h])
+            .swap_dims(1, 2)
+    }
+
+    /// Heads merged back and projected out: `[batch, heads, n, head_dim]` → `[batch, n, d_model]`.
+    fn merge(&self, ctx: Tensor<4>) -> Tensor<3> {
+        let [b, h, n, hd] = ctx.dims();
+        self.output
+            .forward(ctx.swap_dims(1, 2).reshape([b, n, h * hd]))
     }
 }
 

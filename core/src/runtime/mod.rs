@@ -174,8 +174,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (batch, cands) = self.prepare(history, candidates, request)?;
-        let data = self.score_tensor(&batch, cands).into_data();
-        Ok(order(candidates, &read_scores(data)?))
+        ranked(candidates, self.score_tensor(&batch, cands))
     }
 
     /// Same as [`Reranker::rerank`], reading the scores back asynchronously (required on WebGPU).
@@ -186,12 +185,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (batch, cands) = self.prepare(history, candidates, request)?;
-        let data = self
-            .score_tensor(&batch, cands)
-            .into_data_async()
-            .await
-            .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
-        Ok(order(candidates, &read_scores(data)?))
+        ranked_async(candidates, self.score_tensor(&batch, cands)).await
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
@@ -214,6 +208,23 @@ impl Reranker {
             .map(<[f32]>::to_vec)
             .collect())
     }
+}
+
+/// The candidates ordered by `scores` (`[n_candidates]` on the device), read back synchronously.
+fn ranked(candidates: &[u32], scores: Tensor<1>) -> Result<Vec<ScoredItem>, RerankError> {
+    Ok(order(candidates, &read_scores(scores.into_data())?))
+}
+
+/// [`ranked`], reading the scores back asynchronously (required on WebGPU).
+async fn ranked_async(
+    candidates: &[u32],
+    scores: Tensor<1>,
+) -> Result<Vec<ScoredItem>, RerankError> {
+    let data = scores
+        .into_data_async()
+        .await
+        .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
+    Ok(order(candidates, &read_scores(data)?))
 }
 
 fn read_scores(data: TensorData) -> Result<Vec<f32>, RerankError> {

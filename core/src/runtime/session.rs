@@ -7,7 +7,7 @@ use crate::data::events::Event;
 use crate::model::KvCache;
 use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
 
-use super::{RerankError, RerankRequest, Reranker, ScoredItem, order, read_scores, request};
+use super::{RerankError, RerankRequest, Reranker, ScoredItem, ranked, ranked_async, request};
 
 /// One member's on-device state: the history (oldest first) and the cached keys and values of
 /// its tokens.
@@ -178,10 +178,10 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let data = self
-            .session_scores(session, candidates, request)?
-            .into_data();
-        Ok(order(candidates, &read_scores(data)?))
+        ranked(
+            candidates,
+            self.session_scores(session, candidates, request)?,
+        )
     }
 
     /// Same as [`Reranker::rerank_session`], reading the scores back asynchronously.
@@ -191,11 +191,10 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let data = self
-            .session_scores(session, candidates, request)?
-            .into_data_async()
-            .await
-            .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
-        Ok(order(candidates, &read_scores(data)?))
+        ranked_async(
+            candidates,
+            self.session_scores(session, candidates, request)?,
+        )
+        .await
     }
 }

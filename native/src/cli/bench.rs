@@ -122,6 +122,27 @@ pub fn rerank_flops(
     (c.n_layers as f64 - 1.0) * full_layer + last_layer + 2.0 * d * candidates as f64
 }
 
+/// Mean milliseconds per call of `f` (a device computation): `a.warmup` calls read back, then
+/// `a.iters` calls queued and only the last read back, so the mean covers the device's work and
+/// not only the submissions.
+fn queued_mean_ms<const D: usize>(
+    a: &BenchArgs,
+    f: impl Fn() -> burn::tensor::Tensor<D> + Sync,
+) -> f64 {
+    run_inline(|| {
+        for _ in 0..a.warmup {
+            f().into_data();
+        }
+        let t = Instant::now();
+        let mut last = None;
+        for _ in 0..a.iters {
+            last = Some(f());
+        }
+        last.map(burn::tensor::Tensor::into_data);
+        t.elapsed().as_secs_f64() * 1e3 / a.iters as f64
+    })
+}
+
 /// Times causal attention on `[batch, heads, seq, head_dim]` shapes: Encore's fused WGSL
 /// kernel, burn's attention op and the burn-ops reference (matmul, mask, softmax, matmul) on
 /// wgpu, and burn's paths on the CPU. Each timing includes reading the result back.
@@ -167,20 +188,7 @@ fn kernel_comparison(a: &BenchArgs) -> anyhow::Result<()> {
             let draw = || Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
             let (q, k, v) = (draw(), draw(), draw());
             for (path, f) in &paths {
-                // Queue `iters` calls and read the last result back: the mean covers the
-                // GPU's work, not only the submissions.
-                let mean_ms = run_inline(|| {
-                    for _ in 0..a.warmup {
-                        f(q.clone(), k.clone(), v.clone()).into_data();
-                    }
-                    let t = Instant::now();
-                    let mut last = None;
-                    for _ in 0..a.iters {
-                        last = Some(f(q.clone(), k.clone(), v.clone()));
-                    }
-                    last.map(Tensor::into_data);
-                    t.elapsed().as_secs_f64() * 1e3 / a.iters as f64
-                });
+                let mean_ms = queued_mean_ms(a, || f(q.clone(), k.clone(), v.clone()));
                 println!(
                     "RESULT attention device={name} shape={shape:?} path={path} mean={mean_ms:.3} ms"
                 );
@@ -208,18 +216,7 @@ fn kernel_comparison(a: &BenchArgs) -> anyhow::Result<()> {
             let idx: Vec<i64> = (0..count).map(|i| ((i * 7919 + 3) % rows) as i64).collect();
             let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [count]), &device);
             for (path, f) in &paths {
-                let mean_ms = run_inline(|| {
-                    for _ in 0..a.warmup {
-                        f(table.clone(), user.clone(), idx.clone()).into_data();
-                    }
-                    let t = Instant::now();
-                    let mut last = None;
-                    for _ in 0..a.iters {
-                        last = Some(f(table.clone(), user.clone(), idx.clone()));
-                    }
-                    last.map(Tensor::into_data);
-                    t.elapsed().as_secs_f64() * 1e3 / a.iters as f64
-                });
+                let mean_ms = queued_mean_ms(a, || f(table.clone(), user.clone(), idx.clone()));
                 println!(
                     "RESULT scoring device={} candidates={count} d={d} path={path} mean={mean_ms:.3} ms",
                     backend.name()

@@ -196,7 +196,10 @@ impl Reranker {
     ) -> Result<Vec<Vec<f32>>, RerankError> {
         let mut seqs = Vec::with_capacity(members.len());
         for (history, request) in members {
-            request::validate(history, &[0])?;
+            if history.is_empty() {
+                return Err(RerankError::EmptyHistory);
+            }
+            request::validate_events(history)?;
             seqs.push(self.serving_sequence(history, request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);

@@ -130,6 +130,20 @@ pub(crate) fn validate(history: &[Event], candidates: &[u32]) -> Result<(), Rera
     if history.is_empty() {
         return Err(RerankError::EmptyHistory);
     }
+    validate_candidates(candidates)?;
+    validate_events(history)
+}
+
+/// The history's events are in time order with finite durations.
+pub(crate) fn validate_events(history: &[Event]) -> Result<(), RerankError> {
+    for (position, e) in history.iter().enumerate() {
+        check_event(e, position.checked_sub(1).map(|p| &history[p]), position)?;
+    }
+    Ok(())
+}
+
+/// The candidate list is neither empty nor longer than [`MAX_CANDIDATES`].
+pub(crate) fn validate_candidates(candidates: &[u32]) -> Result<(), RerankError> {
     if candidates.is_empty() {
         return Err(RerankError::EmptyCandidates);
     }
@@ -139,13 +153,20 @@ pub(crate) fn validate(history: &[Event], candidates: &[u32]) -> Result<(), Rera
             max: MAX_CANDIDATES,
         });
     }
-    for (position, e) in history.iter().enumerate() {
-        if !e.duration_s.is_finite() {
-            return Err(RerankError::NonFiniteDuration { position });
-        }
-        if position > 0 && e.timestamp < history[position - 1].timestamp {
-            return Err(RerankError::HistoryOutOfOrder { position });
-        }
+    Ok(())
+}
+
+/// Event `position` (after `prev`) has a finite duration and is not older than `prev`.
+pub(crate) fn check_event(
+    e: &Event,
+    prev: Option<&Event>,
+    position: usize,
+) -> Result<(), RerankError> {
+    if !e.duration_s.is_finite() {
+        return Err(RerankError::NonFiniteDuration { position });
+    }
+    if prev.is_some_and(|p| e.timestamp < p.timestamp) {
+        return Err(RerankError::HistoryOutOfOrder { position });
     }
     Ok(())
 }

@@ -40,9 +40,7 @@ impl MemberSession {
     /// A session over `history` (oldest first; checked like a rerank's history, except that
     /// it may be empty until the first rerank).
     pub fn new(history: Vec<Event>) -> Result<Self, RerankError> {
-        for (position, e) in history.iter().enumerate() {
-            check_event(e, position.checked_sub(1).map(|p| &history[p]), position)?;
-        }
+        request::validate_events(&history)?;
         Ok(Self {
             history,
             ..Self::default()
@@ -52,7 +50,7 @@ impl MemberSession {
     /// Adds a local event at the end of the history. It must not be older than the last one
     /// and its duration must be finite; its item is checked at the next rerank.
     pub fn append(&mut self, event: Event) -> Result<(), RerankError> {
-        check_event(&event, self.history.last(), self.history.len())?;
+        request::check_event(&event, self.history.last(), self.history.len())?;
         self.history.push(event);
         Ok(())
     }
@@ -92,16 +90,6 @@ impl MemberSession {
     }
 }
 
-fn check_event(e: &Event, prev: Option<&Event>, position: usize) -> Result<(), RerankError> {
-    if !e.duration_s.is_finite() {
-        return Err(RerankError::NonFiniteDuration { position });
-    }
-    if prev.is_some_and(|p| e.timestamp < p.timestamp) {
-        return Err(RerankError::HistoryOutOfOrder { position });
-    }
-    Ok(())
-}
-
 impl Reranker {
     /// Scores of the candidates for a [`MemberSession`], encoding only the tokens that changed
     /// since the session's last call: `[n_candidates]`.
@@ -111,7 +99,11 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Tensor<1>, RerankError> {
-        request::validate(&session.history, candidates)?;
+        // Every event was checked when it joined the session.
+        if session.history.is_empty() {
+            return Err(RerankError::EmptyHistory);
+        }
+        request::validate_candidates(candidates)?;
         let cands = self.candidate_indices(candidates)?;
         if session.owner != Some(self.id) {
             session.clear_cache();

@@ -313,15 +313,8 @@ impl FoundationModel {
     /// The user representation: the (layer-mixed) hidden state at each sequence's last real
     /// token. `[batch, d_model]`.
     pub fn user_representation(&self, hidden: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
-        let [b, s, d] = hidden.dims();
-        let device = hidden.device();
-        let rows: Vec<i64> = lengths
-            .iter()
-            .enumerate()
-            .map(|(r, &n)| (r * s + n.max(1) - 1) as i64)
-            .collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), &device);
-        hidden.reshape([b * s, d]).select(0, idx)
+        let [b, _, d] = hidden.dims();
+        last_rows(hidden, lengths).reshape([b, d])
     }
 
     /// The exported form: item rows replaced by their mixed ID+content vectors (items never

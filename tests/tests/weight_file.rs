@@ -137,51 +137,146 @@ fn other_format_versions_are_rejected() {
             supported: FORMAT_VERSION
         }
     );
-    assert!(e.to_string().contains("versions 2 to 3"), "{e}");
+    assert!(e.to_string().contains("versions 2 to 4"), "{e}");
     assert!(matches!(
         err(&assemble(&header, &data, 1)),
         WeightFileError::UnsupportedVersion { found: 1, .. }
     ));
 }
 
-/// The version-2 header: the same fields without the quantization.
+/// The model spec of versions 2 and 3: the same fields without the embedding scale.
+#[derive(serde::Serialize)]
+struct ModelSpecV3 {
+    n_items: u32,
+    d_model: u32,
+    n_heads: u32,
+    n_layers: u32,
+    d_ff: u32,
+    max_len: u32,
+    rollup_window_s: u64,
+    context_features: bool,
+}
+
+impl ModelSpecV3 {
+    fn of(m: &ModelSpec) -> Self {
+        Self {
+            n_items: m.n_items,
+            d_model: m.d_model,
+            n_heads: m.n_heads,
+            n_layers: m.n_layers,
+            d_ff: m.d_ff,
+            max_len: m.max_len,
+            rollup_window_s: m.rollup_window_s,
+            context_features: m.context_features,
+        }
+    }
+}
+
+/// The version-2 header: no quantization field.
 #[derive(serde::Serialize)]
 struct HeaderV2<'a> {
-    model: &'a ModelSpec,
+    model: ModelSpecV3,
     item_ids: &'a [u32],
     tensors: &'a [TensorEntry],
 }
 
+/// The version-3 header: the quantization, but no embedding scale.
+#[derive(serde::Serialize)]
+struct HeaderV3<'a> {
+    model: ModelSpecV3,
+    item_ids: &'a [u32],
+    tensors: &'a [TensorEntry],
+    quantization: Quantization,
+}
+
 fn assemble_v2(header: &Header, data: &[u8]) -> Vec<u8> {
     let v2 = HeaderV2 {
-        model: &header.model,
+        model: ModelSpecV3::of(&header.model),
         item_ids: &header.item_ids,
         tensors: &header.tensors,
     };
     assemble_encoded(&postcard::to_allocvec(&v2).unwrap(), data, 2)
 }
 
-#[test]
-fn version_2_files_still_load_as_f32() {
-    let (bytes, _) = model_file();
-    let (header, data) = parts(&bytes);
-    let old = assemble_v2(&header, &data);
-    let loaded = load_model(&old, &Device::flex()).unwrap();
-    let again = save_model(
-        &loaded.model,
-        &loaded.config,
-        loaded.items.ids(),
-        Quantization::F32,
-    );
-    assert_eq!(again, bytes, "a version-2 file holds the same model");
+fn assemble_v3(header: &Header, data: &[u8]) -> Vec<u8> {
+    let v3 = HeaderV3 {
+        model: ModelSpecV3::of(&header.model),
+        item_ids: &header.item_ids,
+        tensors: &header.tensors,
+        quantization: header.quantization,
+    };
+    assemble_encoded(&postcard::to_allocvec(&v3).unwrap(), data, 3)
+}
 
-    // A version-2 file could only hold f32.
+/// A weight file of a model without the embedding scale (what versions 2 and 3 held).
+fn unscaled_model_file() -> Vec<u8> {
+    let (_, config) = model_file();
+    let config = config.with_scale_embedding(false);
+    let model = config.init(&Device::flex());
+    let ids: Vec<u32> = (100..130).collect();
+    save_model(&model, &config, &ids, Quantization::F32)
+}
+
+#[test]
+fn version_2_and_3_files_still_load_without_the_embedding_scale() {
+    let bytes = unscaled_model_file();
+    let (header, data) = parts(&bytes);
+    for old in [assemble_v2(&header, &data), assemble_v3(&header, &data)] {
+        let loaded = load_model(&old, &Device::flex()).unwrap();
+        assert!(!loaded.config.scale_embedding);
+        let again = save_model(
+            &loaded.model,
+            &loaded.config,
+            loaded.items.ids(),
+            Quantization::F32,
+        );
+        assert_eq!(again, bytes, "an old file holds the same model");
+    }
+
+    // A version-3 file keeps its quantization.
     let f16 = requantize(&bytes, Quantization::F16).unwrap();
     let (h16, d16) = parts(&f16);
+    let loaded = load_model(&assemble_v3(&h16, &d16), &Device::flex()).unwrap();
+    assert_eq!(loaded.quantization, Quantization::F16);
+
+    // A version-2 file could only hold f32.
     assert!(matches!(
         err(&assemble_v2(&h16, &d16)),
         WeightFileError::InvalidTensor { reason, .. } if reason.contains("version-2")
     ));
+}
+
+#[test]
+fn the_embedding_scale_survives_the_file_and_changes_the_scores() {
+    let (scaled, config) = model_file();
+    assert!(config.scale_embedding, "new models scale their embeddings");
+    let loaded = load_model(&scaled, &Device::flex()).unwrap();
+    assert!(loaded.config.scale_embedding);
+    // The same weights read as an unscaled (version-3) model score differently.
+    let (header, data) = parts(&scaled);
+    let unscaled = load_model(&assemble_v3(&header, &data), &Device::flex()).unwrap();
+    let scores = |m: &encore_core::weights::LoadedModel| {
+        let r = Reranker::new(m.model.clone(), m.config.clone(), m.items.clone());
+        let history: Vec<_> = [100u32, 105, 111]
+            .iter()
+            .enumerate()
+            .map(|(i, &item)| encore_core::Event::implicit(1, item, 1_000 + i as i64 * 60))
+            .collect();
+        r.rerank(
+            &history,
+            &[101, 102, 103],
+            &encore_core::RerankRequest::on(encore_core::Surface::Home),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|s| s.score)
+        .collect::<Vec<f32>>()
+    };
+    let (a, b) = (scores(&loaded), scores(&unscaled));
+    assert!(
+        a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4),
+        "{a:?} vs {b:?}"
+    );
 }
 
 fn weights_of(bytes: &[u8]) -> Vec<(String, Vec<f32>)> {

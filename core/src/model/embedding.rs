@@ -31,6 +31,11 @@ pub struct TokenEmbeddingConfig {
     /// (an ID-only sequence model).
     #[config(default = true)]
     pub context_features: bool,
+    /// Multiply the summed field embeddings by √`d_model` before adding positions (as SASRec
+    /// and the Transformer do), so that at initialisation the residual stream carries the
+    /// tokens' identity instead of being drowned by the layers' outputs.
+    #[config(default = false)]
+    pub scale_embedding: bool,
 }
 
 impl TokenEmbeddingConfig {
@@ -59,6 +64,7 @@ impl TokenEmbeddingConfig {
             position: table(self.max_len),
             dropout: DropoutConfig::new(self.dropout).init(),
             context_features: self.context_features,
+            scale_embedding: self.scale_embedding,
         }
     }
 }
@@ -92,6 +98,9 @@ pub struct TokenEmbedding {
     pub dropout: Dropout,
     /// Whether the context fields are used (see [`TokenEmbeddingConfig::context_features`]).
     pub context_features: bool,
+    /// Whether field embeddings are scaled by √`d_model` (see
+    /// [`TokenEmbeddingConfig::scale_embedding`]).
+    pub scale_embedding: bool,
 }
 
 impl TokenEmbedding {
@@ -164,6 +173,11 @@ impl TokenEmbedding {
             .reshape([b, s, k, d])
             .sum_dim(2)
             .reshape([b, s, d]);
+        let x = if self.scale_embedding {
+            x.mul_scalar((d as f32).sqrt())
+        } else {
+            x
+        };
         let start = first_position as i64;
         let positions = Tensor::<1, Int>::arange(start..start + s as i64, &tables.table.device())
             .reshape([1, s])

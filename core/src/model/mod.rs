@@ -53,6 +53,10 @@ pub struct FoundationModelConfig {
     /// Use the tokens' context fields (when, where, action, duration, count); `false` is ID-only.
     #[config(default = true)]
     pub context_features: bool,
+    /// Scale the summed field embeddings by √`d_model` before adding positions (see
+    /// [`TokenEmbeddingConfig::scale_embedding`]); models stored before this option had it off.
+    #[config(default = true)]
+    pub scale_embedding: bool,
     /// Mix content embeddings into the item vectors (training only; exported models carry the
     /// mixed vectors).
     #[config(default = "None")]
@@ -73,6 +77,7 @@ impl FoundationModelConfig {
             embedding: TokenEmbeddingConfig::new(self.n_items, self.d_model, self.max_len)
                 .with_dropout(self.dropout)
                 .with_context_features(self.context_features)
+                .with_scale_embedding(self.scale_embedding)
                 .init(device),
             items: self.item_encoder.as_ref().map(|c| c.init(device)),
             blocks: (0..self.n_layers).map(|_| block.init(device)).collect(),

@@ -139,8 +139,9 @@ pub struct TrainingTargets {
     pub n_time_to_next: f32,
     /// The step's ID drop mask for the item encoder (see [`TrainingTargets::with_id_drops`]).
     pub id_keep: Option<Tensor<2>>,
-    /// Sampled softmax only: negative item indices `[R]` and their log Q `[R]`.
-    pub negatives: Option<(Tensor<1, Int>, Tensor<1>)>,
+    /// Sampled softmax only: each sequence's own negative item indices `[batch, R]` and their
+    /// log Q `[batch, R]`.
+    pub negatives: Option<(Tensor<2, Int>, Tensor<2>)>,
     /// Sampled softmax only: log Q of each token's k-th target, per k `[batch·seq]`.
     pub target_log_q: Vec<Tensor<1>>,
 }
@@ -225,15 +226,19 @@ impl TrainingTargets {
                     .max(1e-12)
                     .ln() as f32
             };
-            let mut neg: Vec<i64> = (0..uniform)
-                .map(|_| rng.random_range(0..n) as i64)
-                .collect();
-            neg.extend((0..in_batch).map(|_| real[rng.random_range(0..real.len())]));
+            // Each sequence draws its own negatives (shared by its tokens): as cheap as one
+            // shared set (one batched matmul), but every step pushes `batch` times more items
+            // away, which the item table needs to learn quickly.
+            let r = uniform + in_batch;
+            let mut neg: Vec<i64> = Vec::with_capacity(b * r);
+            for _ in 0..b {
+                neg.extend((0..uniform).map(|_| rng.random_range(0..n) as i64));
+                neg.extend((0..in_batch).map(|_| real[rng.random_range(0..real.len())]));
+            }
             let neg_q: Vec<f32> = neg.iter().map(|&j| log_q(j as usize)).collect();
-            let r = neg.len();
             negatives = Some((
-                Tensor::<1, Int>::from_data(TensorData::new(neg, [r]), device),
-                Tensor::<1>::from_data(TensorData::new(neg_q, [r]), device),
+                Tensor::<2, Int>::from_data(TensorData::new(neg, [b, r]), device),
+                Tensor::<2>::from_data(TensorData::new(neg_q, [b, r]), device),
             ));
             target_log_q = items
                 .iter()
@@ -336,15 +341,26 @@ impl FoundationModel {
         let norm = targets.weight_sum;
         let k_max = targets.items.len();
 
-        // Sampled softmax: the negatives' logits are shared by every future offset k; only the
-        // accidental-hit mask and the positive column depend on k.
+        // Sampled softmax: a sequence's negatives' logits are shared by every future offset k;
+        // only the accidental-hit mask and the positive column depend on k.
         let sampled = targets.negatives.as_ref().map(|(neg, neg_q)| {
-            let r = neg.dims()[0];
+            let r = neg.dims()[1];
+            let neg_rows = items
+                .clone()
+                .select(0, neg.clone().reshape([b * r]))
+                .reshape([b, r, d]);
             let logits = h
                 .clone()
-                .matmul(items.clone().select(0, neg.clone()).transpose())
-                .sub(neg_q.clone().reshape([1, r]).expand([m, r]));
-            (neg.clone(), r, logits)
+                .reshape([b, s, d])
+                .matmul(neg_rows.swap_dims(1, 2))
+                .sub(neg_q.clone().reshape([b, 1, r]).expand([b, s, r]))
+                .reshape([m, r]);
+            let neg_per_token = neg
+                .clone()
+                .reshape([b, 1, r])
+                .expand([b, s, r])
+                .reshape([m, r]);
+            (neg_per_token, r, logits)
         });
         let term = |k: usize| -> Tensor<1> {
             let (target, weight) = &targets.items[k];
@@ -356,11 +372,7 @@ impl FoundationModel {
                 .reshape([m])
                 .sub(targets.target_log_q[k].clone())
                 .reshape([m, 1]);
-            let hits: Tensor<2, Bool> = target
-                .clone()
-                .reshape([m, 1])
-                .expand([m, r])
-                .equal(neg.reshape([1, r]).expand([m, r]));
+            let hits: Tensor<2, Bool> = target.clone().reshape([m, 1]).expand([m, r]).equal(neg);
             let logits = Tensor::cat(vec![pos, negs.mask_fill(hits, -1e9)], 1);
             let picked = activation::log_softmax(logits, 1)
                 .slice([0..m, 0..1])
@@ -602,10 +614,14 @@ mod tests {
         let n = 12;
         let model = tiny_model(n, &device);
         let vocab = ItemVocabulary::new((0..n as u32).collect()).unwrap();
-        let seqs = [EventTokenizer::new(8)
-            .training_windows(&vocab, &history(&[1, 5, 7, 3, 3], 60))
-            .unwrap()
-            .remove(0)];
+        let window = |items: &[u32]| {
+            EventTokenizer::new(8)
+                .training_windows(&vocab, &history(items, 60))
+                .unwrap()
+                .remove(0)
+        };
+        // Two sequences of different lengths: each draws its own negatives; padding counts 0.
+        let seqs = [window(&[1, 5, 7, 3, 3]), window(&[2, 11, 4])];
         let cfg = next_item_only(ObjectiveConfig {
             softmax: SoftmaxKind::Sampled,
             uniform_negatives: 6,
@@ -631,9 +647,9 @@ mod tests {
         // Reference: plain loops over the hidden states and item vectors.
         // Training with normalised vectors feeds the normalised item table to the inputs too.
         let hidden = model.hidden(&batch, l2_normalize(model.item_table(None, None)));
-        let [_, s, d] = hidden.dims();
+        let [b, s, d] = hidden.dims();
         let h = hidden
-            .reshape([s, d])
+            .reshape([b * s, d])
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
@@ -643,8 +659,9 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         let (neg, neg_q) = t.negatives.clone().unwrap();
+        let r = neg.dims()[1];
         let neg = neg.into_data().try_to_vec_as::<i64>().unwrap();
-        let neg_q = floats(neg_q);
+        let neg_q = floats(neg_q.reshape([b * r]));
         let targets = t.items[0]
             .0
             .clone()
@@ -659,13 +676,19 @@ mod tests {
         let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         let log_q = |j: usize| ((6.0 / n as f64) + 3.0 * f64::from(share[j])).ln() as f32;
         let (mut total, mut wsum) = (0f32, 0f32);
-        for i in 0..s {
+        assert_eq!(r, 9);
+        assert_ne!(neg[..r], neg[r..], "each sequence draws its own negatives");
+        for i in 0..b * s {
+            if weights[i] == 0.0 {
+                continue;
+            }
             let hi = unit(&h[i * d..(i + 1) * d]);
             let tgt = targets[i] as usize;
             let score = |j: usize| dot(&hi, &unit(&e[j * d..(j + 1) * d])) / 0.5;
             let mut logits = vec![score(tgt) - log_q(tgt)];
-            for (r, &j) in neg.iter().enumerate() {
-                assert!((neg_q[r] - log_q(j as usize)).abs() < 1e-6);
+            let own = (i / s) * r..(i / s + 1) * r;
+            for (&j, &q) in neg[own.clone()].iter().zip(&neg_q[own]) {
+                assert!((q - log_q(j as usize)).abs() < 1e-6);
                 logits.push(if j as usize == tgt {
                     -1e9
                 } else {

@@ -6,8 +6,9 @@ use super::Quantization;
 
 /// The first eight bytes of every weight file.
 pub const MAGIC: [u8; 8] = *b"ENCOREW\0";
-/// The format version this build writes (it also reads version 2, the f32-only format).
-pub const FORMAT_VERSION: u32 = 3;
+/// The format version this build writes (it also reads version 2, the f32-only format, and
+/// version 3, without the embedding scale).
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this build reads.
 pub const OLDEST_READABLE_VERSION: u32 = 2;
 const PREFIX: usize = 16;
@@ -47,6 +48,38 @@ pub struct ModelSpec {
     pub rollup_window_s: u64,
     /// Whether tokens use their context fields (false: ID-only).
     pub context_features: bool,
+    /// Whether the summed field embeddings are scaled by √`d_model` (version 4 on; files of
+    /// versions 2 and 3 were written by models without the scale).
+    pub scale_embedding: bool,
+}
+
+/// The model spec of format versions 2 and 3 (no embedding scale).
+#[derive(Deserialize)]
+struct ModelSpecV3 {
+    n_items: u32,
+    d_model: u32,
+    n_heads: u32,
+    n_layers: u32,
+    d_ff: u32,
+    max_len: u32,
+    rollup_window_s: u64,
+    context_features: bool,
+}
+
+impl From<ModelSpecV3> for ModelSpec {
+    fn from(v: ModelSpecV3) -> Self {
+        Self {
+            n_items: v.n_items,
+            d_model: v.d_model,
+            n_heads: v.n_heads,
+            n_layers: v.n_layers,
+            d_ff: v.d_ff,
+            max_len: v.max_len,
+            rollup_window_s: v.rollup_window_s,
+            context_features: v.context_features,
+            scale_embedding: false,
+        }
+    }
 }
 
 /// Where one tensor lives in the data section.
@@ -80,9 +113,18 @@ pub struct Header {
 /// The header of format version 2 (f32 only, no quantization field).
 #[derive(Deserialize)]
 struct HeaderV2 {
-    model: ModelSpec,
+    model: ModelSpecV3,
     item_ids: Vec<u32>,
     tensors: Vec<TensorEntry>,
+}
+
+/// The header of format version 3 (no embedding scale in the model spec).
+#[derive(Deserialize)]
+struct HeaderV3 {
+    model: ModelSpecV3,
+    item_ids: Vec<u32>,
+    tensors: Vec<TensorEntry>,
+    quantization: Quantization,
 }
 
 /// Why a weight file was rejected.
@@ -235,16 +277,26 @@ impl<'a> WeightFile<'a> {
         }
         let head = &body[PREFIX..PREFIX + header_len];
         let malformed = |e: postcard::Error| WeightFileError::MalformedHeader(e.to_string());
-        let header: Header = if version == 2 {
-            let v2: HeaderV2 = postcard::from_bytes(head).map_err(malformed)?;
-            Header {
-                model: v2.model,
-                item_ids: v2.item_ids,
-                tensors: v2.tensors,
-                quantization: Quantization::F32,
+        let header: Header = match version {
+            2 => {
+                let v2: HeaderV2 = postcard::from_bytes(head).map_err(malformed)?;
+                Header {
+                    model: v2.model.into(),
+                    item_ids: v2.item_ids,
+                    tensors: v2.tensors,
+                    quantization: Quantization::F32,
+                }
             }
-        } else {
-            postcard::from_bytes(head).map_err(malformed)?
+            3 => {
+                let v3: HeaderV3 = postcard::from_bytes(head).map_err(malformed)?;
+                Header {
+                    model: v3.model.into(),
+                    item_ids: v3.item_ids,
+                    tensors: v3.tensors,
+                    quantization: v3.quantization,
+                }
+            }
+            _ => postcard::from_bytes(head).map_err(malformed)?,
         };
         let data_start = (PREFIX + header_len).div_ceil(ALIGN) * ALIGN;
         let data = body.get(data_start..).unwrap_or(&[]);

@@ -25,6 +25,7 @@ impl ModelSpec {
             max_len: config.max_len as u32,
             rollup_window_s: config.rollup_window_s,
             context_features: config.context_features,
+            scale_embedding: config.scale_embedding,
         }
     }
 
@@ -60,6 +61,7 @@ impl ModelSpec {
             .with_max_len(self.max_len as usize)
             .with_rollup_window_s(self.rollup_window_s)
             .with_context_features(self.context_features)
+            .with_scale_embedding(self.scale_embedding)
             .with_dropout(0.0))
     }
 }

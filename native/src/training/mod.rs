@@ -58,6 +58,9 @@ pub struct TrainConfig {
     pub rollup_window_s: u64,
     /// Feed the tokens' context fields (when, where, action, duration); `false` is ID-only.
     pub context_features: bool,
+    /// Scale the summed field embeddings by √`d_model` before adding positions (SASRec's
+    /// input scaling; without it the first epochs barely move, see BENCHMARKS.md).
+    pub scale_embedding: bool,
     /// Mix content embeddings (metadata and text vectors) into the item vectors.
     pub content_embeddings: bool,
     /// Share of items whose ID embedding is swapped for the unknown vector at each step.
@@ -81,6 +84,7 @@ impl Default for TrainConfig {
             dropout: 0.1,
             rollup_window_s: 0,
             context_features: true,
+            scale_embedding: true,
             content_embeddings: true,
             unknown_id_rate: 0.1,
             objectives: ObjectiveConfig::default(),
@@ -106,6 +110,7 @@ impl TrainConfig {
             .with_dropout(self.dropout)
             .with_rollup_window_s(self.rollup_window_s)
             .with_context_features(self.context_features)
+            .with_scale_embedding(self.scale_embedding)
             .with_item_encoder(self.content_embeddings.then(|| {
                 ItemEncoderConfig::new(self.d_model, n_genres.max(1))
                     .with_content_dim(content_dim)

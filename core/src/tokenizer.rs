@@ -120,19 +120,27 @@ impl TokenSequence {
         self.prev_item.is_empty()
     }
 
+    /// Token `i`'s input fields in [`TOKEN_FIELDS`] order (the model's input for it).
+    pub fn fields(&self, i: usize) -> [i64; TOKEN_FIELDS] {
+        [
+            &self.prev_item,
+            &self.prev_action,
+            &self.prev_duration,
+            &self.prev_count,
+            &self.surface,
+            &self.device,
+            &self.country,
+            &self.hour,
+            &self.weekday,
+            &self.gap,
+        ]
+        .map(|column| i64::from(column[i]))
+    }
+
     /// True when token `i` of `self` and token `j` of `other` have the same input fields (the
     /// training-only target fields are not compared).
     pub fn same_input(&self, i: usize, other: &Self, j: usize) -> bool {
-        self.prev_item[i] == other.prev_item[j]
-            && self.prev_action[i] == other.prev_action[j]
-            && self.prev_duration[i] == other.prev_duration[j]
-            && self.prev_count[i] == other.prev_count[j]
-            && self.surface[i] == other.surface[j]
-            && self.device[i] == other.device[j]
-            && self.country[i] == other.country[j]
-            && self.hour[i] == other.hour[j]
-            && self.weekday[i] == other.weekday[j]
-            && self.gap[i] == other.gap[j]
+        self.fields(i) == other.fields(j)
     }
 
     /// Appends `other`'s tokens.
@@ -466,23 +474,9 @@ impl TokenBatch {
         let mut target = vec![0i64; b * s];
         let mut mask = vec![0f32; b * s];
         for (r, seq) in seqs.iter().enumerate() {
-            let columns = [
-                &seq.prev_item,
-                &seq.prev_action,
-                &seq.prev_duration,
-                &seq.prev_count,
-                &seq.surface,
-                &seq.device,
-                &seq.country,
-                &seq.hour,
-                &seq.weekday,
-                &seq.gap,
-            ];
             for c in 0..seq.len() {
                 let at = (r * s + c) * TOKEN_FIELDS;
-                for (f, column) in columns.iter().enumerate() {
-                    fields[at + f] = column[c] as i64;
-                }
+                fields[at..at + TOKEN_FIELDS].copy_from_slice(&seq.fields(c));
                 if let Some(t) = seq.target[c] {
                     target[r * s + c] = t as i64;
                     mask[r * s + c] = 1.0;

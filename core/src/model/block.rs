@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use super::LAYER_NORM_EPSILON;
 use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
 use super::kv_cache::LayerCache;
 
@@ -26,9 +27,13 @@ impl TransformerBlockConfig {
     /// Builds the layer on `device`.
     pub fn init(&self, device: &Device) -> TransformerBlock {
         TransformerBlock {
-            norm_attn: LayerNormConfig::new(self.d_model).init(device),
+            norm_attn: LayerNormConfig::new(self.d_model)
+                .with_epsilon(LAYER_NORM_EPSILON)
+                .init(device),
             attention: CausalSelfAttentionConfig::new(self.d_model, self.n_heads).init(device),
-            norm_ff: LayerNormConfig::new(self.d_model).init(device),
+            norm_ff: LayerNormConfig::new(self.d_model)
+                .with_epsilon(LAYER_NORM_EPSILON)
+                .init(device),
             ff_in: LinearConfig::new(self.d_model, self.d_ff).init(device),
             ff_out: LinearConfig::new(self.d_ff, self.d_model).init(device),
             gelu: Gelu::new(),

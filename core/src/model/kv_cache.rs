@@ -26,6 +26,11 @@ impl LayerCache {
         self.kv.as_ref().map_or(0, |(k, _)| k.dims()[2])
     }
 
+    /// The cached keys and values (`[1, heads, len, head_dim]` each), if any.
+    pub fn keys_values(&self) -> Option<(Tensor<4>, Tensor<4>)> {
+        self.kv.clone()
+    }
+
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

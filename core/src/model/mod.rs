@@ -12,6 +12,10 @@ pub mod objectives;
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig, TokenTables};
+
+/// The epsilon of every layer norm in the model (burn's default, stated so that the CPU
+/// serving step ([`crate::runtime::HostModel`]) normalises identically).
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 pub use heads::{AuxHeads, AuxHeadsConfig};
 pub use item_encoder::{ItemEncoder, ItemEncoderConfig, ItemFeatures};
 pub use kv_cache::{KvCache, LayerCache};
@@ -85,7 +89,9 @@ impl FoundationModelConfig {
                 TensorData::new(mix, [self.n_layers + 1]),
                 device,
             )),
-            norm: LayerNormConfig::new(self.d_model).init(device),
+            norm: LayerNormConfig::new(self.d_model)
+                .with_epsilon(LAYER_NORM_EPSILON)
+                .init(device),
             heads: self.aux_heads.as_ref().map(|c| c.init(device)),
             n_items: self.n_items,
         }

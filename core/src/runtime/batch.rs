@@ -5,7 +5,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::tokenizer::{TokenBatch, TokenSequence};
 
 use super::{
-    BATCH_CHUNK, MemberRequest, RerankError, Reranker, ScoredItem, order, read_scores, request,
+    BATCH_CHUNK, MemberRequest, RerankError, Reranker, ScoredItem, finite, order, read_scores,
+    request,
 };
 
 impl Reranker {
@@ -80,6 +81,6 @@ impl Reranker {
         let scores = vectors.matmul(user.reshape([b, d, 1])).reshape([b * width]);
         let data = scores.into_data();
         // Padding slots repeat row 0 and are finite; every real score is checked too.
-        read_scores(data)
+        read_scores(data).and_then(finite)
     }
 }

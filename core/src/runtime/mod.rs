@@ -5,14 +5,17 @@
 //! members at once in `batch`, request types and refusals in `request`.
 
 mod batch;
+mod host_model;
 mod request;
 mod session;
 
+pub use host_model::{HOST_STEP_MAX_TOKENS, HostKvCache, HostModel};
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
@@ -41,6 +44,8 @@ pub struct Reranker {
     id: u64,
     /// How the weight file stored the matrices.
     quantization: Quantization,
+    /// On the CPU backend: the weights in host memory for session steps (see [`HostModel`]).
+    host: Option<HostModel>,
 }
 
 static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
@@ -66,7 +71,10 @@ impl Reranker {
         items: ItemVocabulary,
     ) -> Self {
         let device = model.embedding.item.weight.val().device();
+        let on_cpu =
+            !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_));
         Self {
+            host: on_cpu.then(|| HostModel::new(&model, &config)),
             tokenizer: config.tokenizer(),
             tables: model.token_tables(),
             model,
@@ -104,20 +112,17 @@ impl Reranker {
         history: &[Event],
         candidates: &[u32],
         request: &RerankRequest,
-    ) -> Result<(TokenBatch, Tensor<1, Int>), RerankError> {
+    ) -> Result<(TokenBatch, Vec<i64>), RerankError> {
         request::validate(history, candidates)?;
-        let cands = self.candidate_indices(candidates)?;
+        let rows = self.candidate_rows(candidates)?;
         let seq = self.serving_sequence(history, request)?;
-        Ok((TokenBatch::new(&[seq], &self.device), cands))
+        Ok((TokenBatch::new(&[seq], &self.device), rows))
     }
 
-    /// The candidates' dense row indices on the device; refuses unknown and duplicate ids.
-    fn candidate_indices(&self, candidates: &[u32]) -> Result<Tensor<1, Int>, RerankError> {
-        let dense = self.candidate_rows(candidates)?;
-        Ok(Tensor::<1, Int>::from_data(
-            TensorData::new(dense, [candidates.len()]),
-            &self.device,
-        ))
+    /// Dense row indices (from [`Reranker::candidate_rows`]) on the device.
+    fn upload_rows(&self, rows: Vec<i64>) -> Tensor<1, Int> {
+        let n = rows.len();
+        Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device)
     }
 
     /// The candidates' dense row indices; refuses unknown and duplicate ids.
@@ -157,12 +162,18 @@ impl Reranker {
             })
     }
 
-    /// Scores of the candidates: `[n_candidates]` (dot product of the user representation with
-    /// each candidate's item vector).
-    fn score_tensor(&self, batch: &TokenBatch, candidates: Tensor<1, Int>) -> Tensor<1> {
+    /// Scores of the candidates (dense rows): the dot product of the user representation with
+    /// each candidate's item vector. On the CPU they are gathered and scored in host memory.
+    fn scores(&self, batch: &TokenBatch, rows: Vec<i64>) -> Result<Scores, RerankError> {
         let user = self.model.user_state(batch, &self.tables); // [1, d]
         let d = user.dims()[1];
-        self.model.candidate_scores(user.reshape([d]), candidates)
+        Ok(match &self.host {
+            Some(host) => Scores::Host(host.scores(&read_scores(user.into_data())?, &rows)),
+            None => Scores::Device(
+                self.model
+                    .candidate_scores(user.reshape([d]), self.upload_rows(rows)),
+            ),
+        })
     }
 
     /// Reranks `candidates` for a member with this `history` (oldest first). Synchronous:
@@ -173,8 +184,8 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (batch, cands) = self.prepare(history, candidates, request)?;
-        ranked(candidates, self.score_tensor(&batch, cands))
+        let (batch, rows) = self.prepare(history, candidates, request)?;
+        ranked(candidates, self.scores(&batch, rows)?)
     }
 
     /// Same as [`Reranker::rerank`], reading the scores back asynchronously (required on WebGPU).
@@ -184,8 +195,8 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (batch, cands) = self.prepare(history, candidates, request)?;
-        ranked_async(candidates, self.score_tensor(&batch, cands)).await
+        let (batch, rows) = self.prepare(history, candidates, request)?;
+        ranked_async(candidates, self.scores(&batch, rows)?).await
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
@@ -205,7 +216,7 @@ impl Reranker {
         let batch = TokenBatch::new(&seqs, &self.device);
         let user = self.model.user_state(&batch, &self.tables);
         let scores = user.matmul(self.model.item_vectors().transpose());
-        let flat = read_scores(scores.into_data())?;
+        let flat = finite(read_scores(scores.into_data())?)?;
         Ok(flat
             .chunks(self.config.n_items)
             .map(<[f32]>::to_vec)
@@ -213,27 +224,43 @@ impl Reranker {
     }
 }
 
-/// The candidates ordered by `scores` (`[n_candidates]` on the device), read back synchronously.
-fn ranked(candidates: &[u32], scores: Tensor<1>) -> Result<Vec<ScoredItem>, RerankError> {
-    Ok(order(candidates, &read_scores(scores.into_data())?))
+/// Candidate scores `[n_candidates]`: on the device, or already in host memory.
+enum Scores {
+    /// A device tensor, still to be read back.
+    Device(Tensor<1>),
+    /// Computed in host memory (the CPU session step).
+    Host(Vec<f32>),
 }
 
-/// [`ranked`], reading the scores back asynchronously (required on WebGPU).
-async fn ranked_async(
-    candidates: &[u32],
-    scores: Tensor<1>,
-) -> Result<Vec<ScoredItem>, RerankError> {
-    let data = scores
-        .into_data_async()
-        .await
-        .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
-    Ok(order(candidates, &read_scores(data)?))
+/// The candidates ordered by `scores`, read back synchronously.
+fn ranked(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredItem>, RerankError> {
+    let values = match scores {
+        Scores::Device(t) => read_scores(t.into_data())?,
+        Scores::Host(v) => v,
+    };
+    Ok(order(candidates, &finite(values)?))
+}
+
+/// [`ranked`], reading device scores back asynchronously (required on WebGPU).
+async fn ranked_async(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredItem>, RerankError> {
+    let values = match scores {
+        Scores::Device(t) => read_scores(
+            t.into_data_async()
+                .await
+                .map_err(|e| RerankError::Backend(format!("{e:?}")))?,
+        )?,
+        Scores::Host(v) => v,
+    };
+    Ok(order(candidates, &finite(values)?))
 }
 
 fn read_scores(data: TensorData) -> Result<Vec<f32>, RerankError> {
-    let scores = data
-        .try_into_vec::<f32>()
-        .map_err(|e| RerankError::Backend(format!("{e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| RerankError::Backend(format!("{e:?}")))
+}
+
+/// The scores, unless one is not finite.
+fn finite(scores: Vec<f32>) -> Result<Vec<f32>, RerankError> {
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
         return Err(RerankError::Backend(format!(
             "model produced a non-finite score at candidate {i}"
@@ -244,18 +271,70 @@ fn read_scores(data: TensorData) -> Result<Vec<f32>, RerankError> {
 
 /// Candidates with their scores, best first; equal scores keep the input order.
 fn order(candidates: &[u32], scores: &[f32]) -> Vec<ScoredItem> {
-    let mut order: Vec<u32> = (0..candidates.len() as u32).collect();
-    // Unstable sort with the input position as tie-break: the stable order, faster.
-    order.sort_unstable_by(|&a, &b| {
-        scores[b as usize]
-            .total_cmp(&scores[a as usize])
-            .then(a.cmp(&b))
-    });
-    order
-        .into_iter()
-        .map(|i| ScoredItem {
-            item: candidates[i as usize],
-            score: scores[i as usize],
+    // One integer key per candidate: the score's bits mapped so that integer order is float
+    // order (descending), then the input position. Sorting plain integers is several times
+    // faster than comparing floats through a closure, and gives the same order for finite
+    // scores.
+    let mut keys: Vec<u64> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (u64::from(!ascending_bits(*s)) << 32) | i as u64)
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|k| {
+            let i = (k & 0xffff_ffff) as usize;
+            ScoredItem {
+                item: candidates[i],
+                score: scores[i],
+            }
         })
         .collect()
+}
+
+/// `f32` bits mapped to a `u32` whose integer order is the float's total order.
+fn ascending_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    #[test]
+    fn order_is_a_stable_descending_sort() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        // Ties, both zeros, negatives, large and tiny magnitudes.
+        let pool = [
+            0.0f32,
+            -0.0,
+            1.5,
+            -1.5,
+            1e-30,
+            -1e30,
+            3.25,
+            3.25,
+            f32::MAX,
+            f32::MIN,
+        ];
+        for n in [0, 1, 2, 17, 500] {
+            let scores: Vec<f32> = (0..n)
+                .map(|_| {
+                    if rng.random_range(0..3) == 0 {
+                        pool[rng.random_range(0..pool.len())]
+                    } else {
+                        rng.random_range(-4.0f32..4.0)
+                    }
+                })
+                .collect();
+            let candidates: Vec<u32> = (0..n as u32).map(|i| 1000 + i).collect();
+            let mut reference: Vec<usize> = (0..n).collect();
+            reference.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            let ours: Vec<u32> = order(&candidates, &scores).iter().map(|s| s.item).collect();
+            let expected: Vec<u32> = reference.iter().map(|&i| candidates[i]).collect();
+            assert_eq!(ours, expected, "n = {n}");
+        }
+    }
 }

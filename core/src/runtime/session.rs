@@ -1,13 +1,69 @@
 //! A member's history kept on the device between reranks, with the keys and values the model
 //! already computed for it, so that a new local event costs one token's forward pass.
 
-use burn::tensor::Tensor;
+use burn::tensor::Device;
 
 use crate::data::events::Event;
 use crate::model::KvCache;
 use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
 
-use super::{RerankError, RerankRequest, Reranker, ScoredItem, ranked, ranked_async, request};
+use super::{
+    HOST_STEP_MAX_TOKENS, HostKvCache, HostModel, RerankError, RerankRequest, Reranker, ScoredItem,
+    Scores, ranked, ranked_async, request,
+};
+
+/// Where a session's cached keys and values live.
+#[derive(Debug, Clone)]
+pub(super) enum SessionCache {
+    /// On the model's device, as burn tensors.
+    Device(KvCache),
+    /// In host memory, for the CPU step ([`super::HostModel::step`]).
+    Host(HostKvCache),
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self::Device(KvCache::default())
+    }
+}
+
+impl SessionCache {
+    fn len(&self) -> usize {
+        match self {
+            Self::Device(c) => c.len(),
+            Self::Host(c) => c.len(),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Self::Device(c) => c.truncate(len),
+            Self::Host(c) => c.truncate(len),
+        }
+    }
+
+    /// The cache as a device cache (uploaded if it was in host memory).
+    fn on_device(&mut self, heads: usize, device: &Device) -> &mut KvCache {
+        if let Self::Host(host) = self {
+            *self = Self::Device(host.to_device(heads, device));
+        }
+        match self {
+            Self::Device(c) => c,
+            Self::Host(_) => unreachable!("just moved to the device"),
+        }
+    }
+
+    /// The cache in host memory (read back if it was on the device).
+    fn in_host(&mut self, model: &HostModel) -> &mut HostKvCache {
+        if let Self::Device(device) = self {
+            *self = Self::Host(model.cache_from_device(device));
+        }
+        match self {
+            Self::Host(c) => c,
+            Self::Device(_) => unreachable!("just moved to host memory"),
+        }
+    }
+}
 
 /// One member's on-device state: the history (oldest first) and the cached keys and values of
 /// its tokens.
@@ -29,7 +85,7 @@ pub struct MemberSession {
     pub(super) window_first: usize,
     /// Tokens whose keys and values `cache` holds, in order.
     pub(super) cached: TokenSequence,
-    pub(super) cache: KvCache,
+    pub(super) cache: SessionCache,
     /// The reranker the cache was computed by (see `Reranker::id`).
     pub(super) owner: Option<u64>,
     /// Tokens the last rerank encoded.
@@ -85,7 +141,7 @@ impl MemberSession {
         self.rolled_events = 0;
         self.window_first = 0;
         self.cached = TokenSequence::default();
-        self.cache = KvCache::default();
+        self.cache = SessionCache::default();
         self.owner = None;
     }
 }
@@ -98,16 +154,16 @@ impl Reranker {
         session: &mut MemberSession,
         candidates: &[u32],
         request: &RerankRequest,
-    ) -> Result<Tensor<1>, RerankError> {
+    ) -> Result<Scores, RerankError> {
         // Every event was checked when it joined the session.
         if session.history.is_empty() {
             return Err(RerankError::EmptyHistory);
         }
         request::validate_candidates(candidates)?;
-        let cands = self.candidate_indices(candidates)?;
+        let rows = self.candidate_rows(candidates)?;
         if session.owner != Some(self.id) {
             session.clear_cache();
-            session.cache = KvCache::new(self.config.n_layers);
+            session.cache = SessionCache::Device(KvCache::new(self.config.n_layers));
             session.owner = Some(self.id);
         }
         // Roll up only the events appended since the last call.
@@ -149,17 +205,36 @@ impl Reranker {
         session.cache.truncate(keep);
         let fresh = tail.tokens(matched..tail.len());
         session.last_encoded = fresh.len();
-        let batch = TokenBatch::new(&[fresh], &self.device);
-        let user = self
-            .model
-            .user_state_incremental(&batch, &self.tables, &mut session.cache); // [1, d]
+        let scores = match &self.host {
+            // A few tokens after cached ones: the fused CPU step, all in host memory.
+            Some(host) if keep > 0 && fresh.len() <= HOST_STEP_MAX_TOKENS => {
+                let tokens: Vec<_> = (0..fresh.len()).map(|i| fresh.fields(i)).collect();
+                let user = host.step(&tokens, session.cache.in_host(host));
+                Scores::Host(host.scores(&user, &rows))
+            }
+            _ => {
+                let batch = TokenBatch::new(&[fresh], &self.device);
+                let cache = session.cache.on_device(self.config.n_heads, &self.device);
+                let user = self
+                    .model
+                    .user_state_incremental(&batch, &self.tables, cache); // [1, d]
+                let d = user.dims()[1];
+                let scores = self
+                    .model
+                    .candidate_scores(user.reshape([d]), self.upload_rows(rows));
+                if let Some(host) = &self.host {
+                    // The next steps run in host memory: move the cache there once, now.
+                    session.cache.in_host(host);
+                }
+                Scores::Device(scores)
+            }
+        };
         let events = keep + tail_events - matched;
         session.cache.truncate(events);
         session.cached = session.cached.tokens(0..keep);
         session.cached.extend(&tail.tokens(matched..tail_events));
         session.window_first = first;
-        let d = user.dims()[1];
-        Ok(self.model.candidate_scores(user.reshape([d]), cands))
+        Ok(scores)
     }
 
     /// Reranks `candidates` for the member of `session`, reusing the keys and values cached

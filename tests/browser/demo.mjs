@@ -10,12 +10,16 @@ const site = path.resolve(option('--site') || '');
 if (!fs.existsSync(path.join(site, 'index.html'))) { console.error(`--site ${site} has no index.html`); process.exit(2); }
 
 const text = (page, id) => page.textContent(`#${id}`);
-// Waits until #latency shows a new rerank (or an error) and returns it.
+// Waits until #latency shows a new rerank (or an error) and returns it; a page that failed to
+// load (status "failed: …") stops the run at once instead of waiting out the timeout.
 async function nextRerank(page, before) {
   await page.waitForFunction((b) => {
     const t = document.getElementById('latency').textContent;
-    return t !== b && (t.includes(' ms on ') || t.startsWith('error'));
-  }, before);
+    const failed = document.getElementById('status').textContent.startsWith('failed');
+    return failed || (t !== b && (t.includes(' ms on ') || t.startsWith('error')));
+  }, before, { timeout: 180000 });
+  const status = await text(page, 'status');
+  if (status.startsWith('failed')) throw new Error(`the demo page failed to load: ${status}`);
   return text(page, 'latency');
 }
 

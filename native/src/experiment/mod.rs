@@ -59,8 +59,12 @@ pub struct RunConfig {
     /// Output directory (relative to the working directory).
     pub out: PathBuf,
     /// Evaluate every this many epochs on the validation holdout (0: only after the last epoch).
-    /// With the test holdout, only the final model is evaluated.
+    /// With the test holdout, only the final model is evaluated (see `test_curve_every`).
     pub eval_every: usize,
+    /// With the test holdout: also evaluate on the test split every this many epochs (0: off),
+    /// to time a fixed configuration to a quality (issue 3's time-to-quality benchmark). Never
+    /// choose epochs or settings from this curve; that is what the validation holdout is for.
+    pub test_curve_every: usize,
     /// Backend to train on.
     pub backend: Backend,
     /// Cold-start experiment: share of titles whose training events are all removed (0: none).
@@ -74,6 +78,7 @@ impl Default for RunConfig {
         Self {
             out: PathBuf::from("runs/synthetic"),
             eval_every: 1,
+            test_curve_every: 0,
             backend: Backend::Cpu,
             withhold_items: 0.0,
             withhold_seed: 1,
@@ -349,7 +354,7 @@ pub fn run_config(
     };
     let eval_every = match cfg.split.holdout {
         Holdout::Validation => cfg.run.eval_every,
-        Holdout::Test => 0,
+        Holdout::Test => cfg.run.test_curve_every,
     };
     let checkpoint = out.join("checkpoint.ckpt");
     let started = Instant::now();

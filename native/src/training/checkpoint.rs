@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::{EpochStats, TrainConfig};
 use crate::io::write_atomic;
 
-const MAGIC: &[u8; 8] = b"ENCOREC\x01";
+/// The first seven bytes of every checkpoint; the eighth is its version.
+const MAGIC: &[u8; 7] = b"ENCOREC";
+/// The checkpoint version this build writes and reads (2: `TrainConfig` gained
+/// `scale_embedding`; postcard cannot read a struct with a different field list).
+const VERSION: u8 = 2;
 
 /// Everything needed to resume training, plus the exportable weight file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +33,7 @@ impl Checkpoint {
     /// Writes the checkpoint atomically (temporary file, fsync, rename).
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let mut bytes = MAGIC.to_vec();
+        bytes.push(VERSION);
         bytes.extend(postcard::to_allocvec(self)?);
         write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
     }
@@ -38,11 +43,53 @@ impl Checkpoint {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading checkpoint {}", path.display()))?;
         anyhow::ensure!(
-            bytes.starts_with(MAGIC),
+            bytes.len() > MAGIC.len() && bytes.starts_with(MAGIC),
             "{} is not an Encore checkpoint",
             path.display()
         );
-        postcard::from_bytes(&bytes[MAGIC.len()..])
+        let version = bytes[MAGIC.len()];
+        anyhow::ensure!(
+            version == VERSION,
+            "checkpoint {} has version {version}; this build reads version {VERSION} only \
+             (its training settings changed): start the run again without --resume",
+            path.display()
+        );
+        postcard::from_bytes(&bytes[MAGIC.len() + 1..])
             .with_context(|| format!("checkpoint {} is corrupted", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_round_trip_and_other_versions_are_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("encore-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.ckpt");
+        let ck = Checkpoint {
+            train_config: TrainConfig::default(),
+            epochs: Vec::new(),
+            model_record: vec![1, 2, 3],
+            optimizer: vec![4],
+            weights: vec![5, 6],
+        };
+        ck.write(&path).unwrap();
+        assert_eq!(Checkpoint::read(&path).unwrap(), ck);
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[MAGIC.len()] = 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = Checkpoint::read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("version 1") && e.contains("without --resume"),
+            "{e}"
+        );
+
+        std::fs::write(&path, b"PK\x03\x04 not a checkpoint").unwrap();
+        let e = Checkpoint::read(&path).unwrap_err().to_string();
+        assert!(e.contains("not an Encore checkpoint"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

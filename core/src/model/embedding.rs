@@ -148,6 +148,16 @@ impl TokenEmbedding {
         }
     }
 
+    /// What the summed field embeddings are multiplied by before the position is added:
+    /// √`d_model` with [`TokenEmbeddingConfig::scale_embedding`], else 1.
+    pub fn input_scale(&self, d_model: usize) -> f32 {
+        if self.scale_embedding {
+            (d_model as f32).sqrt()
+        } else {
+            1.0
+        }
+    }
+
     /// The embedding of tokens whose first one sits at window position `first_position` (0 for
     /// a whole sequence, more for an incremental step after cached tokens), reading `tables`
     /// (from [`TokenEmbedding::tables`]): `[batch, seq]` tokens → `[batch, seq, d_model]`.
@@ -173,11 +183,7 @@ impl TokenEmbedding {
             .reshape([b, s, k, d])
             .sum_dim(2)
             .reshape([b, s, d]);
-        let x = if self.scale_embedding {
-            x.mul_scalar((d as f32).sqrt())
-        } else {
-            x
-        };
+        let x = x.mul_scalar(self.input_scale(d));
         let start = first_position as i64;
         let positions = Tensor::<1, Int>::arange(start..start + s as i64, &tables.table.device())
             .reshape([1, s])

@@ -11,7 +11,9 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
-use crate::model::{FoundationModel, FoundationModelConfig, KvCache, LAYER_NORM_EPSILON};
+use crate::model::{
+    FoundationModel, FoundationModelConfig, KvCache, LAYER_NORM_EPSILON, TokenTables,
+};
 use crate::tokenizer::{ITEM_OFFSET, TOKEN_FIELDS};
 
 /// Most new tokens one [`HostModel::step`] takes; longer runs go through burn's kernels.
@@ -189,7 +191,8 @@ pub struct HostModel {
     heads: usize,
     /// The window (tokens).
     max_len: usize,
-    /// Stacked token tables `[rows, d]` and each field's first row (see `TokenTables`).
+    /// Stacked token tables `[rows, d]` and each field's first row (see `TokenTables`); the
+    /// item slot table comes first, so its rows are also the candidates' vectors.
     table: Vec<f32>,
     offsets: Vec<usize>,
     /// Position table `[max_len, d]`.
@@ -199,14 +202,16 @@ pub struct HostModel {
     /// softmax(layer_mix): the weight of the embedding output and of each layer's output.
     mix: Vec<f32>,
     norm: HostNorm,
-    /// Item slot table `[n_items + ITEM_OFFSET, d]` (candidates' vectors).
-    items: Vec<f32>,
 }
 
 impl HostModel {
-    /// Copies the serving weights of `model` (an exported or encoder-less model).
-    pub fn new(model: &FoundationModel, config: &FoundationModelConfig) -> Self {
-        let tables = model.token_tables();
+    /// Copies the serving weights of `model` (an exported or encoder-less model) and its
+    /// stacked token `tables` ([`FoundationModel::token_tables`]).
+    pub fn new(
+        model: &FoundationModel,
+        config: &FoundationModelConfig,
+        tables: &TokenTables,
+    ) -> Self {
         let offsets: Vec<usize> = tables
             .offsets
             .clone()
@@ -222,14 +227,10 @@ impl HostModel {
             d_model: d,
             heads: config.n_heads,
             max_len: config.max_len,
-            table: host_values(tables.table),
+            table: host_values(tables.table.clone()),
             offsets,
             position: host_values(model.embedding.position.weight.val()),
-            input_scale: if config.scale_embedding {
-                (d as f32).sqrt()
-            } else {
-                1.0
-            },
+            input_scale: model.embedding.input_scale(d),
             layers: model
                 .blocks
                 .iter()
@@ -246,7 +247,6 @@ impl HostModel {
                 .collect(),
             mix: host_values(activation::softmax(model.layer_mix.val(), 0)),
             norm: HostNorm::of(&model.norm),
-            items: host_values(model.embedding.item.weight.val()),
         }
     }
 
@@ -377,7 +377,7 @@ impl HostModel {
             .iter()
             .map(|&c| {
                 let at = (c as usize + ITEM_OFFSET as usize) * d;
-                dot(user, &self.items[at..at + d])
+                dot(user, &self.table[at..at + d])
             })
             .collect()
     }
@@ -478,7 +478,7 @@ mod tests {
                 .with_scale_embedding(scale)
                 .with_dropout(0.0);
             let model = config.init(&device);
-            let host = HostModel::new(&model, &config);
+            let host = HostModel::new(&model, &config, &model.token_tables());
             let tables = model.token_tables();
             let seq = tokens(&world, 32);
             assert!(seq.len() > 24, "{} tokens", seq.len());
@@ -524,7 +524,7 @@ mod tests {
             .with_d_model(8)
             .with_n_heads(2);
         let model = config.init(&device);
-        let host = HostModel::new(&model, &config);
+        let host = HostModel::new(&model, &config, &model.token_tables());
         let user: Vec<f32> = (0..8).map(|i| i as f32 * 0.25 - 1.0).collect();
         let rows = [4i64, 0, 5];
         let expected = host_values(model.candidate_scores(
@@ -540,7 +540,10 @@ mod tests {
         let config = FoundationModelConfig::new(6)
             .with_d_model(8)
             .with_max_len(2);
-        let host = HostModel::new(&config.init(&Device::flex()), &config);
+        let host = {
+            let model = config.init(&Device::flex());
+            HostModel::new(&model, &config, &model.token_tables())
+        };
         let mut cache = host.empty_cache();
         host.step(&[[0; TOKEN_FIELDS]; 3], &mut cache);
     }

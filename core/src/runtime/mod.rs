@@ -73,10 +73,11 @@ impl Reranker {
         let device = model.embedding.item.weight.val().device();
         let on_cpu =
             !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+        let tables = model.token_tables();
         Self {
-            host: on_cpu.then(|| HostModel::new(&model, &config)),
+            host: on_cpu.then(|| HostModel::new(&model, &config, &tables)),
             tokenizer: config.tokenizer(),
-            tables: model.token_tables(),
+            tables,
             model,
             config,
             items,
@@ -165,7 +166,12 @@ impl Reranker {
     /// Scores of the candidates (dense rows): the dot product of the user representation with
     /// each candidate's item vector. On the CPU they are gathered and scored in host memory.
     fn scores(&self, batch: &TokenBatch, rows: Vec<i64>) -> Result<Scores, RerankError> {
-        let user = self.model.user_state(batch, &self.tables); // [1, d]
+        self.score_user(self.model.user_state(batch, &self.tables), rows)
+    }
+
+    /// Scores of the candidates (dense rows) against one user representation `[1, d]`: in host
+    /// memory on the CPU, on the device elsewhere.
+    fn score_user(&self, user: Tensor<2>, rows: Vec<i64>) -> Result<Scores, RerankError> {
         let d = user.dims()[1];
         Ok(match &self.host {
             Some(host) => Scores::Host(host.scores(&read_scores(user.into_data())?, &rows)),

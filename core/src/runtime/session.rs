@@ -218,15 +218,11 @@ impl Reranker {
                 let user = self
                     .model
                     .user_state_incremental(&batch, &self.tables, cache); // [1, d]
-                let d = user.dims()[1];
-                let scores = self
-                    .model
-                    .candidate_scores(user.reshape([d]), self.upload_rows(rows));
                 if let Some(host) = &self.host {
                     // The next steps run in host memory: move the cache there once, now.
                     session.cache.in_host(host);
                 }
-                Scores::Device(scores)
+                self.score_user(user, rows)?
             }
         };
         let events = keep + tail_events - matched;

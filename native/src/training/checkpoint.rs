@@ -11,8 +11,9 @@ use crate::io::write_atomic;
 /// The first seven bytes of every checkpoint; the eighth is its version.
 const MAGIC: &[u8; 7] = b"ENCOREC";
 /// The checkpoint version this build writes and reads (2: `TrainConfig` gained
-/// `scale_embedding`; postcard cannot read a struct with a different field list).
-const VERSION: u8 = 2;
+/// `scale_embedding`, 3: `batch_by_length`; postcard cannot read a struct with a different
+/// field list).
+const VERSION: u8 = 3;
 
 /// Everything needed to resume training, plus the exportable weight file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,9 @@ pub struct TrainConfig {
     pub content_embeddings: bool,
     /// Share of items whose ID embedding is swapped for the unknown vector at each step.
     pub unknown_id_rate: f64,
+    /// Batch windows of similar length together (batches in random order each epoch), so a
+    /// batch pads little; `false` draws batches uniformly at random.
+    pub batch_by_length: bool,
     /// The objectives.
     pub objectives: ObjectiveConfig,
 }
@@ -87,6 +90,7 @@ impl Default for TrainConfig {
             scale_embedding: true,
             content_embeddings: true,
             unknown_id_rate: 0.1,
+            batch_by_length: true,
             objectives: ObjectiveConfig::default(),
         }
     }
@@ -241,6 +245,26 @@ fn prepare(
 }
 
 /// Exports a training model: bakes its item vectors and writes the weight file.
+/// One epoch's batches of window indices. Shuffled uniformly; with `by_length`, the shuffled
+/// windows are stably sorted by length (so equal lengths stay in random order), cut into
+/// batches, and the batches shuffled, so a batch pads to little more than its own windows.
+fn epoch_batches(
+    windows: &[TokenSequence],
+    batch_size: usize,
+    by_length: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..windows.len()).collect();
+    order.shuffle(rng);
+    if !by_length {
+        return order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    }
+    order.sort_by_key(|&i| std::cmp::Reverse(windows[i].len()));
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    batches.shuffle(rng);
+    batches
+}
+
 fn export(
     model: &FoundationModel,
     config: &FoundationModelConfig,
@@ -337,15 +361,14 @@ pub fn train(
         // the seed, so a resumed run repeats exactly what an uninterrupted one does.
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
         device.seed(cfg.seed.wrapping_add(1000 + epoch as u64));
-        let mut order: Vec<usize> = (0..windows.len()).collect();
-        order.shuffle(&mut rng);
+        let batches = epoch_batches(windows, cfg.batch_size, cfg.batch_by_length, &mut rng);
         let start = Instant::now();
         let mut sums = [0f64; 4];
         let mut weight = 0f64;
         // Without a terminal the bar is hidden: log a line every tenth of the epoch instead.
         let log_lines = monitor.show_progress && !std::io::stderr().is_terminal();
         let log_every = (steps_per_epoch / 10).max(1);
-        for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
+        for (step, chunk) in batches.iter().enumerate() {
             let seqs: Vec<TokenSequence> = chunk.iter().map(|&i| windows[i].clone()).collect();
             let n_targets = seqs
                 .iter()
@@ -441,4 +464,51 @@ pub fn train(
         weights,
         features: owned_features.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(len: usize) -> TokenSequence {
+        TokenSequence {
+            prev_item: vec![0; len],
+            ..TokenSequence::default()
+        }
+    }
+
+    #[test]
+    fn length_batches_cover_every_window_once_and_pad_little() {
+        let lengths: Vec<usize> = (0..1000).map(|i| 1 + (i * 37) % 200).collect();
+        let windows: Vec<TokenSequence> = lengths.iter().map(|&n| window(n)).collect();
+        let padded = |batches: &[Vec<usize>]| -> usize {
+            batches
+                .iter()
+                .map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap())
+                .sum()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let by_length = epoch_batches(&windows, 64, true, &mut rng);
+        let uniform = epoch_batches(&windows, 64, false, &mut rng);
+        for batches in [&by_length, &uniform] {
+            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+            assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 64));
+        }
+        let real: usize = lengths.iter().sum();
+        // Sorted batches pad to within one batch's spread; uniform ones to ≈ the maximum.
+        assert!(
+            padded(&by_length) < real * 11 / 10,
+            "{}",
+            padded(&by_length)
+        );
+        assert!(padded(&uniform) > real * 3 / 2, "{}", padded(&uniform));
+        // The same seed gives the same batches; the order of batches is shuffled.
+        let again = epoch_batches(&windows, 64, true, &mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(again, by_length);
+        let first_lengths: Vec<usize> = by_length.iter().map(|b| lengths[b[0]]).collect();
+        assert!(first_lengths.windows(2).any(|w| w[0] < w[1]));
+        assert!(first_lengths.windows(2).any(|w| w[0] > w[1]));
+    }
 }

@@ -91,7 +91,7 @@ window.runHarness = async () => {
   return out;
 };
 
-window.runBench = async (iters) => {
+window.runBench = async (iters, backends = ['webgpu', 'cpu']) => {
   // Cold start: the page's module fetch + compile + instantiate (until init resolved), then
   // fetching the weights, loading them on the CPU backend and the first rerank.
   const t0 = performance.now();
@@ -102,7 +102,7 @@ window.runBench = async (iters) => {
   out.coldStartMs = out.wasmReadyMs + out.coldLoadAndFirstRerankMs;
   first.free();
   const pct = (v, p) => v[Math.round((v.length - 1) * p)];
-  for (const wanted of ['webgpu', 'cpu']) {
+  for (const wanted of backends) {
     const r = await Reranker.load(bytes, wanted);
     for (const c of cases) {
       const cands = Uint32Array.from(c.candidates);

@@ -1,11 +1,11 @@
 // Runs the wasm package in headless Chromium (Debian's /usr/bin/chromium, WebGPU enabled) and
 // prints one JSON object with what the page computed.
 //
-//   node tests/browser/run.mjs --pkg <wasm pkg dir> --fixture <dir with model.encore, cases.json> [--bench N]
+//   node tests/browser/run.mjs --pkg <wasm pkg dir> --fixture <dir with model.encore, cases.json> [--bench N [--backends cpu,webgpu]]
 //
 // Without --bench: every case on WebGPU and on CPU, the attention-kernel self-check, sessions,
 // int8 weights, the bad-input rejections and 10,000 reranks' memory. With --bench N: cold start,
-// then N timed reranks and N session appends of every case per backend.
+// then N timed reranks and N session appends of every case per backend (--backends: which, default both).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = path.resolve(option('--pkg') || '');
 const fixture = path.resolve(option('--fixture') || '');
 const bench = option('--bench');
+const backends = (option('--backends') || 'webgpu,cpu').split(',');
 for (const [name, dir] of [['--pkg', pkg], ['--fixture', fixture]]) {
   if (!fs.existsSync(dir)) { console.error(`${name} ${dir} does not exist`); process.exit(2); }
 }
@@ -26,7 +27,7 @@ try {
     await page.waitForFunction(() => window.harnessReady === true || window.harnessError);
     const err = await page.evaluate(() => window.harnessError);
     if (err) throw new Error(err);
-    return bench ? page.evaluate((n) => window.runBench(n), Number(bench)) : page.evaluate(() => window.runHarness());
+    return bench ? page.evaluate(([n, b]) => window.runBench(n, b), [Number(bench), backends]) : page.evaluate(() => window.runHarness());
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

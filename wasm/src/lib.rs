@@ -42,6 +42,10 @@ fn start() {
     // per call and a registry that grew forever.
     unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
+    // The CPU backend's matrix products (burn's and the serving path's) use wasm's 128-bit
+    // SIMD kernels, which the module already contains; every browser with WebAssembly SIMD
+    // (all current ones) runs them, 2–4× faster than the scalar kernels gemm picks by default.
+    gemm::set_wasm_simd128(true);
 }
 
 fn error(message: impl std::fmt::Display) -> JsValue {

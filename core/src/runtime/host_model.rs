@@ -1,12 +1,15 @@
-//! The serving model in host memory and a fused CPU step over a few new tokens.
+//! The serving model in host memory and a fused CPU forward over new tokens.
 //!
-//! On the CPU backend, appending one event to a [`super::MemberSession`] used to run about 80
-//! burn ops on one or two tokens, each paying allocation and dispatch for a few thousand
-//! multiply-adds. [`HostModel::step`] does the same arithmetic (embedding, every layer with
-//! its cached keys and values, layer mix, final norm) as one loop nest over plain slices, and
-//! [`HostModel::scores`] gathers and scores the candidates in place. Whole windows are still
-//! encoded by burn (its matrix kernels win there); their keys and values then move into a
-//! [`HostKvCache`]. Tests hold the two paths to 1e-4.
+//! On the CPU backend, a rerank through burn runs about 80 ops, each paying allocation and
+//! dispatch, and burn's attention computes (and masks) the whole square of a causal window.
+//! [`HostModel::step`] does the same arithmetic (embedding, every layer with its cached keys
+//! and values, layer mix, final norm) over plain slices on one thread: matrix products for
+//! the projections, causal attention over each query's visible keys only, vectorisable `exp`
+//! and `erf`; [`HostModel::scores`] gathers and scores the candidates in place. One step
+//! serves a whole window (a stateless rerank) and one appended event (a session) alike.
+//! Tests hold it to burn's forward within 1e-4.
+
+use std::sync::Mutex;
 
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData, activation};
@@ -15,9 +18,6 @@ use crate::model::{
     FoundationModel, FoundationModelConfig, KvCache, LAYER_NORM_EPSILON, TokenTables,
 };
 use crate::tokenizer::{ITEM_OFFSET, TOKEN_FIELDS};
-
-/// Most new tokens one [`HostModel::step`] takes; longer runs go through burn's kernels.
-pub const HOST_STEP_MAX_TOKENS: usize = 16;
 
 /// A linear layer's weight `[in, out]` (row-major, as burn stores it) and bias `[out]`.
 #[derive(Debug, Clone)]
@@ -40,6 +40,22 @@ impl HostLinear {
         }
     }
 
+    /// One layer computing `a` and `b` of the same input side by side: `[y_a, y_b]`.
+    fn side_by_side(a: Self, b: Self) -> Self {
+        let rows = a
+            .weight
+            .chunks_exact(a.out)
+            .zip(b.weight.chunks_exact(b.out));
+        Self {
+            weight: rows
+                .flat_map(|(ra, rb)| ra.iter().chain(rb))
+                .copied()
+                .collect(),
+            bias: a.bias.into_iter().chain(b.bias).collect(),
+            out: a.out + b.out,
+        }
+    }
+
     /// `y = x W + b` for one row `x`.
     fn apply(&self, x: &[f32], y: &mut [f32]) {
         y.copy_from_slice(&self.bias);
@@ -48,6 +64,20 @@ impl HostLinear {
                 *yj += xi * wj;
             }
         }
+    }
+
+    /// `y = x W + b` for the `m` rows of `x` `[m, in]` into `y` `[m, out]` (one matrix
+    /// product beyond a single row).
+    fn apply_rows(&self, x: &[f32], m: usize, y: &mut [f32]) {
+        let k = self.weight.len() / self.out;
+        if m == 1 {
+            return self.apply(&x[..k], &mut y[..self.out]);
+        }
+        for row in y[..m * self.out].chunks_exact_mut(self.out) {
+            row.copy_from_slice(&self.bias);
+        }
+        let rhs = Strided::rows(&self.weight, self.out);
+        matmul(m, self.out, k, y, self.out, true, Strided::rows(x, k), rhs);
     }
 }
 
@@ -71,8 +101,8 @@ impl HostNorm {
     /// `y = (x − mean) / sqrt(var + ε) · γ + β` (population variance, as burn's op).
     fn apply(&self, x: &[f32], y: &mut [f32]) {
         let n = x.len() as f32;
-        let mean = x.iter().sum::<f32>() / n;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let mean = sum(x) / n;
+        let var = squared_deviations(x, mean) / n;
         let inv = 1.0 / (var + LAYER_NORM_EPSILON as f32).sqrt();
         for (((yi, xi), g), b) in y.iter_mut().zip(x).zip(&self.gamma).zip(&self.beta) {
             *yi = (xi - mean) * inv * g + b;
@@ -85,8 +115,8 @@ impl HostNorm {
 struct HostLayer {
     norm_attn: HostNorm,
     query: HostLinear,
-    key: HostLinear,
-    value: HostLinear,
+    /// Keys and values side by side (one matrix product for both).
+    key_value: HostLinear,
     output: HostLinear,
     norm_ff: HostNorm,
     ff_in: HostLinear,
@@ -185,8 +215,11 @@ impl HostKvCache {
 }
 
 /// The weights a serving step reads, copied once from a CPU model.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HostModel {
+    /// A cache reused by stateless forwards ([`HostModel::encode`]), so that they neither
+    /// allocate nor page-fault; a concurrent caller that finds it busy allocates its own.
+    scratch: Mutex<HostKvCache>,
     d_model: usize,
     heads: usize,
     /// The window (tokens).
@@ -224,6 +257,7 @@ impl HostModel {
             .collect();
         let d = config.d_model;
         Self {
+            scratch: Mutex::new(HostKvCache::new(config.n_layers, d, config.max_len)),
             d_model: d,
             heads: config.n_heads,
             max_len: config.max_len,
@@ -237,8 +271,10 @@ impl HostModel {
                 .map(|b| HostLayer {
                     norm_attn: HostNorm::of(&b.norm_attn),
                     query: HostLinear::of(&b.attention.query),
-                    key: HostLinear::of(&b.attention.key),
-                    value: HostLinear::of(&b.attention.value),
+                    key_value: HostLinear::side_by_side(
+                        HostLinear::of(&b.attention.key),
+                        HostLinear::of(&b.attention.value),
+                    ),
                     output: HostLinear::of(&b.attention.output),
                     norm_ff: HostNorm::of(&b.norm_ff),
                     ff_in: HostLinear::of(&b.ff_in),
@@ -255,6 +291,20 @@ impl HostModel {
         HostKvCache::new(self.layers.len(), self.d_model, self.max_len)
     }
 
+    /// The user representation `[d_model]` after `tokens` alone (a stateless forward).
+    ///
+    /// # Panics
+    /// If `tokens` is empty or longer than the window.
+    pub fn encode(&self, tokens: &[[i64; TOKEN_FIELDS]]) -> Vec<f32> {
+        match self.scratch.try_lock() {
+            Ok(mut cache) => {
+                cache.truncate(0);
+                self.step(tokens, &mut cache)
+            }
+            Err(_) => self.step(tokens, &mut self.empty_cache()),
+        }
+    }
+
     /// A device cache of this model read back into host memory, with room for a window.
     pub fn cache_from_device(&self, cache: &KvCache) -> HostKvCache {
         HostKvCache::from_device(cache, self.d_model, self.max_len)
@@ -262,7 +312,8 @@ impl HostModel {
 
     /// The user representation `[d_model]` after `tokens` (each its [`TOKEN_FIELDS`] input
     /// fields) that follow the tokens in `cache`, whose keys and values are appended to it.
-    /// Equal to `FoundationModel::user_state_incremental`.
+    /// Equal to `FoundationModel::user_state_incremental`; a whole window (empty cache) costs
+    /// a few matrix products per layer, one new token a few vector products.
     ///
     /// # Panics
     /// If `tokens` is empty or reaches past the position table.
@@ -289,42 +340,41 @@ impl HostModel {
             }
         }
         let mut mixed: Vec<f32> = x[(m - 1) * d..].iter().map(|v| v * self.mix[0]).collect();
-        let (mut normed, mut buf) = (vec![0f32; d], vec![0f32; d]);
-        let mut hidden = vec![0f32; self.layers.first().map_or(0, |l| l.ff_in.out)];
         let n_layers = self.layers.len();
+        let mut normed = vec![0f32; m * d];
         for (l, (layer, (keys, values))) in self.layers.iter().zip(&mut cache.layers).enumerate() {
             // Every new token's keys and values join the cache.
-            let mut attn_in = vec![0f32; m * d];
-            for (t, (row, n)) in x
-                .chunks_exact(d)
-                .zip(attn_in.chunks_exact_mut(d))
-                .enumerate()
-            {
+            for (row, n) in x.chunks_exact(d).zip(normed.chunks_exact_mut(d)) {
                 layer.norm_attn.apply(row, n);
-                let at = (first + t) * d..(first + t + 1) * d;
-                layer.key.apply(n, &mut keys[at.clone()]);
-                layer.value.apply(n, &mut values[at]);
+            }
+            let new = first * d..(first + m) * d;
+            let mut kv = vec![0f32; m * 2 * d];
+            layer.key_value.apply_rows(&normed, m, &mut kv);
+            let rows = keys[new.clone()]
+                .chunks_exact_mut(d)
+                .zip(values[new].chunks_exact_mut(d));
+            for ((k, v), both) in rows.zip(kv.chunks_exact(2 * d)) {
+                k.copy_from_slice(&both[..d]);
+                v.copy_from_slice(&both[d..]);
             }
             // The last layer's output is needed at the last token only.
-            let queries = if l + 1 == n_layers { m - 1..m } else { 0..m };
-            let mut out = Vec::with_capacity(queries.len() * d);
-            for t in queries {
-                let row = &x[t * d..(t + 1) * d];
-                layer.query.apply(&attn_in[t * d..(t + 1) * d], &mut buf);
-                let ctx = self.attend(&buf, keys, values, first + t + 1);
-                layer.output.apply(&ctx, &mut buf);
-                let mut h: Vec<f32> = row.iter().zip(&buf).map(|(a, b)| a + b).collect();
-                layer.norm_ff.apply(&h, &mut normed);
-                hidden.resize(layer.ff_in.out, 0.0);
-                layer.ff_in.apply(&normed, &mut hidden);
-                for v in &mut hidden {
-                    *v = gelu(*v);
-                }
-                layer.ff_out.apply(&hidden, &mut buf);
-                add_to(&mut h, &buf);
-                out.extend_from_slice(&h);
+            let q0 = if l + 1 == n_layers { m - 1 } else { 0 };
+            let nq = m - q0;
+            let mut buf = vec![0f32; nq * d];
+            layer.query.apply_rows(&normed[q0 * d..], nq, &mut buf);
+            let ctx = self.attend(&buf, nq, first + q0, keys, values);
+            layer.output.apply_rows(&ctx, nq, &mut buf);
+            let mut h = x.split_off(q0 * d);
+            add_to(&mut h, &buf);
+            for (row, n) in h.chunks_exact(d).zip(normed.chunks_exact_mut(d)) {
+                layer.norm_ff.apply(row, n);
             }
-            x = out;
+            let mut hidden = vec![0f32; nq * layer.ff_in.out];
+            layer.ff_in.apply_rows(&normed, nq, &mut hidden);
+            gelu_in_place(&mut hidden);
+            layer.ff_out.apply_rows(&hidden, nq, &mut buf);
+            add_to(&mut h, &buf);
+            x = h;
             let last = &x[x.len() - d..];
             for (mx, v) in mixed.iter_mut().zip(last) {
                 *mx += self.mix[l + 1] * v;
@@ -336,35 +386,39 @@ impl HostModel {
         user
     }
 
-    /// Multi-head attention of one query row `[d]` over the first `n` cached keys and values.
-    fn attend(&self, q: &[f32], keys: &[f32], values: &[f32], n: usize) -> Vec<f32> {
+    /// Causal multi-head attention of the `nq` query rows `q` `[nq, d]`, at positions
+    /// `pos0..pos0 + nq`, over the keys and values of positions `0..pos0 + nq`: `[nq, d]`.
+    /// Query rows go in blocks; each block multiplies only the keys its rows may see, and its
+    /// softmax runs over each row's visible prefix only.
+    fn attend(&self, q: &[f32], nq: usize, pos0: usize, keys: &[f32], values: &[f32]) -> Vec<f32> {
+        const BLOCK: usize = 32;
         let d = self.d_model;
         let hd = d / self.heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut ctx = vec![0f32; d];
-        let mut p = vec![0f32; n];
-        for h in 0..self.heads {
-            let cols = h * hd..(h + 1) * hd;
-            let qh = &q[cols.clone()];
-            let mut max = f32::NEG_INFINITY;
-            for (j, pj) in p.iter_mut().enumerate() {
-                *pj = dot(qh, &keys[j * d + cols.start..j * d + cols.end]) * scale;
-                max = max.max(*pj);
-            }
-            let mut sum = 0.0;
-            for pj in &mut p {
-                *pj = (*pj - max).exp();
-                sum += *pj;
-            }
-            let out = &mut ctx[cols.clone()];
-            for (j, pj) in p.iter().enumerate() {
-                let w = pj / sum;
-                for (o, v) in out
-                    .iter_mut()
-                    .zip(&values[j * d + cols.start..j * d + cols.end])
-                {
-                    *o += w * v;
+        let mut ctx = vec![0f32; nq * d];
+        let mut p = vec![0f32; BLOCK.min(nq) * (pos0 + nq)];
+        for c0 in (0..self.heads).map(|h| h * hd) {
+            for b0 in (0..nq).step_by(BLOCK) {
+                let rows = BLOCK.min(nq - b0);
+                let nk = pos0 + b0 + rows;
+                // p[rows, nk] = q_block · keysᵀ (this head's columns)
+                let lhs = Strided::rows(&q[b0 * d + c0..], d);
+                matmul(
+                    rows,
+                    nk,
+                    hd,
+                    &mut p,
+                    nk,
+                    false,
+                    lhs,
+                    Strided::columns(&keys[c0..], d),
+                );
+                for (r, row) in p.chunks_exact_mut(nk).take(rows).enumerate() {
+                    softmax_prefix(row, pos0 + b0 + r + 1, scale);
                 }
+                // ctx_block[rows, hd] = p · values (this head's columns)
+                let (lhs, rhs) = (Strided::rows(&p, nk), Strided::rows(&values[c0..], d));
+                matmul(rows, hd, nk, &mut ctx[b0 * d + c0..], d, false, lhs, rhs);
             }
         }
         ctx
@@ -415,9 +469,191 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// GELU with the exact error function, as burn's `gelu`.
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+/// A read-only matrix operand: its values and the strides between rows and between columns.
+#[derive(Clone, Copy)]
+struct Strided<'a> {
+    values: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// Row-major rows `row_stride` apart.
+    fn rows(values: &'a [f32], row_stride: usize) -> Self {
+        Self {
+            values,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of row-major rows `row_stride` apart.
+    fn columns(values: &'a [f32], row_stride: usize) -> Self {
+        Self {
+            values,
+            row_stride: 1,
+            col_stride: row_stride,
+        }
+    }
+
+    /// Asserts that an `r × c` matrix fits in the values.
+    fn check(&self, r: usize, c: usize) {
+        let last = (r - 1) * self.row_stride + (c - 1) * self.col_stride;
+        assert!(last < self.values.len(), "matrix operand out of bounds");
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` on one thread, `dst` row-major with rows `dst_stride`
+/// apart (added to when `accumulate`, overwritten otherwise).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    accumulate: bool,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        k > 0 && (m - 1) * dst_stride + n <= dst.len(),
+        "matmul output out of bounds"
+    );
+    lhs.check(m, k);
+    rhs.check(k, n);
+    // SAFETY: every element gemm reads or writes lies inside the slices (checked above), and
+    // `dst` does not alias the operands (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            accumulate,
+            lhs.values.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.values.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// In place: `row[..n] = softmax(row[..n] · scale)`, `row[n..] = 0` (the causal mask).
+fn softmax_prefix(row: &mut [f32], n: usize, scale: f32) {
+    let (visible, hidden) = row.split_at_mut(n);
+    hidden.fill(0.0);
+    let max = max(visible) * scale;
+    for v in visible.iter_mut() {
+        *v = exp(*v * scale - max);
+    }
+    let inv = 1.0 / sum(visible);
+    for v in visible.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Maximum with eight independent compare-and-select lanes, so that the compiler vectorises
+/// it (`f32::max` is a call in wasm).
+fn max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = a.chunks_exact(8);
+    let pick = |a: f32, b: f32| if b > a { b } else { a };
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| pick(a, b));
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = pick(acc[k], c[k]);
+        }
+    }
+    acc.into_iter().fold(tail, pick)
+}
+
+/// Σ (x − mean)² with eight independent partial sums.
+fn squared_deviations(a: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.chunks_exact(8);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += (c[k] - mean) * (c[k] - mean);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Sum with eight independent partial sums, so that the compiler vectorises it.
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `e^x` to about 2 ulp for `x` in [−87, 88] (clamped outside), without branches or calls so
+/// that loops over it vectorise: `2^n · p(r)` with `n = round(x / ln 2)` and Cephes' `expf`
+/// polynomial for `e^r`, |r| ≤ ln 2 / 2.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to nearest
+    let x = x.clamp(-87.0, 88.0);
+    // `x / ln 2 + ROUND` holds round(x / ln 2) in its low mantissa bits.
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1)
+        * r
+        * r
+        + r
+        + 1.0;
+    // 2^n from the integer bits alone (a float-to-int cast would not vectorise).
+    p * f32::from_bits(shifted.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23)
+}
+
+/// The error function to about 2e-7 (Abramowitz & Stegun 7.1.26), vectorisable like [`exp`].
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t
+        + 0.254_829_6)
+        * t;
+    (1.0 - poly * exp(-a * a)).copysign(x)
+}
+
+/// GELU with the error function, as burn's `gelu`, over a slice.
+fn gelu_in_place(xs: &mut [f32]) {
+    for x in xs {
+        *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+    }
 }
 
 #[cfg(test)]
@@ -515,6 +751,97 @@ mod tests {
                 assert_eq!(back.layers, host_cache.layers, "{what}: device round trip");
             }
         }
+    }
+
+    /// Whole windows and long steps (several query blocks, lengths not a multiple of a
+    /// block) against burn's forward, from an empty cache and after cached tokens.
+    #[test]
+    fn long_steps_match_the_burn_forward() {
+        let device = Device::flex();
+        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 2,
+            titles: 60,
+            days: 200,
+            ..Default::default()
+        });
+        let max_len = 120;
+        let seq = tokens(&world, max_len);
+        assert!(seq.len() > 100, "{} tokens", seq.len());
+        for (heads, cached, step) in [(2, 0, seq.len()), (1, 0, 33), (4, 7, 70), (2, 64, 1)] {
+            let config = FoundationModelConfig::new(world.catalog.len())
+                .with_d_model(32)
+                .with_n_heads(heads)
+                .with_n_layers(2)
+                .with_d_ff(48)
+                .with_max_len(max_len)
+                .with_dropout(0.0);
+            let model = config.init(&device);
+            let tables = model.token_tables();
+            let host = HostModel::new(&model, &config, &tables);
+            let mut device_cache = KvCache::new(2);
+            let mut host_cache = host.empty_cache();
+            if cached > 0 {
+                let head = TokenBatch::new(&[seq.tokens(0..cached)], &device);
+                model.user_state_incremental(&head, &tables, &mut device_cache);
+                host_cache = host.cache_from_device(&device_cache);
+            }
+            let next = seq.tokens(cached..cached + step);
+            let batch = TokenBatch::new(std::slice::from_ref(&next), &device);
+            let expected =
+                host_values(model.user_state_incremental(&batch, &tables, &mut device_cache));
+            let fields: Vec<_> = (0..step).map(|i| next.fields(i)).collect();
+            let ours = host.step(&fields, &mut host_cache);
+            let diff = max_diff(&ours, &expected);
+            assert!(
+                diff < 1e-4,
+                "{heads} heads, {cached} + {step}: differ by {diff}"
+            );
+            let from_burn = host.cache_from_device(&device_cache);
+            let used = (cached + step) * 32;
+            for ((k, v), (k2, v2)) in host_cache.layers.iter().zip(&from_burn.layers) {
+                assert!(max_diff(&k[..used], &k2[..used]) < 1e-4, "keys");
+                assert!(max_diff(&v[..used], &v2[..used]) < 1e-4, "values");
+            }
+        }
+    }
+
+    #[test]
+    fn exp_and_erf_match_the_standard_functions() {
+        for i in -4000..=4000 {
+            let x = i as f32 * 0.02;
+            let e = (x as f64).exp();
+            let rel = ((exp(x) as f64 - e) / e).abs();
+            assert!(rel < 5e-7, "exp({x}): {} vs {e}", exp(x));
+            let x = i as f32 * 0.0015;
+            let want = libm_erf(x as f64);
+            assert!(
+                (erf(x) as f64 - want).abs() < 1e-6,
+                "erf({x}): {} vs {want}",
+                erf(x)
+            );
+        }
+        assert!(exp(-200.0) < 1e-37 && exp(-200.0) >= 0.0);
+        // Softmax over the visible prefix only; the rest is masked to exactly 0.
+        let mut row = [1.0, 2.0, 50.0];
+        softmax_prefix(&mut row, 2, 1.0);
+        let want = [1.0 / (1.0 + 1f32.exp()), 1.0 / (1.0 + (-1f32).exp()), 0.0];
+        assert!(max_diff(&row, &want) < 1e-6, "{row:?}");
+        let mut row = [3.0, -1.0];
+        softmax_prefix(&mut row, 1, 0.5);
+        assert_eq!(row, [1.0, 0.0]);
+    }
+
+    /// The error function in f64 by its Maclaurin series (|x| ≤ 6, plenty of terms).
+    fn libm_erf(x: f64) -> f64 {
+        if x.abs() > 4.0 {
+            return x.signum();
+        }
+        let (mut term, mut total) = (x, x);
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            total += term / (2 * n + 1) as f64;
+        }
+        total * 2.0 / std::f64::consts::PI.sqrt()
     }
 
     #[test]

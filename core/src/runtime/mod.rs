@@ -9,7 +9,7 @@ mod host_model;
 mod request;
 mod session;
 
-pub use host_model::{HOST_STEP_MAX_TOKENS, HostKvCache, HostModel};
+pub use host_model::{HostKvCache, HostModel};
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 
@@ -44,7 +44,7 @@ pub struct Reranker {
     id: u64,
     /// How the weight file stored the matrices.
     quantization: Quantization,
-    /// On the CPU backend: the weights in host memory for session steps (see [`HostModel`]).
+    /// On the CPU backend: the weights in host memory, where CPU reranks run (see [`HostModel`]).
     host: Option<HostModel>,
 }
 
@@ -107,17 +107,16 @@ impl Reranker {
         &self.items
     }
 
-    /// Validates inputs and builds the model's input and the candidates' dense indices.
+    /// Validates inputs and builds the model's input tokens and the candidates' dense indices.
     fn prepare(
         &self,
         history: &[Event],
         candidates: &[u32],
         request: &RerankRequest,
-    ) -> Result<(TokenBatch, Vec<i64>), RerankError> {
+    ) -> Result<(TokenSequence, Vec<i64>), RerankError> {
         request::validate(history, candidates)?;
         let rows = self.candidate_rows(candidates)?;
-        let seq = self.serving_sequence(history, request)?;
-        Ok((TokenBatch::new(&[seq], &self.device), rows))
+        Ok((self.serving_sequence(history, request)?, rows))
     }
 
     /// Dense row indices (from [`Reranker::candidate_rows`]) on the device.
@@ -164,9 +163,16 @@ impl Reranker {
     }
 
     /// Scores of the candidates (dense rows): the dot product of the user representation with
-    /// each candidate's item vector. On the CPU they are gathered and scored in host memory.
-    fn scores(&self, batch: &TokenBatch, rows: Vec<i64>) -> Result<Scores, RerankError> {
-        self.score_user(self.model.user_state(batch, &self.tables), rows)
+    /// each candidate's item vector. On the CPU the whole rerank runs in host memory
+    /// ([`HostModel::encode`]), elsewhere on the device.
+    fn scores(&self, seq: TokenSequence, rows: Vec<i64>) -> Result<Scores, RerankError> {
+        if let Some(host) = &self.host {
+            let tokens: Vec<_> = (0..seq.len()).map(|i| seq.fields(i)).collect();
+            let user = host.encode(&tokens);
+            return Ok(Scores::Host(host.scores(&user, &rows)));
+        }
+        let batch = TokenBatch::new(&[seq], &self.device);
+        self.score_user(self.model.user_state(&batch, &self.tables), rows)
     }
 
     /// Scores of the candidates (dense rows) against one user representation `[1, d]`: in host
@@ -190,8 +196,8 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (batch, rows) = self.prepare(history, candidates, request)?;
-        ranked(candidates, self.scores(&batch, rows)?)
+        let (seq, rows) = self.prepare(history, candidates, request)?;
+        ranked(candidates, self.scores(seq, rows)?)
     }
 
     /// Same as [`Reranker::rerank`], reading the scores back asynchronously (required on WebGPU).
@@ -201,8 +207,8 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (batch, rows) = self.prepare(history, candidates, request)?;
-        ranked_async(candidates, self.scores(&batch, rows)?).await
+        let (seq, rows) = self.prepare(history, candidates, request)?;
+        ranked_async(candidates, self.scores(seq, rows)?).await
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.

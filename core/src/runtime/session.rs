@@ -8,8 +8,8 @@ use crate::model::KvCache;
 use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
 
 use super::{
-    HOST_STEP_MAX_TOKENS, HostKvCache, HostModel, RerankError, RerankRequest, Reranker, ScoredItem,
-    Scores, ranked, ranked_async, request,
+    HostKvCache, HostModel, RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked,
+    ranked_async, request,
 };
 
 /// Where a session's cached keys and values live.
@@ -206,22 +206,18 @@ impl Reranker {
         let fresh = tail.tokens(matched..tail.len());
         session.last_encoded = fresh.len();
         let scores = match &self.host {
-            // A few tokens after cached ones: the fused CPU step, all in host memory.
-            Some(host) if keep > 0 && fresh.len() <= HOST_STEP_MAX_TOKENS => {
+            // On the CPU: the fused step over the new tokens, all in host memory.
+            Some(host) => {
                 let tokens: Vec<_> = (0..fresh.len()).map(|i| fresh.fields(i)).collect();
                 let user = host.step(&tokens, session.cache.in_host(host));
                 Scores::Host(host.scores(&user, &rows))
             }
-            _ => {
+            None => {
                 let batch = TokenBatch::new(&[fresh], &self.device);
                 let cache = session.cache.on_device(self.config.n_heads, &self.device);
                 let user = self
                     .model
                     .user_state_incremental(&batch, &self.tables, cache); // [1, d]
-                if let Some(host) = &self.host {
-                    // The next steps run in host memory: move the cache there once, now.
-                    session.cache.in_host(host);
-                }
                 self.score_user(user, rows)?
             }
         };

@@ -311,6 +311,9 @@ fn batch_rerank_equals_one_member_at_a_time_and_isolates_bad_requests() {
             }
         }
     }
+    let gpu = Reranker::from_bytes(&f.weights, &Device::wgpu(Default::default())).unwrap();
+    let gpu_results = gpu.rerank_batch(&members);
+    assert_eq!(gpu_results[2], results[2]);
     for (m, (member, result)) in members.iter().zip(&results).enumerate() {
         if m == 2 {
             assert_eq!(
@@ -325,15 +328,18 @@ fn batch_rerank_equals_one_member_at_a_time_and_isolates_bad_requests() {
         let single = reranker
             .rerank(member.history, member.candidates, &member.request)
             .unwrap();
-        let batch = result.as_ref().unwrap();
-        assert_eq!(batch.len(), single.len(), "member {m}");
-        for s in &single {
-            let b = batch.iter().find(|b| b.item == s.item).unwrap();
-            assert!(
-                (b.score - s.score).abs() <= 1e-4,
-                "member {m} item {}",
-                s.item
-            );
+        // The CPU batch (host-memory forwards) and the wgpu batch (one padded burn forward)
+        // both equal the single rerank.
+        for batch in [result.as_ref().unwrap(), gpu_results[m].as_ref().unwrap()] {
+            assert_eq!(batch.len(), single.len(), "member {m}");
+            for s in &single {
+                let b = batch.iter().find(|b| b.item == s.item).unwrap();
+                assert!(
+                    (b.score - s.score).abs() <= 1e-4,
+                    "member {m} item {}",
+                    s.item
+                );
+            }
         }
     }
 }

@@ -5,13 +5,14 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::tokenizer::{TokenBatch, TokenSequence};
 
 use super::{
-    BATCH_CHUNK, MemberRequest, RerankError, Reranker, ScoredItem, finite, order, read_scores,
-    request,
+    BATCH_CHUNK, HostModel, MemberRequest, RerankError, Reranker, ScoredItem, finite, order,
+    read_scores, request,
 };
 
 impl Reranker {
-    /// Reranks many members at once (server-side or offline use): one padded forward pass over
-    /// every valid member, one batched scoring. Each member's result is its own: a bad request
+    /// Reranks many members at once (server-side or offline use): on the CPU one host-memory
+    /// forward per member, elsewhere one padded forward pass over every valid member and one
+    /// batched scoring. Each member's result is its own: a bad request
     /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s.
     pub fn rerank_batch(
         &self,
@@ -35,6 +36,14 @@ impl Reranker {
                 }
                 Err(e) => results.push(Err(e)),
             }
+        }
+        if let Some(host) = &self.host {
+            // On the CPU: each member's forward in host memory.
+            let scores = host_scores(host, &seqs, &rows);
+            for ((&m, s), r) in valid.iter().zip(scores).zip(&rows) {
+                results[m] = finite(s).map(|s| order(members[m].candidates, &s[..r.len()]));
+            }
+            return results;
         }
         // Members go through the model in chunks: bounded memory for any batch size, and
         // attention scores that stay in cache.
@@ -83,4 +92,18 @@ impl Reranker {
         // Padding slots repeat row 0 and are finite; every real score is checked too.
         read_scores(data).and_then(finite)
     }
+}
+
+/// Each member's candidate scores from its own host-memory forward, one after another on
+/// this thread (callers split members across threads, as `encore`'s batch command does).
+fn host_scores(host: &HostModel, seqs: &[TokenSequence], rows: &[Vec<i64>]) -> Vec<Vec<f32>> {
+    let mut cache = host.empty_cache();
+    seqs.iter()
+        .zip(rows)
+        .map(|(seq, rows)| {
+            cache.truncate(0);
+            let tokens: Vec<_> = (0..seq.len()).map(|i| seq.fields(i)).collect();
+            host.scores(&host.step(&tokens, &mut cache), rows)
+        })
+        .collect()
 }

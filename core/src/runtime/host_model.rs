@@ -629,7 +629,7 @@ fn exp(x: f32) -> f32 {
         * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1)
+        + 0.5)
         * r
         * r
         + r
@@ -688,6 +688,50 @@ mod tests {
 
     use crate::tokenizer::EventTokenizer;
 
+    /// Caches the first `cached` tokens of `seq` with burn, then runs `step` more through burn
+    /// and through the host step; asserts that the user vectors and the caches agree to 1e-4.
+    /// Returns the host cache afterwards.
+    fn compare_step(
+        model: &FoundationModel,
+        config: &FoundationModelConfig,
+        seq: &TokenSequence,
+        cached: usize,
+        step: usize,
+    ) -> HostKvCache {
+        let device = Device::flex();
+        let tables = model.token_tables();
+        let host = HostModel::new(model, config, &tables);
+        let mut device_cache = KvCache::new(config.n_layers);
+        let mut host_cache = host.empty_cache();
+        if cached > 0 {
+            let head = TokenBatch::new(&[seq.tokens(0..cached)], &device);
+            model.user_state_incremental(&head, &tables, &mut device_cache);
+            host_cache = host.cache_from_device(&device_cache);
+        }
+        assert_eq!(host_cache.len(), cached);
+        let next = seq.tokens(cached..cached + step);
+        let batch = TokenBatch::new(std::slice::from_ref(&next), &device);
+        let expected =
+            host_values(model.user_state_incremental(&batch, &tables, &mut device_cache));
+        let fields: Vec<_> = (0..step).map(|i| next.fields(i)).collect();
+        let ours = host.step(&fields, &mut host_cache);
+        let what = format!(
+            "d {}, {} heads, {cached} cached + {step}",
+            config.d_model, config.n_heads
+        );
+        let diff = max_diff(&ours, &expected);
+        assert!(diff < 1e-4, "{what}: user vectors differ by {diff}");
+        // Both caches now hold the same keys and values.
+        let from_burn = host.cache_from_device(&device_cache);
+        assert_eq!(host_cache.len(), cached + step, "{what}");
+        let used = (cached + step) * config.d_model;
+        for ((k, v), (k2, v2)) in host_cache.layers.iter().zip(&from_burn.layers) {
+            assert!(max_diff(&k[..used], &k2[..used]) < 1e-4, "{what}: keys");
+            assert!(max_diff(&v[..used], &v2[..used]) < 1e-4, "{what}: values");
+        }
+        host_cache
+    }
+
     /// The host step against burn's incremental forward, for widths, heads, context and
     /// scale on and off, steps of 1 to 3 tokens after caches of 1 to 20 tokens.
     #[test]
@@ -714,41 +758,14 @@ mod tests {
                 .with_scale_embedding(scale)
                 .with_dropout(0.0);
             let model = config.init(&device);
-            let host = HostModel::new(&model, &config, &model.token_tables());
-            let tables = model.token_tables();
             let seq = tokens(&world, 32);
             assert!(seq.len() > 24, "{} tokens", seq.len());
             for (cached, step) in [(1, 1), (5, 2), (20, 3)] {
-                // Cache the first `cached` tokens with burn, then both paths take `step` more.
-                let mut device_cache = KvCache::new(2);
-                let head = TokenBatch::new(&[seq.tokens(0..cached)], &device);
-                model.user_state_incremental(&head, &tables, &mut device_cache);
-                let mut host_cache = host.cache_from_device(&device_cache);
-                assert_eq!(host_cache.len(), cached);
-
-                let next = seq.tokens(cached..cached + step);
-                let batch = TokenBatch::new(std::slice::from_ref(&next), &device);
-                let expected =
-                    host_values(model.user_state_incremental(&batch, &tables, &mut device_cache));
-                let fields: Vec<_> = (0..step).map(|i| next.fields(i)).collect();
-                let ours = host.step(&fields, &mut host_cache);
-                let what = format!("d {d}, {heads} heads, {cached} cached + {step}");
-                assert!(
-                    max_diff(&ours, &expected) < 1e-4,
-                    "{what}: user vectors differ"
-                );
-                // Both caches now hold the same keys and values.
-                let from_burn = host.cache_from_device(&device_cache);
-                assert_eq!(host_cache.len(), cached + step, "{what}");
-                for ((k, v), (k2, v2)) in host_cache.layers.iter().zip(&from_burn.layers) {
-                    let used = (cached + step) * d;
-                    assert!(max_diff(&k[..used], &k2[..used]) < 1e-4, "{what}: keys");
-                    assert!(max_diff(&v[..used], &v2[..used]) < 1e-4, "{what}: values");
-                }
+                let host_cache = compare_step(&model, &config, &seq, cached, step);
                 // And the round trip to the device keeps them.
                 let back = HostKvCache::from_device(&host_cache.to_device(heads, &device), d, 32);
                 assert_eq!(back.len(), cached + step);
-                assert_eq!(back.layers, host_cache.layers, "{what}: device round trip");
+                assert_eq!(back.layers, host_cache.layers, "d {d}: device round trip");
             }
         }
     }
@@ -775,33 +792,7 @@ mod tests {
                 .with_d_ff(48)
                 .with_max_len(max_len)
                 .with_dropout(0.0);
-            let model = config.init(&device);
-            let tables = model.token_tables();
-            let host = HostModel::new(&model, &config, &tables);
-            let mut device_cache = KvCache::new(2);
-            let mut host_cache = host.empty_cache();
-            if cached > 0 {
-                let head = TokenBatch::new(&[seq.tokens(0..cached)], &device);
-                model.user_state_incremental(&head, &tables, &mut device_cache);
-                host_cache = host.cache_from_device(&device_cache);
-            }
-            let next = seq.tokens(cached..cached + step);
-            let batch = TokenBatch::new(std::slice::from_ref(&next), &device);
-            let expected =
-                host_values(model.user_state_incremental(&batch, &tables, &mut device_cache));
-            let fields: Vec<_> = (0..step).map(|i| next.fields(i)).collect();
-            let ours = host.step(&fields, &mut host_cache);
-            let diff = max_diff(&ours, &expected);
-            assert!(
-                diff < 1e-4,
-                "{heads} heads, {cached} + {step}: differ by {diff}"
-            );
-            let from_burn = host.cache_from_device(&device_cache);
-            let used = (cached + step) * 32;
-            for ((k, v), (k2, v2)) in host_cache.layers.iter().zip(&from_burn.layers) {
-                assert!(max_diff(&k[..used], &k2[..used]) < 1e-4, "keys");
-                assert!(max_diff(&v[..used], &v2[..used]) < 1e-4, "values");
-            }
+            compare_step(&config.init(&device), &config, &seq, cached, step);
         }
     }
 

@@ -345,6 +345,7 @@ pub fn train(
 
     let windows = &data.windows;
     let steps_per_epoch = windows.len().div_ceil(cfg.batch_size);
+    let targets_per_batch = data.total_tokens as f64 / steps_per_epoch as f64;
     for epoch in epochs.len() + 1..=cfg.epochs {
         let bar = if monitor.show_progress {
             ProgressBar::new(steps_per_epoch as u64)
@@ -379,7 +380,14 @@ pub fn train(
                 TrainingTargets::new(&seqs, &cfg.objectives, &data.item_share, &mut rng, &device)
                     .with_id_drops(&model, &mut rng, &device);
             let parts = model.loss(&batch, &targets, features, &cfg.objectives);
-            let grads = GradientsParams::from_grads(parts.total.backward(), &model);
+            // The objectives are means over the batch's targets; scaled by the batch's share of
+            // an average batch's targets, every target weighs the same whatever its batch (with
+            // length-sorted batches, a batch of short windows holds far fewer).
+            let share = n_targets / targets_per_batch;
+            let grads = GradientsParams::from_grads(
+                parts.total.clone().mul_scalar(share).backward(),
+                &model,
+            );
             model = optim.step(cfg.learning_rate, model, grads);
             let values = [
                 parts.total,

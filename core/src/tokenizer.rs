@@ -137,6 +137,11 @@ impl TokenSequence {
         .map(|column| i64::from(column[i]))
     }
 
+    /// Every token's input fields, in order.
+    pub fn field_rows(&self) -> Vec<[i64; TOKEN_FIELDS]> {
+        (0..self.len()).map(|i| self.fields(i)).collect()
+    }
+
     /// True when token `i` of `self` and token `j` of `other` have the same input fields (the
     /// training-only target fields are not compared).
     pub fn same_input(&self, i: usize, other: &Self, j: usize) -> bool {

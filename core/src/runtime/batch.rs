@@ -102,8 +102,7 @@ fn host_scores(host: &HostModel, seqs: &[TokenSequence], rows: &[Vec<i64>]) -> V
         .zip(rows)
         .map(|(seq, rows)| {
             cache.truncate(0);
-            let tokens: Vec<_> = (0..seq.len()).map(|i| seq.fields(i)).collect();
-            host.scores(&host.step(&tokens, &mut cache), rows)
+            host.scores(&host.step(&seq.field_rows(), &mut cache), rows)
         })
         .collect()
 }

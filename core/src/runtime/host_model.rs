@@ -713,7 +713,7 @@ mod tests {
         let batch = TokenBatch::new(std::slice::from_ref(&next), &device);
         let expected =
             host_values(model.user_state_incremental(&batch, &tables, &mut device_cache));
-        let fields: Vec<_> = (0..step).map(|i| next.fields(i)).collect();
+        let fields = next.field_rows();
         let ours = host.step(&fields, &mut host_cache);
         let what = format!(
             "d {}, {} heads, {cached} cached + {step}",

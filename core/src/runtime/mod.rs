@@ -167,8 +167,7 @@ impl Reranker {
     /// ([`HostModel::encode`]), elsewhere on the device.
     fn scores(&self, seq: TokenSequence, rows: Vec<i64>) -> Result<Scores, RerankError> {
         if let Some(host) = &self.host {
-            let tokens: Vec<_> = (0..seq.len()).map(|i| seq.fields(i)).collect();
-            let user = host.encode(&tokens);
+            let user = host.encode(&seq.field_rows());
             return Ok(Scores::Host(host.scores(&user, &rows)));
         }
         let batch = TokenBatch::new(&[seq], &self.device);

@@ -208,8 +208,7 @@ impl Reranker {
         let scores = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {
-                let tokens: Vec<_> = (0..fresh.len()).map(|i| fresh.fields(i)).collect();
-                let user = host.step(&tokens, session.cache.in_host(host));
+                let user = host.step(&fresh.field_rows(), session.cache.in_host(host));
                 Scores::Host(host.scores(&user, &rows))
             }
             None => {

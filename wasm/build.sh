@@ -14,6 +14,10 @@ cargo build -p encore-wasm --target wasm32-unknown-unknown --profile wasm-releas
 rm -rf target/wasm-pkg
 # The compiled module lives in cargo's target directory (CARGO_TARGET_DIR when set); the package
 # always goes to this checkout's target/wasm-pkg, where the web demo and the browser test look.
-wasm-bindgen --target web --out-dir target/wasm-pkg "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
+# Function names (5 MB of the 18 MB module) are left out of the package: the page downloads and
+# compiles less. ENCORE_WASM_NAMES=1 keeps them, for profiles and stack traces with names.
+names=(--remove-name-section)
+[ "${ENCORE_WASM_NAMES:-0}" = 1 ] && names=()
+wasm-bindgen --target web "${names[@]}" --out-dir target/wasm-pkg "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
 cp wasm/package.json target/wasm-pkg/package.json
 echo "wasm package: target/wasm-pkg ($(du -k target/wasm-pkg/encore_wasm_bg.wasm | cut -f1) KiB wasm, $(gzip -9c target/wasm-pkg/encore_wasm_bg.wasm | wc -c | awk '{printf "%d", $1/1024}') KiB gzipped)"

@@ -1,4 +1,4 @@
-//! `encore` subcommands: generate, train, export, rerank, eval, demo, bench.
+//! `encore` subcommands: generate, train, export, rerank, eval, demo, bench, ablate.
 
 mod bench;
 mod demo;
@@ -41,6 +41,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Rerank latency of a weight file (p50/p99) on the chosen backends.
     Bench(bench::BenchArgs),
+    /// An experiment as configured and once without each feature, plus the cold-start pair:
+    /// one table (runs are resumable).
+    Ablate(AblateArgs),
 }
 
 /// Where events come from.
@@ -182,6 +185,37 @@ pub struct TrainArgs {
     pub resume: bool,
 }
 
+/// `encore ablate`.
+#[derive(Debug, Args)]
+pub struct AblateArgs {
+    /// Experiment file (see `train --config`); every run uses its data, split and seed.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Replace the file's number of epochs (fix it from a validation run first).
+    #[arg(long)]
+    pub config_epochs: Option<usize>,
+    /// Directory of the runs and the table (default: the file's `run.out` + `-ablation`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Set one value of the file for every run (repeatable; values are TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// `validation` or `test`, replacing the file's holdout.
+    #[arg(long, value_parser = crate::experiment::parse_holdout)]
+    pub holdout: Option<encore_core::data::split::Holdout>,
+    /// Run only these variants (comma-separated: full, no-rollup, no-content, no-mtp, no-aux,
+    /// no-context, id-only, cold-full, cold-id-only).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Also run the cold-start pair (full and ID-only) with this share of titles withheld from
+    /// training, reporting HR@10 on the cases whose target is withheld (0: skip).
+    #[arg(long, default_value_t = 0.0)]
+    pub cold_start: f64,
+    /// Continue each run from its checkpoint (finished runs are only evaluated again).
+    #[arg(long)]
+    pub resume: bool,
+}
+
 /// `encore export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -294,6 +328,21 @@ impl Cli {
             Command::Eval(a) => steps::eval(&a),
             Command::Demo(a) => demo::run(&a),
             Command::Bench(a) => bench::run(&a),
+            Command::Ablate(a) => crate::experiment::ablate(
+                &a.config,
+                &crate::experiment::Overrides {
+                    epochs: a.config_epochs,
+                    out: a.out.clone(),
+                    holdout: a.holdout,
+                    resume: a.resume,
+                    sets: a.sets.clone(),
+                },
+                &crate::experiment::AblationPlan {
+                    only: a.only.clone(),
+                    cold_start: a.cold_start,
+                },
+            )
+            .map(|_| ()),
         }
     }
 }

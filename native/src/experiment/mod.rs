@@ -4,9 +4,11 @@
 //! epoch (resumable) and the exported weight file, and reports the final numbers next to the
 //! most-popular baseline.
 
+mod ablation;
 mod data_source;
 mod report;
 
+pub use ablation::{AblationPlan, AblationRow, VARIANTS, ablate};
 pub use data_source::{DataSource, Dataset};
 pub use report::{MetricsLog, plot_curves};
 

@@ -158,19 +158,9 @@ pub struct TrainArgs {
     /// data and training options below are ignored: the file says everything.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// With --config: replace the file's number of epochs.
-    #[arg(long, requires = "config")]
-    pub config_epochs: Option<usize>,
-    /// With --config: replace the file's output directory.
-    #[arg(long, requires = "config")]
-    pub out: Option<PathBuf>,
-    /// With --config: set one value of the file, e.g. `--set training.objectives.mtp_items=1`
-    /// (repeatable; values are TOML).
-    #[arg(long = "set", requires = "config", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// With --config: `validation` or `test`, replacing the file's holdout.
-    #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
-    pub holdout: Option<encore_core::data::split::Holdout>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub file: ConfigOverrides,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -185,24 +175,47 @@ pub struct TrainArgs {
     pub resume: bool,
 }
 
+/// Values of an experiment file replaced from the command line (with `--config`).
+#[derive(Debug, Clone, Args)]
+pub struct ConfigOverrides {
+    /// With --config: replace the file's number of epochs.
+    #[arg(long, requires = "config")]
+    pub config_epochs: Option<usize>,
+    /// With --config: replace the file's output directory.
+    #[arg(long, requires = "config")]
+    pub out: Option<PathBuf>,
+    /// With --config: set one value of the file, e.g. `--set training.objectives.mtp_items=1`
+    /// (repeatable; values are TOML).
+    #[arg(long = "set", requires = "config", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// With --config: `validation` or `test`, replacing the file's holdout.
+    #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
+    pub holdout: Option<encore_core::data::split::Holdout>,
+}
+
+impl ConfigOverrides {
+    /// These overrides, continuing from checkpoints when `resume`.
+    pub fn overrides(&self, resume: bool) -> crate::experiment::Overrides {
+        crate::experiment::Overrides {
+            epochs: self.config_epochs,
+            out: self.out.clone(),
+            holdout: self.holdout,
+            resume,
+            sets: self.sets.clone(),
+        }
+    }
+}
+
 /// `encore ablate`.
 #[derive(Debug, Args)]
 pub struct AblateArgs {
-    /// Experiment file (see `train --config`); every run uses its data, split and seed.
+    /// Experiment file (see `train --config`); every run uses its data, split and seed. The
+    /// runs and the table go to `--out` (default: the file's `run.out` + `-ablation`).
     #[arg(long)]
     pub config: PathBuf,
-    /// Replace the file's number of epochs (fix it from a validation run first).
-    #[arg(long)]
-    pub config_epochs: Option<usize>,
-    /// Directory of the runs and the table (default: the file's `run.out` + `-ablation`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Set one value of the file for every run (repeatable; values are TOML).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// `validation` or `test`, replacing the file's holdout.
-    #[arg(long, value_parser = crate::experiment::parse_holdout)]
-    pub holdout: Option<encore_core::data::split::Holdout>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub file: ConfigOverrides,
     /// Run only these variants (comma-separated: full, no-rollup, no-content, no-mtp, no-aux,
     /// no-context, id-only, cold-full, cold-id-only).
     #[arg(long, value_delimiter = ',')]
@@ -310,17 +323,7 @@ impl Cli {
         match self.command {
             Command::Generate(a) => steps::generate(&a),
             Command::Train(a) => match &a.config {
-                Some(path) => crate::experiment::run(
-                    path,
-                    &crate::experiment::Overrides {
-                        epochs: a.config_epochs,
-                        out: a.out.clone(),
-                        holdout: a.holdout,
-                        resume: a.resume,
-                        sets: a.sets.clone(),
-                    },
-                )
-                .map(|_| ()),
+                Some(path) => crate::experiment::run(path, &a.file.overrides(a.resume)).map(|_| ()),
                 None => steps::train(&a).map(|_| ()),
             },
             Command::Export(a) => steps::export(&a),
@@ -330,13 +333,7 @@ impl Cli {
             Command::Bench(a) => bench::run(&a),
             Command::Ablate(a) => crate::experiment::ablate(
                 &a.config,
-                &crate::experiment::Overrides {
-                    epochs: a.config_epochs,
-                    out: a.out.clone(),
-                    holdout: a.holdout,
-                    resume: a.resume,
-                    sets: a.sets.clone(),
-                },
+                &a.file.overrides(a.resume),
                 &crate::experiment::AblationPlan {
                     only: a.only.clone(),
                     cold_start: a.cold_start,

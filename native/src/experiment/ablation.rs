@@ -130,17 +130,12 @@ pub fn ablate(
     plan: &AblationPlan,
 ) -> anyhow::Result<Vec<AblationRow>> {
     let mut base = ExperimentConfig::read_with(path, &overrides.sets)?;
-    if let Some(e) = overrides.epochs {
-        base.training.epochs = e;
-    }
-    if let Some(h) = overrides.holdout {
-        base.split.holdout = h;
-    }
     let out = overrides.out.clone().unwrap_or_else(|| {
         let mut o = base.run.out.clone().into_os_string();
         o.push("-ablation");
         PathBuf::from(o)
     });
+    overrides.apply_to(&mut base);
     for name in &plan.only {
         anyhow::ensure!(
             VARIANTS.iter().any(|v| v.name == name) || name.starts_with("cold-"),

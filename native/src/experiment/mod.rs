@@ -154,6 +154,21 @@ pub struct Overrides {
     pub sets: Vec<String>,
 }
 
+impl Overrides {
+    /// Applies the epochs, output directory and holdout overrides to `cfg`.
+    pub fn apply_to(&self, cfg: &mut ExperimentConfig) {
+        if let Some(e) = self.epochs {
+            cfg.training.epochs = e;
+        }
+        if let Some(o) = &self.out {
+            cfg.run.out = o.clone();
+        }
+        if let Some(h) = self.holdout {
+            cfg.split.holdout = h;
+        }
+    }
+}
+
 /// What an experiment produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExperimentSummary {
@@ -187,15 +202,7 @@ fn withheld_items(data: &Dataset, share: f64, seed: u64) -> HashSet<u32> {
 /// Runs an experiment file.
 pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSummary> {
     let mut cfg = ExperimentConfig::read_with(path, &overrides.sets)?;
-    if let Some(e) = overrides.epochs {
-        cfg.training.epochs = e;
-    }
-    if let Some(o) = &overrides.out {
-        cfg.run.out = o.clone();
-    }
-    if let Some(h) = overrides.holdout {
-        cfg.split.holdout = h;
-    }
+    overrides.apply_to(&mut cfg);
     let base = path.parent().unwrap_or(Path::new("."));
     run_config(&cfg, base, overrides.resume)
 }

@@ -32,18 +32,19 @@ struct JsRequest {
     country: Option<String>,
 }
 
-fn device(name: &str, at: &str) -> Result<DeviceType, String> {
+// The parsers below say what is wrong; their callers prefix where (built only on error, so
+// that a valid history of hundreds of events allocates no messages).
+
+fn device(name: &str) -> Result<DeviceType, String> {
     DeviceType::from_name(name)
-        .ok_or_else(|| format!("{at}: unknown device {name:?} (tv, mobile, web, tablet)"))
+        .ok_or_else(|| format!("unknown device {name:?} (tv, mobile, web, tablet)"))
 }
 
-fn timestamp(t: f64, at: &str) -> Result<i64, String> {
+fn timestamp(t: f64) -> Result<i64, String> {
     if t.is_finite() && t.abs() < 1e15 {
         Ok(t as i64)
     } else {
-        Err(format!(
-            "{at}: timestamp {t} is not a finite number of seconds"
-        ))
+        Err(format!("timestamp {t} is not a finite number of seconds"))
     }
 }
 
@@ -53,7 +54,7 @@ pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
         .map_err(|e| format!("events must be an array of {{item, timestamp, ...}} objects: {e}"))?;
     raw.into_iter()
         .enumerate()
-        .map(|(i, e)| to_event(e, &format!("event {i}")))
+        .map(|(i, e)| to_event(e).map_err(|m| format!("event {i}: {m}")))
         .collect()
 }
 
@@ -61,35 +62,32 @@ pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
 pub fn parse_event(value: JsValue, at: &str) -> Result<Event, String> {
     let raw: JsEvent = serde_wasm_bindgen::from_value(value)
         .map_err(|e| format!("{at} must be an {{item, timestamp, ...}} object: {e}"))?;
-    to_event(raw, at)
+    to_event(raw).map_err(|m| format!("{at}: {m}"))
 }
 
-fn to_event(e: JsEvent, at: &str) -> Result<Event, String> {
+fn to_event(e: JsEvent) -> Result<Event, String> {
     let duration = e.duration.unwrap_or(0.0);
     if !duration.is_finite() {
-        return Err(format!("{at}: duration is not a finite number"));
+        return Err("duration is not a finite number".into());
     }
     Ok(Event {
         member: 0,
         item: e.item,
-        timestamp: timestamp(e.timestamp, at)?,
+        timestamp: timestamp(e.timestamp)?,
         action: match e.action.as_deref() {
             None => Action::Play,
-            Some(a) => Action::from_name(a).ok_or_else(|| {
-                format!("{at}: unknown action {a:?} (play, trailer, add_to_list)")
-            })?,
+            Some(a) => Action::from_name(a)
+                .ok_or_else(|| format!("unknown action {a:?} (play, trailer, add_to_list)"))?,
         },
         duration_s: duration as f32,
         surface: match e.surface.as_deref() {
             None => Surface::Home,
-            Some(s) => {
-                Surface::from_name(s).ok_or_else(|| format!("{at}: unknown surface {s:?}"))?
-            }
+            Some(s) => Surface::from_name(s).ok_or_else(|| format!("unknown surface {s:?}"))?,
         },
         country: e.country.unwrap_or_else(|| "??".into()),
         device: match e.device.as_deref() {
             None => DeviceType::Web,
-            Some(d) => device(d, at)?,
+            Some(d) => device(d)?,
         },
     })
 }
@@ -102,14 +100,11 @@ pub fn parse_request(surface: Surface, value: JsValue) -> Result<RerankRequest, 
         serde_wasm_bindgen::from_value(value)
             .map_err(|e| format!("options must be {{timestamp?, device?, country?}}: {e}"))?
     };
+    let at = |m: String| format!("options: {m}");
     Ok(RerankRequest {
         surface,
-        timestamp: raw.timestamp.map(|t| timestamp(t, "options")).transpose()?,
-        device: raw
-            .device
-            .as_deref()
-            .map(|d| device(d, "options"))
-            .transpose()?,
+        timestamp: raw.timestamp.map(timestamp).transpose().map_err(at)?,
+        device: raw.device.as_deref().map(device).transpose().map_err(at)?,
         country: raw.country,
     })
 }

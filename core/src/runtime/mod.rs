@@ -171,20 +171,17 @@ impl Reranker {
             return Ok(Scores::Host(host.scores(&user, &rows)));
         }
         let batch = TokenBatch::new(&[seq], &self.device);
-        self.score_user(self.model.user_state(&batch, &self.tables), rows)
+        Ok(self.score_user(self.model.user_state(&batch, &self.tables), rows))
     }
 
-    /// Scores of the candidates (dense rows) against one user representation `[1, d]`: in host
-    /// memory on the CPU, on the device elsewhere.
-    fn score_user(&self, user: Tensor<2>, rows: Vec<i64>) -> Result<Scores, RerankError> {
+    /// Scores of the candidates (dense rows) against one user representation `[1, d]` on the
+    /// device (the CPU backend scores in host memory instead, see [`HostModel::scores`]).
+    fn score_user(&self, user: Tensor<2>, rows: Vec<i64>) -> Scores {
         let d = user.dims()[1];
-        Ok(match &self.host {
-            Some(host) => Scores::Host(host.scores(&read_scores(user.into_data())?, &rows)),
-            None => Scores::Device(
-                self.model
-                    .candidate_scores(user.reshape([d]), self.upload_rows(rows)),
-            ),
-        })
+        Scores::Device(
+            self.model
+                .candidate_scores(user.reshape([d]), self.upload_rows(rows)),
+        )
     }
 
     /// Reranks `candidates` for a member with this `history` (oldest first). Synchronous:

@@ -1,15 +1,13 @@
 //! A member's history kept on the device between reranks, with the keys and values the model
 //! already computed for it, so that a new local event costs one token's forward pass.
 
-use burn::tensor::Device;
-
 use crate::data::events::Event;
 use crate::model::KvCache;
 use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
 
 use super::{
-    HostKvCache, HostModel, RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked,
-    ranked_async, request,
+    HostKvCache, RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked, ranked_async,
+    request,
 };
 
 /// Where a session's cached keys and values live.
@@ -42,25 +40,19 @@ impl SessionCache {
         }
     }
 
-    /// The cache as a device cache (uploaded if it was in host memory).
-    fn on_device(&mut self, heads: usize, device: &Device) -> &mut KvCache {
-        if let Self::Host(host) = self {
-            *self = Self::Device(host.to_device(heads, device));
-        }
+    /// The device cache (a session of a reranker on wgpu).
+    fn on_device(&mut self) -> &mut KvCache {
         match self {
             Self::Device(c) => c,
-            Self::Host(_) => unreachable!("just moved to the device"),
+            Self::Host(_) => unreachable!("the session belongs to a CPU reranker"),
         }
     }
 
-    /// The cache in host memory (read back if it was on the device).
-    fn in_host(&mut self, model: &HostModel) -> &mut HostKvCache {
-        if let Self::Device(device) = self {
-            *self = Self::Host(model.cache_from_device(device));
-        }
+    /// The host-memory cache (a session of a reranker on the CPU).
+    fn in_host(&mut self) -> &mut HostKvCache {
         match self {
             Self::Host(c) => c,
-            Self::Device(_) => unreachable!("just moved to host memory"),
+            Self::Device(_) => unreachable!("the session belongs to a reranker on wgpu"),
         }
     }
 }
@@ -163,7 +155,11 @@ impl Reranker {
         let rows = self.candidate_rows(candidates)?;
         if session.owner != Some(self.id) {
             session.clear_cache();
-            session.cache = SessionCache::Device(KvCache::new(self.config.n_layers));
+            // A reranker keeps its sessions' caches where its forward runs, for good.
+            session.cache = match &self.host {
+                Some(host) => SessionCache::Host(host.empty_cache()),
+                None => SessionCache::Device(KvCache::new(self.config.n_layers)),
+            };
             session.owner = Some(self.id);
         }
         // Roll up only the events appended since the last call.
@@ -208,16 +204,16 @@ impl Reranker {
         let scores = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {
-                let user = host.step(&fresh.field_rows(), session.cache.in_host(host));
+                let user = host.step(&fresh.field_rows(), session.cache.in_host());
                 Scores::Host(host.scores(&user, &rows))
             }
             None => {
                 let batch = TokenBatch::new(&[fresh], &self.device);
-                let cache = session.cache.on_device(self.config.n_heads, &self.device);
+                let cache = session.cache.on_device();
                 let user = self
                     .model
                     .user_state_incremental(&batch, &self.tables, cache); // [1, d]
-                self.score_user(user, rows)?
+                self.score_user(user, rows)
             }
         };
         let events = keep + tail_events - matched;

@@ -1,7 +1,8 @@
 // The Encore web demo: build a history by clicking titles, pick a surface, and watch the
 // candidates a server pushed get reranked on this device. The member's history lives in a
 // session that keeps the model's keys and values, so a click costs two tokens' work.
-import init, { Reranker } from './pkg/encore_wasm.js';
+// A browser without WebGPU gets the CPU-only runtime: a fraction of the full one's download.
+const { default: init, Reranker } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
 
 const $ = (id) => document.getElementById(id);
 const SURFACES = ['home', 'search', 'kids', 'mobile_feed'];

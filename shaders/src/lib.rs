@@ -3,13 +3,20 @@
 //! Each kernel comes with a reference written in burn's own tensor ops; the high-level entry
 //! points ([`causal_attention`], [`candidate_scores`]) use the WGSL kernel where the tensor lives
 //! on a wgpu (WebGPU) device without autodiff, and burn's ops everywhere else (CPU, training).
+//!
+//! The kernels and burn's wgpu backend sit behind the `wgpu` feature (on by default); without
+//! it only the burn-ops versions remain, on burn's CPU backend (the CPU-only wasm package).
 
 pub mod attention;
 pub mod scoring;
 
+#[cfg(feature = "wgpu")]
+pub use attention::{MAX_HEAD_DIM, fused_causal_attention};
 pub use attention::{
     QUERY_BLOCK, blocked_causal_attention, burn_causal_attention, causal_attention,
     causal_attention_reference, causal_attention_suffix, causal_attention_suffix_reference,
-    fused_causal_attention, uses_wgsl_kernels,
+    uses_wgsl_kernels,
 };
-pub use scoring::{candidate_scores, candidate_scores_reference, fused_candidate_scores};
+#[cfg(feature = "wgpu")]
+pub use scoring::fused_candidate_scores;
+pub use scoring::{candidate_scores, candidate_scores_reference};

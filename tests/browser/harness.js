@@ -1,6 +1,8 @@
 // In-page half of the browser tests: loads the wasm package and the fixture, runs the cases on
-// both backends, the WGSL kernel self-check and the bad-input rejections.
-import init, { Reranker, attentionKernelMaxError } from './pkg/encore_wasm.js';
+// both backends, the WGSL kernel self-check and the bad-input rejections. The same page serves
+// the CPU-only package (no WebGPU backend, no kernel self-check).
+import init, { Reranker, hasWebGpuBackend } from './pkg/encore_wasm.js';
+import * as encore from './pkg/encore_wasm.js';
 
 async function fixture() {
   const bytes = new Uint8Array(await (await fetch('fixture/model.encore')).arrayBuffer());
@@ -14,8 +16,12 @@ async function rejection(f) {
 
 window.runHarness = async () => {
   const { bytes, cases } = await fixture();
-  const out = { navigatorGpu: !!navigator.gpu, backends: {}, kernel: [], rejections: {} };
+  const out = { navigatorGpu: !!navigator.gpu, webgpuBackend: hasWebGpuBackend(), backends: {}, kernel: [], rejections: {} };
   for (const wanted of ['webgpu', 'cpu']) {
+    if (wanted === 'webgpu' && !out.webgpuBackend) {
+      out.backends.webgpu = { rejected: await rejection(() => Reranker.load(bytes, 'webgpu')) };
+      continue;
+    }
     const r = await Reranker.load(bytes, wanted);
     const results = [];
     for (const c of cases) {
@@ -30,8 +36,8 @@ window.runHarness = async () => {
   const autoRes = await auto.rerank(cases[0].events, Uint32Array.from(cases[0].candidates), cases[0].surface, cases[0].options);
   out.auto = { backend: auto.backend, reason: auto.backendReason, items: Array.from(autoRes.items) };
   auto.free();
-  for (const [b, h, s, d] of [[1, 1, 1, 8], [2, 2, 7, 16], [1, 4, 65, 32], [2, 1, 130, 64], [1, 2, 33, 128]]) {
-    out.kernel.push({ shape: [b, h, s, d], maxError: await attentionKernelMaxError(b, h, s, d, 7) });
+  for (const [b, h, s, d] of out.webgpuBackend ? [[1, 1, 1, 8], [2, 2, 7, 16], [1, 4, 65, 32], [2, 1, 130, 64], [1, 2, 33, 128]] : []) {
+    out.kernel.push({ shape: [b, h, s, d], maxError: await encore.attentionKernelMaxError(b, h, s, d, 7) });
   }
   const r = await Reranker.load(bytes, 'cpu');
   const c = cases[cases.length - 1];
@@ -92,13 +98,15 @@ window.runHarness = async () => {
 };
 
 window.runBench = async (iters, backends = ['webgpu', 'cpu']) => {
+  // The CPU-only package has no WebGPU backend to time.
+  backends = backends.filter((b) => b !== 'webgpu' || hasWebGpuBackend());
   // Cold start: the page's module fetch + compile + instantiate (until init resolved), then
   // fetching the weights, loading them on the CPU backend and the first rerank.
   const t0 = performance.now();
   const { bytes, cases } = await fixture();
   const first = await Reranker.load(bytes, 'cpu');
   await first.rerank(cases[0].events, Uint32Array.from(cases[0].candidates), cases[0].surface, cases[0].options);
-  const out = { wasmReadyMs: wasmReadyMs, initStartMs, coldLoadAndFirstRerankMs: performance.now() - t0, iters, cases: [] };
+  const out = { package: hasWebGpuBackend() ? 'full' : 'cpu', wasmReadyMs: wasmReadyMs, initStartMs, coldLoadAndFirstRerankMs: performance.now() - t0, iters, cases: [] };
   // Cold start: init() called → module ready → weights fetched and loaded → first rerank done.
   out.coldStartMs = out.wasmReadyMs - initStartMs + out.coldLoadAndFirstRerankMs;
   // The same counted from the page's navigation start (includes loading the page itself).

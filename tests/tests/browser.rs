@@ -1,5 +1,6 @@
 //! End to end in the browser: a model trained natively, exported, reranking the same inputs in
-//! headless Chromium on WebGPU and on the CPU backend, agreeing with native to 1e-4.
+//! headless Chromium on WebGPU and on the CPU backend, agreeing with native to 1e-4; and the
+//! CPU-only package doing the same without a WebGPU backend.
 //!
 //! Needs the wasm package (`bash wasm/build.sh`), Debian's chromium and
 //! `npm ci --prefix tests/browser`; `.ci/run` does all three. Set `ENCORE_SKIP_BROWSER=1` to
@@ -14,20 +15,15 @@ use encore_tests::{
     browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_weight_file,
 };
 
-#[test]
-fn browser_reranks_like_native_on_webgpu_and_cpu() {
-    let Some(pkg) = browser_prerequisites("browser test") else {
-        return;
-    };
+/// Inputs and native results the page is checked against.
+struct Fixture {
+    dir: std::path::PathBuf,
+    cases: Vec<browser_fixture::BrowserCase>,
+    int8_native: Vec<f32>,
+}
 
-    // wasm-ld wraps every export in a re-run of the static constructors unless the module
-    // calls them itself (wasm/src/lib.rs does); the wrappers are named `*.command_export`.
-    let wasm = std::fs::read(pkg.join("encore_wasm_bg.wasm")).unwrap();
-    assert!(
-        !wasm.windows(14).any(|w| w == b"command_export"),
-        "exports are wrapped in constructor calls"
-    );
-
+/// Writes the weight files (f32 and int8) and cases, each with the native reranker's answer.
+fn fixture(name: &str) -> Fixture {
     let world = small_world();
     let weights = tiny_weight_file(&world, 1);
     let native = Reranker::from_bytes(&weights, &Device::flex()).unwrap();
@@ -50,7 +46,7 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         };
         cases.push(browser_fixture::case(&native, history, &candidates, &request).unwrap());
     }
-    let dir = temp_dir("browser");
+    let dir = temp_dir(name);
     browser_fixture::write(&dir, &weights, &cases).unwrap();
     let int8_weights = requantize(&weights, Quantization::Int8).unwrap();
     std::fs::write(dir.join("model-int8.encore"), &int8_weights).unwrap();
@@ -67,56 +63,55 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
                 country: Some("DE".into()),
             },
         )
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|s| s.score)
+        .collect();
+    Fixture {
+        dir,
+        cases,
+        int8_native,
+    }
+}
 
-    let out = run_browser_script(
+/// Runs the harness page on the package in `pkg` against `fx`.
+fn run_page(pkg: &std::path::Path, fx: &Fixture) -> serde_json::Value {
+    run_browser_script(
         "run.mjs",
         &[
             "--pkg",
             pkg.to_str().unwrap(),
             "--fixture",
-            dir.to_str().unwrap(),
+            fx.dir.to_str().unwrap(),
         ],
-    );
+    )
+}
 
-    assert_eq!(
-        out["navigatorGpu"], true,
-        "Chromium exposed no WebGPU: {out}"
-    );
-    for backend in ["webgpu", "cpu"] {
-        let b = &out["backends"][backend];
-        assert_eq!(b["backend"], backend, "asked for {backend}: {b}");
-        for (case, got) in cases.iter().zip(b["results"].as_array().unwrap()) {
-            let items: Vec<u32> = serde_json::from_value(got["items"].clone()).unwrap();
-            let scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
-            assert_eq!(
-                items, case.expected_items,
-                "{backend}: order differs from native"
-            );
-            for (s, e) in scores.iter().zip(&case.expected_scores) {
-                assert!((s - e).abs() <= 1e-4, "{backend}: score {s} vs native {e}");
-            }
+/// The page's results on `backend` equal native's order, with scores within 1e-4.
+fn assert_backend_matches_native(
+    out: &serde_json::Value,
+    backend: &str,
+    cases: &[browser_fixture::BrowserCase],
+) {
+    let b = &out["backends"][backend];
+    assert_eq!(b["backend"], backend, "asked for {backend}: {b}");
+    for (case, got) in cases.iter().zip(b["results"].as_array().unwrap()) {
+        let items: Vec<u32> = serde_json::from_value(got["items"].clone()).unwrap();
+        let scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+        assert_eq!(
+            items, case.expected_items,
+            "{backend}: order differs from native"
+        );
+        for (s, e) in scores.iter().zip(&case.expected_scores) {
+            assert!((s - e).abs() <= 1e-4, "{backend}: score {s} vs native {e}");
         }
     }
-    // "auto" times a warm-up rerank on both backends and keeps the faster one, saying why.
-    let auto = &out["auto"];
-    let reason = auto["reason"].as_str().unwrap();
-    let expected_start = match auto["backend"].as_str().unwrap() {
-        "webgpu" => "WebGPU is faster here",
-        "cpu" => "CPU is faster here",
-        other => panic!("auto chose {other}"),
-    };
-    assert!(
-        reason.starts_with(expected_start)
-            && reason.contains("ms on WebGPU")
-            && reason.contains("ms on CPU"),
-        "{reason}"
-    );
-    assert_eq!(auto["items"], serde_json::json!(cases[0].expected_items));
-    for k in out["kernel"].as_array().unwrap() {
-        let err = k["maxError"].as_f64().unwrap();
-        assert!(err <= 1e-4, "WGSL kernel in the browser vs reference: {k}");
-    }
+}
+
+/// What both packages must do on the CPU backend: rejections, sessions, int8, no memory growth.
+fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
+    let cases = &fx.cases;
+    assert_backend_matches_native(out, "cpu", cases);
     let rej = &out["rejections"];
     let expect = [
         ("truncated", "checksum"),
@@ -165,7 +160,7 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
     assert_eq!(out["quantization"], "f32");
     assert_eq!(out["int8"]["quantization"], "int8");
     let int8_scores: Vec<f32> = serde_json::from_value(out["int8"]["scores"].clone()).unwrap();
-    for (s, e) in int8_scores.iter().zip(int8_native.iter().map(|s| s.score)) {
+    for (s, e) in int8_scores.iter().zip(&fx.int8_native) {
         assert!(
             (s - e).abs() <= 1e-4,
             "int8 in the browser {s} vs natively {e}"
@@ -176,5 +171,90 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         out["memoryGrowth"], 0,
         "10,000 reranks grew the wasm memory"
     );
-    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn browser_reranks_like_native_on_webgpu_and_cpu() {
+    let Some(pkg) = browser_prerequisites("browser test") else {
+        return;
+    };
+
+    // wasm-ld wraps every export in a re-run of the static constructors unless the module
+    // calls them itself (wasm/src/lib.rs does); the wrappers are named `*.command_export`.
+    let wasm = std::fs::read(pkg.join("encore_wasm_bg.wasm")).unwrap();
+    assert!(
+        !wasm.windows(14).any(|w| w == b"command_export"),
+        "exports are wrapped in constructor calls"
+    );
+
+    let fx = fixture("browser");
+    let cases = &fx.cases;
+    let out = run_page(&pkg, &fx);
+
+    assert_eq!(
+        out["navigatorGpu"], true,
+        "Chromium exposed no WebGPU: {out}"
+    );
+    assert_eq!(out["webgpuBackend"], true);
+    assert_backend_matches_native(&out, "webgpu", cases);
+    // "auto" times a warm-up rerank on both backends and keeps the faster one, saying why.
+    let auto = &out["auto"];
+    let reason = auto["reason"].as_str().unwrap();
+    let expected_start = match auto["backend"].as_str().unwrap() {
+        "webgpu" => "WebGPU is faster here",
+        "cpu" => "CPU is faster here",
+        other => panic!("auto chose {other}"),
+    };
+    assert!(
+        reason.starts_with(expected_start)
+            && reason.contains("ms on WebGPU")
+            && reason.contains("ms on CPU"),
+        "{reason}"
+    );
+    assert_eq!(auto["items"], serde_json::json!(cases[0].expected_items));
+    assert_eq!(out["kernel"].as_array().unwrap().len(), 5, "{out}");
+    for k in out["kernel"].as_array().unwrap() {
+        let err = k["maxError"].as_f64().unwrap();
+        assert!(err <= 1e-4, "WGSL kernel in the browser vs reference: {k}");
+    }
+    assert_cpu_page_behaviour(&out, &fx);
+    std::fs::remove_dir_all(&fx.dir).unwrap();
+}
+
+/// The CPU-only package (`target/wasm-pkg/cpu`): the same answers on the CPU backend, WebGPU
+/// refused by name, `auto` settling on the CPU and saying why, and a fraction of the download.
+#[test]
+fn cpu_only_package_reranks_like_native_without_the_gpu_stack() {
+    let Some(pkg) = browser_prerequisites("CPU-only package test") else {
+        return;
+    };
+    let cpu_pkg = pkg.join("cpu");
+    let module = |p: &std::path::Path| {
+        std::fs::metadata(p.join("encore_wasm_bg.wasm"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        module(&cpu_pkg) * 3 < module(&pkg),
+        "the CPU-only module ({} bytes) should be well under a third of the full one ({} bytes)",
+        module(&cpu_pkg),
+        module(&pkg)
+    );
+    let fx = fixture("browser-cpu");
+    let out = run_page(&cpu_pkg, &fx);
+    assert_eq!(out["webgpuBackend"], false, "{out}");
+    let refused = out["backends"]["webgpu"]["rejected"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(refused.contains("CPU-only package"), "{refused:?}");
+    assert_eq!(out["auto"]["backend"], "cpu");
+    let reason = out["auto"]["reason"].as_str().unwrap();
+    assert!(reason.contains("CPU-only package"), "{reason}");
+    assert_eq!(
+        out["auto"]["items"],
+        serde_json::json!(fx.cases[0].expected_items)
+    );
+    assert!(out["kernel"].as_array().unwrap().is_empty());
+    assert_cpu_page_behaviour(&out, &fx);
+    std::fs::remove_dir_all(&fx.dir).unwrap();
 }

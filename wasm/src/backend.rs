@@ -1,16 +1,15 @@
 //! Choosing the browser backend: burn's WebGPU backend or its CPU backend (flex), whichever
 //! reranks faster on this device, unless the caller forces one.
 
-use std::cell::RefCell;
-
 use burn::tensor::Device;
 use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, Surface};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "webgpu")]
 thread_local! {
     /// WebGPU is set up once per page; later loads reuse the device.
-    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+    static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The backend a [`crate::Reranker`] runs on.
@@ -43,6 +42,7 @@ fn browser_has_webgpu() -> bool {
 }
 
 /// Opens (or reuses) the WebGPU device.
+#[cfg(feature = "webgpu")]
 pub(crate) async fn webgpu_device() -> Result<Device, String> {
     if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
         return Ok(d);
@@ -56,6 +56,23 @@ pub(crate) async fn webgpu_device() -> Result<Device, String> {
         .map_err(|e| format!("WebGPU could not be initialised: {e:?}"))?;
     WEBGPU.with(|w| *w.borrow_mut() = Some(device.clone()));
     Ok(device)
+}
+
+/// The CPU-only package has no WebGPU backend.
+#[cfg(not(feature = "webgpu"))]
+pub(crate) async fn webgpu_device() -> Result<Device, String> {
+    Err(if browser_has_webgpu() {
+        "this is the CPU-only package of Encore (no WebGPU backend); load the full one for WebGPU"
+    } else {
+        "this browser does not expose WebGPU (navigator.gpu is undefined)"
+    }
+    .into())
+}
+
+/// True when this package was built with the WebGPU backend (the full package).
+#[wasm_bindgen(js_name = hasWebGpuBackend)]
+pub fn has_webgpu_backend() -> bool {
+    cfg!(feature = "webgpu")
 }
 
 /// Milliseconds from the page's clock (`performance.now()`).

@@ -13,6 +13,10 @@
 //! const next = await session.rerank(candidateIds, 'home'); // encodes two tokens, not 200
 //! ```
 //!
+//! Built with the default `webgpu` feature it runs on WebGPU and on the CPU; without it
+//! (`--no-default-features`, `wasm/build.sh`'s `cpu/` package) on the CPU only, with none of
+//! burn's GPU stack compiled in.
+//!
 //! Every failure (bad weight file, unknown ids, empty history, …) rejects the promise with an
 //! `Error` whose message says what and where; nothing panics.
 
@@ -20,6 +24,7 @@
 
 mod backend;
 mod events;
+#[cfg(feature = "webgpu")]
 mod kernel_check;
 
 use std::cell::RefCell;

@@ -13,7 +13,7 @@ const MAGIC: &[u8; 7] = b"ENCOREC";
 /// The checkpoint version this build writes and reads (2: `TrainConfig` gained
 /// `scale_embedding`, 3: `batch_by_length`; postcard cannot read a struct with a different
 /// field list).
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
 
 /// Everything needed to resume training, plus the exportable weight file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use burn::module::Module;
+use burn::optim::lr_scheduler::LrSchedulerConfig;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
@@ -38,8 +43,12 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Sequences per step.
     pub batch_size: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the peak one under a schedule).
     pub learning_rate: f64,
+    /// How the learning rate moves over the run's steps.
+    pub lr_schedule: LrSchedule,
+    /// Steps of linear warm-up from `learning_rate / warmup_steps` to `learning_rate` (0: none).
+    pub warmup_steps: usize,
     /// Seed for initialisation, dropout, negatives and shuffling.
     pub seed: u64,
     /// Hidden width.
@@ -78,6 +87,8 @@ impl Default for TrainConfig {
             epochs: 6,
             batch_size: 64,
             learning_rate: 2e-3,
+            lr_schedule: LrSchedule::Constant,
+            warmup_steps: 0,
             seed: 42,
             d_model: 64,
             n_heads: 2,
@@ -96,7 +107,50 @@ impl Default for TrainConfig {
     }
 }
 
+/// The learning rate's course over a run (after any warm-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `learning_rate` throughout.
+    #[default]
+    Constant,
+    /// From `learning_rate` down to 0 along a half cosine that reaches 0 at the last step of
+    /// `epochs` (so `--epochs` changes the whole course, not only where it stops).
+    Cosine,
+}
+
 impl TrainConfig {
+    /// The learning-rate scheduler of a run of `total_steps` optimizer steps (burn's schedulers).
+    pub fn lr_scheduler(&self, total_steps: usize) -> anyhow::Result<ModuleLrScheduler> {
+        let lr = self.learning_rate;
+        anyhow::ensure!(
+            lr > 0.0 && lr <= 1.0,
+            "learning_rate must lie in (0, 1], not {lr}"
+        );
+        let warmup = self.warmup_steps.min(total_steps.saturating_sub(1));
+        let cosine = CosineAnnealingLrSchedulerConfig::new(lr, (total_steps - warmup - 1).max(1));
+        let scheduler = match (warmup, self.lr_schedule) {
+            (0, LrSchedule::Constant) => Ok(ModuleLrScheduler::new(lr)),
+            (0, LrSchedule::Cosine) => cosine.init(),
+            (_, schedule) => SequentialLrSchedulerConfig::new(
+                vec![
+                    LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
+                        lr / warmup as f64,
+                        lr,
+                        (warmup - 1).max(1),
+                    )),
+                    match schedule {
+                        LrSchedule::Constant => LrSchedulerConfig::Constant(lr),
+                        LrSchedule::Cosine => LrSchedulerConfig::Cosine(cosine),
+                    },
+                ],
+                vec![warmup],
+            )
+            .init(),
+        };
+        scheduler.map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))
+    }
+
     /// The model config for `catalog` (`content_dim` is the width of its content vectors, 0 if none).
     pub fn model(
         &self,
@@ -151,6 +205,8 @@ pub struct EpochStats {
     pub seconds: f64,
     /// Target tokens per second (forward + backward + optimizer).
     pub tokens_per_s: f64,
+    /// Learning rate of the epoch's last step.
+    pub learning_rate: f64,
     /// Evaluation after this epoch, when one was run.
     pub eval: Option<RankingMetrics>,
 }
@@ -346,6 +402,12 @@ pub fn train(
     let windows = &data.windows;
     let steps_per_epoch = windows.len().div_ceil(cfg.batch_size);
     let targets_per_batch = data.total_tokens as f64 / steps_per_epoch as f64;
+    let mut scheduler = cfg.lr_scheduler(steps_per_epoch * cfg.epochs)?;
+    // A resumed run picks the schedule up where the finished epochs left it.
+    for _ in 0..epochs.len() * steps_per_epoch {
+        scheduler.step();
+    }
+    let mut learning_rate = cfg.learning_rate;
     for epoch in epochs.len() + 1..=cfg.epochs {
         let bar = if monitor.show_progress {
             ProgressBar::new(steps_per_epoch as u64)
@@ -388,7 +450,9 @@ pub fn train(
                 parts.total.clone().mul_scalar(share).backward(),
                 &model,
             );
-            model = optim.step(cfg.learning_rate, model, grads);
+            let lr = scheduler.step();
+            learning_rate = lr.base();
+            model = optim.step(lr, model, grads);
             let values = [
                 parts.total,
                 parts.next_item,
@@ -440,6 +504,7 @@ pub fn train(
             tokens: data.total_tokens,
             seconds,
             tokens_per_s: weight / seconds.max(1e-9),
+            learning_rate,
             eval,
         });
         if let Some(path) = checkpoints.path {
@@ -518,5 +583,44 @@ mod tests {
         let first_lengths: Vec<usize> = by_length.iter().map(|b| lengths[b[0]]).collect();
         assert!(first_lengths.windows(2).any(|w| w[0] < w[1]));
         assert!(first_lengths.windows(2).any(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn learning_rate_schedules_follow_their_formulas() {
+        let rates = |schedule, warmup_steps, total| -> Vec<f64> {
+            let cfg = TrainConfig {
+                learning_rate: 1e-3,
+                lr_schedule: schedule,
+                warmup_steps,
+                ..TrainConfig::default()
+            };
+            let mut s = cfg.lr_scheduler(total).unwrap();
+            (0..total).map(|_| s.step().base()).collect()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(
+            rates(LrSchedule::Constant, 0, 5)
+                .iter()
+                .all(|&r| close(r, 1e-3))
+        );
+        // Cosine without warm-up: the peak at the first step, half way at the middle, ~0 at the end.
+        let c = rates(LrSchedule::Cosine, 0, 101);
+        assert!(close(c[0], 1e-3) && close(c[50], 5e-4), "{c:?}");
+        assert!(c[100] < 1e-12 && c.windows(2).all(|w| w[1] < w[0]), "{c:?}");
+        // Warm-up rises linearly to the peak, then the schedule takes over from it.
+        let w = rates(LrSchedule::Cosine, 4, 14);
+        for (i, expected) in [2.5e-4, 5e-4, 7.5e-4, 1e-3].iter().enumerate() {
+            assert!(close(w[i], *expected), "step {i}: {}", w[i]);
+        }
+        assert!(close(w[4], 1e-3) && w[5] < w[4] && w[13] < 1e-12, "{w:?}");
+        let cw = rates(LrSchedule::Constant, 3, 6);
+        assert!(close(cw[0], 1e-3 / 3.0) && cw[2..].iter().all(|&r| close(r, 1e-3)));
+        // Out-of-range rates are refused by name.
+        let bad = TrainConfig {
+            learning_rate: 0.0,
+            ..TrainConfig::default()
+        };
+        let err = bad.lr_scheduler(10).err().expect("a zero rate is refused");
+        assert!(err.to_string().contains("learning_rate"), "{err}");
     }
 }

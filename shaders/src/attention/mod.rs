@@ -1,16 +1,26 @@
 //! Fused causal self-attention: `softmax(QKᵀ/√d + causal mask) V` in one dispatch for all heads.
 
+#[cfg(feature = "wgpu")]
 mod kernel;
 
+#[cfg(feature = "wgpu")]
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Tensor, activation};
 
+#[cfg(feature = "wgpu")]
 pub use kernel::{FusedAttentionBackend, MAX_HEAD_DIM};
 
-/// True when tensors on `device` run the WGSL kernels (a wgpu/WebGPU device without autodiff).
+/// True when tensors on `device` run the WGSL kernels (a wgpu/WebGPU device without autodiff;
+/// never in a build without the `wgpu` feature).
 pub fn uses_wgsl_kernels(device: &Device) -> bool {
-    !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Cube(_))
+    #[cfg(feature = "wgpu")]
+    return !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Cube(_));
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = device;
+        false
+    }
 }
 
 /// Causal attention on `[batch, heads, seq, head_dim]` tensors: the WGSL kernel where
@@ -19,9 +29,11 @@ pub fn uses_wgsl_kernels(device: &Device) -> bool {
 /// mask); the burn-ops reference under autodiff (training).
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     let device = q.device();
+    #[cfg(feature = "wgpu")]
     if uses_wgsl_kernels(&device) && q.dims()[3] <= MAX_HEAD_DIM {
-        fused_causal_attention(q, k, v)
-    } else if !device.is_autodiff() {
+        return fused_causal_attention(q, k, v);
+    }
+    if !device.is_autodiff() {
         blocked_causal_attention(q, k, v, QUERY_BLOCK)
     } else {
         causal_attention_reference(q, k, v)
@@ -80,6 +92,7 @@ pub fn burn_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor
 ///
 /// # Panics
 /// On a device that is not wgpu, or with `head_dim > MAX_HEAD_DIM`.
+#[cfg(feature = "wgpu")]
 pub fn fused_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(Dispatch::fused_causal_attention(
         q.into_dispatch(),

@@ -2,7 +2,7 @@
 // candidates a server pushed get reranked on this device. The member's history lives in a
 // session that keeps the model's keys and values, so a click costs two tokens' work.
 // A browser without WebGPU gets the CPU-only runtime: a fraction of the full one's download.
-const { default: init, Reranker } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
+const { default: init, Reranker, hasWebGpuBackend } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
 
 const $ = (id) => document.getElementById(id);
 const SURFACES = ['home', 'search', 'kids', 'mobile_feed'];
@@ -23,7 +23,7 @@ async function loadBackend(wanted) {
   if (state.reranker) state.reranker.free();
   const t0 = performance.now();
   state.reranker = await Reranker.load(state.bytes, wanted);
-  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms`;
+  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms` + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
   restartSession();
 }
 

@@ -1,7 +1,9 @@
 // Drives the web demo in headless Chromium the way a person would and prints one JSON object
 // with what the page showed after each step.
 //
-//   node tests/browser/demo.mjs --site <dir with the demo page, pkg/ and assets/>
+//   node tests/browser/demo.mjs --site <dir with the demo page, pkg/ and assets/> [--no-webgpu]
+//
+// --no-webgpu: the page sees a browser without WebGPU (navigator.gpu removed before it loads).
 import fs from 'node:fs';
 import path from 'node:path';
 import { option, withPage } from './chromium.mjs';
@@ -26,6 +28,7 @@ async function nextRerank(page, before) {
 let out;
 try {
   out = await withPage([['/', site]], async (page, origin) => {
+    if (process.argv.includes('--no-webgpu')) await page.addInitScript(() => { delete Navigator.prototype.gpu; });
     await page.goto(`${origin}/index.html`);
     const first = await nextRerank(page, '');
     const status = await text(page, 'status');
@@ -36,7 +39,8 @@ try {
     const afterSurface = await nextRerank(page, afterClick);
     const reranked = await page.$$eval('#after li', (els) => els.length);
     const pushed = await page.$$eval('#before li', (els) => els.length);
-    return { status, first, afterClick, historyCount, afterSurface, reranked, pushed };
+    const navigatorGpu = await page.evaluate(() => !!navigator.gpu);
+    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed };
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

@@ -12,11 +12,16 @@ use encore_tests::{
 };
 use serde_json::Value;
 
+/// Copies the directory tree `from` to `to` (the package holds the CPU-only build in `cpu/`).
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 
@@ -52,31 +57,47 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
     )
     .unwrap();
 
-    let out = run_browser_script("demo.mjs", &["--site", site.to_str().unwrap()]);
-    let field = |k: &str| out[k].as_str().unwrap_or_default().to_string();
-    assert!(field("status").contains("int8 weights"), "{out}");
-    assert!(field("status").starts_with("backend: "), "{out}");
-    assert!(field("first").contains("tokens encoded"), "{out}");
-    assert!(
-        field("afterClick").contains("2 tokens encoded")
-            && field("afterClick").contains("from the cache"),
-        "a click appends one event: {out}"
-    );
-    assert!(
-        field("afterSurface").contains("1 token encoded"),
-        "a surface switch re-encodes only the request: {out}"
-    );
-    assert_eq!(
-        out["reranked"], out["pushed"],
-        "every pushed candidate is shown reranked"
-    );
-    assert!(out["pushed"].as_u64().unwrap() > 0);
-    let errors: Vec<&Value> = out["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l.as_str().unwrap_or("").starts_with("[pageerror]"))
-        .collect();
-    assert!(errors.is_empty(), "page errors: {errors:?}");
+    // With WebGPU the page loads the full runtime; without it the CPU-only one.
+    for webgpu in [true, false] {
+        let mut args = vec!["--site", site.to_str().unwrap()];
+        if !webgpu {
+            args.push("--no-webgpu");
+        }
+        let out = run_browser_script("demo.mjs", &args);
+        assert_eq!(out["navigatorGpu"], webgpu, "{out}");
+        let field = |k: &str| out[k].as_str().unwrap_or_default().to_string();
+        assert_eq!(
+            field("status").contains("CPU-only runtime"),
+            !webgpu,
+            "the page loads the CPU-only package exactly when WebGPU is missing: {out}"
+        );
+        if !webgpu {
+            assert!(field("status").starts_with("backend: cpu"), "{out}");
+        }
+        assert!(field("status").contains("int8 weights"), "{out}");
+        assert!(field("status").starts_with("backend: "), "{out}");
+        assert!(field("first").contains("tokens encoded"), "{out}");
+        assert!(
+            field("afterClick").contains("2 tokens encoded")
+                && field("afterClick").contains("from the cache"),
+            "a click appends one event: {out}"
+        );
+        assert!(
+            field("afterSurface").contains("1 token encoded"),
+            "a surface switch re-encodes only the request: {out}"
+        );
+        assert_eq!(
+            out["reranked"], out["pushed"],
+            "every pushed candidate is shown reranked"
+        );
+        assert!(out["pushed"].as_u64().unwrap() > 0);
+        let errors: Vec<&Value> = out["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l.as_str().unwrap_or("").starts_with("[pageerror]"))
+            .collect();
+        assert!(errors.is_empty(), "page errors: {errors:?}");
+    }
     std::fs::remove_dir_all(site).unwrap();
 }

@@ -6,6 +6,7 @@ use encore::backend::Backend;
 use encore::evaluation::evaluate;
 use encore::training::{Checkpoint, CheckpointPolicy, Monitor, TrainConfig, TrainedModel, train};
 use encore_core::data::split::MemberHistory;
+use encore_core::model::objectives::EventWeights;
 use encore_core::{Reranker, SyntheticWorld, SyntheticWorldConfig};
 use encore_tests::{split, temp_dir, tiny_config};
 
@@ -207,4 +208,62 @@ fn exported_runtime_scores_equal_the_training_model_with_content_heads_and_roll_
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     assert!(worst <= 1e-4, "largest difference {worst}");
+}
+
+/// Two workers, each differentiating half of every batch on its own fork of the model, train
+/// like one thread over the whole batch. Their gradients agree exactly (unit test
+/// `shard_gradients_add_up_to_the_whole_batch`); here whole runs, where float summation order
+/// and Adam's per-parameter normalisation let the trajectories drift a little apart: the loss
+/// stays within 0.5% of the one-thread run's at every epoch (one shard's gradient alone drifts
+/// 1.8% by epoch 4 on this set-up). With the auxiliary heads on, whose many rarely-hit
+/// parameters Adam scales up whatever their gradient's size, the drift is larger (0.7% in
+/// epoch 1), so they are off here.
+#[test]
+fn two_workers_train_like_one() {
+    let _turn = ONE_TRAINING_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let world = SyntheticWorld::generate(&SyntheticWorldConfig {
+        members: 120,
+        titles: 60,
+        days: 30,
+        seed: 9,
+        ..Default::default()
+    });
+    let (train_set, _) = split(&world);
+    let mut cfg = tiny_config(4);
+    cfg.dropout = 0.0;
+    cfg.unknown_id_rate = 0.0;
+    cfg.objectives.softmax = encore_core::model::objectives::SoftmaxKind::Full;
+    cfg.objectives.mtp_items = 1;
+    cfg.objectives.genre_weight = 0.0;
+    cfg.objectives.action_weight = 0.0;
+    cfg.objectives.duration_weight = 0.0;
+    cfg.objectives.time_to_next_weight = 0.0;
+    cfg.objectives.event_weights = EventWeights {
+        play: 1.0,
+        trailer: 1.0,
+        add_to_list: 1.0,
+    };
+    let one = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
+    let two = train_cpu(
+        &world,
+        &train_set,
+        &TrainConfig {
+            workers: 2,
+            ..cfg.clone()
+        },
+        CheckpointPolicy::default(),
+    )
+    .unwrap();
+    assert!(two.epochs[3].loss < two.epochs[0].loss);
+    for (a, b) in one.epochs.iter().zip(&two.epochs) {
+        assert!(
+            (a.loss - b.loss).abs() < 5e-3 * a.loss.abs(),
+            "epoch {}: loss {} with one worker, {} with two",
+            a.epoch,
+            a.loss,
+            b.loss
+        );
+    }
 }

@@ -178,7 +178,11 @@ pub fn ablate(
         }
         cfg.run.withhold_items = withhold;
         cfg.run.out = out.join(&name);
-        eprintln!("== ablation {name}: without {removes}");
+        if withhold > 0.0 {
+            eprintln!("== ablation {name}: {removes}");
+        } else {
+            eprintln!("== ablation {name}: without {removes}");
+        }
         let s = run_config(&cfg, dir, overrides.resume)?;
         rows.push(AblationRow {
             model: Some(s.report.model),

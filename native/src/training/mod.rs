@@ -15,9 +15,9 @@ use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, MultiGradientsParams};
 use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
+use burn::tensor::{Bytes, Device};
 use encore_core::data::split::MemberHistory;
 use encore_core::metrics::RankingMetrics;
 use encore_core::model::{
@@ -32,7 +32,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, run_inline};
 
 /// Hyper-parameters of a training run (the model's item count comes from the data). Every field
 /// has a default, so a TOML `[training]` table names only what it changes.
@@ -77,6 +77,10 @@ pub struct TrainConfig {
     /// Batch windows of similar length together (batches in random order each epoch), so a
     /// batch pads little; `false` draws batches uniformly at random.
     pub batch_by_length: bool,
+    /// Threads that each take a share of every batch (forward and backward on a fork of the
+    /// model), their gradients summed before one optimizer step. 1 (the default) keeps a run
+    /// bit-for-bit reproducible; with more, dropout masks depend on thread timing.
+    pub workers: usize,
     /// The objectives.
     pub objectives: ObjectiveConfig,
 }
@@ -102,6 +106,7 @@ impl Default for TrainConfig {
             content_embeddings: true,
             unknown_id_rate: 0.1,
             batch_by_length: true,
+            workers: 1,
             objectives: ObjectiveConfig::default(),
         }
     }
@@ -253,6 +258,70 @@ pub struct Monitor<'a> {
     pub on_epoch: Option<&'a mut dyn FnMut(&EpochStats) -> anyhow::Result<()>>,
 }
 
+/// One worker's share of a batch.
+struct Shard {
+    batch: TokenBatch,
+    targets: TrainingTargets,
+    n_targets: f64,
+}
+
+/// The windows `chunk` (indices into `data.windows`) cut into `cfg.workers` shards, each with
+/// its targets drawn from `rng` in order.
+fn batch_shards(
+    chunk: &[usize],
+    cfg: &TrainConfig,
+    data: &Prepared,
+    model: &FoundationModel,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Vec<Shard> {
+    chunk
+        .chunks(chunk.len().div_ceil(cfg.workers.max(1)))
+        .map(|part| {
+            let seqs: Vec<TokenSequence> = part.iter().map(|&i| data.windows[i].clone()).collect();
+            let n_targets = seqs
+                .iter()
+                .map(|s| s.target.iter().filter(|t| t.is_some()).count())
+                .sum::<usize>() as f64;
+            let batch = TokenBatch::new(&seqs, device);
+            let targets =
+                TrainingTargets::new(&seqs, &cfg.objectives, &data.item_share, rng, device)
+                    .with_id_drops(model, rng, device);
+            Shard {
+                batch,
+                targets,
+                n_targets,
+            }
+        })
+        .collect()
+}
+
+/// A shard's gradients, its loss parts `[total, next item, multi-token, auxiliary]` and its
+/// target count. The objectives are means over the shard's targets; scaled by the shard's share
+/// of an average batch's targets (`targets_per_batch`), every target weighs the same whatever
+/// its batch (with length-sorted batches, a batch of short windows holds far fewer) and the
+/// shards' gradients add up to the whole batch's.
+fn shard_gradients(
+    model: &FoundationModel,
+    shard: Shard,
+    features: Option<&ItemFeatures>,
+    objectives: &ObjectiveConfig,
+    targets_per_batch: f64,
+) -> (GradientsParams, [f64; 4], f64) {
+    let parts = model.loss(&shard.batch, &shard.targets, features, objectives);
+    let share = shard.n_targets / targets_per_batch;
+    let grads =
+        GradientsParams::from_grads(parts.total.clone().mul_scalar(share).backward(), model);
+    let values = [
+        parts.total,
+        parts.next_item,
+        parts.multi_token,
+        parts.auxiliary,
+    ]
+    .map(|t| f64::from(t.into_scalar::<f32>()));
+    (grads, values, shard.n_targets)
+}
+
 /// The training inputs derived from the data: windows, item shares, item features.
 struct Prepared {
     windows: Vec<TokenSequence>,
@@ -347,8 +416,8 @@ pub fn train(
     mut monitor: Monitor<'_>,
 ) -> anyhow::Result<TrainedModel> {
     anyhow::ensure!(
-        cfg.epochs > 0 && cfg.batch_size > 0,
-        "epochs and batch size must be positive"
+        cfg.epochs > 0 && cfg.batch_size > 0 && cfg.workers > 0,
+        "epochs, batch size and workers must be positive"
     );
     anyhow::ensure!(
         cfg.objectives.temperature > 0.0 && cfg.objectives.mtp_items >= 1,
@@ -432,43 +501,56 @@ pub fn train(
         let log_lines = monitor.show_progress && !std::io::stderr().is_terminal();
         let log_every = (steps_per_epoch / 10).max(1);
         for (step, chunk) in batches.iter().enumerate() {
-            let seqs: Vec<TokenSequence> = chunk.iter().map(|&i| windows[i].clone()).collect();
-            let n_targets = seqs
-                .iter()
-                .map(|s| s.target.iter().filter(|t| t.is_some()).count())
-                .sum::<usize>() as f64;
-            let batch = TokenBatch::new(&seqs, &device);
-            let targets =
-                TrainingTargets::new(&seqs, &cfg.objectives, &data.item_share, &mut rng, &device)
-                    .with_id_drops(&model, &mut rng, &device);
-            let parts = model.loss(&batch, &targets, features, &cfg.objectives);
-            // The objectives are means over the batch's targets; scaled by the batch's share of
-            // an average batch's targets, every target weighs the same whatever its batch (with
-            // length-sorted batches, a batch of short windows holds far fewer).
-            let share = n_targets / targets_per_batch;
-            let grads = GradientsParams::from_grads(
-                parts.total.clone().mul_scalar(share).backward(),
-                &model,
-            );
+            // The batch's shares, one per worker; their targets (negatives, ID drops) are drawn
+            // here, in order, so the draws never depend on thread timing.
+            let shards = batch_shards(chunk, cfg, &data, &model, &mut rng, &device);
+            let backward = |model: &FoundationModel, shard: Shard| {
+                shard_gradients(model, shard, features, &cfg.objectives, targets_per_batch)
+            };
             let lr = scheduler.step();
             learning_rate = lr.base();
-            model = optim.step(lr, model, grads);
-            let values = [
-                parts.total,
-                parts.next_item,
-                parts.multi_token,
-                parts.auxiliary,
-            ]
-            .map(|t| f64::from(t.into_scalar::<f32>()));
-            anyhow::ensure!(
-                values[0].is_finite(),
-                "loss became {} at epoch {epoch}",
-                values[0]
-            );
-            for (s, v) in sums.iter_mut().zip(values) {
-                *s += v * n_targets;
+            let results = if shards.len() == 1 {
+                let shard = shards.into_iter().next().expect("one shard");
+                let (grads, values, n) = backward(&model, shard);
+                model = optim.step(lr, model, grads);
+                vec![(values, n)]
+            } else {
+                // Each worker differentiates its own fork (fresh autodiff leaves, same
+                // parameter ids), with burn's CPU ops kept on its thread.
+                let done: Vec<(GradientsParams, [f64; 4], f64)> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = shards
+                        .into_iter()
+                        .map(|shard| {
+                            let fork = model.clone().fork(&device);
+                            let backward = &backward;
+                            scope.spawn(move || run_inline(|| backward(&fork, shard)))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("a training worker panicked"))
+                        .collect()
+                });
+                let mut results = Vec::with_capacity(done.len());
+                let mut grads = Vec::with_capacity(done.len());
+                for (g, values, n) in done {
+                    grads.push((g, device.clone()));
+                    results.push((values, n));
+                }
+                model = optim.step_multi(lr, model, MultiGradientsParams { grads });
+                results
+            };
+            for (values, n_targets) in results {
+                anyhow::ensure!(
+                    values[0].is_finite(),
+                    "loss became {} at epoch {epoch}",
+                    values[0]
+                );
+                for (s, v) in sums.iter_mut().zip(values) {
+                    *s += v * n_targets;
+                }
+                weight += n_targets;
             }
-            weight += n_targets;
             let secs = start.elapsed().as_secs_f64();
             bar.set_message(format!(
                 "loss {:.4}  {:.0} tok/s",
@@ -622,5 +704,90 @@ mod tests {
         };
         let err = bad.lr_scheduler(10).err().expect("a zero rate is refused");
         assert!(err.to_string().contains("learning_rate"), "{err}");
+    }
+
+    /// The sum of two shards' gradients equals the whole batch's gradient (the basis of
+    /// `workers > 1`): sampled negatives drawn per sequence, the genre and action heads.
+    #[test]
+    fn shard_gradients_add_up_to_the_whole_batch() {
+        use encore_core::data::split::group_by_member;
+        use encore_core::model::objectives::EventWeights;
+        use encore_core::{SyntheticWorld, SyntheticWorldConfig};
+        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 40,
+            titles: 50,
+            days: 20,
+            seed: 4,
+            ..Default::default()
+        });
+        let histories = group_by_member(&world.events);
+        let mut cfg = TrainConfig {
+            d_model: 16,
+            d_ff: 32,
+            max_len: 24,
+            n_layers: 1,
+            dropout: 0.0,
+            unknown_id_rate: 0.0,
+            ..TrainConfig::default()
+        };
+        cfg.objectives.in_batch_negatives = 0;
+        cfg.objectives.mtp_items = 1;
+        // Time to next is a mean over the tokens whose next gap is known (not every target's),
+        // which a split weighs slightly differently (7e-4 relative here), like length buckets.
+        cfg.objectives.time_to_next_weight = 0.0;
+        cfg.objectives.event_weights = EventWeights {
+            play: 1.0,
+            trailer: 1.0,
+            add_to_list: 1.0,
+        };
+        let device = Backend::Cpu.training_device();
+        let content_dim = world.catalog.items[0].content.as_ref().map_or(0, Vec::len);
+        let config = cfg.model(world.catalog.len(), world.catalog.genres.len(), content_dim);
+        let data = prepare(&histories, &world.catalog, &config.tokenizer()).unwrap();
+        let features = ItemFeatures::new(&world.catalog, &data.seen, data.reference_time, &device);
+        let model = config.init(&device);
+        let chunk: Vec<usize> = (0..16).collect();
+        let grads_of = |workers: usize| -> Vec<Vec<f32>> {
+            let cfg = TrainConfig {
+                workers,
+                ..cfg.clone()
+            };
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let shards = batch_shards(&chunk, &cfg, &data, &model, &mut rng, &device);
+            assert_eq!(shards.len(), workers);
+            let mut sum: Option<Vec<Vec<f32>>> = None;
+            for shard in shards {
+                let fork = model.clone().fork(&device);
+                let (g, _, _) =
+                    shard_gradients(&fork, shard, Some(&features), &cfg.objectives, 100.0);
+                let got: Vec<Vec<f32>> = [fork.layer_mix.id, fork.norm.gamma.id]
+                    .into_iter()
+                    .map(|id| {
+                        g.get::<1>(id)
+                            .unwrap()
+                            .into_data()
+                            .try_to_vec::<f32>()
+                            .unwrap()
+                    })
+                    .collect();
+                sum = Some(match sum {
+                    None => got,
+                    Some(s) => s
+                        .iter()
+                        .zip(&got)
+                        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x + y).collect())
+                        .collect(),
+                });
+            }
+            sum.unwrap()
+        };
+        let (whole, halves) = (grads_of(1), grads_of(2));
+        for (w, h) in whole.iter().zip(&halves) {
+            let scale = w.iter().map(|x| x.abs()).fold(0f32, f32::max);
+            assert!(scale > 0.0);
+            for (a, b) in w.iter().zip(h) {
+                assert!((a - b).abs() <= 1e-4 * scale, "whole {a} vs shards {b}");
+            }
+        }
     }
 }

@@ -240,11 +240,7 @@ fn two_workers_train_like_one() {
     cfg.objectives.action_weight = 0.0;
     cfg.objectives.duration_weight = 0.0;
     cfg.objectives.time_to_next_weight = 0.0;
-    cfg.objectives.event_weights = EventWeights {
-        play: 1.0,
-        trailer: 1.0,
-        add_to_list: 1.0,
-    };
+    cfg.objectives.event_weights = EventWeights::EQUAL;
     let one = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
     let two = train_cpu(
         &world,

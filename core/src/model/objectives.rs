@@ -47,6 +47,13 @@ impl Default for EventWeights {
 }
 
 impl EventWeights {
+    /// Every action weighs 1.
+    pub const EQUAL: Self = Self {
+        play: 1.0,
+        trailer: 1.0,
+        add_to_list: 1.0,
+    };
+
     /// The weight of an action.
     pub fn of(&self, a: Action) -> f32 {
         match a {

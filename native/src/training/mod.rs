@@ -735,11 +735,7 @@ mod tests {
         // Time to next is a mean over the tokens whose next gap is known (not every target's),
         // which a split weighs slightly differently (7e-4 relative here), like length buckets.
         cfg.objectives.time_to_next_weight = 0.0;
-        cfg.objectives.event_weights = EventWeights {
-            play: 1.0,
-            trailer: 1.0,
-            add_to_list: 1.0,
-        };
+        cfg.objectives.event_weights = EventWeights::EQUAL;
         let device = Backend::Cpu.training_device();
         let content_dim = world.catalog.items[0].content.as_ref().map_or(0, Vec::len);
         let config = cfg.model(world.catalog.len(), world.catalog.genres.len(), content_dim);

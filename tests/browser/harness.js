@@ -10,6 +10,19 @@ async function fixture() {
   return { bytes, cases };
 }
 
+// The same history as columns (what a page holding typed arrays would pass).
+function toColumns(events) {
+  const cols = {
+    items: Uint32Array.from(events, (e) => e.item),
+    timestamps: Float64Array.from(events, (e) => e.timestamp),
+    durations: Float64Array.from(events, (e) => e.duration ?? 0),
+  };
+  for (const [name, key] of [['actions', 'action'], ['surfaces', 'surface'], ['countries', 'country'], ['devices', 'device']]) {
+    if (events.some((e) => e[key] !== undefined)) cols[name] = events.map((e) => e[key]);
+  }
+  return cols;
+}
+
 async function rejection(f) {
   try { await f(); return null; } catch (e) { return String((e && e.message) || e); }
 }
@@ -55,6 +68,26 @@ window.runHarness = async () => {
   rej.badSurface = await rejection(() => r.rerank(c.events, cands, 'attic'));
   rej.nanTimestamp = await rejection(() => r.rerank([{ item: c.candidates[0], timestamp: NaN }], cands, c.surface));
   rej.notAnArray = await rejection(() => r.rerank('yesterday I watched TV', cands, c.surface));
+  // The same history as columns gives the same ranking, stateless and as a session.
+  const byObjects = await r.rerank(c.events, cands, c.surface, c.options);
+  const byColumns = await r.rerank(toColumns(c.events), cands, c.surface, c.options);
+  const columnSession = r.session(toColumns(c.events));
+  const bySessionColumns = await columnSession.rerank(cands, c.surface, c.options);
+  columnSession.free();
+  const plainColumns = { items: Array.from(c.events, (e) => e.item), timestamps: c.events.map((e) => e.timestamp) };
+  const plain = await r.rerank(plainColumns, cands, c.surface, c.options);
+  out.columns = {
+    objects: { items: Array.from(byObjects.items), scores: Array.from(byObjects.scores) },
+    columns: { items: Array.from(byColumns.items), scores: Array.from(byColumns.scores) },
+    session: { items: Array.from(bySessionColumns.items), scores: Array.from(bySessionColumns.scores) },
+    plainArraysLength: plain.items.length,
+  };
+  const cols = toColumns(c.events);
+  rej.columnsLengths = await rejection(() => r.rerank({ ...cols, timestamps: cols.timestamps.slice(1) }, cands, c.surface));
+  rej.columnsMissing = await rejection(() => r.rerank({ items: cols.items }, cands, c.surface));
+  rej.columnsBadItem = await rejection(() => r.rerank({ ...cols, items: Float64Array.from(cols.items, (x, i) => (i === 3 ? 1.5 : x)) }, cands, c.surface));
+  rej.columnsNanTimestamp = await rejection(() => r.rerank({ ...cols, timestamps: Float64Array.from(cols.timestamps, (x, i) => (i === 2 ? NaN : x)) }, cands, c.surface));
+  rej.columnsBadSurface = await rejection(() => r.rerank({ ...cols, surfaces: c.events.map(() => 'attic') }, cands, c.surface));
   // A member session (the 12-event case, inside the model's window): append its last three
   // events one at a time; the rerank after the last append equals a stateless rerank of the
   // whole history, after encoding two tokens.
@@ -125,6 +158,15 @@ window.runBench = async (iters, backends = ['webgpu', 'cpu']) => {
         ms.push(performance.now() - t);
       }
       ms.sort((a, b) => a - b);
+      // The same, with the history passed as columns of typed arrays.
+      const cols = toColumns(c.events);
+      const msColumns = [];
+      for (let i = 0; i < iters; i++) {
+        const t = performance.now();
+        await r.rerank(cols, cands, c.surface, c.options);
+        msColumns.push(performance.now() - t);
+      }
+      msColumns.sort((a, b) => a - b);
       // One local event appended to a warm session, then a rerank.
       const append = [];
       for (let i = 0; i < iters; i++) {
@@ -152,7 +194,7 @@ window.runBench = async (iters, backends = ['webgpu', 'cpu']) => {
       s.free();
       out.cases.push({
         backend: r.backend, history: c.events.length, candidates: c.candidates.length,
-        p50: pct(ms, 0.5), p99: pct(ms, 0.99), appendP50: pct(append, 0.5), appendP99: pct(append, 0.99),
+        p50: pct(ms, 0.5), p99: pct(ms, 0.99), columnsP50: pct(msColumns, 0.5), columnsP99: pct(msColumns, 0.99), appendP50: pct(append, 0.5), appendP99: pct(append, 0.99),
         appendSteadyMean,
       });
     }

@@ -126,6 +126,11 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("badSurface", "unknown surface"),
         ("nanTimestamp", "timestamp"),
         ("notAnArray", "events must be an array"),
+        ("columnsLengths", "column timestamps has"),
+        ("columnsMissing", "needs a timestamps column"),
+        ("columnsBadItem", "event 3: item 1.5 is not an item id"),
+        ("columnsNanTimestamp", "event 2: timestamp NaN"),
+        ("columnsBadSurface", "unknown surface \"attic\""),
     ];
     for (name, needle) in expect {
         let msg = rej[name]
@@ -142,6 +147,14 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
             .unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
         assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
     }
+    // A history passed as columns ranks exactly as the same history passed as objects.
+    let columns = &out["columns"];
+    assert_eq!(columns["columns"], columns["objects"], "columnar history");
+    assert_eq!(columns["session"], columns["objects"], "columnar session");
+    assert_eq!(
+        columns["plainArraysLength"].as_u64(),
+        Some(cases[cases.len() - 1].candidates.len() as u64)
+    );
     // The session's rerank after three appends equals the stateless one, from two new tokens.
     let session = &out["session"];
     let sc = &cases[1];

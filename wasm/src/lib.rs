@@ -100,7 +100,8 @@ impl Reranker {
 
     /// Reranks `candidates` (item ids, `Uint32Array` or array) for a member whose recent
     /// `events` (oldest first) are objects `{item, timestamp, action?, duration?, surface?,
-    /// country?, device?}`, on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`).
+    /// country?, device?}`, or the same as columns `{items, timestamps, durations?, actions?,
+    /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`).
     /// `options` may set `{timestamp, device, country}` of the request.
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
     pub fn rerank(

@@ -11,9 +11,10 @@ use crate::io::write_atomic;
 /// The first seven bytes of every checkpoint; the eighth is its version.
 const MAGIC: &[u8; 7] = b"ENCOREC";
 /// The checkpoint version this build writes and reads (2: `TrainConfig` gained
-/// `scale_embedding`, 3: `batch_by_length`; postcard cannot read a struct with a different
+/// `scale_embedding`, 3: `batch_by_length`, 4: `lr_schedule`, `warmup_steps`, `workers`,
+/// 5: `decay_fraction`; postcard cannot read a struct with a different
 /// field list).
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
 
 /// Everything needed to resume training, plus the exportable weight file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -49,6 +49,8 @@ pub struct TrainConfig {
     pub lr_schedule: LrSchedule,
     /// Steps of linear warm-up from `learning_rate / warmup_steps` to `learning_rate` (0: none).
     pub warmup_steps: usize,
+    /// Share of the run's steps, at its end, over which `stable-decay` lowers the rate to 0.
+    pub decay_fraction: f64,
     /// Seed for initialisation, dropout, negatives and shuffling.
     pub seed: u64,
     /// Hidden width.
@@ -93,6 +95,7 @@ impl Default for TrainConfig {
             learning_rate: 2e-3,
             lr_schedule: LrSchedule::Constant,
             warmup_steps: 0,
+            decay_fraction: 0.2,
             seed: 42,
             d_model: 64,
             n_heads: 2,
@@ -114,7 +117,7 @@ impl Default for TrainConfig {
 
 /// The learning rate's course over a run (after any warm-up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum LrSchedule {
     /// `learning_rate` throughout.
     #[default]
@@ -122,6 +125,10 @@ pub enum LrSchedule {
     /// From `learning_rate` down to 0 along a half cosine that reaches 0 at the last step of
     /// `epochs` (so `--epochs` changes the whole course, not only where it stops).
     Cosine,
+    /// `learning_rate` until the last `decay_fraction` of the run's steps, then linearly down
+    /// to 0 at its last step ("warm-up, stable, decay"): a run with more `epochs` passes
+    /// through the same states as a shorter one until its own decay begins.
+    StableDecay,
 }
 
 impl TrainConfig {
@@ -133,25 +140,43 @@ impl TrainConfig {
             "learning_rate must lie in (0, 1], not {lr}"
         );
         let warmup = self.warmup_steps.min(total_steps.saturating_sub(1));
-        let cosine = CosineAnnealingLrSchedulerConfig::new(lr, (total_steps - warmup - 1).max(1));
-        let scheduler = match (warmup, self.lr_schedule) {
-            (0, LrSchedule::Constant) => Ok(ModuleLrScheduler::new(lr)),
-            (0, LrSchedule::Cosine) => cosine.init(),
-            (_, schedule) => SequentialLrSchedulerConfig::new(
-                vec![
-                    LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
-                        lr / warmup as f64,
-                        lr,
-                        (warmup - 1).max(1),
-                    )),
-                    match schedule {
-                        LrSchedule::Constant => LrSchedulerConfig::Constant(lr),
-                        LrSchedule::Cosine => LrSchedulerConfig::Cosine(cosine),
-                    },
-                ],
-                vec![warmup],
-            )
-            .init(),
+        let after_warmup = total_steps - warmup;
+        let cosine = CosineAnnealingLrSchedulerConfig::new(lr, (after_warmup - 1).max(1));
+        // The rate after warm-up, and where that course begins (steps since the start).
+        let mut phases: Vec<(LrSchedulerConfig, usize)> = Vec::new();
+        if warmup > 0 {
+            let rise = LinearLrSchedulerConfig::new(lr / warmup as f64, lr, (warmup - 1).max(1));
+            phases.push((LrSchedulerConfig::Linear(rise), 0));
+        }
+        match self.lr_schedule {
+            LrSchedule::Constant => phases.push((LrSchedulerConfig::Constant(lr), warmup)),
+            LrSchedule::Cosine => phases.push((LrSchedulerConfig::Cosine(cosine), warmup)),
+            LrSchedule::StableDecay => {
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&self.decay_fraction),
+                    "decay_fraction must lie in [0, 1], not {}",
+                    self.decay_fraction
+                );
+                let decay = ((total_steps as f64 * self.decay_fraction).round() as usize)
+                    .clamp(1, after_warmup.max(1));
+                let stable = after_warmup - decay.min(after_warmup);
+                if stable > 0 {
+                    phases.push((LrSchedulerConfig::Constant(lr), warmup));
+                }
+                // Linear from the peak to 0 at the run's last step.
+                let fall = LinearLrSchedulerConfig::new(lr, 0.0, (decay - 1).max(1));
+                phases.push((LrSchedulerConfig::Linear(fall), warmup + stable));
+            }
+        }
+        let scheduler = if phases.len() == 1 {
+            match phases.pop().expect("one phase").0 {
+                LrSchedulerConfig::Constant(lr) => Ok(ModuleLrScheduler::new(lr)),
+                only => SequentialLrSchedulerConfig::new(vec![only], vec![]).init(),
+            }
+        } else {
+            let milestones = phases[1..].iter().map(|(_, start)| *start).collect();
+            let configs = phases.into_iter().map(|(config, _)| config).collect();
+            SequentialLrSchedulerConfig::new(configs, milestones).init()
         };
         scheduler.map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))
     }
@@ -674,6 +699,7 @@ mod tests {
                 learning_rate: 1e-3,
                 lr_schedule: schedule,
                 warmup_steps,
+                decay_fraction: 0.25,
                 ..TrainConfig::default()
             };
             let mut s = cfg.lr_scheduler(total).unwrap();
@@ -697,6 +723,32 @@ mod tests {
         assert!(close(w[4], 1e-3) && w[5] < w[4] && w[13] < 1e-12, "{w:?}");
         let cw = rates(LrSchedule::Constant, 3, 6);
         assert!(close(cw[0], 1e-3 / 3.0) && cw[2..].iter().all(|&r| close(r, 1e-3)));
+        // Stable, then the last quarter (5 of 20 steps) falls linearly to 0.
+        let sd = rates(LrSchedule::StableDecay, 0, 20);
+        assert!(sd[..16].iter().all(|&r| close(r, 1e-3)), "{sd:?}");
+        for (i, expected) in [7.5e-4, 5e-4, 2.5e-4, 0.0].iter().enumerate() {
+            assert!(
+                close(sd[16 + i], *expected),
+                "step {}: {}",
+                16 + i,
+                sd[16 + i]
+            );
+        }
+        // With warm-up: rise, stable, fall; the stable part is the same as the constant schedule's.
+        let wsd = rates(LrSchedule::StableDecay, 2, 12);
+        assert!(close(wsd[0], 5e-4) && close(wsd[1], 1e-3), "{wsd:?}");
+        assert!(
+            wsd[1..9].iter().all(|&r| close(r, 1e-3)) && close(wsd[11], 0.0),
+            "{wsd:?}"
+        );
+        assert!(wsd[9..].windows(2).all(|w| w[1] < w[0]), "{wsd:?}");
+        let out_of_range = TrainConfig {
+            lr_schedule: LrSchedule::StableDecay,
+            decay_fraction: 1.5,
+            ..TrainConfig::default()
+        };
+        let err = out_of_range.lr_scheduler(10).err().expect("refused");
+        assert!(err.to_string().contains("decay_fraction"), "{err}");
         // Out-of-range rates are refused by name.
         let bad = TrainConfig {
             learning_rate: 0.0,

@@ -63,7 +63,7 @@ pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
 }
 
 /// The optional string columns of a columnar history.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct JsColumns {
     #[serde(default)]
     actions: Option<Vec<String>>,

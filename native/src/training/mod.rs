@@ -142,7 +142,7 @@ impl TrainConfig {
         let warmup = self.warmup_steps.min(total_steps.saturating_sub(1));
         let after_warmup = total_steps - warmup;
         let cosine = CosineAnnealingLrSchedulerConfig::new(lr, (after_warmup - 1).max(1));
-        // The rate after warm-up, and where that course begins (steps since the start).
+        // Each phase of the course and the step it begins at (burn runs them in sequence).
         let mut phases: Vec<(LrSchedulerConfig, usize)> = Vec::new();
         if warmup > 0 {
             let rise = LinearLrSchedulerConfig::new(lr / warmup as f64, lr, (warmup - 1).max(1));
@@ -168,16 +168,9 @@ impl TrainConfig {
                 phases.push((LrSchedulerConfig::Linear(fall), warmup + stable));
             }
         }
-        let scheduler = if phases.len() == 1 {
-            match phases.pop().expect("one phase").0 {
-                LrSchedulerConfig::Constant(lr) => Ok(ModuleLrScheduler::new(lr)),
-                only => SequentialLrSchedulerConfig::new(vec![only], vec![]).init(),
-            }
-        } else {
-            let milestones = phases[1..].iter().map(|(_, start)| *start).collect();
-            let configs = phases.into_iter().map(|(config, _)| config).collect();
-            SequentialLrSchedulerConfig::new(configs, milestones).init()
-        };
+        let milestones = phases[1..].iter().map(|(_, start)| *start).collect();
+        let configs = phases.into_iter().map(|(config, _)| config).collect();
+        let scheduler = SequentialLrSchedulerConfig::new(configs, milestones).init();
         scheduler.map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))
     }
 

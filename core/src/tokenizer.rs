@@ -285,14 +285,28 @@ pub struct EventTokenizer {
     pub max_len: usize,
     /// Roll-up window in seconds (0: no roll-up).
     pub rollup_window_s: u64,
+    /// How far the serving window moves at a time once a history outgrows it (1: by every
+    /// event; see [`EventTokenizer::window_start`]).
+    pub window_step: usize,
 }
 
 impl EventTokenizer {
-    /// A tokenizer for a model with this window and no roll-up.
+    /// A tokenizer for a model with this window, no roll-up, and a serving window that slides
+    /// by one event.
     pub fn new(max_len: usize) -> Self {
         Self {
             max_len,
             rollup_window_s: 0,
+            window_step: 1,
+        }
+    }
+
+    /// The same tokenizer with a serving window that moves `step` events at a time, clamped
+    /// to `1..=max_len - 1` (see [`EventTokenizer::window_start`]).
+    pub fn with_window_step(self, step: usize) -> Self {
+        Self {
+            window_step: step.clamp(1, self.max_len.saturating_sub(1).max(1)),
+            ..self
         }
     }
 
@@ -419,9 +433,15 @@ impl EventTokenizer {
     }
 
     /// Index of the first rolled event inside the serving window of a history that rolled up
-    /// into `rolled` events (the window keeps the most recent `max_len - 1`, plus the request).
+    /// into `rolled` events. The window holds at most `max_len - 1` events, plus the request.
+    /// With a window step of 1 it keeps the most recent `max_len - 1`; with a step `s` its start
+    /// is the smallest multiple of `s` that fits, so it holds `max_len - s` to `max_len - 1`
+    /// events and moves only once every `s` new events (a session re-encodes its window only
+    /// then). The start depends on `rolled` alone, so a stateless rerank and a session agree.
     pub fn window_start(&self, rolled: usize) -> usize {
-        rolled - rolled.min(self.max_len.saturating_sub(1))
+        let over = rolled.saturating_sub(self.max_len.saturating_sub(1));
+        let step = self.window_step.max(1);
+        (over.div_ceil(step) * step).min(rolled)
     }
 
     /// The serving tokens of rolled events `from..` (each with its predecessor's "what") and
@@ -515,6 +535,33 @@ mod tests {
             days: 60,
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn a_window_step_moves_the_serving_window_in_jumps() {
+        // max_len 11: up to 10 events and the request.
+        let one = EventTokenizer::new(11);
+        let starts: Vec<usize> = (0..=16).map(|r| one.window_start(r)).collect();
+        assert_eq!(starts, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6]);
+        let four = one.with_window_step(4);
+        let starts: Vec<usize> = (0..=19).map(|r| four.window_start(r)).collect();
+        assert_eq!(
+            starts,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12]
+        );
+        for r in 0..200 {
+            let held = r - four.window_start(r);
+            assert!(
+                held <= 10 && (r < 10 || held >= 7),
+                "{r} rolled: {held} held"
+            );
+        }
+        // The step is clamped to the window: 0 acts as 1, more than max_len - 1 as max_len - 1.
+        assert_eq!(one.with_window_step(0).window_step, 1);
+        assert_eq!(one.with_window_step(50).window_step, 10);
+        let whole = one.with_window_step(50);
+        assert_eq!((whole.window_start(11), whole.window_start(20)), (10, 10));
+        assert_eq!(whole.window_start(21), 20);
     }
 
     #[test]

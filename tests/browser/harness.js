@@ -114,6 +114,37 @@ window.runHarness = async () => {
   const recovered = await session.rerank(Uint32Array.from(sc.candidates), sc.surface, sc.options);
   out.session.recoveredItems = Array.from(recovered.items);
   session.free();
+  // A window step: a session over the 50-event case (longer than the window) appends its
+  // last ten events one at a time. With windowStep 8 it re-encodes the window about once
+  // every 8 new events, with step 1 at each, and either way ends equal to a stateless rerank
+  // of the same reranker.
+  const lc = cases[2];
+  const lcands = Uint32Array.from(lc.candidates);
+  out.windowStep = {};
+  for (const step of [1, 8]) {
+    const wr = await Reranker.load(bytes, 'cpu', { windowStep: step });
+    const ws = wr.session(lc.events.slice(0, -10));
+    await ws.rerank(lcands, lc.surface, lc.options);
+    const encoded = [];
+    let last;
+    for (const e of lc.events.slice(-10)) {
+      ws.append(e);
+      last = await ws.rerank(lcands, lc.surface, lc.options);
+      encoded.push(ws.lastEncodedTokens);
+    }
+    const stateless = await wr.rerank(lc.events, lcands, lc.surface, lc.options);
+    out.windowStep[step] = {
+      windowStep: wr.windowStep,
+      encoded,
+      session: { items: Array.from(last.items), scores: Array.from(last.scores) },
+      stateless: { items: Array.from(stateless.items), scores: Array.from(stateless.scores) },
+    };
+    ws.free();
+    wr.free();
+  }
+  rej.windowStepZero = await rejection(() => Reranker.load(bytes, 'cpu', { windowStep: 0 }));
+  rej.windowStepFraction = await rejection(() => Reranker.load(bytes, 'cpu', { windowStep: 2.5 }));
+  rej.loadOptionTypo = await rejection(() => Reranker.load(bytes, 'cpu', { windwStep: 8 }));
   out.quantization = r.quantization;
   const int8 = await Reranker.load(new Uint8Array(await (await fetch('fixture/model-int8.encore')).arrayBuffer()), 'cpu');
   const int8Res = await int8.rerank(c.events, cands, c.surface, c.options);
@@ -130,7 +161,7 @@ window.runHarness = async () => {
   return out;
 };
 
-window.runBench = async (iters, backends = ['webgpu', 'cpu']) => {
+window.runBench = async (iters, backends = ['webgpu', 'cpu'], windowStep = 1) => {
   // The CPU-only package has no WebGPU backend to time.
   backends = backends.filter((b) => b !== 'webgpu' || hasWebGpuBackend());
   // Cold start: the page's module fetch + compile + instantiate (until init resolved), then
@@ -146,8 +177,9 @@ window.runBench = async (iters, backends = ['webgpu', 'cpu']) => {
   out.sinceNavigationMs = out.wasmReadyMs + out.coldLoadAndFirstRerankMs;
   first.free();
   const pct = (v, p) => v[Math.round((v.length - 1) * p)];
+  out.windowStep = windowStep;
   for (const wanted of backends) {
-    const r = await Reranker.load(bytes, wanted);
+    const r = await Reranker.load(bytes, wanted, { windowStep });
     for (const c of cases) {
       const cands = Uint32Array.from(c.candidates);
       for (let i = 0; i < 5; i++) await r.rerank(c.events, cands, c.surface, c.options);

@@ -1,11 +1,12 @@
 // Runs the wasm package in headless Chromium (Debian's /usr/bin/chromium, WebGPU enabled) and
 // prints one JSON object with what the page computed.
 //
-//   node tests/browser/run.mjs --pkg <wasm pkg dir> --fixture <dir with model.encore, cases.json> [--bench N [--backends cpu,webgpu]]
+//   node tests/browser/run.mjs --pkg <wasm pkg dir> --fixture <dir with model.encore, cases.json> [--bench N [--backends cpu,webgpu] [--window-step S]]
 //
 // Without --bench: every case on WebGPU and on CPU, the attention-kernel self-check, sessions,
 // int8 weights, the bad-input rejections and 10,000 reranks' memory. With --bench N: cold start,
-// then N timed reranks and N session appends of every case per backend (--backends: which, default both).
+// then N timed reranks and N session appends of every case per backend (--backends: which, default both;
+// --window-step: the rerankers' windowStep load option, default 1).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ const pkg = path.resolve(option('--pkg') || '');
 const fixture = path.resolve(option('--fixture') || '');
 const bench = option('--bench');
 const backends = (option('--backends') || 'webgpu,cpu').split(',');
+const windowStep = Number(option('--window-step') || 1);
 for (const [name, dir] of [['--pkg', pkg], ['--fixture', fixture]]) {
   if (!fs.existsSync(dir)) { console.error(`${name} ${dir} does not exist`); process.exit(2); }
 }
@@ -27,7 +29,7 @@ try {
     await page.waitForFunction(() => window.harnessReady === true || window.harnessError);
     const err = await page.evaluate(() => window.harnessError);
     if (err) throw new Error(err);
-    return bench ? page.evaluate(([n, b]) => window.runBench(n, b), [Number(bench), backends]) : page.evaluate(() => window.runHarness());
+    return bench ? page.evaluate(([n, b, w]) => window.runBench(n, b, w), [Number(bench), backends, windowStep]) : page.evaluate(() => window.runHarness());
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

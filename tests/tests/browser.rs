@@ -131,6 +131,12 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("columnsBadItem", "event 3: item 1.5 is not an item id"),
         ("columnsNanTimestamp", "event 2: timestamp NaN"),
         ("columnsBadSurface", "unknown surface \"attic\""),
+        (
+            "windowStepZero",
+            "windowStep must be a whole number from 1, not 0",
+        ),
+        ("windowStepFraction", "not 2.5"),
+        ("loadOptionTypo", "windwStep"),
     ];
     for (name, needle) in expect {
         let msg = rej[name]
@@ -169,6 +175,27 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
     for (s, e) in scores.iter().zip(&sc.expected_scores) {
         assert!((s - e).abs() <= 1e-4, "session score {s} vs {e}");
     }
+    // A window step: sessions still equal stateless reranks, and re-encode the window far
+    // less often once the history outgrows it.
+    let reencodes = |step: &str| {
+        let ws = &out["windowStep"][step];
+        let (a, b) = (&ws["session"], &ws["stateless"]);
+        assert_eq!(a["items"], b["items"], "window step {step}: order");
+        let scores = |v: &serde_json::Value| -> Vec<f32> {
+            serde_json::from_value(v["scores"].clone()).unwrap()
+        };
+        for (s, e) in scores(a).iter().zip(scores(b)) {
+            assert!((s - e).abs() <= 1e-4, "window step {step}: {s} vs {e}");
+        }
+        let encoded: Vec<u64> = serde_json::from_value(ws["encoded"].clone()).unwrap();
+        encoded.iter().filter(|&&n| n > 2).count()
+    };
+    assert_eq!(out["windowStep"]["8"]["windowStep"], 8);
+    let (every, stepped) = (reencodes("1"), reencodes("8"));
+    assert!(
+        every >= 5 && stepped <= 2,
+        "re-encodes over ten appends: {every} with step 1, {stepped} with step 8"
+    );
     // int8 weights load in the browser and score as they do natively.
     assert_eq!(out["quantization"], "f32");
     assert_eq!(out["int8"]["quantization"], "int8");

@@ -106,6 +106,31 @@ fn appending_encodes_two_tokens_and_matches_a_full_recompute() {
 }
 
 #[test]
+fn a_window_step_re_encodes_once_every_step_events_and_still_matches() {
+    let world = small_world();
+    let max_len = 24;
+    let step = 8;
+    let reranker = Reranker::from_bytes(&weights(&world, max_len, 0), &Device::flex())
+        .unwrap()
+        .with_window_step(step);
+    assert_eq!(reranker.window_step(), step);
+    let history = longest_history(&world);
+    let events = &history[..max_len + 20];
+    let candidates: Vec<u32> = world.catalog.ids().into_iter().step_by(4).collect();
+    // `replay` checks every rerank against a stateless one with the same window step.
+    let encoded = replay(&reranker, events, &candidates);
+    // Up to 23 events the window holds them all. At 24 it starts at event 8 (16 events and
+    // the request are encoded), and stays there until event 32 moves it to 16, then 40 to 24.
+    for (i, &n) in encoded.iter().enumerate().skip(1) {
+        let expected = match i + 1 {
+            24 | 32 | 40 => 17,
+            _ => 2,
+        };
+        assert_eq!(n, expected, "event {i}");
+    }
+}
+
+#[test]
 fn reranking_again_encodes_only_the_request_token() {
     let world = small_world();
     let reranker = Reranker::from_bytes(&weights(&world, 32, 0), &Device::flex()).unwrap();

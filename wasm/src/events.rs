@@ -2,7 +2,7 @@
 
 use encore_core::{Action, DeviceType, Event, RerankRequest, Surface};
 use serde::Deserialize;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// An event as JavaScript passes it; only `item` and `timestamp` are required.
 #[derive(Deserialize)]
@@ -177,6 +177,41 @@ fn to_event(e: JsEvent) -> Result<Event, String> {
             Some(d) => device(d)?,
         },
     })
+}
+
+/// `Reranker.load`'s options.
+#[derive(Deserialize, Default)]
+struct JsLoadOptions {
+    #[serde(default, rename = "windowStep")]
+    window_step: Option<f64>,
+}
+
+/// The window step of `Reranker.load`'s `options` (`{windowStep?}`; 1 when absent).
+pub fn parse_load_options(value: JsValue) -> Result<usize, String> {
+    let raw: JsLoadOptions = if value.is_undefined() || value.is_null() {
+        JsLoadOptions::default()
+    } else {
+        // serde reads only the fields it knows: a misspelt option would pass unnoticed.
+        if let Some(object) = value.dyn_ref::<js_sys::Object>() {
+            for key in js_sys::Object::keys(object).iter() {
+                let key = key.as_string().unwrap_or_default();
+                if key != "windowStep" {
+                    return Err(format!(
+                        "load options: unknown option {key:?} (known: windowStep)"
+                    ));
+                }
+            }
+        }
+        serde_wasm_bindgen::from_value(value)
+            .map_err(|e| format!("load options must be {{windowStep?}}: {e}"))?
+    };
+    match raw.window_step {
+        None => Ok(1),
+        Some(s) if s.fract() == 0.0 && (1.0..=1e6).contains(&s) => Ok(s as usize),
+        Some(s) => Err(format!(
+            "load options: windowStep must be a whole number from 1, not {s}"
+        )),
+    }
 }
 
 /// Parses the optional `options` argument of `rerank`.

@@ -69,12 +69,21 @@ pub struct Reranker {
 impl Reranker {
     /// Loads a weight file (a `Uint8Array`). `backend`: `"auto"` (default: time a warm-up
     /// rerank on WebGPU and on the CPU backend and keep the faster), `"webgpu"` or `"cpu"`.
-    pub async fn load(bytes: Vec<u8>, backend: Option<String>) -> Result<Reranker, JsValue> {
+    /// `options` may set `{windowStep}`: once a history outgrows the model's window, the
+    /// window moves this many events at a time (default 1), so a session re-encodes it once
+    /// every `windowStep` appended events instead of at every one (reranks and sessions
+    /// still agree; the model then sees between `window - windowStep` and `window` events).
+    pub async fn load(
+        bytes: Vec<u8>,
+        backend: Option<String>,
+        options: JsValue,
+    ) -> Result<Reranker, JsValue> {
+        let window_step = events::parse_load_options(options).map_err(error)?;
         let wanted = backend.as_deref().unwrap_or("auto");
         let (inner, backend, backend_reason) =
             backend::load(&bytes, wanted).await.map_err(error)?;
         Ok(Reranker {
-            inner: Rc::new(inner),
+            inner: Rc::new(inner.with_window_step(window_step)),
             backend,
             backend_reason,
         })
@@ -126,6 +135,13 @@ impl Reranker {
                 .map_err(error)?;
             ranking_object(&ranked)
         })
+    }
+
+    /// How many events the window moves at a time (the `windowStep` load option, clamped to
+    /// the model's window).
+    #[wasm_bindgen(getter, js_name = windowStep)]
+    pub fn window_step(&self) -> usize {
+        self.inner.window_step()
     }
 
     /// `"f32"`, `"f16"` or `"int8"`: how the weight file stored its matrices.

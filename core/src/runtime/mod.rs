@@ -87,6 +87,22 @@ impl Reranker {
         }
     }
 
+    /// The same reranker with a serving window that moves `step` events at a time once a
+    /// history outgrows it (clamped to `1..=max_len - 1`; see
+    /// [`EventTokenizer::window_start`]). Stateless reranks and sessions use the same window,
+    /// so they still agree; a session then re-encodes its window once every `step` appended
+    /// events instead of at every one. Sessions of the old reranker start over.
+    pub fn with_window_step(mut self, step: usize) -> Self {
+        self.tokenizer = self.tokenizer.with_window_step(step);
+        self.id = NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed);
+        self
+    }
+
+    /// How many events the serving window moves at a time (see [`Reranker::with_window_step`]).
+    pub fn window_step(&self) -> usize {
+        self.tokenizer.window_step
+    }
+
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device

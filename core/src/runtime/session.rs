@@ -64,8 +64,9 @@ impl SessionCache {
 /// [`super::Reranker::rerank`] of the same history (to float rounding). Each call encodes only
 /// the tokens that differ from the last call's: after [`MemberSession::append`], the new
 /// event's token and the request token. When the history outgrows the model's window, the
-/// window slides and the next call re-encodes it in full, so that the result stays exactly
-/// the stateless one.
+/// window moves and the next call re-encodes it in full, so that the result stays exactly
+/// the stateless one: at every appended event by default, once every `step` events with
+/// [`super::Reranker::with_window_step`].
 #[derive(Debug, Clone, Default)]
 pub struct MemberSession {
     pub(super) history: Vec<Event>,

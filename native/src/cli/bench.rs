@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// burn's own ops for the model's shapes on wgpu (and burn's ops on the CPU, for scale).
     #[arg(long)]
     pub kernels: bool,
+    /// Once a history outgrows the window, move the window this many events at a time (see
+    /// `Reranker::with_window_step`); also times a stream of appends past the window.
+    #[arg(long, default_value_t = 1)]
+    pub window_step: usize,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
@@ -266,7 +270,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         a.dtype.name()
     );
     let longest = a.history.iter().copied().max().unwrap_or(1);
-    let events = crate::backend::synthetic_history(&ids, longest + 1);
+    // Room for the append stream after the longest history.
+    let events = crate::backend::synthetic_history(&ids, longest + 1 + a.iters + a.warmup);
     if let Some(dir) = &a.browser_fixture {
         // One case per history length and candidate count, for the browser bench page.
         let mut cases = Vec::new();
@@ -311,7 +316,8 @@ fn measure(
     events: &[Event],
 ) -> anyhow::Result<()> {
     for &backend in &a.backends {
-        let reranker = Reranker::from_bytes(bytes, &backend.device())?;
+        let reranker =
+            Reranker::from_bytes(bytes, &backend.device())?.with_window_step(a.window_step);
         for &h in &a.history {
             let history = &events[..h];
             let tokens = h.min(config.max_len - 1) + 1;
@@ -363,6 +369,37 @@ fn measure(
                     percentile(&ms, 0.99),
                     flops / 1e6,
                     flops / (p50 * 1e6)
+                );
+
+                // A member clicking on: events appended one after another to one session past
+                // its history, each followed by a rerank. Once the window is full it moves,
+                // and the session re-encodes it: at every append with a window step of 1,
+                // once every `window_step` appends otherwise.
+                let mut session = MemberSession::new(history.to_vec())?;
+                reranker.rerank_session(&mut session, &candidates, &request)?;
+                let mut stream = events[h..].iter();
+                let mut reencodes = 0;
+                let ms = run_inline(|| {
+                    time_ms(a.warmup, a.iters, || {
+                        let event = stream.next().expect("events for every append");
+                        session.append(event.clone())?;
+                        let request = RerankRequest {
+                            timestamp: Some(event.timestamp + 60),
+                            ..request.clone()
+                        };
+                        reranker.rerank_session(&mut session, &candidates, &request)?;
+                        reencodes += usize::from(session.last_encoded_tokens() > 2);
+                        Ok(())
+                    })
+                })?;
+                println!(
+                    "RESULT append-stream backend={} history={h} candidates={c} window_step={} p50={:.3} ms p99={:.3} ms mean={:.3} ms reencodes={reencodes}/{}",
+                    backend.name(),
+                    reranker.window_step(),
+                    percentile(&ms, 0.5),
+                    percentile(&ms, 0.99),
+                    ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+                    a.warmup + a.iters
                 );
             }
             if a.batch_members > 0 {

@@ -68,6 +68,9 @@ window.runHarness = async () => {
   rej.badSurface = await rejection(() => r.rerank(c.events, cands, 'attic'));
   rej.nanTimestamp = await rejection(() => r.rerank([{ item: c.candidates[0], timestamp: NaN }], cands, c.surface));
   rej.notAnArray = await rejection(() => r.rerank('yesterday I watched TV', cands, c.surface));
+  // A misspelt key is refused by name in every object the API reads (serde alone ignores it).
+  rej.rerankOptionTypo = await rejection(() => r.rerank(c.events, cands, c.surface, { ...c.options, contry: 'DE' }));
+  rej.eventKeyTypo = await rejection(() => r.rerank([{ ...c.events[0], acton: 'play' }, ...c.events.slice(1)], cands, c.surface));
   // The same history as columns gives the same ranking, stateless and as a session.
   const byObjects = await r.rerank(c.events, cands, c.surface, c.options);
   const byColumns = await r.rerank(toColumns(c.events), cands, c.surface, c.options);
@@ -87,6 +90,7 @@ window.runHarness = async () => {
   rej.columnsMissing = await rejection(() => r.rerank({ items: cols.items }, cands, c.surface));
   rej.columnsBadItem = await rejection(() => r.rerank({ ...cols, items: Float64Array.from(cols.items, (x, i) => (i === 3 ? 1.5 : x)) }, cands, c.surface));
   rej.columnsNanTimestamp = await rejection(() => r.rerank({ ...cols, timestamps: Float64Array.from(cols.timestamps, (x, i) => (i === 2 ? NaN : x)) }, cands, c.surface));
+  rej.columnsKeyTypo = await rejection(() => r.rerank({ ...cols, duration: cols.items }, cands, c.surface));
   rej.columnsBadSurface = await rejection(() => r.rerank({ ...cols, surfaces: c.events.map(() => 'attic') }, cands, c.surface));
   // A member session (the 12-event case, inside the model's window): append its last three
   // events one at a time; the rerank after the last append equals a stateless rerank of the
@@ -107,6 +111,7 @@ window.runHarness = async () => {
   delete out.sessionLast;
   rej.olderEvent = await rejection(() => session.append({ ...sc.events[0], timestamp: sc.events[0].timestamp - 86400 }));
   rej.badEvent = await rejection(() => session.append({ item: c.candidates[0], timestamp: 'soon' }));
+  rej.appendKeyTypo = await rejection(() => session.append({ ...sc.events[sc.events.length - 1], durration: 60 }));
   // An event the model does not know is refused at the rerank; truncating drops it again.
   session.append({ ...sc.events[sc.events.length - 1], item: 4242424 });
   rej.sessionUnknownItem = await rejection(() => session.rerank(Uint32Array.from(sc.candidates), sc.surface, sc.options));

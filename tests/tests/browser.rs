@@ -126,6 +126,9 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("badSurface", "unknown surface"),
         ("nanTimestamp", "timestamp"),
         ("notAnArray", "events must be an array"),
+        ("rerankOptionTypo", "options: unknown key \"contry\""),
+        ("eventKeyTypo", "event 0: unknown key \"acton\""),
+        ("columnsKeyTypo", "columns: unknown key \"duration\""),
         ("columnsLengths", "column timestamps has"),
         ("columnsMissing", "needs a timestamps column"),
         ("columnsBadItem", "event 3: item 1.5 is not an item id"),
@@ -147,6 +150,7 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
     for (name, needle) in [
         ("olderEvent", "older than the event before it"),
         ("badEvent", "event 12"),
+        ("appendKeyTypo", "event 12: unknown key \"durration\""),
     ] {
         let msg = rej[name]
             .as_str()

@@ -32,6 +32,39 @@ struct JsRequest {
     country: Option<String>,
 }
 
+/// The keys of an event object.
+const EVENT_KEYS: &[&str] = &[
+    "item",
+    "timestamp",
+    "action",
+    "duration",
+    "surface",
+    "country",
+    "device",
+];
+
+/// Refuses an object with a key outside `known`, naming it and `what` holds it: serde reads
+/// only the fields it knows (serde_wasm_bindgen ignores `deny_unknown_fields`), so a misspelt
+/// key would otherwise pass unnoticed. Anything but a plain object passes (serde judges it).
+fn known_keys_only(value: &JsValue, what: &str, known: &[&str]) -> Result<(), String> {
+    let Some(object) = value.dyn_ref::<js_sys::Object>() else {
+        return Ok(());
+    };
+    if js_sys::Array::is_array(value) || js_sys::ArrayBuffer::is_view(value) {
+        return Ok(());
+    }
+    for key in js_sys::Object::keys(object).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(format!(
+                "{what}: unknown key {key:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 // The parsers below say what is wrong; their callers prefix where (built only on error, so
 // that a valid history of hundreds of events allocates no messages).
 
@@ -53,6 +86,14 @@ fn timestamp(t: f64) -> Result<i64, String> {
 pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
     if !js_sys::Array::is_array(&value) && value.is_object() {
         return parse_columns(&value);
+    }
+    // Only the first event's keys are checked: enumerating every event's keys would cost more
+    // than the rest of the conversion, and the events of one history are built by one piece
+    // of code, so a misspelt key shows in the first.
+    if let Some(array) = value.dyn_ref::<js_sys::Array>()
+        && array.length() > 0
+    {
+        known_keys_only(&array.get(0), "event 0", EVENT_KEYS)?;
     }
     let raw: Vec<JsEvent> = serde_wasm_bindgen::from_value(value)
         .map_err(|e| format!("events must be an array of {{item, timestamp, ...}} objects: {e}"))?;
@@ -102,6 +143,19 @@ fn numeric_column(columns: &JsValue, name: &str) -> Result<Option<Vec<f64>>, Str
 /// `actions`, `surfaces`, `countries`, `devices` (arrays of names). Faster than an array of
 /// objects for long histories: no object per event crosses into the module.
 pub fn parse_columns(columns: &JsValue) -> Result<Vec<Event>, String> {
+    known_keys_only(
+        columns,
+        "columns",
+        &[
+            "items",
+            "timestamps",
+            "durations",
+            "actions",
+            "surfaces",
+            "countries",
+            "devices",
+        ],
+    )?;
     let required = |name: &str| -> Result<Vec<f64>, String> {
         numeric_column(columns, name)?.ok_or_else(|| {
             format!("a columnar history needs a {name} column (events must be an array of event objects or {{items, timestamps, ...}} columns)")
@@ -147,6 +201,7 @@ pub fn parse_columns(columns: &JsValue) -> Result<Vec<Event>, String> {
 
 /// Parses one event object (`Session.append`); `at` names it in errors.
 pub fn parse_event(value: JsValue, at: &str) -> Result<Event, String> {
+    known_keys_only(&value, at, EVENT_KEYS)?;
     let raw: JsEvent = serde_wasm_bindgen::from_value(value)
         .map_err(|e| format!("{at} must be an {{item, timestamp, ...}} object: {e}"))?;
     to_event(raw).map_err(|m| format!("{at}: {m}"))
@@ -191,17 +246,7 @@ pub fn parse_load_options(value: JsValue) -> Result<usize, String> {
     let raw: JsLoadOptions = if value.is_undefined() || value.is_null() {
         JsLoadOptions::default()
     } else {
-        // serde reads only the fields it knows: a misspelt option would pass unnoticed.
-        if let Some(object) = value.dyn_ref::<js_sys::Object>() {
-            for key in js_sys::Object::keys(object).iter() {
-                let key = key.as_string().unwrap_or_default();
-                if key != "windowStep" {
-                    return Err(format!(
-                        "load options: unknown option {key:?} (known: windowStep)"
-                    ));
-                }
-            }
-        }
+        known_keys_only(&value, "load options", &["windowStep"])?;
         serde_wasm_bindgen::from_value(value)
             .map_err(|e| format!("load options must be {{windowStep?}}: {e}"))?
     };
@@ -219,6 +264,7 @@ pub fn parse_request(surface: Surface, value: JsValue) -> Result<RerankRequest, 
     let raw: JsRequest = if value.is_undefined() || value.is_null() {
         JsRequest::default()
     } else {
+        known_keys_only(&value, "options", &["timestamp", "device", "country"])?;
         serde_wasm_bindgen::from_value(value)
             .map_err(|e| format!("options must be {{timestamp?, device?, country?}}: {e}"))?
     };

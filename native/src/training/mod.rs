@@ -79,7 +79,7 @@ pub struct TrainConfig {
     /// Batch windows of similar length together (batches in random order each epoch), so a
     /// batch pads little; `false` draws batches uniformly at random.
     pub batch_by_length: bool,
-    /// Threads that each take a share of every batch (forward and backward on a fork of the
+    /// Threads that each take a share of every batch (forward and backward on a copy of the
     /// model), their gradients summed before one optimizer step. 1 (the default) keeps a run
     /// bit-for-bit reproducible; with more, dropout masks depend on thread timing.
     pub workers: usize,
@@ -340,6 +340,15 @@ fn shard_gradients(
     (grads, values, shard.n_targets)
 }
 
+/// A worker's copy of `model`: fresh autodiff leaves with the same parameter ids, so its
+/// gradients add up with the other workers'. The copy goes through the inner backend
+/// (`valid().train()`), not `Module::fork`: `fork` records a to-device node on every tracked
+/// parameter that no backward ever consumes, and burn-autodiff's sweep of orphaned graphs at
+/// every `backward()` grows with them (21% of a two-worker run's time by epoch 30).
+fn worker_copy(model: &FoundationModel) -> FoundationModel {
+    model.valid().train()
+}
+
 /// The training inputs derived from the data: windows, item shares, item features.
 struct Prepared {
     windows: Vec<TokenSequence>,
@@ -408,6 +417,8 @@ fn epoch_batches(
     batches
 }
 
+/// The weight file of `model` baked on the inner backend (`features` must live there), so an
+/// export records nothing on the tracked model's autodiff graph.
 fn export(
     model: &FoundationModel,
     config: &FoundationModelConfig,
@@ -415,7 +426,7 @@ fn export(
     features: Option<&ItemFeatures>,
     normalize: bool,
 ) -> Vec<u8> {
-    let baked = model.clone().bake(features, normalize);
+    let baked = model.valid().bake(features, normalize);
     encore_core::weights::save_model(
         &baked,
         &config.serving(),
@@ -454,6 +465,10 @@ pub fn train(
     let owned_features = (config.item_encoder.is_some() || config.aux_heads.is_some())
         .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &device));
     let features = owned_features.as_ref();
+    // The same features on the inner backend, for exports (see `export`).
+    let export_features = owned_features
+        .is_some()
+        .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &backend.device()));
 
     let mut model = config.init(&device);
     let mut optim = AdamConfig::new().init();
@@ -533,13 +548,13 @@ pub fn train(
                 model = optim.step(lr, model, grads);
                 vec![(values, n)]
             } else {
-                // Each worker differentiates its own fork (fresh autodiff leaves, same
-                // parameter ids), with burn's CPU ops kept on its thread.
+                // Each worker differentiates its own copy, with burn's CPU ops kept on its
+                // thread.
                 let done: Vec<(GradientsParams, [f64; 4], f64)> = std::thread::scope(|scope| {
                     let handles: Vec<_> = shards
                         .into_iter()
                         .map(|shard| {
-                            let fork = model.clone().fork(&device);
+                            let fork = worker_copy(&model);
                             let backward = &backward;
                             scope.spawn(move || run_inline(|| backward(&fork, shard)))
                         })
@@ -588,7 +603,13 @@ pub fn train(
         }
         bar.finish();
         let seconds = start.elapsed().as_secs_f64();
-        let weights = export(&model, &config, catalog, features, cfg.objectives.normalize);
+        let weights = export(
+            &model,
+            &config,
+            catalog,
+            export_features.as_ref(),
+            cfg.objectives.normalize,
+        );
         let due =
             monitor.eval_every > 0 && (epoch % monitor.eval_every == 0 || epoch == cfg.epochs);
         let eval = match (monitor.evaluate, due) {
@@ -629,7 +650,13 @@ pub fn train(
             f(epochs.last().expect("just pushed"))?;
         }
     }
-    let weights = export(&model, &config, catalog, features, cfg.objectives.normalize);
+    let weights = export(
+        &model,
+        &config,
+        catalog,
+        export_features.as_ref(),
+        cfg.objectives.normalize,
+    );
     Ok(TrainedModel {
         model,
         config,
@@ -798,7 +825,7 @@ mod tests {
             assert_eq!(shards.len(), workers);
             let mut sum: Option<Vec<Vec<f32>>> = None;
             for shard in shards {
-                let fork = model.clone().fork(&device);
+                let fork = worker_copy(&model);
                 let (g, _, _) =
                     shard_gradients(&fork, shard, Some(&features), &cfg.objectives, 100.0);
                 let got: Vec<Vec<f32>> = [fork.layer_mix.id, fork.norm.gamma.id]

@@ -178,7 +178,7 @@ pub fn ablate(
         }
         cfg.run.withhold_items = withhold;
         cfg.run.out = out.join(&name);
-        if withhold > 0.0 {
+        if withhold > 0.0 || name == VARIANTS[0].name {
             eprintln!("== ablation {name}: {removes}");
         } else {
             eprintln!("== ablation {name}: without {removes}");

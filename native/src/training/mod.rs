@@ -510,6 +510,15 @@ pub fn train(
         scheduler.step();
     }
     let mut learning_rate = cfg.learning_rate;
+    let export_now = |model: &FoundationModel| {
+        export(
+            model,
+            &config,
+            catalog,
+            export_features.as_ref(),
+            cfg.objectives.normalize,
+        )
+    };
     for epoch in epochs.len() + 1..=cfg.epochs {
         let bar = if monitor.show_progress {
             ProgressBar::new(steps_per_epoch as u64)
@@ -603,13 +612,7 @@ pub fn train(
         }
         bar.finish();
         let seconds = start.elapsed().as_secs_f64();
-        let weights = export(
-            &model,
-            &config,
-            catalog,
-            export_features.as_ref(),
-            cfg.objectives.normalize,
-        );
+        let weights = export_now(&model);
         let due =
             monitor.eval_every > 0 && (epoch % monitor.eval_every == 0 || epoch == cfg.epochs);
         let eval = match (monitor.evaluate, due) {
@@ -650,13 +653,7 @@ pub fn train(
             f(epochs.last().expect("just pushed"))?;
         }
     }
-    let weights = export(
-        &model,
-        &config,
-        catalog,
-        export_features.as_ref(),
-        cfg.objectives.normalize,
-    );
+    let weights = export_now(&model);
     Ok(TrainedModel {
         model,
         config,

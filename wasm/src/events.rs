@@ -43,9 +43,10 @@ const EVENT_KEYS: &[&str] = &[
     "device",
 ];
 
-/// Refuses an object with a key outside `known`, naming the key and `what` (the object): serde reads
-/// only the fields it knows (serde_wasm_bindgen ignores `deny_unknown_fields`), so a misspelt
-/// key would otherwise pass unnoticed. Anything but a plain object passes (serde judges it).
+/// Refuses an object with a key outside `known`, naming the key and `what` (the object):
+/// serde reads only the fields it knows (serde_wasm_bindgen ignores `deny_unknown_fields`), so
+/// a misspelt key would otherwise pass unnoticed. Anything but a plain object passes (serde
+/// judges it).
 fn known_keys_only(value: &JsValue, what: &str, known: &[&str]) -> Result<(), String> {
     let Some(object) = value.dyn_ref::<js_sys::Object>() else {
         return Ok(());

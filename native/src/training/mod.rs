@@ -563,9 +563,9 @@ pub fn train(
                     let handles: Vec<_> = shards
                         .into_iter()
                         .map(|shard| {
-                            let fork = worker_copy(&model);
+                            let copy = worker_copy(&model);
                             let backward = &backward;
-                            scope.spawn(move || run_inline(|| backward(&fork, shard)))
+                            scope.spawn(move || run_inline(|| backward(&copy, shard)))
                         })
                         .collect();
                     handles
@@ -822,10 +822,10 @@ mod tests {
             assert_eq!(shards.len(), workers);
             let mut sum: Option<Vec<Vec<f32>>> = None;
             for shard in shards {
-                let fork = worker_copy(&model);
+                let copy = worker_copy(&model);
                 let (g, _, _) =
-                    shard_gradients(&fork, shard, Some(&features), &cfg.objectives, 100.0);
-                let got: Vec<Vec<f32>> = [fork.layer_mix.id, fork.norm.gamma.id]
+                    shard_gradients(&copy, shard, Some(&features), &cfg.objectives, 100.0);
+                let got: Vec<Vec<f32>> = [copy.layer_mix.id, copy.norm.gamma.id]
                     .into_iter()
                     .map(|id| {
                         g.get::<1>(id)

@@ -6,9 +6,14 @@
 //!
 //! The kernels and burn's wgpu backend sit behind the `wgpu` feature (on by default); without
 //! it only the burn-ops versions remain, on burn's CPU backend (the CPU-only wasm package).
+//!
+//! The `transformer` feature adds [`transformer::WgslTransformer`]: the whole serving forward
+//! on these kernels and a plain wgpu device, without burn's backend (the browser package).
 
 pub mod attention;
 pub mod scoring;
+#[cfg(feature = "transformer")]
+pub mod transformer;
 
 #[cfg(feature = "wgpu")]
 pub use attention::{MAX_HEAD_DIM, fused_causal_attention};

@@ -256,10 +256,13 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         "{reason}"
     );
     assert_eq!(auto["items"], serde_json::json!(cases[0].expected_items));
-    assert_eq!(out["kernel"].as_array().unwrap().len(), 5, "{out}");
+    assert_eq!(out["kernel"].as_array().unwrap().len(), 6, "{out}");
     for k in out["kernel"].as_array().unwrap() {
         let err = k["maxError"].as_f64().unwrap();
-        assert!(err <= 1e-4, "WGSL kernel in the browser vs reference: {k}");
+        assert!(
+            err <= 1e-4,
+            "WGSL transformer in the browser vs the CPU forward: {k}"
+        );
     }
     assert_cpu_page_behaviour(&out, &fx);
     std::fs::remove_dir_all(&fx.dir).unwrap();
@@ -278,9 +281,12 @@ fn cpu_only_package_reranks_like_native_without_the_gpu_stack() {
             .unwrap()
             .len()
     };
+    // The WebGPU path is Encore's WGSL transformer on wgpu, not burn's GPU stack: it adds
+    // little to the CPU runtime, and both together stay far inside the 1.5 MB gzipped budget
+    // (≈ 4.5× compression; BENCHMARKS.md has the gzipped sizes).
     assert!(
-        module(&cpu_pkg) * 3 < module(&pkg),
-        "the CPU-only module ({} bytes) should be well under a third of the full one ({} bytes)",
+        module(&cpu_pkg) < module(&pkg) && module(&pkg) < 3 * 1024 * 1024,
+        "CPU-only module {} bytes, full module {} bytes (both backends: under 3 MiB)",
         module(&cpu_pkg),
         module(&pkg)
     );

@@ -1,5 +1,6 @@
-//! Choosing the browser backend: burn's WebGPU backend or its CPU backend (flex), whichever
-//! reranks faster on this device, unless the caller forces one.
+//! Choosing the browser backend: WebGPU (Encore's WGSL transformer on the browser's GPU) or
+//! burn's CPU backend (flex), whichever reranks faster on this device, unless the caller forces
+//! one.
 
 use burn::tensor::Device;
 use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, Surface};
@@ -7,15 +8,19 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "webgpu")]
+use encore_shaders::transformer::GpuDevice;
+
+#[cfg(feature = "webgpu")]
 thread_local! {
     /// WebGPU is set up once per page; later loads reuse the device.
-    static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+    static WEBGPU: std::cell::RefCell<Option<GpuDevice>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The backend a [`crate::Reranker`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// burn's WebGPU backend with Encore's WGSL kernels.
+    /// Encore's WGSL transformer on the browser's WebGPU (stateless reranks; sessions step on
+    /// the CPU, where one token costs less than a GPU round trip).
     WebGpu,
     /// burn's CPU backend compiled to wasm.
     Cpu,
@@ -43,24 +48,33 @@ fn browser_has_webgpu() -> bool {
 
 /// Opens (or reuses) the WebGPU device.
 #[cfg(feature = "webgpu")]
-pub(crate) async fn webgpu_device() -> Result<Device, String> {
+pub(crate) async fn webgpu_device() -> Result<GpuDevice, String> {
     if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
         return Ok(d);
     }
     if !browser_has_webgpu() {
         return Err("this browser does not expose WebGPU (navigator.gpu is undefined)".into());
     }
-    let device = Device::wgpu_options()
-        .init_async()
+    let device = GpuDevice::open()
         .await
-        .map_err(|e| format!("WebGPU could not be initialised: {e:?}"))?;
+        .map_err(|e| format!("WebGPU could not be initialised: {e}"))?;
     WEBGPU.with(|w| *w.borrow_mut() = Some(device.clone()));
     Ok(device)
 }
 
+/// A reranker on WebGPU: the CPU reranker's weights, its stateless reranks on the GPU.
+#[cfg(feature = "webgpu")]
+async fn on_webgpu(bytes: &[u8]) -> Result<Reranker, String> {
+    let gpu = webgpu_device().await?;
+    Reranker::from_bytes(bytes, &Device::flex())
+        .map_err(|e| e.to_string())?
+        .with_wgsl_transformer(gpu)
+        .map_err(|e| e.to_string())
+}
+
 /// The CPU-only package has no WebGPU backend.
 #[cfg(not(feature = "webgpu"))]
-pub(crate) async fn webgpu_device() -> Result<Device, String> {
+async fn on_webgpu(_bytes: &[u8]) -> Result<Reranker, String> {
     Err(if browser_has_webgpu() {
         "this is the CPU-only package of Encore (no WebGPU backend); load the full one for WebGPU"
     } else {
@@ -135,17 +149,16 @@ pub(crate) async fn load(
             "CPU requested by the caller".into(),
         )),
         "webgpu" => Ok((
-            on(&webgpu_device().await?)?,
+            on_webgpu(bytes).await?,
             BackendChoice::WebGpu,
             "WebGPU requested by the caller".into(),
         )),
         "auto" => {
             let cpu = on(&Device::flex())?;
-            let gpu_device = match webgpu_device().await {
-                Ok(d) => d,
+            let gpu = match on_webgpu(bytes).await {
+                Ok(r) => r,
                 Err(why) => return Ok((cpu, BackendChoice::Cpu, format!("CPU: {why}"))),
             };
-            let gpu = on(&gpu_device)?;
             let (cpu_ms, gpu_ms) = (warm_rerank_ms(&cpu).await?, warm_rerank_ms(&gpu).await?);
             let timing =
                 format!("warm-up rerank took {gpu_ms:.1} ms on WebGPU, {cpu_ms:.1} ms on CPU");

@@ -13,9 +13,9 @@
 //! const next = await session.rerank(candidateIds, 'home'); // encodes two tokens, not 200
 //! ```
 //!
-//! Built with the default `webgpu` feature it runs on WebGPU and on the CPU; without it
-//! (`--no-default-features`, `wasm/build.sh`'s `cpu/` package) on the CPU only, with none of
-//! burn's GPU stack compiled in.
+//! Built with the default `webgpu` feature it runs on WebGPU (Encore's WGSL transformer through
+//! wgpu; burn's GPU backend is not compiled in) and on the CPU; without it
+//! (`--no-default-features`, `wasm/build.sh`'s `cpu/` package) on the CPU only.
 //!
 //! Every failure (bad weight file, unknown ids, empty history, …) rejects the promise with an
 //! `Error` whose message says what and where; nothing panics.
@@ -25,7 +25,7 @@
 mod backend;
 mod events;
 #[cfg(feature = "webgpu")]
-mod kernel_check;
+mod transformer_check;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -36,7 +36,7 @@ use wasm_bindgen::prelude::*;
 pub use backend::BackendChoice;
 
 unsafe extern "C" {
-    /// Runs the module's static constructors (cubecl registers its types through `inventory`).
+    /// Runs the module's static constructors (wasm-ld's; kept explicit, see `start`).
     fn __wasm_call_ctors();
 }
 

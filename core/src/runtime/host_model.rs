@@ -327,18 +327,7 @@ impl HostModel {
             "{first} cached + {m} new tokens exceed the window of {}",
             cache.room()
         );
-        // Embedding: the stacked tables' rows summed, scaled, plus the position.
-        let mut x = vec![0f32; m * d];
-        for (t, (fields, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-            for (&f, &offset) in fields.iter().zip(&self.offsets) {
-                let at = (f as usize + offset) * d;
-                add_to(row, &self.table[at..at + d]);
-            }
-            let at = (first + t) * d;
-            for (r, p) in row.iter_mut().zip(&self.position[at..at + d]) {
-                *r = *r * self.input_scale + p;
-            }
-        }
+        let mut x = self.embed_at(tokens, first);
         let mut mixed: Vec<f32> = x[(m - 1) * d..].iter().map(|v| v * self.mix[0]).collect();
         let n_layers = self.layers.len();
         let mut normed = vec![0f32; m * d];
@@ -384,6 +373,81 @@ impl HostModel {
         let mut user = vec![0f32; d];
         self.norm.apply(&mixed, &mut user);
         user
+    }
+
+    /// The embedded `tokens` `[m, d]` at positions `first..first + m`: the stacked tables'
+    /// rows summed, scaled, plus the position.
+    fn embed_at(&self, tokens: &[[i64; TOKEN_FIELDS]], first: usize) -> Vec<f32> {
+        let d = self.d_model;
+        let mut x = vec![0f32; tokens.len() * d];
+        for (t, (fields, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+            for (&f, &offset) in fields.iter().zip(&self.offsets) {
+                let at = (f as usize + offset) * d;
+                add_to(row, &self.table[at..at + d]);
+            }
+            let at = (first + t) * d;
+            for (r, p) in row.iter_mut().zip(&self.position[at..at + d]) {
+                *r = *r * self.input_scale + p;
+            }
+        }
+        x
+    }
+
+    /// The embedded window `tokens` `[m, d]` (positions from 0): the input of a stateless
+    /// forward on the WGSL transformer.
+    ///
+    /// # Panics
+    /// If `tokens` is longer than the window.
+    pub fn embed(&self, tokens: &[[i64; TOKEN_FIELDS]]) -> Vec<f32> {
+        assert!(
+            tokens.len() <= self.max_len,
+            "{} tokens exceed the window",
+            tokens.len()
+        );
+        self.embed_at(tokens, 0)
+    }
+
+    /// These weights for the WGSL transformer (everything after the embedding).
+    #[cfg(feature = "wgsl-transformer")]
+    pub fn transformer_weights(&self) -> encore_shaders::transformer::TransformerWeights {
+        use encore_shaders::transformer as t;
+        let linear = |l: &HostLinear| t::LinearWeights {
+            weight: l.weight.clone(),
+            bias: l.bias.clone(),
+            out: l.out,
+        };
+        let norm = |n: &HostNorm| t::NormWeights {
+            gamma: n.gamma.clone(),
+            beta: n.beta.clone(),
+        };
+        let d = self.d_model;
+        let items_at = ITEM_OFFSET as usize * d;
+        // The item slot's rows end where the next field's table starts.
+        let items_end = self.offsets.get(1).map_or(self.table.len(), |&o| o * d);
+        t::TransformerWeights {
+            d_model: d,
+            heads: self.heads,
+            max_len: self.max_len,
+            epsilon: LAYER_NORM_EPSILON as f32,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| t::LayerWeights {
+                    norm_attn: norm(&l.norm_attn),
+                    query_key_value: linear(&HostLinear::side_by_side(
+                        l.query.clone(),
+                        l.key_value.clone(),
+                    )),
+                    output: linear(&l.output),
+                    norm_ff: norm(&l.norm_ff),
+                    ff_in: linear(&l.ff_in),
+                    ff_out: linear(&l.ff_out),
+                })
+                .collect(),
+            mix: self.mix.clone(),
+            norm: norm(&self.norm),
+            items: self.table[items_at..items_end].to_vec(),
+        }
     }
 
     /// Causal multi-head attention of the `nq` query rows `q` `[nq, d]`, at positions

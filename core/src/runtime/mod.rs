@@ -46,6 +46,10 @@ pub struct Reranker {
     quantization: Quantization,
     /// On the CPU backend: the weights in host memory, where CPU reranks run (see [`HostModel`]).
     host: Option<HostModel>,
+    /// Where stateless reranks run when set: Encore's WGSL transformer on a wgpu device (see
+    /// [`Reranker::with_wgsl_transformer`]).
+    #[cfg(feature = "wgsl-transformer")]
+    wgsl: Option<encore_shaders::transformer::WgslTransformer>,
 }
 
 static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
@@ -84,7 +88,40 @@ impl Reranker {
             device,
             id: NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed),
             quantization: Quantization::F32,
+            #[cfg(feature = "wgsl-transformer")]
+            wgsl: None,
         }
+    }
+
+    /// This CPU reranker with its stateless reranks moved to `gpu`, run by Encore's WGSL
+    /// transformer (no burn backend on the GPU: the browser package's WebGPU path). The host
+    /// embeds the tokens; one submission runs the layers and scores the candidates. Sessions
+    /// and batches stay on the CPU: one appended token costs less there than a GPU round trip.
+    /// Refused for a reranker not on the CPU backend.
+    #[cfg(feature = "wgsl-transformer")]
+    pub fn with_wgsl_transformer(
+        mut self,
+        gpu: encore_shaders::transformer::GpuDevice,
+    ) -> Result<Self, RerankError> {
+        let host = self.host.as_ref().ok_or_else(|| {
+            RerankError::Backend(
+                "the WGSL transformer takes its weights from a reranker on the CPU backend".into(),
+            )
+        })?;
+        let weights = host.transformer_weights();
+        self.wgsl = Some(
+            encore_shaders::transformer::WgslTransformer::new(gpu, &weights, MAX_CANDIDATES)
+                .map_err(|e| RerankError::Backend(e.to_string()))?,
+        );
+        Ok(self)
+    }
+
+    /// The GPU adapter stateless reranks run on, when [`Reranker::with_wgsl_transformer`] set one.
+    pub fn wgsl_adapter(&self) -> Option<&str> {
+        #[cfg(feature = "wgsl-transformer")]
+        return self.wgsl.as_ref().map(|w| w.adapter());
+        #[cfg(not(feature = "wgsl-transformer"))]
+        None
     }
 
     /// The same reranker with a serving window that moves `step` events at a time once a
@@ -182,6 +219,15 @@ impl Reranker {
     /// each candidate's item vector. On the CPU the whole rerank runs in host memory
     /// ([`HostModel::encode`]), elsewhere on the device.
     fn scores(&self, seq: TokenSequence, rows: Vec<i64>) -> Result<Scores, RerankError> {
+        #[cfg(feature = "wgsl-transformer")]
+        if let (Some(gpu), Some(host)) = (&self.wgsl, &self.host) {
+            let embedded = host.embed(&seq.field_rows());
+            let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+            return gpu
+                .submit(&embedded, &rows)
+                .map(Scores::Pending)
+                .map_err(|e| RerankError::Backend(e.to_string()));
+        }
         if let Some(host) = &self.host {
             let user = host.encode(&seq.field_rows());
             return Ok(Scores::Host(host.scores(&user, &rows)));
@@ -254,6 +300,9 @@ enum Scores {
     Device(Tensor<1>),
     /// Computed in host memory (the CPU session step).
     Host(Vec<f32>),
+    /// On their way back from the WGSL transformer.
+    #[cfg(feature = "wgsl-transformer")]
+    Pending(encore_shaders::transformer::PendingScores),
 }
 
 /// The candidates ordered by `scores`, read back synchronously.
@@ -261,6 +310,14 @@ fn ranked(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredItem>, RerankE
     let values = match scores {
         Scores::Device(t) => read_scores(t.into_data())?,
         Scores::Host(v) => v,
+        #[cfg(all(feature = "wgsl-transformer", not(target_arch = "wasm32")))]
+        Scores::Pending(p) => p.wait().map_err(|e| RerankError::Backend(e.to_string()))?,
+        #[cfg(all(feature = "wgsl-transformer", target_arch = "wasm32"))]
+        Scores::Pending(_) => {
+            return Err(RerankError::Backend(
+                "WebGPU scores are read asynchronously: use rerank_async".into(),
+            ));
+        }
     };
     Ok(order(candidates, &finite(values)?))
 }
@@ -274,6 +331,11 @@ async fn ranked_async(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredIt
                 .map_err(|e| RerankError::Backend(format!("{e:?}")))?,
         )?,
         Scores::Host(v) => v,
+        #[cfg(feature = "wgsl-transformer")]
+        Scores::Pending(p) => p
+            .read()
+            .await
+            .map_err(|e| RerankError::Backend(e.to_string()))?,
     };
     Ok(order(candidates, &finite(values)?))
 }

@@ -69,6 +69,11 @@ pub struct BenchArgs {
     /// `Reranker::with_window_step`); also times a stream of appends past the window.
     #[arg(long, default_value_t = 1)]
     pub window_step: usize,
+    /// Also time stateless reranks on Encore's WGSL transformer (its kernels alone on a plain
+    /// wgpu device: the browser package's WebGPU path), as backend `wgsl-transformer`, beside
+    /// burn's wgpu backend.
+    #[arg(long)]
+    pub wgsl_transformer: bool,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
@@ -315,6 +320,9 @@ fn measure(
     ids: &[u32],
     events: &[Event],
 ) -> anyhow::Result<()> {
+    if a.wgsl_transformer {
+        measure_wgsl_transformer(a, bytes, config, ids, events)?;
+    }
     for &backend in &a.backends {
         let reranker =
             Reranker::from_bytes(bytes, &backend.device())?.with_window_step(a.window_step);
@@ -436,6 +444,49 @@ fn measure(
                     a.batch_members as f64 / (p50 / 1e3)
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Stateless rerank latency on Encore's WGSL transformer (see [`BenchArgs::wgsl_transformer`]).
+fn measure_wgsl_transformer(
+    a: &BenchArgs,
+    bytes: &[u8],
+    config: &FoundationModelConfig,
+    ids: &[u32],
+    events: &[Event],
+) -> anyhow::Result<()> {
+    let gpu = encore_shaders::transformer::GpuDevice::open_native()?;
+    let reranker = Reranker::from_bytes(bytes, &burn::tensor::Device::flex())?
+        .with_window_step(a.window_step)
+        .with_wgsl_transformer(gpu)?;
+    println!(
+        "wgsl-transformer adapter: {}",
+        reranker.wgsl_adapter().unwrap_or("?")
+    );
+    for &h in &a.history {
+        let history = &events[..h];
+        let tokens = h.min(config.max_len - 1) + 1;
+        for &c in &a.candidates {
+            anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
+            let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+            let request = RerankRequest {
+                timestamp: Some(events[h].timestamp),
+                ..RerankRequest::on(Surface::Home)
+            };
+            let ms = time_ms(a.warmup, a.iters, || {
+                reranker.rerank(history, &candidates, &request)?;
+                Ok(())
+            })?;
+            let flops = rerank_flops(config, 0, tokens, c);
+            let p50 = percentile(&ms, 0.5);
+            println!(
+                "RESULT rerank backend=wgsl-transformer history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",
+                percentile(&ms, 0.99),
+                flops / 1e6,
+                flops / (p50 * 1e6)
+            );
         }
     }
     Ok(())

@@ -1,0 +1,58 @@
+// Causal multi-head self-attention over the fused projections of a member's tokens, one
+// invocation per (query row, head), all heads in one dispatch:
+//   ctx[i, head] = softmax_{j <= i}( q[i, head] . k[j, head] / sqrt(hd) ) @ v[j, head]
+// qkv is [rows, 3d]: q | k | v side by side, each with its heads side by side (hd = d / heads);
+// ctx is [rows, d]. Online (flash-style) softmax: one pass over the keys with a running max
+// and sum; the query row and the output accumulator live in registers.
+struct Dims { rows: u32, d: u32, heads: u32, unused: u32 }
+
+const MAX_HEAD_DIM: u32 = 128u;
+
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ctx: array<f32>;
+@group(0) @binding(2) var<uniform> dims: Dims;
+
+@compute
+@workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let id = gid.x;
+    if (id >= dims.rows * dims.heads) {
+        return;
+    }
+    let i = id / dims.heads;
+    let head = id % dims.heads;
+    let d = dims.d;
+    let hd = d / dims.heads;
+    let stride = 3u * d;
+    let col = head * hd;
+    let scale = 1.0 / sqrt(f32(hd));
+
+    var qrow: array<f32, MAX_HEAD_DIM>;
+    var acc: array<f32, MAX_HEAD_DIM>;
+    for (var c = 0u; c < hd; c++) {
+        qrow[c] = qkv[i * stride + col + c] * scale;
+        acc[c] = 0.0;
+    }
+    var m: f32 = -3.0e38;
+    var l: f32 = 0.0;
+    for (var j = 0u; j <= i; j++) {
+        let kj = j * stride + d + col;
+        let vj = kj + d;
+        var dot: f32 = 0.0;
+        for (var t = 0u; t < hd; t++) {
+            dot += qrow[t] * qkv[kj + t];
+        }
+        let m_new = max(m, dot);
+        let corr = exp(m - m_new);
+        let p = exp(dot - m_new);
+        l = l * corr + p;
+        for (var c = 0u; c < hd; c++) {
+            acc[c] = acc[c] * corr + p * qkv[vj + c];
+        }
+        m = m_new;
+    }
+    let inv_l = 1.0 / l;
+    for (var c = 0u; c < hd; c++) {
+        ctx[i * d + col + c] = acc[c] * inv_l;
+    }
+}

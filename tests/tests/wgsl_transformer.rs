@@ -1,0 +1,143 @@
+//! The WGSL transformer (Encore's kernels alone on a plain wgpu device, the browser's WebGPU
+//! path) against the CPU forward, on Mesa's software Vulkan here and a real GPU elsewhere.
+
+use burn::tensor::Device;
+use encore_core::data::split::group_by_member;
+use encore_core::model::FoundationModelConfig;
+use encore_core::runtime::HostModel;
+use encore_core::weights::{Quantization, save_model};
+use encore_core::{Event, RerankRequest, Reranker, Surface};
+use encore_shaders::transformer::{GpuDevice, PendingScores, TransformerError, WgslTransformer};
+use encore_tests::{small_world, tiny_weight_file};
+
+fn gpu() -> GpuDevice {
+    GpuDevice::open_native()
+        .expect("a wgpu adapter (Mesa's software Vulkan on a machine without a GPU)")
+}
+
+/// An untrained model's weight file: d, heads, layers, ff, window.
+fn untrained(
+    world: &encore_core::SyntheticWorld,
+    shape: (usize, usize, usize, usize, usize),
+) -> Vec<u8> {
+    let (d, heads, layers, ff, max_len) = shape;
+    let config = FoundationModelConfig::new(world.catalog.len())
+        .with_d_model(d)
+        .with_n_heads(heads)
+        .with_n_layers(layers)
+        .with_d_ff(ff)
+        .with_max_len(max_len)
+        .with_dropout(0.0);
+    let model = config.init(&Device::flex());
+    save_model(&model, &config, &world.catalog.ids(), Quantization::F32)
+}
+
+/// The longest member history of the world.
+fn longest_history(world: &encore_core::SyntheticWorld) -> Vec<Event> {
+    group_by_member(&world.events)
+        .into_iter()
+        .max_by_key(|h| h.events.len())
+        .expect("members")
+        .events
+}
+
+#[test]
+fn wgsl_transformer_reranks_as_the_cpu_forward() {
+    let world = small_world();
+    let history = longest_history(&world);
+    assert!(history.len() > 80, "{} events", history.len());
+    let ids = world.catalog.ids();
+    let gpu = gpu();
+    // A trained model, and untrained ones with head widths 8, 16 and 128, one or two layers,
+    // windows that are not multiples of the 64-invocation workgroup.
+    let models = [
+        ("trained d16 h2", tiny_weight_file(&world, 1)),
+        ("d24 h3 l2", untrained(&world, (24, 3, 2, 40, 70))),
+        ("d64 h4 l2", untrained(&world, (64, 4, 2, 128, 50))),
+        ("d128 h1 l1", untrained(&world, (128, 1, 1, 64, 30))),
+    ];
+    for (name, bytes) in &models {
+        let cpu = Reranker::from_bytes(bytes, &Device::flex()).unwrap();
+        let wgsl = Reranker::from_bytes(bytes, &Device::flex())
+            .unwrap()
+            .with_wgsl_transformer(gpu.clone())
+            .unwrap();
+        assert!(wgsl.wgsl_adapter().is_some() && cpu.wgsl_adapter().is_none());
+        // One event, odd lengths, a full window and a history longer than it.
+        for n in [1, 2, 29, 65, history.len()] {
+            let events = &history[history.len() - n..];
+            for candidates in [&ids[..], &ids[5..6]] {
+                let request = RerankRequest::on(Surface::Kids);
+                let a = cpu.rerank(events, candidates, &request).unwrap();
+                let b = wgsl.rerank(events, candidates, &request).unwrap();
+                assert_eq!(a.len(), b.len());
+                let on_gpu: std::collections::HashMap<u32, f32> =
+                    b.iter().map(|s| (s.item, s.score)).collect();
+                for s in &a {
+                    let g = on_gpu[&s.item];
+                    assert!(
+                        (s.score - g).abs() <= 1e-4 * s.score.abs().max(1.0),
+                        "{name}, history {n}, item {}: cpu {} vs wgsl {g}",
+                        s.item,
+                        s.score
+                    );
+                }
+            }
+        }
+        // The async read gives the same scores.
+        let events = &history[history.len() - 9..];
+        let request = RerankRequest::on(Surface::Home);
+        let sync = wgsl.rerank(events, &ids, &request).unwrap();
+        let later = std::pin::pin!(wgsl.rerank_async(events, &ids, &request));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(later, &mut context) {
+            std::task::Poll::Ready(r) => assert_eq!(r.unwrap(), sync, "{name}"),
+            std::task::Poll::Pending => panic!("a native read waits on the device and is ready"),
+        }
+    }
+}
+
+#[test]
+fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
+    let world = small_world();
+    let bytes = untrained(&world, (32, 2, 2, 48, 40));
+    let cpu = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
+    let loaded = encore_core::weights::load_model(&bytes, &Device::flex()).unwrap();
+    let host = HostModel::new(&loaded.model, &loaded.config, &loaded.model.token_tables());
+    let wgsl = WgslTransformer::new(gpu(), &host.transformer_weights(), 200).unwrap();
+    let history = longest_history(&world);
+    let tokens = |n: usize| {
+        cpu.config()
+            .tokenizer()
+            .serving_sequence(
+                cpu.items(),
+                &history[history.len() - n..],
+                &RerankRequest::on(Surface::Search).context(&history[history.len() - n..]),
+            )
+            .unwrap()
+            .field_rows()
+    };
+    let rows: Vec<u32> = (0..world.catalog.len() as u32).rev().collect();
+    let (short, long) = (tokens(3), tokens(39));
+    // Two submissions before either is read: each keeps its own scores.
+    let first = wgsl.submit(&host.embed(&short), &rows).unwrap();
+    let second = wgsl.submit(&host.embed(&long), &rows[..50]).unwrap();
+    let second = second.wait().unwrap();
+    let first = first.wait().unwrap();
+    let dense: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
+    for (got, toks, n) in [(first, &short, rows.len()), (second, &long, 50)] {
+        let want = host.scores(&host.encode(toks), &dense[..n]);
+        assert_eq!(got.len(), n);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    }
+    // Refused by name: a row past the table, more candidates than bound, an empty window,
+    // a window longer than the model's.
+    let x = host.embed(&short);
+    let err = |r: Result<PendingScores, TransformerError>| r.unwrap_err().to_string();
+    assert!(err(wgsl.submit(&x, &[world.catalog.len() as u32])).contains("candidate row"));
+    assert!(err(wgsl.submit(&x, &vec![0; 201])).contains("candidate count"));
+    assert!(err(wgsl.submit(&[], &rows)).contains("embedded window"));
+    assert!(err(wgsl.submit(&vec![0.0; 32 * 41], &rows)).contains("embedded window"));
+}

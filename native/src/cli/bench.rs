@@ -330,29 +330,8 @@ fn measure(
             let history = &events[..h];
             let tokens = h.min(config.max_len - 1) + 1;
             for &c in &a.candidates {
-                anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
-                let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
-                let request = RerankRequest {
-                    timestamp: Some(events[h].timestamp),
-                    ..RerankRequest::on(Surface::Home)
-                };
-                // Latency runs keep rayon on this thread (see `run_inline`): one thread, like
-                // ONNX Runtime's reference figure.
-                let ms = run_inline(|| {
-                    time_ms(a.warmup, a.iters, || {
-                        reranker.rerank(history, &candidates, &request)?;
-                        Ok(())
-                    })
-                })?;
-                let flops = rerank_flops(config, 0, tokens, c);
-                let p50 = percentile(&ms, 0.5);
-                println!(
-                    "RESULT rerank backend={} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",
-                    backend.name(),
-                    percentile(&ms, 0.99),
-                    flops / 1e6,
-                    flops / (p50 * 1e6)
-                );
+                let (candidates, request) =
+                    stateless_case(a, &reranker, backend.name(), config, ids, events, (h, c))?;
 
                 // One local event appended to a warm session, then a rerank.
                 let mut primed = MemberSession::new(history[..h - 1].to_vec())?;
@@ -466,28 +445,56 @@ fn measure_wgsl_transformer(
         reranker.wgsl_adapter().unwrap_or("?")
     );
     for &h in &a.history {
-        let history = &events[..h];
-        let tokens = h.min(config.max_len - 1) + 1;
         for &c in &a.candidates {
-            anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
-            let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
-            let request = RerankRequest {
-                timestamp: Some(events[h].timestamp),
-                ..RerankRequest::on(Surface::Home)
-            };
-            let ms = time_ms(a.warmup, a.iters, || {
-                reranker.rerank(history, &candidates, &request)?;
-                Ok(())
-            })?;
-            let flops = rerank_flops(config, 0, tokens, c);
-            let p50 = percentile(&ms, 0.5);
-            println!(
-                "RESULT rerank backend=wgsl-transformer history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",
-                percentile(&ms, 0.99),
-                flops / 1e6,
-                flops / (p50 * 1e6)
-            );
+            stateless_case(
+                a,
+                &reranker,
+                "wgsl-transformer",
+                config,
+                ids,
+                events,
+                (h, c),
+            )?;
         }
     }
     Ok(())
+}
+
+/// Times stateless reranks of the first `h` events against the last `c` catalog items and
+/// prints the case's RESULT line; returns the candidates and the request, for the session
+/// timings of the same case.
+fn stateless_case(
+    a: &BenchArgs,
+    reranker: &Reranker,
+    backend: &str,
+    config: &FoundationModelConfig,
+    ids: &[u32],
+    events: &[Event],
+    (h, c): (usize, usize),
+) -> anyhow::Result<(Vec<u32>, RerankRequest)> {
+    anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
+    let history = &events[..h];
+    let tokens = h.min(config.max_len - 1) + 1;
+    let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+    let request = RerankRequest {
+        timestamp: Some(events[h].timestamp),
+        ..RerankRequest::on(Surface::Home)
+    };
+    // Latency runs keep rayon on this thread (see `run_inline`): one thread, like ONNX
+    // Runtime's reference figure.
+    let ms = run_inline(|| {
+        time_ms(a.warmup, a.iters, || {
+            reranker.rerank(history, &candidates, &request)?;
+            Ok(())
+        })
+    })?;
+    let flops = rerank_flops(config, 0, tokens, c);
+    let p50 = percentile(&ms, 0.5);
+    println!(
+        "RESULT rerank backend={backend} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",
+        percentile(&ms, 0.99),
+        flops / 1e6,
+        flops / (p50 * 1e6)
+    );
+    Ok((candidates, request))
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the wasm package (ES module, TypeScript types, package.json) into target/wasm-pkg: the
 # full runtime (WebGPU and CPU backends) at its root, the CPU-only runtime (no GPU stack, a
-# fraction of the download) in target/wasm-pkg/cpu (`import ... from "encore-reranker/cpu"`).
+# smaller download) in target/wasm-pkg/cpu (`import ... from "encore-reranker/cpu"`).
 # Needs the wasm32 target (rust-toolchain.toml installs it) and wasm-bindgen-cli at the version
 # in Cargo.lock (.ci/run installs it).
 set -euo pipefail

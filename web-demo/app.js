@@ -1,7 +1,7 @@
 // The Encore web demo: build a history by clicking titles, pick a surface, and watch the
 // candidates a server pushed get reranked on this device. The member's history lives in a
 // session that keeps the model's keys and values, so a click costs two tokens' work.
-// A browser without WebGPU gets the CPU-only runtime: a fraction of the full one's download.
+// A browser without WebGPU gets the CPU-only runtime (no WebGPU code: 410 instead of 478 KiB gzipped).
 const { default: init, Reranker, hasWebGpuBackend } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
 
 const $ = (id) => document.getElementById(id);

@@ -269,7 +269,7 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
 }
 
 /// The CPU-only package (`target/wasm-pkg/cpu`): the same answers on the CPU backend, WebGPU
-/// refused by name, `auto` settling on the CPU and saying why, and a fraction of the download.
+/// refused by name, `auto` settling on the CPU and saying why, and a smaller download.
 #[test]
 fn cpu_only_package_reranks_like_native_without_the_gpu_stack() {
     let Some(pkg) = browser_prerequisites("CPU-only package test") else {

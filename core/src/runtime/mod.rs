@@ -216,8 +216,9 @@ impl Reranker {
     }
 
     /// Scores of the candidates (dense rows): the dot product of the user representation with
-    /// each candidate's item vector. On the CPU the whole rerank runs in host memory
-    /// ([`HostModel::encode`]), elsewhere on the device.
+    /// each candidate's item vector. With a WGSL transformer attached the host embeds the
+    /// tokens and the GPU runs the rest; otherwise on the CPU the whole rerank runs in host
+    /// memory ([`HostModel::encode`]), elsewhere on the device through burn.
     fn scores(&self, seq: TokenSequence, rows: Vec<i64>) -> Result<Scores, RerankError> {
         #[cfg(feature = "wgsl-transformer")]
         if let (Some(gpu), Some(host)) = (&self.wgsl, &self.host) {

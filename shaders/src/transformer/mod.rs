@@ -12,9 +12,17 @@
 //! Held to the CPU forward within 1e-4 by the tests crate (`wgsl_transformer`), natively on
 //! any wgpu adapter and in the browser by the harness.
 
+mod device;
+mod pipelines;
+mod readback;
 mod weights;
 
+pub use device::GpuDevice;
+pub use readback::PendingScores;
 pub use weights::{LayerWeights, LinearWeights, NormWeights, TransformerWeights};
+
+use pipelines::Pipelines;
+use readback::Pending;
 
 use std::num::NonZeroU64;
 
@@ -59,105 +67,6 @@ pub enum TransformerError {
     /// The scores could not be read back.
     #[error("reading the scores back failed: {0}")]
     Readback(String),
-}
-
-/// A wgpu adapter opened for the WGSL transformer, with its name.
-#[derive(Debug, Clone)]
-pub struct GpuDevice {
-    /// The device.
-    pub device: wgpu::Device,
-    /// Its queue.
-    pub queue: wgpu::Queue,
-    /// The adapter's name and backend, for reports.
-    pub adapter: String,
-}
-
-impl GpuDevice {
-    /// Opens the default adapter (the browser's WebGPU in wasm; natively Vulkan, Metal or DX12,
-    /// as wgpu picks) with WebGPU's default limits.
-    pub async fn open() -> Result<Self, TransformerError> {
-        let instance = wgpu::Instance::default();
-        let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| TransformerError::NoAdapter(e.to_string()))?;
-        let info = adapter.get_info();
-        let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("encore"),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| TransformerError::NoDevice(e.to_string()))?;
-        Ok(Self {
-            device,
-            queue,
-            adapter: format!("{} ({:?})", info.name, info.backend),
-        })
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl GpuDevice {
-    /// [`GpuDevice::open`] without an executor: natively wgpu answers adapter and device
-    /// requests at once.
-    pub fn open_native() -> Result<Self, TransformerError> {
-        use std::future::Future;
-        let mut request = std::pin::pin!(Self::open());
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        match request.as_mut().poll(&mut context) {
-            std::task::Poll::Ready(result) => result,
-            std::task::Poll::Pending => Err(TransformerError::NoDevice(
-                "the adapter did not answer at once".into(),
-            )),
-        }
-    }
-}
-
-/// The five compute pipelines.
-#[derive(Debug)]
-struct Pipelines {
-    layer_norm: wgpu::ComputePipeline,
-    linear: wgpu::ComputePipeline,
-    attention: wgpu::ComputePipeline,
-    user: wgpu::ComputePipeline,
-    scores: wgpu::ComputePipeline,
-}
-
-impl Pipelines {
-    fn new(device: &wgpu::Device) -> Self {
-        let scores = include_str!("../scoring/candidate_scores.wgsl")
-            .replace("{{ elem }}", "f32")
-            .replace("{{ index }}", "u32")
-            .replace("{{ workgroup_size_x }}", &WORKGROUP.to_string());
-        let pipeline = |label: &str, source: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        Self {
-            layer_norm: pipeline("layer_norm", include_str!("layer_norm.wgsl")),
-            linear: pipeline("linear", include_str!("linear.wgsl")),
-            attention: pipeline("row_attention", include_str!("row_attention.wgsl")),
-            user: pipeline(
-                "user_representation",
-                include_str!("user_representation.wgsl"),
-            ),
-            scores: pipeline("candidate_scores", &scores),
-        }
-    }
 }
 
 /// One layer's bound dispatches, in order.
@@ -503,86 +412,4 @@ impl WgslTransformer {
         }
         bytes
     }
-}
-
-/// Scores on their way back from the GPU.
-#[derive(Debug)]
-pub struct PendingScores {
-    state: Pending,
-}
-
-#[derive(Debug)]
-enum Pending {
-    Ready(Vec<f32>),
-    Mapping {
-        staging: wgpu::Buffer,
-        receiver: async_channel::Receiver<Result<(), String>>,
-        /// Polled natively; the browser maps by itself.
-        #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-        device: wgpu::Device,
-    },
-}
-
-impl PendingScores {
-    fn ready(scores: Vec<f32>) -> Self {
-        Self {
-            state: Pending::Ready(scores),
-        }
-    }
-
-    /// The scores, once the GPU is done (in a browser, the page's event loop maps them).
-    pub async fn read(self) -> Result<Vec<f32>, TransformerError> {
-        #[cfg(not(target_arch = "wasm32"))]
-        return self.wait();
-        #[cfg(target_arch = "wasm32")]
-        match self.state {
-            Pending::Ready(scores) => Ok(scores),
-            Pending::Mapping {
-                staging, receiver, ..
-            } => {
-                let mapped = receiver
-                    .recv()
-                    .await
-                    .map_err(|e| TransformerError::Readback(e.to_string()))?;
-                mapped_scores(&staging, mapped)
-            }
-        }
-    }
-
-    /// The scores, blocking until the GPU is done (not in a browser).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn wait(self) -> Result<Vec<f32>, TransformerError> {
-        match self.state {
-            Pending::Ready(scores) => Ok(scores),
-            Pending::Mapping {
-                staging,
-                receiver,
-                device,
-            } => {
-                device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| TransformerError::Readback(e.to_string()))?;
-                let mapped = receiver
-                    .try_recv()
-                    .map_err(|e| TransformerError::Readback(e.to_string()))?;
-                mapped_scores(&staging, mapped)
-            }
-        }
-    }
-}
-
-/// The scores in a mapped read-back buffer (`mapped`: how its mapping ended).
-fn mapped_scores(
-    staging: &wgpu::Buffer,
-    mapped: Result<(), String>,
-) -> Result<Vec<f32>, TransformerError> {
-    mapped.map_err(TransformerError::Readback)?;
-    let scores = {
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| TransformerError::Readback(e.to_string()))?;
-        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-    };
-    staging.unmap();
-    Ok(scores)
 }

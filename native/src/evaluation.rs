@@ -7,6 +7,7 @@ use encore_core::{Catalog, RerankRequest, Reranker, tokenizer::Context};
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// Cut-offs reported by [`evaluate`].
 pub const KS: [usize; 3] = [1, 10, 50];
@@ -90,24 +91,35 @@ pub fn ranks(
             .collect();
         let scores = reranker.score_catalog(&members)?;
         for (h, s) in chunk.iter().zip(scores) {
-            let target = reranker.items().index_of(h.target.item).ok_or_else(|| {
-                anyhow::anyhow!("held-out item {} unknown to the model", h.target.item)
-            })?;
-            let excluded: std::collections::HashSet<usize> = if protocol.exclude_history {
+            // The model's scores are in its own item order, popularity in the catalog's: each
+            // index (target and exclusions) is looked up by id in the order it applies to.
+            let item = h.target.item;
+            let target = reranker
+                .items()
+                .index_of(item)
+                .ok_or_else(|| anyhow::anyhow!("held-out item {item} unknown to the model"))?;
+            let target_row = catalog
+                .index_of(item)
+                .ok_or_else(|| anyhow::anyhow!("held-out item {item} not in the catalog"))?;
+            let history_ids: Vec<u32> = if protocol.exclude_history {
                 h.history
                     .iter()
-                    .filter_map(|e| catalog.index_of(e.item))
-                    .filter(|&i| i != target)
+                    .map(|e| e.item)
+                    .filter(|&id| id != item)
                     .collect()
             } else {
-                Default::default()
+                Vec::new()
             };
-            model_ranks.push(rank_of(&s, target, |i| excluded.contains(&i)));
-            pop_ranks.push(rank_of(
-                &pop,
-                catalog.index_of(h.target.item).expect("catalog item"),
-                |i| excluded.contains(&i),
-            ));
+            let excluded_model: HashSet<usize> = history_ids
+                .iter()
+                .filter_map(|&id| reranker.items().index_of(id))
+                .collect();
+            let excluded_catalog: HashSet<usize> = history_ids
+                .iter()
+                .filter_map(|&id| catalog.index_of(id))
+                .collect();
+            model_ranks.push(rank_of(&s, target, |i| excluded_model.contains(&i)));
+            pop_ranks.push(rank_of(&pop, target_row, |i| excluded_catalog.contains(&i)));
         }
     }
     Ok((model_ranks, pop_ranks))

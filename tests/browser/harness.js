@@ -1,6 +1,6 @@
 // In-page half of the browser tests: loads the wasm package and the fixture, runs the cases on
-// both backends, the WGSL transformer self-check and the bad-input rejections. The same page serves
-// the CPU-only package (no WebGPU backend, no transformer self-check).
+// both backends, the WGSL engine self-check and the bad-input rejections. The same page serves
+// the CPU-only package (no WebGPU backend, no WGSL engine self-check).
 import init, { Reranker, hasWebGpuBackend } from './pkg/encore_wasm.js';
 import * as encore from './pkg/encore_wasm.js';
 
@@ -49,11 +49,11 @@ window.runHarness = async () => {
   const autoRes = await auto.rerank(cases[0].events, Uint32Array.from(cases[0].candidates), cases[0].surface, cases[0].options);
   out.auto = { backend: auto.backend, reason: auto.backendReason, items: Array.from(autoRes.items) };
   auto.free();
-  // The WGSL transformer against the CPU forward: head widths 8 to 128, one to three layers,
+  // The WGSL engine against the CPU engine: head widths 8 to 128, one to three layers,
   // one token, windows not a multiple of the 64-invocation workgroup, histories past the window.
   const shapes = [[8, 1, 1, 16, 1], [32, 2, 2, 70, 69], [64, 4, 2, 65, 200], [50, 1, 2, 130, 129], [128, 1, 1, 33, 40], [48, 6, 3, 20, 20]];
   for (const [d, heads, layers, window, history] of out.webgpuBackend ? shapes : []) {
-    out.kernel.push({ shape: { d, heads, layers, window, history }, maxError: await encore.wgslTransformerMaxError(d, heads, layers, window, history, 7) });
+    out.kernel.push({ shape: { d, heads, layers, window, history }, maxError: await encore.wgslEngineMaxError(d, heads, layers, window, history, 7) });
   }
   const r = await Reranker.load(bytes, 'cpu');
   const c = cases[cases.length - 1];

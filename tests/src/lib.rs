@@ -21,14 +21,14 @@ pub fn split(world: &SyntheticWorld) -> (Vec<MemberHistory>, Vec<HeldOutEvent>) 
     leave_last_out(&group_by_member(&world.events))
 }
 
-/// A tiny model config (d 16, 1 layer, 2 heads, window 24).
+/// A tiny model config (d 16, 2 layers, 2 heads, window 24).
 pub fn tiny_config(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
         batch_size: 32,
         d_model: 16,
         n_heads: 2,
-        n_layers: 1,
+        n_layers: 2,
         d_ff: 32,
         max_len: 24,
         ..TrainConfig::default()

@@ -151,6 +151,7 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("olderEvent", "older than the event before it"),
         ("badEvent", "event 12"),
         ("appendKeyTypo", "event 12: unknown key \"durration\""),
+        ("sessionUnknownItem", "4242424"),
     ] {
         let msg = rej[name]
             .as_str()
@@ -179,6 +180,12 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
     for (s, e) in scores.iter().zip(&sc.expected_scores) {
         assert!((s - e).abs() <= 1e-4, "session score {s} vs {e}");
     }
+    // After the refused unknown event is truncated away, the session ranks as before it.
+    let recovered: Vec<u32> = serde_json::from_value(session["recoveredItems"].clone()).unwrap();
+    assert_eq!(
+        recovered, sc.expected_items,
+        "session after truncating the unknown event"
+    );
     // A window step: sessions still equal stateless reranks, and re-encode the window far
     // less often once the history outgrows it.
     let reencodes = |step: &str| {

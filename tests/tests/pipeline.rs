@@ -194,8 +194,8 @@ fn exported_runtime_scores_equal_the_training_model_with_content_heads_and_roll_
     assert!(rolled.len() < history.len(), "roll-up merged some plays");
     let batch = encore_core::TokenBatch::new(&[seq], &device);
     let table = model.item_table(trained.features.as_ref(), None);
-    let hidden = model.hidden(&batch, table.clone());
-    let user = model.user_representation(hidden, &batch.lengths);
+    let hidden = model.forward(&batch, &model.embedding.tables(table.clone()), None, false);
+    let user = model.user_representation(encore_core::model::last_rows(hidden, &batch.lengths));
     let [rows, _] = table.dims();
     let scores: Vec<f32> = user
         .matmul(table.slice(2..rows).transpose())

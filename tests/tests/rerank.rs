@@ -4,7 +4,7 @@ use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
 use encore_core::tokenizer::Context;
 use encore_core::weights::load_model;
-use encore_core::{RerankError, RerankRequest, Reranker, Surface, TokenBatch};
+use encore_core::{RerankError, RerankRequest, Reranker, ScoredItem, Surface, TokenBatch};
 use encore_tests::{small_world, tiny_weight_file};
 use std::sync::OnceLock;
 
@@ -59,9 +59,12 @@ fn runtime_scores_equal_training_forward_logits() {
         .serving_sequence(&loaded.items, &history, &ctx)
         .unwrap();
     let n = seq.len();
-    let logits = loaded
-        .model
-        .logits(loaded.model.forward(&TokenBatch::new(&[seq], &ad)));
+    let logits = loaded.model.logits(loaded.model.forward(
+        &TokenBatch::new(&[seq], &ad),
+        &loaded.model.token_tables(),
+        None,
+        false,
+    ));
     let logits: Vec<f32> = logits
         .slice([0..1, n - 1..n])
         .into_data()
@@ -237,24 +240,33 @@ fn cpu_and_wgpu_rerank_identically() {
         let b = gpu
             .rerank(&history, &candidates, &RerankRequest::on(surface))
             .unwrap();
-        for (x, y) in a.iter().zip(&b) {
+        assert_same_ranking(&a, &b, &format!("history {n}"));
+    }
+}
+
+/// Two rankings of the same candidates agree item by item: every item is in both, its two
+/// scores are within 1e-4, and each list is ordered by the other's scores up to that noise.
+fn assert_same_ranking(a: &[ScoredItem], b: &[ScoredItem], what: &str) {
+    use std::collections::HashMap;
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let score_a: HashMap<u32, f32> = a.iter().map(|s| (s.item, s.score)).collect();
+    let score_b: HashMap<u32, f32> = b.iter().map(|s| (s.item, s.score)).collect();
+    assert_eq!(score_a.len(), a.len(), "{what}: duplicate items");
+    for (item, sa) in &score_a {
+        let sb = score_b
+            .get(item)
+            .unwrap_or_else(|| panic!("{what}: item {item} missing from the second ranking"));
+        assert!((sa - sb).abs() <= 1e-4, "{what}: item {item}: {sa} vs {sb}");
+    }
+    for (list, other) in [(a, &score_b), (b, &score_a)] {
+        for pair in list.windows(2) {
+            let (hi, lo) = (other[&pair[0].item], other[&pair[1].item]);
             assert!(
-                (x.score - y.score).abs() <= 1e-4,
-                "history {n}: {x:?} vs {y:?}"
+                hi >= lo - 2e-4,
+                "{what}: {} ranked above {} though scored {hi} < {lo}",
+                pair[0].item,
+                pair[1].item
             );
-        }
-        // Same order wherever scores are not within float noise of each other.
-        let order_a: Vec<u32> = a.iter().map(|s| s.item).collect();
-        let order_b: Vec<u32> = b.iter().map(|s| s.item).collect();
-        if order_a != order_b {
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                if x.item != y.item {
-                    assert!(
-                        (x.score - y.score).abs() <= 1e-4,
-                        "order differs at {i} beyond noise"
-                    );
-                }
-            }
         }
     }
 }

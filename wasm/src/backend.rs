@@ -1,4 +1,4 @@
-//! Choosing the browser backend: WebGPU (Encore's WGSL transformer on the browser's GPU) or
+//! Choosing the browser backend: WebGPU (Encore's WGSL engine on the browser's GPU) or
 //! burn's CPU backend (flex), whichever reranks faster on this device, unless the caller forces
 //! one.
 
@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "webgpu")]
-use encore_shaders::transformer::GpuDevice;
+use encore_shaders::plain_wgpu::GpuDevice;
 
 #[cfg(feature = "webgpu")]
 thread_local! {
@@ -19,7 +19,7 @@ thread_local! {
 /// The backend a [`crate::Reranker`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// Encore's WGSL transformer on the browser's WebGPU (stateless reranks; sessions step on
+    /// Encore's WGSL engine on the browser's WebGPU (stateless reranks; sessions step on
     /// the CPU, where one token costs less than a GPU round trip).
     WebGpu,
     /// burn's CPU backend compiled to wasm.
@@ -68,7 +68,7 @@ async fn on_webgpu(bytes: &[u8]) -> Result<Reranker, String> {
     let gpu = webgpu_device().await?;
     Reranker::from_bytes(bytes, &Device::flex())
         .map_err(|e| e.to_string())?
-        .with_wgsl_transformer(gpu)
+        .with_wgsl_engine(gpu)
         .map_err(|e| e.to_string())
 }
 

@@ -13,7 +13,7 @@
 //! const next = await session.rerank(candidateIds, 'home'); // encodes two tokens, not 200
 //! ```
 //!
-//! Built with the default `webgpu` feature it runs on WebGPU (Encore's WGSL transformer through
+//! Built with the default `webgpu` feature it runs on WebGPU (Encore's WGSL engine through
 //! wgpu; burn's GPU backend is not compiled in) and on the CPU; without it
 //! (`--no-default-features`, `wasm/build.sh`'s `cpu/` package) on the CPU only.
 //!
@@ -25,7 +25,7 @@
 mod backend;
 mod events;
 #[cfg(feature = "webgpu")]
-mod transformer_check;
+mod wgsl_engine_check;
 
 use std::cell::RefCell;
 use std::rc::Rc;

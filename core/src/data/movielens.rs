@@ -124,23 +124,31 @@ fn parse_i64(field: &str, what: &str) -> Result<i64, String> {
         .map_err(|_| format!("{what} {field:?} is not an integer"))
 }
 
-/// Sets each item's `added_at` to its first event (items without events: the last event's time).
-fn set_arrival_times(items: &mut [Item], events: &[Event], index: impl Fn(u32) -> Option<usize>) {
-    let last = events.iter().map(|e| e.timestamp).max().unwrap_or(0);
-    let mut first = vec![i64::MAX; items.len()];
+/// Sets each catalog item's `added_at` to its first event among `events` (items without
+/// events: the last event's time). MovieLens has no release dates on the service, so a
+/// title's arrival is its first rating.
+///
+/// The parsers set it from every rating in the file; an experiment that holds ratings out
+/// must set it again from its training events alone, or a title rated only as a held-out
+/// target (or withheld for cold start) would keep an age derived from that held-out rating.
+pub fn set_arrival_times<'a>(catalog: &mut Catalog, events: impl IntoIterator<Item = &'a Event>) {
+    let mut first = vec![i64::MAX; catalog.len()];
+    let mut last = i64::MIN;
     for e in events {
-        if let Some(i) = index(e.item) {
+        last = last.max(e.timestamp);
+        if let Some(i) = catalog.index_of(e.item) {
             first[i] = first[i].min(e.timestamp);
         }
     }
-    for (item, t) in items.iter_mut().zip(first) {
+    let last = if last == i64::MIN { 0 } else { last };
+    for (item, t) in catalog.items.iter_mut().zip(first) {
         item.added_at = if t == i64::MAX { last } else { t };
     }
 }
 
 fn build<'a>(
     genres: impl IntoIterator<Item = &'a str>,
-    mut items: Vec<Item>,
+    items: Vec<Item>,
     events: Vec<Event>,
     ratings_file: &str,
     skipped_lines: usize,
@@ -161,9 +169,9 @@ fn build<'a>(
             ),
         ));
     }
-    set_arrival_times(&mut items, &events, |id| ids.index_of(id));
-    let catalog = Catalog::new(genres.into_iter().map(str::to_string).collect(), items)
+    let mut catalog = Catalog::new(genres.into_iter().map(str::to_string).collect(), items)
         .map_err(|e| DataError::whole_file("movie file", e.to_string()))?;
+    set_arrival_times(&mut catalog, &events);
     Ok(MovieLens {
         catalog,
         events,
@@ -340,6 +348,19 @@ mod tests {
         );
         assert_eq!(ml.catalog.get(1).unwrap().added_at, 978300700);
         assert_eq!(ml.catalog.get(3).unwrap().added_at, 978300800);
+    }
+
+    #[test]
+    fn arrival_times_come_from_the_events_given_only() {
+        let mut ml = parse_ml1m(MOVIES, RATINGS, LineOptions::default()).unwrap();
+        // Without the rating of movie 2 (say, a held-out target), movie 2 has no event left:
+        // it arrives with the last remaining event, like the never-rated movie 3.
+        let training: Vec<Event> = ml.events.iter().filter(|e| e.item != 2).cloned().collect();
+        set_arrival_times(&mut ml.catalog, &training);
+        let at = |c: &Catalog| [1, 2, 3].map(|id| c.get(id).unwrap().added_at);
+        assert_eq!(at(&ml.catalog), [978300700, 978300800, 978300800]);
+        set_arrival_times(&mut ml.catalog, &[]);
+        assert_eq!(at(&ml.catalog), [0, 0, 0]);
     }
 
     #[test]

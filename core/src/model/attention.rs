@@ -1,4 +1,6 @@
-//! Multi-head causal self-attention whose core runs the WGSL kernel on wgpu devices.
+//! Multi-head causal self-attention. A forward over every token runs Encore's WGSL kernel on a
+//! wgpu device without autodiff; the last-position and cached (session) forwards use burn's
+//! attention op; training uses the burn-ops reference (see `encore_shaders::causal_attention`).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -55,59 +57,65 @@ pub struct CausalSelfAttention {
     pub n_heads: usize,
 }
 
-impl CausalSelfAttention {
-    /// Input `[batch, seq, d_model]` → output `[batch, seq, d_model]`; token `t` attends to `0..=t`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let q = self.heads(&self.query, x.clone());
-        let k = self.heads(&self.key, x.clone());
-        let v = self.heads(&self.value, x);
-        self.merge(encore_shaders::causal_attention(q, k, v))
-    }
+/// Where a forward computes its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positions<'a> {
+    /// At every token: `[batch, seq, d_model]` out.
+    All,
+    /// At each sequence's last real token only (right-padded, real lengths given; with a
+    /// cache, the one member's last new token): `[batch, 1, d_model]` out. Keys and values
+    /// still come from every token.
+    Last(&'a [usize]),
+}
 
-    /// Attention output at each sequence's last real token only: input `[batch, seq, d_model]`
-    /// (right-padded, real lengths `lengths`) → `[batch, 1, d_model]`. Keys and values come from
-    /// every real token; the query only from the last.
-    pub fn forward_last(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
-        let [b, s, _] = x.dims();
-        let q = self.heads(&self.query, last_rows(x.clone(), lengths));
+impl CausalSelfAttention {
+    /// Causal self-attention of `x` `[batch, seq, d_model]` (token `t` attends to `0..=t`),
+    /// output at `at`.
+    ///
+    /// With a `cache` (one member: `batch` = 1), `x` holds the `seq` tokens after those whose
+    /// keys and values the cache holds; their keys and values are appended to it and the
+    /// queries see every cached key as well. Runs Encore's WGSL kernel for a cacheless
+    /// forward at every token on a wgpu device, burn's attention op for the others, and the
+    /// burn-ops reference under autodiff (`encore_shaders::causal_attention`).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cache: Option<&mut LayerCache>,
+        at: Positions<'_>,
+    ) -> Tensor<3> {
+        let queries = match at {
+            Positions::All => x.clone(),
+            Positions::Last(lengths) => last_rows(x.clone(), lengths),
+        };
+        let q = self.heads(&self.query, queries);
         let k = self.heads(&self.key, x.clone());
         let v = self.heads(&self.value, x);
-        let ctx = if lengths.iter().all(|&n| n == s) {
-            // One query at the last position sees every key: nothing to mask.
-            encore_shaders::causal_attention_suffix(q, k, v)
-        } else {
-            let padding: Vec<bool> = lengths
-                .iter()
-                .flat_map(|&n| (0..s).map(move |j| j >= n.max(1)))
-                .collect();
-            let mask =
-                Tensor::<4, Bool>::from_data(TensorData::new(padding, [b, 1, 1, s]), &k.device())
+        let ctx = match (cache, at) {
+            (Some(cache), _) => {
+                let (k, v) = cache.append(k, v);
+                encore_shaders::causal_attention_suffix(q, k, v)
+            }
+            (None, Positions::All) => encore_shaders::causal_attention(q, k, v),
+            (None, Positions::Last(lengths)) => {
+                let [b, _, s, _] = k.dims();
+                if lengths.iter().all(|&n| n == s) {
+                    // One query at the last position sees every key: nothing to mask.
+                    encore_shaders::causal_attention_suffix(q, k, v)
+                } else {
+                    let padding: Vec<bool> = lengths
+                        .iter()
+                        .flat_map(|&n| (0..s).map(move |j| j >= n.max(1)))
+                        .collect();
+                    let mask = Tensor::<4, Bool>::from_data(
+                        TensorData::new(padding, [b, 1, 1, s]),
+                        &k.device(),
+                    )
                     .expand([b, self.n_heads, 1, s]);
-            burn::tensor::module::attention(q, k, v, Some(mask), None, Default::default())
+                    burn::tensor::module::attention(q, k, v, Some(mask), None, Default::default())
+                }
+            }
         };
         self.merge(ctx)
-    }
-
-    /// An incremental step: input `[1, m, d_model]` holds the `m` tokens after the ones whose
-    /// keys and values `cache` holds; they are appended to `cache`. Output `[1, m, d_model]`.
-    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        self.attend_cached(x.clone(), x, cache)
-    }
-
-    /// An incremental step that needs the output of the last new token only: like
-    /// [`CausalSelfAttention::forward_cached`] (every new token's keys and values are cached),
-    /// but the output is `[1, 1, d_model]`.
-    pub fn forward_cached_last(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let m = x.dims()[1];
-        self.attend_cached(x.clone().narrow(1, m - 1, 1), x, cache)
-    }
-
-    /// Queries from `queries` (the last of the new tokens `x`) over the cached keys and values
-    /// plus `x`'s, which are appended to `cache`: `[1, q, d_model]` out.
-    fn attend_cached(&self, queries: Tensor<3>, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let q = self.heads(&self.query, queries);
-        let (k, v) = cache.append(self.heads(&self.key, x.clone()), self.heads(&self.value, x));
-        self.merge(encore_shaders::causal_attention_suffix(q, k, v))
     }
 
     /// `x` `[batch, n, d_model]` through `projection`, split into heads:

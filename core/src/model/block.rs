@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
 use burn::tensor::{Device, Tensor};
 
 use super::LAYER_NORM_EPSILON;
-use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
+use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions, last_rows};
 use super::kv_cache::LayerCache;
 
 /// Sizes of [`TransformerBlock`].
@@ -62,34 +62,23 @@ pub struct TransformerBlock {
 }
 
 impl TransformerBlock {
-    /// `[batch, seq, d_model]` → `[batch, seq, d_model]`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.forward_with(x, |a| self.attention.forward(a))
-    }
-
-    /// An incremental step over cached keys and values (see
-    /// [`CausalSelfAttention::forward_cached`]): `[1, m, d_model]` → `[1, m, d_model]`.
-    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        self.forward_with(x, |a| self.attention.forward_cached(a, cache))
-    }
-
-    /// The layer's output at each sequence's last real token only (see
-    /// [`CausalSelfAttention::forward_last`]): `[batch, seq, d_model]` → `[batch, 1, d_model]`.
-    pub fn forward_last(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
+    /// The layer over `x` `[batch, seq, d_model]`, output at `at` (`[batch, seq, d_model]` or
+    /// `[batch, 1, d_model]`); with a `cache`, an incremental step over the keys and values
+    /// it holds (see [`CausalSelfAttention::forward`]).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cache: Option<&mut LayerCache>,
+        at: Positions<'_>,
+    ) -> Tensor<3> {
         let attended = self
             .attention
-            .forward_last(self.norm_attn.forward(x.clone()), lengths);
-        self.feed_forward(last_rows(x, lengths) + attended)
-    }
-
-    /// An incremental step whose output is needed at the last new token only (every new
-    /// token's keys and values are still cached): `[1, m, d_model]` → `[1, 1, d_model]`.
-    pub fn forward_cached_last(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let [_, m, _] = x.dims();
-        let attended = self
-            .attention
-            .forward_cached_last(self.norm_attn.forward(x.clone()), cache);
-        self.feed_forward(x.narrow(1, m - 1, 1) + attended)
+            .forward(self.norm_attn.forward(x.clone()), cache, at);
+        let residual = match at {
+            Positions::All => x,
+            Positions::Last(lengths) => last_rows(x, lengths),
+        };
+        self.feed_forward(residual + self.dropout.forward(attended))
     }
 
     /// The residual feed-forward half: `x + FF(norm(x))`.
@@ -99,10 +88,5 @@ impl TransformerBlock {
                 .forward(self.ff_in.forward(self.norm_ff.forward(x.clone()))),
         );
         x + self.dropout.forward(ff)
-    }
-
-    fn forward_with(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.dropout.forward(attend(self.norm_attn.forward(x)));
-        self.feed_forward(x)
     }
 }

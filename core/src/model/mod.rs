@@ -9,12 +9,12 @@ mod item_encoder;
 mod kv_cache;
 pub mod objectives;
 
-pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, last_rows};
+pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig, TokenTables};
 
 /// The epsilon of every layer norm in the model (burn's default, stated so that the CPU
-/// serving step ([`crate::runtime::HostModel`]) normalises identically).
+/// serving step ([`crate::runtime::CpuEngine`]) normalises identically).
 pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 pub use heads::{AuxHeads, AuxHeadsConfig};
 pub use item_encoder::{ItemEncoder, ItemEncoderConfig, ItemFeatures};
@@ -159,131 +159,73 @@ impl FoundationModel {
         }
     }
 
-    /// Hidden states of every token, given the item slot table: `[batch, seq, d_model]`.
-    /// Each is the softmax(`layer_mix`)-weighted sum of the embedding output and every
-    /// layer's output, then layer-normed.
-    pub fn hidden(&self, batch: &TokenBatch, item_table: Tensor<2>) -> Tensor<3> {
-        let x = self.embedding.forward(batch, item_table);
-        self.mix_layers(x, |block, x| block.forward(x))
-    }
-
     /// The stacked token tables of an exported (or encoder-less) model, for
-    /// [`FoundationModel::user_state`].
+    /// [`FoundationModel::forward`] (built once, reused per request).
     pub fn token_tables(&self) -> TokenTables {
         self.embedding.tables(self.item_table(None, None))
     }
 
-    /// The user representation of each sequence of an exported (or encoder-less) model:
-    /// `[batch, d_model]`, equal to `user_representation(forward(batch), lengths)`, but the
-    /// last layer computes its output at the last real token only.
-    /// `tables` are [`FoundationModel::token_tables`] (built once, reused per request).
-    pub fn user_state(&self, batch: &TokenBatch, tables: &TokenTables) -> Tensor<2> {
-        let x = self.embedding.forward_with(batch, tables, 0);
-        let lengths = &batch.lengths;
-        self.mix_at_last(
-            x,
-            |x| last_rows(x, lengths),
-            |_, last, block, x| {
-                if last {
-                    block.forward_last(x, lengths)
-                } else {
-                    block.forward(x)
-                }
-            },
-        )
-    }
-
-    /// The user representation after the tokens of a one-member `batch` that follow the
-    /// `cache.len()` tokens already encoded in `cache`: `[1, d_model]`, equal to
-    /// [`FoundationModel::user_state`] over the whole sequence. Every new token's keys and
-    /// values are appended to `cache`.
+    /// The model's one forward: the tokens of `batch` embedded with `tables`, every layer, and
+    /// the softmax(`layer_mix`)-weighted sum of the embedding output and every layer's
+    /// output, layer-normed.
+    ///
+    /// - `cache`: `None` encodes each sequence from position 0. With a cache (one member), the
+    ///   batch holds the tokens after the `cache.len()` already encoded; their keys and values
+    ///   are appended to it, and the result equals a forward over the whole sequence.
+    /// - `last_only`: `false` gives every token's state, `[batch, seq, d_model]` (training,
+    ///   evaluation of every position); `true` gives each sequence's last real token only,
+    ///   `[batch, 1, d_model]` (the user representation), and the last layer then computes
+    ///   its output at that token alone.
     ///
     /// # Panics
-    /// If the batch holds more than one sequence or the cache has a different layer count.
-    pub fn user_state_incremental(
+    /// With a cache, if the batch holds more than one sequence or the cache has another layer
+    /// count.
+    pub fn forward(
         &self,
         batch: &TokenBatch,
         tables: &TokenTables,
-        cache: &mut KvCache,
-    ) -> Tensor<2> {
-        assert_eq!(
-            batch.lengths.len(),
-            1,
-            "incremental forward takes one member"
-        );
-        assert_eq!(cache.layers.len(), self.blocks.len(), "cache layer count");
-        let x = self.embedding.forward_with(batch, tables, cache.len());
-        let m = x.dims()[1];
-        self.mix_at_last(
-            x,
-            |x| x.narrow(1, m - 1, 1),
-            |l, last, block, x| {
-                if last {
-                    block.forward_cached_last(x, &mut cache.layers[l])
-                } else {
-                    block.forward_cached(x, &mut cache.layers[l])
-                }
-            },
-        )
-    }
-
-    /// Like [`FoundationModel::mix_layers`], at one position per sequence: `at_last` picks it
-    /// (`[b, s, d]` → `[b, 1, d]`); `layer(l, is_last_layer, block, x)` must return
-    /// `[b, 1, d]` for the last layer. Returns `[b, d]`.
-    fn mix_at_last(
-        &self,
-        x: Tensor<3>,
-        at_last: impl Fn(Tensor<3>) -> Tensor<3>,
-        mut layer: impl FnMut(usize, bool, &TransformerBlock, Tensor<3>) -> Tensor<3>,
-    ) -> Tensor<2> {
-        let weights = activation::softmax(self.layer_mix.val(), 0);
-        let [b, _, d] = x.dims();
-        let w = |l: usize| {
-            weights
-                .clone()
-                .slice(l..l + 1)
-                .reshape([1, 1, 1])
-                .expand([b, 1, d])
+        mut cache: Option<&mut KvCache>,
+        last_only: bool,
+    ) -> Tensor<3> {
+        let first = match &cache {
+            Some(c) => {
+                assert_eq!(batch.lengths.len(), 1, "a cached forward takes one member");
+                assert_eq!(c.layers.len(), self.blocks.len(), "cache layer count");
+                c.len()
+            }
+            None => 0,
         };
-        let mut mixed = at_last(x.clone()).mul(w(0));
-        let mut x = x;
+        let lengths = &batch.lengths;
+        let at_last = |x: Tensor<3>| {
+            if last_only { last_rows(x, lengths) } else { x }
+        };
+        let mut x = self.embedding.forward_with(batch, tables, first);
+        let weights = activation::softmax(self.layer_mix.val(), 0);
+        // `state` weighted by the mix weight of state `l` (0: the embedding output).
+        let weighted = |l: usize, state: Tensor<3>| {
+            let w = weights.clone().slice(l..l + 1).reshape([1, 1, 1]);
+            let dims = state.dims();
+            state.mul(w.expand(dims))
+        };
+        let mut mixed = weighted(0, at_last(x.clone()));
         let n = self.blocks.len();
         for (l, block) in self.blocks.iter().enumerate() {
-            let last = l + 1 == n;
-            x = layer(l, last, block, x);
-            let here = if last { x.clone() } else { at_last(x.clone()) };
-            mixed = mixed + here.mul(w(l + 1));
-        }
-        self.norm.forward(mixed).reshape([b, d])
-    }
-
-    /// Runs `layer` for every block from the embedding output `x` and returns the
-    /// softmax(`layer_mix`)-weighted sum of `x` and every block's output, layer-normed.
-    fn mix_layers(
-        &self,
-        mut x: Tensor<3>,
-        layer: impl Fn(&TransformerBlock, Tensor<3>) -> Tensor<3>,
-    ) -> Tensor<3> {
-        let weights = activation::softmax(self.layer_mix.val(), 0);
-        let [b, s, d] = x.dims();
-        let w = |l: usize| {
-            weights
-                .clone()
-                .slice(l..l + 1)
-                .reshape([1, 1, 1])
-                .expand([b, s, d])
-        };
-        let mut mixed = x.clone().mul(w(0));
-        for (l, block) in self.blocks.iter().enumerate() {
-            x = layer(block, x);
-            mixed = mixed + x.clone().mul(w(l + 1));
+            // The last layer's output is needed where the result is read only.
+            let at = if last_only && l + 1 == n {
+                Positions::Last(lengths)
+            } else {
+                Positions::All
+            };
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[l]);
+            x = block.forward(x, layer_cache, at);
+            let here = if matches!(at, Positions::Last(_)) {
+                x.clone()
+            } else {
+                at_last(x.clone())
+            };
+            mixed = mixed + weighted(l + 1, here);
         }
         self.norm.forward(mixed)
-    }
-
-    /// Hidden states of every token of an exported (or encoder-less) model: `[batch, seq, d_model]`.
-    pub fn forward(&self, batch: &TokenBatch) -> Tensor<3> {
-        self.hidden(batch, self.item_table(None, None))
     }
 
     /// Output embeddings of all catalog items (tied with the input item slots): `[n_items, d_model]`.
@@ -321,11 +263,11 @@ impl FoundationModel {
             .reshape([b, s, self.n_items])
     }
 
-    /// The user representation: the (layer-mixed) hidden state at each sequence's last real
-    /// token. `[batch, d_model]`.
-    pub fn user_representation(&self, hidden: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
-        let [b, _, d] = hidden.dims();
-        last_rows(hidden, lengths).reshape([b, d])
+    /// The user representation from a [`FoundationModel::forward`] with `last_only`:
+    /// `[batch, 1, d_model]` → `[batch, d_model]`.
+    pub fn user_representation(&self, last: Tensor<3>) -> Tensor<2> {
+        let [b, _, d] = last.dims();
+        last.reshape([b, d])
     }
 
     /// The exported form: item rows replaced by their mixed ID+content vectors (items never
@@ -348,7 +290,7 @@ impl FoundationModel {
     /// Mean next-item cross-entropy (full softmax over the catalog) over the batch's real
     /// tokens, for an encoder-less model. Returns a scalar tensor `[1]`.
     pub fn next_item_loss(&self, batch: &TokenBatch) -> Tensor<1> {
-        let logits = self.logits(self.forward(batch));
+        let logits = self.logits(self.forward(batch, &self.token_tables(), None, false));
         let [b, s, n] = logits.dims();
         let log_p = activation::log_softmax(logits.reshape([b * s, n]), 1);
         let picked = log_p

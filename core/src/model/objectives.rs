@@ -333,7 +333,8 @@ impl FoundationModel {
             // same way, scores exactly as training did.
             table = l2_normalize(table);
         }
-        let hidden = self.hidden(batch, table.clone());
+        let tables = self.embedding.tables(table.clone());
+        let hidden = self.forward(batch, &tables, None, false);
         let [b, s, d] = hidden.dims();
         let m = b * s;
         let [rows, _] = table.dims();
@@ -653,7 +654,10 @@ mod tests {
 
         // Reference: plain loops over the hidden states and item vectors.
         // Training with normalised vectors feeds the normalised item table to the inputs too.
-        let hidden = model.hidden(&batch, l2_normalize(model.item_table(None, None)));
+        let tables = model
+            .embedding
+            .tables(l2_normalize(model.item_table(None, None)));
+        let hidden = model.forward(&batch, &tables, None, false);
         let [b, s, d] = hidden.dims();
         let h = hidden
             .reshape([b * s, d])

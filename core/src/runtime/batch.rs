@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::tokenizer::{TokenBatch, TokenSequence};
 
 use super::{
-    BATCH_CHUNK, HostModel, MemberRequest, RerankError, Reranker, ScoredItem, finite, order,
+    BATCH_CHUNK, CpuEngine, MemberRequest, RerankError, Reranker, ScoredItem, finite, order,
     read_scores, request,
 };
 
@@ -83,7 +83,9 @@ impl Reranker {
             flat[k * width..k * width + r.len()].copy_from_slice(r);
         }
         let batch = TokenBatch::new(seqs, &self.device);
-        let user = self.model.user_state(&batch, &self.tables); // [b, d]
+        let user =
+            self.model
+                .user_representation(self.model.forward(&batch, &self.tables, None, true)); // [b, d]
         let d = user.dims()[1];
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
         let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
@@ -96,7 +98,7 @@ impl Reranker {
 
 /// Each member's candidate scores from its own host-memory forward, one after another on
 /// this thread (callers split members across threads, as `encore`'s batch command does).
-fn host_scores(host: &HostModel, seqs: &[TokenSequence], rows: &[Vec<i64>]) -> Vec<Vec<f32>> {
+fn host_scores(host: &CpuEngine, seqs: &[TokenSequence], rows: &[Vec<i64>]) -> Vec<Vec<f32>> {
     let mut cache = host.empty_cache();
     seqs.iter()
         .zip(rows)

@@ -5,14 +5,15 @@
 //! members at once in `batch`, request types and refusals in `request`.
 
 mod batch;
-mod host_model;
+pub mod engines;
 mod request;
 mod session;
 
-pub use host_model::{HostKvCache, HostModel};
+pub use engines::cpu::{CpuEngine, CpuKvCache};
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::backend::DispatchDevice;
@@ -21,6 +22,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
 use crate::model::{FoundationModel, FoundationModelConfig, TokenTables};
+use crate::serving::ServingModel;
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model};
 
@@ -44,12 +46,13 @@ pub struct Reranker {
     id: u64,
     /// How the weight file stored the matrices.
     quantization: Quantization,
-    /// On the CPU backend: the weights in host memory, where CPU reranks run (see [`HostModel`]).
-    host: Option<HostModel>,
-    /// Where stateless reranks run when set: Encore's WGSL transformer on a wgpu device (see
-    /// [`Reranker::with_wgsl_transformer`]).
-    #[cfg(feature = "wgsl-transformer")]
-    wgsl: Option<encore_shaders::transformer::WgslTransformer>,
+    /// On the CPU backend: the CPU engine over the serving description, where CPU reranks
+    /// run (see [`CpuEngine`]).
+    host: Option<CpuEngine>,
+    /// Where stateless reranks run when set: the WGSL engine on a wgpu device (see
+    /// [`Reranker::with_wgsl_engine`]).
+    #[cfg(feature = "wgsl-engine")]
+    wgsl: Option<engines::wgsl::WgslEngine>,
 }
 
 static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
@@ -79,7 +82,8 @@ impl Reranker {
             !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_));
         let tables = model.token_tables();
         Self {
-            host: on_cpu.then(|| HostModel::new(&model, &config, &tables)),
+            host: on_cpu
+                .then(|| CpuEngine::new(Arc::new(ServingModel::from_model(&model, &tables)))),
             tokenizer: config.tokenizer(),
             tables,
             model,
@@ -88,40 +92,41 @@ impl Reranker {
             device,
             id: NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed),
             quantization: Quantization::F32,
-            #[cfg(feature = "wgsl-transformer")]
+            #[cfg(feature = "wgsl-engine")]
             wgsl: None,
         }
     }
 
-    /// This CPU reranker with its stateless reranks moved to `gpu`, run by Encore's WGSL
-    /// transformer (no burn backend on the GPU: the browser package's WebGPU path). The host
-    /// embeds the tokens; one submission runs the layers and scores the candidates. Sessions
-    /// and batches stay on the CPU: one appended token costs less there than a GPU round trip.
-    /// Refused for a reranker not on the CPU backend.
-    #[cfg(feature = "wgsl-transformer")]
-    pub fn with_wgsl_transformer(
+    /// This CPU reranker with its stateless reranks moved to `gpu`, run by the WGSL engine
+    /// over the same serving description (no burn backend on the GPU: the browser package's
+    /// WebGPU path). The host embeds the tokens; one submission runs the layers and scores the
+    /// candidates. Sessions and batches stay on the CPU: one appended token costs less there
+    /// than a GPU round trip. Refused for a reranker not on the CPU backend.
+    #[cfg(feature = "wgsl-engine")]
+    pub fn with_wgsl_engine(
         mut self,
-        gpu: encore_shaders::transformer::GpuDevice,
+        gpu: encore_shaders::plain_wgpu::GpuDevice,
     ) -> Result<Self, RerankError> {
-        let host = self.host.as_ref().ok_or_else(|| {
-            RerankError::Backend(
-                "the WGSL transformer takes its weights from a reranker on the CPU backend".into(),
-            )
-        })?;
-        let weights = host.transformer_weights();
-        self.wgsl = Some(
-            encore_shaders::transformer::WgslTransformer::new(gpu, &weights, MAX_CANDIDATES)
-                .map_err(|e| RerankError::Backend(e.to_string()))?,
-        );
+        let host = self.host.as_ref().ok_or(RerankError::NotOnCpu)?;
+        self.wgsl = Some(engines::wgsl::WgslEngine::new(
+            gpu,
+            host.model(),
+            MAX_CANDIDATES,
+        )?);
         Ok(self)
     }
 
-    /// The GPU adapter stateless reranks run on, when [`Reranker::with_wgsl_transformer`] set one.
+    /// The GPU adapter stateless reranks run on, when [`Reranker::with_wgsl_engine`] set one.
     pub fn wgsl_adapter(&self) -> Option<&str> {
-        #[cfg(feature = "wgsl-transformer")]
+        #[cfg(feature = "wgsl-engine")]
         return self.wgsl.as_ref().map(|w| w.adapter());
-        #[cfg(not(feature = "wgsl-transformer"))]
+        #[cfg(not(feature = "wgsl-engine"))]
         None
+    }
+
+    /// The serving description this reranker's CPU engine executes (on the CPU backend).
+    pub fn serving_model(&self) -> Option<&ServingModel> {
+        self.host.as_ref().map(CpuEngine::model)
     }
 
     /// The same reranker with a serving window that moves `step` events at a time once a
@@ -216,29 +221,27 @@ impl Reranker {
     }
 
     /// Scores of the candidates (dense rows): the dot product of the user representation with
-    /// each candidate's item vector. With a WGSL transformer attached the host embeds the
-    /// tokens and the GPU runs the rest; otherwise on the CPU the whole rerank runs in host
-    /// memory ([`HostModel::encode`]), elsewhere on the device through burn.
+    /// each candidate's item vector. With a WGSL engine attached the host embeds the tokens
+    /// and the GPU runs the rest; otherwise on the CPU the whole rerank runs in host memory
+    /// ([`CpuEngine::encode`]), elsewhere on the device through burn.
     fn scores(&self, seq: TokenSequence, rows: Vec<i64>) -> Result<Scores, RerankError> {
-        #[cfg(feature = "wgsl-transformer")]
+        #[cfg(feature = "wgsl-engine")]
         if let (Some(gpu), Some(host)) = (&self.wgsl, &self.host) {
-            let embedded = host.embed(&seq.field_rows());
+            let embedded = host.model().embed_at(&seq.field_rows(), 0);
             let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-            return gpu
-                .submit(&embedded, &rows)
-                .map(Scores::Pending)
-                .map_err(|e| RerankError::Backend(e.to_string()));
+            return Ok(Scores::Pending(gpu.submit(&embedded, &rows)?));
         }
         if let Some(host) = &self.host {
             let user = host.encode(&seq.field_rows());
             return Ok(Scores::Host(host.scores(&user, &rows)));
         }
         let batch = TokenBatch::new(&[seq], &self.device);
-        Ok(self.score_user(self.model.user_state(&batch, &self.tables), rows))
+        let user = self.model.forward(&batch, &self.tables, None, true);
+        Ok(self.score_user(self.model.user_representation(user), rows))
     }
 
     /// Scores of the candidates (dense rows) against one user representation `[1, d]` on the
-    /// device (the CPU backend scores in host memory instead, see [`HostModel::scores`]).
+    /// device (the CPU backend scores in host memory instead, see [`CpuEngine::scores`]).
     fn score_user(&self, user: Tensor<2>, rows: Vec<i64>) -> Scores {
         let d = user.dims()[1];
         Scores::Device(
@@ -285,7 +288,9 @@ impl Reranker {
             seqs.push(self.serving_sequence(history, request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
-        let user = self.model.user_state(&batch, &self.tables);
+        let user =
+            self.model
+                .user_representation(self.model.forward(&batch, &self.tables, None, true));
         let scores = user.matmul(self.model.item_vectors().transpose());
         let flat = finite(read_scores(scores.into_data())?)?;
         Ok(flat
@@ -301,9 +306,9 @@ enum Scores {
     Device(Tensor<1>),
     /// Computed in host memory (the CPU session step).
     Host(Vec<f32>),
-    /// On their way back from the WGSL transformer.
-    #[cfg(feature = "wgsl-transformer")]
-    Pending(encore_shaders::transformer::PendingScores),
+    /// On their way back from the WGSL engine.
+    #[cfg(feature = "wgsl-engine")]
+    Pending(encore_shaders::plain_wgpu::PendingScores),
 }
 
 /// The candidates ordered by `scores`, read back synchronously.
@@ -311,14 +316,10 @@ fn ranked(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredItem>, RerankE
     let values = match scores {
         Scores::Device(t) => read_scores(t.into_data())?,
         Scores::Host(v) => v,
-        #[cfg(all(feature = "wgsl-transformer", not(target_arch = "wasm32")))]
-        Scores::Pending(p) => p.wait().map_err(|e| RerankError::Backend(e.to_string()))?,
-        #[cfg(all(feature = "wgsl-transformer", target_arch = "wasm32"))]
-        Scores::Pending(_) => {
-            return Err(RerankError::Backend(
-                "WebGPU scores are read asynchronously: use rerank_async".into(),
-            ));
-        }
+        #[cfg(all(feature = "wgsl-engine", not(target_arch = "wasm32")))]
+        Scores::Pending(p) => p.wait().map_err(engines::wgsl::WgslEngineError::from)?,
+        #[cfg(all(feature = "wgsl-engine", target_arch = "wasm32"))]
+        Scores::Pending(_) => return Err(RerankError::SyncReadOnWebGpu),
     };
     Ok(order(candidates, &finite(values)?))
 }
@@ -329,29 +330,27 @@ async fn ranked_async(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredIt
         Scores::Device(t) => read_scores(
             t.into_data_async()
                 .await
-                .map_err(|e| RerankError::Backend(format!("{e:?}")))?,
+                .map_err(|e| RerankError::ReadBack(format!("{e:?}")))?,
         )?,
         Scores::Host(v) => v,
-        #[cfg(feature = "wgsl-transformer")]
+        #[cfg(feature = "wgsl-engine")]
         Scores::Pending(p) => p
             .read()
             .await
-            .map_err(|e| RerankError::Backend(e.to_string()))?,
+            .map_err(engines::wgsl::WgslEngineError::from)?,
     };
     Ok(order(candidates, &finite(values)?))
 }
 
 fn read_scores(data: TensorData) -> Result<Vec<f32>, RerankError> {
     data.try_into_vec::<f32>()
-        .map_err(|e| RerankError::Backend(format!("{e:?}")))
+        .map_err(|e| RerankError::ReadBack(format!("{e:?}")))
 }
 
 /// The scores, unless one is not finite.
 fn finite(scores: Vec<f32>) -> Result<Vec<f32>, RerankError> {
-    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(RerankError::Backend(format!(
-            "model produced a non-finite score at candidate {i}"
-        )));
+    if let Some(candidate) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(RerankError::NonFiniteScore { candidate });
     }
     Ok(scores)
 }

@@ -120,9 +120,25 @@ pub enum RerankError {
         /// Index of the first out-of-order event.
         position: usize,
     },
-    /// The backend failed to compute or read back the scores.
-    #[error("backend error: {0}")]
-    Backend(String),
+    /// The model produced a NaN or infinite score.
+    #[error("the model produced a non-finite score for candidate {candidate}")]
+    NonFiniteScore {
+        /// Index in the candidate list (in the order given).
+        candidate: usize,
+    },
+    /// burn's backend could not read the scores back from the device.
+    #[error("reading the scores back from the device failed: {0}")]
+    ReadBack(String),
+    /// The WGSL engine takes its weights from a reranker on the CPU backend.
+    #[error("the WGSL engine attaches to a reranker on the CPU backend")]
+    NotOnCpu,
+    /// WebGPU scores are read asynchronously only.
+    #[error("WebGPU scores are read asynchronously: use rerank_async")]
+    SyncReadOnWebGpu,
+    /// The WGSL engine refused the model or the request, or the GPU failed.
+    #[cfg(feature = "wgsl-engine")]
+    #[error(transparent)]
+    WgslEngine(#[from] super::engines::wgsl::WgslEngineError),
 }
 
 /// Checks the parts of a request that need no model.

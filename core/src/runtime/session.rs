@@ -6,7 +6,7 @@ use crate::model::KvCache;
 use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
 
 use super::{
-    HostKvCache, RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked, ranked_async,
+    CpuKvCache, RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked, ranked_async,
     request,
 };
 
@@ -15,8 +15,8 @@ use super::{
 pub(super) enum SessionCache {
     /// On the model's device, as burn tensors.
     Device(KvCache),
-    /// In host memory, for the CPU step ([`super::HostModel::step`]).
-    Host(HostKvCache),
+    /// In host memory, for the CPU step ([`super::CpuEngine::step`]).
+    Host(CpuKvCache),
 }
 
 impl Default for SessionCache {
@@ -49,7 +49,7 @@ impl SessionCache {
     }
 
     /// The host-memory cache (a session of a reranker on the CPU).
-    fn in_host(&mut self) -> &mut HostKvCache {
+    fn in_host(&mut self) -> &mut CpuKvCache {
         match self {
             Self::Host(c) => c,
             Self::Device(_) => unreachable!("the session belongs to a reranker on wgpu"),
@@ -211,9 +211,8 @@ impl Reranker {
             None => {
                 let batch = TokenBatch::new(&[fresh], &self.device);
                 let cache = session.cache.on_device();
-                let user = self
-                    .model
-                    .user_state_incremental(&batch, &self.tables, cache); // [1, d]
+                let last = self.model.forward(&batch, &self.tables, Some(cache), true);
+                let user = self.model.user_representation(last); // [1, d]
                 self.score_user(user, rows)
             }
         };

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use encore_core::serving::ServingModel;
 use encore_core::weights::{Quantization, requantize, save_model};
 use encore_core::{
     Event, FoundationModelConfig, MemberRequest, MemberSession, RerankRequest, Reranker, Surface,
@@ -69,11 +70,11 @@ pub struct BenchArgs {
     /// `Reranker::with_window_step`); also times a stream of appends past the window.
     #[arg(long, default_value_t = 1)]
     pub window_step: usize,
-    /// Also time stateless reranks on Encore's WGSL transformer (its kernels alone on a plain
-    /// wgpu device: the browser package's WebGPU path), as backend `wgsl-transformer`, beside
+    /// Also time stateless reranks on the WGSL engine (Encore's kernels alone on a plain
+    /// wgpu device: the browser package's WebGPU path), as backend `wgsl-engine`, beside
     /// burn's wgpu backend.
     #[arg(long)]
-    pub wgsl_transformer: bool,
+    pub wgsl_engine: bool,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
@@ -107,28 +108,6 @@ fn time_ms(
     }
     ms.sort_by(f64::total_cmp);
     Ok(ms)
-}
-
-/// Floating-point operations of one rerank that encodes `new` tokens after `cached` ones and
-/// scores `candidates`, as the runtime computes it (multiply-add = 2; projections, attention,
-/// feed-forward and scoring; norms and embeddings are negligible). Every layer but the last
-/// runs all new tokens; the last one projects keys and values for all of them and the rest for
-/// the last token only.
-pub fn rerank_flops(
-    c: &FoundationModelConfig,
-    cached: usize,
-    new: usize,
-    candidates: usize,
-) -> f64 {
-    let (d, ff) = (c.d_model as f64, c.d_ff as f64);
-    let per_token = 2.0 * (4.0 * d * d + 2.0 * d * ff);
-    // Query i (at position cached + i) meets cached + i + 1 keys, for scores and values.
-    let keys: f64 = (0..new).map(|i| (cached + i + 1) as f64).sum();
-    let full_layer = new as f64 * per_token + 4.0 * d * keys;
-    let last_layer = new as f64 * 2.0 * (2.0 * d * d)
-        + 2.0 * (2.0 * d * d + 2.0 * d * ff)
-        + 4.0 * d * (cached + new) as f64;
-    (c.n_layers as f64 - 1.0) * full_layer + last_layer + 2.0 * d * candidates as f64
 }
 
 /// Mean milliseconds per call of `f` (a device computation): `a.warmup` calls read back, then
@@ -310,28 +289,27 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             choice.reason
         );
     }
-    measure(a, &bytes, &config, &ids, &events)
+    measure(a, &bytes, &ids, &events)
 }
 
-fn measure(
-    a: &BenchArgs,
-    bytes: &[u8],
-    config: &FoundationModelConfig,
-    ids: &[u32],
-    events: &[Event],
-) -> anyhow::Result<()> {
-    if a.wgsl_transformer {
-        measure_wgsl_transformer(a, bytes, config, ids, events)?;
+fn measure(a: &BenchArgs, bytes: &[u8], ids: &[u32], events: &[Event]) -> anyhow::Result<()> {
+    // The serving description, for the window and the FLOP counts.
+    let cpu = Reranker::from_bytes(bytes, &burn::tensor::Device::flex())?;
+    let serving = cpu
+        .serving_model()
+        .expect("a CPU reranker runs the CPU engine");
+    if a.wgsl_engine {
+        measure_wgsl_engine(a, bytes, serving, ids, events)?;
     }
     for &backend in &a.backends {
         let reranker =
             Reranker::from_bytes(bytes, &backend.device())?.with_window_step(a.window_step);
         for &h in &a.history {
             let history = &events[..h];
-            let tokens = h.min(config.max_len - 1) + 1;
+            let tokens = h.min(serving.max_len - 1) + 1;
             for &c in &a.candidates {
                 let (candidates, request) =
-                    stateless_case(a, &reranker, backend.name(), config, ids, events, (h, c))?;
+                    stateless_case(a, &reranker, backend.name(), serving, ids, events, (h, c))?;
 
                 // One local event appended to a warm session, then a rerank.
                 let mut primed = MemberSession::new(history[..h - 1].to_vec())?;
@@ -349,7 +327,7 @@ fn measure(
                     })
                 })?;
                 let p50 = percentile(&ms, 0.5);
-                let flops = rerank_flops(config, tokens - encoded, encoded, c);
+                let flops = serving.rerank_flops(tokens - encoded, encoded, c);
                 println!(
                     "RESULT append backend={} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms tokens_encoded={encoded} mflop={:.3} gflop_s={:.1}",
                     backend.name(),
@@ -428,33 +406,25 @@ fn measure(
     Ok(())
 }
 
-/// Stateless rerank latency on Encore's WGSL transformer (see [`BenchArgs::wgsl_transformer`]).
-fn measure_wgsl_transformer(
+/// Stateless rerank latency on the WGSL engine (see [`BenchArgs::wgsl_engine`]).
+fn measure_wgsl_engine(
     a: &BenchArgs,
     bytes: &[u8],
-    config: &FoundationModelConfig,
+    serving: &ServingModel,
     ids: &[u32],
     events: &[Event],
 ) -> anyhow::Result<()> {
-    let gpu = encore_shaders::transformer::GpuDevice::open_native()?;
+    let gpu = encore_shaders::plain_wgpu::GpuDevice::open_native()?;
     let reranker = Reranker::from_bytes(bytes, &burn::tensor::Device::flex())?
         .with_window_step(a.window_step)
-        .with_wgsl_transformer(gpu)?;
+        .with_wgsl_engine(gpu)?;
     println!(
-        "wgsl-transformer adapter: {}",
+        "wgsl-engine adapter: {}",
         reranker.wgsl_adapter().unwrap_or("?")
     );
     for &h in &a.history {
         for &c in &a.candidates {
-            stateless_case(
-                a,
-                &reranker,
-                "wgsl-transformer",
-                config,
-                ids,
-                events,
-                (h, c),
-            )?;
+            stateless_case(a, &reranker, "wgsl-engine", serving, ids, events, (h, c))?;
         }
     }
     Ok(())
@@ -467,14 +437,14 @@ fn stateless_case(
     a: &BenchArgs,
     reranker: &Reranker,
     backend: &str,
-    config: &FoundationModelConfig,
+    serving: &ServingModel,
     ids: &[u32],
     events: &[Event],
     (h, c): (usize, usize),
 ) -> anyhow::Result<(Vec<u32>, RerankRequest)> {
     anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
     let history = &events[..h];
-    let tokens = h.min(config.max_len - 1) + 1;
+    let tokens = h.min(serving.max_len - 1) + 1;
     let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
     let request = RerankRequest {
         timestamp: Some(events[h].timestamp),
@@ -488,7 +458,7 @@ fn stateless_case(
             Ok(())
         })
     })?;
-    let flops = rerank_flops(config, 0, tokens, c);
+    let flops = serving.rerank_flops(0, tokens, c);
     let p50 = percentile(&ms, 0.5);
     println!(
         "RESULT rerank backend={backend} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",

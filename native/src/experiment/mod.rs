@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use encore_core::Reranker;
+use encore_core::data::movielens;
 use encore_core::data::split::{
     HeldOutEvent, Holdout, LeaveOneOut, MemberHistory, group_by_member,
 };
@@ -236,14 +237,23 @@ impl Prepared {
             }
             train_set.retain(|h| !h.events.is_empty());
         }
-        let protocol = EvalProtocol {
-            ks: if cfg.data.is_movielens() {
-                vec![10, 50, 200]
-            } else {
-                vec![1, 10, 50]
-            },
-            exclude_history: cfg.split.exclude_history.unwrap_or(cfg.data.is_movielens()),
+        let mut data = data;
+        if cfg.data.is_movielens() {
+            // MovieLens titles arrive with their first rating: count the training events only,
+            // so that held-out targets and withheld titles leave no trace in a title's age.
+            movielens::set_arrival_times(
+                &mut data.catalog,
+                train_set.iter().flat_map(|h| &h.events),
+            );
+        }
+        let mut protocol = if cfg.data.is_movielens() {
+            EvalProtocol::leave_one_out()
+        } else {
+            EvalProtocol::synthetic()
         };
+        if let Some(exclude) = cfg.split.exclude_history {
+            protocol.exclude_history = exclude;
+        }
         eprintln!(
             "{} titles, {} members, {} events; {} training members, {} {:?} cases{}",
             data.catalog.len(),
@@ -448,6 +458,47 @@ pub fn parse_holdout(s: &str) -> Result<Holdout, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A MovieLens title's arrival comes from the training events: one rated only as a
+    /// held-out target, or withheld for cold start, gets no age from its own ratings.
+    #[test]
+    fn movielens_arrival_times_come_from_training_events_only() {
+        let dir = std::env::temp_dir().join(format!("encore-arrival-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("movies.dat"),
+            "1::A (1990)::Drama\n2::B (1991)::Drama\n3::C (1992)::Drama\n4::D (1993)::Drama\n",
+        )
+        .unwrap();
+        // Member 1: 1, 2, 3 (validation target 2, test target 3); member 2: 1, 4, 1.
+        std::fs::write(
+            dir.join("ratings.dat"),
+            "1::1::5::100\n1::2::5::200\n1::3::5::300\n2::1::4::110\n2::4::4::120\n2::1::3::400\n",
+        )
+        .unwrap();
+        let mut cfg = ExperimentConfig {
+            data: DataSource::Movielens1m {
+                dir: dir.clone(),
+                text_embeddings: false,
+                skip_bad_lines: false,
+            },
+            ..Default::default()
+        };
+        let arrivals = |cfg: &ExperimentConfig| {
+            let p = Prepared::new(cfg, Path::new(".")).unwrap();
+            [1, 2, 3, 4].map(|id| p.data.catalog.get(id).unwrap().added_at)
+        };
+        // Validation: training keeps events at 100 and 110 (each member's last two held out).
+        cfg.split.holdout = Holdout::Validation;
+        assert_eq!(arrivals(&cfg), [100, 110, 110, 110]);
+        // Test: the validation targets (200, 120) join training; title 3 is rated only at 300.
+        cfg.split.holdout = Holdout::Test;
+        assert_eq!(arrivals(&cfg), [100, 200, 200, 120]);
+        // Withholding every title leaves no training event: all arrive at time 0.
+        cfg.run.withhold_items = 1.0;
+        assert_eq!(arrivals(&cfg), [0, 0, 0, 0]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn every_example_config_parses_and_names_existing_data() {

@@ -94,6 +94,7 @@ pub fn burn_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor
 /// On a device that is not wgpu, or with `head_dim > MAX_HEAD_DIM`.
 #[cfg(feature = "wgpu")]
 pub fn fused_causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    crate::launches::count_attention();
     Tensor::from_dispatch(Dispatch::fused_causal_attention(
         q.into_dispatch(),
         k.into_dispatch(),

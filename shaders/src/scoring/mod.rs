@@ -31,6 +31,7 @@ pub fn candidate_scores(table: Tensor<2>, user: Tensor<1>, idx: Tensor<1, Int>) 
 /// On a device that is not wgpu, or with an index type other than i32/u32.
 #[cfg(feature = "wgpu")]
 pub fn fused_candidate_scores(table: Tensor<2>, user: Tensor<1>, idx: Tensor<1, Int>) -> Tensor<1> {
+    crate::launches::count_scoring();
     Tensor::from_dispatch(Dispatch::fused_candidate_scores(
         table.into_dispatch(),
         user.into_dispatch(),

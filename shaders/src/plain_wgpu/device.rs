@@ -1,8 +1,20 @@
-//! Opening a wgpu device for the WGSL transformer.
+//! Opening a plain wgpu device for Encore's kernels.
 
-use super::TransformerError;
+/// Why the GPU could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuError {
+    /// No GPU adapter.
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The adapter refused a device.
+    #[error("the GPU device could not be opened: {0}")]
+    NoDevice(String),
+    /// Results could not be read back.
+    #[error("reading the scores back failed: {0}")]
+    Readback(String),
+}
 
-/// A wgpu adapter opened for the WGSL transformer, with its name.
+/// A wgpu adapter opened for Encore's kernels, with its name.
 #[derive(Debug, Clone)]
 pub struct GpuDevice {
     /// The device.
@@ -16,7 +28,7 @@ pub struct GpuDevice {
 impl GpuDevice {
     /// Opens the default adapter (the browser's WebGPU in wasm; natively Vulkan, Metal or DX12,
     /// as wgpu picks) with WebGPU's default limits.
-    pub async fn open() -> Result<Self, TransformerError> {
+    pub async fn open() -> Result<Self, GpuError> {
         let instance = wgpu::Instance::default();
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -24,7 +36,7 @@ impl GpuDevice {
                 ..Default::default()
             })
             .await
-            .map_err(|e| TransformerError::NoAdapter(e.to_string()))?;
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -32,7 +44,7 @@ impl GpuDevice {
                 ..Default::default()
             })
             .await
-            .map_err(|e| TransformerError::NoDevice(e.to_string()))?;
+            .map_err(|e| GpuError::NoDevice(e.to_string()))?;
         Ok(Self {
             device,
             queue,
@@ -45,13 +57,13 @@ impl GpuDevice {
 impl GpuDevice {
     /// [`GpuDevice::open`] without an executor: natively wgpu answers adapter and device
     /// requests at once.
-    pub fn open_native() -> Result<Self, TransformerError> {
+    pub fn open_native() -> Result<Self, GpuError> {
         use std::future::Future;
         let mut request = std::pin::pin!(Self::open());
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         match request.as_mut().poll(&mut context) {
             std::task::Poll::Ready(result) => result,
-            std::task::Poll::Pending => Err(TransformerError::NoDevice(
+            std::task::Poll::Pending => Err(GpuError::NoDevice(
                 "the adapter did not answer at once".into(),
             )),
         }

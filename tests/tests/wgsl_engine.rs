@@ -1,13 +1,13 @@
-//! The WGSL transformer (Encore's kernels alone on a plain wgpu device, the browser's WebGPU
-//! path) against the CPU forward, on Mesa's software Vulkan here and a real GPU elsewhere.
+//! The WGSL engine (Encore's kernels alone on a plain wgpu device, the browser's WebGPU path)
+//! against the CPU engine, on Mesa's software Vulkan here and a real GPU elsewhere.
 
 use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
 use encore_core::model::FoundationModelConfig;
-use encore_core::runtime::HostModel;
+use encore_core::runtime::engines::wgsl::{WgslEngine, WgslEngineError};
 use encore_core::weights::{Quantization, save_model};
 use encore_core::{Event, RerankRequest, Reranker, Surface};
-use encore_shaders::transformer::{GpuDevice, PendingScores, TransformerError, WgslTransformer};
+use encore_shaders::plain_wgpu::{GpuDevice, PendingScores};
 use encore_tests::{small_world, tiny_weight_file};
 
 fn gpu() -> GpuDevice {
@@ -42,7 +42,7 @@ fn longest_history(world: &encore_core::SyntheticWorld) -> Vec<Event> {
 }
 
 #[test]
-fn wgsl_transformer_reranks_as_the_cpu_forward() {
+fn wgsl_engine_reranks_as_the_cpu_engine() {
     let world = small_world();
     let history = longest_history(&world);
     assert!(history.len() > 80, "{} events", history.len());
@@ -60,7 +60,7 @@ fn wgsl_transformer_reranks_as_the_cpu_forward() {
         let cpu = Reranker::from_bytes(bytes, &Device::flex()).unwrap();
         let wgsl = Reranker::from_bytes(bytes, &Device::flex())
             .unwrap()
-            .with_wgsl_transformer(gpu.clone())
+            .with_wgsl_engine(gpu.clone())
             .unwrap();
         assert!(wgsl.wgsl_adapter().is_some() && cpu.wgsl_adapter().is_none());
         // One event, odd lengths, a full window and a history longer than it.
@@ -102,9 +102,9 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
     let world = small_world();
     let bytes = untrained(&world, (32, 2, 2, 48, 40));
     let cpu = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
-    let loaded = encore_core::weights::load_model(&bytes, &Device::flex()).unwrap();
-    let host = HostModel::new(&loaded.model, &loaded.config, &loaded.model.token_tables());
-    let wgsl = WgslTransformer::new(gpu(), &host.transformer_weights(), 200).unwrap();
+    let serving = cpu.serving_model().unwrap();
+    let wgsl = WgslEngine::new(gpu(), serving, 200).unwrap();
+    let host = encore_core::runtime::CpuEngine::new(std::sync::Arc::new(serving.clone()));
     let history = longest_history(&world);
     let tokens = |n: usize| {
         cpu.config()
@@ -120,8 +120,10 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
     let rows: Vec<u32> = (0..world.catalog.len() as u32).rev().collect();
     let (short, long) = (tokens(3), tokens(39));
     // Two submissions before either is read: each keeps its own scores.
-    let first = wgsl.submit(&host.embed(&short), &rows).unwrap();
-    let second = wgsl.submit(&host.embed(&long), &rows[..50]).unwrap();
+    let first = wgsl.submit(&serving.embed_at(&short, 0), &rows).unwrap();
+    let second = wgsl
+        .submit(&serving.embed_at(&long, 0), &rows[..50])
+        .unwrap();
     let second = second.wait().unwrap();
     let first = first.wait().unwrap();
     let dense: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
@@ -134,8 +136,8 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
     }
     // Refused by name: a row past the table, more candidates than bound, an empty window,
     // a window longer than the model's.
-    let x = host.embed(&short);
-    let err = |r: Result<PendingScores, TransformerError>| r.unwrap_err().to_string();
+    let x = serving.embed_at(&short, 0);
+    let err = |r: Result<PendingScores, WgslEngineError>| r.unwrap_err().to_string();
     assert!(err(wgsl.submit(&x, &[world.catalog.len() as u32])).contains("candidate row"));
     assert!(err(wgsl.submit(&x, &vec![0; 201])).contains("candidate count"));
     assert!(err(wgsl.submit(&[], &rows)).contains("embedded window"));

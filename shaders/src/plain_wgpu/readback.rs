@@ -1,15 +1,15 @@
 //! Reading the scores back from the GPU: asynchronously in a browser, by waiting natively.
 
-use super::TransformerError;
+use super::GpuError;
 
 /// Scores on their way back from the GPU.
 #[derive(Debug)]
 pub struct PendingScores {
-    pub(super) state: Pending,
+    state: Pending,
 }
 
 #[derive(Debug)]
-pub(super) enum Pending {
+enum Pending {
     Ready(Vec<f32>),
     Mapping {
         staging: wgpu::Buffer,
@@ -21,14 +21,31 @@ pub(super) enum Pending {
 }
 
 impl PendingScores {
-    pub(super) fn ready(scores: Vec<f32>) -> Self {
+    /// Scores already in host memory.
+    pub fn ready(scores: Vec<f32>) -> Self {
         Self {
             state: Pending::Ready(scores),
         }
     }
 
+    /// Maps `staging` (a `MAP_READ` buffer of f32 scores that a submitted command fills) for
+    /// reading; the scores come with [`PendingScores::read`] or [`PendingScores::wait`].
+    pub fn map(staging: wgpu::Buffer, device: &wgpu::Device) -> Self {
+        let (sender, receiver) = async_channel::bounded(1);
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.try_send(result.map_err(|e| e.to_string()));
+        });
+        Self {
+            state: Pending::Mapping {
+                staging,
+                receiver,
+                device: device.clone(),
+            },
+        }
+    }
+
     /// The scores, once the GPU is done (in a browser, the page's event loop maps them).
-    pub async fn read(self) -> Result<Vec<f32>, TransformerError> {
+    pub async fn read(self) -> Result<Vec<f32>, GpuError> {
         #[cfg(not(target_arch = "wasm32"))]
         return self.wait();
         #[cfg(target_arch = "wasm32")]
@@ -40,7 +57,7 @@ impl PendingScores {
                 let mapped = receiver
                     .recv()
                     .await
-                    .map_err(|e| TransformerError::Readback(e.to_string()))?;
+                    .map_err(|e| GpuError::Readback(e.to_string()))?;
                 mapped_scores(&staging, mapped)
             }
         }
@@ -48,7 +65,7 @@ impl PendingScores {
 
     /// The scores, blocking until the GPU is done (not in a browser).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn wait(self) -> Result<Vec<f32>, TransformerError> {
+    pub fn wait(self) -> Result<Vec<f32>, GpuError> {
         match self.state {
             Pending::Ready(scores) => Ok(scores),
             Pending::Mapping {
@@ -58,10 +75,10 @@ impl PendingScores {
             } => {
                 device
                     .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| TransformerError::Readback(e.to_string()))?;
+                    .map_err(|e| GpuError::Readback(e.to_string()))?;
                 let mapped = receiver
                     .try_recv()
-                    .map_err(|e| TransformerError::Readback(e.to_string()))?;
+                    .map_err(|e| GpuError::Readback(e.to_string()))?;
                 mapped_scores(&staging, mapped)
             }
         }
@@ -69,15 +86,12 @@ impl PendingScores {
 }
 
 /// The scores in a mapped read-back buffer (`mapped`: how its mapping ended).
-fn mapped_scores(
-    staging: &wgpu::Buffer,
-    mapped: Result<(), String>,
-) -> Result<Vec<f32>, TransformerError> {
-    mapped.map_err(TransformerError::Readback)?;
+fn mapped_scores(staging: &wgpu::Buffer, mapped: Result<(), String>) -> Result<Vec<f32>, GpuError> {
+    mapped.map_err(GpuError::Readback)?;
     let scores = {
         let view = staging
             .get_mapped_range(..)
-            .map_err(|e| TransformerError::Readback(e.to_string()))?;
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
         bytemuck::cast_slice::<u8, f32>(&view).to_vec()
     };
     staging.unmap();

@@ -1,4 +1,4 @@
-//! A self-check of the WGSL transformer in the browser: reranks on WebGPU against the CPU
+//! A self-check of the WGSL engine in the browser: reranks on WebGPU against the CPU
 //! forward, for an untrained model of a given shape on a small synthetic world.
 
 use burn::tensor::Device;
@@ -11,8 +11,8 @@ use wasm_bindgen::prelude::*;
 /// title of a 60-title world, for the last `history` events of its longest member history and
 /// an untrained model (width `d_model`, `heads` heads, `layers` layers, window `window`)
 /// initialised with `seed`.
-#[wasm_bindgen(js_name = wgslTransformerMaxError)]
-pub async fn wgsl_transformer_max_error(
+#[wasm_bindgen(js_name = wgslEngineMaxError)]
+pub async fn wgsl_engine_max_error(
     d_model: usize,
     heads: usize,
     layers: usize,
@@ -44,7 +44,7 @@ pub async fn wgsl_transformer_max_error(
     let cpu = Reranker::from_bytes(&bytes, &cpu_device).map_err(crate::error)?;
     let wgsl = Reranker::from_bytes(&bytes, &cpu_device)
         .map_err(crate::error)?
-        .with_wgsl_transformer(gpu)
+        .with_wgsl_engine(gpu)
         .map_err(crate::error)?;
     let events = group_by_member(&world.events)
         .into_iter()

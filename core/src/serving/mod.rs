@@ -1,0 +1,276 @@
+//! The serving description: the model's serving forward written down once, as data.
+//!
+//! A [`ServingModel`] holds the shape, the token tables and every layer's weights in host
+//! memory, built once from a loaded model. [`LayerStep::ORDER`] is the one place that states
+//! the order of a layer's steps; every serving engine executes that list over the same weights:
+//! the CPU engine (`runtime::engines::cpu`) and the WGSL engine on a plain wgpu device
+//! (`runtime::engines::wgsl`). The FLOP count of a rerank ([`ServingModel::rerank_flops`]) is
+//! derived from the same steps.
+//!
+//! The forward: each token's field rows of the stacked token tables are summed, scaled and
+//! given their position; then every layer runs [`LayerStep::ORDER`] (pre-norm attention and
+//! feed-forward, each with a residual add); the user representation is the final norm of the
+//! softmax(`layer_mix`)-weighted sum of the last token's state after the embedding and after
+//! every layer; a candidate's score is its dot product with the candidate's item row.
+
+mod weights;
+
+pub use weights::{LinearWeights, NormWeights};
+
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{Tensor, activation};
+
+use crate::model::{FoundationModel, LAYER_NORM_EPSILON, TokenTables};
+use crate::tokenizer::{ITEM_OFFSET, TOKEN_FIELDS};
+
+/// One step of a layer's serving forward, in [`LayerStep::ORDER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerStep {
+    /// Layer norm of the residual stream before attention ([`ServingLayer::norm_attn`]).
+    NormAttn,
+    /// Queries, keys and values of the normed tokens, side by side
+    /// ([`ServingLayer::query_key_value`]).
+    QueryKeyValue,
+    /// Causal multi-head attention of the queries over every visible key and value.
+    Attention,
+    /// The attention output projection, added to the residual stream
+    /// ([`ServingLayer::output`]).
+    Output,
+    /// Layer norm before the feed-forward block ([`ServingLayer::norm_ff`]).
+    NormFf,
+    /// Feed-forward input projection with GELU ([`ServingLayer::ff_in`]).
+    FfIn,
+    /// Feed-forward output projection, added to the residual stream ([`ServingLayer::ff_out`]).
+    FfOut,
+}
+
+impl LayerStep {
+    /// The steps of every layer, first to last.
+    pub const ORDER: [LayerStep; 7] = [
+        LayerStep::NormAttn,
+        LayerStep::QueryKeyValue,
+        LayerStep::Attention,
+        LayerStep::Output,
+        LayerStep::NormFf,
+        LayerStep::FfIn,
+        LayerStep::FfOut,
+    ];
+}
+
+/// One pre-norm transformer layer's serving weights.
+#[derive(Debug, Clone)]
+pub struct ServingLayer {
+    /// Norm before attention.
+    pub norm_attn: NormWeights,
+    /// Query, key and value projections side by side: `[d, 3d]`, output `q | k | v`.
+    pub query_key_value: LinearWeights,
+    /// Attention output projection `[d, d]`.
+    pub output: LinearWeights,
+    /// Norm before the feed-forward block.
+    pub norm_ff: NormWeights,
+    /// Feed-forward input `[d, ff]` (GELU after it).
+    pub ff_in: LinearWeights,
+    /// Feed-forward output `[ff, d]`.
+    pub ff_out: LinearWeights,
+}
+
+impl ServingLayer {
+    /// Feed-forward width.
+    pub fn d_ff(&self) -> usize {
+        self.ff_in.out
+    }
+}
+
+/// The token embedding's serving weights: the stacked token tables and the positions.
+#[derive(Debug, Clone)]
+pub struct ServingEmbedding {
+    /// Every field's table stacked `[rows, d]`; the item slot table comes first, so its rows
+    /// (after the [`ITEM_OFFSET`] special rows) are also the candidates' vectors.
+    pub table: Vec<f32>,
+    /// Each read field's first row in `table`, in [`TOKEN_FIELDS`] order: all ten fields, or
+    /// the item field alone in an ID-only model.
+    pub offsets: Vec<usize>,
+    /// Position table `[max_len, d]`.
+    pub position: Vec<f32>,
+    /// Factor on the summed field rows before the position is added (√d or 1).
+    pub input_scale: f32,
+}
+
+/// The serving forward of one foundation model: shape, embedding, layers, layer mix and final
+/// norm, in host memory. Built once per loaded model; engines read it.
+#[derive(Debug, Clone)]
+pub struct ServingModel {
+    /// Width of every hidden state.
+    pub d_model: usize,
+    /// Attention heads per layer.
+    pub n_heads: usize,
+    /// The window (tokens).
+    pub max_len: usize,
+    /// Catalog items scored (item rows).
+    pub n_items: usize,
+    /// Epsilon of every layer norm.
+    pub epsilon: f32,
+    /// The token embedding.
+    pub embedding: ServingEmbedding,
+    /// The layers, first to last.
+    pub layers: Vec<ServingLayer>,
+    /// softmax(`layer_mix`): the weight of the embedding output and of each layer's output.
+    pub mix: Vec<f32>,
+    /// The final norm of the mixed state.
+    pub norm: NormWeights,
+}
+
+impl ServingModel {
+    /// Reads the serving weights of `model` (an exported or encoder-less model) and its
+    /// stacked token `tables` ([`FoundationModel::token_tables`]) into host memory.
+    pub fn from_model(model: &FoundationModel, tables: &TokenTables) -> Self {
+        let offsets: Vec<usize> = tables
+            .offsets
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("offsets are integers")
+            .into_iter()
+            .map(|o| o as usize)
+            .collect();
+        let [_, d] = tables.table.dims();
+        let norm = |n: &LayerNorm| {
+            let gamma = host_values(n.gamma.val());
+            let beta = n
+                .beta
+                .as_ref()
+                .map_or_else(|| vec![0.0; gamma.len()], |b| host_values(b.val()));
+            NormWeights { gamma, beta }
+        };
+        let linear = |l: &Linear| {
+            let [_, out] = l.weight.val().dims();
+            LinearWeights {
+                weight: host_values(l.weight.val()),
+                bias: l
+                    .bias
+                    .as_ref()
+                    .map_or_else(|| vec![0.0; out], |b| host_values(b.val())),
+                out,
+            }
+        };
+        let layers = model
+            .blocks
+            .iter()
+            .map(|b| ServingLayer {
+                norm_attn: norm(&b.norm_attn),
+                query_key_value: LinearWeights::side_by_side(&[
+                    linear(&b.attention.query),
+                    linear(&b.attention.key),
+                    linear(&b.attention.value),
+                ]),
+                output: linear(&b.attention.output),
+                norm_ff: norm(&b.norm_ff),
+                ff_in: linear(&b.ff_in),
+                ff_out: linear(&b.ff_out),
+            })
+            .collect();
+        Self {
+            d_model: d,
+            n_heads: model.blocks.first().map_or(1, |b| b.attention.n_heads),
+            max_len: model.embedding.position.weight.val().dims()[0],
+            n_items: model.n_items,
+            epsilon: LAYER_NORM_EPSILON as f32,
+            embedding: ServingEmbedding {
+                table: host_values(tables.table.clone()),
+                offsets,
+                position: host_values(model.embedding.position.weight.val()),
+                input_scale: model.embedding.input_scale(d),
+            },
+            layers,
+            mix: host_values(activation::softmax(model.layer_mix.val(), 0)),
+            norm: norm(&model.norm),
+        }
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// The candidates' vectors `[n_items, d]`: row `r` scores dense item `r`.
+    pub fn item_vectors(&self) -> &[f32] {
+        let d = self.d_model;
+        let start = ITEM_OFFSET as usize * d;
+        &self.embedding.table[start..start + self.n_items * d]
+    }
+
+    /// Dense item `row`'s vector `[d]`.
+    pub fn item_vector(&self, row: usize) -> &[f32] {
+        let d = self.d_model;
+        &self.item_vectors()[row * d..(row + 1) * d]
+    }
+
+    /// The embedded `tokens` `[m, d]` at positions `first..first + m`: the stacked tables'
+    /// rows of each token's read fields summed, scaled by the input scale, plus the position.
+    ///
+    /// # Panics
+    /// If a position lies past the window or a field index past its table.
+    pub fn embed_at(&self, tokens: &[[i64; TOKEN_FIELDS]], first: usize) -> Vec<f32> {
+        let d = self.d_model;
+        let e = &self.embedding;
+        let mut x = vec![0f32; tokens.len() * d];
+        for (t, (fields, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+            for (&f, &offset) in fields.iter().zip(&e.offsets) {
+                let at = (f as usize + offset) * d;
+                for (r, v) in row.iter_mut().zip(&e.table[at..at + d]) {
+                    *r += v;
+                }
+            }
+            let at = (first + t) * d;
+            for (r, p) in row.iter_mut().zip(&e.position[at..at + d]) {
+                *r = *r * e.input_scale + p;
+            }
+        }
+        x
+    }
+
+    /// The query rows a layer needs for `m` new tokens: every row but in the last layer, whose
+    /// output is read at the last token only (its keys and values are still needed for all).
+    pub fn query_rows(&self, layer: usize, m: usize) -> std::ops::Range<usize> {
+        if layer + 1 == self.layers.len() {
+            m.saturating_sub(1)..m
+        } else {
+            0..m
+        }
+    }
+
+    /// Floating-point operations of one rerank that encodes `new` tokens after `cached` ones and
+    /// scores `candidates` (multiply-add = 2), counted step by step over [`LayerStep::ORDER`]
+    /// for the rows [`ServingModel::query_rows`] gives: projections, attention, feed-forward
+    /// and scoring (norms and the embedding are negligible).
+    pub fn rerank_flops(&self, cached: usize, new: usize, candidates: usize) -> f64 {
+        let d = self.d_model as f64;
+        let mut total = 2.0 * d * candidates as f64;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let rows = self.query_rows(l, new);
+            let (q, ff) = (rows.len() as f64, layer.d_ff() as f64);
+            // Query row i (at position cached + i) meets cached + i + 1 keys.
+            let keys: f64 = rows.clone().map(|i| (cached + i + 1) as f64).sum();
+            for step in LayerStep::ORDER {
+                total += match step {
+                    LayerStep::NormAttn | LayerStep::NormFf => 0.0,
+                    // Keys and values for every new token, queries for the rows needed.
+                    LayerStep::QueryKeyValue => 2.0 * d * d * (2.0 * new as f64 + q),
+                    LayerStep::Attention => 4.0 * d * keys,
+                    LayerStep::Output => 2.0 * d * d * q,
+                    LayerStep::FfIn | LayerStep::FfOut => 2.0 * d * ff * q,
+                };
+            }
+        }
+        total
+    }
+}
+
+/// A float tensor's values in host memory.
+fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float tensor")
+}

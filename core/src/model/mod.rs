@@ -4,10 +4,7 @@
 mod attention;
 mod block;
 mod embedding;
-mod heads;
-mod item_encoder;
 mod kv_cache;
-pub mod objectives;
 
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
@@ -16,10 +13,7 @@ pub use embedding::{TokenEmbedding, TokenEmbeddingConfig, TokenTables};
 /// The epsilon of every layer norm in the model (burn's default, stated so that the CPU
 /// serving step ([`crate::runtime::CpuEngine`]) normalises identically).
 pub const LAYER_NORM_EPSILON: f64 = 1e-5;
-pub use heads::{AuxHeads, AuxHeadsConfig};
-pub use item_encoder::{ItemEncoder, ItemEncoderConfig, ItemFeatures};
 pub use kv_cache::{KvCache, LayerCache};
-pub use objectives::{LossParts, ObjectiveConfig, TrainingTargets};
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -61,13 +55,6 @@ pub struct FoundationModelConfig {
     /// [`TokenEmbeddingConfig::scale_embedding`]); models stored before this option had it off.
     #[config(default = true)]
     pub scale_embedding: bool,
-    /// Mix content embeddings into the item vectors (training only; exported models carry the
-    /// mixed vectors).
-    #[config(default = "None")]
-    pub item_encoder: Option<ItemEncoderConfig>,
-    /// Auxiliary heads (training only; not exported).
-    #[config(default = "None")]
-    pub aux_heads: Option<AuxHeadsConfig>,
 }
 
 impl FoundationModelConfig {
@@ -83,7 +70,6 @@ impl FoundationModelConfig {
                 .with_context_features(self.context_features)
                 .with_scale_embedding(self.scale_embedding)
                 .init(device),
-            items: self.item_encoder.as_ref().map(|c| c.init(device)),
             blocks: (0..self.n_layers).map(|_| block.init(device)).collect(),
             layer_mix: Param::from_tensor(Tensor::from_data(
                 TensorData::new(mix, [self.n_layers + 1]),
@@ -92,7 +78,6 @@ impl FoundationModelConfig {
             norm: LayerNormConfig::new(self.d_model)
                 .with_epsilon(LAYER_NORM_EPSILON)
                 .init(device),
-            heads: self.aux_heads.as_ref().map(|c| c.init(device)),
             n_items: self.n_items,
         }
     }
@@ -102,11 +87,9 @@ impl FoundationModelConfig {
         EventTokenizer::new(self.max_len).with_rollup(self.rollup_window_s)
     }
 
-    /// The same shape without the training-only parts (what a weight file holds).
+    /// The same shape for serving (no dropout): what a weight file holds.
     pub fn serving(&self) -> Self {
         Self {
-            item_encoder: None,
-            aux_heads: None,
             dropout: 0.0,
             ..self.clone()
         }
@@ -124,45 +107,28 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
 pub struct FoundationModel {
     /// Sums the token's what/when/where embeddings and its position; holds the item ID table.
     pub embedding: TokenEmbedding,
-    /// Mixes content into the item vectors (training only; absent in exported models).
-    pub items: Option<ItemEncoder>,
     /// The causal transformer layers.
     pub blocks: Vec<TransformerBlock>,
     /// Logits of the learned weighting of the embedding output and every layer's output.
     pub layer_mix: Param<Tensor<1>>,
     /// Final layer norm.
     pub norm: LayerNorm,
-    /// Auxiliary heads (training only).
-    pub heads: Option<AuxHeads>,
     /// Number of catalog items.
     pub n_items: usize,
 }
 
 impl FoundationModel {
-    /// The item slot table `[n_items + 2, d_model]` (padding and start rows first). With an
-    /// item encoder and `features`, item rows mix ID and content; otherwise they are the ID rows.
-    /// `id_keep` is a training step's ID drop mask (see [`ItemEncoder::draw_id_keep`]).
-    pub fn item_table(
-        &self,
-        features: Option<&ItemFeatures>,
-        id_keep: Option<Tensor<2>>,
-    ) -> Tensor<2> {
-        let w = self.embedding.item.weight.val();
-        match (&self.items, features) {
-            (Some(enc), Some(f)) => {
-                let [rows, _] = w.dims();
-                let special = w.clone().slice(0..ITEM_OFFSET as usize);
-                let ids = w.slice(ITEM_OFFSET as usize..rows);
-                Tensor::cat(vec![special, enc.forward(ids, f, id_keep)], 0)
-            }
-            _ => w,
-        }
+    /// The item slot table `[n_items + 2, d_model]` (padding and start rows first, then one
+    /// row per catalog item): the item field's input table and, after the special rows, the
+    /// output item vectors.
+    pub fn item_table(&self) -> Tensor<2> {
+        self.embedding.item.weight.val()
     }
 
-    /// The stacked token tables of an exported (or encoder-less) model, for
-    /// [`FoundationModel::forward`] (built once, reused per request).
+    /// The stacked token tables, for [`FoundationModel::forward`] (built once, reused per
+    /// request).
     pub fn token_tables(&self) -> TokenTables {
-        self.embedding.tables(self.item_table(None, None))
+        self.embedding.tables(self.item_table())
     }
 
     /// The model's one forward: the tokens of `batch` embedded with `tables`, every layer, and
@@ -270,25 +236,8 @@ impl FoundationModel {
         last.reshape([b, d])
     }
 
-    /// The exported form: item rows replaced by their mixed ID+content vectors (items never
-    /// seen in training get the unknown ID vector), training-only parts dropped.
-    /// With `normalize`, rows are L2-normalised, as training with normalised vectors saw them.
-    pub fn bake(self, features: Option<&ItemFeatures>, normalize: bool) -> FoundationModel {
-        let mut table = self.item_table(features, None);
-        if normalize {
-            table = l2_normalize(table);
-        }
-        // Detach last: a parameter must be a leaf of the autodiff graph.
-        let table = table.detach();
-        let mut model = self;
-        model.embedding.item.weight = Param::from_tensor(table);
-        model.items = None;
-        model.heads = None;
-        model
-    }
-
     /// Mean next-item cross-entropy (full softmax over the catalog) over the batch's real
-    /// tokens, for an encoder-less model. Returns a scalar tensor `[1]`.
+    /// tokens. Returns a scalar tensor `[1]`.
     pub fn next_item_loss(&self, batch: &TokenBatch) -> Tensor<1> {
         let logits = self.logits(self.forward(batch, &self.token_tables(), None, false));
         let [b, s, n] = logits.dims();

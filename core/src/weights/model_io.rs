@@ -121,10 +121,6 @@ pub fn save_model(
         config.n_items,
         "one external id per item row"
     );
-    assert!(
-        model.items.is_none() && model.heads.is_none(),
-        "bake the model (FoundationModel::bake) before saving it"
-    );
     let snapshots = model.collect(None, None, false);
     let mut entries = Vec::with_capacity(snapshots.len());
     let mut blobs = Vec::with_capacity(snapshots.len());

@@ -1,8 +1,10 @@
 //! Training the foundation model natively: batches, Adam, progress, checkpoints and resume.
 
 mod checkpoint;
+pub mod model;
 
 pub use checkpoint::Checkpoint;
+pub use model::{TrainingModel, TrainingModelConfig};
 
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -20,13 +22,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use encore_core::data::split::MemberHistory;
 use encore_core::metrics::RankingMetrics;
-use encore_core::model::{
-    AuxHeadsConfig, ItemEncoderConfig, ItemFeatures, ObjectiveConfig, TrainingTargets,
-};
-use encore_core::{
-    Catalog, EventTokenizer, FoundationModel, FoundationModelConfig, TokenBatch, TokenSequence,
-};
+use encore_core::{Catalog, EventTokenizer, FoundationModelConfig, TokenBatch, TokenSequence};
 use indicatif::{ProgressBar, ProgressStyle};
+use model::{AuxHeadsConfig, ItemEncoderConfig, ItemFeatures, ObjectiveConfig, TrainingTargets};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -174,15 +172,16 @@ impl TrainConfig {
         scheduler.map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))
     }
 
-    /// The model config for `catalog` (`content_dim` is the width of its content vectors, 0 if none).
+    /// The training model's config for `catalog` (`content_dim` is the width of its content
+    /// vectors, 0 if none).
     pub fn model(
         &self,
         n_items: usize,
         n_genres: usize,
         content_dim: usize,
-    ) -> FoundationModelConfig {
+    ) -> TrainingModelConfig {
         let o = &self.objectives;
-        FoundationModelConfig::new(n_items)
+        let model = FoundationModelConfig::new(n_items)
             .with_d_model(self.d_model)
             .with_n_heads(self.n_heads)
             .with_n_layers(self.n_layers)
@@ -191,7 +190,8 @@ impl TrainConfig {
             .with_dropout(self.dropout)
             .with_rollup_window_s(self.rollup_window_s)
             .with_context_features(self.context_features)
-            .with_scale_embedding(self.scale_embedding)
+            .with_scale_embedding(self.scale_embedding);
+        TrainingModelConfig::new(model)
             .with_item_encoder(self.content_embeddings.then(|| {
                 ItemEncoderConfig::new(self.d_model, n_genres.max(1))
                     .with_content_dim(content_dim)
@@ -238,9 +238,9 @@ pub struct EpochStats {
 #[derive(Debug)]
 pub struct TrainedModel {
     /// The trained model (on the training device), with its training-only parts.
-    pub model: FoundationModel,
+    pub model: TrainingModel,
     /// Its shape.
-    pub config: FoundationModelConfig,
+    pub config: TrainingModelConfig,
     /// Per-epoch statistics (including epochs done before a resume).
     pub epochs: Vec<EpochStats>,
     /// The exported weight file of the final model.
@@ -248,8 +248,6 @@ pub struct TrainedModel {
     /// The item features the model trained with (when it has an item encoder or heads).
     pub features: Option<ItemFeatures>,
 }
-
-impl TrainedModel {}
 
 /// Where checkpoints go and whether to continue from one.
 #[derive(Debug, Clone, Default)]
@@ -289,7 +287,7 @@ fn batch_shards(
     chunk: &[usize],
     cfg: &TrainConfig,
     data: &Prepared,
-    model: &FoundationModel,
+    model: &TrainingModel,
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Vec<Shard> {
@@ -320,7 +318,7 @@ fn batch_shards(
 /// its batch (with length-sorted batches, a batch of short windows holds far fewer) and the
 /// shards' gradients add up to the whole batch's.
 fn shard_gradients(
-    model: &FoundationModel,
+    model: &TrainingModel,
     shard: Shard,
     features: Option<&ItemFeatures>,
     objectives: &ObjectiveConfig,
@@ -345,7 +343,7 @@ fn shard_gradients(
 /// (`valid().train()`), not `Module::fork`: `fork` records a to-device node on every tracked
 /// parameter that no backward ever consumes, and burn-autodiff's sweep of orphaned graphs at
 /// every `backward()` grows with them (21% of a two-worker run's time by epoch 30).
-fn worker_copy(model: &FoundationModel) -> FoundationModel {
+fn worker_copy(model: &TrainingModel) -> TrainingModel {
     model.valid().train()
 }
 
@@ -420,8 +418,8 @@ fn epoch_batches(
 /// The weight file of `model` baked on the inner backend (`features` must live there), so an
 /// export records nothing on the tracked model's autodiff graph.
 fn export(
-    model: &FoundationModel,
-    config: &FoundationModelConfig,
+    model: &TrainingModel,
+    config: &TrainingModelConfig,
     catalog: &Catalog,
     features: Option<&ItemFeatures>,
     normalize: bool,
@@ -429,7 +427,7 @@ fn export(
     let baked = model.valid().bake(features, normalize);
     encore_core::weights::save_model(
         &baked,
-        &config.serving(),
+        &config.model.serving(),
         &catalog.ids(),
         encore_core::weights::Quantization::F32,
     )
@@ -460,7 +458,7 @@ pub fn train(
         .and_then(|i| i.content.as_ref())
         .map_or(0, Vec::len);
     let config = cfg.model(catalog.len(), catalog.genres.len(), content_dim);
-    let tokenizer = config.tokenizer();
+    let tokenizer = config.model.tokenizer();
     let data = prepare(histories, catalog, &tokenizer)?;
     let owned_features = (config.item_encoder.is_some() || config.aux_heads.is_some())
         .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &device));
@@ -510,7 +508,7 @@ pub fn train(
         scheduler.step();
     }
     let mut learning_rate = cfg.learning_rate;
-    let export_now = |model: &FoundationModel| {
+    let export_now = |model: &TrainingModel| {
         export(
             model,
             &config,
@@ -546,7 +544,7 @@ pub fn train(
             // The batch's shares, one per worker; their targets (negatives, ID drops) are drawn
             // here, in order, so the draws never depend on thread timing.
             let shards = batch_shards(chunk, cfg, &data, &model, &mut rng, &device);
-            let backward = |model: &FoundationModel, shard: Shard| {
+            let backward = |model: &TrainingModel, shard: Shard| {
                 shard_gradients(model, shard, features, &cfg.objectives, targets_per_batch)
             };
             let lr = scheduler.step();
@@ -780,8 +778,8 @@ mod tests {
     #[test]
     fn shard_gradients_add_up_to_the_whole_batch() {
         use encore_core::data::split::group_by_member;
-        use encore_core::model::objectives::EventWeights;
         use encore_core::{SyntheticWorld, SyntheticWorldConfig};
+        use model::objectives::EventWeights;
         let world = SyntheticWorld::generate(&SyntheticWorldConfig {
             members: 40,
             titles: 50,
@@ -808,7 +806,7 @@ mod tests {
         let device = Backend::Cpu.training_device();
         let content_dim = world.catalog.items[0].content.as_ref().map_or(0, Vec::len);
         let config = cfg.model(world.catalog.len(), world.catalog.genres.len(), content_dim);
-        let data = prepare(&histories, &world.catalog, &config.tokenizer()).unwrap();
+        let data = prepare(&histories, &world.catalog, &config.model.tokenizer()).unwrap();
         let features = ItemFeatures::new(&world.catalog, &data.seen, data.reference_time, &device);
         let model = config.init(&device);
         let chunk: Vec<usize> = (0..16).collect();
@@ -825,7 +823,7 @@ mod tests {
                 let copy = worker_copy(&model);
                 let (g, _, _) =
                     shard_gradients(&copy, shard, Some(&features), &cfg.objectives, 100.0);
-                let got: Vec<Vec<f32>> = [copy.layer_mix.id, copy.norm.gamma.id]
+                let got: Vec<Vec<f32>> = [copy.model.layer_mix.id, copy.model.norm.gamma.id]
                     .into_iter()
                     .map(|id| {
                         g.get::<1>(id)

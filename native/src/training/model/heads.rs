@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::data::events::Action;
-use crate::tokenizer::{DURATION_BUCKETS, GAP_BUCKETS};
+use encore_core::data::events::Action;
+use encore_core::tokenizer::{DURATION_BUCKETS, GAP_BUCKETS};
 
 /// Which auxiliary heads exist.
 #[derive(Config, Debug, PartialEq)]

@@ -6,12 +6,12 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::FoundationModel;
+use super::TrainingModel;
 use super::heads::AuxHeads;
 use super::item_encoder::ItemFeatures;
-use super::l2_normalize;
-use crate::data::events::Action;
-use crate::tokenizer::{TokenBatch, TokenSequence};
+use encore_core::data::events::Action;
+use encore_core::model::l2_normalize;
+use encore_core::tokenizer::{TokenBatch, TokenSequence};
 
 /// How the next-item softmax is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,15 +274,15 @@ impl TrainingTargets {
     /// Adds a step's ID drop mask for `model`'s item encoder (none without an encoder).
     pub fn with_id_drops(
         mut self,
-        model: &FoundationModel,
+        model: &TrainingModel,
         rng: &mut impl RngExt,
         device: &Device,
     ) -> Self {
         self.id_keep = model
-            .items
+            .item_encoder
             .as_ref()
             .filter(|e| e.unknown_id_rate > 0.0)
-            .map(|e| e.draw_id_keep(model.n_items, rng, device));
+            .map(|e| e.draw_id_keep(model.model.n_items, rng, device));
         self
     }
 }
@@ -317,7 +317,7 @@ fn class_loss(logits: Tensor<2>, target: Tensor<1, Int>, mask: Tensor<1>, norm: 
     weighted_nll(picked, mask, norm)
 }
 
-impl FoundationModel {
+impl TrainingModel {
     /// The training loss of a batch. `features` feeds the item encoder when the model has one.
     pub fn loss(
         &self,
@@ -333,13 +333,13 @@ impl FoundationModel {
             // same way, scores exactly as training did.
             table = l2_normalize(table);
         }
-        let tables = self.embedding.tables(table.clone());
-        let hidden = self.forward(batch, &tables, None, false);
+        let tables = self.model.embedding.tables(table.clone());
+        let hidden = self.model.forward(batch, &tables, None, false);
         let [b, s, d] = hidden.dims();
         let m = b * s;
         let [rows, _] = table.dims();
         let mut h = hidden.reshape([m, d]);
-        let items = table.slice(crate::tokenizer::ITEM_OFFSET as usize..rows);
+        let items = table.slice(encore_core::tokenizer::ITEM_OFFSET as usize..rows);
         let aux_hidden = h.clone();
         if cfg.normalize {
             h = l2_normalize(h);
@@ -482,10 +482,10 @@ impl FoundationModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::catalog::ItemVocabulary;
-    use crate::data::events::{DeviceType, Event, Surface};
-    use crate::model::FoundationModelConfig;
-    use crate::tokenizer::EventTokenizer;
+    use encore_core::FoundationModelConfig;
+    use encore_core::data::catalog::ItemVocabulary;
+    use encore_core::data::events::{DeviceType, Event, Surface};
+    use encore_core::tokenizer::EventTokenizer;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -510,15 +510,15 @@ mod tests {
             .collect()
     }
 
-    /// A one-layer model over `n` items, window 8.
-    fn tiny_model(n: usize, device: &Device) -> FoundationModel {
-        FoundationModelConfig::new(n)
+    /// A one-layer model over `n` items, window 8, without encoder or heads.
+    fn tiny_model(n: usize, device: &Device) -> TrainingModel {
+        let model = FoundationModelConfig::new(n)
             .with_d_model(8)
             .with_n_heads(2)
             .with_n_layers(1)
             .with_d_ff(16)
-            .with_max_len(8)
-            .init(device)
+            .with_max_len(8);
+        super::super::TrainingModelConfig::new(model).init(device)
     }
 
     /// Next item only: no multi-token term, no auxiliary heads.
@@ -612,7 +612,7 @@ mod tests {
             .loss(&batch, &t, None, &cfg)
             .total
             .into_scalar::<f32>();
-        let reference = model.next_item_loss(&batch).into_scalar::<f32>();
+        let reference = model.model.next_item_loss(&batch).into_scalar::<f32>();
         assert!((ours - reference).abs() < 1e-5, "{ours} vs {reference}");
     }
 
@@ -655,9 +655,10 @@ mod tests {
         // Reference: plain loops over the hidden states and item vectors.
         // Training with normalised vectors feeds the normalised item table to the inputs too.
         let tables = model
+            .model
             .embedding
-            .tables(l2_normalize(model.item_table(None, None)));
-        let hidden = model.forward(&batch, &tables, None, false);
+            .tables(l2_normalize(model.model.item_table()));
+        let hidden = model.model.forward(&batch, &tables, None, false);
         let [b, s, d] = hidden.dims();
         let h = hidden
             .reshape([b * s, d])
@@ -665,6 +666,7 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         let e = model
+            .model
             .item_vectors()
             .into_data()
             .try_to_vec::<f32>()

@@ -9,7 +9,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData, activation};
 
-use crate::data::catalog::{Catalog, ItemKind};
+use encore_core::data::catalog::{Catalog, ItemKind};
 
 /// Number of item-age buckets (⌊log2(1 + days in the catalog)⌋, capped).
 pub const AGE_BUCKETS: usize = 12;
@@ -263,7 +263,7 @@ fn squeeze(x: Tensor<3>) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::catalog::Item;
+    use encore_core::data::catalog::Item;
 
     fn catalog() -> Catalog {
         let item = |id: u32, genres: Vec<u8>, year: u16, content: f32| Item {

@@ -4,8 +4,9 @@ use burn::module::Module;
 use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 use encore_core::weights::{
-    FORMAT_VERSION, Header, MAGIC, ModelSpec, Quantization, TensorDType, TensorEntry, WeightFile,
-    WeightFileError, expected_tensors, load_model, requantize, save_model,
+    FORMAT_VERSION, FoundationModelPart, MAGIC, Manifest, Part, PartKind, Quantization,
+    TensorDType, TensorEntry, WeightFile, WeightFileError, expected_tensors, load_model,
+    requantize, save_model,
 };
 use encore_core::{FoundationModelConfig, Reranker};
 
@@ -22,9 +23,11 @@ fn model_file() -> (Vec<u8>, FoundationModelConfig) {
     (save_model(&model, &config, &ids, Quantization::F32), config)
 }
 
-/// Rebuilds a file from a (possibly hostile) header and data section, with a valid checksum.
-fn assemble(header: &Header, data: &[u8], version: u32) -> Vec<u8> {
-    assemble_encoded(&postcard::to_allocvec(header).unwrap(), data, version)
+/// Rebuilds a bundle holding one (possibly hostile) foundation model part and a data section,
+/// with a valid checksum.
+fn assemble(header: &FoundationModelPart, data: &[u8], version: u32) -> Vec<u8> {
+    let manifest = Manifest::foundation_model(header.clone());
+    assemble_encoded(&postcard::to_allocvec(&manifest).unwrap(), data, version)
 }
 
 /// Rebuilds a file from an encoded header and a data section, with a valid checksum.
@@ -40,8 +43,12 @@ fn assemble_encoded(head: &[u8], data: &[u8], version: u32) -> Vec<u8> {
     out
 }
 
-fn parts(bytes: &[u8]) -> (Header, Vec<u8>) {
-    let header = WeightFile::decode(bytes).unwrap().header;
+fn parts(bytes: &[u8]) -> (FoundationModelPart, Vec<u8>) {
+    let header = WeightFile::decode(bytes)
+        .unwrap()
+        .foundation_model()
+        .unwrap()
+        .clone();
     let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
     let start = (16 + header_len).div_ceil(16) * 16;
     (header, bytes[start..bytes.len() - 4].to_vec())
@@ -67,7 +74,7 @@ fn expected_tensor_list_matches_the_model() {
         .into_iter()
         .map(|t| (t.name.clone(), t.shape.to_vec()))
         .collect();
-    let mut want = expected_tensors(&ModelSpec::of(&config));
+    let mut want = expected_tensors(&config);
     got.sort();
     want.sort();
     assert_eq!(got, want);
@@ -137,11 +144,55 @@ fn other_format_versions_are_rejected() {
             supported: FORMAT_VERSION
         }
     );
-    assert!(e.to_string().contains("versions 2 to 4"), "{e}");
+    assert!(e.to_string().contains("versions 2 to 5"), "{e}");
     assert!(matches!(
         err(&assemble(&header, &data, 1)),
         WeightFileError::UnsupportedVersion { found: 1, .. }
     ));
+}
+
+/// The model spec of version 4: the shape as fixed-width integers.
+#[derive(serde::Serialize)]
+struct ModelSpecV4 {
+    n_items: u32,
+    d_model: u32,
+    n_heads: u32,
+    n_layers: u32,
+    d_ff: u32,
+    max_len: u32,
+    rollup_window_s: u64,
+    context_features: bool,
+    scale_embedding: bool,
+}
+
+/// The version-4 header: one model, no manifest.
+#[derive(serde::Serialize)]
+struct HeaderV4<'a> {
+    model: ModelSpecV4,
+    item_ids: &'a [u32],
+    tensors: &'a [TensorEntry],
+    quantization: Quantization,
+}
+
+fn assemble_v4(header: &FoundationModelPart, data: &[u8]) -> Vec<u8> {
+    let c = &header.config;
+    let v4 = HeaderV4 {
+        model: ModelSpecV4 {
+            n_items: c.n_items as u32,
+            d_model: c.d_model as u32,
+            n_heads: c.n_heads as u32,
+            n_layers: c.n_layers as u32,
+            d_ff: c.d_ff as u32,
+            max_len: c.max_len as u32,
+            rollup_window_s: c.rollup_window_s,
+            context_features: c.context_features,
+            scale_embedding: c.scale_embedding,
+        },
+        item_ids: &header.item_ids,
+        tensors: &header.tensors,
+        quantization: header.quantization,
+    };
+    assemble_encoded(&postcard::to_allocvec(&v4).unwrap(), data, 4)
 }
 
 /// The model spec of versions 2 and 3: the same fields without the embedding scale.
@@ -158,14 +209,14 @@ struct ModelSpecV3 {
 }
 
 impl ModelSpecV3 {
-    fn of(m: &ModelSpec) -> Self {
+    fn of(m: &FoundationModelConfig) -> Self {
         Self {
-            n_items: m.n_items,
-            d_model: m.d_model,
-            n_heads: m.n_heads,
-            n_layers: m.n_layers,
-            d_ff: m.d_ff,
-            max_len: m.max_len,
+            n_items: m.n_items as u32,
+            d_model: m.d_model as u32,
+            n_heads: m.n_heads as u32,
+            n_layers: m.n_layers as u32,
+            d_ff: m.d_ff as u32,
+            max_len: m.max_len as u32,
             rollup_window_s: m.rollup_window_s,
             context_features: m.context_features,
         }
@@ -189,18 +240,18 @@ struct HeaderV3<'a> {
     quantization: Quantization,
 }
 
-fn assemble_v2(header: &Header, data: &[u8]) -> Vec<u8> {
+fn assemble_v2(header: &FoundationModelPart, data: &[u8]) -> Vec<u8> {
     let v2 = HeaderV2 {
-        model: ModelSpecV3::of(&header.model),
+        model: ModelSpecV3::of(&header.config),
         item_ids: &header.item_ids,
         tensors: &header.tensors,
     };
     assemble_encoded(&postcard::to_allocvec(&v2).unwrap(), data, 2)
 }
 
-fn assemble_v3(header: &Header, data: &[u8]) -> Vec<u8> {
+fn assemble_v3(header: &FoundationModelPart, data: &[u8]) -> Vec<u8> {
     let v3 = HeaderV3 {
-        model: ModelSpecV3::of(&header.model),
+        model: ModelSpecV3::of(&header.config),
         item_ids: &header.item_ids,
         tensors: &header.tensors,
         quantization: header.quantization,
@@ -307,7 +358,8 @@ fn f16_and_int8_files_are_smaller_state_their_storage_and_stay_close() {
             small.len(),
             bytes.len()
         );
-        let header = WeightFile::decode(&small).unwrap().header;
+        let file = WeightFile::decode(&small).unwrap();
+        let header = file.foundation_model().unwrap();
         assert_eq!(header.quantization, q);
         for t in &header.tensors {
             let want = if t.shape.len() == 1 {
@@ -387,13 +439,13 @@ fn hostile_headers_never_allocate_what_they_claim() {
 
     // A huge model shape (would be terabytes if allocated).
     let mut huge = header.clone();
-    huge.model.n_items = 4_000_000_000;
+    huge.config.n_items = 4_000_000_000;
     assert!(matches!(
         err(&assemble(&huge, &data, FORMAT_VERSION)),
         WeightFileError::InvalidModel(_)
     ));
     let mut huge = header.clone();
-    huge.model.d_model = 1 << 20;
+    huge.config.d_model = 1 << 20;
     assert!(matches!(
         err(&assemble(&huge, &data, FORMAT_VERSION)),
         WeightFileError::InvalidModel(_)
@@ -433,16 +485,24 @@ fn hostile_headers_never_allocate_what_they_claim() {
         WeightFileError::MissingTensor("blocks.1.ff_in.bias".into())
     );
     let mut h6 = header.clone();
+    // (Its own bytes after the data: at an offset already in use it would overlap.)
+    let mut data6 = data.clone();
+    data6.extend([0u8; 16]);
     h6.tensors.push(TensorEntry {
         name: "evil".into(),
         dtype: TensorDType::F32,
         shape: vec![1],
-        offset: 0,
+        offset: data.len() as u64,
         len: 4,
     });
     assert!(
-        matches!(err(&assemble(&h6, &data, FORMAT_VERSION)), WeightFileError::InvalidTensor { name, .. } if name == "evil")
+        matches!(err(&assemble(&h6, &data6, FORMAT_VERSION)), WeightFileError::InvalidTensor { name, .. } if name == "evil")
     );
+    h6.tensors.last_mut().unwrap().offset = 0;
+    assert!(matches!(
+        err(&assemble(&h6, &data6, FORMAT_VERSION)),
+        WeightFileError::OverlappingTensors { .. }
+    ));
 
     // Item ids that do not match the item rows, or repeat.
     let mut h7 = header.clone();
@@ -485,4 +545,76 @@ fn reranker_refuses_bad_files_too() {
     assert!(Reranker::from_bytes(&bytes[..bytes.len() - 7], &Device::flex()).is_err());
     assert!(Reranker::from_bytes(&[], &Device::flex()).is_err());
     assert!(Reranker::from_bytes(&bytes, &Device::flex()).is_ok());
+}
+
+#[test]
+fn version_4_files_still_load_as_one_foundation_model() {
+    let (bytes, config) = model_file();
+    let (header, data) = parts(&bytes);
+    let loaded = load_model(&assemble_v4(&header, &data), &Device::flex()).unwrap();
+    assert_eq!(loaded.config, config);
+    let again = save_model(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        Quantization::F32,
+    );
+    assert_eq!(again, bytes, "a version-4 file holds the same model");
+    // What this build writes is a bundle whose one part is the foundation model.
+    let file = WeightFile::decode(&bytes).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+        FORMAT_VERSION
+    );
+    assert_eq!(file.manifest.parts.len(), 1);
+    assert_eq!(file.manifest.parts[0].name, "foundation_model");
+}
+
+#[test]
+fn aliased_tensors_and_duplicate_parts_are_refused_before_decoding() {
+    let (bytes, _) = model_file();
+    let (header, data) = parts(&bytes);
+    // Every tensor of one size pointing at the same bytes: in bounds, but aliased.
+    let mut aliased = header.clone();
+    let first = aliased
+        .tensors
+        .iter()
+        .find(|t| t.name == "blocks.0.ff_in.bias")
+        .unwrap()
+        .clone();
+    let twin = aliased
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "blocks.1.ff_in.bias")
+        .unwrap();
+    twin.offset = first.offset + 4;
+    assert!(matches!(
+        err(&assemble(&aliased, &data, FORMAT_VERSION)),
+        WeightFileError::OverlappingTensors { first, second }
+            if [first.as_str(), second.as_str()].contains(&"blocks.1.ff_in.bias")
+    ));
+    // Two parts with one name.
+    let part = Part {
+        name: "foundation_model".into(),
+        kind: PartKind::FoundationModel(header.clone()),
+    };
+    let twice = Manifest {
+        parts: vec![part.clone(), part],
+    };
+    let bytes = assemble_encoded(
+        &postcard::to_allocvec(&twice).unwrap(),
+        &data,
+        FORMAT_VERSION,
+    );
+    assert_eq!(
+        err(&bytes),
+        WeightFileError::DuplicatePart("foundation_model".into())
+    );
+    // No part at all.
+    let empty = Manifest { parts: vec![] };
+    let bytes = assemble_encoded(&postcard::to_allocvec(&empty).unwrap(), &[], FORMAT_VERSION);
+    assert_eq!(
+        err(&bytes),
+        WeightFileError::MissingPart("foundation model")
+    );
 }

@@ -3,12 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::Quantization;
+use crate::model::FoundationModelConfig;
 
 /// The first eight bytes of every weight file.
 pub const MAGIC: [u8; 8] = *b"ENCOREW\0";
-/// The format version this build writes (it also reads version 2, the f32-only format, and
-/// version 3, without the embedding scale).
-pub const FORMAT_VERSION: u32 = 4;
+/// The format version this build writes: a bundle of named, typed parts (see [`Manifest`]).
+/// It also reads versions 2 (f32 only), 3 (no embedding scale) and 4 (one foundation model).
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format version this build reads.
 pub const OLDEST_READABLE_VERSION: u32 = 2;
 const PREFIX: usize = 16;
@@ -29,28 +30,18 @@ pub enum TensorDType {
     Int8Rows,
 }
 
-/// The model shape a weight file holds (mirrors [`crate::FoundationModelConfig`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelSpec {
-    /// Number of items scored.
-    pub n_items: u32,
-    /// Hidden width.
-    pub d_model: u32,
-    /// Attention heads.
-    pub n_heads: u32,
-    /// Transformer layers.
-    pub n_layers: u32,
-    /// Feed-forward width.
-    pub d_ff: u32,
-    /// Attention window in tokens.
-    pub max_len: u32,
-    /// Roll-up window of the tokenizer in seconds (0: none).
-    pub rollup_window_s: u64,
-    /// Whether tokens use their context fields (false: ID-only).
-    pub context_features: bool,
-    /// Whether the summed field embeddings are scaled by √`d_model` (version 4 on; files of
-    /// versions 2 and 3 were written by models without the scale).
-    pub scale_embedding: bool,
+/// The model spec of format version 4 (the foundation model's shape as fixed-width integers).
+#[derive(Deserialize)]
+struct ModelSpecV4 {
+    n_items: u32,
+    d_model: u32,
+    n_heads: u32,
+    n_layers: u32,
+    d_ff: u32,
+    max_len: u32,
+    rollup_window_s: u64,
+    context_features: bool,
+    scale_embedding: bool,
 }
 
 /// The model spec of format versions 2 and 3 (no embedding scale).
@@ -66,7 +57,7 @@ struct ModelSpecV3 {
     context_features: bool,
 }
 
-impl From<ModelSpecV3> for ModelSpec {
+impl From<ModelSpecV3> for ModelSpecV4 {
     fn from(v: ModelSpecV3) -> Self {
         Self {
             n_items: v.n_items,
@@ -77,8 +68,24 @@ impl From<ModelSpecV3> for ModelSpec {
             max_len: v.max_len,
             rollup_window_s: v.rollup_window_s,
             context_features: v.context_features,
+            // Models stored before the option existed had no scale.
             scale_embedding: false,
         }
+    }
+}
+
+impl From<ModelSpecV4> for FoundationModelConfig {
+    fn from(v: ModelSpecV4) -> Self {
+        FoundationModelConfig::new(v.n_items as usize)
+            .with_d_model(v.d_model as usize)
+            .with_n_heads(v.n_heads as usize)
+            .with_n_layers(v.n_layers as usize)
+            .with_d_ff(v.d_ff as usize)
+            .with_max_len(v.max_len as usize)
+            .with_rollup_window_s(v.rollup_window_s)
+            .with_context_features(v.context_features)
+            .with_scale_embedding(v.scale_embedding)
+            .with_dropout(0.0)
     }
 }
 
@@ -97,17 +104,75 @@ pub struct TensorEntry {
     pub len: u64,
 }
 
-/// Everything but the tensor bytes.
+/// A foundation model part: its shape, the external ids of its item rows and its tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Header {
-    /// The model's shape.
-    pub model: ModelSpec,
+pub struct FoundationModelPart {
+    /// The model's shape (the one config type the model, training and engines use).
+    pub config: FoundationModelConfig,
     /// External item ids in the order of the model's item rows.
     pub item_ids: Vec<u32>,
     /// The stored tensors.
     pub tensors: Vec<TensorEntry>,
-    /// How the file stores its matrices (each entry also states its own dtype).
+    /// How the part stores its matrices (each entry also states its own dtype).
     pub quantization: Quantization,
+}
+
+/// What a part of a bundle holds. New kinds (prompt sets, a ranker, an item content encoder)
+/// join as new variants without another format version; a reader that does not know a kind
+/// refuses the file by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartKind {
+    /// The foundation model.
+    FoundationModel(FoundationModelPart),
+}
+
+impl PartKind {
+    /// The tensors of this part.
+    pub fn tensors(&self) -> &[TensorEntry] {
+        match self {
+            Self::FoundationModel(p) => &p.tensors,
+        }
+    }
+}
+
+/// One named part of a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// The part's name, unique in the bundle (the foundation model is [`FOUNDATION_MODEL`]).
+    pub name: String,
+    /// What it holds.
+    pub kind: PartKind,
+}
+
+/// The name of the foundation model part.
+pub const FOUNDATION_MODEL: &str = "foundation_model";
+
+/// Everything but the tensor bytes: the bundle's parts, whose tensors share one data section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The parts, in file order.
+    pub parts: Vec<Part>,
+}
+
+impl Manifest {
+    /// A bundle holding one foundation model.
+    pub fn foundation_model(part: FoundationModelPart) -> Self {
+        Self {
+            parts: vec![Part {
+                name: FOUNDATION_MODEL.into(),
+                kind: PartKind::FoundationModel(part),
+            }],
+        }
+    }
+}
+
+/// The header of format version 4 (one foundation model).
+#[derive(Deserialize)]
+struct HeaderV4 {
+    model: ModelSpecV4,
+    item_ids: Vec<u32>,
+    tensors: Vec<TensorEntry>,
+    quantization: Quantization,
 }
 
 /// The header of format version 2 (f32 only, no quantization field).
@@ -189,6 +254,20 @@ pub enum WeightFileError {
     /// A tensor the model needs is absent.
     #[error("weight file lacks tensor `{0}`")]
     MissingTensor(String),
+    /// A part the reader needs is absent.
+    #[error("weight file has no {0} part")]
+    MissingPart(&'static str),
+    /// Two parts share a name.
+    #[error("weight file has two parts named `{0}`")]
+    DuplicatePart(String),
+    /// Two tensors claim the same bytes of the data section.
+    #[error("weight file tensors `{first}` and `{second}` overlap in the data section")]
+    OverlappingTensors {
+        /// The tensor stored first.
+        first: String,
+        /// The tensor whose bytes start inside it.
+        second: String,
+    },
     /// A weight is NaN or infinite.
     #[error("weight file tensor `{name}` holds a non-finite value at element {index}")]
     NonFinite {
@@ -202,27 +281,35 @@ pub enum WeightFileError {
 /// A decoded, validated view of a weight file's bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightFile<'a> {
-    /// The decoded header.
-    pub header: Header,
+    /// The decoded manifest (files of versions 2 to 4 read as one foundation model part).
+    pub manifest: Manifest,
     data: &'a [u8],
 }
 
 impl<'a> WeightFile<'a> {
-    /// Encodes `header` and the tensors' bytes (in header order) into a weight file.
-    /// The entries' offsets and lengths are filled in here.
-    pub fn encode(mut header: Header, tensors: &[&[u8]]) -> Vec<u8> {
-        assert_eq!(
-            header.tensors.len(),
-            tensors.len(),
-            "one byte slice per tensor entry"
-        );
+    /// Encodes `manifest` and the tensors' bytes (every part's tensors, parts in order) into a
+    /// weight file. The entries' offsets and lengths are filled in here.
+    ///
+    /// # Panics
+    /// If the byte slices do not match the manifest's tensor entries one to one.
+    pub fn encode(mut manifest: Manifest, tensors: &[&[u8]]) -> Vec<u8> {
+        let entries = manifest.parts.iter_mut().flat_map(|p| match &mut p.kind {
+            PartKind::FoundationModel(m) => m.tensors.iter_mut(),
+        });
         let mut offset = 0u64;
-        for (entry, bytes) in header.tensors.iter_mut().zip(tensors) {
+        let mut count = 0;
+        for (entry, bytes) in entries.zip(tensors) {
             entry.offset = offset;
             entry.len = bytes.len() as u64;
             offset += (bytes.len() as u64).div_ceil(ALIGN as u64) * ALIGN as u64;
+            count += 1;
         }
-        let head = postcard::to_allocvec(&header).expect("header serializes");
+        let total: usize = manifest.parts.iter().map(|p| p.kind.tensors().len()).sum();
+        assert!(
+            count == total && total == tensors.len(),
+            "one byte slice per tensor entry"
+        );
+        let head = postcard::to_allocvec(&manifest).expect("manifest serializes");
         let mut out = Vec::with_capacity(PREFIX + head.len() + offset as usize + ALIGN + CHECKSUM);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -230,7 +317,8 @@ impl<'a> WeightFile<'a> {
         out.extend_from_slice(&head);
         out.resize(out.len().div_ceil(ALIGN) * ALIGN, 0);
         let data_start = out.len();
-        for (entry, bytes) in header.tensors.iter().zip(tensors) {
+        let entries = manifest.parts.iter().flat_map(|p| p.kind.tensors());
+        for (entry, bytes) in entries.zip(tensors) {
             out.resize(data_start + entry.offset as usize, 0);
             out.extend_from_slice(bytes);
         }
@@ -240,7 +328,11 @@ impl<'a> WeightFile<'a> {
         out
     }
 
-    /// Decodes and validates the container (not yet the model shape; see [`super::load_model`]).
+    /// Decodes and validates the container: length, magic, version, checksum, the manifest,
+    /// unique part names, and every tensor's rank, length and place in the data section
+    /// (inside it, and no two tensors sharing bytes, so that the decoded weights are bounded
+    /// by four times the data section). Each part's own shape is checked when it is loaded
+    /// (see [`super::load_model`]); nothing is allocated before.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, WeightFileError> {
         let min = PREFIX + CHECKSUM;
         if bytes.len() < min {
@@ -277,76 +369,110 @@ impl<'a> WeightFile<'a> {
         }
         let head = &body[PREFIX..PREFIX + header_len];
         let malformed = |e: postcard::Error| WeightFileError::MalformedHeader(e.to_string());
-        let header: Header = match version {
+        let single = |config: FoundationModelConfig, item_ids, tensors, quantization| {
+            Manifest::foundation_model(FoundationModelPart {
+                config,
+                item_ids,
+                tensors,
+                quantization,
+            })
+        };
+        let manifest: Manifest = match version {
             2 => {
-                let v2: HeaderV2 = postcard::from_bytes(head).map_err(malformed)?;
-                Header {
-                    model: v2.model.into(),
-                    item_ids: v2.item_ids,
-                    tensors: v2.tensors,
-                    quantization: Quantization::F32,
-                }
+                let v: HeaderV2 = postcard::from_bytes(head).map_err(malformed)?;
+                let spec: ModelSpecV4 = v.model.into();
+                single(spec.into(), v.item_ids, v.tensors, Quantization::F32)
             }
             3 => {
-                let v3: HeaderV3 = postcard::from_bytes(head).map_err(malformed)?;
-                Header {
-                    model: v3.model.into(),
-                    item_ids: v3.item_ids,
-                    tensors: v3.tensors,
-                    quantization: v3.quantization,
-                }
+                let v: HeaderV3 = postcard::from_bytes(head).map_err(malformed)?;
+                let spec: ModelSpecV4 = v.model.into();
+                single(spec.into(), v.item_ids, v.tensors, v.quantization)
+            }
+            4 => {
+                let v: HeaderV4 = postcard::from_bytes(head).map_err(malformed)?;
+                single(v.model.into(), v.item_ids, v.tensors, v.quantization)
             }
             _ => postcard::from_bytes(head).map_err(malformed)?,
         };
         let data_start = (PREFIX + header_len).div_ceil(ALIGN) * ALIGN;
         let data = body.get(data_start..).unwrap_or(&[]);
-        if header.tensors.len() > MAX_TENSORS {
+        for (i, part) in manifest.parts.iter().enumerate() {
+            if manifest.parts[..i].iter().any(|p| p.name == part.name) {
+                return Err(WeightFileError::DuplicatePart(part.name.clone()));
+            }
+        }
+        let count: usize = manifest.parts.iter().map(|p| p.kind.tensors().len()).sum();
+        if count > MAX_TENSORS {
             return Err(WeightFileError::MalformedHeader(format!(
-                "{} tensors (at most {MAX_TENSORS})",
-                header.tensors.len()
+                "{count} tensors (at most {MAX_TENSORS})"
             )));
         }
-        for t in &header.tensors {
-            let bad = |reason: String| WeightFileError::InvalidTensor {
-                name: t.name.clone(),
-                reason,
-            };
-            if t.shape.is_empty() || t.shape.len() > MAX_RANK {
-                return Err(bad(format!(
-                    "rank {} (expected 1 to {MAX_RANK})",
-                    t.shape.len()
-                )));
-            }
-            if version == 2 && t.dtype != TensorDType::F32 {
-                return Err(bad(format!("{:?} in a version-2 (f32) file", t.dtype)));
-            }
-            if t.shape.contains(&0) {
-                return Err(bad(format!("empty dimension in shape {:?}", t.shape)));
-            }
-            let expected = t.dtype.stored_len(&t.shape);
-            if expected != Some(t.len) {
-                return Err(bad(format!(
-                    "length {} bytes does not match shape {:?} of {:?}",
-                    t.len, t.shape, t.dtype
-                )));
-            }
-            match t.offset.checked_add(t.len) {
-                Some(end) if end <= data.len() as u64 => {}
-                _ => {
-                    return Err(bad(format!(
-                        "bytes {}..+{} lie past the {}-byte data section",
-                        t.offset,
-                        t.len,
-                        data.len()
-                    )));
-                }
+        let all = || manifest.parts.iter().flat_map(|p| p.kind.tensors());
+        for t in all() {
+            check_entry(t, version, data.len())?;
+        }
+        // No two tensors share bytes: sorted by offset, each ends before the next begins.
+        let mut spans: Vec<&TensorEntry> = all().collect();
+        spans.sort_by_key(|t| (t.offset, t.len));
+        for pair in spans.windows(2) {
+            if pair[0].offset + pair[0].len > pair[1].offset {
+                return Err(WeightFileError::OverlappingTensors {
+                    first: pair[0].name.clone(),
+                    second: pair[1].name.clone(),
+                });
             }
         }
-        Ok(Self { header, data })
+        Ok(Self { manifest, data })
+    }
+
+    /// The foundation model part (the first of its kind).
+    pub fn foundation_model(&self) -> Result<&FoundationModelPart, WeightFileError> {
+        self.manifest
+            .parts
+            .iter()
+            .map(|p| match &p.kind {
+                PartKind::FoundationModel(m) => m,
+            })
+            .next()
+            .ok_or(WeightFileError::MissingPart("foundation model"))
     }
 
     /// The raw bytes of a tensor entry (bounds were checked by [`WeightFile::decode`]).
     pub fn tensor_bytes(&self, entry: &TensorEntry) -> &'a [u8] {
         &self.data[entry.offset as usize..(entry.offset + entry.len) as usize]
+    }
+}
+
+/// Checks one tensor entry's rank, dtype, length and bounds in a `data_len`-byte data section.
+fn check_entry(t: &TensorEntry, version: u32, data_len: usize) -> Result<(), WeightFileError> {
+    let bad = |reason: String| WeightFileError::InvalidTensor {
+        name: t.name.clone(),
+        reason,
+    };
+    if t.shape.is_empty() || t.shape.len() > MAX_RANK {
+        return Err(bad(format!(
+            "rank {} (expected 1 to {MAX_RANK})",
+            t.shape.len()
+        )));
+    }
+    if version == 2 && t.dtype != TensorDType::F32 {
+        return Err(bad(format!("{:?} in a version-2 (f32) file", t.dtype)));
+    }
+    if t.shape.contains(&0) {
+        return Err(bad(format!("empty dimension in shape {:?}", t.shape)));
+    }
+    let expected = t.dtype.stored_len(&t.shape);
+    if expected != Some(t.len) {
+        return Err(bad(format!(
+            "length {} bytes does not match shape {:?} of {:?}",
+            t.len, t.shape, t.dtype
+        )));
+    }
+    match t.offset.checked_add(t.len) {
+        Some(end) if end <= data_len as u64 => Ok(()),
+        _ => Err(bad(format!(
+            "bytes {}..+{} lie past the {}-byte data section",
+            t.offset, t.len, data_len
+        ))),
     }
 }

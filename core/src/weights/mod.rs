@@ -1,4 +1,5 @@
-//! Encore's weight file: a versioned, checksummed container for a trained model.
+//! Encore's weight file: a versioned, checksummed bundle of named, typed parts (today one
+//! foundation model; room for prompt sets, a ranker and an item content encoder).
 //!
 //! Layout (all integers little-endian):
 //!
@@ -7,21 +8,24 @@
 //! | 0..8 | magic `b"ENCOREW\0"` |
 //! | 8..12 | format version (`u32`) |
 //! | 12..16 | header length `H` (`u32`) |
-//! | 16..16+H | [`Header`], postcard-encoded (states the [`Quantization`] and each tensor's dtype) |
+//! | 16..16+H | [`Manifest`], postcard-encoded: the parts, each with its config, ids and tensor entries (dtype, shape, offset, length; see [`Quantization`]) |
 //! | …, padded to 16 | tensor data: each tensor's little-endian f32, f16 or int8-with-row-scales bytes at its offset |
 //! | last 4 | CRC-32 of every byte before it |
 //!
-//! Reading validates, in order, the length, magic, version, checksum, header, the model shape,
-//! and every tensor's name, shape, dtype, offset and length against what that model shape
-//! implies, before a single tensor is allocated.
+//! Reading validates, in order, the length, magic, version, checksum, the manifest, every
+//! tensor's rank, length and place (inside the data section, no two sharing bytes), then the
+//! part's shape and every tensor's name and shape against what that shape implies, before a
+//! single tensor is decoded. Files of versions 2 to 4 (one model, no manifest) still load.
 
 mod file;
 mod model_io;
 mod quantize;
 
 pub use file::{
-    FORMAT_VERSION, Header, MAGIC, ModelSpec, OLDEST_READABLE_VERSION, TensorDType, TensorEntry,
-    WeightFile, WeightFileError,
+    FORMAT_VERSION, FOUNDATION_MODEL, FoundationModelPart, MAGIC, Manifest,
+    OLDEST_READABLE_VERSION, Part, PartKind, TensorDType, TensorEntry, WeightFile, WeightFileError,
 };
-pub use model_io::{LoadedModel, expected_tensors, load_model, requantize, save_model};
+pub use model_io::{
+    LoadedModel, expected_tensors, load_model, requantize, save_model, validate_config,
+};
 pub use quantize::{Quantization, decode_values, encode_values};

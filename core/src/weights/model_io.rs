@@ -6,72 +6,48 @@ use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor};
 use burn::tensor::Device;
 
-use super::file::{Header, ModelSpec, TensorEntry, WeightFile, WeightFileError};
+use super::file::{FoundationModelPart, Manifest, TensorEntry, WeightFile, WeightFileError};
 use super::quantize::{Quantization, decode_values, encode_values};
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
 use crate::model::{FoundationModel, FoundationModelConfig};
 use crate::tokenizer::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET};
 
-impl ModelSpec {
-    /// The spec of a model config.
-    pub fn of(config: &FoundationModelConfig) -> Self {
-        Self {
-            n_items: config.n_items as u32,
-            d_model: config.d_model as u32,
-            n_heads: config.n_heads as u32,
-            n_layers: config.n_layers as u32,
-            d_ff: config.d_ff as u32,
-            max_len: config.max_len as u32,
-            rollup_window_s: config.rollup_window_s,
-            context_features: config.context_features,
-            scale_embedding: config.scale_embedding,
+/// Checks that every dimension of a stored model shape is in range and gives the serving
+/// config (dropout 0): a hostile file's shape is refused before anything is allocated.
+pub fn validate_config(
+    config: &FoundationModelConfig,
+) -> Result<FoundationModelConfig, WeightFileError> {
+    let in_range = |name: &str, v: usize, max: usize| {
+        if (1..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(WeightFileError::InvalidModel(format!(
+                "{name} = {v} (expected 1 to {max})"
+            )))
         }
+    };
+    in_range("n_items", config.n_items, 10_000_000)?;
+    in_range("d_model", config.d_model, 4096)?;
+    in_range("n_heads", config.n_heads, 64)?;
+    in_range("n_layers", config.n_layers, 64)?;
+    in_range("d_ff", config.d_ff, 65_536)?;
+    in_range("max_len", config.max_len, 8192)?;
+    if !config.d_model.is_multiple_of(config.n_heads) {
+        return Err(WeightFileError::InvalidModel(format!(
+            "d_model {} is not divisible by n_heads {}",
+            config.d_model, config.n_heads
+        )));
     }
-
-    /// Checks every dimension is in range, then gives the model config (dropout 0: inference).
-    pub fn to_config(&self) -> Result<FoundationModelConfig, WeightFileError> {
-        let bad = |what: String| Err(WeightFileError::InvalidModel(what));
-        let in_range = |name: &str, v: u32, max: u32| {
-            if (1..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(WeightFileError::InvalidModel(format!(
-                    "{name} = {v} (expected 1 to {max})"
-                )))
-            }
-        };
-        in_range("n_items", self.n_items, 10_000_000)?;
-        in_range("d_model", self.d_model, 4096)?;
-        in_range("n_heads", self.n_heads, 64)?;
-        in_range("n_layers", self.n_layers, 64)?;
-        in_range("d_ff", self.d_ff, 65_536)?;
-        in_range("max_len", self.max_len, 8192)?;
-        if !self.d_model.is_multiple_of(self.n_heads) {
-            return bad(format!(
-                "d_model {} is not divisible by n_heads {}",
-                self.d_model, self.n_heads
-            ));
-        }
-        Ok(FoundationModelConfig::new(self.n_items as usize)
-            .with_d_model(self.d_model as usize)
-            .with_n_heads(self.n_heads as usize)
-            .with_n_layers(self.n_layers as usize)
-            .with_d_ff(self.d_ff as usize)
-            .with_max_len(self.max_len as usize)
-            .with_rollup_window_s(self.rollup_window_s)
-            .with_context_features(self.context_features)
-            .with_scale_embedding(self.scale_embedding)
-            .with_dropout(0.0))
-    }
+    Ok(config.serving())
 }
 
-/// Names and shapes of every tensor a model of this spec has, in the model's own order.
-pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
-    let (d, ff) = (spec.d_model as usize, spec.d_ff as usize);
+/// Names and shapes of every tensor a model of this shape has, in the model's own order.
+pub fn expected_tensors(config: &FoundationModelConfig) -> Vec<(String, Vec<usize>)> {
+    let (d, ff) = (config.d_model, config.d_ff);
     let mut out = Vec::new();
     let tables = [
-        ("item", spec.n_items as usize + ITEM_OFFSET as usize),
+        ("item", config.n_items + ITEM_OFFSET as usize),
         ("action", Action::ALL.len() + 1),
         ("duration", DURATION_BUCKETS),
         ("count", COUNT_BUCKETS),
@@ -81,7 +57,7 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
         ("hour", 24),
         ("weekday", 7),
         ("gap", GAP_BUCKETS),
-        ("position", spec.max_len as usize),
+        ("position", config.max_len),
     ];
     for (name, rows) in tables {
         out.push((format!("embedding.{name}.weight"), vec![rows, d]));
@@ -94,7 +70,7 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
         out.push((format!("{p}.gamma"), vec![d]));
         out.push((format!("{p}.beta"), vec![d]));
     };
-    for l in 0..spec.n_layers {
+    for l in 0..config.n_layers {
         norm(&mut out, format!("blocks.{l}.norm_attn"));
         for proj in ["query", "key", "value", "output"] {
             linear(&mut out, format!("blocks.{l}.attention.{proj}"), d, d);
@@ -103,7 +79,7 @@ pub fn expected_tensors(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
         linear(&mut out, format!("blocks.{l}.ff_in"), d, ff);
         linear(&mut out, format!("blocks.{l}.ff_out"), ff, d);
     }
-    out.push(("layer_mix".to_string(), vec![spec.n_layers as usize + 1]));
+    out.push(("layer_mix".to_string(), vec![config.n_layers + 1]));
     norm(&mut out, "norm".to_string());
     out
 }
@@ -142,14 +118,14 @@ pub fn save_model(
             len: 0,
         });
     }
-    let header = Header {
-        model: ModelSpec::of(config),
+    let part = FoundationModelPart {
+        config: config.serving(),
         item_ids: item_ids.to_vec(),
         tensors: entries,
         quantization,
     };
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-    WeightFile::encode(header, &refs)
+    WeightFile::encode(Manifest::foundation_model(part), &refs)
 }
 
 /// A model loaded from a weight file, with its config and item ids.
@@ -168,8 +144,8 @@ pub struct LoadedModel {
 /// Validates a weight file completely, then builds the model on `device`.
 pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFileError> {
     let file = WeightFile::decode(bytes)?;
-    let header = &file.header;
-    let config = header.model.to_config()?;
+    let header = file.foundation_model()?;
+    let config = validate_config(&header.config)?;
     if header.item_ids.len() != config.n_items {
         return Err(WeightFileError::InvalidModel(format!(
             "{} item ids for {} item rows",
@@ -179,8 +155,10 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
     }
     let items = ItemVocabulary::new(header.item_ids.clone())
         .map_err(|e| WeightFileError::InvalidModel(e.to_string()))?;
-    let expected = expected_tensors(&header.model);
-    let mut tensors = Vec::with_capacity(expected.len());
+    let expected = expected_tensors(&config);
+    // Every check first (each expected tensor present with its shape, nothing extra), so that
+    // a bad file is refused before a single value is decoded.
+    let mut entries = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {
         let entry = header
             .tensors
@@ -194,14 +172,7 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
                 reason: format!("shape {found:?}, expected {shape:?} for this model"),
             });
         }
-        let values = decode_values(name, file.tensor_bytes(entry), &entry.shape, entry.dtype)?;
-        tensors.push(PackTensor::new(
-            name.clone(),
-            DType::F32,
-            found,
-            None,
-            Bytes::from_elems(values),
-        ));
+        entries.push((entry, found));
     }
     if let Some(extra) = header
         .tensors
@@ -212,6 +183,22 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
             name: extra.name.clone(),
             reason: "not part of this model".into(),
         });
+    }
+    let mut tensors = Vec::with_capacity(entries.len());
+    for (entry, shape) in entries {
+        let values = decode_values(
+            &entry.name,
+            file.tensor_bytes(entry),
+            &entry.shape,
+            entry.dtype,
+        )?;
+        tensors.push(PackTensor::new(
+            entry.name.clone(),
+            DType::F32,
+            shape,
+            None,
+            Bytes::from_elems(values),
+        ));
     }
     let mut model = config.init(device);
     let result = model.apply(tensors, None, None, false);

@@ -238,7 +238,7 @@ fn ablations_run_from_the_command_line_and_resume() {
     std::fs::write(
         dir.join("tiny.toml"),
         "[data]\nsource = \"synthetic\"\nmembers = 80\ntitles = 60\ndays = 30\n\
-         [training]\nepochs = 1\nd_model = 16\nd_ff = 32\nmax_len = 16\n\
+         [training]\nepochs = 1\n[training.model]\nd_model = 16\nd_ff = 32\nmax_len = 16\n\
          [training.objectives]\nmtp_items = 2\n[run]\nout = \"runs/tiny\"\n",
     )
     .unwrap();

@@ -26,11 +26,13 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
         batch_size: 32,
-        d_model: 16,
-        n_heads: 2,
-        n_layers: 2,
-        d_ff: 32,
-        max_len: 24,
+        model: TrainConfig::default()
+            .model
+            .with_d_model(16)
+            .with_n_heads(2)
+            .with_n_layers(2)
+            .with_d_ff(32)
+            .with_max_len(24),
         ..TrainConfig::default()
     }
 }

@@ -46,10 +46,12 @@ fn trained_model_beats_most_popular_on_held_out_events() {
     let (train_set, test_set) = split(&world);
     let cfg = TrainConfig {
         epochs: 4,
-        d_model: 32,
-        d_ff: 64,
-        max_len: 32,
-        n_layers: 1,
+        model: TrainConfig::default()
+            .model
+            .with_d_model(32)
+            .with_d_ff(64)
+            .with_max_len(32)
+            .with_n_layers(1),
         ..TrainConfig::default()
     };
     let trained = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
@@ -71,10 +73,8 @@ fn resumed_training_matches_uninterrupted_training() {
     let world = encore_tests::small_world();
     let (train_set, _) = split(&world);
     let dir = temp_dir("resume");
-    let cfg = TrainConfig {
-        dropout: 0.0,
-        ..tiny_config(2)
-    };
+    let mut cfg = tiny_config(2);
+    cfg.model.dropout = 0.0;
     let straight = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
 
     // "Crash" after epoch 1: a run asked for one epoch leaves its checkpoint behind.
@@ -147,12 +147,12 @@ fn exported_runtime_scores_equal_the_training_model_with_content_heads_and_roll_
         .unwrap_or_else(|e| e.into_inner());
     let world = encore_tests::small_world();
     let (train_set, _) = split(&world);
-    let cfg = TrainConfig {
-        dropout: 0.0,
-        rollup_window_s: 3 * 3600,
+    let mut cfg = TrainConfig {
         content_embeddings: true,
         ..tiny_config(1)
     };
+    cfg.model.dropout = 0.0;
+    cfg.model.rollup_window_s = 3 * 3600;
     assert!(cfg.objectives.any_aux() && cfg.objectives.mtp_items > 1);
     let trained = train_cpu(&world, &train_set, &cfg, CheckpointPolicy::default()).unwrap();
     assert!(trained.model.item_encoder.is_some() && trained.model.heads.is_some());
@@ -235,7 +235,7 @@ fn two_workers_train_like_one() {
     });
     let (train_set, _) = split(&world);
     let mut cfg = tiny_config(4);
-    cfg.dropout = 0.0;
+    cfg.model.dropout = 0.0;
     cfg.unknown_id_rate = 0.0;
     cfg.objectives.softmax = encore::training::model::objectives::SoftmaxKind::Full;
     cfg.objectives.mtp_items = 1;

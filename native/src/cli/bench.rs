@@ -41,24 +41,11 @@ pub struct BenchArgs {
     /// Members per batch in the batch-mode measurement (0: skip it).
     #[arg(long, default_value_t = 256)]
     pub batch_members: usize,
-    /// Untrained model: hidden width (default: SASRec size).
-    #[arg(long, default_value_t = 50)]
-    pub d_model: usize,
-    /// Untrained model: attention heads.
-    #[arg(long, default_value_t = 1)]
-    pub heads: usize,
-    /// Untrained model: layers.
-    #[arg(long, default_value_t = 2)]
-    pub layers: usize,
-    /// Untrained model: feed-forward width.
-    #[arg(long, default_value_t = 50)]
-    pub d_ff: usize,
-    /// Untrained model: attention window (tokens).
-    #[arg(long, default_value_t = 256)]
-    pub max_len: usize,
-    /// Untrained model: catalog size (default: MovieLens-1M's 3,883 titles).
-    #[arg(long, default_value_t = 3883)]
-    pub items: usize,
+    /// The untrained model's shape: fields of `FoundationModelConfig` as `KEY=VALUE`, comma
+    /// separated, on top of the SASRec size on MovieLens-1M's 3,883 titles (`d_model=50,
+    /// n_heads=1, n_layers=2, d_ff=50, max_len=256, n_items=3883`).
+    #[arg(long, value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub shape: Vec<String>,
     /// Storage type of the weights the latency is measured with.
     #[arg(long, default_value = "f32", value_parser = parse_quantization)]
     pub dtype: Quantization,
@@ -79,6 +66,20 @@ pub struct BenchArgs {
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
     pub browser_fixture: Option<PathBuf>,
+}
+
+/// The benchmark model's shape: SASRec size with the `KEY=VALUE` fields of `sets` on top.
+fn bench_shape(sets: &[String]) -> anyhow::Result<FoundationModelConfig> {
+    let sasrec = FoundationModelConfig::new(3883)
+        .with_d_model(50)
+        .with_n_heads(1)
+        .with_n_layers(2)
+        .with_d_ff(50)
+        .with_max_len(256)
+        .with_dropout(0.0);
+    let given: toml::Table =
+        toml::from_str(&sets.join("\n")).map_err(|e| anyhow::anyhow!("--shape {sets:?}: {e}"))?;
+    crate::training::model_config_with(sasrec, given).map_err(|e| anyhow::anyhow!("--shape: {e}"))
 }
 
 /// Parses `f32`, `f16` or `int8`.
@@ -223,15 +224,9 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     let f32_bytes = match &a.model {
         Some(p) => requantize(&std::fs::read(p)?, Quantization::F32)?,
         None => {
-            let config = FoundationModelConfig::new(a.items)
-                .with_d_model(a.d_model)
-                .with_n_heads(a.heads)
-                .with_n_layers(a.layers)
-                .with_d_ff(a.d_ff)
-                .with_max_len(a.max_len)
-                .with_dropout(0.0);
+            let config = bench_shape(&a.shape)?;
             let model = config.init(&burn::tensor::Device::flex());
-            let ids: Vec<u32> = (1..=a.items as u32).collect();
+            let ids: Vec<u32> = (1..=config.n_items as u32).collect();
             save_model(&model, &config, &ids, Quantization::F32)
         }
     };

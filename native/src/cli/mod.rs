@@ -117,16 +117,16 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// Hidden width.
-    #[arg(long, default_value_t = TrainConfig::default().d_model)]
+    #[arg(long, default_value_t = TrainConfig::default().model.d_model)]
     pub d_model: usize,
     /// Transformer layers.
-    #[arg(long, default_value_t = TrainConfig::default().n_layers)]
+    #[arg(long, default_value_t = TrainConfig::default().model.n_layers)]
     pub n_layers: usize,
     /// Attention heads.
-    #[arg(long, default_value_t = TrainConfig::default().n_heads)]
+    #[arg(long, default_value_t = TrainConfig::default().model.n_heads)]
     pub n_heads: usize,
     /// Attention window in events.
-    #[arg(long, default_value_t = TrainConfig::default().max_len)]
+    #[arg(long, default_value_t = TrainConfig::default().model.max_len)]
     pub max_len: usize,
     /// Backend to train on.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
@@ -141,11 +141,13 @@ impl TrainOptions {
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             seed: self.seed,
-            d_model: self.d_model,
-            n_layers: self.n_layers,
-            n_heads: self.n_heads,
-            max_len: self.max_len,
-            d_ff: 4 * self.d_model,
+            model: TrainConfig::default()
+                .model
+                .with_d_model(self.d_model)
+                .with_n_layers(self.n_layers)
+                .with_n_heads(self.n_heads)
+                .with_max_len(self.max_len)
+                .with_d_ff(4 * self.d_model),
             ..TrainConfig::default()
         }
     }

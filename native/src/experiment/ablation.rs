@@ -22,7 +22,7 @@ pub struct Variant {
 }
 
 fn no_rollup(c: &mut ExperimentConfig) -> bool {
-    std::mem::replace(&mut c.training.rollup_window_s, 0) > 0
+    std::mem::replace(&mut c.training.model.rollup_window_s, 0) > 0
 }
 
 fn no_content(c: &mut ExperimentConfig) -> bool {
@@ -44,7 +44,7 @@ fn no_aux(c: &mut ExperimentConfig) -> bool {
 }
 
 fn no_context(c: &mut ExperimentConfig) -> bool {
-    std::mem::replace(&mut c.training.context_features, false)
+    std::mem::replace(&mut c.training.model.context_features, false)
 }
 
 fn id_only(c: &mut ExperimentConfig) -> bool {
@@ -258,9 +258,9 @@ mod tests {
     #[test]
     fn each_variant_turns_off_its_feature_and_says_when_it_was_already_off() {
         let mut full = ExperimentConfig::default();
-        full.training.rollup_window_s = 3600;
+        full.training.model.rollup_window_s = 3600;
         full.training.objectives.mtp_items = 3;
-        assert!(full.training.content_embeddings && full.training.context_features);
+        assert!(full.training.content_embeddings && full.training.model.context_features);
         assert!(full.training.objectives.any_aux());
         for v in &VARIANTS[1..] {
             let mut c = full.clone();
@@ -273,7 +273,7 @@ mod tests {
         let mut id = full.clone();
         id_only(&mut id);
         let t = &id.training;
-        assert!(!t.content_embeddings && !t.context_features && t.rollup_window_s == 0);
+        assert!(!t.content_embeddings && !t.model.context_features && t.model.rollup_window_s == 0);
         assert!(t.objectives.mtp_items == 1 && !t.objectives.any_aux());
         let mut full_again = full.clone();
         assert!((VARIANTS[0].apply)(&mut full_again));

@@ -51,25 +51,11 @@ pub struct TrainConfig {
     pub decay_fraction: f64,
     /// Seed for initialisation, dropout, negatives and shuffling.
     pub seed: u64,
-    /// Hidden width.
-    pub d_model: usize,
-    /// Attention heads.
-    pub n_heads: usize,
-    /// Transformer layers.
-    pub n_layers: usize,
-    /// Feed-forward width.
-    pub d_ff: usize,
-    /// Attention window (tokens).
-    pub max_len: usize,
-    /// Dropout rate.
-    pub dropout: f64,
-    /// Roll up repeated interactions with one item within this many seconds into one token (0: off).
-    pub rollup_window_s: u64,
-    /// Feed the tokens' context fields (when, where, action, duration); `false` is ID-only.
-    pub context_features: bool,
-    /// Scale the summed field embeddings by √`d_model` before adding positions (SASRec's
-    /// input scaling; without it the first epochs barely move, see BENCHMARKS.md).
-    pub scale_embedding: bool,
+    /// The foundation model's shape: the `[training.model]` table, any field of
+    /// [`FoundationModelConfig`] (defaults documented there) but `n_items`, which comes from
+    /// the data. The weight file stores the same config.
+    #[serde(deserialize_with = "model_table")]
+    pub model: FoundationModelConfig,
     /// Mix content embeddings (metadata and text vectors) into the item vectors.
     pub content_embeddings: bool,
     /// Share of items whose ID embedding is swapped for the unknown vector at each step.
@@ -95,15 +81,7 @@ impl Default for TrainConfig {
             warmup_steps: 0,
             decay_fraction: 0.2,
             seed: 42,
-            d_model: 64,
-            n_heads: 2,
-            n_layers: 2,
-            d_ff: 256,
-            max_len: 64,
-            dropout: 0.1,
-            rollup_window_s: 0,
-            context_features: true,
-            scale_embedding: true,
+            model: FoundationModelConfig::new(0),
             content_embeddings: true,
             unknown_id_rate: 0.1,
             batch_by_length: true,
@@ -111,6 +89,48 @@ impl Default for TrainConfig {
             objectives: ObjectiveConfig::default(),
         }
     }
+}
+
+/// The `[training.model]` table: the fields given, on top of [`FoundationModelConfig`]'s
+/// defaults (see [`model_config_with`]; `n_items`, from the data, may only be 0). A binary
+/// format (a checkpoint) stores the whole config and reads it back as it is.
+fn model_table<'de, D>(deserializer: D) -> Result<FoundationModelConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    if !deserializer.is_human_readable() {
+        return FoundationModelConfig::deserialize(deserializer);
+    }
+    let given = toml::Table::deserialize(deserializer)?;
+    if given
+        .get("n_items")
+        .is_some_and(|v| v.as_integer() != Some(0))
+    {
+        return Err(D::Error::custom(
+            "model.n_items comes from the data's catalog: leave it out",
+        ));
+    }
+    model_config_with(FoundationModelConfig::new(0), given).map_err(D::Error::custom)
+}
+
+/// `base` with the fields of `given` (names and TOML values as in [`FoundationModelConfig`])
+/// set; an unknown field or a wrong type is an error naming it.
+pub fn model_config_with(
+    base: FoundationModelConfig,
+    given: toml::Table,
+) -> Result<FoundationModelConfig, String> {
+    let mut table = toml::Table::try_from(base).map_err(|e| e.to_string())?;
+    for (key, value) in given {
+        if !table.contains_key(&key) {
+            let known: Vec<&String> = table.keys().collect();
+            return Err(format!(
+                "unknown model field `{key}`, expected one of {known:?}"
+            ));
+        }
+        table.insert(key, value);
+    }
+    table.try_into().map_err(|e: toml::de::Error| e.to_string())
 }
 
 /// The learning rate's course over a run (after any warm-up).
@@ -181,30 +201,22 @@ impl TrainConfig {
         content_dim: usize,
     ) -> TrainingModelConfig {
         let o = &self.objectives;
-        let model = FoundationModelConfig::new(n_items)
-            .with_d_model(self.d_model)
-            .with_n_heads(self.n_heads)
-            .with_n_layers(self.n_layers)
-            .with_d_ff(self.d_ff)
-            .with_max_len(self.max_len)
-            .with_dropout(self.dropout)
-            .with_rollup_window_s(self.rollup_window_s)
-            .with_context_features(self.context_features)
-            .with_scale_embedding(self.scale_embedding);
+        let d_model = self.model.d_model;
+        let model = FoundationModelConfig {
+            n_items,
+            ..self.model.clone()
+        };
         TrainingModelConfig::new(model)
             .with_item_encoder(self.content_embeddings.then(|| {
-                ItemEncoderConfig::new(self.d_model, n_genres.max(1))
+                ItemEncoderConfig::new(d_model, n_genres.max(1))
                     .with_content_dim(content_dim)
                     .with_unknown_id_rate(self.unknown_id_rate)
             }))
             .with_aux_heads(o.any_aux().then(|| {
-                AuxHeadsConfig::new(
-                    self.d_model,
-                    if o.genre_weight > 0.0 { n_genres } else { 0 },
-                )
-                .with_action(o.action_weight > 0.0)
-                .with_duration(o.duration_weight > 0.0)
-                .with_time_to_next(o.time_to_next_weight > 0.0)
+                AuxHeadsConfig::new(d_model, if o.genre_weight > 0.0 { n_genres } else { 0 })
+                    .with_action(o.action_weight > 0.0)
+                    .with_duration(o.duration_weight > 0.0)
+                    .with_time_to_next(o.time_to_next_weight > 0.0)
             }))
     }
 }
@@ -665,6 +677,32 @@ pub fn train(
 mod tests {
     use super::*;
 
+    /// `[training.model]` sets fields on top of the config's defaults and refuses unknown
+    /// fields, wrong types and an item count; a checkpoint's binary form round-trips.
+    #[test]
+    fn the_model_table_is_the_model_config() {
+        let cfg: TrainConfig = toml::from_str("[model]\nd_model = 32\nn_layers = 3\n").unwrap();
+        assert_eq!(
+            cfg.model,
+            FoundationModelConfig::new(0)
+                .with_d_model(32)
+                .with_n_layers(3)
+        );
+        assert_eq!(TrainConfig::default().model, FoundationModelConfig::new(0));
+        for (bad, says) in [
+            ("[model]\nd_modle = 32\n", "unknown model field `d_modle`"),
+            ("[model]\nd_model = \"wide\"\n", "d_model"),
+            ("[model]\nn_items = 50\n", "n_items comes from the data"),
+        ] {
+            let e = toml::from_str::<TrainConfig>(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        let bytes = postcard::to_allocvec(&cfg).unwrap();
+        assert_eq!(postcard::from_bytes::<TrainConfig>(&bytes).unwrap(), cfg);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), cfg);
+    }
+
     fn window(len: usize) -> TokenSequence {
         TokenSequence {
             prev_item: vec![0; len],
@@ -789,11 +827,12 @@ mod tests {
         });
         let histories = group_by_member(&world.events);
         let mut cfg = TrainConfig {
-            d_model: 16,
-            d_ff: 32,
-            max_len: 24,
-            n_layers: 1,
-            dropout: 0.0,
+            model: FoundationModelConfig::new(0)
+                .with_d_model(16)
+                .with_d_ff(32)
+                .with_max_len(24)
+                .with_n_layers(1)
+                .with_dropout(0.0),
             unknown_id_rate: 0.0,
             ..TrainConfig::default()
         };

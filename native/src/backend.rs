@@ -5,7 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, Surface, WeightFileError};
+use encore_core::runtime::backend_choice::{Faster, TIMED_RUNS, TimingProbe, choose, median_ms};
+use encore_core::{Reranker, WeightFileError};
+
+pub use encore_core::runtime::backend_choice::synthetic_history;
 
 /// Where tensors live.
 #[derive(
@@ -83,51 +86,22 @@ pub struct BackendChoice {
     pub reason: String,
 }
 
-/// A representative rerank for timing a backend: the model's window (up to 50 events) of a
-/// deterministic history over its own items, and up to 500 candidates.
-fn probe_input(reranker: &Reranker, history: usize) -> (Vec<Event>, Vec<u32>) {
-    let ids = reranker.items().ids();
-    let events = synthetic_history(ids, history);
-    let c = ids.len().min(500);
-    (events, ids[ids.len() - c..].to_vec())
-}
-
-/// A deterministic member history over `ids`: `n` events an hour and a half apart, cycling
-/// through surfaces, devices and actions.
-pub fn synthetic_history(ids: &[u32], n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|k| {
-            let mut e = Event::implicit(
-                1,
-                ids[(k * 7919 + 13) % ids.len()],
-                1_700_000_000 + k as i64 * 5400 + (k % 7) as i64 * 600,
-            );
-            e.surface = Surface::ALL[k % Surface::ALL.len()];
-            e.device = DeviceType::ALL[k % DeviceType::ALL.len()];
-            e.action = Action::ALL[k % Action::ALL.len()];
-            e.duration_s = 600.0 + (k % 13) as f32 * 300.0;
-            e
-        })
-        .collect()
-}
-
-/// Median milliseconds of a warm rerank of [`probe_input`] (one untimed call first, which
-/// also compiles wgpu's kernels).
+/// Median milliseconds of a warm rerank of the [`TimingProbe`] (one untimed call first,
+/// which also compiles wgpu's kernels).
 fn warm_rerank_ms(reranker: &Reranker) -> Result<f64, String> {
-    let window = reranker.config().max_len.saturating_sub(1).clamp(1, 50);
-    let (history, candidates) = probe_input(reranker, window);
-    let request = RerankRequest::on(Surface::Home);
+    let probe = TimingProbe::of(reranker);
     let run = || -> Result<f64, String> {
         let t = Instant::now();
         reranker
-            .rerank(&history, &candidates, &request)
+            .rerank(&probe.history, &probe.candidates, &probe.request)
             .map_err(|e| e.to_string())?;
         Ok(t.elapsed().as_secs_f64() * 1e3)
     };
     run()?;
-    let mut ms = [run()?, run()?, run()?, run()?, run()?];
-    ms.sort_by(f64::total_cmp);
-    Ok(ms[2])
+    let ms = (0..TIMED_RUNS)
+        .map(|_| run())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(median_ms(ms))
 }
 
 /// Loads `bytes` on `backend`, turning a panic of a missing GPU into an error.
@@ -171,33 +145,24 @@ pub fn load_preferred(
         Ok(Err(e)) => return Err(e),
         Err(e) => Err(e),
     };
-    Ok(match (gpu, cpu_ms) {
-        (Ok((gpu, g)), Ok(c)) if g < c => (
+    let (gpu, gpu_ms) = match gpu {
+        Ok((r, ms)) => (Some(r), Ok(ms)),
+        Err(why) => (None, Err(why)),
+    };
+    let (faster, reason) = choose(cpu_ms, gpu_ms, "wgpu");
+    Ok(match (faster, gpu) {
+        (Faster::Gpu, Some(gpu)) => (
             gpu,
             BackendChoice {
                 backend: Backend::Wgpu,
-                reason: format!("warm rerank {g:.3} ms on wgpu vs {c:.3} ms on the CPU"),
+                reason,
             },
         ),
-        (Ok((_, g)), Ok(c)) => (
+        _ => (
             cpu,
             BackendChoice {
                 backend: Backend::Cpu,
-                reason: format!("warm rerank {c:.3} ms on the CPU vs {g:.3} ms on wgpu"),
-            },
-        ),
-        (Err(why), _) => (
-            cpu,
-            BackendChoice {
-                backend: Backend::Cpu,
-                reason: why,
-            },
-        ),
-        (Ok((gpu, g)), Err(e)) => (
-            gpu,
-            BackendChoice {
-                backend: Backend::Wgpu,
-                reason: format!("the CPU failed a warm-up rerank ({e}); wgpu took {g:.3} ms"),
+                reason,
             },
         ),
     })

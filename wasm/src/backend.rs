@@ -3,7 +3,8 @@
 //! one.
 
 use burn::tensor::Device;
-use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, Surface};
+use encore_core::Reranker;
+use encore_core::runtime::backend_choice::{Faster, TIMED_RUNS, TimingProbe, choose, median_ms};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -101,38 +102,24 @@ fn now_ms() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
-/// Time of one warm rerank (20 history events, up to 100 candidates) in milliseconds; the
-/// first, untimed call compiles shaders and fills caches.
+/// Median milliseconds of a warm rerank of the [`TimingProbe`] (one untimed call first, which
+/// compiles shaders and fills caches).
 async fn warm_rerank_ms(reranker: &Reranker) -> Result<f64, String> {
-    let ids = reranker.items().ids();
-    let history: Vec<Event> = ids
-        .iter()
-        .cycle()
-        .take(20)
-        .enumerate()
-        .map(|(i, &item)| Event {
-            member: 0,
-            item,
-            timestamp: 1_767_225_600 + 3600 * i as i64,
-            action: Action::Play,
-            duration_s: 1800.0,
-            surface: Surface::Home,
-            country: "??".into(),
-            device: DeviceType::Web,
-        })
-        .collect();
-    let candidates = &ids[..ids.len().min(100)];
-    let request = RerankRequest::on(Surface::Home);
-    reranker
-        .rerank_async(&history, candidates, &request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let start = now_ms();
-    reranker
-        .rerank_async(&history, candidates, &request)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(now_ms() - start)
+    let probe = TimingProbe::of(reranker);
+    let run = || async {
+        let start = now_ms();
+        reranker
+            .rerank_async(&probe.history, &probe.candidates, &probe.request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<f64, String>(now_ms() - start)
+    };
+    run().await?;
+    let mut ms = Vec::with_capacity(TIMED_RUNS);
+    for _ in 0..TIMED_RUNS {
+        ms.push(run().await?);
+    }
+    Ok(median_ms(ms))
 }
 
 /// Loads the weight file on the backend `wanted` names (`"auto"`, `"webgpu"` or `"cpu"`) and
@@ -159,21 +146,10 @@ pub(crate) async fn load(
                 Ok(r) => r,
                 Err(why) => return Ok((cpu, BackendChoice::Cpu, format!("CPU: {why}"))),
             };
-            let (cpu_ms, gpu_ms) = (warm_rerank_ms(&cpu).await?, warm_rerank_ms(&gpu).await?);
-            let timing =
-                format!("warm-up rerank took {gpu_ms:.1} ms on WebGPU, {cpu_ms:.1} ms on CPU");
-            Ok(if gpu_ms < cpu_ms {
-                (
-                    gpu,
-                    BackendChoice::WebGpu,
-                    format!("WebGPU is faster here: {timing}"),
-                )
-            } else {
-                (
-                    cpu,
-                    BackendChoice::Cpu,
-                    format!("CPU is faster here: {timing}"),
-                )
+            let (cpu_ms, gpu_ms) = (warm_rerank_ms(&cpu).await, warm_rerank_ms(&gpu).await);
+            Ok(match choose(cpu_ms, gpu_ms, "WebGPU") {
+                (Faster::Gpu, reason) => (gpu, BackendChoice::WebGpu, reason),
+                (Faster::Cpu, reason) => (cpu, BackendChoice::Cpu, reason),
             })
         }
         other => Err(format!(

@@ -4,6 +4,7 @@
 //! Stateless reranks live here; member sessions (cached keys and values) in `session`, many
 //! members at once in `batch`, request types and refusals in `request`.
 
+pub mod backend_choice;
 mod batch;
 pub mod engines;
 mod request;

@@ -1,9 +1,11 @@
 //! Training the foundation model natively: batches, Adam, progress, checkpoints and resume.
 
 mod checkpoint;
+mod config;
 pub mod model;
 
 pub use checkpoint::Checkpoint;
+pub use config::{LrSchedule, TrainConfig, model_config_with};
 pub use model::{TrainingModel, TrainingModelConfig};
 
 use std::io::IsTerminal as _;
@@ -12,214 +14,20 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use burn::module::Module;
-use burn::optim::lr_scheduler::LrSchedulerConfig;
-use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamConfig, GradientsParams, MultiGradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use encore_core::data::split::MemberHistory;
 use encore_core::metrics::RankingMetrics;
-use encore_core::{Catalog, EventTokenizer, FoundationModelConfig, TokenBatch, TokenSequence};
+use encore_core::{Catalog, EventTokenizer, TokenBatch, TokenSequence};
 use indicatif::{ProgressBar, ProgressStyle};
-use model::{AuxHeadsConfig, ItemEncoderConfig, ItemFeatures, ObjectiveConfig, TrainingTargets};
+use model::{ItemFeatures, ObjectiveConfig, TrainingTargets};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, run_inline};
-
-/// Hyper-parameters of a training run (the model's item count comes from the data). Every field
-/// has a default, so a TOML `[training]` table names only what it changes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Passes over the data.
-    pub epochs: usize,
-    /// Sequences per step.
-    pub batch_size: usize,
-    /// Adam learning rate (the peak one under a schedule).
-    pub learning_rate: f64,
-    /// How the learning rate moves over the run's steps.
-    pub lr_schedule: LrSchedule,
-    /// Steps of linear warm-up from `learning_rate / warmup_steps` to `learning_rate` (0: none).
-    pub warmup_steps: usize,
-    /// Share of the run's steps, at its end, over which `stable-decay` lowers the rate to 0.
-    pub decay_fraction: f64,
-    /// Seed for initialisation, dropout, negatives and shuffling.
-    pub seed: u64,
-    /// The foundation model's shape: the `[training.model]` table, any field of
-    /// [`FoundationModelConfig`] (defaults documented there) but `n_items`, which comes from
-    /// the data. The weight file stores the same config.
-    #[serde(deserialize_with = "model_table")]
-    pub model: FoundationModelConfig,
-    /// Mix content embeddings (metadata and text vectors) into the item vectors.
-    pub content_embeddings: bool,
-    /// Share of items whose ID embedding is swapped for the unknown vector at each step.
-    pub unknown_id_rate: f64,
-    /// Batch windows of similar length together (batches in random order each epoch), so a
-    /// batch pads little; `false` draws batches uniformly at random.
-    pub batch_by_length: bool,
-    /// Threads that each take a share of every batch (forward and backward on a copy of the
-    /// model), their gradients summed before one optimizer step. 1 (the default) keeps a run
-    /// bit-for-bit reproducible; with more, dropout masks depend on thread timing.
-    pub workers: usize,
-    /// The objectives.
-    pub objectives: ObjectiveConfig,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 6,
-            batch_size: 64,
-            learning_rate: 2e-3,
-            lr_schedule: LrSchedule::Constant,
-            warmup_steps: 0,
-            decay_fraction: 0.2,
-            seed: 42,
-            model: FoundationModelConfig::new(0),
-            content_embeddings: true,
-            unknown_id_rate: 0.1,
-            batch_by_length: true,
-            workers: 1,
-            objectives: ObjectiveConfig::default(),
-        }
-    }
-}
-
-/// The `[training.model]` table: the fields given, on top of [`FoundationModelConfig`]'s
-/// defaults (see [`model_config_with`]; `n_items`, from the data, may only be 0). A binary
-/// format (a checkpoint) stores the whole config and reads it back as it is.
-fn model_table<'de, D>(deserializer: D) -> Result<FoundationModelConfig, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    use serde::de::Error as _;
-    if !deserializer.is_human_readable() {
-        return FoundationModelConfig::deserialize(deserializer);
-    }
-    let given = toml::Table::deserialize(deserializer)?;
-    if given
-        .get("n_items")
-        .is_some_and(|v| v.as_integer() != Some(0))
-    {
-        return Err(D::Error::custom(
-            "model.n_items comes from the data's catalog: leave it out",
-        ));
-    }
-    model_config_with(FoundationModelConfig::new(0), given).map_err(D::Error::custom)
-}
-
-/// `base` with the fields of `given` (names and TOML values as in [`FoundationModelConfig`])
-/// set; an unknown field or a wrong type is an error naming it.
-pub fn model_config_with(
-    base: FoundationModelConfig,
-    given: toml::Table,
-) -> Result<FoundationModelConfig, String> {
-    let mut table = toml::Table::try_from(base).map_err(|e| e.to_string())?;
-    for (key, value) in given {
-        if !table.contains_key(&key) {
-            let known: Vec<&String> = table.keys().collect();
-            return Err(format!(
-                "unknown model field `{key}`, expected one of {known:?}"
-            ));
-        }
-        table.insert(key, value);
-    }
-    table.try_into().map_err(|e: toml::de::Error| e.to_string())
-}
-
-/// The learning rate's course over a run (after any warm-up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LrSchedule {
-    /// `learning_rate` throughout.
-    #[default]
-    Constant,
-    /// From `learning_rate` down to 0 along a half cosine that reaches 0 at the last step of
-    /// `epochs` (so `--epochs` changes the whole course, not only where it stops).
-    Cosine,
-    /// `learning_rate` until the last `decay_fraction` of the run's steps, then linearly down
-    /// to 0 at its last step ("warm-up, stable, decay"): a run with more `epochs` passes
-    /// through the same states as a shorter one until its own decay begins.
-    StableDecay,
-}
-
-impl TrainConfig {
-    /// The learning-rate scheduler of a run of `total_steps` optimizer steps (burn's schedulers).
-    pub fn lr_scheduler(&self, total_steps: usize) -> anyhow::Result<ModuleLrScheduler> {
-        let lr = self.learning_rate;
-        anyhow::ensure!(
-            lr > 0.0 && lr <= 1.0,
-            "learning_rate must lie in (0, 1], not {lr}"
-        );
-        let warmup = self.warmup_steps.min(total_steps.saturating_sub(1));
-        let after_warmup = total_steps - warmup;
-        let cosine = CosineAnnealingLrSchedulerConfig::new(lr, (after_warmup - 1).max(1));
-        // Each phase of the course and the step it begins at (burn runs them in sequence).
-        let mut phases: Vec<(LrSchedulerConfig, usize)> = Vec::new();
-        if warmup > 0 {
-            let rise = LinearLrSchedulerConfig::new(lr / warmup as f64, lr, (warmup - 1).max(1));
-            phases.push((LrSchedulerConfig::Linear(rise), 0));
-        }
-        match self.lr_schedule {
-            LrSchedule::Constant => phases.push((LrSchedulerConfig::Constant(lr), warmup)),
-            LrSchedule::Cosine => phases.push((LrSchedulerConfig::Cosine(cosine), warmup)),
-            LrSchedule::StableDecay => {
-                anyhow::ensure!(
-                    (0.0..=1.0).contains(&self.decay_fraction),
-                    "decay_fraction must lie in [0, 1], not {}",
-                    self.decay_fraction
-                );
-                let decay = ((total_steps as f64 * self.decay_fraction).round() as usize)
-                    .clamp(1, after_warmup.max(1));
-                let stable = after_warmup - decay.min(after_warmup);
-                if stable > 0 {
-                    phases.push((LrSchedulerConfig::Constant(lr), warmup));
-                }
-                // Linear from the peak to 0 at the run's last step.
-                let fall = LinearLrSchedulerConfig::new(lr, 0.0, (decay - 1).max(1));
-                phases.push((LrSchedulerConfig::Linear(fall), warmup + stable));
-            }
-        }
-        let milestones = phases[1..].iter().map(|(_, start)| *start).collect();
-        let configs = phases.into_iter().map(|(config, _)| config).collect();
-        let scheduler = SequentialLrSchedulerConfig::new(configs, milestones).init();
-        scheduler.map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))
-    }
-
-    /// The training model's config for `catalog` (`content_dim` is the width of its content
-    /// vectors, 0 if none).
-    pub fn model(
-        &self,
-        n_items: usize,
-        n_genres: usize,
-        content_dim: usize,
-    ) -> TrainingModelConfig {
-        let o = &self.objectives;
-        let d_model = self.model.d_model;
-        let model = FoundationModelConfig {
-            n_items,
-            ..self.model.clone()
-        };
-        TrainingModelConfig::new(model)
-            .with_item_encoder(self.content_embeddings.then(|| {
-                ItemEncoderConfig::new(d_model, n_genres.max(1))
-                    .with_content_dim(content_dim)
-                    .with_unknown_id_rate(self.unknown_id_rate)
-            }))
-            .with_aux_heads(o.any_aux().then(|| {
-                AuxHeadsConfig::new(d_model, if o.genre_weight > 0.0 { n_genres } else { 0 })
-                    .with_action(o.action_weight > 0.0)
-                    .with_duration(o.duration_weight > 0.0)
-                    .with_time_to_next(o.time_to_next_weight > 0.0)
-            }))
-    }
-}
 
 /// One epoch's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -406,7 +214,6 @@ fn prepare(
     })
 }
 
-/// Exports a training model: bakes its item vectors and writes the weight file.
 /// One epoch's batches of window indices. Shuffled uniformly; with `by_length`, the shuffled
 /// windows are stably sorted by length (so equal lengths stay in random order), cut into
 /// batches, and the batches shuffled, so a batch pads to little more than its own windows.
@@ -676,6 +483,7 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use encore_core::FoundationModelConfig;
 
     /// `[training.model]` sets fields on top of the config's defaults and refuses unknown
     /// fields, wrong types and an item count; a checkpoint's binary form round-trips.

@@ -59,7 +59,7 @@ impl RankingMetrics {
     }
 
     /// HR at cut-off `k` (which must be one of `ks`).
-    pub fn hr(&self, k: usize) -> f64 {
+    pub fn hr_at(&self, k: usize) -> f64 {
         self.hit_rate[self
             .ks
             .iter()
@@ -94,8 +94,8 @@ mod tests {
     #[test]
     fn metrics_match_hand_computation() {
         let m = RankingMetrics::from_ranks(&[1, 2, 10, 11], &[1, 10]);
-        assert_eq!(m.hr(1), 0.25);
-        assert_eq!(m.hr(10), 0.75);
+        assert_eq!(m.hr_at(1), 0.25);
+        assert_eq!(m.hr_at(10), 0.75);
         let ndcg10 = (1.0 + 1.0 / 3f64.log2() + 1.0 / 11f64.log2()) / 4.0;
         assert!((m.ndcg_at(10) - ndcg10).abs() < 1e-12);
         assert!((m.ndcg_at(1) - 0.25).abs() < 1e-12);
@@ -106,15 +106,15 @@ mod tests {
     fn k_boundaries_ties_and_exclusions() {
         // Rank exactly K is a hit at K; rank K + 1 is not.
         let m = RankingMetrics::from_ranks(&[10, 11], &[10, 50, 200]);
-        assert_eq!(m.hr(10), 0.5);
+        assert_eq!(m.hr_at(10), 0.5);
         assert!((m.ndcg_at(10) - 0.5 / 11f64.log2()).abs() < 1e-12);
-        assert_eq!(m.hr(50), 1.0);
+        assert_eq!(m.hr_at(50), 1.0);
         // Ties never count against the target; excluded items never count at all.
         let s = [0.3, 0.3, 0.3, 0.9, 0.8];
         assert_eq!(rank_of(&s, 1, |_| false), 3);
         assert_eq!(rank_of(&s, 1, |i| i == 3 || i == 4), 1);
         let empty = RankingMetrics::from_ranks(&[], &[10]);
-        assert_eq!((empty.hr(10), empty.count), (0.0, 0));
+        assert_eq!((empty.hr_at(10), empty.count), (0.0, 0));
         let missed = RankingMetrics::from_ranks(&[20], &[10]);
         assert!(
             missed.ndcg_at(10).is_sign_positive(),

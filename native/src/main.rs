@@ -16,7 +16,7 @@ fn main() {
     // Never hand freed pages back to the kernel (mimalloc's default: after 1 s): a training
     // step frees and re-allocates the same large tensors, and each page came back zeroed by the
     // kernel (10% of a training profile). +8–13% tokens/s for ≤ 9% more peak memory
-    // (BENCHMARKS.md, seventh session). A MIMALLOC_PURGE_DELAY set by the user still wins.
+    // (BENCHMARKS.md, 2026-11-23). A MIMALLOC_PURGE_DELAY set by the user still wins.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a process-wide allocator option; any value is valid for this option.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };

@@ -90,9 +90,9 @@ pub fn metrics(r: &EvalReport, members: usize) {
     ] {
         println!(
             "  {name:<17} HR@10 {:.4}  NDCG@10 {:.4}  HR@50 {:.4}  MRR {:.4}",
-            m.hr(10),
+            m.hr_at(10),
             m.ndcg_at(10),
-            m.hr(50),
+            m.hr_at(50),
             m.mrr
         );
     }

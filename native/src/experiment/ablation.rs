@@ -236,7 +236,7 @@ pub fn markdown(rows: &[AblationRow], cfg: &ExperimentConfig) -> String {
                 let cold = r
                     .withheld
                     .as_ref()
-                    .map_or("–".to_string(), |w| format!("{:.4}", w.hr(10)));
+                    .map_or("–".to_string(), |w| format!("{:.4}", w.hr_at(10)));
                 line += &format!(
                     " {:.4} | {cold} | {:.0} | {:.0} |",
                     m.mrr, r.seconds, r.tokens_per_s

@@ -65,7 +65,7 @@ pub struct RunConfig {
     /// With the test holdout, only the final model is evaluated (see `test_curve_every`).
     pub eval_every: usize,
     /// With the test holdout: also evaluate on the test split every this many epochs (0: off),
-    /// to time a fixed configuration to a quality (issue 3's time-to-quality benchmark). Never
+    /// to time a fixed configuration to a quality (a time-to-quality benchmark). Never
     /// choose epochs or settings from this curve; that is what the validation holdout is for.
     pub test_curve_every: usize,
     /// Backend to train on.
@@ -366,7 +366,7 @@ pub fn run_config(
                 e.loss,
                 e.tokens_per_s,
                 m.ndcg_at(10),
-                m.hr(10)
+                m.hr_at(10)
             );
         }
         Ok(())

@@ -14,7 +14,6 @@ mod math;
 
 pub use cache::CpuKvCache;
 
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use math::{Strided, add_to, dot, gelu_in_place, matmul, softmax_prefix, squared_deviations, sum};
@@ -23,10 +22,41 @@ use crate::model::KvCache;
 use crate::serving::{LayerStep, LinearWeights, NormWeights, ServingModel};
 use crate::tokenizer::TOKEN_FIELDS;
 
+/// A layer's query and key|value projections as contiguous matrices: the CPU engine reads
+/// the description's fused q|k|v as two products (queries only for the rows a layer outputs),
+/// and a contiguous right-hand side keeps gemm on its fastest path.
+#[derive(Debug)]
+struct SplitProjections {
+    /// `[d, d]`.
+    query: LinearWeights,
+    /// `[d, 2d]`: keys, then values.
+    key_value: LinearWeights,
+}
+
+impl SplitProjections {
+    fn of(qkv: &LinearWeights, d: usize) -> Self {
+        let columns = |from: usize, to: usize| LinearWeights {
+            weight: qkv
+                .weight
+                .chunks_exact(qkv.out)
+                .flat_map(|row| row[from..to].iter().copied())
+                .collect(),
+            bias: qkv.bias[from..to].to_vec(),
+            out: to - from,
+        };
+        Self {
+            query: columns(0, d),
+            key_value: columns(d, 3 * d),
+        }
+    }
+}
+
 /// The serving forward on the CPU, over a shared [`ServingModel`].
 #[derive(Debug)]
 pub struct CpuEngine {
     model: Arc<ServingModel>,
+    /// Each layer's [`SplitProjections`].
+    projections: Vec<SplitProjections>,
     /// A cache reused by stateless forwards ([`CpuEngine::encode`]), so that they neither
     /// allocate nor page-fault; a concurrent caller that finds it busy allocates its own.
     scratch: Mutex<CpuKvCache>,
@@ -40,7 +70,16 @@ impl CpuEngine {
             model.d_model,
             model.max_len,
         ));
-        Self { model, scratch }
+        let projections = model
+            .layers
+            .iter()
+            .map(|l| SplitProjections::of(&l.query_key_value, model.d_model))
+            .collect();
+        Self {
+            model,
+            projections,
+            scratch,
+        }
     }
 
     /// The serving description this engine executes.
@@ -99,8 +138,8 @@ impl CpuEngine {
         let mut x = model.embed_at(tokens, first);
         let mut mixed: Vec<f32> = x[(m - 1) * d..].iter().map(|v| v * model.mix[0]).collect();
         let mut normed = vec![0f32; m * d];
-        for (l, (layer, (keys, values))) in model.layers.iter().zip(cache.layers_mut()).enumerate()
-        {
+        let layers = model.layers.iter().zip(&self.projections);
+        for (l, ((layer, split), (keys, values))) in layers.zip(cache.layers_mut()).enumerate() {
             let rows = model.query_rows(l, m);
             let (q0, nq) = (rows.start, rows.len());
             let mut q = vec![0f32; nq * d];
@@ -117,7 +156,7 @@ impl CpuEngine {
                         // Every new token's keys and values join the cache; queries only
                         // for the rows this layer outputs.
                         let mut kv = vec![0f32; m * 2 * d];
-                        linear(&layer.query_key_value, d..3 * d, &normed, m, &mut kv);
+                        linear(&split.key_value, &normed, m, &mut kv);
                         let new = first * d..(first + m) * d;
                         let rows = keys[new.clone()]
                             .chunks_exact_mut(d)
@@ -126,13 +165,13 @@ impl CpuEngine {
                             k.copy_from_slice(&both[..d]);
                             v.copy_from_slice(&both[d..]);
                         }
-                        linear(&layer.query_key_value, 0..d, &normed[q0 * d..], nq, &mut q);
+                        linear(&split.query, &normed[q0 * d..], nq, &mut q);
                     }
                     LayerStep::Attention => {
                         q = attend(model, &q, nq, first + q0, keys, values);
                     }
                     LayerStep::Output => {
-                        linear(&layer.output, 0..d, &q, nq, &mut buf);
+                        linear(&layer.output, &q, nq, &mut buf);
                         x = x.split_off(q0 * d);
                         add_to(&mut x, &buf);
                     }
@@ -142,11 +181,11 @@ impl CpuEngine {
                         }
                     }
                     LayerStep::FfIn => {
-                        linear(&layer.ff_in, 0..layer.d_ff(), &normed, nq, &mut hidden);
+                        linear(&layer.ff_in, &normed, nq, &mut hidden);
                         gelu_in_place(&mut hidden);
                     }
                     LayerStep::FfOut => {
-                        linear(&layer.ff_out, 0..d, &hidden, nq, &mut buf);
+                        linear(&layer.ff_out, &hidden, nq, &mut buf);
                         add_to(&mut x, &buf);
                     }
                 }
@@ -171,25 +210,24 @@ impl CpuEngine {
     }
 }
 
-/// `y = x W[:, cols] + b[cols]` for the `m` rows of `x` `[m, inner]` into `y`
-/// `[m, cols.len()]` (one matrix product beyond a single row).
-fn linear(l: &LinearWeights, cols: Range<usize>, x: &[f32], m: usize, y: &mut [f32]) {
-    let (k, n) = (l.inner(), cols.len());
-    let bias = &l.bias[cols.clone()];
+/// `y = x W + b` for the `m` rows of `x` `[m, inner]` into `y` `[m, out]` (one matrix product
+/// beyond a single row).
+fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
+    let (k, n) = (l.inner(), l.out);
     if m == 1 {
         let y = &mut y[..n];
-        y.copy_from_slice(bias);
-        for (xi, row) in x[..k].iter().zip(l.weight.chunks_exact(l.out)) {
-            for (yj, wj) in y.iter_mut().zip(&row[cols.clone()]) {
+        y.copy_from_slice(&l.bias);
+        for (xi, row) in x[..k].iter().zip(l.weight.chunks_exact(n)) {
+            for (yj, wj) in y.iter_mut().zip(row) {
                 *yj += xi * wj;
             }
         }
         return;
     }
     for row in y[..m * n].chunks_exact_mut(n) {
-        row.copy_from_slice(bias);
+        row.copy_from_slice(&l.bias);
     }
-    let rhs = Strided::rows(&l.weight[cols.start..], l.out);
+    let rhs = Strided::rows(&l.weight, n);
     matmul(m, n, k, y, n, true, Strided::rows(x, k), rhs);
 }
 

@@ -1,5 +1,6 @@
 //! Encore's core: the event schema and catalog, the deterministic synthetic world, the event
-//! tokenizer, the foundation model, the weight file format and the on-device reranker.
+//! tokenizer, the foundation model (burn), the bundle format, the serving description
+//! ([`serving::ServingModel`]) and the on-device reranker with its two engines.
 //!
 //! Nothing here touches files or the network: inputs and outputs are values and byte slices,
 //! so the same code runs natively and in the browser. The burn backend is chosen by the caller

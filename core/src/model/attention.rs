@@ -68,6 +68,17 @@ pub enum Positions<'a> {
     Last(&'a [usize]),
 }
 
+impl Positions<'_> {
+    /// The rows of `x` `[batch, seq, d]` at these positions: all of them, or each sequence's
+    /// last real row (`[batch, 1, d]`).
+    pub fn rows_of(self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            Positions::All => x,
+            Positions::Last(lengths) => last_rows(x, lengths),
+        }
+    }
+}
+
 impl CausalSelfAttention {
     /// Causal self-attention of `x` `[batch, seq, d_model]` (token `t` attends to `0..=t`),
     /// output at `at`.
@@ -83,11 +94,7 @@ impl CausalSelfAttention {
         cache: Option<&mut LayerCache>,
         at: Positions<'_>,
     ) -> Tensor<3> {
-        let queries = match at {
-            Positions::All => x.clone(),
-            Positions::Last(lengths) => last_rows(x.clone(), lengths),
-        };
-        let q = self.heads(&self.query, queries);
+        let q = self.heads(&self.query, at.rows_of(x.clone()));
         let k = self.heads(&self.key, x.clone());
         let v = self.heads(&self.value, x);
         let ctx = match (cache, at) {

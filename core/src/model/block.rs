@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
 use burn::tensor::{Device, Tensor};
 
 use super::LAYER_NORM_EPSILON;
-use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions, last_rows};
+use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions};
 use super::kv_cache::LayerCache;
 
 /// Sizes of [`TransformerBlock`].
@@ -74,11 +74,7 @@ impl TransformerBlock {
         let attended = self
             .attention
             .forward(self.norm_attn.forward(x.clone()), cache, at);
-        let residual = match at {
-            Positions::All => x,
-            Positions::Last(lengths) => last_rows(x, lengths),
-        };
-        self.feed_forward(residual + self.dropout.forward(attended))
+        self.feed_forward(at.rows_of(x) + self.dropout.forward(attended))
     }
 
     /// The residual feed-forward half: `x + FF(norm(x))`.

@@ -162,8 +162,11 @@ impl FoundationModel {
             None => 0,
         };
         let lengths = &batch.lengths;
-        let at_last = |x: Tensor<3>| {
-            if last_only { last_rows(x, lengths) } else { x }
+        // Where the result is read.
+        let read_at = if last_only {
+            Positions::Last(lengths)
+        } else {
+            Positions::All
         };
         let mut x = self.embedding.forward_with(batch, tables, first);
         let weights = activation::softmax(self.layer_mix.val(), 0);
@@ -173,21 +176,19 @@ impl FoundationModel {
             let dims = state.dims();
             state.mul(w.expand(dims))
         };
-        let mut mixed = weighted(0, at_last(x.clone()));
+        let mut mixed = weighted(0, read_at.rows_of(x.clone()));
         let n = self.blocks.len();
         for (l, block) in self.blocks.iter().enumerate() {
             // The last layer's output is needed where the result is read only.
-            let at = if last_only && l + 1 == n {
-                Positions::Last(lengths)
-            } else {
-                Positions::All
-            };
+            let last_layer = l + 1 == n;
+            let at = if last_layer { read_at } else { Positions::All };
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             x = block.forward(x, layer_cache, at);
-            let here = if matches!(at, Positions::Last(_)) {
+            // The last layer already gave the rows the result is read at.
+            let here = if last_layer {
                 x.clone()
             } else {
-                at_last(x.clone())
+                read_at.rows_of(x.clone())
             };
             mixed = mixed + weighted(l + 1, here);
         }

@@ -212,17 +212,19 @@ pub(super) fn gelu_in_place(xs: &mut [f32]) {
     }
 }
 
+/// Largest absolute difference between two equally long slices (for tests).
+#[cfg(test)]
+pub(super) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
 
     #[test]
     fn exp_and_erf_match_the_standard_functions() {

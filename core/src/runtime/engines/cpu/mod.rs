@@ -288,6 +288,7 @@ fn attend(
 }
 #[cfg(test)]
 mod tests {
+    use super::math::max_diff;
     use super::*;
     use burn::tensor::{Device, Tensor, TensorData};
 
@@ -320,14 +321,6 @@ mod tests {
         EventTokenizer::new(max_len)
             .serving_sequence(world.catalog.vocabulary(), &history, &request)
             .expect("known items")
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     use crate::tokenizer::EventTokenizer;

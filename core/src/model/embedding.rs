@@ -6,10 +6,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
-use crate::tokenizer::{
-    COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET, TOKEN_FIELDS, TokenBatch,
-};
+use crate::tokenizer::{TOKEN_FIELDS, TokenBatch, TokenField};
 
 /// Sizes of the token embedding.
 #[derive(Config, Debug)]
@@ -34,7 +31,7 @@ pub struct TokenEmbeddingConfig {
     /// Multiply the summed field embeddings by √`d_model` before adding positions (as SASRec
     /// and the Transformer do), so that at initialisation the residual stream carries the
     /// tokens' identity instead of being drowned by the layers' outputs.
-    #[config(default = false)]
+    #[config(default = true)]
     pub scale_embedding: bool,
 }
 
@@ -50,17 +47,18 @@ impl TokenEmbeddingConfig {
                 .with_initializer(init.clone())
                 .init(device)
         };
+        let field = |f: TokenField| table(f.rows(self.n_items));
         TokenEmbedding {
-            item: table(self.n_items + ITEM_OFFSET as usize),
-            action: table(Action::ALL.len() + 1),
-            duration: table(DURATION_BUCKETS),
-            count: table(COUNT_BUCKETS),
-            surface: table(Surface::ALL.len()),
-            device_type: table(DeviceType::ALL.len()),
-            country: table(MAX_COUNTRIES),
-            hour: table(24),
-            weekday: table(7),
-            gap: table(GAP_BUCKETS),
+            item: field(TokenField::PrevItem),
+            action: field(TokenField::PrevAction),
+            duration: field(TokenField::PrevDuration),
+            count: field(TokenField::PrevCount),
+            surface: field(TokenField::Surface),
+            device_type: field(TokenField::Device),
+            country: field(TokenField::Country),
+            hour: field(TokenField::Hour),
+            weekday: field(TokenField::Weekday),
+            gap: field(TokenField::Gap),
             position: table(self.max_len),
             dropout: DropoutConfig::new(self.dropout).init(),
             context_features: self.context_features,
@@ -69,7 +67,8 @@ impl TokenEmbeddingConfig {
     }
 }
 
-/// Embedding tables of every token field.
+/// Embedding tables of every token field (one per [`TokenField`], named by
+/// [`TokenField::table_name`]) and of the position.
 #[derive(Module, Debug)]
 pub struct TokenEmbedding {
     /// Item slots (also the output item vectors, tied).
@@ -110,25 +109,32 @@ impl TokenEmbedding {
         self.forward_with(t, &self.tables(item_table), 0)
     }
 
-    /// Every table a token reads, stacked so that its fields are one lookup: the item slot
-    /// table first, then (with context features) action, duration, count, surface, device,
-    /// country, hour, weekday and gap, in [`TOKEN_FIELDS`] order.
+    /// The table of one field (the item slot table is the model's own item table, which may
+    /// be mixed with content: see `FoundationModel::item_table`).
+    pub fn field_table(&self, field: TokenField) -> &Embedding {
+        match field {
+            TokenField::PrevItem => &self.item,
+            TokenField::PrevAction => &self.action,
+            TokenField::PrevDuration => &self.duration,
+            TokenField::PrevCount => &self.count,
+            TokenField::Surface => &self.surface,
+            TokenField::Device => &self.device_type,
+            TokenField::Country => &self.country,
+            TokenField::Hour => &self.hour,
+            TokenField::Weekday => &self.weekday,
+            TokenField::Gap => &self.gap,
+        }
+    }
+
+    /// Every table a token reads, stacked so that its fields are one lookup, in
+    /// [`TokenField::ALL`] order: `item_table` for the item slot, then (with context features)
+    /// the other fields' tables.
     pub fn tables(&self, item_table: Tensor<2>) -> TokenTables {
         let device = item_table.device();
         let mut parts = vec![item_table];
         if self.context_features {
-            for table in [
-                &self.action,
-                &self.duration,
-                &self.count,
-                &self.surface,
-                &self.device_type,
-                &self.country,
-                &self.hour,
-                &self.weekday,
-                &self.gap,
-            ] {
-                parts.push(table.weight.val());
+            for &field in &TokenField::ALL[1..] {
+                parts.push(self.field_table(field).weight.val());
             }
         }
         let mut offsets = Vec::with_capacity(parts.len());

@@ -9,9 +9,8 @@ use burn::tensor::Device;
 use super::file::{FoundationModelPart, Manifest, TensorEntry, WeightFile, WeightFileError};
 use super::quantize::{Quantization, decode_values, encode_values};
 use crate::data::catalog::ItemVocabulary;
-use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface};
 use crate::model::{FoundationModel, FoundationModelConfig};
-use crate::tokenizer::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, ITEM_OFFSET};
+use crate::tokenizer::TokenField;
 
 /// Checks that every dimension of a stored model shape is in range and gives the serving
 /// config (dropout 0): a hostile file's shape is refused before anything is allocated.
@@ -46,22 +45,11 @@ pub fn validate_config(
 pub fn expected_tensors(config: &FoundationModelConfig) -> Vec<(String, Vec<usize>)> {
     let (d, ff) = (config.d_model, config.d_ff);
     let mut out = Vec::new();
-    let tables = [
-        ("item", config.n_items + ITEM_OFFSET as usize),
-        ("action", Action::ALL.len() + 1),
-        ("duration", DURATION_BUCKETS),
-        ("count", COUNT_BUCKETS),
-        ("surface", Surface::ALL.len()),
-        ("device_type", DeviceType::ALL.len()),
-        ("country", MAX_COUNTRIES),
-        ("hour", 24),
-        ("weekday", 7),
-        ("gap", GAP_BUCKETS),
-        ("position", config.max_len),
-    ];
-    for (name, rows) in tables {
+    for field in TokenField::ALL {
+        let (name, rows) = (field.table_name(), field.rows(config.n_items));
         out.push((format!("embedding.{name}.weight"), vec![rows, d]));
     }
+    out.push(("embedding.position.weight".to_string(), vec![config.max_len, d]));
     let linear = |out: &mut Vec<(String, Vec<usize>)>, p: String, i: usize, o: usize| {
         out.push((format!("{p}.weight"), vec![i, o]));
         out.push((format!("{p}.bias"), vec![o]));

@@ -191,8 +191,18 @@ pub struct ConfigOverrides {
     #[arg(long = "set", requires = "config", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// With --config: `validation` or `test`, replacing the file's holdout.
-    #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
+    #[arg(long, requires = "config", value_parser = parse_holdout)]
     pub holdout: Option<encore_core::data::split::Holdout>,
+}
+
+/// Parses a holdout given on the command line: `test` or `validation`.
+pub fn parse_holdout(s: &str) -> Result<encore_core::data::split::Holdout, String> {
+    use encore_core::data::split::Holdout;
+    match s {
+        "test" => Ok(Holdout::Test),
+        "validation" => Ok(Holdout::Validation),
+        other => Err(format!("unknown holdout {other:?} (test or validation)")),
+    }
 }
 
 impl ConfigOverrides {
@@ -292,7 +302,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// With --config: `validation` or `test`, replacing the file's holdout.
-    #[arg(long, requires = "config", value_parser = crate::experiment::parse_holdout)]
+    #[arg(long, requires = "config", value_parser = parse_holdout)]
     pub holdout: Option<encore_core::data::split::Holdout>,
     #[command(flatten)]
     #[allow(missing_docs)]

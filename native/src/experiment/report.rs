@@ -1,4 +1,4 @@
-//! Training metrics as JSON lines, and an SVG plot of the curves.
+//! Training metrics as JSON lines, an SVG plot of the curves, and the printed summary.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use plotters::prelude::*;
 
+use encore_core::metrics::RankingMetrics;
+
+use super::ExperimentSummary;
 use crate::training::EpochStats;
 
 /// `metrics.jsonl`: one JSON object per epoch, appended and flushed as epochs finish.
@@ -145,4 +148,28 @@ pub fn plot_curves(epochs: &[EpochStats], path: &Path) -> anyhow::Result<()> {
     }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// One metrics line: HR and NDCG at every K, and MRR.
+pub fn print_metrics_row(name: &str, m: &RankingMetrics) {
+    let mut line = format!("{name:<14}");
+    for (k, (hr, nd)) in m.ks.iter().zip(m.hit_rate.iter().zip(&m.ndcg)) {
+        line += &format!("  HR@{k} {hr:.4}  NDCG@{k} {nd:.4}");
+    }
+    println!("{line}  MRR {:.4}", m.mrr);
+}
+
+/// The summary of a finished experiment: cases, training time and throughput, file size,
+/// and the model's metrics beside the most-popular baseline's.
+pub fn print_summary(s: &ExperimentSummary) {
+    let row = print_metrics_row;
+    println!(
+        "{} cases ({:?} holdout); trained in {:.0} s at {:.0} tokens/s; weight file {} bytes",
+        s.cases, s.config.split.holdout, s.train_seconds, s.tokens_per_s, s.weight_file_bytes
+    );
+    row("model", &s.report.model);
+    row("most popular", &s.report.most_popular);
+    if let Some(w) = &s.withheld {
+        row("withheld only", w);
+    }
 }

@@ -3,9 +3,13 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{EpochStats, TrainConfig};
+use super::{EpochStats, TrainConfig, TrainingModel};
 use crate::io::write_atomic;
 
 /// The first seven bytes of every checkpoint; the eighth is its version.
@@ -39,6 +43,61 @@ impl Checkpoint {
         bytes.push(VERSION);
         bytes.extend(postcard::to_allocvec(self)?);
         write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
+    }
+
+    /// The state of a run after its `epochs`: `model` and `optim` recorded by burn, and the
+    /// exported `weights`.
+    pub fn of(
+        train_config: &TrainConfig,
+        epochs: &[EpochStats],
+        model: &TrainingModel,
+        optim: &ModuleOptimizer,
+        weights: Vec<u8>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            train_config: train_config.clone(),
+            epochs: epochs.to_vec(),
+            model_record: model
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .to_vec(),
+            optimizer: optim
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .to_vec(),
+            weights,
+        })
+    }
+
+    /// Continues a run from the checkpoint at `path`: loads its model and optimizer state into
+    /// `model` and `optim` and returns the epochs it had finished. Refused when the checkpoint
+    /// was written with other training options than `cfg` (only the epoch count may change).
+    pub fn resume(
+        path: &Path,
+        cfg: &TrainConfig,
+        model: TrainingModel,
+        optim: ModuleOptimizer,
+    ) -> anyhow::Result<(TrainingModel, ModuleOptimizer, Vec<EpochStats>)> {
+        let ck = Self::read(path)?;
+        let same_run = TrainConfig {
+            epochs: cfg.epochs,
+            ..ck.train_config.clone()
+        } == *cfg;
+        anyhow::ensure!(
+            same_run,
+            "checkpoint {} was written with other training options; remove it or pass the same options (only --epochs may change)",
+            path.display()
+        );
+        let model = model.load_record(
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(ck.model_record))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
+        let optim = optim
+            .from_bytes(Bytes::from_bytes_vec(ck.optimizer))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok((model, optim, ck.epochs))
     }
 
     /// Reads a checkpoint written by [`Checkpoint::write`].

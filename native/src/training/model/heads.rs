@@ -1,10 +1,13 @@
 //! Auxiliary prediction heads on the hidden state: the target item's genres (multi-label),
-//! its action, its watch-duration bucket and the time to the event after it.
+//! its action, its watch-duration bucket and the time to the event after it; and their losses.
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, activation};
+
+use super::item_encoder::ItemFeatures;
+use super::objectives::{ObjectiveConfig, TrainingTargets, weighted_nll};
 
 use encore_core::data::events::Action;
 use encore_core::tokenizer::{DURATION_BUCKETS, GAP_BUCKETS};
@@ -58,4 +61,67 @@ impl AuxHeads {
     pub fn logits(head: &Option<Linear>, hidden: &Tensor<2>) -> Option<Tensor<2>> {
         head.as_ref().map(|h| h.forward(hidden.clone()))
     }
+
+    /// The weighted sum of every switched-on head's loss `[1]`, from the model's hidden states
+    /// `[batch·seq, d_model]` (before any normalisation). Each term is averaged over the tokens
+    /// that have its label; the genre head needs the items' `features`.
+    pub fn loss(
+        &self,
+        hidden: &Tensor<2>,
+        targets: &TrainingTargets,
+        features: Option<&ItemFeatures>,
+        cfg: &ObjectiveConfig,
+    ) -> Tensor<1> {
+        let [m, _] = hidden.dims();
+        let mut total = Tensor::<1>::zeros([1], &hidden.device());
+        let (mask, tokens) = (targets.real.0.clone(), targets.real.1.max(1.0));
+        if let (Some(logits), Some(f)) = (Self::logits(&self.genre, hidden), features)
+            && cfg.genre_weight > 0.0
+        {
+            let g = f.n_genres();
+            let y = f.genres.clone().select(0, targets.items[0].0.clone());
+            // Binary cross-entropy with logits, averaged over genres, masked to real tokens.
+            let bce = activation::softplus(logits.clone(), 1.0) - logits.mul(y);
+            let per_token = bce.sum_dim(1).reshape([m]).div_scalar(g as f32);
+            total = total
+                + per_token
+                    .mul(mask.clone())
+                    .sum()
+                    .div_scalar(tokens)
+                    .mul_scalar(cfg.genre_weight);
+        }
+        if let Some(logits) = Self::logits(&self.action, hidden)
+            && cfg.action_weight > 0.0
+        {
+            total = total
+                + class_loss(logits, targets.action.clone(), mask.clone(), tokens)
+                    .mul_scalar(cfg.action_weight);
+        }
+        if let Some(logits) = Self::logits(&self.duration, hidden)
+            && cfg.duration_weight > 0.0
+        {
+            total = total
+                + class_loss(logits, targets.duration.clone(), mask.clone(), tokens)
+                    .mul_scalar(cfg.duration_weight);
+        }
+        if let Some(logits) = Self::logits(&self.time_to_next, hidden)
+            && cfg.time_to_next_weight > 0.0
+        {
+            let (gap, gap_mask) = &targets.time_to_next;
+            let n_gap = targets.n_time_to_next.max(1.0);
+            total = total
+                + class_loss(logits, gap.clone(), gap_mask.clone(), n_gap)
+                    .mul_scalar(cfg.time_to_next_weight);
+        }
+        total
+    }
+}
+
+/// Masked mean cross-entropy of class `logits` `[rows, classes]` against `target` `[rows]`.
+fn class_loss(logits: Tensor<2>, target: Tensor<1, Int>, mask: Tensor<1>, norm: f32) -> Tensor<1> {
+    let [m, _] = logits.dims();
+    let picked = activation::log_softmax(logits, 1)
+        .gather(1, target.reshape([m, 1]))
+        .reshape([m]);
+    weighted_nll(picked, mask, norm)
 }

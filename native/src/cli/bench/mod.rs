@@ -1,0 +1,162 @@
+//! `encore bench`: the on-device runtime's numbers for one model: weight file size per
+//! storage type, rerank latency (p50/p99) per backend, history length and candidate count,
+//! the latency of appending one local event to a member session, batch throughput, and the
+//! arithmetic each rerank does against the time it takes (the FLOP count comes from the
+//! serving description, `ServingModel::rerank_flops`).
+//!
+//! This module holds the options and the benchmark model; `timing` the clocks and
+//! percentiles, `rerank` the runtime's cases, `kernels` the WGSL kernels against burn's ops.
+
+mod kernels;
+mod rerank;
+mod timing;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use encore_core::weights::{Quantization, requantize, save_model};
+use encore_core::{FoundationModelConfig, RerankRequest, Reranker, Surface};
+
+use crate::backend::{Backend, BackendPreference};
+
+/// `encore bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Weight file (default: an untrained model of the shape below; latency does not depend
+    /// on the weights' values).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Backends to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Cpu, Backend::Wgpu])]
+    pub backends: Vec<Backend>,
+    /// Events in the member's history (one or more lengths).
+    #[arg(long, value_delimiter = ',', default_values_t = [50, 200])]
+    pub history: Vec<usize>,
+    /// Candidates per rerank (one or more counts).
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 500, 2000])]
+    pub candidates: Vec<usize>,
+    /// Timed reranks per case.
+    #[arg(long, default_value_t = 200)]
+    pub iters: usize,
+    /// Untimed reranks first.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Members per batch in the batch-mode measurement (0: skip it).
+    #[arg(long, default_value_t = 256)]
+    pub batch_members: usize,
+    /// The untrained model's shape: fields of `FoundationModelConfig` as `KEY=VALUE`, comma
+    /// separated, on top of the SASRec size on MovieLens-1M's 3,883 titles (`d_model=50,
+    /// n_heads=1, n_layers=2, d_ff=50, max_len=256, n_items=3883`).
+    #[arg(long, value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub shape: Vec<String>,
+    /// Storage type of the weights the latency is measured with.
+    #[arg(long, default_value = "f32", value_parser = parse_quantization)]
+    pub dtype: Quantization,
+    /// Instead of reranking: time Encore's WGSL kernels (attention, candidate scoring) against
+    /// burn's own ops for the model's shapes on wgpu (and burn's ops on the CPU, for scale).
+    #[arg(long)]
+    pub kernels: bool,
+    /// Once a history outgrows the window, move the window this many events at a time (see
+    /// `Reranker::with_window_step`); also times a stream of appends past the window.
+    #[arg(long, default_value_t = 1)]
+    pub window_step: usize,
+    /// Also time stateless reranks on the WGSL engine (Encore's kernels alone on a plain
+    /// wgpu device: the browser package's WebGPU path), as backend `wgsl-engine`, beside
+    /// burn's wgpu backend.
+    #[arg(long)]
+    pub wgsl_engine: bool,
+    /// Also write this benchmark's model and one input as a browser-harness fixture here, for
+    /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
+    #[arg(long)]
+    pub browser_fixture: Option<PathBuf>,
+}
+
+/// The benchmark model's shape: SASRec size with the `KEY=VALUE` fields of `sets` on top.
+fn bench_shape(sets: &[String]) -> anyhow::Result<FoundationModelConfig> {
+    let sasrec = FoundationModelConfig::new(3883)
+        .with_d_model(50)
+        .with_n_heads(1)
+        .with_n_layers(2)
+        .with_d_ff(50)
+        .with_max_len(256)
+        .with_dropout(0.0);
+    let given: toml::Table =
+        toml::from_str(&sets.join("\n")).map_err(|e| anyhow::anyhow!("--shape {sets:?}: {e}"))?;
+    crate::training::model_config_with(sasrec, given).map_err(|e| anyhow::anyhow!("--shape: {e}"))
+}
+
+/// Parses `f32`, `f16` or `int8`.
+pub fn parse_quantization(s: &str) -> Result<Quantization, String> {
+    Quantization::from_name(s).ok_or_else(|| format!("unknown dtype {s:?}: use f32, f16 or int8"))
+}
+
+/// Runs the benchmark and prints one `RESULT` line per measurement.
+pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if a.kernels {
+        return kernels::kernel_comparison(a);
+    }
+    let f32_bytes = match &a.model {
+        Some(p) => requantize(&std::fs::read(p)?, Quantization::F32)?,
+        None => {
+            let config = bench_shape(&a.shape)?;
+            let model = config.init(&burn::tensor::Device::flex());
+            let ids: Vec<u32> = (1..=config.n_items as u32).collect();
+            save_model(&model, &config, &ids, Quantization::F32)
+        }
+    };
+    for q in [Quantization::F32, Quantization::F16, Quantization::Int8] {
+        let bytes = requantize(&f32_bytes, q)?;
+        println!("RESULT size dtype={} bytes={}", q.name(), bytes.len());
+    }
+    let bytes = requantize(&f32_bytes, a.dtype)?;
+    let probe = Reranker::from_bytes(&bytes, &burn::tensor::Device::flex())?;
+    let config = probe.config().clone();
+    let ids = probe.items().ids().to_vec();
+    println!(
+        "model: {} items, d {}, {} heads, {} layers, ff {}, window {}; weights {}",
+        config.n_items,
+        config.d_model,
+        config.n_heads,
+        config.n_layers,
+        config.d_ff,
+        config.max_len,
+        a.dtype.name()
+    );
+    let longest = a.history.iter().copied().max().unwrap_or(1);
+    // Room for the append stream after the longest history.
+    let events = crate::backend::synthetic_history(&ids, longest + 1 + a.iters + a.warmup);
+    if let Some(dir) = &a.browser_fixture {
+        // One case per history length and candidate count, for the browser bench page.
+        let mut cases = Vec::new();
+        for &h in &a.history {
+            for &c in &a.candidates {
+                let candidates: Vec<u32> = ids[ids.len() - c.min(ids.len())..].to_vec();
+                let request = RerankRequest {
+                    timestamp: Some(events[h].timestamp),
+                    ..RerankRequest::on(Surface::Home)
+                };
+                cases.push(crate::browser_fixture::case(
+                    &probe,
+                    &events[..h],
+                    &candidates,
+                    &request,
+                )?);
+            }
+        }
+        crate::browser_fixture::write(dir, &bytes, &cases)?;
+        println!(
+            "browser fixture ({} cases) -> {}",
+            cases.len(),
+            dir.display()
+        );
+    }
+    if a.backends.len() > 1 {
+        let (_, choice) = crate::backend::load_preferred(&bytes, BackendPreference::Auto)?;
+        println!(
+            "RESULT choice backend={} reason=\"{}\"",
+            choice.backend.name(),
+            choice.reason
+        );
+    }
+    rerank::measure(a, &bytes, &ids, &events)
+}

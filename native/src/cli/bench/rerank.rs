@@ -1,0 +1,189 @@
+//! The runtime's cases: stateless reranks, one event appended to a warm session, a stream of
+//! appends past the window, batches, per backend (and on the WGSL engine).
+
+use encore_core::serving::ServingModel;
+use encore_core::{Event, MemberRequest, MemberSession, RerankRequest, Reranker, Surface};
+
+use super::BenchArgs;
+use super::timing::{percentile, time_ms};
+use crate::backend::{Backend, run_inline};
+use crate::batch::rerank_batch_parallel;
+
+/// Times every case of `a` on the model in `bytes` (catalog `ids`), with `events` as the
+/// member's history and the appended events; prints one `RESULT` line per case.
+pub fn measure(a: &BenchArgs, bytes: &[u8], ids: &[u32], events: &[Event]) -> anyhow::Result<()> {
+    // The serving description, for the window and the FLOP counts.
+    let cpu = Reranker::from_bytes(bytes, &burn::tensor::Device::flex())?;
+    let serving = cpu
+        .serving_model()
+        .expect("a CPU reranker runs the CPU engine");
+    if a.wgsl_engine {
+        measure_wgsl_engine(a, bytes, serving, ids, events)?;
+    }
+    for &backend in &a.backends {
+        let reranker =
+            Reranker::from_bytes(bytes, &backend.device())?.with_window_step(a.window_step);
+        for &h in &a.history {
+            let history = &events[..h];
+            let tokens = h.min(serving.max_len - 1) + 1;
+            for &c in &a.candidates {
+                let (candidates, request) =
+                    stateless_case(a, &reranker, backend.name(), serving, ids, events, (h, c))?;
+
+                // One local event appended to a warm session, then a rerank.
+                let mut primed = MemberSession::new(history[..h - 1].to_vec())?;
+                reranker.rerank_session(&mut primed, &candidates, &request)?;
+                let event = events[h - 1].clone();
+                let mut encoded = 0;
+                let mut copies = vec![primed; a.warmup + a.iters].into_iter();
+                let ms = run_inline(|| {
+                    time_ms(a.warmup, a.iters, || {
+                        let mut session = copies.next().expect("one copy per run");
+                        session.append(event.clone())?;
+                        reranker.rerank_session(&mut session, &candidates, &request)?;
+                        encoded = session.last_encoded_tokens();
+                        Ok(())
+                    })
+                })?;
+                let p50 = percentile(&ms, 0.5);
+                let flops = serving.rerank_flops(tokens - encoded, encoded, c);
+                println!(
+                    "RESULT append backend={} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms tokens_encoded={encoded} mflop={:.3} gflop_s={:.1}",
+                    backend.name(),
+                    percentile(&ms, 0.99),
+                    flops / 1e6,
+                    flops / (p50 * 1e6)
+                );
+
+                // A member clicking on: events appended one after another to one session past
+                // its history, each followed by a rerank. Once the window is full it moves,
+                // and the session re-encodes it: at every append with a window step of 1,
+                // once every `window_step` appends otherwise.
+                let mut session = MemberSession::new(history.to_vec())?;
+                reranker.rerank_session(&mut session, &candidates, &request)?;
+                let mut stream = events[h..].iter();
+                let mut reencodes = 0;
+                let ms = run_inline(|| {
+                    time_ms(a.warmup, a.iters, || {
+                        let event = stream.next().expect("events for every append");
+                        session.append(event.clone())?;
+                        let request = RerankRequest {
+                            timestamp: Some(event.timestamp + 60),
+                            ..request.clone()
+                        };
+                        reranker.rerank_session(&mut session, &candidates, &request)?;
+                        reencodes += usize::from(session.last_encoded_tokens() > 2);
+                        Ok(())
+                    })
+                })?;
+                println!(
+                    "RESULT append-stream backend={} history={h} candidates={c} window_step={} p50={:.3} ms p99={:.3} ms mean={:.3} ms reencodes={reencodes}/{}",
+                    backend.name(),
+                    reranker.window_step(),
+                    percentile(&ms, 0.5),
+                    percentile(&ms, 0.99),
+                    ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+                    a.warmup + a.iters
+                );
+            }
+            if a.batch_members > 0 {
+                let c = a
+                    .candidates
+                    .iter()
+                    .copied()
+                    .find(|&c| c == 500)
+                    .unwrap_or(a.candidates[0]);
+                let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+                let members: Vec<MemberRequest> = (0..a.batch_members)
+                    .map(|m| MemberRequest {
+                        history,
+                        candidates: &candidates,
+                        request: RerankRequest::on(Surface::ALL[m % Surface::ALL.len()]),
+                    })
+                    .collect();
+                let runs = (a.iters / 20).clamp(3, 10);
+                let ms = time_ms(1, runs, || {
+                    let results = match backend {
+                        Backend::Cpu => rerank_batch_parallel(&reranker, &members, 0),
+                        Backend::Wgpu => reranker.rerank_batch(&members),
+                    };
+                    for r in results {
+                        r?;
+                    }
+                    Ok(())
+                })?;
+                let p50 = percentile(&ms, 0.5);
+                println!(
+                    "RESULT batch backend={} history={h} candidates={c} members={} p50={p50:.1} ms members_per_s={:.0}",
+                    backend.name(),
+                    a.batch_members,
+                    a.batch_members as f64 / (p50 / 1e3)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stateless rerank latency on the WGSL engine (see [`BenchArgs::wgsl_engine`]).
+fn measure_wgsl_engine(
+    a: &BenchArgs,
+    bytes: &[u8],
+    serving: &ServingModel,
+    ids: &[u32],
+    events: &[Event],
+) -> anyhow::Result<()> {
+    let gpu = encore_shaders::plain_wgpu::GpuDevice::open_native()?;
+    let reranker = Reranker::from_bytes(bytes, &burn::tensor::Device::flex())?
+        .with_window_step(a.window_step)
+        .with_wgsl_engine(gpu)?;
+    println!(
+        "wgsl-engine adapter: {}",
+        reranker.wgsl_adapter().unwrap_or("?")
+    );
+    for &h in &a.history {
+        for &c in &a.candidates {
+            stateless_case(a, &reranker, "wgsl-engine", serving, ids, events, (h, c))?;
+        }
+    }
+    Ok(())
+}
+
+/// Times stateless reranks of the first `h` events against the last `c` catalog items and
+/// prints the case's RESULT line; returns the candidates and the request, for the session
+/// timings of the same case.
+fn stateless_case(
+    a: &BenchArgs,
+    reranker: &Reranker,
+    backend: &str,
+    serving: &ServingModel,
+    ids: &[u32],
+    events: &[Event],
+    (h, c): (usize, usize),
+) -> anyhow::Result<(Vec<u32>, RerankRequest)> {
+    anyhow::ensure!(c <= ids.len(), "the model knows only {} items", ids.len());
+    let history = &events[..h];
+    let tokens = h.min(serving.max_len - 1) + 1;
+    let candidates: Vec<u32> = ids[ids.len() - c..].to_vec();
+    let request = RerankRequest {
+        timestamp: Some(events[h].timestamp),
+        ..RerankRequest::on(Surface::Home)
+    };
+    // Latency runs keep rayon on this thread (see `run_inline`): one thread, like ONNX
+    // Runtime's reference figure.
+    let ms = run_inline(|| {
+        time_ms(a.warmup, a.iters, || {
+            reranker.rerank(history, &candidates, &request)?;
+            Ok(())
+        })
+    })?;
+    let flops = serving.rerank_flops(0, tokens, c);
+    let p50 = percentile(&ms, 0.5);
+    println!(
+        "RESULT rerank backend={backend} history={h} candidates={c} p50={p50:.3} ms p99={:.3} ms mflop={:.2} gflop_s={:.1}",
+        percentile(&ms, 0.99),
+        flops / 1e6,
+        flops / (p50 * 1e6)
+    );
+    Ok((candidates, request))
+}

@@ -1,0 +1,128 @@
+//! Training data: members' histories tokenized into windows, each item's share of the
+//! targets, and one epoch's batches.
+
+use anyhow::Context as _;
+use encore_core::data::split::MemberHistory;
+use encore_core::{Catalog, EventTokenizer, TokenSequence};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// The training inputs derived from the data: windows, item shares, which items were seen,
+/// the latest event time and the number of target tokens.
+pub(super) struct TrainingData {
+    pub(super) windows: Vec<TokenSequence>,
+    pub(super) item_share: Vec<f32>,
+    pub(super) seen: Vec<bool>,
+    pub(super) reference_time: i64,
+    pub(super) total_tokens: usize,
+}
+
+/// Tokenizes every member's history into training windows and counts each item's targets.
+pub(super) fn prepare(
+    histories: &[MemberHistory],
+    catalog: &Catalog,
+    tokenizer: &EventTokenizer,
+) -> anyhow::Result<TrainingData> {
+    let items = catalog.vocabulary();
+    let mut windows: Vec<TokenSequence> = Vec::new();
+    let mut counts = vec![0f32; catalog.len()];
+    let mut reference_time = i64::MIN;
+    for h in histories {
+        for e in &h.events {
+            reference_time = reference_time.max(e.timestamp);
+        }
+        let full = tokenizer
+            .training_sequence(items, &h.events)
+            .with_context(|| format!("member {}", h.member))?;
+        // Count each rolled event once, even where windows overlap.
+        for t in full.tokens.iter().filter_map(|t| t.target) {
+            counts[t.item as usize] += 1.0;
+        }
+        let w = tokenizer.windows(full);
+        windows.extend(w);
+    }
+    anyhow::ensure!(!windows.is_empty(), "no training events");
+    let total: f32 = counts.iter().sum();
+    let total_tokens = windows
+        .iter()
+        .map(TokenSequence::n_targets)
+        .sum();
+    Ok(TrainingData {
+        windows,
+        item_share: counts.iter().map(|c| c / total.max(1.0)).collect(),
+        seen: counts.iter().map(|&c| c > 0.0).collect(),
+        reference_time,
+        total_tokens,
+    })
+}
+
+/// One epoch's batches of window indices. Shuffled uniformly; with `by_length`, the shuffled
+/// windows are stably sorted by length (so equal lengths stay in random order), cut into
+/// batches, and the batches shuffled, so a batch pads to little more than its own windows.
+pub(super) fn epoch_batches(
+    windows: &[TokenSequence],
+    batch_size: usize,
+    by_length: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..windows.len()).collect();
+    order.shuffle(rng);
+    if !by_length {
+        return order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    }
+    order.sort_by_key(|&i| std::cmp::Reverse(windows[i].len()));
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    batches.shuffle(rng);
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn window(len: usize) -> TokenSequence {
+        let token = encore_core::tokenizer::Token {
+            input: [0; encore_core::tokenizer::TOKEN_FIELDS],
+            target: None,
+        };
+        TokenSequence {
+            tokens: vec![token; len],
+        }
+    }
+
+    #[test]
+    fn length_batches_cover_every_window_once_and_pad_little() {
+        let lengths: Vec<usize> = (0..1000).map(|i| 1 + (i * 37) % 200).collect();
+        let windows: Vec<TokenSequence> = lengths.iter().map(|&n| window(n)).collect();
+        let padded = |batches: &[Vec<usize>]| -> usize {
+            batches
+                .iter()
+                .map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap())
+                .sum()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let by_length = epoch_batches(&windows, 64, true, &mut rng);
+        let uniform = epoch_batches(&windows, 64, false, &mut rng);
+        for batches in [&by_length, &uniform] {
+            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+            assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 64));
+        }
+        let real: usize = lengths.iter().sum();
+        // Sorted batches pad to within one batch's spread; uniform ones to ≈ the maximum.
+        assert!(
+            padded(&by_length) < real * 11 / 10,
+            "{}",
+            padded(&by_length)
+        );
+        assert!(padded(&uniform) > real * 3 / 2, "{}", padded(&uniform));
+        // The same seed gives the same batches; the order of batches is shuffled.
+        let again = epoch_batches(&windows, 64, true, &mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(again, by_length);
+        let first_lengths: Vec<usize> = by_length.iter().map(|b| lengths[b[0]]).collect();
+        assert!(first_lengths.windows(2).any(|w| w[0] < w[1]));
+        assert!(first_lengths.windows(2).any(|w| w[0] > w[1]));
+    }
+}

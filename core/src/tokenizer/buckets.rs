@@ -59,9 +59,6 @@ mod tests {
 
     #[test]
     fn count_buckets_cap_at_the_last() {
-        assert_eq!(
-            [0, 1, 6, 7, 8, 1000].map(count_bucket),
-            [0, 1, 6, 7, 7, 7]
-        );
+        assert_eq!([0, 1, 6, 7, 8, 1000].map(count_bucket), [0, 1, 6, 7, 7, 7]);
     }
 }

@@ -16,7 +16,9 @@ mod rollup;
 mod sequence;
 
 pub use batch::TokenBatch;
-pub use buckets::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, count_bucket, duration_bucket, gap_bucket};
+pub use buckets::{
+    COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, count_bucket, duration_bucket, gap_bucket,
+};
 pub use rollup::{Context, RolledEvent, UnknownItem};
 pub use sequence::{
     ITEM_OFFSET, PAD_ITEM, START_ITEM, TOKEN_FIELDS, Token, TokenField, TokenSequence, TokenTarget,
@@ -93,7 +95,8 @@ impl EventTokenizer {
             let prev = i.checked_sub(1).map(|p| &rolled[p]);
             seq.push(prev, &e.context, Some(e));
             if let (Some(next), Some(target)) = (rolled.get(i + 1), &mut seq.tokens[i].target) {
-                target.next_gap = gap_bucket(next.context.timestamp - e.last_timestamp);
+                target.next_gap =
+                    gap_bucket(next.context.timestamp.saturating_sub(e.last_timestamp));
             }
         }
         Ok(seq)
@@ -224,7 +227,10 @@ mod tests {
             assert_eq!(target.item, slot(i));
             assert_eq!(target.timestamp, events[i].timestamp);
             assert_eq!(target.action, events[i].action.index() as u32);
-            assert_eq!(token.get(TokenField::Surface), events[i].surface.index() as u32);
+            assert_eq!(
+                token.get(TokenField::Surface),
+                events[i].surface.index() as u32
+            );
         }
     }
 

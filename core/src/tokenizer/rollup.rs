@@ -220,7 +220,10 @@ mod tests {
             .iter()
             .map(|t| t.target.as_ref().unwrap().next_gap)
             .collect();
-        assert_eq!(next_gaps, [gap_bucket(1000), gap_bucket(100), gap_bucket(20_000), 0]);
+        assert_eq!(
+            next_gaps,
+            [gap_bucket(1000), gap_bucket(100), gap_bucket(20_000), 0]
+        );
         assert_eq!(seq.target_items(), vec![Some(0), Some(1), Some(0), Some(0)]);
 
         let req = Context {

@@ -1,7 +1,9 @@
 //! Tokens: the model's input fields of one position, a training token's targets, and a
 //! member's sequence of them.
 
-use super::buckets::{COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, count_bucket, duration_bucket, gap_bucket};
+use super::buckets::{
+    COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, count_bucket, duration_bucket, gap_bucket,
+};
 use super::rollup::{Context, RolledEvent};
 use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface, country_index};
 
@@ -118,7 +120,11 @@ pub struct Token {
 impl Token {
     /// The token whose "what" is `prev` (none at the start of a history) and whose request is
     /// `context`, predicting `target` when given.
-    pub fn new(prev: Option<&RolledEvent>, context: &Context, target: Option<&RolledEvent>) -> Self {
+    pub fn new(
+        prev: Option<&RolledEvent>,
+        context: &Context,
+        target: Option<&RolledEvent>,
+    ) -> Self {
         let (item, action, duration, count, gap) = match prev {
             None => (START_ITEM, 0, 0, 0, 0),
             Some(e) => (
@@ -126,7 +132,7 @@ impl Token {
                 e.action.index() as u32 + 1,
                 duration_bucket(e.duration_s),
                 count_bucket(e.count),
-                gap_bucket(context.timestamp - e.last_timestamp),
+                gap_bucket(context.timestamp.saturating_sub(e.last_timestamp)),
             ),
         };
         let t = context.timestamp;
@@ -204,7 +210,10 @@ impl TokenSequence {
 
     /// Every token's target item (`None` on serving tokens).
     pub fn target_items(&self) -> Vec<Option<u32>> {
-        self.tokens.iter().map(|t| t.target.map(|t| t.item)).collect()
+        self.tokens
+            .iter()
+            .map(|t| t.target.map(|t| t.item))
+            .collect()
     }
 
     /// True when token `i` of `self` and token `j` of `other` have the same input fields (the
@@ -226,7 +235,12 @@ impl TokenSequence {
     }
 
     /// Appends a token (see [`Token::new`]).
-    pub fn push(&mut self, prev: Option<&RolledEvent>, context: &Context, target: Option<&RolledEvent>) {
+    pub fn push(
+        &mut self,
+        prev: Option<&RolledEvent>,
+        context: &Context,
+        target: Option<&RolledEvent>,
+    ) {
         self.tokens.push(Token::new(prev, context, target));
     }
 }
@@ -260,10 +274,25 @@ mod tests {
         };
         let token = Token::new(Some(&prev), &ctx, None);
         for f in TokenField::ALL {
-            assert!((token.get(f) as usize) < f.rows(10), "{f:?} = {}", token.get(f));
+            assert!(
+                (token.get(f) as usize) < f.rows(10),
+                "{f:?} = {}",
+                token.get(f)
+            );
         }
         assert_eq!(token.get(TokenField::PrevItem), 9 + ITEM_OFFSET);
         assert_eq!(token.get(TokenField::PrevCount), COUNT_BUCKETS as u32 - 1);
+        // The gap saturates instead of wrapping around at the ends of the time range.
+        let far = RolledEvent {
+            last_timestamp: i64::MIN,
+            ..prev.clone()
+        };
+        let late = Context {
+            timestamp: i64::MAX,
+            ..ctx.clone()
+        };
+        let token = Token::new(Some(&far), &late, None);
+        assert_eq!(token.get(TokenField::Gap), GAP_BUCKETS as u32 - 1);
         let first = Token::new(None, &ctx, None);
         assert_eq!(first.input[..4], [START_ITEM, 0, 0, 0]);
         assert_eq!(first.get(TokenField::Gap), 0);

@@ -49,7 +49,10 @@ pub fn expected_tensors(config: &FoundationModelConfig) -> Vec<(String, Vec<usiz
         let (name, rows) = (field.table_name(), field.rows(config.n_items));
         out.push((format!("embedding.{name}.weight"), vec![rows, d]));
     }
-    out.push(("embedding.position.weight".to_string(), vec![config.max_len, d]));
+    out.push((
+        "embedding.position.weight".to_string(),
+        vec![config.max_len, d],
+    ));
     let linear = |out: &mut Vec<(String, Vec<usize>)>, p: String, i: usize, o: usize| {
         out.push((format!("{p}.weight"), vec![i, o]));
         out.push((format!("{p}.bias"), vec![o]));

@@ -97,7 +97,10 @@ impl Prepared {
     }
 
     /// Metrics on the cases whose target is a withheld title (cold start), if any.
-    pub(super) fn withheld_metrics(&self, reranker: &Reranker) -> anyhow::Result<Option<RankingMetrics>> {
+    pub(super) fn withheld_metrics(
+        &self,
+        reranker: &Reranker,
+    ) -> anyhow::Result<Option<RankingMetrics>> {
         if self.withheld.is_empty() {
             return Ok(None);
         }

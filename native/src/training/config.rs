@@ -200,3 +200,100 @@ impl TrainConfig {
             }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[training.model]` sets fields on top of the config's defaults and refuses unknown
+    /// fields, wrong types and an item count; a checkpoint's binary form round-trips.
+    #[test]
+    fn the_model_table_is_the_model_config() {
+        let cfg: TrainConfig = toml::from_str("[model]\nd_model = 32\nn_layers = 3\n").unwrap();
+        assert_eq!(
+            cfg.model,
+            FoundationModelConfig::new(0)
+                .with_d_model(32)
+                .with_n_layers(3)
+        );
+        assert_eq!(TrainConfig::default().model, FoundationModelConfig::new(0));
+        for (bad, says) in [
+            ("[model]\nd_modle = 32\n", "unknown model field `d_modle`"),
+            ("[model]\nd_model = \"wide\"\n", "d_model"),
+            ("[model]\nn_items = 50\n", "n_items comes from the data"),
+        ] {
+            let e = toml::from_str::<TrainConfig>(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        let bytes = postcard::to_allocvec(&cfg).unwrap();
+        assert_eq!(postcard::from_bytes::<TrainConfig>(&bytes).unwrap(), cfg);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), cfg);
+    }
+
+    #[test]
+    fn learning_rate_schedules_follow_their_formulas() {
+        let rates = |schedule, warmup_steps, total| -> Vec<f64> {
+            let cfg = TrainConfig {
+                learning_rate: 1e-3,
+                lr_schedule: schedule,
+                warmup_steps,
+                decay_fraction: 0.25,
+                ..TrainConfig::default()
+            };
+            let mut s = cfg.lr_scheduler(total).unwrap();
+            (0..total).map(|_| s.step().base()).collect()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(
+            rates(LrSchedule::Constant, 0, 5)
+                .iter()
+                .all(|&r| close(r, 1e-3))
+        );
+        // Cosine without warm-up: the peak at the first step, half way at the middle, ~0 at the end.
+        let c = rates(LrSchedule::Cosine, 0, 101);
+        assert!(close(c[0], 1e-3) && close(c[50], 5e-4), "{c:?}");
+        assert!(c[100] < 1e-12 && c.windows(2).all(|w| w[1] < w[0]), "{c:?}");
+        // Warm-up rises linearly to the peak, then the schedule takes over from it.
+        let w = rates(LrSchedule::Cosine, 4, 14);
+        for (i, expected) in [2.5e-4, 5e-4, 7.5e-4, 1e-3].iter().enumerate() {
+            assert!(close(w[i], *expected), "step {i}: {}", w[i]);
+        }
+        assert!(close(w[4], 1e-3) && w[5] < w[4] && w[13] < 1e-12, "{w:?}");
+        let cw = rates(LrSchedule::Constant, 3, 6);
+        assert!(close(cw[0], 1e-3 / 3.0) && cw[2..].iter().all(|&r| close(r, 1e-3)));
+        // Stable, then the last quarter (5 of 20 steps) falls linearly to 0.
+        let sd = rates(LrSchedule::StableDecay, 0, 20);
+        assert!(sd[..16].iter().all(|&r| close(r, 1e-3)), "{sd:?}");
+        for (i, expected) in [7.5e-4, 5e-4, 2.5e-4, 0.0].iter().enumerate() {
+            assert!(
+                close(sd[16 + i], *expected),
+                "step {}: {}",
+                16 + i,
+                sd[16 + i]
+            );
+        }
+        // With warm-up: rise, stable, fall; the stable part is the same as the constant schedule's.
+        let wsd = rates(LrSchedule::StableDecay, 2, 12);
+        assert!(close(wsd[0], 5e-4) && close(wsd[1], 1e-3), "{wsd:?}");
+        assert!(
+            wsd[1..9].iter().all(|&r| close(r, 1e-3)) && close(wsd[11], 0.0),
+            "{wsd:?}"
+        );
+        assert!(wsd[9..].windows(2).all(|w| w[1] < w[0]), "{wsd:?}");
+        let out_of_range = TrainConfig {
+            lr_schedule: LrSchedule::StableDecay,
+            decay_fraction: 1.5,
+            ..TrainConfig::default()
+        };
+        let err = out_of_range.lr_scheduler(10).err().expect("refused");
+        assert!(err.to_string().contains("decay_fraction"), "{err}");
+        // Out-of-range rates are refused by name.
+        let bad = TrainConfig {
+            learning_rate: 0.0,
+            ..TrainConfig::default()
+        };
+        let err = bad.lr_scheduler(10).err().expect("a zero rate is refused");
+        assert!(err.to_string().contains("learning_rate"), "{err}");
+    }
+}

@@ -43,10 +43,7 @@ pub(super) fn prepare(
     }
     anyhow::ensure!(!windows.is_empty(), "no training events");
     let total: f32 = counts.iter().sum();
-    let total_tokens = windows
-        .iter()
-        .map(TokenSequence::n_targets)
-        .sum();
+    let total_tokens = windows.iter().map(TokenSequence::n_targets).sum();
     Ok(TrainingData {
         windows,
         item_share: counts.iter().map(|c| c / total.max(1.0)).collect(),

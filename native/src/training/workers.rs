@@ -119,7 +119,10 @@ pub(super) fn step(
         grads.push((g, device.clone()));
         results.push((values, n));
     }
-    (optim.step_multi(lr, model, MultiGradientsParams { grads }), results)
+    (
+        optim.step_multi(lr, model, MultiGradientsParams { grads }),
+        results,
+    )
 }
 
 #[cfg(test)]
@@ -134,9 +137,9 @@ mod tests {
     /// `workers > 1`): sampled negatives drawn per sequence, the genre and action heads.
     #[test]
     fn shard_gradients_add_up_to_the_whole_batch() {
+        use crate::training::model::objectives::EventWeights;
         use encore_core::data::split::group_by_member;
         use encore_core::{SyntheticWorld, SyntheticWorldConfig};
-        use crate::training::model::objectives::EventWeights;
         let world = SyntheticWorld::generate(&SyntheticWorldConfig {
             members: 40,
             titles: 50,

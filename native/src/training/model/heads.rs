@@ -79,7 +79,10 @@ impl AuxHeads {
             && cfg.genre_weight > 0.0
         {
             let g = f.n_genres();
-            let y = f.genres.clone().select(0, targets.items[0].0.clone());
+            let y = f
+                .genres
+                .clone()
+                .select(0, targets.future_items[0].0.clone());
             // Binary cross-entropy with logits, averaged over genres, masked to real tokens.
             let bce = activation::softplus(logits.clone(), 1.0) - logits.mul(y);
             let per_token = bce.sum_dim(1).reshape([m]).div_scalar(g as f32);

@@ -101,7 +101,7 @@ impl ItemFeatures {
             kind: ints(&|i| catalog.items[i].kind.index() as u32),
             language: ints(&|i| language_bucket(&catalog.items[i].language)),
             year: ints(&|i| year_bucket(catalog.items[i].release_year)),
-            age: ints(&|i| age_bucket(reference_time - catalog.items[i].added_at)),
+            age: ints(&|i| age_bucket(reference_time.saturating_sub(catalog.items[i].added_at))),
             seen: Tensor::from_data(
                 TensorData::new(
                     seen.iter().map(|&s| if s { 1f32 } else { 0.0 }).collect(),

@@ -71,7 +71,7 @@ impl TrainingModel {
         let (next_item, multi_token) = next_item_terms(hidden.clone(), items, b, targets, cfg);
         let device = hidden.device();
         let zero = || Tensor::<1>::zeros([1], &device);
-        let k_max = targets.items.len();
+        let k_max = targets.future_items.len();
         let multi_token = multi_token
             .map(|t| t.div_scalar((k_max - 1) as f32))
             .unwrap_or_else(zero);
@@ -92,11 +92,11 @@ impl TrainingModel {
 
 #[cfg(test)]
 mod tests {
+    use super::targets::tests::{floats, history};
     use super::*;
+    use burn::tensor::Device;
     use encore_core::FoundationModelConfig;
     use encore_core::data::catalog::ItemVocabulary;
-    use super::targets::tests::{floats, history};
-    use burn::tensor::Device;
     use encore_core::tokenizer::EventTokenizer;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -222,13 +222,13 @@ mod tests {
         let r = neg.dims()[1];
         let neg = neg.into_data().try_to_vec_as::<i64>().unwrap();
         let neg_q = floats(neg_q.reshape([b * r]));
-        let targets = t.items[0]
+        let targets = t.future_items[0]
             .0
             .clone()
             .into_data()
             .try_to_vec_as::<i64>()
             .unwrap();
-        let weights = floats(t.items[0].1.clone());
+        let weights = floats(t.future_items[0].1.clone());
         let unit = |v: &[f32]| {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
             v.iter().map(|x| x / norm).collect::<Vec<f32>>()

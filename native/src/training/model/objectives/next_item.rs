@@ -28,11 +28,11 @@ pub fn next_item_terms(
     };
     let h = h.div_scalar(cfg.temperature);
     let norm = targets.weight_sum;
-    let k_max = targets.items.len();
+    let k_max = targets.future_items.len();
     // The logit of each token's k-th target: a row-wise dot product.
     let target_logit = |k: usize| {
         h.clone()
-            .mul(items.clone().select(0, targets.items[k].0.clone()))
+            .mul(items.clone().select(0, targets.future_items[k].0.clone()))
             .sum_dim(1)
             .reshape([m])
     };
@@ -52,7 +52,7 @@ pub fn next_item_terms(
         let pick = |k: usize| {
             target_logit(k)
                 .sub(lse.clone())
-                .mul(targets.items[k].1.clone())
+                .mul(targets.future_items[k].1.clone())
                 .sum()
                 .neg()
                 .div_scalar(norm.max(1e-6))
@@ -83,7 +83,7 @@ pub fn next_item_terms(
         .expand([b, s, r])
         .reshape([m, r]);
     let term = |k: usize| -> Tensor<1> {
-        let (target, weight) = &targets.items[k];
+        let (target, weight) = &targets.future_items[k];
         let pos = target_logit(k)
             .sub(targets.target_log_q[k].clone())
             .reshape([m, 1]);

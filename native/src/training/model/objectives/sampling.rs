@@ -17,7 +17,12 @@ pub struct NegativeSampler<'a> {
 impl<'a> NegativeSampler<'a> {
     /// `uniform` uniform draws and `in_batch` draws among the batch's `real_targets` (at most
     /// their number) per sequence.
-    pub fn new(uniform: usize, in_batch: usize, real_targets: usize, item_share: &'a [f32]) -> Self {
+    pub fn new(
+        uniform: usize,
+        in_batch: usize,
+        real_targets: usize,
+        item_share: &'a [f32],
+    ) -> Self {
         Self {
             uniform,
             in_batch: in_batch.min(real_targets),

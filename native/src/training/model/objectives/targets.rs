@@ -15,7 +15,7 @@ use encore_core::tokenizer::{TokenBatch, TokenSequence};
 #[derive(Debug, Clone)]
 pub struct TrainingTargets {
     /// Per future offset k = 1…K: dense target `[batch·seq]` and weight `[batch·seq]`.
-    pub items: Vec<(Tensor<1, Int>, Tensor<1>)>,
+    pub future_items: Vec<(Tensor<1, Int>, Tensor<1>)>,
     /// Target action `[batch·seq]`.
     pub action: Tensor<1, Int>,
     /// Target duration bucket `[batch·seq]`.
@@ -66,7 +66,7 @@ impl TrainingTargets {
                 items[0].1[i] = cfg.event_weights.of(Action::ALL[t.action as usize]);
                 for (k, slot) in items.iter_mut().enumerate().skip(1) {
                     if let Some(future) = seq.tokens.get(c + k).and_then(|f| f.target.as_ref()) {
-                        let dt = (future.timestamp - t.timestamp).max(0) as f64;
+                        let dt = future.timestamp.saturating_sub(t.timestamp).max(0) as f64;
                         let fw = cfg.event_weights.of(Action::ALL[future.action as usize]);
                         slot.0[i] = i64::from(future.item);
                         slot.1[i] = fw * (-dt / decay_s).exp() as f32;
@@ -113,7 +113,7 @@ impl TrainingTargets {
                 .collect();
         }
         Self {
-            items: items
+            future_items: items
                 .into_iter()
                 .map(|(t, w)| (ints(t), floats(w)))
                 .collect(),
@@ -199,9 +199,9 @@ pub(super) mod tests {
             &mut ChaCha8Rng::seed_from_u64(1),
             &device,
         );
-        let w1 = floats(t.items[0].1.clone());
-        let w2 = floats(t.items[1].1.clone());
-        let w3 = floats(t.items[2].1.clone());
+        let w1 = floats(t.future_items[0].1.clone());
+        let w2 = floats(t.future_items[1].1.clone());
+        let w3 = floats(t.future_items[2].1.clone());
         let trailer = cfg.event_weights.trailer;
         assert_eq!(w1, vec![1.0, trailer, 1.0, 1.0]);
         // Token 0's second future item is event 1 (a trailer), one hour after event 0.
@@ -209,7 +209,7 @@ pub(super) mod tests {
         assert!((w3[0] - (-2f32).exp()).abs() < 1e-6);
         assert_eq!(w2[3], 0.0, "no item after the last");
         assert_eq!(
-            t.items[1]
+            t.future_items[1]
                 .0
                 .clone()
                 .into_data()
@@ -219,5 +219,4 @@ pub(super) mod tests {
         );
         assert!((t.weight_sum - (3.0 + trailer)).abs() < 1e-6);
     }
-
 }

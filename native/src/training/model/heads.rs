@@ -128,3 +128,116 @@ fn class_loss(logits: Tensor<2>, target: Tensor<1, Int>, mask: Tensor<1>, norm: 
         .reshape([m]);
     weighted_nll(picked, mask, norm)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use encore_core::data::catalog::ItemVocabulary;
+    use encore_core::data::events::{DeviceType, Event, Surface};
+    use encore_core::tokenizer::EventTokenizer;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The action and duration heads' loss is the mean cross-entropy over the tokens that have
+    /// a target, each weighted as configured; padding and switched-off heads add nothing.
+    #[test]
+    fn head_losses_are_weighted_mean_cross_entropies_over_real_tokens() {
+        let device = Device::flex();
+        let vocab = ItemVocabulary::new((0..6).collect()).unwrap();
+        let events = |items: &[u32]| -> Vec<Event> {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, &item)| Event {
+                    member: 1,
+                    item,
+                    timestamp: 10_000 + 3_000 * i as i64,
+                    action: Action::ALL[i % Action::ALL.len()],
+                    duration_s: 60.0 * (1 + i * i) as f32,
+                    surface: Surface::Home,
+                    country: "US".into(),
+                    device: DeviceType::Tv,
+                })
+                .collect()
+        };
+        let tokenizer = EventTokenizer::new(8);
+        let seqs = [
+            tokenizer
+                .training_sequence(&vocab, &events(&[1, 2, 3, 4]))
+                .unwrap(),
+            tokenizer
+                .training_sequence(&vocab, &events(&[5, 0]))
+                .unwrap(),
+        ];
+        let cfg = ObjectiveConfig {
+            genre_weight: 0.0,
+            action_weight: 0.5,
+            duration_weight: 0.25,
+            time_to_next_weight: 0.0,
+            ..Default::default()
+        };
+        let targets = TrainingTargets::new(
+            &seqs,
+            &cfg,
+            &[1.0 / 6.0; 6],
+            &mut ChaCha8Rng::seed_from_u64(1),
+            &device,
+        );
+        let d = 4;
+        let heads = AuxHeadsConfig::new(d, 0).init(&device);
+        let (b, s) = (2, 4);
+        let hidden = Tensor::<2>::random(
+            [b * s, d],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let ours = heads
+            .loss(&hidden, &targets, None, &cfg)
+            .into_scalar::<f32>();
+
+        // Reference: plain loops over each real token's logits.
+        let rows = |head: &Linear| -> Vec<Vec<f32>> {
+            let n = head.weight.val().dims()[1];
+            head.forward(hidden.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+                .chunks(n)
+                .map(<[f32]>::to_vec)
+                .collect()
+        };
+        let nll = |logits: &[f32], class: usize| {
+            let max = logits.iter().cloned().fold(f32::MIN, f32::max);
+            let lse = max + logits.iter().map(|z| (z - max).exp()).sum::<f32>().ln();
+            lse - logits[class]
+        };
+        let (action, duration) = (
+            rows(heads.action.as_ref().unwrap()),
+            rows(heads.duration.as_ref().unwrap()),
+        );
+        let (mut sum_action, mut sum_duration, mut n) = (0f32, 0f32, 0f32);
+        for (r, seq) in seqs.iter().enumerate() {
+            for (c, token) in seq.tokens.iter().enumerate() {
+                let t = token.target.unwrap();
+                sum_action += nll(&action[r * s + c], t.action as usize);
+                sum_duration += nll(&duration[r * s + c], t.duration as usize);
+                n += 1.0;
+            }
+        }
+        assert_eq!(n, 6.0, "four and two real tokens, two padded");
+        let reference = 0.5 * sum_action / n + 0.25 * sum_duration / n;
+        assert!((ours - reference).abs() < 1e-5, "{ours} vs {reference}");
+        // Every head switched off: nothing.
+        let off = ObjectiveConfig {
+            action_weight: 0.0,
+            duration_weight: 0.0,
+            ..cfg
+        };
+        assert_eq!(
+            heads
+                .loss(&hidden, &targets, None, &off)
+                .into_scalar::<f32>(),
+            0.0
+        );
+    }
+}

@@ -20,8 +20,12 @@ pub use model::{TrainingModel, TrainingModelConfig};
 use std::path::Path;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use burn::module::Module;
-use burn::optim::AdamConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use data::TrainingData;
 use encore_core::Catalog;
 use encore_core::data::split::MemberHistory;
 use encore_core::metrics::RankingMetrics;
@@ -30,7 +34,7 @@ use progress::EpochProgress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use workers::{Shard, batch_shards, shard_gradients};
+use workers::{LossSums, Shard, batch_shards, shard_gradients};
 
 use crate::backend::Backend;
 
@@ -171,7 +175,6 @@ pub fn train(
     for _ in 0..epochs.len() * steps_per_epoch {
         scheduler.step();
     }
-    let mut learning_rate = cfg.learning_rate;
     let export_now = |model: &TrainingModel| {
         export(
             model,
@@ -184,6 +187,15 @@ pub fn train(
     let backward = |model: &TrainingModel, shard: Shard| {
         shard_gradients(model, shard, features, &cfg.objectives, targets_per_batch)
     };
+    let mut steps = Steps {
+        cfg,
+        data: &data,
+        device: &device,
+        optim,
+        scheduler,
+        backward: &backward,
+        learning_rate: cfg.learning_rate,
+    };
     for epoch in epochs.len() + 1..=cfg.epochs {
         let progress =
             EpochProgress::new(monitor.show_progress, epoch, cfg.epochs, steps_per_epoch);
@@ -194,30 +206,10 @@ pub fn train(
         let batches =
             data::epoch_batches(&data.windows, cfg.batch_size, cfg.batch_by_length, &mut rng);
         let start = Instant::now();
-        // Loss parts summed over targets, and the targets seen.
-        let (mut sums, mut weight) = ([0f64; 4], 0f64);
-        for (step, chunk) in batches.iter().enumerate() {
-            // The batch's shares, one per worker; their targets (negatives, ID drops) are drawn
-            // here, in order, so the draws never depend on thread timing.
-            let shards = batch_shards(chunk, cfg, &data, &model, &mut rng, &device);
-            let lr = scheduler.step();
-            learning_rate = lr.base();
-            let results;
-            (model, results) = workers::step(model, &mut optim, lr, shards, &backward, &device);
-            for (values, n_targets) in results {
-                anyhow::ensure!(
-                    values[0].is_finite(),
-                    "loss became {} at epoch {epoch}",
-                    values[0]
-                );
-                for (s, v) in sums.iter_mut().zip(values) {
-                    *s += v * n_targets;
-                }
-                weight += n_targets;
-            }
-            let secs = start.elapsed().as_secs_f64().max(1e-9);
-            progress.update(step, sums[0] / weight, weight / secs);
-        }
+        let sums;
+        (model, sums) = steps
+            .epoch(model, &batches, &mut rng, &progress)
+            .with_context(|| format!("epoch {epoch}"))?;
         progress.finish();
         let seconds = start.elapsed().as_secs_f64();
         let weights = export_now(&model);
@@ -229,18 +221,18 @@ pub fn train(
         };
         epochs.push(EpochStats {
             epoch,
-            loss: sums[0] / weight,
-            next_item_loss: sums[1] / weight,
-            multi_token_loss: sums[2] / weight,
-            auxiliary_loss: sums[3] / weight,
+            loss: sums.mean(0),
+            next_item_loss: sums.mean(1),
+            multi_token_loss: sums.mean(2),
+            auxiliary_loss: sums.mean(3),
             tokens: data.total_tokens,
             seconds,
-            tokens_per_s: weight / seconds.max(1e-9),
-            learning_rate,
+            tokens_per_s: sums.targets() / seconds.max(1e-9),
+            learning_rate: steps.learning_rate,
             eval,
         });
         if let Some(path) = checkpoints.path {
-            Checkpoint::of(cfg, &epochs, &model, &optim, weights)?.write(path)?;
+            Checkpoint::of(cfg, &epochs, &model, &steps.optim, weights)?.write(path)?;
         }
         if let Some(f) = monitor.on_epoch.as_mut() {
             f(epochs.last().expect("just pushed"))?;
@@ -254,4 +246,54 @@ pub fn train(
         weights,
         features: owned_features.clone(),
     })
+}
+
+/// What every optimizer step of a run needs besides the model: the data, the optimizer and
+/// its learning-rate schedule, and how a shard is differentiated.
+struct Steps<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a TrainingData,
+    device: &'a Device,
+    optim: ModuleOptimizer,
+    scheduler: ModuleLrScheduler,
+    backward: &'a (dyn Fn(&TrainingModel, Shard) -> (GradientsParams, [f64; 4], f64) + Sync),
+    /// The learning rate of the latest step.
+    learning_rate: f64,
+}
+
+impl Steps<'_> {
+    /// One epoch: a step per batch of window indices in `batches`, their targets drawn from
+    /// `rng` in order. Returns the model after the last step and the epoch's loss sums.
+    fn epoch(
+        &mut self,
+        mut model: TrainingModel,
+        batches: &[Vec<usize>],
+        rng: &mut ChaCha8Rng,
+        progress: &EpochProgress,
+    ) -> anyhow::Result<(TrainingModel, LossSums)> {
+        let start = Instant::now();
+        let mut sums = LossSums::default();
+        for (step, chunk) in batches.iter().enumerate() {
+            // The batch's shares, one per worker; their targets (negatives, ID drops) are drawn
+            // here, in order, so the draws never depend on thread timing.
+            let shards = batch_shards(chunk, self.cfg, self.data, &model, rng, self.device);
+            let lr = self.scheduler.step();
+            self.learning_rate = lr.base();
+            let results;
+            (model, results) = workers::step(
+                model,
+                &mut self.optim,
+                lr,
+                shards,
+                self.backward,
+                self.device,
+            );
+            for (values, n_targets) in results {
+                sums.add(values, n_targets)?;
+            }
+            let seconds = start.elapsed().as_secs_f64().max(1e-9);
+            progress.update(step, sums.mean(0), sums.targets() / seconds);
+        }
+        Ok((model, sums))
+    }
 }

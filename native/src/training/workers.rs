@@ -83,6 +83,37 @@ pub(super) fn worker_copy(model: &TrainingModel) -> TrainingModel {
     model.valid().train()
 }
 
+/// Loss parts `[total, next item, multi-token, auxiliary]` summed over an epoch's targets (each
+/// shard's means weighted by its target count), and the targets seen.
+#[derive(Debug, Default)]
+pub(super) struct LossSums {
+    parts: [f64; 4],
+    targets: f64,
+}
+
+impl LossSums {
+    /// Adds one shard's loss parts (means over its `n_targets` targets); refuses a loss that is
+    /// not finite.
+    pub(super) fn add(&mut self, parts: [f64; 4], n_targets: f64) -> anyhow::Result<()> {
+        anyhow::ensure!(parts[0].is_finite(), "loss became {}", parts[0]);
+        for (sum, part) in self.parts.iter_mut().zip(parts) {
+            *sum += part * n_targets;
+        }
+        self.targets += n_targets;
+        Ok(())
+    }
+
+    /// The mean of part `i` per target so far.
+    pub(super) fn mean(&self, i: usize) -> f64 {
+        self.parts[i] / self.targets
+    }
+
+    /// Targets seen so far.
+    pub(super) fn targets(&self) -> f64 {
+        self.targets
+    }
+}
+
 /// One optimizer step on a batch's `shards`: with one shard, its gradients on `model` itself;
 /// with several, each worker differentiates its own copy on its own thread (burn's CPU ops kept
 /// there) and burn's `MultiGradientsParams` sums the gradients before the step. Returns the
@@ -128,6 +159,21 @@ pub(super) fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_sums_weigh_each_shard_by_its_targets_and_refuse_a_non_finite_loss() {
+        let mut sums = LossSums::default();
+        sums.add([2.0, 1.0, 0.5, 0.5], 30.0).unwrap();
+        sums.add([4.0, 3.0, 0.5, 0.5], 10.0).unwrap();
+        assert_eq!(sums.targets(), 40.0);
+        assert_eq!((sums.mean(0), sums.mean(1), sums.mean(2)), (2.5, 1.5, 0.5));
+        let e = sums
+            .add([f64::NAN, 0.0, 0.0, 0.0], 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loss became NaN"), "{e}");
+        assert_eq!(sums.targets(), 40.0, "a refused shard adds nothing");
+    }
     use crate::backend::Backend;
     use crate::training::data::prepare;
     use encore_core::FoundationModelConfig;

@@ -84,15 +84,15 @@ fn training_forward(
 fn untrained(
     world: &encore_core::SyntheticWorld,
     d: usize,
-    heads: usize,
-    layers: usize,
+    n_heads: usize,
+    n_layers: usize,
     max_len: usize,
     context: bool,
 ) -> Vec<u8> {
     let config = FoundationModelConfig::new(world.catalog.len())
         .with_d_model(d)
-        .with_n_heads(heads)
-        .with_n_layers(layers)
+        .with_n_heads(n_heads)
+        .with_n_layers(n_layers)
         .with_d_ff(2 * d + 8)
         .with_max_len(max_len)
         .with_context_features(context)

@@ -9,13 +9,13 @@ use wasm_bindgen::prelude::*;
 
 /// Largest difference between WebGPU and CPU scores, relative to `max(1, |score|)`, over every
 /// title of a 60-title world, for the last `history` events of its longest member history and
-/// an untrained model (width `d_model`, `heads` heads, `layers` layers, window `window`)
+/// an untrained model (width `d_model`, `n_heads` heads, `n_layers` layers, window `window`)
 /// initialised with `seed`.
 #[wasm_bindgen(js_name = wgslEngineMaxError)]
 pub async fn wgsl_engine_max_error(
     d_model: usize,
-    heads: usize,
-    layers: usize,
+    n_heads: usize,
+    n_layers: usize,
     window: usize,
     history: usize,
     seed: u32,
@@ -29,8 +29,8 @@ pub async fn wgsl_engine_max_error(
     });
     let config = FoundationModelConfig::new(world.catalog.len())
         .with_d_model(d_model)
-        .with_n_heads(heads)
-        .with_n_layers(layers)
+        .with_n_heads(n_heads)
+        .with_n_layers(n_layers)
         .with_d_ff(2 * d_model)
         .with_max_len(window)
         .with_dropout(0.0);

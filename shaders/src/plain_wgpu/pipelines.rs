@@ -51,14 +51,14 @@ pub enum KernelParams {
         /// Add to the output buffer instead of overwriting it (a residual connection).
         accumulate: bool,
     },
-    /// `row_attention.wgsl`: `rows` query rows of width `d` in `heads` heads.
+    /// `row_attention.wgsl`: `rows` query rows of width `d` in `n_heads` heads.
     Attention {
         /// Query rows (every row is also a key).
         rows: u32,
         /// Model width.
         d: u32,
         /// Heads.
-        heads: u32,
+        n_heads: u32,
     },
     /// `user_representation.wgsl`: `states` rows of width `d` mixed and normed.
     User {
@@ -99,7 +99,7 @@ impl KernelParams {
                 cols,
                 u32::from(gelu) | u32::from(accumulate) << 1,
             ],
-            Self::Attention { rows, d, heads } => [rows, d, heads, 0],
+            Self::Attention { rows, d, n_heads } => [rows, d, n_heads, 0],
             Self::User { states, d, epsilon } => [states, d, epsilon.to_bits(), 0],
             Self::Scores { count, d } => [count, d, 0, 0],
         }
@@ -111,7 +111,7 @@ impl KernelParams {
         match self {
             Self::LayerNorm { rows, .. } => rows,
             Self::Linear { rows, cols, .. } => rows * cols,
-            Self::Attention { rows, heads, .. } => rows * heads,
+            Self::Attention { rows, n_heads, .. } => rows * n_heads,
             Self::User { .. } => 1,
             Self::Scores { count, .. } => count,
         }

@@ -1,10 +1,10 @@
 // Causal multi-head self-attention over the fused projections of a member's tokens, one
 // invocation per (query row, head), all heads in one dispatch:
 //   ctx[i, head] = softmax_{j <= i}( q[i, head] . k[j, head] / sqrt(hd) ) @ v[j, head]
-// qkv is [rows, 3d]: q | k | v side by side, each with its heads side by side (hd = d / heads);
+// qkv is [rows, 3d]: q | k | v side by side, each with its heads side by side (hd = d / n_heads);
 // ctx is [rows, d]. Online (flash-style) softmax: one pass over the keys with a running max
 // and sum; the query row and the output accumulator live in registers.
-struct Dims { rows: u32, d: u32, heads: u32, unused: u32 }
+struct Dims { rows: u32, d: u32, n_heads: u32, unused: u32 }
 
 const MAX_HEAD_DIM: u32 = 128u;
 
@@ -16,13 +16,13 @@ const MAX_HEAD_DIM: u32 = 128u;
 @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let id = gid.x;
-    if (id >= dims.rows * dims.heads) {
+    if (id >= dims.rows * dims.n_heads) {
         return;
     }
-    let i = id / dims.heads;
-    let head = id % dims.heads;
+    let i = id / dims.n_heads;
+    let head = id % dims.n_heads;
     let d = dims.d;
-    let hd = d / dims.heads;
+    let hd = d / dims.n_heads;
     let stride = 3u * d;
     let col = head * hd;
     let scale = 1.0 / sqrt(f32(hd));

@@ -260,7 +260,7 @@ impl WgslEngine {
             LayerStep::Attention => KernelParams::Attention {
                 rows: m,
                 d,
-                heads: self.n_heads as u32,
+                n_heads: self.n_heads as u32,
             },
             // The residual connections: accumulate into the stream.
             LayerStep::Output => linear(d, d, false, true),

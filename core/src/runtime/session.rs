@@ -200,7 +200,7 @@ impl Reranker {
             .count();
         let keep = unchanged + matched;
         session.cache.truncate(keep);
-        let fresh = tail.tokens(matched..tail.len());
+        let fresh = tail.slice(matched..tail.len());
         session.last_encoded = fresh.len();
         let scores = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
@@ -218,8 +218,8 @@ impl Reranker {
         };
         let events = keep + tail_events - matched;
         session.cache.truncate(events);
-        session.cached = session.cached.tokens(0..keep);
-        session.cached.extend(&tail.tokens(matched..tail_events));
+        session.cached = session.cached.slice(0..keep);
+        session.cached.extend(&tail.slice(matched..tail_events));
         session.window_first = first;
         Ok(scores)
     }

@@ -114,7 +114,7 @@ impl EventTokenizer {
         let mut start = 0;
         loop {
             let s = start.min(n - self.max_len);
-            out.push(seq.tokens(s..s + self.max_len));
+            out.push(seq.slice(s..s + self.max_len));
             if s + self.max_len >= n {
                 break;
             }

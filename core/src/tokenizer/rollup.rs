@@ -170,7 +170,7 @@ mod tests {
         let full = tok.serving_sequence(vocab, &events, &ctx).unwrap();
         let first = tok.window_start(whole.len());
         let tail = tok.serving_tokens(&whole, whole.len() - 3, &ctx);
-        assert_eq!(tail, full.tokens(full.len() - 4..full.len()));
+        assert_eq!(tail, full.slice(full.len() - 4..full.len()));
         assert_eq!(tok.serving_tokens(&whole, first, &ctx), full);
     }
 

@@ -188,11 +188,6 @@ impl TokenSequence {
         self.tokens.is_empty()
     }
 
-    /// Token `i`'s input fields (the model's input for it).
-    pub fn fields(&self, i: usize) -> [i64; TOKEN_FIELDS] {
-        self.tokens[i].fields()
-    }
-
     /// Every token's input fields, in order.
     pub fn field_rows(&self) -> Vec<[i64; TOKEN_FIELDS]> {
         self.tokens.iter().map(Token::fields).collect()
@@ -228,7 +223,7 @@ impl TokenSequence {
     }
 
     /// The tokens in `range`, as a sequence of their own.
-    pub fn tokens(&self, range: std::ops::Range<usize>) -> Self {
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
         Self {
             tokens: self.tokens[range].to_vec(),
         }

@@ -28,7 +28,7 @@ use encore_core::metrics::RankingMetrics;
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::evaluation::{EvalReport, evaluate_with};
+use crate::evaluation::EvalReport;
 use crate::io::write_atomic;
 use crate::training::{CheckpointPolicy, Monitor, train};
 use prepare::Prepared;
@@ -75,13 +75,7 @@ pub fn evaluate_file(
     let prepared = Prepared::new(&cfg, path.parent().unwrap_or(Path::new(".")))?;
     let reranker = Reranker::from_bytes(weights, &backend.device())?;
     let started = Instant::now();
-    let report = evaluate_with(
-        &reranker,
-        &prepared.data.catalog,
-        &prepared.train_set,
-        &prepared.cases,
-        &prepared.protocol,
-    )?;
+    let report = prepared.evaluate(&reranker)?;
     println!(
         "{} {:?} cases scored in {:.1} s",
         prepared.cases.len(),
@@ -104,17 +98,10 @@ pub fn run_config(
 ) -> anyhow::Result<ExperimentSummary> {
     let out = &cfg.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let Prepared {
-        data,
-        train_set,
-        cases,
-        withheld,
-        protocol,
-    } = Prepared::new(cfg, base)?;
-
+    let prepared = Prepared::new(cfg, base)?;
     let evaluate = |weights: &[u8]| -> anyhow::Result<RankingMetrics> {
         let reranker = Reranker::from_bytes(weights, &Backend::Cpu.device())?;
-        Ok(evaluate_with(&reranker, &data.catalog, &train_set, &cases, &protocol)?.model)
+        Ok(prepared.evaluate(&reranker)?.model)
     };
     let mut log = MetricsLog::open(&out.join("metrics.jsonl"), resume)?;
     let plot_path = out.join("curves.svg");
@@ -140,8 +127,8 @@ pub fn run_config(
     let checkpoint = out.join("checkpoint.ckpt");
     let started = Instant::now();
     let trained = train(
-        &train_set,
-        &data.catalog,
+        &prepared.train_set,
+        &prepared.data.catalog,
         &cfg.training,
         cfg.run.backend,
         CheckpointPolicy {
@@ -158,21 +145,12 @@ pub fn run_config(
     let train_seconds = started.elapsed().as_secs_f64();
     write_atomic(&out.join("model.encore"), &trained.weights)?;
     let reranker = Reranker::from_bytes(&trained.weights, &Backend::Cpu.device())?;
-    let report = evaluate_with(&reranker, &data.catalog, &train_set, &cases, &protocol)?;
-    let withheld_metrics = Prepared {
-        data,
-        train_set,
-        cases: cases.clone(),
-        withheld,
-        protocol,
-    }
-    .withheld_metrics(&reranker)?;
     let epochs = &trained.epochs;
     let summary = ExperimentSummary {
         config: cfg.clone(),
-        cases: cases.len(),
-        report,
-        withheld: withheld_metrics,
+        cases: prepared.cases.len(),
+        report: prepared.evaluate(&reranker)?,
+        withheld: prepared.withheld_metrics(&reranker)?,
         train_seconds,
         tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
             / epochs.len().max(1) as f64,

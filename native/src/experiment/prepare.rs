@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Dataset, ExperimentConfig};
-use crate::evaluation::{EvalProtocol, ranks};
+use crate::evaluation::{EvalProtocol, EvalReport, evaluate_with, ranks};
 
 /// The titles withheld for the cold-start experiment.
 fn withheld_items(data: &Dataset, share: f64, seed: u64) -> HashSet<u32> {
@@ -94,6 +94,17 @@ impl Prepared {
             withheld,
             protocol,
         })
+    }
+
+    /// The model's and the most-popular baseline's metrics on every case.
+    pub(super) fn evaluate(&self, reranker: &Reranker) -> anyhow::Result<EvalReport> {
+        Ok(evaluate_with(
+            reranker,
+            &self.data.catalog,
+            &self.train_set,
+            &self.cases,
+            &self.protocol,
+        )?)
     }
 
     /// Metrics on the cases whose target is a withheld title (cold start), if any.

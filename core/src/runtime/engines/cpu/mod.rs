@@ -341,12 +341,12 @@ mod tests {
         let mut device_cache = KvCache::new(config.n_layers);
         let mut host_cache = host.empty_cache();
         if cached > 0 {
-            let head = TokenBatch::new(&[seq.tokens(0..cached)], &device);
+            let head = TokenBatch::new(&[seq.slice(0..cached)], &device);
             model.forward(&head, &tables, Some(&mut device_cache), true);
             host_cache = host.cache_from_device(&device_cache);
         }
         assert_eq!(host_cache.len(), cached);
-        let next = seq.tokens(cached..cached + step);
+        let next = seq.slice(cached..cached + step);
         let batch = TokenBatch::new(std::slice::from_ref(&next), &device);
         let expected = host_values(model.forward(&batch, &tables, Some(&mut device_cache), true));
         let fields = next.field_rows();

@@ -1,4 +1,4 @@
-//! `encore` subcommands: generate, train, export, rerank, eval, demo, bench, ablate.
+//! `encore` subcommands: generate, train, distill, export, rerank, eval, demo, bench, ablate.
 
 mod bench;
 mod demo;
@@ -31,6 +31,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Train a foundation model; writes a checkpoint after every epoch.
     Train(TrainArgs),
+    /// Train a smaller student from a trained teacher (an experiment file with a
+    /// `[training.distill]` table, or `--teacher`).
+    Distill(DistillArgs),
     /// Turn a checkpoint into a weight file (and, optionally, the web demo's assets).
     Export(ExportArgs),
     /// Rerank one member's pushed candidates and show before/after.
@@ -218,6 +221,45 @@ impl ConfigOverrides {
     }
 }
 
+/// `encore distill`.
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    /// The student's experiment file (as for `train --config`: its `[training.model]` is the
+    /// student's shape, `[training.distill]` names the teacher and the terms' weights).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The teacher's weight file, replacing the file's `training.distill.teacher` (with the
+    /// table's defaults when the file has none).
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub file: ConfigOverrides,
+    /// Continue from the run's checkpoint if it exists.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl DistillArgs {
+    /// The experiment's overrides, the teacher included; refuses a file without a teacher.
+    pub fn overrides(&self) -> anyhow::Result<crate::experiment::Overrides> {
+        let mut overrides = self.file.overrides(self.resume);
+        if let Some(teacher) = &self.teacher {
+            let path = toml::Value::String(teacher.display().to_string());
+            overrides
+                .sets
+                .push(format!("training.distill.teacher={path}"));
+        }
+        let cfg = crate::experiment::ExperimentConfig::read_with(&self.config, &overrides.sets)?;
+        anyhow::ensure!(
+            cfg.training.distill.is_some(),
+            "{} has no [training.distill] table: add one or give --teacher",
+            self.config.display()
+        );
+        Ok(overrides)
+    }
+}
+
 /// `encore ablate`.
 #[derive(Debug, Args)]
 pub struct AblateArgs {
@@ -304,6 +346,11 @@ pub struct EvalArgs {
     /// With --config: `validation` or `test`, replacing the file's holdout.
     #[arg(long, requires = "config", value_parser = parse_holdout)]
     pub holdout: Option<encore_core::data::split::Holdout>,
+    /// With --config: other weight files scored on the same cases, each compared with the model
+    /// case by case (paired difference of NDCG@10 and its standard error); with two, also the
+    /// share of the gap from the first to the second that the model closes (repeatable).
+    #[arg(long, requires = "config")]
+    pub against: Vec<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -338,6 +385,7 @@ impl Cli {
                 Some(path) => crate::experiment::run(path, &a.file.overrides(a.resume)).map(|_| ()),
                 None => steps::train(&a).map(|_| ()),
             },
+            Command::Distill(a) => crate::experiment::run(&a.config, &a.overrides()?).map(|_| ()),
             Command::Export(a) => steps::export(&a),
             Command::Rerank(a) => steps::rerank(&a),
             Command::Eval(a) => steps::eval(&a),

@@ -137,7 +137,16 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
     if let Some(config) = &a.config {
         let weights = std::fs::read(&a.model)
             .with_context(|| format!("cannot read {}", a.model.display()))?;
-        return crate::experiment::evaluate_file(config, a.holdout, &weights, a.backend);
+        let against = a
+            .against
+            .iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .map(|bytes| (p.display().to_string(), bytes))
+                    .with_context(|| format!("cannot read {}", p.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        return crate::experiment::evaluate_file(config, a.holdout, &weights, &against, a.backend);
     }
     let reranker = crate::load_reranker(&a.model, a.backend)?;
     let (catalog, events) = a.data.load()?;

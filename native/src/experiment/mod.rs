@@ -5,11 +5,13 @@
 //! most-popular baseline.
 //!
 //! `config` reads the file, `data_source` loads the data, `prepare` splits it, `report` logs
-//! and prints the metrics, `ablation` runs the variants; this module runs one experiment.
+//! and prints the metrics, `ablation` runs the variants, `paired` compares models case by
+//! case; this module runs one experiment.
 
 mod ablation;
 mod config;
 mod data_source;
+pub mod paired;
 mod prepare;
 mod report;
 
@@ -62,10 +64,14 @@ pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSumma
 }
 
 /// `encore eval --config`: evaluates a weight file on an experiment's data, split and protocol.
+/// With `against` (named weight files), also each of them on the same cases, the paired
+/// difference of NDCG@10 to each with its standard error and, for two, the share of the gap
+/// from the first to the second that the model closes.
 pub fn evaluate_file(
     path: &Path,
     holdout: Option<Holdout>,
     weights: &[u8],
+    against: &[(String, Vec<u8>)],
     backend: Backend,
 ) -> anyhow::Result<()> {
     let mut cfg = ExperimentConfig::read(path)?;
@@ -86,6 +92,37 @@ pub fn evaluate_file(
     print_metrics_row("most popular", &report.most_popular);
     if let Some(w) = prepared.withheld_metrics(&reranker)? {
         print_metrics_row("withheld only", &w);
+    }
+    if against.is_empty() {
+        return Ok(());
+    }
+    let ndcg = |r: &Reranker| -> anyhow::Result<Vec<f64>> {
+        Ok(paired::ndcg_per_case(&prepared.ranks(r)?, 10))
+    };
+    let ours = ndcg(&reranker)?;
+    let (mean, se) = paired::mean_and_se(&ours);
+    println!("NDCG@10 per case: model {mean:.4} ± {se:.4} (SE)");
+    let mut others = Vec::with_capacity(against.len());
+    for (name, bytes) in against {
+        let other = Reranker::from_bytes(bytes, &backend.device())
+            .with_context(|| format!("cannot load {name}"))?;
+        let theirs = ndcg(&other)?;
+        let (mean, se) = paired::mean_and_se(&theirs);
+        let (diff, diff_se) = paired::paired_difference(&ours, &theirs);
+        println!(
+            "  {name}: {mean:.4} ± {se:.4}; model − it = {diff:+.4} ± {diff_se:.4} (paired SE)"
+        );
+        others.push(theirs);
+    }
+    if let [from, to] = others.as_slice() {
+        let (share, se) = paired::gap_closed(&ours, from, to, 1000);
+        println!(
+            "  share of the gap from {} to {} the model closes: {:.1}% ± {:.1}% (bootstrap SE, 1,000 resamples)",
+            against[0].0,
+            against[1].0,
+            100.0 * share,
+            100.0 * se
+        );
     }
     Ok(())
 }

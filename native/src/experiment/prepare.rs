@@ -107,6 +107,18 @@ impl Prepared {
         )?)
     }
 
+    /// Each case's rank of its target under `reranker` (the protocol's ranking).
+    pub(super) fn ranks(&self, reranker: &Reranker) -> anyhow::Result<Vec<usize>> {
+        Ok(ranks(
+            reranker,
+            &self.data.catalog,
+            &self.train_set,
+            &self.cases,
+            &self.protocol,
+        )?
+        .0)
+    }
+
     /// Metrics on the cases whose target is a withheld title (cold start), if any.
     pub(super) fn withheld_metrics(
         &self,

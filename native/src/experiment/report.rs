@@ -80,6 +80,8 @@ pub fn plot_curves(epochs: &[EpochStats], path: &Path) -> anyhow::Result<()> {
             ("next item", series(|e| e.next_item_loss), RED),
             ("multi-token", series(|e| e.multi_token_loss), GREEN),
             ("auxiliary", series(|e| e.auxiliary_loss), MAGENTA),
+            ("teacher scores", series(|e| e.teacher_scores_loss), CYAN),
+            ("alignment", series(|e| e.alignment_loss), BLACK),
         ];
         let max_loss = losses
             .iter()

@@ -10,6 +10,7 @@ use encore_core::FoundationModelConfig;
 use serde::{Deserialize, Serialize};
 
 use super::TrainingModelConfig;
+use super::distill::DistillConfig;
 use super::model::{AuxHeadsConfig, ItemEncoderConfig, ObjectiveConfig};
 
 /// Hyper-parameters of a training run (the model's item count comes from the data). Every field
@@ -49,6 +50,8 @@ pub struct TrainConfig {
     pub workers: usize,
     /// The objectives.
     pub objectives: ObjectiveConfig,
+    /// Distillation from a trained teacher (the `[training.distill]` table); `None`: none.
+    pub distill: Option<DistillConfig>,
 }
 
 impl Default for TrainConfig {
@@ -67,6 +70,7 @@ impl Default for TrainConfig {
             batch_by_length: true,
             workers: 1,
             objectives: ObjectiveConfig::default(),
+            distill: None,
         }
     }
 }

@@ -4,17 +4,22 @@
 use anyhow::Context as _;
 use encore_core::data::split::MemberHistory;
 use encore_core::{Catalog, EventTokenizer, TokenSequence};
+
+use super::distill::TeacherCache;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// The training inputs derived from the data: windows, item shares, which items were seen,
-/// the latest event time and the number of target tokens.
+/// the latest event time, the number of target tokens and, when distilling, the teacher's
+/// outputs.
 pub(super) struct TrainingData {
     pub(super) windows: Vec<TokenSequence>,
     pub(super) item_share: Vec<f32>,
     pub(super) seen: Vec<bool>,
     pub(super) reference_time: i64,
     pub(super) total_tokens: usize,
+    /// Distillation: the teacher's outputs for every window (set after [`prepare`]).
+    pub(super) teacher: Option<TeacherCache>,
 }
 
 /// Tokenizes every member's history into training windows and counts each item's targets.
@@ -50,6 +55,7 @@ pub(super) fn prepare(
         seen: counts.iter().map(|&c| c > 0.0).collect(),
         reference_time,
         total_tokens,
+        teacher: None,
     })
 }
 

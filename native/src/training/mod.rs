@@ -3,12 +3,13 @@
 //!
 //! `config` is the `[training]` table, `data` tokenizes histories and batches an epoch,
 //! `workers` runs one optimizer step over a batch's shards, `progress` shows an epoch,
-//! `checkpoint` writes and resumes runs, `model` holds the training model and its objectives;
-//! this module runs the epochs.
+//! `checkpoint` writes and resumes runs, `model` holds the training model and its objectives,
+//! `distill` the teacher a student learns from; this module runs the epochs.
 
 mod checkpoint;
 mod config;
 mod data;
+pub mod distill;
 pub mod model;
 mod progress;
 mod workers;
@@ -26,6 +27,7 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use data::TrainingData;
+use distill::Teacher;
 use encore_core::Catalog;
 use encore_core::data::split::MemberHistory;
 use encore_core::metrics::RankingMetrics;
@@ -34,7 +36,7 @@ use progress::EpochProgress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use workers::{LossSums, Shard, batch_shards, shard_gradients};
+use workers::{LossSums, LossValues, Shard, batch_shards, shard_gradients};
 
 use crate::backend::Backend;
 
@@ -51,6 +53,12 @@ pub struct EpochStats {
     pub multi_token_loss: f64,
     /// Mean weighted auxiliary loss (0 when off).
     pub auxiliary_loss: f64,
+    /// Distillation: mean τ²·KL between the teacher's and the student's scores (0 when off).
+    #[serde(default)]
+    pub teacher_scores_loss: f64,
+    /// Distillation: mean 1 − cos between the projected student state and the teacher's.
+    #[serde(default)]
+    pub alignment_loss: f64,
     /// Tokens with a target.
     pub tokens: usize,
     /// Wall time of the epoch's training steps.
@@ -145,8 +153,22 @@ pub fn train(
         .first()
         .and_then(|i| i.content.as_ref())
         .map_or(0, Vec::len);
-    let config = cfg.model(catalog.len(), catalog.genres.len(), content_dim);
-    let data = data::prepare(histories, catalog, &config.model.tokenizer())?;
+    let mut config = cfg.model(catalog.len(), catalog.genres.len(), content_dim);
+    let mut data = data::prepare(histories, catalog, &config.model.tokenizer())?;
+    if let Some(d) = &cfg.distill {
+        d.validate().map_err(anyhow::Error::msg)?;
+    }
+    // With both teacher terms off the run is a from-scratch run: the teacher is not read.
+    let teacher = match &cfg.distill {
+        Some(d) if d.scores_weight > 0.0 || d.align_weight > 0.0 => {
+            let teacher = Teacher::load(d, catalog.vocabulary(), &config.model, &backend.device())?;
+            if d.align_weight > 0.0 {
+                config.align_to = Some(teacher.config().d_model);
+            }
+            Some(teacher)
+        }
+        _ => None,
+    };
     let owned_features = (config.item_encoder.is_some() || config.aux_heads.is_some())
         .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &device));
     let features = owned_features.as_ref();
@@ -156,6 +178,21 @@ pub fn train(
         .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &backend.device()));
 
     let (mut model, mut optim) = (config.init(&device), AdamConfig::new().init());
+    if let (Some(teacher), Some(d)) = (&teacher, &cfg.distill) {
+        teacher.check_student(model.model.num_params())?;
+        let cache = teacher.cache(&data.windows, d, &backend.device());
+        eprintln!(
+            "teacher {}: {} tokens encoded and their top {} kept in {:.1} s (the forward alone \
+             {:.1} s: {:.0} tokens/s)",
+            d.teacher.display(),
+            cache.tokens(),
+            cache.k,
+            cache.seconds,
+            cache.forward_seconds,
+            cache.tokens() as f64 / cache.forward_seconds.max(1e-9)
+        );
+        data.teacher = Some(cache);
+    }
     let mut epochs = Vec::new();
     if let (Some(path), true) = (checkpoints.path, checkpoints.resume)
         && path.exists()
@@ -185,7 +222,14 @@ pub fn train(
         )
     };
     let backward = |model: &TrainingModel, shard: Shard| {
-        shard_gradients(model, shard, features, &cfg.objectives, targets_per_batch)
+        shard_gradients(
+            model,
+            shard,
+            features,
+            &cfg.objectives,
+            cfg.distill.as_ref(),
+            targets_per_batch,
+        )
     };
     let mut steps = Steps {
         cfg,
@@ -225,6 +269,8 @@ pub fn train(
             next_item_loss: sums.mean(1),
             multi_token_loss: sums.mean(2),
             auxiliary_loss: sums.mean(3),
+            teacher_scores_loss: sums.mean(4),
+            alignment_loss: sums.mean(5),
             tokens: data.total_tokens,
             seconds,
             tokens_per_s: sums.targets() / seconds.max(1e-9),
@@ -256,7 +302,7 @@ struct Steps<'a> {
     device: &'a Device,
     optim: ModuleOptimizer,
     scheduler: ModuleLrScheduler,
-    backward: &'a (dyn Fn(&TrainingModel, Shard) -> (GradientsParams, [f64; 4], f64) + Sync),
+    backward: &'a (dyn Fn(&TrainingModel, Shard) -> (GradientsParams, LossValues, f64) + Sync),
     /// The learning rate of the latest step.
     learning_rate: f64,
 }

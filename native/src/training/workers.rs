@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::TrainConfig;
 use super::data::TrainingData;
+use super::distill::DistillConfig;
 use super::model::{ItemFeatures, ObjectiveConfig, TrainingModel, TrainingTargets};
 use crate::backend::run_inline;
 
@@ -36,9 +37,13 @@ pub(super) fn batch_shards(
             let seqs: Vec<TokenSequence> = part.iter().map(|&i| data.windows[i].clone()).collect();
             let n_targets = seqs.iter().map(TokenSequence::n_targets).sum::<usize>() as f64;
             let batch = TokenBatch::new(&seqs, device);
-            let targets =
+            let mut targets =
                 TrainingTargets::new(&seqs, &cfg.objectives, &data.item_share, rng, device)
                     .with_id_drops(model, rng, device);
+            targets.teacher = data
+                .teacher
+                .as_ref()
+                .map(|t| t.targets(part, TokenBatch::padded_len(&seqs), device));
             Shard {
                 batch,
                 targets,
@@ -48,8 +53,8 @@ pub(super) fn batch_shards(
         .collect()
 }
 
-/// A shard's gradients, its loss parts `[total, next item, multi-token, auxiliary]` and its
-/// target count. The objectives are means over the shard's targets; scaled by the shard's share
+/// A shard's gradients, its loss parts (see [`LossValues`]) and its target count. The
+/// objectives are means over the shard's targets; scaled by the shard's share
 /// of an average batch's targets (`targets_per_batch`), every target weighs the same whatever
 /// its batch (with length-sorted batches, a batch of short windows holds far fewer) and the
 /// shards' gradients add up to the whole batch's.
@@ -58,20 +63,14 @@ pub(super) fn shard_gradients(
     shard: Shard,
     features: Option<&ItemFeatures>,
     objectives: &ObjectiveConfig,
+    distill: Option<&DistillConfig>,
     targets_per_batch: f64,
-) -> (GradientsParams, [f64; 4], f64) {
-    let parts = model.loss(&shard.batch, &shard.targets, features, objectives);
+) -> (GradientsParams, LossValues, f64) {
+    let parts = model.loss(&shard.batch, &shard.targets, features, objectives, distill);
     let share = shard.n_targets / targets_per_batch;
     let grads =
         GradientsParams::from_grads(parts.total.clone().mul_scalar(share).backward(), model);
-    let values = [
-        parts.total,
-        parts.next_item,
-        parts.multi_token,
-        parts.auxiliary,
-    ]
-    .map(|t| f64::from(t.into_scalar::<f32>()));
-    (grads, values, shard.n_targets)
+    (grads, parts.values(), shard.n_targets)
 }
 
 /// A worker's copy of `model`: fresh autodiff leaves with the same parameter ids, so its
@@ -83,18 +82,23 @@ pub(super) fn worker_copy(model: &TrainingModel) -> TrainingModel {
     model.valid().train()
 }
 
-/// Loss parts `[total, next item, multi-token, auxiliary]` summed over an epoch's targets (each
-/// shard's means weighted by its target count), and the targets seen.
+/// A shard's loss parts as numbers, in the order of
+/// [`LossParts::values`](super::model::LossParts::values): total, next item, multi-token,
+/// auxiliary, teacher scores, alignment.
+pub(super) type LossValues = [f64; 6];
+
+/// Loss parts (see [`LossValues`]) summed over an epoch's targets (each shard's means
+/// weighted by its target count), and the targets seen.
 #[derive(Debug, Default)]
 pub(super) struct LossSums {
-    parts: [f64; 4],
+    parts: LossValues,
     targets: f64,
 }
 
 impl LossSums {
     /// Adds one shard's loss parts (means over its `n_targets` targets); refuses a loss that is
     /// not finite.
-    pub(super) fn add(&mut self, parts: [f64; 4], n_targets: f64) -> anyhow::Result<()> {
+    pub(super) fn add(&mut self, parts: LossValues, n_targets: f64) -> anyhow::Result<()> {
         anyhow::ensure!(parts[0].is_finite(), "loss became {}", parts[0]);
         for (sum, part) in self.parts.iter_mut().zip(parts) {
             *sum += part * n_targets;
@@ -123,15 +127,15 @@ pub(super) fn step(
     optim: &mut ModuleOptimizer,
     lr: ModuleLearningRate,
     shards: Vec<Shard>,
-    backward: &(dyn Fn(&TrainingModel, Shard) -> (GradientsParams, [f64; 4], f64) + Sync),
+    backward: &(dyn Fn(&TrainingModel, Shard) -> (GradientsParams, LossValues, f64) + Sync),
     device: &Device,
-) -> (TrainingModel, Vec<([f64; 4], f64)>) {
+) -> (TrainingModel, Vec<(LossValues, f64)>) {
     if shards.len() == 1 {
         let shard = shards.into_iter().next().expect("one shard");
         let (grads, values, n) = backward(&model, shard);
         return (optim.step(lr, model, grads), vec![(values, n)]);
     }
-    let done: Vec<(GradientsParams, [f64; 4], f64)> = std::thread::scope(|scope| {
+    let done: Vec<(GradientsParams, LossValues, f64)> = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
             .into_iter()
             .map(|shard| {
@@ -163,12 +167,12 @@ mod tests {
     #[test]
     fn loss_sums_weigh_each_shard_by_its_targets_and_refuse_a_non_finite_loss() {
         let mut sums = LossSums::default();
-        sums.add([2.0, 1.0, 0.5, 0.5], 30.0).unwrap();
-        sums.add([4.0, 3.0, 0.5, 0.5], 10.0).unwrap();
+        sums.add([2.0, 1.0, 0.5, 0.5, 0.0, 0.0], 30.0).unwrap();
+        sums.add([4.0, 3.0, 0.5, 0.5, 0.0, 0.0], 10.0).unwrap();
         assert_eq!(sums.targets(), 40.0);
         assert_eq!((sums.mean(0), sums.mean(1), sums.mean(2)), (2.5, 1.5, 0.5));
         let e = sums
-            .add([f64::NAN, 0.0, 0.0, 0.0], 1.0)
+            .add([f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0], 1.0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("loss became NaN"), "{e}");
@@ -229,7 +233,7 @@ mod tests {
             for shard in shards {
                 let copy = worker_copy(&model);
                 let (g, _, _) =
-                    shard_gradients(&copy, shard, Some(&features), &cfg.objectives, 100.0);
+                    shard_gradients(&copy, shard, Some(&features), &cfg.objectives, None, 100.0);
                 let got: Vec<Vec<f32>> = [copy.model.layer_mix.id, copy.model.norm.gamma.id]
                     .into_iter()
                     .map(|id| {

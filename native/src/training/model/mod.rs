@@ -13,6 +13,7 @@ pub use objectives::{LossParts, ObjectiveConfig, TrainingTargets};
 
 use burn::config::Config;
 use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use encore_core::model::l2_normalize;
 use encore_core::tokenizer::ITEM_OFFSET;
@@ -29,6 +30,10 @@ pub struct TrainingModelConfig {
     /// Auxiliary heads (not exported).
     #[config(default = "None")]
     pub aux_heads: Option<AuxHeadsConfig>,
+    /// Distillation: the teacher's width, for a learned projection of the hidden state onto
+    /// the teacher's (not exported). `None`: no projection.
+    #[config(default = "None")]
+    pub align_to: Option<usize>,
 }
 
 impl TrainingModelConfig {
@@ -38,6 +43,9 @@ impl TrainingModelConfig {
             model: self.model.init(device),
             item_encoder: self.item_encoder.as_ref().map(|c| c.init(device)),
             heads: self.aux_heads.as_ref().map(|c| c.init(device)),
+            align: self
+                .align_to
+                .map(|d| LinearConfig::new(self.model.d_model, d).init(device)),
         }
     }
 }
@@ -51,6 +59,8 @@ pub struct TrainingModel {
     pub item_encoder: Option<ItemEncoder>,
     /// Auxiliary heads.
     pub heads: Option<AuxHeads>,
+    /// Distillation: projects the hidden state `[.., d_model]` onto the teacher's width.
+    pub align: Option<Linear>,
 }
 
 impl TrainingModel {
@@ -75,7 +85,7 @@ impl TrainingModel {
     }
 
     /// The serving model: item rows replaced by their mixed ID+content vectors (items never
-    /// seen in training get the unknown ID vector), the encoder and heads dropped. With
+    /// seen in training get the unknown ID vector), the encoder, heads and projection dropped. With
     /// `normalize`, rows are L2-normalised, as training with normalised vectors saw them.
     pub fn bake(self, features: Option<&ItemFeatures>, normalize: bool) -> FoundationModel {
         let mut table = self.item_table(features, None);

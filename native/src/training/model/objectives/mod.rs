@@ -3,15 +3,17 @@
 //! heads' losses ([`AuxHeads::loss`](super::AuxHeads::loss)), and per-event loss weights.
 //!
 //! `config` holds the switches and weights, `targets` builds a batch's labels on the host,
-//! `sampling` draws sampled softmax's negatives, `next_item` computes the softmax terms; this
-//! module adds the terms up.
+//! `sampling` draws sampled softmax's negatives, `next_item` computes the softmax terms,
+//! `distillation` the terms that learn from a teacher; this module adds the terms up.
 
 mod config;
+mod distillation;
 mod next_item;
 mod sampling;
 mod targets;
 
 pub use config::{EventWeights, ObjectiveConfig, SoftmaxKind};
+pub use distillation::{alignment_term, teacher_score_term};
 pub use next_item::next_item_terms;
 pub use sampling::NegativeSampler;
 pub use targets::TrainingTargets;
@@ -20,6 +22,7 @@ use burn::tensor::Tensor;
 
 use super::TrainingModel;
 use super::item_encoder::ItemFeatures;
+use crate::training::distill::DistillConfig;
 use encore_core::model::l2_normalize;
 use encore_core::tokenizer::{ITEM_OFFSET, TokenBatch};
 
@@ -34,6 +37,26 @@ pub struct LossParts {
     pub multi_token: Tensor<1>,
     /// Sum of the weighted auxiliary terms (0 when off).
     pub auxiliary: Tensor<1>,
+    /// Distillation: τ²·KL between the teacher's and the student's scores (0 when off).
+    pub teacher_scores: Tensor<1>,
+    /// Distillation: 1 − cos between the projected student state and the teacher's (0 when off).
+    pub alignment: Tensor<1>,
+}
+
+impl LossParts {
+    /// The parts as numbers: `[total, next item, multi-token, auxiliary, teacher scores,
+    /// alignment]`.
+    pub fn values(self) -> [f64; 6] {
+        [
+            self.total,
+            self.next_item,
+            self.multi_token,
+            self.auxiliary,
+            self.teacher_scores,
+            self.alignment,
+        ]
+        .map(|t| f64::from(t.into_scalar::<f32>()))
+    }
 }
 
 /// Weighted mean of −log softmax(logits)[target] over rows: Σ w·nll / `norm`.
@@ -48,13 +71,15 @@ pub(crate) fn weighted_nll(log_p_target: Tensor<1>, weight: Tensor<1>, norm: f32
 impl TrainingModel {
     /// The training loss of a batch: next item + `mtp_weight` × the multi-token term (averaged
     /// over offsets 2…K) + the auxiliary heads. `features` feeds the item encoder when the
-    /// model has one.
+    /// model has one. With `distill` (and the teacher's outputs in `targets.teacher`), that sum
+    /// is weighted by `label_weight` and the distillation terms are added with their weights.
     pub fn loss(
         &self,
         batch: &TokenBatch,
         targets: &TrainingTargets,
         features: Option<&ItemFeatures>,
         cfg: &ObjectiveConfig,
+        distill: Option<&DistillConfig>,
     ) -> LossParts {
         let mut table = self.item_table(features, targets.id_keep.clone());
         if cfg.normalize {
@@ -68,7 +93,8 @@ impl TrainingModel {
         let hidden = hidden.reshape([b * s, d]);
         let [rows, _] = table.dims();
         let items = table.slice(ITEM_OFFSET as usize..rows);
-        let (next_item, multi_token) = next_item_terms(hidden.clone(), items, b, targets, cfg);
+        let (next_item, multi_token) =
+            next_item_terms(hidden.clone(), items.clone(), b, targets, cfg);
         let device = hidden.device();
         let zero = || Tensor::<1>::zeros([1], &device);
         let k_max = targets.future_items.len();
@@ -79,13 +105,28 @@ impl TrainingModel {
             Some(heads) => heads.loss(&hidden, targets, features, cfg),
             None => zero(),
         };
-        let total =
+        let labels =
             next_item.clone() + multi_token.clone().mul_scalar(cfg.mtp_weight) + auxiliary.clone();
+        let (mut total, mut teacher_scores, mut alignment) = (labels.clone(), zero(), zero());
+        if let (Some(distill), Some(teacher)) = (distill, &targets.teacher) {
+            total = labels.mul_scalar(distill.label_weight);
+            if distill.scores_weight > 0.0 {
+                teacher_scores =
+                    teacher_score_term(hidden.clone(), items, b, targets, teacher, cfg, distill);
+                total = total + teacher_scores.clone().mul_scalar(distill.scores_weight);
+            }
+            if let Some(align) = &self.align {
+                alignment = alignment_term(align.forward(hidden), targets, teacher);
+                total = total + alignment.clone().mul_scalar(distill.align_weight);
+            }
+        }
         LossParts {
             total,
             next_item,
             multi_token,
             auxiliary,
+            teacher_scores,
+            alignment,
         }
     }
 }
@@ -156,7 +197,7 @@ mod tests {
             &device,
         );
         let ours = model
-            .loss(&batch, &t, None, &cfg)
+            .loss(&batch, &t, None, &cfg, None)
             .total
             .into_scalar::<f32>();
         let reference = model.model.next_item_loss(&batch).into_scalar::<f32>();
@@ -195,7 +236,7 @@ mod tests {
             &device,
         );
         let ours = model
-            .loss(&batch, &t, None, &cfg)
+            .loss(&batch, &t, None, &cfg, None)
             .total
             .into_scalar::<f32>();
 

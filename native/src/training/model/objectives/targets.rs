@@ -7,6 +7,7 @@ use rand::RngExt;
 
 use super::config::{ObjectiveConfig, SoftmaxKind};
 use super::sampling::NegativeSampler;
+use crate::training::distill::TeacherTargets;
 use crate::training::model::TrainingModel;
 use encore_core::data::events::Action;
 use encore_core::tokenizer::{TokenBatch, TokenSequence};
@@ -35,6 +36,8 @@ pub struct TrainingTargets {
     pub negatives: Option<(Tensor<2, Int>, Tensor<2>)>,
     /// Sampled softmax only: log Q of each token's k-th target, per k `[batch·seq]`.
     pub target_log_q: Vec<Tensor<1>>,
+    /// Distillation only: the teacher's outputs for the batch.
+    pub teacher: Option<TeacherTargets>,
 }
 
 impl TrainingTargets {
@@ -126,6 +129,7 @@ impl TrainingTargets {
             id_keep: None,
             negatives,
             target_log_q,
+            teacher: None,
         }
     }
 

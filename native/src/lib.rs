@@ -16,6 +16,7 @@ pub mod backend;
 pub mod batch;
 pub mod browser_fixture;
 pub mod cli;
+pub mod embeddings;
 pub mod evaluation;
 pub mod experiment;
 pub mod io;

@@ -274,12 +274,9 @@ impl Reranker {
         ranked_async(candidates, self.scores(seq, rows)?).await
     }
 
-    /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
-    /// Used for evaluation; each entry is (history, request).
-    pub fn score_catalog(
-        &self,
-        members: &[(&[Event], RerankRequest)],
-    ) -> Result<Vec<Vec<f32>>, RerankError> {
+    /// The user representations `[members, d_model]` of several members at once on the device;
+    /// each entry is (history, request).
+    fn user_batch(&self, members: &[(&[Event], RerankRequest)]) -> Result<Tensor<2>, RerankError> {
         let mut seqs = Vec::with_capacity(members.len());
         for (history, request) in members {
             if history.is_empty() {
@@ -289,9 +286,37 @@ impl Reranker {
             seqs.push(self.serving_sequence(history, request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
-        let user =
-            self.model
-                .user_representation(self.model.forward(&batch, &self.tables, None, true));
+        Ok(self
+            .model
+            .user_representation(self.model.forward(&batch, &self.tables, None, true)))
+    }
+
+    /// The user representation (the vector candidates are scored against) of several members
+    /// at once: `[members][d_model]`; each entry is (history, request).
+    pub fn user_representations(
+        &self,
+        members: &[(&[Event], RerankRequest)],
+    ) -> Result<Vec<Vec<f32>>, RerankError> {
+        let flat = read_scores(self.user_batch(members)?.into_data())?;
+        Ok(flat
+            .chunks(self.config.d_model)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Every catalog item's vector, row-major `[n_items · d_model]` in the order of
+    /// [`Reranker::items`].
+    pub fn item_vectors(&self) -> Result<Vec<f32>, RerankError> {
+        read_scores(self.model.item_vectors().into_data())
+    }
+
+    /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
+    /// Used for evaluation; each entry is (history, request).
+    pub fn score_catalog(
+        &self,
+        members: &[(&[Event], RerankRequest)],
+    ) -> Result<Vec<Vec<f32>>, RerankError> {
+        let user = self.user_batch(members)?;
         let scores = user.matmul(self.model.item_vectors().transpose());
         let flat = finite(read_scores(scores.into_data())?)?;
         Ok(flat

@@ -437,6 +437,14 @@ impl<'a> WeightFile<'a> {
             .ok_or(WeightFileError::MissingPart("foundation model"))
     }
 
+    /// The checksum a weight file stores in its last four bytes (CRC-32 of everything before
+    /// them): the file's version, as [`WeightFile::decode`] checks it. `None` for fewer than
+    /// four bytes.
+    pub fn stored_checksum(bytes: &[u8]) -> Option<u32> {
+        let tail: [u8; 4] = bytes.get(bytes.len().checked_sub(4)?..)?.try_into().ok()?;
+        Some(u32::from_le_bytes(tail))
+    }
+
     /// The raw bytes of a tensor entry (bounds were checked by [`WeightFile::decode`]).
     pub fn tensor_bytes(&self, entry: &TensorEntry) -> &'a [u8] {
         &self.data[entry.offset as usize..(entry.offset + entry.len) as usize]

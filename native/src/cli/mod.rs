@@ -1,7 +1,9 @@
-//! `encore` subcommands: generate, train, distill, export, rerank, eval, demo, bench, ablate.
+//! `encore` subcommands: generate, train, distill, export, rerank, eval, embed, demo, bench,
+//! ablate.
 
 mod bench;
 mod demo;
+mod embed;
 mod show;
 mod steps;
 
@@ -40,6 +42,9 @@ pub enum Command {
     Rerank(RerankArgs),
     /// HR/NDCG on each member's held-out last event, model vs most-popular.
     Eval(EvalArgs),
+    /// Item vectors and member representations to Parquet and safetensors (optionally rotated
+    /// into a previous model's space).
+    Embed(embed::EmbedArgs),
     /// The whole pipeline on the embedded synthetic world: generate → train → export → rerank → eval.
     Demo(DemoArgs),
     /// Rerank latency of a weight file (p50/p99) on the chosen backends.
@@ -389,6 +394,7 @@ impl Cli {
             Command::Export(a) => steps::export(&a),
             Command::Rerank(a) => steps::rerank(&a),
             Command::Eval(a) => steps::eval(&a),
+            Command::Embed(a) => embed::run(&a),
             Command::Demo(a) => demo::run(&a),
             Command::Bench(a) => bench::run(&a),
             Command::Ablate(a) => crate::experiment::ablate(

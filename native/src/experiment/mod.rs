@@ -127,6 +127,19 @@ pub fn evaluate_file(
     Ok(())
 }
 
+/// The training members' histories of an experiment file's data and split (the holdout
+/// replaced when given): what a model trained on it saw.
+pub fn training_histories(
+    path: &Path,
+    holdout: Option<Holdout>,
+) -> anyhow::Result<Vec<encore_core::data::split::MemberHistory>> {
+    let mut cfg = ExperimentConfig::read(path)?;
+    if let Some(h) = holdout {
+        cfg.split.holdout = h;
+    }
+    Ok(Prepared::new(&cfg, path.parent().unwrap_or(Path::new(".")))?.train_set)
+}
+
 /// Runs an experiment; data paths are relative to `base`.
 pub fn run_config(
     cfg: &ExperimentConfig,

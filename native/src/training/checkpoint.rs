@@ -17,9 +17,10 @@ const MAGIC: &[u8; 7] = b"ENCOREC";
 /// The checkpoint version this build writes and reads (2: `TrainConfig` gained
 /// `scale_embedding`, 3: `batch_by_length`, 4: `lr_schedule`, `warmup_steps`, `workers`,
 /// 5: `decay_fraction`, 6: the model's shape as one `model` config and the training model's
-/// record with its training-only parts apart, 7: `distill` and the distillation losses;
+/// record with its training-only parts apart, 7: `distill` and the distillation losses, 8:
+/// `init_from` and `freeze`;
 /// postcard cannot read a struct with a different field list).
-const VERSION: u8 = 7;
+const VERSION: u8 = 8;
 
 /// Everything needed to resume training, plus the exportable weight file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

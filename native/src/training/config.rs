@@ -52,6 +52,13 @@ pub struct TrainConfig {
     pub objectives: ObjectiveConfig,
     /// Distillation from a trained teacher (the `[training.distill]` table); `None`: none.
     pub distill: Option<DistillConfig>,
+    /// Fine-tuning: start from this weight file's foundation model (same shape and catalog;
+    /// relative to the working directory) instead of fresh weights. The file's item vectors
+    /// already hold the content mix, so the run has no item encoder.
+    pub init_from: Option<std::path::PathBuf>,
+    /// Parts of the foundation model training leaves unchanged: `embeddings`, `layers:N`
+    /// (0-based), `layer_mix`, `norm`.
+    pub freeze: Vec<String>,
 }
 
 impl Default for TrainConfig {
@@ -71,6 +78,8 @@ impl Default for TrainConfig {
             workers: 1,
             objectives: ObjectiveConfig::default(),
             distill: None,
+            init_from: None,
+            freeze: Vec::new(),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! `config` is the `[training]` table, `data` tokenizes histories and batches an epoch,
 //! `workers` runs one optimizer step over a batch's shards, `progress` shows an epoch,
 //! `checkpoint` writes and resumes runs, `model` holds the training model and its objectives,
-//! `distill` the teacher a student learns from; this module runs the epochs.
+//! `distill` the teacher a student learns from, `fine_tune` starts from a trained model with
+//! parts frozen; this module runs the epochs.
 
 mod checkpoint;
 mod config;
 mod data;
 pub mod distill;
+mod fine_tune;
 pub mod model;
 mod progress;
 mod workers;
@@ -154,6 +156,10 @@ pub fn train(
         .and_then(|i| i.content.as_ref())
         .map_or(0, Vec::len);
     let mut config = cfg.model(catalog.len(), catalog.genres.len(), content_dim);
+    if cfg.init_from.is_some() {
+        // The starting file's item vectors are already mixed with content.
+        config.item_encoder = None;
+    }
     let mut data = data::prepare(histories, catalog, &config.model.tokenizer())?;
     if let Some(d) = &cfg.distill {
         d.validate().map_err(anyhow::Error::msg)?;
@@ -178,6 +184,9 @@ pub fn train(
         .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &backend.device()));
 
     let (mut model, mut optim) = (config.init(&device), AdamConfig::new().init());
+    if let Some(path) = &cfg.init_from {
+        model.model = fine_tune::init_from(model.model, path, &config.model, catalog, &device)?;
+    }
     if let (Some(teacher), Some(d)) = (&teacher, &cfg.distill) {
         teacher.check_student(model.model.num_params())?;
         let cache = teacher.cache(&data.windows, d, &backend.device());
@@ -204,6 +213,7 @@ pub fn train(
             epochs.len()
         );
     }
+    model.model = fine_tune::freeze(model.model, &cfg.freeze)?;
 
     let steps_per_epoch = data.windows.len().div_ceil(cfg.batch_size);
     let targets_per_batch = data.total_tokens as f64 / steps_per_epoch as f64;

@@ -1,7 +1,7 @@
 //! Shared fixtures for Encore's cross-crate tests: small synthetic worlds and trained models.
 
 use encore::backend::Backend;
-use encore::training::{CheckpointPolicy, Monitor, TrainConfig, train};
+use encore::training::{CheckpointPolicy, Monitor, TrainConfig, TrainedModel, train};
 use encore_core::data::split::{HeldOutEvent, MemberHistory, group_by_member, leave_last_out};
 use encore_core::{SyntheticWorld, SyntheticWorldConfig};
 
@@ -37,19 +37,25 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
     }
 }
 
-/// Trains a tiny model on the CPU and returns its weight file.
-pub fn tiny_weight_file(world: &SyntheticWorld, epochs: usize) -> Vec<u8> {
+/// Trains with `cfg` on the CPU on the world's histories minus each member's last event, without
+/// checkpoints or monitoring.
+pub fn train_on(world: &SyntheticWorld, cfg: &TrainConfig) -> anyhow::Result<TrainedModel> {
     let (train_set, _) = split(world);
-    let trained = train(
+    train(
         &train_set,
         &world.catalog,
-        &tiny_config(epochs),
+        cfg,
         Backend::Cpu,
         CheckpointPolicy::default(),
         Monitor::default(),
     )
-    .expect("training runs");
-    trained.weights
+}
+
+/// Trains a tiny model on the CPU and returns its weight file.
+pub fn tiny_weight_file(world: &SyntheticWorld, epochs: usize) -> Vec<u8> {
+    train_on(world, &tiny_config(epochs))
+        .expect("training runs")
+        .weights
 }
 
 /// A fresh temporary directory under the target dir.

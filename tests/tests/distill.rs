@@ -3,10 +3,10 @@
 //! bigger than its teacher is refused.
 
 use encore::backend::Backend;
+use encore::training::TrainConfig;
 use encore::training::distill::DistillConfig;
-use encore::training::{CheckpointPolicy, Monitor, TrainConfig, train};
 use encore_core::Reranker;
-use encore_tests::{small_world, split, temp_dir, tiny_config, tiny_weight_file};
+use encore_tests::{small_world, temp_dir, tiny_config, tiny_weight_file, train_on};
 
 /// A student of width 8 with one layer (the teacher: width 16, two layers), learning from the
 /// teacher at `path`.
@@ -34,18 +34,7 @@ fn a_student_learns_from_its_teacher_and_exports_like_any_model() {
     let dir = temp_dir("distill");
     let teacher = dir.join("teacher.encore");
     std::fs::write(&teacher, tiny_weight_file(&world, 3)).unwrap();
-    let (train_set, _) = split(&world);
-    let run = |cfg: &TrainConfig| {
-        train(
-            &train_set,
-            &world.catalog,
-            cfg,
-            Backend::Cpu,
-            CheckpointPolicy::default(),
-            Monitor::default(),
-        )
-        .unwrap()
-    };
+    let run = |cfg: &TrainConfig| train_on(&world, cfg).unwrap();
     let distilled = run(&student(&teacher, 3));
     let kl: Vec<f64> = distilled
         .epochs
@@ -75,16 +64,7 @@ fn a_student_learns_from_its_teacher_and_exports_like_any_model() {
     // A student wider than its teacher is refused before any training.
     let mut big = student(&teacher, 1);
     big.model = big.model.with_d_model(32).with_n_layers(2).with_d_ff(64);
-    let e = train(
-        &train_set,
-        &world.catalog,
-        &big,
-        Backend::Cpu,
-        CheckpointPolicy::default(),
-        Monitor::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = train_on(&world, &big).unwrap_err().to_string();
     assert!(e.contains("more than its teacher's"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }

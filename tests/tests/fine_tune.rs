@@ -1,10 +1,9 @@
 //! Fine-tuning with frozen parts: a run started from a trained file keeps the frozen parts
 //! byte-identical and moves the rest; a file of another shape and an unknown part are refused.
 
-use encore::backend::Backend;
-use encore::training::{CheckpointPolicy, Monitor, TrainConfig, train};
+use encore::training::TrainConfig;
 use encore_core::WeightFile;
-use encore_tests::{small_world, split, temp_dir, tiny_config, tiny_weight_file};
+use encore_tests::{small_world, temp_dir, tiny_config, tiny_weight_file, train_on};
 
 /// Every tensor of a weight file, by name, as stored (f32 files: the exact bytes).
 fn parameters(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -23,17 +22,7 @@ fn frozen_parts_stay_byte_identical_and_the_rest_moves() {
     let base = tiny_weight_file(&world, 1);
     let path = dir.join("base.encore");
     std::fs::write(&path, &base).unwrap();
-    let (train_set, _) = split(&world);
-    let run = |cfg: &TrainConfig| {
-        train(
-            &train_set,
-            &world.catalog,
-            cfg,
-            Backend::Cpu,
-            CheckpointPolicy::default(),
-            Monitor::default(),
-        )
-    };
+    let run = |cfg: &TrainConfig| train_on(&world, cfg);
     let cfg = TrainConfig {
         init_from: Some(path.clone()),
         freeze: vec!["embeddings".into(), "layers:0".into()],

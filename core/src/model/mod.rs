@@ -96,6 +96,14 @@ impl FoundationModelConfig {
     }
 }
 
+/// A float tensor's values in host memory (row-major), as f32.
+pub fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float tensor")
+}
+
 /// Rows scaled to unit L2 norm: `[n, d]` → `[n, d]`.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6);

@@ -18,9 +18,9 @@ mod weights;
 pub use weights::{LinearWeights, NormWeights};
 
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::{Tensor, activation};
+use burn::tensor::activation;
 
-use crate::model::{FoundationModel, LAYER_NORM_EPSILON, TokenTables};
+use crate::model::{FoundationModel, LAYER_NORM_EPSILON, TokenTables, host_values};
 use crate::tokenizer::{ITEM_OFFSET, TOKEN_FIELDS};
 
 /// One step of a layer's serving forward, in [`LayerStep::ORDER`].
@@ -265,12 +265,4 @@ impl ServingModel {
         }
         total
     }
-}
-
-/// A float tensor's values in host memory.
-fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensor")
 }

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use encore_core::data::catalog::ItemVocabulary;
+use encore_core::model::host_values;
 use encore_core::tokenizer::{ITEM_OFFSET, TokenField};
 use encore_core::weights::{LoadedModel, load_model};
 use encore_core::{FoundationModelConfig, TokenBatch, TokenSequence};
@@ -120,7 +121,7 @@ impl Teacher {
         let k = distill.top_k.min(n);
         let tables = model.token_tables();
         let item_vectors = model.item_vectors();
-        let items = host(item_vectors.clone());
+        let items = host_values(item_vectors.clone());
         let mut offsets = Vec::with_capacity(windows.len() + 1);
         offsets.push(0);
         for w in windows {
@@ -139,9 +140,10 @@ impl Teacher {
             let states = model
                 .forward(&batch, &tables, None, false)
                 .reshape([b * s, d]);
-            let states_host = host(states.clone());
+            let states_host = host_values(states.clone());
             forward_seconds += forward_started.elapsed().as_secs_f64();
-            let scores = (k > 0).then(|| host(states.matmul(item_vectors.clone().transpose())));
+            let scores =
+                (k > 0).then(|| host_values(states.matmul(item_vectors.clone().transpose())));
             let states = states_host;
             for (r, window) in chunk.iter().enumerate() {
                 for (c, token) in window.tokens.iter().enumerate() {
@@ -196,13 +198,6 @@ fn top_k(scores: &[f32], k: usize, skip: &[bool]) -> Vec<(u32, f32)> {
         best.truncate(k);
     }
     best
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensor")
 }
 
 /// The teacher's outputs for every token of every training window.

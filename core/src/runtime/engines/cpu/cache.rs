@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::model::KvCache;
+use crate::model::{KvCache, host_values};
 
 /// Every layer's keys and values of the tokens encoded so far, each `[len, d_model]` (heads
 /// side by side), in buffers allocated (and touched) once for a whole window, so that an
@@ -103,12 +103,4 @@ impl CpuKvCache {
         }
         cache
     }
-}
-
-/// A float tensor's values in host memory.
-fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensor")
 }

@@ -12,6 +12,7 @@
 use burn::tensor::{Bool, Tensor, activation};
 
 use super::config::{ObjectiveConfig, SoftmaxKind};
+use super::next_item::scoring_states;
 use super::targets::TrainingTargets;
 use crate::training::distill::{DistillConfig, PADDED_SCORE, TeacherTargets};
 use encore_core::model::l2_normalize;
@@ -54,12 +55,7 @@ pub fn teacher_score_term(
 ) -> Tensor<1> {
     let [m, d] = hidden.dims();
     let (b, s) = (batch, m / batch.max(1));
-    let h = if cfg.normalize {
-        l2_normalize(hidden)
-    } else {
-        hidden
-    };
-    let h = h.div_scalar(cfg.temperature);
+    let h = scoring_states(hidden, cfg);
     let th = teacher.hidden.clone();
     let td = th.dims()[1];
     let (target, weight) = &targets.future_items[0];

@@ -8,6 +8,17 @@ use super::targets::TrainingTargets;
 use super::weighted_nll;
 use encore_core::model::l2_normalize;
 
+/// The hidden states `[m, d]` as the objectives score them: L2-normalised when
+/// `cfg.normalize`, divided by `cfg.temperature`.
+pub fn scoring_states(hidden: Tensor<2>, cfg: &ObjectiveConfig) -> Tensor<2> {
+    let h = if cfg.normalize {
+        l2_normalize(hidden)
+    } else {
+        hidden
+    };
+    h.div_scalar(cfg.temperature)
+}
+
 /// The next-item term and the multi-token term (`None` with one item per token), each `[1]`.
 ///
 /// `hidden` `[batch·seq, d]` are the model's outputs of `batch` sequences, `items` `[n_items, d]`
@@ -21,12 +32,7 @@ pub fn next_item_terms(
 ) -> (Tensor<1>, Option<Tensor<1>>) {
     let [m, d] = hidden.dims();
     let (b, s) = (batch, m / batch.max(1));
-    let h = if cfg.normalize {
-        l2_normalize(hidden)
-    } else {
-        hidden
-    };
-    let h = h.div_scalar(cfg.temperature);
+    let h = scoring_states(hidden, cfg);
     let norm = targets.weight_sum;
     let k_max = targets.future_items.len();
     // The logit of each token's k-th target: a row-wise dot product.

@@ -205,6 +205,32 @@ fn bad_requests_get_typed_errors() {
         reranker.rerank(&nan, &ids[..3], &req),
         Err(RerankError::NonFiniteDuration { position: 2 })
     );
+    let mut far = history.clone();
+    far[3].timestamp = i64::MIN;
+    assert_eq!(
+        reranker.rerank(&far, &ids[..3], &req),
+        Err(RerankError::TimestampOutOfRange {
+            position: 3,
+            timestamp: i64::MIN
+        })
+    );
+    let late = RerankRequest {
+        timestamp: Some(2_000_000_000_000_000),
+        ..req.clone()
+    };
+    assert_eq!(
+        reranker.rerank(&history, &ids[..3], &late),
+        Err(RerankError::RequestTimestampOutOfRange {
+            timestamp: 2_000_000_000_000_000
+        })
+    );
+    let mut session = encore_core::MemberSession::new(history.clone()).unwrap();
+    assert_eq!(
+        reranker.rerank_session(&mut session, &ids[..3], &late),
+        Err(RerankError::RequestTimestampOutOfRange {
+            timestamp: 2_000_000_000_000_000
+        })
+    );
     let mut shuffled = history.clone();
     shuffled.swap(3, 6);
     assert_eq!(

@@ -71,6 +71,32 @@ pub enum CatalogError {
         /// Number of genres defined.
         count: usize,
     },
+    /// An item's `added_at` lies outside ±[`MAX_TIMESTAMP_S`](super::events::MAX_TIMESTAMP_S).
+    #[error(
+        "catalog item {item} has added_at {added_at}, outside ±{} seconds",
+        super::events::MAX_TIMESTAMP_S
+    )]
+    AddedAtOutOfRange {
+        /// External item id.
+        item: u32,
+        /// The offending time.
+        added_at: i64,
+    },
+    /// Two items' content vectors have different widths.
+    #[error(
+        "catalog item {item} has a content vector of {len} values, but item {first} has {expected}: \
+         every content vector must have the same width"
+    )]
+    ContentWidth {
+        /// External id of the item whose vector differs.
+        item: u32,
+        /// Its width.
+        len: usize,
+        /// External id of the first item with a content vector.
+        first: u32,
+        /// The width of that first vector.
+        expected: usize,
+    },
 }
 
 /// The item ids a model knows, in dense-index order, with the reverse lookup.
@@ -173,9 +199,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds a catalog, checking ids are unique and genres exist.
+    /// Builds a catalog, checking ids are unique, genres exist, `added_at` times are in range
+    /// and every content vector has the same width.
     pub fn new(genres: Vec<String>, items: Vec<Item>) -> Result<Self, CatalogError> {
         let vocabulary = ItemVocabulary::new(items.iter().map(|i| i.id).collect())?;
+        let mut first_content: Option<(u32, usize)> = None;
         for item in &items {
             if let Some(&g) = item.genres.iter().find(|&&g| g as usize >= genres.len()) {
                 return Err(CatalogError::UnknownGenre {
@@ -183,6 +211,26 @@ impl Catalog {
                     genre: g,
                     count: genres.len(),
                 });
+            }
+            if !super::events::timestamp_in_range(item.added_at) {
+                return Err(CatalogError::AddedAtOutOfRange {
+                    item: item.id,
+                    added_at: item.added_at,
+                });
+            }
+            if let Some(c) = &item.content {
+                match first_content {
+                    None => first_content = Some((item.id, c.len())),
+                    Some((first, expected)) if c.len() != expected => {
+                        return Err(CatalogError::ContentWidth {
+                            item: item.id,
+                            len: c.len(),
+                            first,
+                            expected,
+                        });
+                    }
+                    Some(_) => {}
+                }
             }
         }
         Ok(Self {
@@ -231,6 +279,59 @@ impl Catalog {
 #[cfg(test)]
 mod vocabulary_tests {
     use super::*;
+
+    fn item(id: u32, added_at: i64, content: Option<Vec<f32>>) -> Item {
+        Item {
+            id,
+            title: format!("t{id}"),
+            kind: ItemKind::Movie,
+            genres: vec![0],
+            language: "en".into(),
+            release_year: 2000,
+            added_at,
+            content,
+        }
+    }
+
+    #[test]
+    fn far_arrival_times_and_content_vectors_of_another_width_are_refused_by_item() {
+        let genres = vec!["drama".to_string()];
+        let ok = Catalog::new(
+            genres.clone(),
+            vec![
+                item(1, 5, Some(vec![0.0; 3])),
+                item(2, -5, None),
+                item(3, 9, Some(vec![1.0; 3])),
+            ],
+        );
+        assert!(ok.is_ok());
+        let e = Catalog::new(
+            genres.clone(),
+            vec![item(1, 0, None), item(2, i64::MAX, None)],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            CatalogError::AddedAtOutOfRange {
+                item: 2,
+                added_at: i64::MAX
+            }
+        );
+        let e = Catalog::new(
+            genres,
+            vec![
+                item(4, 0, Some(vec![0.0; 3])),
+                item(5, 0, None),
+                item(6, 0, Some(vec![0.0; 2])),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "catalog item 6 has a content vector of 2 values, but item 4 has 3: every content \
+             vector must have the same width"
+        );
+    }
 
     #[test]
     fn compact_and_sparse_ids_look_up_alike() {

@@ -69,6 +69,13 @@ impl LogRow {
             None => DeviceType::Web,
             Some(d) => DeviceType::from_name(&d).ok_or(format!("unknown device {d:?}"))?,
         };
+        if !super::events::timestamp_in_range(self.timestamp) {
+            return Err(format!(
+                "timestamp {} is outside ±{} seconds",
+                self.timestamp,
+                super::events::MAX_TIMESTAMP_S
+            ));
+        }
         let duration_s = self.duration_s.unwrap_or(0.0);
         if !duration_s.is_finite() || duration_s < 0.0 {
             return Err(format!(
@@ -189,6 +196,14 @@ mod tests {
     #[test]
     fn bad_rows_are_located_or_skipped() {
         let c = catalog();
+        let far = b"member,item,timestamp\n1,10,100\n1,10,-9223372036854775808\n";
+        let err = parse_event_log("log.csv", far, LogFormat::Csv, &c, LineOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("log.csv line 3: timestamp -9223372036854775808 is outside"),
+            "{err}"
+        );
         let csv = b"member,item,timestamp\n1,10,100\n1,99,200\n1,10,x\n";
         let err = parse_event_log("log.csv", csv, LogFormat::Csv, &c, LineOptions::default())
             .unwrap_err();

@@ -138,6 +138,16 @@ pub fn country_index(code: &str) -> usize {
     KNOWN_COUNTRIES.iter().position(|c| *c == code).unwrap_or(0)
 }
 
+/// The largest magnitude a timestamp may have (Unix seconds, about 31.7 million years either
+/// side of 1970): every parser and the runtime refuse times beyond it, so differences of two
+/// times never overflow.
+pub const MAX_TIMESTAMP_S: i64 = 1_000_000_000_000_000;
+
+/// True when `t` (Unix seconds) lies within ±[`MAX_TIMESTAMP_S`].
+pub fn timestamp_in_range(t: i64) -> bool {
+    t.checked_abs().is_some_and(|a| a <= MAX_TIMESTAMP_S)
+}
+
 /// One interaction of a member with an item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

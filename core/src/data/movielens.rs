@@ -86,7 +86,7 @@ fn parse_ratings(
             Ok(Event::implicit(
                 parse_u32(f[0], "user id")?,
                 parse_u32(f[1], "movie id")?,
-                parse_i64(f[3], "timestamp")?,
+                parse_timestamp(f[3])?,
             ))
         })();
         if let Some(e) = reader.accept(n, parsed)? {
@@ -122,6 +122,19 @@ fn parse_i64(field: &str, what: &str) -> Result<i64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{what} {field:?} is not an integer"))
+}
+
+/// A timestamp field: an integer within ±[`MAX_TIMESTAMP_S`](super::events::MAX_TIMESTAMP_S).
+fn parse_timestamp(field: &str) -> Result<i64, String> {
+    let t = parse_i64(field, "timestamp")?;
+    if super::events::timestamp_in_range(t) {
+        Ok(t)
+    } else {
+        Err(format!(
+            "timestamp {t} is outside ±{} seconds",
+            super::events::MAX_TIMESTAMP_S
+        ))
+    }
 }
 
 /// Sets each catalog item's `added_at` to its first event among `events` (items without

@@ -213,6 +213,7 @@ impl Reranker {
         history: &[Event],
         request: &RerankRequest,
     ) -> Result<TokenSequence, RerankError> {
+        request.validate()?;
         self.tokenizer
             .serving_sequence(&self.items, history, &request.context(history))
             .map_err(|e| RerankError::UnknownHistoryItem {

@@ -31,6 +31,16 @@ impl RerankRequest {
         }
     }
 
+    /// Refuses a request time beyond ±[`MAX_TIMESTAMP_S`](crate::data::events::MAX_TIMESTAMP_S).
+    pub fn validate(&self) -> Result<(), RerankError> {
+        match self.timestamp {
+            Some(t) if !crate::data::events::timestamp_in_range(t) => {
+                Err(RerankError::RequestTimestampOutOfRange { timestamp: t })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The request's token context (history must be non-empty).
     pub fn context(&self, history: &[Event]) -> Context {
         let last = history.last().expect("validated non-empty history");
@@ -106,6 +116,26 @@ pub enum RerankError {
         /// Second position.
         second: usize,
     },
+    /// A history event's time lies beyond ±[`MAX_TIMESTAMP_S`](crate::data::events::MAX_TIMESTAMP_S).
+    #[error(
+        "history event {position} has timestamp {timestamp}, outside ±{} seconds",
+        crate::data::events::MAX_TIMESTAMP_S
+    )]
+    TimestampOutOfRange {
+        /// Index in the history.
+        position: usize,
+        /// The offending time.
+        timestamp: i64,
+    },
+    /// The request's time lies beyond ±[`MAX_TIMESTAMP_S`](crate::data::events::MAX_TIMESTAMP_S).
+    #[error(
+        "the request's timestamp {timestamp} is outside ±{} seconds",
+        crate::data::events::MAX_TIMESTAMP_S
+    )]
+    RequestTimestampOutOfRange {
+        /// The offending time.
+        timestamp: i64,
+    },
     /// A history event has a NaN or infinite duration.
     #[error("history event {position} has a non-finite duration")]
     NonFiniteDuration {
@@ -180,6 +210,12 @@ pub(crate) fn check_event(
 ) -> Result<(), RerankError> {
     if !e.duration_s.is_finite() {
         return Err(RerankError::NonFiniteDuration { position });
+    }
+    if !crate::data::events::timestamp_in_range(e.timestamp) {
+        return Err(RerankError::TimestampOutOfRange {
+            position,
+            timestamp: e.timestamp,
+        });
     }
     if prev.is_some_and(|p| e.timestamp < p.timestamp) {
         return Err(RerankError::HistoryOutOfOrder { position });

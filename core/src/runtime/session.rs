@@ -154,6 +154,7 @@ impl Reranker {
         }
         request::validate_candidates(candidates)?;
         let rows = self.candidate_rows(candidates)?;
+        request.validate()?;
         if session.owner != Some(self.id) {
             session.clear_cache();
             // A reranker keeps its sessions' caches where its forward runs, for good.

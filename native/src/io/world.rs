@@ -78,6 +78,16 @@ pub fn read_world(dir: &Path) -> Result<(Catalog, Vec<Event>), LoadError> {
                 format!("line {line}: duration_s is not a finite number"),
             ));
         }
+        if !encore_core::data::events::timestamp_in_range(e.timestamp) {
+            return Err(malformed(
+                &files.events,
+                format!(
+                    "line {line}: timestamp {} is outside ±{} seconds",
+                    e.timestamp,
+                    encore_core::data::events::MAX_TIMESTAMP_S
+                ),
+            ));
+        }
         events.push(e);
     }
     Ok((catalog, events))

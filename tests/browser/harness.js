@@ -153,6 +153,12 @@ window.runHarness = async () => {
   rej.windowStepZero = await rejection(() => Reranker.load(bytes, 'cpu', { windowStep: 0 }));
   rej.windowStepFraction = await rejection(() => Reranker.load(bytes, 'cpu', { windowStep: 2.5 }));
   rej.loadOptionTypo = await rejection(() => Reranker.load(bytes, 'cpu', { windwStep: 8 }));
+  rej.overDecodedLimit = await rejection(() => Reranker.load(bytes, 'cpu', { maxDecodedBytes: 1000 }));
+  rej.decodedLimitFraction = await rejection(() => Reranker.load(bytes, 'cpu', { maxDecodedBytes: 0.5 }));
+  // A limit the model fits in loads as usual (four times the file bounds any valid file).
+  const within = await Reranker.load(bytes, 'cpu', { maxDecodedBytes: 4 * bytes.length });
+  out.loadedWithinLimit = within.itemCount;
+  within.free();
   out.quantization = r.quantization;
   const int8 = await Reranker.load(new Uint8Array(await (await fetch('fixture/model-int8.encore')).arrayBuffer()), 'cpu');
   const int8Res = await int8.rerank(c.events, cands, c.surface, c.options);

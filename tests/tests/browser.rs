@@ -140,6 +140,11 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ),
         ("windowStepFraction", "not 2.5"),
         ("loadOptionTypo", "windwStep"),
+        ("overDecodedLimit", "over the caller's limit of 1000"),
+        (
+            "decodedLimitFraction",
+            "maxDecodedBytes must be a whole number of bytes from 1, not 0.5",
+        ),
     ];
     for (name, needle) in expect {
         let msg = rej[name]
@@ -201,6 +206,8 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         let encoded: Vec<u64> = serde_json::from_value(ws["encoded"].clone()).unwrap();
         encoded.iter().filter(|&&n| n > 2).count()
     };
+    // A decoded-size limit the model fits in loads it whole.
+    assert_eq!(out["loadedWithinLimit"], small_world().catalog.len());
     assert_eq!(out["windowStep"]["8"]["windowStep"], 8);
     let (every, stepped) = (reencodes("1"), reencodes("8"));
     assert!(

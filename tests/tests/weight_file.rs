@@ -618,3 +618,37 @@ fn aliased_tensors_and_duplicate_parts_are_refused_before_decoding() {
         WeightFileError::MissingPart("foundation model")
     );
 }
+
+/// A caller's limit on the decoded weights refuses a model before it is built; every valid file
+/// decodes to at most `MAX_DECODED_PER_FILE_BYTE` times its size, whatever its storage.
+#[test]
+fn decoded_weights_stay_within_the_callers_limit_and_four_times_the_file() {
+    use encore_core::weights::{MAX_DECODED_PER_FILE_BYTE, load_model_within};
+    let (bytes, config) = model_file();
+    let decoded: u64 = expected_tensors(&config)
+        .iter()
+        .map(|(_, shape)| shape.iter().product::<usize>() as u64 * 4)
+        .sum();
+    let device = Device::flex();
+    assert!(load_model_within(&bytes, &device, decoded).is_ok());
+    assert_eq!(
+        load_model_within(&bytes, &device, decoded - 1).unwrap_err(),
+        WeightFileError::DecodedTooLarge {
+            decoded,
+            limit: decoded - 1
+        }
+    );
+    let e = Reranker::from_bytes_within(&bytes, &device, 1000).unwrap_err();
+    assert!(
+        e.to_string().contains("over the caller's limit of 1000"),
+        "{e}"
+    );
+    for q in [Quantization::F32, Quantization::F16, Quantization::Int8] {
+        let file = requantize(&bytes, q).unwrap();
+        assert!(
+            decoded <= MAX_DECODED_PER_FILE_BYTE * file.len() as u64,
+            "{q:?}: {decoded} decoded bytes from {} file bytes",
+            file.len()
+        );
+    }
+}

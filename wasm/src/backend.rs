@@ -65,9 +65,9 @@ pub(crate) async fn webgpu_device() -> Result<GpuDevice, String> {
 
 /// A reranker on WebGPU: the CPU reranker's weights, its stateless reranks on the GPU.
 #[cfg(feature = "webgpu")]
-async fn on_webgpu(bytes: &[u8]) -> Result<Reranker, String> {
+async fn on_webgpu(bytes: &[u8], max_decoded_bytes: u64) -> Result<Reranker, String> {
     let gpu = webgpu_device().await?;
-    Reranker::from_bytes(bytes, &Device::flex())
+    Reranker::from_bytes_within(bytes, &Device::flex(), max_decoded_bytes)
         .map_err(|e| e.to_string())?
         .with_wgsl_engine(gpu)
         .map_err(|e| e.to_string())
@@ -75,7 +75,7 @@ async fn on_webgpu(bytes: &[u8]) -> Result<Reranker, String> {
 
 /// The CPU-only package has no WebGPU backend.
 #[cfg(not(feature = "webgpu"))]
-async fn on_webgpu(_bytes: &[u8]) -> Result<Reranker, String> {
+async fn on_webgpu(_bytes: &[u8], _max_decoded_bytes: u64) -> Result<Reranker, String> {
     Err(if browser_has_webgpu() {
         "this is the CPU-only package of Encore (no WebGPU backend); load the full one for WebGPU"
     } else {
@@ -127,8 +127,11 @@ async fn warm_rerank_ms(reranker: &Reranker) -> Result<f64, String> {
 pub(crate) async fn load(
     bytes: &[u8],
     wanted: &str,
+    max_decoded_bytes: u64,
 ) -> Result<(Reranker, BackendChoice, String), String> {
-    let on = |device: &Device| Reranker::from_bytes(bytes, device).map_err(|e| e.to_string());
+    let on = |device: &Device| {
+        Reranker::from_bytes_within(bytes, device, max_decoded_bytes).map_err(|e| e.to_string())
+    };
     match wanted {
         "cpu" => Ok((
             on(&Device::flex())?,
@@ -136,13 +139,13 @@ pub(crate) async fn load(
             "CPU requested by the caller".into(),
         )),
         "webgpu" => Ok((
-            on_webgpu(bytes).await?,
+            on_webgpu(bytes, max_decoded_bytes).await?,
             BackendChoice::WebGpu,
             "WebGPU requested by the caller".into(),
         )),
         "auto" => {
             let cpu = on(&Device::flex())?;
-            let gpu = match on_webgpu(bytes).await {
+            let gpu = match on_webgpu(bytes, max_decoded_bytes).await {
                 Ok(r) => r,
                 Err(why) => return Ok((cpu, BackendChoice::Cpu, format!("CPU: {why}"))),
             };

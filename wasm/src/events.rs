@@ -240,24 +240,50 @@ fn to_event(e: JsEvent) -> Result<Event, String> {
 struct JsLoadOptions {
     #[serde(default, rename = "windowStep")]
     window_step: Option<f64>,
+    #[serde(default, rename = "maxDecodedBytes")]
+    max_decoded_bytes: Option<f64>,
 }
 
-/// The window step of `Reranker.load`'s `options` (`{windowStep?}`; 1 when absent).
-pub fn parse_load_options(value: JsValue) -> Result<usize, String> {
+/// What `Reranker.load`'s `options` set.
+pub struct LoadOptions {
+    /// Events the window moves at a time once a history outgrows it (1 when absent).
+    pub window_step: usize,
+    /// Bytes the model's decoded weights may take at most (no limit when absent).
+    pub max_decoded_bytes: u64,
+}
+
+/// Parses `Reranker.load`'s `options` (`{windowStep?, maxDecodedBytes?}`).
+pub fn parse_load_options(value: JsValue) -> Result<LoadOptions, String> {
     let raw: JsLoadOptions = if value.is_undefined() || value.is_null() {
         JsLoadOptions::default()
     } else {
-        known_keys_only(&value, "load options", &["windowStep"])?;
+        known_keys_only(&value, "load options", &["windowStep", "maxDecodedBytes"])?;
         serde_wasm_bindgen::from_value(value)
-            .map_err(|e| format!("load options must be {{windowStep?}}: {e}"))?
+            .map_err(|e| format!("load options must be {{windowStep?, maxDecodedBytes?}}: {e}"))?
     };
-    match raw.window_step {
-        None => Ok(1),
-        Some(s) if s.fract() == 0.0 && (1.0..=1e6).contains(&s) => Ok(s as usize),
-        Some(s) => Err(format!(
-            "load options: windowStep must be a whole number from 1, not {s}"
-        )),
-    }
+    let window_step = match raw.window_step {
+        None => 1,
+        Some(s) if s.fract() == 0.0 && (1.0..=1e6).contains(&s) => s as usize,
+        Some(s) => {
+            return Err(format!(
+                "load options: windowStep must be a whole number from 1, not {s}"
+            ));
+        }
+    };
+    // 2^53: the largest whole number a JavaScript number holds exactly.
+    let max_decoded_bytes = match raw.max_decoded_bytes {
+        None => u64::MAX,
+        Some(b) if b.fract() == 0.0 && (1.0..=9_007_199_254_740_992.0).contains(&b) => b as u64,
+        Some(b) => {
+            return Err(format!(
+                "load options: maxDecodedBytes must be a whole number of bytes from 1, not {b}"
+            ));
+        }
+    };
+    Ok(LoadOptions {
+        window_step,
+        max_decoded_bytes,
+    })
 }
 
 /// Parses the optional `options` argument of `rerank`.

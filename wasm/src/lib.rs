@@ -72,18 +72,23 @@ impl Reranker {
     /// `options` may set `{windowStep}`: once a history outgrows the model's window, the
     /// window moves this many events at a time (default 1), so a session re-encodes it once
     /// every `windowStep` appended events instead of at every one (reranks and sessions
-    /// still agree; the model then sees between `window - windowStep` and `window` events).
+    /// still agree; the model then sees between `window - windowStep` and `window` events);
+    /// and `{maxDecodedBytes}`: a file whose weights would take more bytes than this once
+    /// decoded is refused before anything is allocated (a valid file decodes to at most four
+    /// times its size).
     pub async fn load(
         bytes: Vec<u8>,
         backend: Option<String>,
         options: JsValue,
     ) -> Result<Reranker, JsValue> {
-        let window_step = events::parse_load_options(options).map_err(error)?;
+        let options = events::parse_load_options(options).map_err(error)?;
         let wanted = backend.as_deref().unwrap_or("auto");
         let (inner, backend, backend_reason) =
-            backend::load(&bytes, wanted).await.map_err(error)?;
+            backend::load(&bytes, wanted, options.max_decoded_bytes)
+                .await
+                .map_err(error)?;
         Ok(Reranker {
-            inner: Rc::new(inner.with_window_step(window_step)),
+            inner: Rc::new(inner.with_window_step(options.window_step)),
             backend,
             backend_reason,
         })

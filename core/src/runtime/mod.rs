@@ -25,7 +25,7 @@ use crate::data::events::Event;
 use crate::model::{FoundationModel, FoundationModelConfig, TokenTables};
 use crate::serving::ServingModel;
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
-use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model};
+use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model_within};
 
 /// Members per forward pass in [`Reranker::rerank_batch`].
 pub const BATCH_CHUNK: usize = 16;
@@ -61,12 +61,23 @@ static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
 impl Reranker {
     /// Loads and validates a weight file onto `device`.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self, WeightFileError> {
+        Self::from_bytes_within(bytes, device, u64::MAX)
+    }
+
+    /// [`Reranker::from_bytes`], refusing (before allocating) a model whose weights would take
+    /// more than `max_decoded_bytes` once decoded (see
+    /// [`load_model_within`](crate::weights::load_model_within)).
+    pub fn from_bytes_within(
+        bytes: &[u8],
+        device: &Device,
+        max_decoded_bytes: u64,
+    ) -> Result<Self, WeightFileError> {
         let LoadedModel {
             model,
             config,
             items,
             quantization,
-        } = load_model(bytes, device)?;
+        } = load_model_within(bytes, device, max_decoded_bytes)?;
         let mut reranker = Self::new(model, config, items);
         reranker.quantization = quantization;
         Ok(reranker)

@@ -195,6 +195,14 @@ struct HeaderV3 {
 /// Why a weight file was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WeightFileError {
+    /// The model would decode to more bytes of weights than the caller allows.
+    #[error("the model decodes to {decoded} bytes of weights, over the caller's limit of {limit}")]
+    DecodedTooLarge {
+        /// Bytes of f32 weights the model's shape needs.
+        decoded: u64,
+        /// The caller's limit.
+        limit: u64,
+    },
     /// Fewer bytes than the fixed prefix and checksum.
     #[error("weight file is {len} bytes, shorter than the minimum of {min}")]
     TooShort {

@@ -26,6 +26,7 @@ pub use file::{
     OLDEST_READABLE_VERSION, Part, PartKind, TensorDType, TensorEntry, WeightFile, WeightFileError,
 };
 pub use model_io::{
-    LoadedModel, expected_tensors, load_model, requantize, save_model, validate_config,
+    LoadedModel, MAX_DECODED_PER_FILE_BYTE, expected_tensors, load_model, load_model_within,
+    requantize, save_model, validate_config,
 };
 pub use quantize::{Quantization, decode_values, encode_values};

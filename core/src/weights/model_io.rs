@@ -132,8 +132,23 @@ pub struct LoadedModel {
     pub quantization: Quantization,
 }
 
+/// Bytes of f32 weights a model decodes to per byte of its weight file, at most: tensors never
+/// share bytes and int8 (one byte per value) is the densest storage, so a file of n bytes that
+/// [`load_model`] accepts holds at most 4·n bytes of weights.
+pub const MAX_DECODED_PER_FILE_BYTE: u64 = 4;
+
 /// Validates a weight file completely, then builds the model on `device`.
 pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFileError> {
+    load_model_within(bytes, device, u64::MAX)
+}
+
+/// [`load_model`], refusing before anything is decoded or allocated a model whose f32 weights
+/// would take more than `max_decoded_bytes` (e.g. the memory a browser tab may spend).
+pub fn load_model_within(
+    bytes: &[u8],
+    device: &Device,
+    max_decoded_bytes: u64,
+) -> Result<LoadedModel, WeightFileError> {
     let file = WeightFile::decode(bytes)?;
     let header = file.foundation_model()?;
     let config = validate_config(&header.config)?;
@@ -147,6 +162,16 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
     let items = ItemVocabulary::new(header.item_ids.clone())
         .map_err(|e| WeightFileError::InvalidModel(e.to_string()))?;
     let expected = expected_tensors(&config);
+    let decoded = expected
+        .iter()
+        .map(|(_, shape)| shape.iter().product::<usize>() as u64 * 4)
+        .sum::<u64>();
+    if decoded > max_decoded_bytes {
+        return Err(WeightFileError::DecodedTooLarge {
+            decoded,
+            limit: max_decoded_bytes,
+        });
+    }
     // Every check first (each expected tensor present with its shape, nothing extra), so that
     // a bad file is refused before a single value is decoded.
     let mut entries = Vec::with_capacity(expected.len());

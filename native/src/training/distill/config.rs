@@ -27,7 +27,8 @@ pub struct DistillConfig {
     /// The teacher's highest-scored items per token added to the candidate set (sampled
     /// softmax; with full softmax the candidate set is the whole catalog already). 0: none.
     pub top_k: usize,
-    /// Leave the items the member already had before a token out of that token's top k.
+    /// Leave the items earlier in the same training window (the member's history the token
+    /// sees) out of that token's top k.
     pub top_k_skips_history: bool,
 }
 

@@ -107,7 +107,7 @@ impl Teacher {
 
     /// Runs the teacher over every training window and keeps, per token, its hidden state and
     /// (with `distill.top_k` > 0) its `top_k` highest-scored items, without the items the
-    /// member had before that token when `top_k_skips_history`.
+    /// token's window held before it when `top_k_skips_history`.
     pub fn cache(
         &self,
         windows: &[TokenSequence],

@@ -143,3 +143,58 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
     assert!(err(wgsl.submit(&[], &rows)).contains("embedded window"));
     assert!(err(wgsl.submit(&vec![0.0; 32 * 41], &rows)).contains("embedded window"));
 }
+
+/// A command the GPU refuses comes back as a typed error (natively wgpu would panic), both
+/// around any work (`GpuDevice::checked`) and with a submission's scores; the device keeps
+/// working for the next request.
+#[test]
+fn commands_the_gpu_refuses_are_typed_errors_and_the_device_stays_usable() {
+    use encore_shaders::plain_wgpu::GpuError;
+    let gpu = gpu();
+    // MAP_READ with MAP_WRITE on one buffer is invalid without a native-only feature.
+    let invalid = |device: &wgpu::Device| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("invalid"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+            mapped_at_creation: false,
+        })
+    };
+    match gpu.checked(invalid) {
+        Err(GpuError::Validation(msg)) => assert!(!msg.is_empty()),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert!(gpu.checked(|_| 7).is_ok_and(|v| v == 7));
+
+    // The same inside a submission's scope: the read-back reports it instead of the scores.
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let _bad = invalid(&gpu.device);
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("staging"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let e = PendingScores::map(staging, &gpu.device, scope)
+        .wait()
+        .unwrap_err();
+    assert!(matches!(e, GpuError::Validation(_)), "{e:?}");
+    assert!(
+        e.to_string().starts_with("the GPU refused a command"),
+        "{e}"
+    );
+
+    // A real engine on the same device still reranks.
+    let world = small_world();
+    let weights = tiny_weight_file(&world, 1);
+    let reranker = Reranker::from_bytes(&weights, &Device::flex()).unwrap();
+    let engine = WgslEngine::new(gpu, reranker.serving_model().unwrap(), 64).unwrap();
+    let d = reranker.config().d_model;
+    let scores = engine
+        .submit(&vec![0.1; 3 * d], &[0, 1, 2])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(scores.len(), 3);
+    assert!(scores.iter().all(|s| s.is_finite()));
+}

@@ -12,6 +12,9 @@ pub enum GpuError {
     /// Results could not be read back.
     #[error("reading the scores back failed: {0}")]
     Readback(String),
+    /// The GPU refused a command as invalid (a WebGPU validation error).
+    #[error("the GPU refused a command: {0}")]
+    Validation(String),
 }
 
 /// A wgpu adapter opened for Encore's kernels, with its name.
@@ -55,6 +58,21 @@ impl GpuDevice {
 
 #[cfg(not(target_arch = "wasm32"))]
 impl GpuDevice {
+    /// Runs `work` on the device inside a validation error scope: a command the device
+    /// refuses comes back as [`GpuError::Validation`] instead of wgpu's default (a panic
+    /// natively). Natively the scope's answer is ready at once.
+    pub fn checked<T>(&self, work: impl FnOnce(&wgpu::Device) -> T) -> Result<T, GpuError> {
+        use std::future::Future;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = work(&self.device);
+        let mut popped = std::pin::pin!(scope.pop());
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match popped.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(Some(e)) => Err(GpuError::Validation(e.to_string())),
+            _ => Ok(value),
+        }
+    }
+
     /// [`GpuDevice::open`] without an executor: natively wgpu answers adapter and device
     /// requests at once.
     pub fn open_native() -> Result<Self, GpuError> {

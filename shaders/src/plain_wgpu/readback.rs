@@ -1,5 +1,7 @@
 //! Reading the scores back from the GPU: asynchronously in a browser, by waiting natively.
 
+use std::future::Future;
+
 use super::GpuError;
 
 /// Scores on their way back from the GPU.
@@ -8,12 +10,29 @@ pub struct PendingScores {
     state: Pending,
 }
 
+/// What the validation error scope around a submission caught (wgpu's future of it).
+#[cfg(not(target_arch = "wasm32"))]
+type ScopeFuture = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
+/// What the validation error scope around a submission caught (wgpu's future of it).
+#[cfg(target_arch = "wasm32")]
+type ScopeFuture = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
+
+/// A submission's validation error scope, still to be read.
+struct Scope(ScopeFuture);
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scope")
+    }
+}
+
 #[derive(Debug)]
 enum Pending {
     Ready(Vec<f32>),
     Mapping {
         staging: wgpu::Buffer,
         receiver: async_channel::Receiver<Result<(), String>>,
+        scope: Scope,
         /// Polled natively; the browser maps by itself.
         #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
         device: wgpu::Device,
@@ -29,8 +48,10 @@ impl PendingScores {
     }
 
     /// Maps `staging` (a `MAP_READ` buffer of f32 scores that a submitted command fills) for
-    /// reading; the scores come with [`PendingScores::read`] or [`PendingScores::wait`].
-    pub fn map(staging: wgpu::Buffer, device: &wgpu::Device) -> Self {
+    /// reading, then closes `scope`, the validation error scope the submission ran in; the
+    /// scores (or the error the scope caught, as [`GpuError::Validation`]) come with
+    /// [`PendingScores::read`] or [`PendingScores::wait`].
+    pub fn map(staging: wgpu::Buffer, device: &wgpu::Device, scope: wgpu::ErrorScopeGuard) -> Self {
         let (sender, receiver) = async_channel::bounded(1);
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
             let _ = sender.try_send(result.map_err(|e| e.to_string()));
@@ -39,6 +60,7 @@ impl PendingScores {
             state: Pending::Mapping {
                 staging,
                 receiver,
+                scope: Scope(Box::pin(scope.pop())),
                 device: device.clone(),
             },
         }
@@ -52,8 +74,14 @@ impl PendingScores {
         match self.state {
             Pending::Ready(scores) => Ok(scores),
             Pending::Mapping {
-                staging, receiver, ..
+                staging,
+                receiver,
+                scope,
+                ..
             } => {
+                if let Some(e) = scope.0.await {
+                    return Err(GpuError::Validation(e.to_string()));
+                }
                 let mapped = receiver
                     .recv()
                     .await
@@ -71,8 +99,14 @@ impl PendingScores {
             Pending::Mapping {
                 staging,
                 receiver,
+                mut scope,
                 device,
             } => {
+                // Natively the scope's answer is ready once popped.
+                let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+                if let std::task::Poll::Ready(Some(e)) = scope.0.as_mut().poll(&mut context) {
+                    return Err(GpuError::Validation(e.to_string()));
+                }
                 device
                     .poll(wgpu::PollType::wait_indefinitely())
                     .map_err(|e| GpuError::Readback(e.to_string()))?;

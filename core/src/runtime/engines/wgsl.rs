@@ -321,6 +321,11 @@ impl WgslEngine {
         {
             slot[..16].copy_from_slice(bytemuck::cast_slice(&block.block()));
         }
+        // Whatever the GPU refuses from here on comes back as a typed error with the scores.
+        let scope = self
+            .gpu
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
         let queue = &self.gpu.queue;
         queue.write_buffer(&self.x, 0, bytemuck::cast_slice(embedded));
         queue.write_buffer(&self.rows, 0, bytemuck::cast_slice(rows));
@@ -366,7 +371,7 @@ impl WgslEngine {
         });
         encoder.copy_buffer_to_buffer(&self.scores, 0, &staging, 0, bytes);
         queue.submit([encoder.finish()]);
-        Ok(PendingScores::map(staging, &self.gpu.device))
+        Ok(PendingScores::map(staging, &self.gpu.device, scope))
     }
 }
 

@@ -62,15 +62,9 @@ impl GpuDevice {
     /// refuses comes back as [`GpuError::Validation`] instead of wgpu's default (a panic
     /// natively). Natively the scope's answer is ready at once.
     pub fn checked<T>(&self, work: impl FnOnce(&wgpu::Device) -> T) -> Result<T, GpuError> {
-        use std::future::Future;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = work(&self.device);
-        let mut popped = std::pin::pin!(scope.pop());
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        match popped.as_mut().poll(&mut context) {
-            std::task::Poll::Ready(Some(e)) => Err(GpuError::Validation(e.to_string())),
-            _ => Ok(value),
-        }
+        scope_result(scope).map(|()| value)
     }
 
     /// [`GpuDevice::open`] without an executor: natively wgpu answers adapter and device
@@ -85,5 +79,18 @@ impl GpuDevice {
                 "the adapter did not answer at once".into(),
             )),
         }
+    }
+}
+
+/// Closes a validation error scope natively (where its answer is ready at once): the error it
+/// caught, as [`GpuError::Validation`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn scope_result(scope: wgpu::ErrorScopeGuard) -> Result<(), GpuError> {
+    use std::future::Future;
+    let mut popped = std::pin::pin!(scope.pop());
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match popped.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(Some(e)) => Err(GpuError::Validation(e.to_string())),
+        _ => Ok(()),
     }
 }

@@ -14,6 +14,8 @@ mod device;
 mod pipelines;
 mod readback;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::scope_result;
 pub use device::{GpuDevice, GpuError};
 pub use pipelines::{KernelParams, Pipelines, WORKGROUP};
 pub use readback::PendingScores;

@@ -95,6 +95,10 @@ impl WgslEngine {
                 limit: format!("at most {MAX_ROW_ATTENTION_HEAD_DIM}"),
             });
         }
+        // Natively a buffer or pipeline the device refuses is a typed error, not a panic (in a
+        // browser such errors reach the console; the shapes were checked above).
+        #[cfg(not(target_arch = "wasm32"))]
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let device = &gpu.device;
         let pipelines = Pipelines::new(device);
         let storage = |label: &str, values: &[f32]| {
@@ -213,6 +217,8 @@ impl WgslEngine {
             slots - 1,
             &[&items, &user_vec, &rows, &scores],
         );
+        #[cfg(not(target_arch = "wasm32"))]
+        encore_shaders::plain_wgpu::scope_result(scope)?;
         Ok(Self {
             pipelines,
             d_model: d,

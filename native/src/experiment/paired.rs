@@ -20,8 +20,8 @@ pub fn ndcg_per_case(ranks: &[usize], k: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Mean of `values` and its standard error (sample standard deviation / √n).
-pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
+/// Mean of `values` and their sample standard deviation (0 for fewer than two values).
+fn mean_and_sd(values: &[f64]) -> (f64, f64) {
     let n = values.len();
     if n == 0 {
         return (0.0, 0.0);
@@ -31,7 +31,13 @@ pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
         return (mean, 0.0);
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    (mean, (var / n as f64).sqrt())
+    (mean, var.sqrt())
+}
+
+/// Mean of `values` and its standard error (sample standard deviation / √n).
+pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
+    let (mean, sd) = mean_and_sd(values);
+    (mean, sd / (values.len().max(1) as f64).sqrt())
 }
 
 /// Mean of `a − b` over paired cases and its standard error.
@@ -65,7 +71,8 @@ pub fn gap_closed(model: &[f64], from: &[f64], to: &[f64], resamples: usize) -> 
         })
         .filter(|v| v.is_finite())
         .collect();
-    (point, mean_and_se(&draws).1 * (draws.len() as f64).sqrt())
+    // The bootstrap standard error is the spread of the resampled statistics.
+    (point, mean_and_sd(&draws).1)
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub use data::catalog::{Catalog, Item, ItemKind};
 pub use data::events::{Action, DeviceType, Event, Surface};
 pub use data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
 pub use model::{FoundationModel, FoundationModelConfig};
-pub use runtime::{MemberRequest, MemberSession, RerankError, RerankRequest, Reranker, ScoredItem};
+pub use runtime::{
+    Candidate, MemberRequest, MemberSession, RerankError, RerankRequest, Reranker, ScoredItem,
+};
+pub use serving::TitleMetadata;
 pub use tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 pub use weights::{WeightFile, WeightFileError};

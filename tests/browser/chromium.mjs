@@ -32,7 +32,11 @@ export async function withPage(roots, run) {
   const logs = [];
   try {
     const page = await (await browser.newContext()).newPage();
-    page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+    page.on('console', (m) => {
+      logs.push(`[${m.type()}] ${m.text()}`);
+      // ENCORE_BROWSER_LOG=1 streams the page's console to stderr (for a page that hangs).
+      if (process.env.ENCORE_BROWSER_LOG) console.error(`[${m.type()}] ${m.text()}`);
+    });
     page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
     page.setDefaultTimeout(600000);
     const out = await run(page, origin, logs);

@@ -164,6 +164,33 @@ window.runHarness = async () => {
   const int8Res = await int8.rerank(c.events, cands, c.surface, c.options);
   out.int8 = { quantization: int8.quantization, items: Array.from(int8Res.items), scores: Array.from(int8Res.scores) };
   int8.free();
+  // Titles the bundle has never seen, pushed with their metadata among plain ids.
+  const pushedBytes = new Uint8Array(await (await fetch('fixture/pushed.encore')).arrayBuffer());
+  const pc = await (await fetch('fixture/pushed.json')).json();
+  const pr = await Reranker.load(pushedBytes, 'cpu');
+  const pres = await pr.rerank(pc.events, pc.candidates, pc.surface, pc.options);
+  const psession = pr.session(pc.events);
+  const psres = await psession.rerank(pc.candidates, pc.surface, pc.options);
+  out.pushed = {
+    stateless: { items: Array.from(pres.items), scores: Array.from(pres.scores) },
+    session: { items: Array.from(psres.items), scores: Array.from(psres.scores) },
+    genres: pr.genres,
+    contentDim: pr.contentDim,
+  };
+  psession.free();
+  const title = pc.candidates.find((x) => typeof x === 'object');
+  const bundled = pc.candidates.find((x) => typeof x === 'number');
+  const withTitle = (t) => [bundled, t];
+  rej.pushedById = await rejection(() => pr.rerank(pc.events, [bundled, title.id], pc.surface));
+  rej.pushedUnknownGenre = await rejection(() => pr.rerank(pc.events, withTitle({ ...title, genres: [...title.genres, 'space-western'] }), pc.surface));
+  rej.pushedBadKind = await rejection(() => pr.rerank(pc.events, withTitle({ ...title, kind: 'opera' }), pc.surface));
+  const { release_year, ...noYear } = title;
+  rej.pushedKeyTypo = await rejection(() => pr.rerank(pc.events, withTitle({ ...noYear, relase_year: release_year }), pc.surface));
+  const { language, ...noLanguage } = title;
+  rej.pushedMissingField = await rejection(() => pr.rerank(pc.events, withTitle(noLanguage), pc.surface));
+  rej.pushedNotAnId = await rejection(() => pr.rerank(pc.events, [bundled, 'x'], pc.surface));
+  rej.pushedContentWidth = await rejection(() => pr.rerank(pc.events, withTitle({ ...title, content: Float32Array.of(1, 2, 3) }), pc.surface));
+  pr.free();
   // After all that the instance still works.
   const again = await r.rerank(c.events, cands, c.surface, c.options);
   out.stillWorks = again.items.length === c.candidates.length;

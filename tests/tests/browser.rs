@@ -9,7 +9,8 @@
 use burn::tensor::Device;
 use encore::browser_fixture;
 use encore_core::data::split::group_by_member;
-use encore_core::weights::{Quantization, requantize};
+use encore_core::runtime::Candidate;
+use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{
     browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_weight_file,
@@ -20,6 +21,11 @@ struct Fixture {
     dir: std::path::PathBuf,
     cases: Vec<browser_fixture::BrowserCase>,
     int8_native: Vec<f32>,
+    /// Native results for `pushed.encore` (the model without some titles) with those titles
+    /// pushed with metadata: ids and scores, best first.
+    pushed_native: (Vec<u32>, Vec<f32>),
+    /// The withheld titles (pushed by id alone they are refused).
+    withheld: Vec<u32>,
 }
 
 /// Writes the weight files (f32 and int8) and cases, each with the native reranker's answer.
@@ -67,10 +73,66 @@ fn fixture(name: &str) -> Fixture {
         .iter()
         .map(|s| s.score)
         .collect();
+    // The model as exported before five titles joined the catalog; the page pushes them with
+    // their metadata (as JSON objects) among plain ids.
+    let withheld: Vec<u32> = ids.iter().rev().take(10).step_by(2).copied().collect();
+    let loaded = load_model(&weights, &Device::flex()).unwrap();
+    let before = retain_items(loaded, |id| !withheld.contains(&id));
+    let pushed_weights = save_bundle(
+        &before.model,
+        &before.config,
+        before.items.ids(),
+        before.content_encoder.as_ref(),
+        Quantization::F32,
+    );
+    let pushed = Reranker::from_bytes(&pushed_weights, &Device::flex()).unwrap();
+    let history = &long.events[long.events.len() - 12..];
+    let request = RerankRequest {
+        surface: Surface::Home,
+        timestamp: Some(history.last().unwrap().timestamp + 600),
+        device: Some(DeviceType::Web),
+        country: Some("DE".into()),
+    };
+    let candidates: Vec<Candidate> = ids
+        .iter()
+        .rev()
+        .take(30)
+        .map(|&id| match withheld.contains(&id) {
+            true => Candidate::with_metadata(id, world.catalog.metadata(id).unwrap()),
+            false => Candidate::known(id),
+        })
+        .collect();
+    let ranked = pushed
+        .rerank_pushed(history, &candidates, &request)
+        .unwrap();
+    let js_candidates: Vec<serde_json::Value> = candidates
+        .iter()
+        .map(|c| match &c.metadata {
+            None => serde_json::json!(c.id),
+            Some(m) => serde_json::json!({
+                "id": c.id, "genres": m.genres, "kind": m.kind.name(), "language": m.language,
+                "release_year": m.release_year, "added_at": m.added_at,
+            }),
+        })
+        .collect();
+    std::fs::write(dir.join("pushed.encore"), &pushed_weights).unwrap();
+    let case = serde_json::json!({
+        "events": history.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
+        "candidates": js_candidates,
+        "surface": "home",
+        "options": { "timestamp": request.timestamp, "device": "web", "country": "DE" },
+        "withheld": withheld,
+    });
+    std::fs::write(dir.join("pushed.json"), serde_json::to_vec(&case).unwrap()).unwrap();
     Fixture {
         dir,
         cases,
         int8_native,
+        pushed_native: (
+            ranked.iter().map(|s| s.item).collect(),
+            ranked.iter().map(|s| s.score).collect(),
+        ),
+        withheld,
     }
 }
 
@@ -223,6 +285,57 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
             (s - e).abs() <= 1e-4,
             "int8 in the browser {s} vs natively {e}"
         );
+    }
+    // Titles the bundle has never seen, pushed as {id, genres, kind, ...} objects among ids:
+    // the same order and scores as natively, statelessly and in a session; by id alone, or
+    // with bad metadata, refused by position and name.
+    let (items, scores) = &fx.pushed_native;
+    assert!(fx.withheld.iter().all(|id| items.contains(id)));
+    for run in ["stateless", "session"] {
+        let got = &out["pushed"][run];
+        let got_items: Vec<u32> = serde_json::from_value(got["items"].clone()).unwrap();
+        let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+        assert_eq!(
+            &got_items, items,
+            "pushed titles, {run}: order differs from native"
+        );
+        for (s, e) in got_scores.iter().zip(scores) {
+            assert!(
+                (s - e).abs() <= 1e-4,
+                "pushed titles, {run}: {s} vs native {e}"
+            );
+        }
+    }
+    assert_eq!(
+        out["pushed"]["genres"],
+        serde_json::json!(small_world().catalog.genres)
+    );
+    assert_eq!(out["pushed"]["contentDim"], 0);
+    for (name, needle) in [
+        ("pushedById", format!("unknown item id {}", fx.withheld[0])),
+        (
+            "pushedUnknownGenre",
+            "unknown genre \"space-western\"".into(),
+        ),
+        ("pushedBadKind", "unknown kind \"opera\"".into()),
+        ("pushedKeyTypo", "unknown key \"relase_year\"".into()),
+        (
+            "pushedMissingField",
+            "a title needs {id, kind, language, added_at}".into(),
+        ),
+        (
+            "pushedNotAnId",
+            "candidate 1 must be an item id or a title object".into(),
+        ),
+        (
+            "pushedContentWidth",
+            "content vector of 3 values; the bundle's encoder reads 0".into(),
+        ),
+    ] {
+        let msg = rej[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} was not rejected: {rej}"));
+        assert!(msg.contains(&needle), "{name}: {msg:?} lacks {needle:?}");
     }
     assert_eq!(out["stillWorks"], true);
     assert_eq!(

@@ -11,6 +11,11 @@
 //! const session = reranker.session(events);
 //! session.append({ item: 42, timestamp: Date.now() / 1000 });
 //! const next = await session.rerank(candidateIds, 'home'); // encodes two tokens, not 200
+//!
+//! // A title added after the bundle was exported, pushed with its metadata:
+//! const fresh = { id: 90001, genres: ['Drama'], kind: 'movie', language: 'en',
+//!                 release_year: 2026, added_at: Date.now() / 1000 };
+//! await reranker.rerank(events, [...candidateIds, fresh], 'home');
 //! ```
 //!
 //! Built with the default `webgpu` feature it runs on WebGPU (Encore's WGSL engine through
@@ -23,6 +28,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod backend;
+mod candidates;
 mod events;
 #[cfg(feature = "webgpu")]
 mod wgsl_engine_check;
@@ -30,6 +36,7 @@ mod wgsl_engine_check;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use candidates::Candidates;
 use encore_core::Surface;
 use wasm_bindgen::prelude::*;
 
@@ -112,7 +119,10 @@ impl Reranker {
         self.inner.items().len()
     }
 
-    /// Reranks `candidates` (item ids, `Uint32Array` or array) for a member whose recent
+    /// Reranks `candidates` (item ids, `Uint32Array` or array; in an array, a title the
+    /// bundle may not contain can be given as `{id, genres, kind, language, release_year,
+    /// added_at, content?}` instead of its id, and the bundle's content encoder embeds it
+    /// from that) for a member whose recent
     /// `events` (oldest first) are objects `{item, timestamp, action?, duration?, surface?,
     /// country?, device?}`, or the same as columns `{items, timestamps, durations?, actions?,
     /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`).
@@ -121,25 +131,42 @@ impl Reranker {
     pub fn rerank(
         &self,
         events: JsValue,
-        candidates: Vec<u32>,
+        candidates: JsValue,
         surface: String,
         options: JsValue,
     ) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
         wasm_bindgen_futures::future_to_promise(async move {
             let history = events::parse_history(events).map_err(error)?;
+            let candidates = candidates::parse_candidates(candidates).map_err(error)?;
             let surface = Surface::from_name(&surface).ok_or_else(|| {
                 error(format!(
                     "unknown surface {surface:?}: use home, search, kids or mobile_feed"
                 ))
             })?;
             let request = events::parse_request(surface, options).map_err(error)?;
-            let ranked = inner
-                .rerank_async(&history, &candidates, &request)
-                .await
-                .map_err(error)?;
-            ranking_object(&ranked)
+            let ranked = match candidates {
+                Candidates::Ids(ids) => inner.rerank_async(&history, &ids, &request).await,
+                Candidates::Pushed(list) => {
+                    inner.rerank_pushed_async(&history, &list, &request).await
+                }
+            };
+            ranking_object(&ranked.map_err(error)?)
         })
+    }
+
+    /// The genres a pushed title may name (the bundle's content encoder's), or `undefined`
+    /// when the bundle has no content encoder and can score only the titles it contains.
+    #[wasm_bindgen(getter)]
+    pub fn genres(&self) -> Option<Vec<String>> {
+        self.inner.content_encoder().map(|e| e.spec.genres.clone())
+    }
+
+    /// Width of the content vector a pushed title may carry (0: none is read; `undefined`
+    /// without a content encoder).
+    #[wasm_bindgen(getter, js_name = contentDim)]
+    pub fn content_dim(&self) -> Option<usize> {
+        self.inner.content_encoder().map(|e| e.spec.content_dim)
     }
 
     /// How many events the window moves at a time (the `windowStep` load option, clamped to
@@ -251,13 +278,14 @@ impl Session {
     /// `Reranker.rerank`, without the events). Resolves to `{items, scores}`, best first.
     pub fn rerank(
         &self,
-        candidates: Vec<u32>,
+        candidates: JsValue,
         surface: String,
         options: JsValue,
     ) -> js_sys::Promise {
         let reranker = Rc::clone(&self.reranker);
         let slot = Rc::clone(&self.state);
         wasm_bindgen_futures::future_to_promise(async move {
+            let candidates = candidates::parse_candidates(candidates).map_err(error)?;
             let surface = Surface::from_name(&surface).ok_or_else(|| {
                 error(format!(
                     "unknown surface {surface:?}: use home, search, kids or mobile_feed"
@@ -268,9 +296,18 @@ impl Session {
                 .borrow_mut()
                 .take()
                 .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
-            let ranked = reranker
-                .rerank_session_async(&mut state, &candidates, &request)
-                .await;
+            let ranked = match candidates {
+                Candidates::Ids(ids) => {
+                    reranker
+                        .rerank_session_async(&mut state, &ids, &request)
+                        .await
+                }
+                Candidates::Pushed(list) => {
+                    reranker
+                        .rerank_session_pushed_async(&mut state, &list, &request)
+                        .await
+                }
+            };
             *slot.borrow_mut() = Some(state);
             ranking_object(&ranked.map_err(error)?)
         })

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::serving::TitleMetadata;
+
 /// What sort of title an item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +32,21 @@ impl ItemKind {
     /// Dense index.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Lower-case name: `movie`, `series`, `documentary` or `kids`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Movie => "movie",
+            Self::Series => "series",
+            Self::Documentary => "documentary",
+            Self::Kids => "kids",
+        }
+    }
+
+    /// The kind named `name` (see [`ItemKind::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -268,6 +285,24 @@ impl Catalog {
     /// The item with this external id.
     pub fn get(&self, id: u32) -> Option<&Item> {
         self.index_of(id).map(|i| &self.items[i])
+    }
+
+    /// What a server would push about title `id` ([`TitleMetadata`]: genre names, kind,
+    /// language, release year, arrival time, content vector), if the catalog has it.
+    pub fn metadata(&self, id: u32) -> Option<TitleMetadata> {
+        let item = self.get(id)?;
+        Some(TitleMetadata {
+            genres: item
+                .genres
+                .iter()
+                .map(|&g| self.genres[g as usize].clone())
+                .collect(),
+            kind: item.kind,
+            language: item.language.clone(),
+            release_year: item.release_year,
+            added_at: item.added_at,
+            content: item.content.clone(),
+        })
     }
 
     /// External ids in dense-index order (the order the weight file stores items in).

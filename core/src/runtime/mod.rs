@@ -7,10 +7,12 @@
 pub mod backend_choice;
 mod batch;
 pub mod engines;
+mod pushed;
 mod request;
 mod session;
 
 pub use engines::cpu::{CpuEngine, CpuKvCache};
+pub use pushed::Candidate;
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 
@@ -23,7 +25,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
 use crate::model::{FoundationModel, FoundationModelConfig, TokenTables};
-use crate::serving::ServingModel;
+use crate::serving::{ServingContentEncoder, ServingModel};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model_within};
 
@@ -47,6 +49,9 @@ pub struct Reranker {
     id: u64,
     /// How the weight file stored the matrices.
     quantization: Quantization,
+    /// Embeds pushed titles the bundle does not contain from their metadata (when the bundle
+    /// carries the item content encoder).
+    content_encoder: Option<Arc<ServingContentEncoder>>,
     /// On the CPU backend: the CPU engine over the serving description, where CPU reranks
     /// run (see [`CpuEngine`]).
     host: Option<CpuEngine>,
@@ -77,9 +82,11 @@ impl Reranker {
             config,
             items,
             quantization,
+            content_encoder,
         } = load_model_within(bytes, device, max_decoded_bytes)?;
         let mut reranker = Self::new(model, config, items);
         reranker.quantization = quantization;
+        reranker.content_encoder = content_encoder.map(Arc::new);
         Ok(reranker)
     }
 
@@ -104,9 +111,29 @@ impl Reranker {
             device,
             id: NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed),
             quantization: Quantization::F32,
+            content_encoder: None,
             #[cfg(feature = "wgsl-engine")]
             wgsl: None,
         }
+    }
+
+    /// The same reranker embedding pushed titles it does not contain with `encoder` (see
+    /// [`Reranker::rerank_pushed`]).
+    ///
+    /// # Panics
+    /// If the encoder's width is not the model's.
+    pub fn with_content_encoder(mut self, encoder: ServingContentEncoder) -> Self {
+        assert_eq!(
+            encoder.spec.d_model, self.config.d_model,
+            "content encoder width"
+        );
+        self.content_encoder = Some(Arc::new(encoder));
+        self
+    }
+
+    /// The item content encoder the bundle carried, if any.
+    pub fn content_encoder(&self) -> Option<&ServingContentEncoder> {
+        self.content_encoder.as_deref()
     }
 
     /// This CPU reranker with its stateless reranks moved to `gpu`, run by the WGSL engine
@@ -233,34 +260,52 @@ impl Reranker {
             })
     }
 
-    /// Scores of the candidates (dense rows): the dot product of the user representation with
+    /// Scores of the candidates (dense rows, then the `extra` item vectors `[m, d]` of pushed
+    /// titles the bundle does not contain): the dot product of the user representation with
     /// each candidate's item vector. With a WGSL engine attached the host embeds the tokens
-    /// and the GPU runs the rest; otherwise on the CPU the whole rerank runs in host memory
+    /// and the GPU runs the rest (calls without extra vectors; those with them run on the CPU
+    /// engine); otherwise on the CPU the whole rerank runs in host memory
     /// ([`CpuEngine::encode`]), elsewhere on the device through burn.
-    fn scores(&self, seq: TokenSequence, rows: Vec<i64>) -> Result<Scores, RerankError> {
+    fn scores(
+        &self,
+        seq: TokenSequence,
+        rows: Vec<i64>,
+        extra: &[f32],
+    ) -> Result<Scores, RerankError> {
         #[cfg(feature = "wgsl-engine")]
-        if let (Some(gpu), Some(host)) = (&self.wgsl, &self.host) {
+        if let (Some(gpu), Some(host), true) = (&self.wgsl, &self.host, extra.is_empty()) {
             let embedded = host.model().embed_at(&seq.field_rows(), 0);
             let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
             return Ok(Scores::Pending(gpu.submit(&embedded, &rows)?));
         }
         if let Some(host) = &self.host {
             let user = host.encode(&seq.field_rows());
-            return Ok(Scores::Host(host.scores(&user, &rows)));
+            return Ok(Scores::Host(host_scores(host, &user, &rows, extra)));
         }
         let batch = TokenBatch::new(&[seq], &self.device);
         let user = self.model.forward(&batch, &self.tables, None, true);
-        Ok(self.score_user(self.model.user_representation(user), rows))
+        Ok(self.score_user(self.model.user_representation(user), rows, extra))
     }
 
-    /// Scores of the candidates (dense rows) against one user representation `[1, d]` on the
-    /// device (the CPU backend scores in host memory instead, see [`CpuEngine::scores`]).
-    fn score_user(&self, user: Tensor<2>, rows: Vec<i64>) -> Scores {
+    /// Scores of the candidates (dense rows, then the `extra` vectors `[m, d]`) against one
+    /// user representation `[1, d]` on the device (the CPU backend scores in host memory
+    /// instead, see [`host_scores`]).
+    fn score_user(&self, user: Tensor<2>, rows: Vec<i64>, extra: &[f32]) -> Scores {
         let d = user.dims()[1];
-        Scores::Device(
-            self.model
-                .candidate_scores(user.reshape([d]), self.upload_rows(rows)),
-        )
+        let mut parts = Vec::with_capacity(2);
+        if !rows.is_empty() {
+            parts.push(
+                self.model
+                    .candidate_scores(user.clone().reshape([d]), self.upload_rows(rows)),
+            );
+        }
+        if !extra.is_empty() {
+            let m = extra.len() / d;
+            let vectors =
+                Tensor::<2>::from_data(TensorData::new(extra.to_vec(), [m, d]), &self.device);
+            parts.push(user.matmul(vectors.transpose()).reshape([m]));
+        }
+        Scores::Device(Tensor::cat(parts, 0))
     }
 
     /// Reranks `candidates` for a member with this `history` (oldest first). Synchronous:
@@ -272,7 +317,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, rows) = self.prepare(history, candidates, request)?;
-        ranked(candidates, self.scores(seq, rows)?)
+        ranked(candidates, self.scores(seq, rows, &[])?)
     }
 
     /// Same as [`Reranker::rerank`], reading the scores back asynchronously (required on WebGPU).
@@ -283,7 +328,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, rows) = self.prepare(history, candidates, request)?;
-        ranked_async(candidates, self.scores(seq, rows)?).await
+        ranked_async(candidates, self.scores(seq, rows, &[])?).await
     }
 
     /// The user representations `[members, d_model]` of several members at once on the device;
@@ -349,22 +394,44 @@ enum Scores {
     Pending(encore_shaders::plain_wgpu::PendingScores),
 }
 
+/// Scores from the CPU engine: the candidates' rows, then the `extra` vectors `[m, d]`.
+fn host_scores(host: &CpuEngine, user: &[f32], rows: &[i64], extra: &[f32]) -> Vec<f32> {
+    let mut scores = host.scores(user, rows);
+    if !extra.is_empty() {
+        scores.extend(
+            extra
+                .chunks(user.len())
+                .map(|v| v.iter().zip(user).map(|(a, b)| a * b).sum::<f32>()),
+        );
+    }
+    scores
+}
+
 /// The candidates ordered by `scores`, read back synchronously.
 fn ranked(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredItem>, RerankError> {
-    let values = match scores {
+    Ok(order(candidates, &finite(read(scores)?)?))
+}
+
+/// Scores read back synchronously.
+fn read(scores: Scores) -> Result<Vec<f32>, RerankError> {
+    Ok(match scores {
         Scores::Device(t) => read_scores(t.into_data())?,
         Scores::Host(v) => v,
         #[cfg(all(feature = "wgsl-engine", not(target_arch = "wasm32")))]
         Scores::Pending(p) => p.wait().map_err(engines::wgsl::WgslEngineError::from)?,
         #[cfg(all(feature = "wgsl-engine", target_arch = "wasm32"))]
         Scores::Pending(_) => return Err(RerankError::SyncReadOnWebGpu),
-    };
-    Ok(order(candidates, &finite(values)?))
+    })
 }
 
 /// [`ranked`], reading device scores back asynchronously (required on WebGPU).
 async fn ranked_async(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredItem>, RerankError> {
-    let values = match scores {
+    Ok(order(candidates, &finite(read_async(scores).await?)?))
+}
+
+/// Scores read back asynchronously (required on WebGPU).
+async fn read_async(scores: Scores) -> Result<Vec<f32>, RerankError> {
+    Ok(match scores {
         Scores::Device(t) => read_scores(
             t.into_data_async()
                 .await
@@ -376,8 +443,7 @@ async fn ranked_async(candidates: &[u32], scores: Scores) -> Result<Vec<ScoredIt
             .read()
             .await
             .map_err(engines::wgsl::WgslEngineError::from)?,
-    };
-    Ok(order(candidates, &finite(values)?))
+    })
 }
 
 fn read_scores(data: TensorData) -> Result<Vec<f32>, RerankError> {

@@ -99,12 +99,37 @@ pub enum RerankError {
         item: u32,
     },
     /// A candidate the model does not know.
-    #[error("candidate {position} is unknown item id {item}")]
+    #[error(
+        "candidate {position} is unknown item id {item} (not in the bundle: a title added since \
+         its export can be pushed with its metadata)"
+    )]
     UnknownCandidate {
         /// Index in the candidate list.
         position: usize,
         /// The id.
         item: u32,
+    },
+    /// A candidate the bundle does not contain, given with metadata, for a bundle without an
+    /// item content encoder.
+    #[error(
+        "candidate {position} (item id {item}) is not in the bundle, and the bundle has no content \
+         encoder to embed it from its metadata"
+    )]
+    NoContentEncoder {
+        /// Index in the candidate list.
+        position: usize,
+        /// The id.
+        item: u32,
+    },
+    /// A candidate's metadata the content encoder cannot read.
+    #[error("candidate {position} (item id {item}): {source}")]
+    InvalidMetadata {
+        /// Index in the candidate list.
+        position: usize,
+        /// The id.
+        item: u32,
+        /// What is wrong.
+        source: crate::serving::MetadataError,
     },
     /// The same candidate twice.
     #[error("candidate item id {item} appears twice (positions {first} and {second})")]
@@ -190,12 +215,17 @@ pub(crate) fn validate_events(history: &[Event]) -> Result<(), RerankError> {
 
 /// The candidate list is neither empty nor longer than [`MAX_CANDIDATES`].
 pub(crate) fn validate_candidates(candidates: &[u32]) -> Result<(), RerankError> {
-    if candidates.is_empty() {
+    validate_candidate_count(candidates.len())
+}
+
+/// A candidate count is neither 0 nor more than [`MAX_CANDIDATES`].
+pub(crate) fn validate_candidate_count(count: usize) -> Result<(), RerankError> {
+    if count == 0 {
         return Err(RerankError::EmptyCandidates);
     }
-    if candidates.len() > MAX_CANDIDATES {
+    if count > MAX_CANDIDATES {
         return Err(RerankError::TooManyCandidates {
-            count: candidates.len(),
+            count,
             max: MAX_CANDIDATES,
         });
     }

@@ -154,6 +154,19 @@ impl Reranker {
         }
         request::validate_candidates(candidates)?;
         let rows = self.candidate_rows(candidates)?;
+        self.session_scores_of(session, rows, &[], request)
+    }
+
+    /// [`Reranker::session_scores`] of resolved candidates: dense `rows`, then the `extra`
+    /// item vectors `[m, d]` of pushed titles the bundle does not contain (history checked
+    /// non-empty).
+    pub(super) fn session_scores_of(
+        &self,
+        session: &mut MemberSession,
+        rows: Vec<i64>,
+        extra: &[f32],
+        request: &RerankRequest,
+    ) -> Result<Scores, RerankError> {
         request.validate()?;
         if session.owner != Some(self.id) {
             session.clear_cache();
@@ -207,14 +220,14 @@ impl Reranker {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {
                 let user = host.step(&fresh.field_rows(), session.cache.in_host());
-                Scores::Host(host.scores(&user, &rows))
+                Scores::Host(super::host_scores(host, &user, &rows, extra))
             }
             None => {
                 let batch = TokenBatch::new(&[fresh], &self.device);
                 let cache = session.cache.on_device();
                 let last = self.model.forward(&batch, &self.tables, Some(cache), true);
                 let user = self.model.user_representation(last); // [1, d]
-                self.score_user(user, rows)
+                self.score_user(user, rows, extra)
             }
         };
         let events = keep + tail_events - matched;

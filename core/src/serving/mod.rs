@@ -13,8 +13,12 @@
 //! softmax(`layer_mix`)-weighted sum of the last token's state after the embedding and after
 //! every layer; a candidate's score is its dot product with the candidate's item row.
 
+pub mod content_encoder;
 mod weights;
 
+pub use content_encoder::{
+    ContentEncoderSpec, MetadataError, ServingContentEncoder, TitleMetadata,
+};
 pub use weights::{LinearWeights, NormWeights};
 
 use burn::nn::{LayerNorm, Linear};

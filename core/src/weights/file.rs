@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Quantization;
 use crate::model::FoundationModelConfig;
+use crate::serving::ContentEncoderSpec;
 
 /// The first eight bytes of every weight file.
 pub const MAGIC: [u8; 8] = *b"ENCOREW\0";
@@ -124,6 +125,8 @@ pub struct FoundationModelPart {
 pub enum PartKind {
     /// The foundation model.
     FoundationModel(FoundationModelPart),
+    /// The item content encoder: embeds a title the bundle does not contain from its metadata.
+    ContentEncoder(ContentEncoderPart),
 }
 
 impl PartKind {
@@ -131,8 +134,28 @@ impl PartKind {
     pub fn tensors(&self) -> &[TensorEntry] {
         match self {
             Self::FoundationModel(p) => &p.tensors,
+            Self::ContentEncoder(p) => &p.tensors,
         }
     }
+
+    /// The tensors of this part, to fill in their places.
+    fn tensors_mut(&mut self) -> &mut Vec<TensorEntry> {
+        match self {
+            Self::FoundationModel(p) => &mut p.tensors,
+            Self::ContentEncoder(p) => &mut p.tensors,
+        }
+    }
+}
+
+/// An item content encoder part: its shape (genre names included) and its tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentEncoderPart {
+    /// The encoder's shape.
+    pub spec: ContentEncoderSpec,
+    /// The stored tensors.
+    pub tensors: Vec<TensorEntry>,
+    /// How the part stores its matrices (each entry also states its own dtype).
+    pub quantization: Quantization,
 }
 
 /// One named part of a bundle.
@@ -146,6 +169,9 @@ pub struct Part {
 
 /// The name of the foundation model part.
 pub const FOUNDATION_MODEL: &str = "foundation_model";
+
+/// The name of the item content encoder part.
+pub const CONTENT_ENCODER: &str = "content_encoder";
 
 /// Everything but the tensor bytes: the bundle's parts, whose tensors share one data section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,9 +327,10 @@ impl<'a> WeightFile<'a> {
     /// # Panics
     /// If the byte slices do not match the manifest's tensor entries one to one.
     pub fn encode(mut manifest: Manifest, tensors: &[&[u8]]) -> Vec<u8> {
-        let entries = manifest.parts.iter_mut().flat_map(|p| match &mut p.kind {
-            PartKind::FoundationModel(m) => m.tensors.iter_mut(),
-        });
+        let entries = manifest
+            .parts
+            .iter_mut()
+            .flat_map(|p| p.kind.tensors_mut().iter_mut());
         let mut offset = 0u64;
         let mut count = 0;
         for (entry, bytes) in entries.zip(tensors) {
@@ -438,11 +465,19 @@ impl<'a> WeightFile<'a> {
         self.manifest
             .parts
             .iter()
-            .map(|p| match &p.kind {
-                PartKind::FoundationModel(m) => m,
+            .find_map(|p| match &p.kind {
+                PartKind::FoundationModel(m) => Some(m),
+                _ => None,
             })
-            .next()
             .ok_or(WeightFileError::MissingPart("foundation model"))
+    }
+
+    /// The item content encoder part, if the bundle carries one.
+    pub fn content_encoder(&self) -> Option<&ContentEncoderPart> {
+        self.manifest.parts.iter().find_map(|p| match &p.kind {
+            PartKind::ContentEncoder(c) => Some(c),
+            _ => None,
+        })
     }
 
     /// The checksum a weight file stores in its last four bytes (CRC-32 of everything before

@@ -1,5 +1,5 @@
-//! Encore's weight file: a versioned, checksummed bundle of named, typed parts (today one
-//! foundation model; room for prompt sets, a ranker and an item content encoder).
+//! Encore's weight file: a versioned, checksummed bundle of named, typed parts (a foundation
+//! model and, optionally, its item content encoder; room for prompt sets and a ranker).
 //!
 //! Layout (all integers little-endian):
 //!
@@ -17,16 +17,21 @@
 //! part's shape and every tensor's name and shape against what that shape implies, before a
 //! single tensor is decoded. Files of versions 2 to 4 (one model, no manifest) still load.
 
+mod content_io;
 mod file;
 mod model_io;
 mod quantize;
 
+pub use content_io::{
+    MAX_CONTENT_DIM, MAX_GENRE_NAME_BYTES, MAX_GENRES, content_encoder_part, load_content_encoder,
+};
 pub use file::{
-    FORMAT_VERSION, FOUNDATION_MODEL, FoundationModelPart, MAGIC, Manifest,
-    OLDEST_READABLE_VERSION, Part, PartKind, TensorDType, TensorEntry, WeightFile, WeightFileError,
+    CONTENT_ENCODER, ContentEncoderPart, FORMAT_VERSION, FOUNDATION_MODEL, FoundationModelPart,
+    MAGIC, Manifest, OLDEST_READABLE_VERSION, Part, PartKind, TensorDType, TensorEntry, WeightFile,
+    WeightFileError,
 };
 pub use model_io::{
     LoadedModel, MAX_DECODED_PER_FILE_BYTE, expected_tensors, load_model, load_model_within,
-    requantize, save_model, validate_config,
+    requantize, retain_items, save_bundle, save_model, validate_config,
 };
 pub use quantize::{Quantization, decode_values, encode_values};

@@ -2,15 +2,18 @@
 //! loading them back after every check has passed.
 
 use burn::module::Module;
+use burn::module::Param;
 use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor};
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::content_io::{content_encoder_part, decoded_bytes, load_content_encoder};
 use super::file::{FoundationModelPart, Manifest, TensorEntry, WeightFile, WeightFileError};
 use super::quantize::{Quantization, decode_values, encode_values};
 use crate::data::catalog::ItemVocabulary;
 use crate::model::{FoundationModel, FoundationModelConfig};
-use crate::tokenizer::TokenField;
+use crate::serving::ServingContentEncoder;
+use crate::tokenizer::{ITEM_OFFSET, TokenField};
 
 /// Checks that every dimension of a stored model shape is in range and gives the serving
 /// config (dropout 0): a hostile file's shape is refused before anything is allocated.
@@ -83,6 +86,22 @@ pub fn save_model(
     item_ids: &[u32],
     quantization: Quantization,
 ) -> Vec<u8> {
+    save_bundle(model, config, item_ids, None, quantization)
+}
+
+/// [`save_model`], with the item content encoder as a second part when `content_encoder` is
+/// given (its matrices stored the same way), so that the bundle can embed titles it does not
+/// contain from their metadata.
+///
+/// # Panics
+/// If `content_encoder`'s width is not the model's.
+pub fn save_bundle(
+    model: &FoundationModel,
+    config: &FoundationModelConfig,
+    item_ids: &[u32],
+    content_encoder: Option<&ServingContentEncoder>,
+    quantization: Quantization,
+) -> Vec<u8> {
     assert_eq!(
         item_ids.len(),
         config.n_items,
@@ -115,8 +134,18 @@ pub fn save_model(
         tensors: entries,
         quantization,
     };
+    let mut manifest = Manifest::foundation_model(part);
+    if let Some(encoder) = content_encoder {
+        assert_eq!(
+            encoder.spec.d_model, config.d_model,
+            "content encoder width"
+        );
+        let (part, encoder_blobs) = content_encoder_part(encoder, quantization);
+        manifest.parts.push(part);
+        blobs.extend(encoder_blobs);
+    }
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-    WeightFile::encode(Manifest::foundation_model(part), &refs)
+    WeightFile::encode(manifest, &refs)
 }
 
 /// A model loaded from a weight file, with its config and item ids.
@@ -130,6 +159,8 @@ pub struct LoadedModel {
     pub items: ItemVocabulary,
     /// How the file stored the matrices (the loaded model is f32).
     pub quantization: Quantization,
+    /// The item content encoder, when the bundle carries one.
+    pub content_encoder: Option<ServingContentEncoder>,
 }
 
 /// Bytes of f32 weights a model decodes to per byte of its weight file, at most: tensors never
@@ -162,10 +193,12 @@ pub fn load_model_within(
     let items = ItemVocabulary::new(header.item_ids.clone())
         .map_err(|e| WeightFileError::InvalidModel(e.to_string()))?;
     let expected = expected_tensors(&config);
+    let encoder_bytes = file.content_encoder().map_or(0, |p| decoded_bytes(&p.spec));
     let decoded = expected
         .iter()
         .map(|(_, shape)| shape.iter().product::<usize>() as u64 * 4)
-        .sum::<u64>();
+        .sum::<u64>()
+        .saturating_add(encoder_bytes);
     if decoded > max_decoded_bytes {
         return Err(WeightFileError::DecodedTooLarge {
             decoded,
@@ -200,6 +233,12 @@ pub fn load_model_within(
             reason: "not part of this model".into(),
         });
     }
+    // The encoder's own checks (shape, names) also come before anything is decoded; its
+    // values are few next to the model's.
+    if let Some(part) = file.content_encoder() {
+        super::content_io::validate_spec(&part.spec, config.d_model)?;
+    }
+    let content_encoder = load_content_encoder(&file, config.d_model)?;
     let mut tensors = Vec::with_capacity(entries.len());
     for (entry, shape) in entries {
         let values = decode_values(
@@ -230,17 +269,63 @@ pub fn load_model_within(
         config,
         items,
         quantization: header.quantization,
+        content_encoder,
     })
 }
 
+/// The same model over a subset of its items: the rows of the ids `keep` accepts, in their
+/// order (e.g. a bundle as it was before some titles joined the catalog, whose device then
+/// learns of them as pushed candidates with metadata). Everything else is unchanged.
+///
+/// # Panics
+/// If `keep` accepts no item.
+pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedModel {
+    let LoadedModel {
+        mut model,
+        mut config,
+        items,
+        quantization,
+        content_encoder,
+    } = loaded;
+    let kept: Vec<(usize, u32)> = items
+        .ids()
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, id)| keep(id))
+        .collect();
+    assert!(!kept.is_empty(), "a model keeps at least one item");
+    let special = ITEM_OFFSET as i64;
+    let rows: Vec<i64> = (0..special)
+        .chain(kept.iter().map(|&(row, _)| row as i64 + special))
+        .collect();
+    let table = model.item_table();
+    let device = table.device();
+    let n = rows.len();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
+    model.embedding.item.weight =
+        Param::from_tensor(table.select(0, index)).set_require_grad(false);
+    config.n_items = kept.len();
+    let ids: Vec<u32> = kept.iter().map(|&(_, id)| id).collect();
+    LoadedModel {
+        model,
+        config,
+        items: ItemVocabulary::new(ids).expect("a subset of unique ids is unique"),
+        quantization,
+        content_encoder,
+    }
+}
+
 /// Re-encodes a weight file with another [`Quantization`] (from an f32 file, the same as
-/// saving the model that way). The input is validated completely first.
+/// saving the model that way), its content encoder included. The input is validated
+/// completely first.
 pub fn requantize(bytes: &[u8], quantization: Quantization) -> Result<Vec<u8>, WeightFileError> {
     let loaded = load_model(bytes, &Device::flex())?;
-    Ok(save_model(
+    Ok(save_bundle(
         &loaded.model,
         &loaded.config,
         loaded.items.ids(),
+        loaded.content_encoder.as_ref(),
         quantization,
     ))
 }

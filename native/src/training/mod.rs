@@ -122,11 +122,20 @@ fn export(
     features: Option<&ItemFeatures>,
     normalize: bool,
 ) -> Vec<u8> {
-    let baked = model.valid().bake(features, normalize);
-    encore_core::weights::save_model(
+    let model = model.valid();
+    // The item content encoder travels in the bundle, so that the device can embed titles
+    // added to the catalog after this export from their metadata.
+    let content_encoder = model
+        .item_encoder
+        .as_ref()
+        .filter(|_| features.is_some())
+        .map(|e| e.serving(&catalog.genres, normalize));
+    let baked = model.bake(features, normalize);
+    encore_core::weights::save_bundle(
         &baked,
         &config.model.serving(),
         &catalog.ids(),
+        content_encoder.as_ref(),
         encore_core::weights::Quantization::F32,
     )
 }

@@ -10,36 +10,12 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData, activation};
 
 use encore_core::data::catalog::{Catalog, ItemKind};
+use encore_core::model::host_values;
+use encore_core::serving::{ContentEncoderSpec, LinearWeights, ServingContentEncoder};
 
-/// Number of item-age buckets (⌊log2(1 + days in the catalog)⌋, capped).
-pub const AGE_BUCKETS: usize = 12;
-/// Number of release-year buckets (0 = unknown, then 5-year spans from 1930).
-pub const YEAR_BUCKETS: usize = 21;
-/// Number of hashed language buckets.
-pub const LANGUAGE_BUCKETS: usize = 16;
-
-/// Bucket of a release year.
-pub fn year_bucket(year: u16) -> u32 {
-    if year == 0 {
-        0
-    } else {
-        (1 + (i32::from(year) - 1930).max(0) / 5).min(YEAR_BUCKETS as i32 - 1) as u32
-    }
-}
-
-/// Bucket of an item's age in seconds (negative ages, i.e. not yet arrived, count as 0).
-pub fn age_bucket(age_s: i64) -> u32 {
-    let days = age_s.max(0) as f64 / 86_400.0;
-    ((1.0 + days).log2().floor() as u32).min(AGE_BUCKETS as u32 - 1)
-}
-
-/// Bucket of an ISO 639-1 language code (FNV-1a hash).
-pub fn language_bucket(code: &str) -> u32 {
-    let h = code.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    h % LANGUAGE_BUCKETS as u32
-}
+pub use encore_core::serving::content_encoder::{
+    AGE_BUCKETS, LANGUAGE_BUCKETS, YEAR_BUCKETS, age_bucket, language_bucket, year_bucket,
+};
 
 /// The fixed (not learned) per-item inputs of the [`ItemEncoder`], in catalog row order.
 #[derive(Debug, Clone)]
@@ -198,6 +174,38 @@ pub struct ItemEncoder {
 }
 
 impl ItemEncoder {
+    /// The serving form of this encoder for a catalog with these `genres` (names in genre
+    /// order); `normalize` as the model's item rows are normalised. It gives a title without
+    /// an ID embedding the vector [`ItemEncoder::forward`] gives an unseen item.
+    pub fn serving(&self, genres: &[String], normalize: bool) -> ServingContentEncoder {
+        let d = self.unknown.val().dims()[1];
+        ServingContentEncoder {
+            spec: ContentEncoderSpec {
+                d_model: d,
+                genres: genres.to_vec(),
+                content_dim: self
+                    .content
+                    .as_ref()
+                    .map_or(0, |c| c.weight.val().dims()[0]),
+                normalize,
+            },
+            genre: host_values(self.genre.weight.val()),
+            kind: host_values(self.kind.weight.val()),
+            language: host_values(self.language.weight.val()),
+            year: host_values(self.year.weight.val()),
+            gate: host_values(self.gate.weight.val()),
+            unknown: host_values(self.unknown.val()),
+            content: self.content.as_ref().map(|c| LinearWeights {
+                weight: host_values(c.weight.val()),
+                bias: c
+                    .bias
+                    .as_ref()
+                    .map_or_else(|| vec![0.0; d], |b| host_values(b.val())),
+                out: d,
+            }),
+        }
+    }
+
     /// A training step's ID keep mask `[n_items, 1]`: each item's ID row is dropped with
     /// probability `unknown_id_rate`, drawn from `rng` (so runs and resumes are reproducible).
     pub fn draw_id_keep(
@@ -320,17 +328,5 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!((0..4).any(|j| (c[j] - c[4 + j]).abs() > 1e-6));
-    }
-
-    #[test]
-    fn buckets_cover_their_ranges() {
-        assert_eq!(year_bucket(0), 0);
-        assert_eq!(year_bucket(1900), 1);
-        assert_eq!(year_bucket(1995), 14);
-        assert_eq!(year_bucket(2100) as usize, YEAR_BUCKETS - 1);
-        assert_eq!(age_bucket(-5), 0);
-        assert_eq!(age_bucket(86_400), 1);
-        assert_eq!(age_bucket(i64::MAX / 2) as usize, AGE_BUCKETS - 1);
-        assert!((language_bucket("en") as usize) < LANGUAGE_BUCKETS);
     }
 }

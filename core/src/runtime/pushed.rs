@@ -1,0 +1,238 @@
+//! Candidates pushed with their metadata: a server may push titles added to its catalog after
+//! the bundle was exported. The bundle's item content encoder embeds them on the device from
+//! what the server says about them; candidates the bundle contains keep their bundled vectors.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::request::{self, RerankError, RerankRequest, ScoredItem};
+use super::session::MemberSession;
+use super::{Reranker, finite, order, read, read_async};
+use crate::data::events::Event;
+use crate::serving::{MetadataError, TitleMetadata};
+
+/// One candidate as a server pushes it: an item id and, for a title the bundle may not
+/// contain, its metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// External item id.
+    pub id: u32,
+    /// What the server says about the title. A candidate the bundle contains is scored with
+    /// its bundled vector (its metadata, when given, is still checked); one it does not
+    /// contain is embedded from this, and refused without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<TitleMetadata>,
+}
+
+impl Candidate {
+    /// A candidate by id alone (the bundle must contain it).
+    pub fn known(id: u32) -> Self {
+        Self { id, metadata: None }
+    }
+
+    /// A candidate with its title's metadata.
+    pub fn with_metadata(id: u32, metadata: TitleMetadata) -> Self {
+        Self {
+            id,
+            metadata: Some(metadata),
+        }
+    }
+}
+
+/// A call's candidates resolved: the bundled ones' dense rows and the others' item vectors,
+/// with each one's place in the call's list (rows first, then vectors).
+pub(super) struct Resolved {
+    /// The candidates' ids, in the call's order.
+    pub ids: Vec<u32>,
+    /// Dense rows of the bundled candidates.
+    pub rows: Vec<i64>,
+    /// Item vectors `[m, d]` of the others.
+    pub vectors: Vec<f32>,
+    /// The call position of each score: the rows' candidates, then the vectors'.
+    pub places: Vec<usize>,
+}
+
+impl Resolved {
+    /// `scores` (rows first, then vectors) in the call's order.
+    fn place(&self, scores: Vec<f32>) -> Vec<f32> {
+        let mut out = vec![0f32; scores.len()];
+        for (&p, s) in self.places.iter().zip(scores) {
+            out[p] = s;
+        }
+        out
+    }
+}
+
+impl Reranker {
+    /// Resolves `candidates` for a request at Unix time `at` (the pushed titles' ages are
+    /// measured to it): refuses an empty or too long list, a repeated id, metadata the
+    /// content encoder cannot read, and a title neither in the bundle nor given with metadata.
+    fn resolve(&self, candidates: &[Candidate], at: i64) -> Result<Resolved, RerankError> {
+        request::validate_candidate_count(candidates.len())?;
+        let mut rows = Vec::with_capacity(candidates.len());
+        let mut row_places = Vec::with_capacity(candidates.len());
+        let mut vectors = Vec::new();
+        let mut vector_places = Vec::new();
+        // First call position of every id seen (bundled or not).
+        let mut first: HashMap<u32, usize> = HashMap::with_capacity(candidates.len());
+        for (position, c) in candidates.iter().enumerate() {
+            if let Some(&earlier) = first.get(&c.id) {
+                return Err(RerankError::DuplicateCandidate {
+                    item: c.id,
+                    first: earlier,
+                    second: position,
+                });
+            }
+            first.insert(c.id, position);
+            let invalid = |source| RerankError::InvalidMetadata {
+                position,
+                item: c.id,
+                source,
+            };
+            match (self.items.index_of(c.id), &c.metadata) {
+                (Some(row), metadata) => {
+                    if let (Some(m), Some(encoder)) = (metadata, &self.content_encoder) {
+                        encoder.check(m).map_err(invalid)?;
+                    }
+                    rows.push(row as i64);
+                    row_places.push(position);
+                }
+                (None, Some(m)) => {
+                    let encoder =
+                        self.content_encoder
+                            .as_ref()
+                            .ok_or(RerankError::NoContentEncoder {
+                                position,
+                                item: c.id,
+                            })?;
+                    vectors.extend(encoder.vector(m, at).map_err(invalid)?);
+                    vector_places.push(position);
+                }
+                (None, None) => {
+                    return Err(RerankError::UnknownCandidate {
+                        position,
+                        item: c.id,
+                    });
+                }
+            }
+        }
+        row_places.extend(vector_places);
+        Ok(Resolved {
+            ids: candidates.iter().map(|c| c.id).collect(),
+            rows,
+            vectors,
+            places: row_places,
+        })
+    }
+
+    /// The item vector `[d_model]` the bundle's content encoder gives a title described by
+    /// `metadata` as of Unix time `at`: the vector a pushed candidate not in the bundle is
+    /// scored with. `None` when the bundle has no content encoder.
+    pub fn title_vector(
+        &self,
+        metadata: &TitleMetadata,
+        at: i64,
+    ) -> Option<Result<Vec<f32>, MetadataError>> {
+        self.content_encoder
+            .as_ref()
+            .map(|e| e.vector(metadata, at))
+    }
+
+    /// [`Reranker::rerank`] of candidates pushed with metadata: titles the bundle contains are
+    /// scored as `rerank` scores them; the others are embedded from their metadata by the
+    /// bundle's item content encoder, their age measured to the request's time. Runs on the
+    /// CPU engine, or through burn on the reranker's device (a WGSL engine, if attached,
+    /// serves only calls whose candidates the bundle contains).
+    pub fn rerank_pushed(
+        &self,
+        history: &[Event],
+        candidates: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
+        let scores = self.scores(seq, resolved.rows.clone(), &resolved.vectors)?;
+        Ok(order(
+            &resolved.ids,
+            &finite(resolved.place(read(scores)?))?,
+        ))
+    }
+
+    /// [`Reranker::rerank_pushed`], reading the scores back asynchronously.
+    pub async fn rerank_pushed_async(
+        &self,
+        history: &[Event],
+        candidates: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
+        let scores = self.scores(seq, resolved.rows.clone(), &resolved.vectors)?;
+        Ok(order(
+            &resolved.ids,
+            &finite(resolved.place(read_async(scores).await?))?,
+        ))
+    }
+
+    /// Validates the history and request, builds the tokens and resolves the candidates.
+    fn prepare_pushed(
+        &self,
+        history: &[Event],
+        candidates: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<(crate::tokenizer::TokenSequence, Resolved), RerankError> {
+        if history.is_empty() {
+            return Err(RerankError::EmptyHistory);
+        }
+        request::validate_events(history)?;
+        request.validate()?;
+        let resolved = self.resolve(candidates, request.context(history).timestamp)?;
+        Ok((self.serving_sequence(history, request)?, resolved))
+    }
+
+    /// [`Reranker::rerank_session`] of candidates pushed with metadata (see
+    /// [`Reranker::rerank_pushed`]).
+    pub fn rerank_session_pushed(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let resolved = self.resolve_for_session(session, candidates, request)?;
+        let scores =
+            self.session_scores_of(session, resolved.rows.clone(), &resolved.vectors, request)?;
+        Ok(order(
+            &resolved.ids,
+            &finite(resolved.place(read(scores)?))?,
+        ))
+    }
+
+    /// [`Reranker::rerank_session_pushed`], reading the scores back asynchronously.
+    pub async fn rerank_session_pushed_async(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let resolved = self.resolve_for_session(session, candidates, request)?;
+        let scores =
+            self.session_scores_of(session, resolved.rows.clone(), &resolved.vectors, request)?;
+        Ok(order(
+            &resolved.ids,
+            &finite(resolved.place(read_async(scores).await?))?,
+        ))
+    }
+
+    /// The candidates of a session call resolved at the request's time.
+    fn resolve_for_session(
+        &self,
+        session: &MemberSession,
+        candidates: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Resolved, RerankError> {
+        if session.history().is_empty() {
+            return Err(RerankError::EmptyHistory);
+        }
+        request.validate()?;
+        self.resolve(candidates, request.context(session.history()).timestamp)
+    }
+}

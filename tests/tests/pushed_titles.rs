@@ -1,0 +1,367 @@
+//! Titles the bundle has never seen, pushed with their metadata: the bundle's content encoder
+//! embeds them on the device exactly as training embeds an unseen title; scores of pushed
+//! titles equal those of the same titles baked into a bundle; bundled titles keep their
+//! bundled path; bad metadata and titles neither bundled nor described are refused by name.
+
+use std::collections::{HashMap, HashSet};
+
+use burn::tensor::Device;
+use encore_core::data::split::group_by_member;
+use encore_core::runtime::Candidate;
+use encore_core::serving::MetadataError;
+use encore_core::weights::{
+    Quantization, load_model, requantize, retain_items, save_bundle, save_model,
+};
+use encore_core::{
+    Catalog, Event, MemberSession, RerankError, RerankRequest, Reranker, Surface, SyntheticWorld,
+    TitleMetadata, WeightFile,
+};
+use encore_tests::{small_world, split, tiny_config, train_on};
+
+/// Width of the fixture's content vectors.
+const CONTENT_DIM: usize = 6;
+
+/// The small world with a content vector on every title, and every event of 12 titles (the
+/// "withheld" ones) removed, so that the model never sees them in training.
+fn world_with_withheld_titles() -> (SyntheticWorld, HashSet<u32>) {
+    let mut world = small_world();
+    let items = world
+        .catalog
+        .items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            item.content = Some(
+                (0..CONTENT_DIM)
+                    .map(|k| (item.id as f32 * 0.37 + k as f32 * 1.3).sin())
+                    .collect(),
+            );
+            item
+        })
+        .collect();
+    world.catalog = Catalog::new(world.catalog.genres.clone(), items).unwrap();
+    let withheld: HashSet<u32> = world.catalog.ids().into_iter().step_by(10).collect();
+    assert_eq!(withheld.len(), 12);
+    world.events.retain(|e| !withheld.contains(&e.item));
+    (world, withheld)
+}
+
+/// The last training event's time: the time a training export measures item ages to.
+fn reference_time(world: &SyntheticWorld) -> i64 {
+    let (train, _) = split(world);
+    train
+        .iter()
+        .flat_map(|h| &h.events)
+        .map(|e| e.timestamp)
+        .max()
+        .unwrap()
+}
+
+fn by_item(ranked: &[encore_core::ScoredItem]) -> HashMap<u32, f32> {
+    ranked.iter().map(|s| (s.item, s.score)).collect()
+}
+
+fn assert_close(a: &HashMap<u32, f32>, b: &HashMap<u32, f32>, tolerance: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: same candidates");
+    for (item, x) in a {
+        let y = b[item];
+        assert!(
+            (x - y).abs() <= tolerance,
+            "{what}: item {item}: {x} vs {y}"
+        );
+    }
+}
+
+#[test]
+fn pushed_titles_score_as_if_the_bundle_had_them() {
+    let (world, withheld) = world_with_withheld_titles();
+    let trained = train_on(&world, &tiny_config(1)).unwrap();
+    let device = Device::flex();
+    let full = Reranker::from_bytes(&trained.weights, &device).unwrap();
+    let encoder = full
+        .content_encoder()
+        .expect("the training export carries the encoder");
+    assert_eq!(encoder.spec.content_dim, CONTENT_DIM);
+    assert_eq!(encoder.spec.genres, world.catalog.genres);
+    let reference = reference_time(&world);
+    let d = full.config().d_model;
+
+    // The on-device embedding of every never-seen title equals the training-side one (its
+    // baked row) to 1e-4; a seen title's baked row differs from its content-only vector.
+    let rows = full.item_vectors().unwrap();
+    let mut largest = 0f32;
+    for &id in &withheld {
+        let row = full.items().index_of(id).unwrap();
+        let metadata = world.catalog.metadata(id).unwrap();
+        let v = full.title_vector(&metadata, reference).unwrap().unwrap();
+        for (a, b) in v.iter().zip(&rows[row * d..(row + 1) * d]) {
+            largest = largest.max((a - b).abs());
+        }
+    }
+    assert!(largest <= 1e-4, "largest difference {largest}");
+    let seen = world
+        .catalog
+        .ids()
+        .into_iter()
+        .find(|id| !withheld.contains(id))
+        .unwrap();
+    let row = full.items().index_of(seen).unwrap();
+    let v = full
+        .title_vector(&world.catalog.metadata(seen).unwrap(), reference)
+        .unwrap()
+        .unwrap();
+    assert!(
+        v.iter()
+            .zip(&rows[row * d..(row + 1) * d])
+            .any(|(a, b)| (a - b).abs() > 1e-3),
+        "a seen title's row mixes in its ID embedding"
+    );
+
+    // The bundle as it was before the withheld titles joined the catalog.
+    let loaded = load_model(&trained.weights, &device).unwrap();
+    let before = retain_items(loaded, |id| !withheld.contains(&id));
+    let bytes = save_bundle(
+        &before.model,
+        &before.config,
+        before.items.ids(),
+        before.content_encoder.as_ref(),
+        Quantization::F32,
+    );
+    let small = Reranker::from_bytes(&bytes, &device).unwrap();
+    assert_eq!(small.items().len(), world.catalog.len() - withheld.len());
+
+    // A member's history of seen titles; candidates mixing withheld titles (with metadata),
+    // bundled titles with metadata and bundled titles by id alone.
+    let histories = group_by_member(&world.events);
+    let history: Vec<Event> = histories[3].events.iter().take(20).cloned().collect();
+    let request = RerankRequest {
+        timestamp: Some(reference),
+        ..RerankRequest::on(Surface::Home)
+    };
+    let ids: Vec<u32> = world.catalog.ids().into_iter().take(40).collect();
+    let candidates: Vec<Candidate> = ids
+        .iter()
+        .enumerate()
+        .map(|(k, &id)| {
+            if withheld.contains(&id) || k % 3 == 0 {
+                Candidate::with_metadata(id, world.catalog.metadata(id).unwrap())
+            } else {
+                Candidate::known(id)
+            }
+        })
+        .collect();
+    assert!(ids.iter().filter(|id| withheld.contains(id)).count() >= 4);
+    let expected = by_item(&full.rerank(&history, &ids, &request).unwrap());
+    let pushed = small
+        .rerank_pushed(&history, &candidates, &request)
+        .unwrap();
+    assert_close(&by_item(&pushed), &expected, 1e-4, "pushed vs baked");
+    assert!(
+        pushed.windows(2).all(|w| w[0].score >= w[1].score),
+        "best first"
+    );
+    // The full bundle given the same metadata scores its own rows: exactly its plain scores.
+    let on_full = full.rerank_pushed(&history, &candidates, &request).unwrap();
+    assert_eq!(
+        by_item(&on_full),
+        expected,
+        "bundled titles keep their bundled path"
+    );
+
+    // A member session gives the same scores, before and after an appended event.
+    let mut session = MemberSession::new(history.clone()).unwrap();
+    let first = small
+        .rerank_session_pushed(&mut session, &candidates, &request)
+        .unwrap();
+    assert_close(&by_item(&first), &expected, 1e-4, "session vs baked");
+    let mut next = history.last().unwrap().clone();
+    next.item = ids[1];
+    next.timestamp += 60;
+    session.append(next.clone()).unwrap();
+    let mut longer = history.clone();
+    longer.push(next);
+    let again = small
+        .rerank_session_pushed(&mut session, &candidates, &request)
+        .unwrap();
+    assert_eq!(
+        session.last_encoded_tokens(),
+        2,
+        "one event and the request token"
+    );
+    let stateless = small.rerank_pushed(&longer, &candidates, &request).unwrap();
+    assert_close(
+        &by_item(&again),
+        &by_item(&stateless),
+        1e-4,
+        "session vs stateless",
+    );
+
+    // burn's wgpu backend (not the CPU engine) scores pushed titles the same.
+    let on_wgpu = Reranker::from_bytes(&bytes, &Device::wgpu(Default::default())).unwrap();
+    let gpu = on_wgpu
+        .rerank_pushed(&history, &candidates, &request)
+        .unwrap();
+    assert_close(&by_item(&gpu), &expected, 1e-3, "burn wgpu vs baked");
+
+    // int8: the encoder travels through requantization, its vectors within int8 error.
+    let int8 =
+        Reranker::from_bytes(&requantize(&bytes, Quantization::Int8).unwrap(), &device).unwrap();
+    let encoder8 = int8
+        .content_encoder()
+        .expect("requantize keeps the encoder");
+    assert_eq!(encoder8.spec, small.content_encoder().unwrap().spec);
+    let metadata = world.catalog.metadata(ids[0]).unwrap();
+    let (a, b) = (
+        small.title_vector(&metadata, reference).unwrap().unwrap(),
+        int8.title_vector(&metadata, reference).unwrap().unwrap(),
+    );
+    let cos = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
+        / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
+            * b.iter().map(|x| x * x).sum::<f32>().sqrt());
+    assert!(cos > 0.99, "int8 encoder vector cosine {cos}");
+    assert_ne!(a, b, "int8 storage changes the values");
+}
+
+#[test]
+fn bad_pushed_candidates_are_refused_by_position_and_id() {
+    let (world, withheld) = world_with_withheld_titles();
+    let trained = train_on(&world, &tiny_config(1)).unwrap();
+    let device = Device::flex();
+    let loaded = load_model(&trained.weights, &device).unwrap();
+    let before = retain_items(loaded, |id| !withheld.contains(&id));
+    let with_encoder = save_bundle(
+        &before.model,
+        &before.config,
+        before.items.ids(),
+        before.content_encoder.as_ref(),
+        Quantization::F32,
+    );
+    let without_encoder = save_model(
+        &before.model,
+        &before.config,
+        before.items.ids(),
+        Quantization::F32,
+    );
+    let reranker = Reranker::from_bytes(&with_encoder, &device).unwrap();
+    let bare = Reranker::from_bytes(&without_encoder, &device).unwrap();
+    assert!(bare.content_encoder().is_none());
+    assert!(
+        WeightFile::decode(&without_encoder)
+            .unwrap()
+            .content_encoder()
+            .is_none()
+    );
+
+    let history: Vec<Event> = group_by_member(&world.events)[0]
+        .events
+        .iter()
+        .take(5)
+        .cloned()
+        .collect();
+    let request = RerankRequest::on(Surface::Home);
+    let known = before.items.ids()[0];
+    let new = *withheld.iter().min().unwrap();
+    let good = world.catalog.metadata(new).unwrap();
+    let with = |m: TitleMetadata| vec![Candidate::known(known), Candidate::with_metadata(new, m)];
+    let refusal =
+        |r: &Reranker, c: &[Candidate]| r.rerank_pushed(&history, c, &request).unwrap_err();
+
+    assert!(
+        reranker
+            .rerank_pushed(&history, &with(good.clone()), &request)
+            .is_ok()
+    );
+    // A title neither in the bundle nor described.
+    assert_eq!(
+        refusal(&reranker, &[Candidate::known(known), Candidate::known(new)]),
+        RerankError::UnknownCandidate {
+            position: 1,
+            item: new
+        }
+    );
+    // A bundle without a content encoder.
+    assert_eq!(
+        refusal(&bare, &with(good.clone())),
+        RerankError::NoContentEncoder {
+            position: 1,
+            item: new
+        }
+    );
+    // An unknown genre, a content vector of the wrong width, a non-finite one, an arrival
+    // time out of range: each names the candidate and what is wrong.
+    let mut bad_genre = good.clone();
+    bad_genre.genres.push("space-western".into());
+    let e = refusal(&reranker, &with(bad_genre));
+    assert!(
+        matches!(&e, RerankError::InvalidMetadata { position: 1, item, source: MetadataError::UnknownGenre { genre, .. } } if *item == new && genre == "space-western"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("space-western"), "{e}");
+    let mut wide = good.clone();
+    wide.content = Some(vec![0.5; CONTENT_DIM + 1]);
+    assert_eq!(
+        refusal(&reranker, &with(wide)),
+        RerankError::InvalidMetadata {
+            position: 1,
+            item: new,
+            source: MetadataError::ContentWidth {
+                found: CONTENT_DIM + 1,
+                expected: CONTENT_DIM
+            }
+        }
+    );
+    let mut nan = good.clone();
+    nan.content = Some(vec![f32::NAN; CONTENT_DIM]);
+    assert!(matches!(
+        refusal(&reranker, &with(nan)),
+        RerankError::InvalidMetadata {
+            source: MetadataError::NonFiniteContent { index: 0 },
+            ..
+        }
+    ));
+    let mut far = good.clone();
+    far.added_at = i64::MAX;
+    assert!(matches!(
+        refusal(&reranker, &with(far)),
+        RerankError::InvalidMetadata {
+            source: MetadataError::AddedAtOutOfRange { .. },
+            ..
+        }
+    ));
+    // Bad metadata on a bundled title is refused too.
+    let mut bundled_bad = world.catalog.metadata(known).unwrap();
+    bundled_bad.genres = vec!["nope".into()];
+    assert!(matches!(
+        refusal(&reranker, &[Candidate::with_metadata(known, bundled_bad)]),
+        RerankError::InvalidMetadata { position: 0, .. }
+    ));
+    // The same id twice, once bundled-style and once pushed.
+    assert_eq!(
+        refusal(
+            &reranker,
+            &[
+                Candidate::with_metadata(new, good.clone()),
+                Candidate::known(known),
+                Candidate::with_metadata(new, good.clone())
+            ]
+        ),
+        RerankError::DuplicateCandidate {
+            item: new,
+            first: 0,
+            second: 2
+        }
+    );
+    assert_eq!(refusal(&reranker, &[]), RerankError::EmptyCandidates);
+    // A history event of a title the bundle does not contain is still refused.
+    let mut h = history.clone();
+    h.last_mut().unwrap().item = new;
+    assert_eq!(
+        reranker
+            .rerank_pushed(&h, &with(good.clone()), &request)
+            .unwrap_err(),
+        RerankError::UnknownHistoryItem {
+            position: h.len() - 1,
+            item: new
+        }
+    );
+}

@@ -356,6 +356,12 @@ pub struct EvalArgs {
     /// share of the gap from the first to the second that the model closes (repeatable).
     #[arg(long, requires = "config")]
     pub against: Vec<PathBuf>,
+    /// With --config: withhold this share of titles as the cold-start experiment does (same
+    /// seed) and also report the cases whose target is one of them, scored as baked into the
+    /// file and, for a bundle with a content encoder, on the device with the titles pushed
+    /// as metadata to a bundle without them.
+    #[arg(long, requires = "config")]
+    pub withhold_items: Option<f64>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,

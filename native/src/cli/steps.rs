@@ -146,7 +146,14 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot read {}", p.display()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        return crate::experiment::evaluate_file(config, a.holdout, &weights, &against, a.backend);
+        return crate::experiment::evaluate_file(
+            config,
+            a.holdout,
+            a.withhold_items,
+            &weights,
+            &against,
+            a.backend,
+        );
     }
     let reranker = crate::load_reranker(&a.model, a.backend)?;
     let (catalog, events) = a.data.load()?;

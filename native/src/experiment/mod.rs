@@ -13,6 +13,7 @@ mod config;
 mod data_source;
 pub mod paired;
 mod prepare;
+pub use prepare::PushedColdStart;
 mod report;
 
 pub use ablation::{AblationPlan, AblationRow, VARIANTS, ablate};
@@ -47,6 +48,9 @@ pub struct ExperimentSummary {
     pub report: EvalReport,
     /// Cold start: metrics on the cases whose target is a withheld title.
     pub withheld: Option<RankingMetrics>,
+    /// Cold start on the device: the same cases ranked by the bundle without the withheld
+    /// titles, which it receives as pushed candidates with metadata.
+    pub withheld_pushed: Option<prepare::PushedColdStart>,
     /// Training wall time (s), all epochs of this process.
     pub train_seconds: f64,
     /// Mean target tokens per second over the epochs.
@@ -63,13 +67,17 @@ pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSumma
     run_config(&cfg, base, overrides.resume)
 }
 
-/// `encore eval --config`: evaluates a weight file on an experiment's data, split and protocol.
+/// `encore eval --config`: evaluates a weight file on an experiment's data, split and protocol
+/// (with `withhold_items`, that share of titles withheld as for the cold-start experiment: the
+/// metrics on their cases are printed too, and for a bundle with a content encoder, the same
+/// cases ranked on the device with those titles pushed as metadata).
 /// With `against` (named weight files), also each of them on the same cases, the paired
 /// difference of NDCG@10 to each with its standard error and, for two, the share of the gap
 /// from the first to the second that the model closes.
 pub fn evaluate_file(
     path: &Path,
     holdout: Option<Holdout>,
+    withhold_items: Option<f64>,
     weights: &[u8],
     against: &[(String, Vec<u8>)],
     backend: Backend,
@@ -77,6 +85,9 @@ pub fn evaluate_file(
     let mut cfg = ExperimentConfig::read(path)?;
     if let Some(h) = holdout {
         cfg.split.holdout = h;
+    }
+    if let Some(share) = withhold_items {
+        cfg.run.withhold_items = share;
     }
     let prepared = Prepared::new(&cfg, path.parent().unwrap_or(Path::new(".")))?;
     let reranker = Reranker::from_bytes(weights, &backend.device())?;
@@ -92,6 +103,9 @@ pub fn evaluate_file(
     print_metrics_row("most popular", &report.most_popular);
     if let Some(w) = prepared.withheld_metrics(&reranker)? {
         print_metrics_row("withheld only", &w);
+    }
+    if let Some(p) = prepared.withheld_on_device(weights)? {
+        report::print_pushed(&p);
     }
     if against.is_empty() {
         return Ok(());
@@ -201,6 +215,7 @@ pub fn run_config(
         cases: prepared.cases.len(),
         report: prepared.evaluate(&reranker)?,
         withheld: prepared.withheld_metrics(&reranker)?,
+        withheld_pushed: prepared.withheld_on_device(&trained.weights)?,
         train_seconds,
         tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
             / epochs.len().max(1) as f64,

@@ -5,16 +5,18 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use encore_core::Reranker;
 use encore_core::data::movielens;
 use encore_core::data::split::{HeldOutEvent, LeaveOneOut, MemberHistory, group_by_member};
 use encore_core::metrics::RankingMetrics;
+use encore_core::runtime::Candidate;
+use encore_core::weights::{load_model, retain_items};
+use encore_core::{Event, Reranker};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Dataset, ExperimentConfig};
-use crate::evaluation::{EvalProtocol, EvalReport, evaluate_with, ranks};
+use crate::evaluation::{EvalProtocol, EvalReport, evaluate_with, ranks, request_of};
 
 /// The titles withheld for the cold-start experiment.
 fn withheld_items(data: &Dataset, share: f64, seed: u64) -> HashSet<u32> {
@@ -141,6 +143,101 @@ impl Prepared {
             &self.protocol,
         )?;
         Ok(Some(RankingMetrics::from_ranks(&m, &self.protocol.ks)))
+    }
+}
+
+/// Cold start on the device: the withheld titles' cases ranked by a bundle that does not
+/// contain those titles, each pushed with its catalog metadata among every other title.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PushedColdStart {
+    /// Metrics over the cases whose target is a withheld title.
+    pub metrics: RankingMetrics,
+    /// Cases ranked.
+    pub cases: usize,
+    /// History events dropped because they name a withheld title (the device's bundle cannot
+    /// tokenize a title it does not contain; only candidates may be pushed).
+    pub dropped_history_events: usize,
+    /// Cases skipped because nothing of their history remained.
+    pub skipped_cases: usize,
+}
+
+impl Prepared {
+    /// [`PushedColdStart`] of an exported weight file (`None` without withheld titles, or for
+    /// a bundle without an item content encoder).
+    pub(super) fn withheld_on_device(
+        &self,
+        weights: &[u8],
+    ) -> anyhow::Result<Option<PushedColdStart>> {
+        if self.withheld.is_empty() {
+            return Ok(None);
+        }
+        let loaded = load_model(weights, &burn::tensor::Device::flex())?;
+        if loaded.content_encoder.is_none() {
+            return Ok(None);
+        }
+        let before = retain_items(loaded, |id| !self.withheld.contains(&id));
+        let mut reranker = Reranker::new(before.model, before.config, before.items);
+        if let Some(encoder) = before.content_encoder {
+            reranker = reranker.with_content_encoder(encoder);
+        }
+        let catalog = &self.data.catalog;
+        let mut all = Vec::with_capacity(catalog.len());
+        for item in &catalog.items {
+            all.push(match self.withheld.contains(&item.id) {
+                true => Candidate::with_metadata(
+                    item.id,
+                    catalog.metadata(item.id).expect("in catalog"),
+                ),
+                false => Candidate::known(item.id),
+            });
+        }
+        let (mut ranks, mut dropped, mut skipped) = (Vec::new(), 0, 0);
+        for case in self
+            .cases
+            .iter()
+            .filter(|c| self.withheld.contains(&c.target.item))
+        {
+            let target = case.target.item;
+            let history: Vec<Event> = case
+                .history
+                .iter()
+                .filter(|e| !self.withheld.contains(&e.item))
+                .cloned()
+                .collect();
+            dropped += case.history.len() - history.len();
+            if history.is_empty() {
+                skipped += 1;
+                continue;
+            }
+            let excluded: HashSet<u32> = if self.protocol.exclude_history {
+                case.history
+                    .iter()
+                    .map(|e| e.item)
+                    .filter(|&id| id != target)
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+            let candidates: Vec<Candidate> = all
+                .iter()
+                .filter(|c| !excluded.contains(&c.id))
+                .cloned()
+                .collect();
+            let ranked =
+                reranker.rerank_pushed(&history, &candidates, &request_of(&case.target))?;
+            let score = ranked
+                .iter()
+                .find(|s| s.item == target)
+                .map(|s| s.score)
+                .expect("the target is a candidate");
+            ranks.push(1 + ranked.iter().filter(|s| s.score > score).count());
+        }
+        Ok(Some(PushedColdStart {
+            metrics: RankingMetrics::from_ranks(&ranks, &self.protocol.ks),
+            cases: ranks.len(),
+            dropped_history_events: dropped,
+            skipped_cases: skipped,
+        }))
     }
 }
 

@@ -174,4 +174,17 @@ pub fn print_summary(s: &ExperimentSummary) {
     if let Some(w) = &s.withheld {
         row("withheld only", w);
     }
+    if let Some(p) = &s.withheld_pushed {
+        print_pushed(p);
+    }
+}
+
+/// The cold-start cases ranked on the device with the withheld titles pushed as metadata.
+pub fn print_pushed(p: &super::prepare::PushedColdStart) {
+    print_metrics_row("withheld, pushed", &p.metrics);
+    println!(
+        "  ({} cases on a bundle without the withheld titles, each pushed with its metadata; \
+         {} history events of withheld titles dropped, {} cases left without history)",
+        p.cases, p.dropped_history_events, p.skipped_cases
+    );
 }

@@ -2,6 +2,8 @@
 // candidates a server pushed get reranked on this device. The member's history lives in a
 // session that keeps the model's keys and values, so a click costs two tokens' work.
 // A browser without WebGPU gets the CPU-only runtime (no WebGPU code: 410 instead of 478 KiB gzipped).
+// The model is the distilled on-device student; the newest titles are not in its bundle: the
+// server pushes them with their metadata, and the bundle's content encoder embeds them here.
 const { default: init, Reranker, hasWebGpuBackend } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
 
 const $ = (id) => document.getElementById(id);
@@ -9,7 +11,13 @@ const SURFACES = ['home', 'search', 'kids', 'mobile_feed'];
 const state = { reranker: null, session: null, catalog: new Map(), members: [], history: [], candidates: [], surface: 'home', bytes: null };
 
 const title = (id) => state.catalog.get(id)?.title ?? `#${id}`;
-const meta = (id) => { const i = state.catalog.get(id); return i ? `${i.kind} · ${i.genres.join('/')}` : ''; };
+const meta = (id) => { const i = state.catalog.get(id); return i ? `${i.kind} · ${i.genres.join('/')}` + (i.new ? ' · <span class="new">new: not in the bundle, pushed with its metadata</span>' : '') : ''; };
+// What the server sends for a candidate: its id, or for a title the bundle does not contain,
+// the title's metadata (the bundle's content encoder embeds it on this device).
+const pushed = (id) => {
+  const i = state.catalog.get(id);
+  return i?.new ? { id, genres: i.genres, kind: i.kind, language: i.language, release_year: i.release_year, added_at: i.added_at } : id;
+};
 const li = (html) => { const el = document.createElement('li'); el.innerHTML = html; return el; };
 
 // A fresh session over the whole history (after a member change, a clear or a backend switch).
@@ -23,7 +31,8 @@ async function loadBackend(wanted) {
   if (state.reranker) state.reranker.free();
   const t0 = performance.now();
   state.reranker = await Reranker.load(state.bytes, wanted);
-  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms` + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
+  const fresh = [...state.catalog.values()].filter((i) => i.new).length;
+  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms · ${state.reranker.itemCount} titles in the bundle` + (fresh ? `, ${fresh} new ones pushed with metadata` : '') + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
   restartSession();
 }
 
@@ -41,7 +50,7 @@ async function rerank() {
   }
   try {
     const t0 = performance.now();
-    const { items, scores } = await state.session.rerank(Uint32Array.from(state.candidates), state.surface, { timestamp: lastTimestamp() + 600 });
+    const { items, scores } = await state.session.rerank(state.candidates.map(pushed), state.surface, { timestamp: lastTimestamp() + 600 });
     const ms = performance.now() - t0;
     const tokens = state.session.lastEncodedTokens;
     const reused = state.session.cachedTokens + 1 - tokens; // the request token is never cached
@@ -50,7 +59,9 @@ async function rerank() {
       const moved = state.candidates.indexOf(id) - i;
       const cls = moved > 0 ? 'moved-up' : moved < 0 ? 'moved-down' : '';
       const arrow = moved > 0 ? `▲${moved}` : moved < 0 ? `▼${-moved}` : '';
-      return li(`<span class="score">${scores[i].toFixed(2)}</span>${title(id)} <span class="${cls}">${arrow}</span><div class="meta">${meta(id)}</div>`);
+      const el = li(`<span class="score">${scores[i].toFixed(2)}</span>${title(id)} <span class="${cls}">${arrow}</span><div class="meta">${meta(id)}</div>`);
+      if (state.catalog.get(id)?.new) el.classList.add('new');
+      return el;
     }));
   } catch (e) {
     $('latency').textContent = `error: ${e.message}`;
@@ -64,7 +75,8 @@ function renderHistory() {
 
 function renderCatalog() {
   const q = $('search').value.toLowerCase();
-  const items = [...state.catalog.values()].filter((i) => !q || i.title.toLowerCase().includes(q) || i.genres.join(' ').toLowerCase().includes(q)).slice(0, 300);
+  // Titles the bundle does not contain reach the device only as pushed candidates.
+  const items = [...state.catalog.values()].filter((i) => !i.new && (!q || i.title.toLowerCase().includes(q) || i.genres.join(' ').toLowerCase().includes(q))).slice(0, 300);
   $('catalog').replaceChildren(...items.map((i) => {
     const el = li(`${i.title} <div class="meta">${i.kind} · ${i.genres.join('/')}</div>`);
     el.onclick = () => {

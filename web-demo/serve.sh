@@ -3,10 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash wasm/build.sh
-# (Re)build the assets when absent or older than the last trained checkpoint.
-if [ ! -f web-demo/assets/model.encore ] || [ artifacts/checkpoint.ckpt -nt web-demo/assets/model.encore ]; then
-  if [ -f artifacts/checkpoint.ckpt ]; then
-    cargo run --release -p encore -- export --web-demo web-demo/assets
+# (Re)build the assets when absent or older than the last distilled student: the page runs the
+# on-device student (int8), `encore demo` trains the foundation model and distills it.
+if [ ! -f web-demo/assets/model.encore ] || [ artifacts/student.encore -nt web-demo/assets/model.encore ]; then
+  if [ -f artifacts/student.encore ]; then
+    cargo run --release -p encore -- export --from-model artifacts/student.encore --dtype int8 \
+      --out artifacts/student-int8.encore --web-demo web-demo/assets
   else
     cargo run --release -p encore -- demo --web-demo web-demo/assets
   fi

@@ -39,8 +39,11 @@ try {
     const afterSurface = await nextRerank(page, afterClick);
     const reranked = await page.$$eval('#after li', (els) => els.length);
     const pushed = await page.$$eval('#before li', (els) => els.length);
+    const newReranked = await page.$$eval('#after li.new', (els) => els.length);
+    const newPushed = await page.$$eval('#before li .new', (els) => els.length);
+    const newInCatalog = await page.$$eval('#catalog li .new', (els) => els.length);
     const navigatorGpu = await page.evaluate(() => !!navigator.gpu);
-    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed };
+    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog };
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

@@ -1,14 +1,15 @@
-//! The web demo as a person uses it: the page loads an int8 model, reranks a sample member,
-//! and a click on a title reranks through the member session from two new tokens.
+//! The web demo as a person uses it: the page loads an int8 model, reranks a sample member's
+//! pushed candidates (new titles the bundle lacks among them, pushed with their metadata), and
+//! a click on a title reranks through the member session from two new tokens.
 //!
 //! Needs what `tests/browser.rs` needs (the wasm package, Chromium, the npm packages).
 
-use burn::tensor::Device;
-use encore::cli::write_web_assets;
-use encore_core::FoundationModelConfig;
-use encore_core::weights::{Quantization, save_model};
+use encore::cli::{WEB_NEW_TITLES, write_web_assets};
+use encore_core::weights::{Quantization, requantize};
+use encore::training::TrainConfig;
 use encore_tests::{
-    browser_prerequisites, run_browser_script, small_world, temp_dir, workspace_root,
+    browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_config, train_on,
+    workspace_root,
 };
 use serde_json::Value;
 
@@ -38,17 +39,15 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
     }
     copy_dir(&pkg, &site.join("pkg"));
     let world = small_world();
-    // An untrained model whose window holds the sample members' histories (the page's behaviour
-    // does not depend on the weights' values), stored as int8.
-    let config = FoundationModelConfig::new(world.catalog.len())
-        .with_d_model(16)
-        .with_n_heads(2)
-        .with_n_layers(2)
-        .with_d_ff(32)
-        .with_max_len(128)
-        .with_dropout(0.0);
-    let model = config.init(&Device::flex());
-    let weights = save_model(&model, &config, &world.catalog.ids(), Quantization::Int8);
+    // A small trained model with its item content encoder, whose window holds the sample
+    // members' histories (the page's behaviour does not depend on the weights' values),
+    // stored as int8.
+    let tiny = tiny_config(1);
+    let cfg = TrainConfig {
+        model: tiny.model.clone().with_max_len(128),
+        ..tiny
+    };
+    let weights = requantize(&train_on(&world, &cfg).unwrap().weights, Quantization::Int8).unwrap();
     write_web_assets(
         &site.join("assets"),
         &world.catalog,
@@ -91,6 +90,19 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
             "every pushed candidate is shown reranked"
         );
         assert!(out["pushed"].as_u64().unwrap() > 0);
+        // New titles the bundle lacks arrive with their metadata and are reranked with the rest;
+        // they are not offered for watching (the bundle cannot tokenize them in a history).
+        assert!(
+            field("status").contains(&format!(
+                "{} titles in the bundle, {WEB_NEW_TITLES} new ones pushed with metadata",
+                world.catalog.len() - WEB_NEW_TITLES
+            )),
+            "{out}"
+        );
+        let new_pushed = out["newPushed"].as_u64().unwrap();
+        assert!(new_pushed >= 2, "{out}");
+        assert_eq!(out["newReranked"].as_u64().unwrap(), new_pushed, "{out}");
+        assert_eq!(out["newInCatalog"], 0, "{out}");
         let errors: Vec<&Value> = out["logs"]
             .as_array()
             .unwrap()

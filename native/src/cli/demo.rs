@@ -1,5 +1,8 @@
-//! `encore demo`: the whole pipeline on the embedded synthetic world.
+//! `encore demo`: the whole pipeline on the embedded synthetic world: the foundation model,
+//! the on-device student distilled from it, reranking and evaluation of both, and (optionally)
+//! the web demo's assets, which run the student.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,7 +15,9 @@ use serde::Serialize;
 use super::{DemoArgs, show};
 use crate::evaluation::{evaluate, popularity, pushed_candidates, request_of};
 use crate::io::{write_atomic, write_world};
-use crate::training::{CheckpointPolicy, Monitor, train};
+use crate::training::distill::DistillConfig;
+use crate::training::{CheckpointPolicy, Monitor, TrainConfig, train};
+use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
 
 /// Pushed candidates per member in the demo's rerank sample.
 const PUSHED: usize = 20;
@@ -25,14 +30,38 @@ struct DemoSummary<'a> {
     train_seconds: f64,
     epochs: &'a [crate::training::EpochStats],
     weight_file_bytes: usize,
+    student_train_seconds: f64,
+    student_epochs: &'a [crate::training::EpochStats],
+    student_weight_file_bytes: usize,
     mean_target_position_before: f64,
     mean_target_position_after: f64,
     eval: &'a crate::evaluation::EvalReport,
+    student_eval: &'a crate::evaluation::EvalReport,
 }
 
-/// Runs generate → train → export → rerank → eval and prints each step.
+/// The on-device student's shape next to the demo's foundation model: one layer of width 32
+/// (two heads, feed-forward 128), the same window; trained with the same options plus the
+/// distillation objective against `teacher`.
+fn student_config(teacher_cfg: &TrainConfig, teacher: &Path) -> TrainConfig {
+    TrainConfig {
+        model: teacher_cfg
+            .model
+            .clone()
+            .with_d_model(32)
+            .with_n_heads(2)
+            .with_n_layers(1)
+            .with_d_ff(128),
+        distill: Some(DistillConfig {
+            teacher: teacher.to_path_buf(),
+            ..DistillConfig::default()
+        }),
+        ..teacher_cfg.clone()
+    }
+}
+
+/// Runs generate → train → distill → export → rerank → eval and prints each step.
 pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
-    println!("== 1/5 generate the synthetic world");
+    println!("== 1/6 generate the synthetic world");
     let (catalog, events) = a.data.load()?;
     let world_dir = a.out.join("world");
     write_world(&world_dir, &catalog, &events)?;
@@ -47,7 +76,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     );
 
     println!(
-        "== 2/5 train the foundation model on {} (each member's last event held out)",
+        "== 2/6 train the foundation model on {} (each member's last event held out)",
         a.train.backend.name()
     );
     let cfg = a.train.config();
@@ -76,23 +105,61 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
         ck_path.display()
     );
 
-    println!("== 3/5 export the weight file");
-    let weights = trained.weights.clone();
     let model_path = a.out.join("model.encore");
-    write_atomic(&model_path, &weights)?;
-    let reranker = Reranker::from_bytes(&weights, &burn::tensor::Device::flex())?;
+    write_atomic(&model_path, &trained.weights)?;
+
+    let student_cfg = student_config(&cfg, &model_path);
     println!(
-        "   {} ({} KiB, f32, checksummed) reloaded on cpu",
+        "== 3/6 distill the on-device student (1 layer of width {} instead of {} of {}) from {}",
+        student_cfg.model.d_model,
+        cfg.model.n_layers,
+        cfg.model.d_model,
+        model_path.display()
+    );
+    let started = Instant::now();
+    let student = train(
+        &train_set,
+        &catalog,
+        &student_cfg,
+        a.train.backend,
+        CheckpointPolicy {
+            path: Some(&a.out.join("student.ckpt")),
+            resume: false,
+        },
+        Monitor {
+            show_progress: true,
+            ..Default::default()
+        },
+    )?;
+    let student_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "   {} epochs in {:.1} s, final loss {:.4}",
+        student.epochs.len(),
+        student_seconds,
+        student.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
+    );
+
+    println!("== 4/6 export the weight files");
+    let student_path = a.out.join("student.encore");
+    write_atomic(&student_path, &student.weights)?;
+    let teacher_reranker = Reranker::from_bytes(&trained.weights, &burn::tensor::Device::flex())?;
+    let reranker = Reranker::from_bytes(&student.weights, &burn::tensor::Device::flex())?;
+    println!(
+        "   {} ({} KiB) and the student {} ({} KiB): f32, checksummed, each with its item \
+         content encoder; reloaded on cpu",
         model_path.display(),
-        weights.len() / 1024
+        trained.weights.len() / 1024,
+        student_path.display(),
+        student.weights.len() / 1024
     );
     if let Some(dir) = &a.web_demo {
-        write_web_assets(dir, &catalog, &events, &weights)?;
-        println!("   web demo assets -> {}", dir.display());
+        let int8 = requantize(&student.weights, Quantization::Int8)?;
+        write_web_assets(dir, &catalog, &events, &int8)?;
+        println!("   web demo assets (the student, int8) -> {}", dir.display());
     }
 
     println!(
-        "== 4/5 rerank pushed candidates ({PUSHED} per member, {} members)",
+        "== 5/6 rerank pushed candidates with the student ({PUSHED} per member, {} members)",
         SAMPLE.min(test_set.len())
     );
     let pop = popularity(&catalog, &train_set);
@@ -143,16 +210,22 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
         "   where the next watched title sat among the {PUSHED}: mean position {mb:.2} as pushed, {ma:.2} after reranking ({per_call:.2} ms per rerank)"
     );
 
-    println!("== 5/5 evaluate on the held-out next events");
+    println!("== 6/6 evaluate on the held-out next events");
+    let teacher_report = evaluate(&teacher_reranker, &catalog, &train_set, &test_set)?;
     let report = evaluate(&reranker, &catalog, &train_set, &test_set)?;
-    show::metrics(&report, test_set.len());
-    let (m, p) = (report.model.ndcg_at(10), report.most_popular.ndcg_at(10));
+    show::metrics(&teacher_report, test_set.len());
+    let (t, s, p) = (
+        teacher_report.model.ndcg_at(10),
+        report.model.ndcg_at(10),
+        report.most_popular.ndcg_at(10),
+    );
     println!(
-        "   NDCG@10: model {m:.4} vs most popular {p:.4} ({})",
-        if m > p {
-            format!("{:+.0}%", (m / p - 1.0) * 100.0)
+        "   NDCG@10: foundation model {t:.4}, on-device student {s:.4} ({:.0}% of it), most popular {p:.4}{}",
+        100.0 * s / t.max(1e-12),
+        if s > p {
+            String::new()
         } else {
-            "model does NOT beat the baseline".into()
+            " (the student does NOT beat the baseline)".into()
         }
     );
 
@@ -160,10 +233,14 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
         backend: a.train.backend.name(),
         train_seconds,
         epochs: &trained.epochs,
-        weight_file_bytes: weights.len(),
+        weight_file_bytes: trained.weights.len(),
+        student_train_seconds: student_seconds,
+        student_epochs: &student.epochs,
+        student_weight_file_bytes: student.weights.len(),
         mean_target_position_before: mb,
         mean_target_position_after: ma,
-        eval: &report,
+        eval: &teacher_report,
+        student_eval: &report,
     };
     write_atomic(
         &a.out.join("demo-summary.json"),
@@ -173,62 +250,115 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Titles the web demo's bundle leaves out: the newest arrivals, which the page receives as
+/// candidates pushed with their metadata (and the bundle's content encoder embeds).
+pub const WEB_NEW_TITLES: usize = 6;
+
 #[derive(Serialize)]
 struct WebItem<'a> {
     id: u32,
     title: &'a str,
-    kind: encore_core::ItemKind,
+    kind: &'static str,
     genres: Vec<&'a str>,
+    language: &'a str,
+    release_year: u16,
     added_at: i64,
+    /// Not in the bundle: pushed with its metadata.
+    new: bool,
 }
 
 #[derive(Serialize)]
 struct WebMember<'a> {
     member: u32,
-    history: &'a [Event],
+    history: Vec<&'a Event>,
     candidates: Vec<u32>,
 }
 
-/// Writes what the web demo loads: `model.encore`, `catalog.json` (titles) and `members.json`
-/// (sample members' recent events with the candidates a server would push them).
+/// Writes what the web demo loads: `model.encore` (`weights` without the
+/// [`WEB_NEW_TITLES`] newest titles when it carries an item content encoder), `catalog.json`
+/// (every title, the left-out ones marked `new`) and `members.json` (sample members' recent
+/// events, without events of left-out titles, with the candidates a server would push them:
+/// popular titles available then, plus some of the new ones).
 pub fn write_web_assets(
     dir: &Path,
     catalog: &Catalog,
     events: &[Event],
     weights: &[u8],
 ) -> anyhow::Result<()> {
-    write_atomic(&dir.join("model.encore"), weights)?;
+    let loaded = load_model(weights, &burn::tensor::Device::flex())?;
+    let mut newest: Vec<&encore_core::Item> = catalog.items.iter().collect();
+    newest.sort_by_key(|i| (std::cmp::Reverse(i.added_at), i.id));
+    let new_titles: HashSet<u32> = match loaded.content_encoder {
+        Some(_) => newest.iter().take(WEB_NEW_TITLES).map(|i| i.id).collect(),
+        None => HashSet::new(),
+    };
+    let bundle = if new_titles.is_empty() {
+        weights.to_vec()
+    } else {
+        let quantization = loaded.quantization;
+        let before = retain_items(loaded, |id| !new_titles.contains(&id));
+        save_bundle(
+            &before.model,
+            &before.config,
+            before.items.ids(),
+            before.content_encoder.as_ref(),
+            quantization,
+        )
+    };
+    write_atomic(&dir.join("model.encore"), &bundle)?;
     let items: Vec<WebItem> = catalog
         .items
         .iter()
         .map(|i| WebItem {
             id: i.id,
             title: &i.title,
-            kind: i.kind,
+            kind: i.kind.name(),
             genres: i
                 .genres
                 .iter()
                 .map(|&g| catalog.genres[g as usize].as_str())
                 .collect(),
+            language: &i.language,
+            release_year: i.release_year,
             added_at: i.added_at,
+            new: new_titles.contains(&i.id),
         })
         .collect();
     write_atomic(&dir.join("catalog.json"), &serde_json::to_vec(&items)?)?;
     let histories = group_by_member(events);
-    let pop = popularity(catalog, &histories);
+    let pop: Vec<f32> = popularity(catalog, &histories)
+        .into_iter()
+        .zip(&catalog.items)
+        .map(|(p, i)| if new_titles.contains(&i.id) { 0.0 } else { p })
+        .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut new_list: Vec<u32> = new_titles.iter().copied().collect();
+    new_list.sort_unstable();
     let members: Vec<WebMember> = histories
         .iter()
         .filter(|h| h.events.len() >= 12)
         .step_by(37)
         .take(12)
-        .map(|h| {
-            let history = &h.events[h.events.len().saturating_sub(30)..];
-            let now = history.last().map(|e| e.timestamp).unwrap_or(0);
+        .enumerate()
+        .map(|(k, h)| {
+            let history: Vec<&Event> = h.events[h.events.len().saturating_sub(30)..]
+                .iter()
+                .filter(|e| !new_titles.contains(&e.item))
+                .collect();
+            let now = history.last().map_or(0, |e| e.timestamp);
+            let mut candidates: Vec<u32> = pushed_candidates(catalog, &pop, now, None, 30, &mut rng)
+                .into_iter()
+                .filter(|id| !new_titles.contains(id))
+                .take(20)
+                .collect();
+            // Two or three new arrivals per member, where the server placed them.
+            for (j, &id) in new_list.iter().cycle().skip(k).take(2 + k % 2).enumerate() {
+                candidates.insert((3 + 7 * j).min(candidates.len()), id);
+            }
             WebMember {
                 member: h.member,
                 history,
-                candidates: pushed_candidates(catalog, &pop, now, None, 24, &mut rng),
+                candidates,
             }
         })
         .collect();

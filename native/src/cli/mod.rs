@@ -7,7 +7,7 @@ mod embed;
 mod show;
 mod steps;
 
-pub use demo::write_web_assets;
+pub use demo::{WEB_NEW_TITLES, write_web_assets};
 
 use std::path::PathBuf;
 

@@ -83,6 +83,8 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
         .expect("the training export carries the encoder");
     assert_eq!(encoder.spec.content_dim, CONTENT_DIM);
     assert_eq!(encoder.spec.genres, world.catalog.genres);
+    // Ages are measured to the end of the training data, as training measured them.
+    assert_eq!(encoder.spec.reference_time, reference_time(&world));
     let reference = reference_time(&world);
     let d = full.config().d_model;
 
@@ -93,7 +95,7 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
     for &id in &withheld {
         let row = full.items().index_of(id).unwrap();
         let metadata = world.catalog.metadata(id).unwrap();
-        let v = full.title_vector(&metadata, reference).unwrap().unwrap();
+        let v = full.title_vector(&metadata).unwrap().unwrap();
         for (a, b) in v.iter().zip(&rows[row * d..(row + 1) * d]) {
             largest = largest.max((a - b).abs());
         }
@@ -107,7 +109,7 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
         .unwrap();
     let row = full.items().index_of(seen).unwrap();
     let v = full
-        .title_vector(&world.catalog.metadata(seen).unwrap(), reference)
+        .title_vector(&world.catalog.metadata(seen).unwrap())
         .unwrap()
         .unwrap();
     assert!(
@@ -129,16 +131,25 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
     );
     let small = Reranker::from_bytes(&bytes, &device).unwrap();
     assert_eq!(small.items().len(), world.catalog.len() - withheld.len());
+    // The same model without the round trip through a file.
+    let in_memory = Reranker::new(before.model, before.config, before.items)
+        .with_content_encoder(before.content_encoder.unwrap());
 
     // A member's history of seen titles; candidates mixing withheld titles (with metadata),
     // bundled titles with metadata and bundled titles by id alone.
     let histories = group_by_member(&world.events);
-    let history: Vec<Event> = histories[3].events.iter().take(20).cloned().collect();
+    let bundled_history: Vec<Event> = histories[3].events.iter().take(20).cloned().collect();
+    let ids: Vec<u32> = world.catalog.ids().into_iter().take(40).collect();
+    // The member also watched two of the titles the bundle lacks.
+    let mut history = bundled_history.clone();
+    history[5].item = ids[10];
+    history[12].item = ids[20];
+    assert!(withheld.contains(&ids[10]) && withheld.contains(&ids[20]) && withheld.contains(&ids[30]));
+    // Days after the export: the request's time changes the context, not the item vectors.
     let request = RerankRequest {
-        timestamp: Some(reference),
+        timestamp: Some(reference + 5 * 86_400),
         ..RerankRequest::on(Surface::Home)
     };
-    let ids: Vec<u32> = world.catalog.ids().into_iter().take(40).collect();
     let candidates: Vec<Candidate> = ids
         .iter()
         .enumerate()
@@ -156,6 +167,13 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
         .rerank_pushed(&history, &candidates, &request)
         .unwrap();
     assert_close(&by_item(&pushed), &expected, 1e-4, "pushed vs baked");
+    assert_eq!(
+        in_memory
+            .rerank_pushed(&history, &candidates, &request)
+            .unwrap(),
+        pushed,
+        "in memory vs loaded"
+    );
     assert!(
         pushed.windows(2).all(|w| w[0].score >= w[1].score),
         "best first"
@@ -168,14 +186,15 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
         "bundled titles keep their bundled path"
     );
 
-    // A member session gives the same scores, before and after an appended event.
+    // A member session gives the same scores, before and after an appended event of a title
+    // the bundle lacks.
     let mut session = MemberSession::new(history.clone()).unwrap();
     let first = small
         .rerank_session_pushed(&mut session, &candidates, &request)
         .unwrap();
     assert_close(&by_item(&first), &expected, 1e-4, "session vs baked");
     let mut next = history.last().unwrap().clone();
-    next.item = ids[1];
+    next.item = ids[30];
     next.timestamp += 60;
     session.append(next.clone()).unwrap();
     let mut longer = history.clone();
@@ -196,8 +215,43 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
         "session vs stateless",
     );
 
-    // burn's wgpu backend (not the CPU engine) scores pushed titles the same.
+    // Later calls need not describe the titles the session's history already holds: a plain
+    // rerank of bundled candidates equals the full bundle's.
+    let bundled: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|id| !withheld.contains(id))
+        .collect();
+    let plain = small
+        .rerank_session(&mut session, &bundled, &request)
+        .unwrap();
+    assert_eq!(session.last_encoded_tokens(), 1, "the request token alone");
+    assert_close(
+        &by_item(&plain),
+        &by_item(&full.rerank(&longer, &bundled, &request).unwrap()),
+        1e-4,
+        "session of described titles, plain rerank",
+    );
+    // Stateless, an undescribed title in the history is refused by position.
+    assert_eq!(
+        small.rerank(&longer, &bundled, &request).unwrap_err(),
+        RerankError::UnknownHistoryItem {
+            position: 5,
+            item: ids[10]
+        }
+    );
+
+    // burn's wgpu backend (not the CPU engine) scores pushed candidates the same; a history
+    // naming a title the bundle lacks is refused there (only the CPU engine embeds it).
     let on_wgpu = Reranker::from_bytes(&bytes, &Device::wgpu(Default::default())).unwrap();
+    assert_eq!(
+        on_wgpu
+            .rerank_pushed(&history, &candidates, &request)
+            .unwrap_err(),
+        RerankError::DescribedHistoryOffCpu
+    );
+    let history = bundled_history;
+    let expected = by_item(&full.rerank(&history, &ids, &request).unwrap());
     let gpu = on_wgpu
         .rerank_pushed(&history, &candidates, &request)
         .unwrap();
@@ -212,8 +266,8 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
     assert_eq!(encoder8.spec, small.content_encoder().unwrap().spec);
     let metadata = world.catalog.metadata(ids[0]).unwrap();
     let (a, b) = (
-        small.title_vector(&metadata, reference).unwrap().unwrap(),
-        int8.title_vector(&metadata, reference).unwrap().unwrap(),
+        small.title_vector(&metadata).unwrap().unwrap(),
+        int8.title_vector(&metadata).unwrap().unwrap(),
     );
     let cos = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
         / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
@@ -352,16 +406,18 @@ fn bad_pushed_candidates_are_refused_by_position_and_id() {
         }
     );
     assert_eq!(refusal(&reranker, &[]), RerankError::EmptyCandidates);
-    // A history event of a title the bundle does not contain is still refused.
+    // A history event of a title neither in the bundle nor described by the call is refused;
+    // described, it is embedded.
     let mut h = history.clone();
     h.last_mut().unwrap().item = new;
     assert_eq!(
         reranker
-            .rerank_pushed(&h, &with(good.clone()), &request)
+            .rerank_pushed(&h, &[Candidate::known(known)], &request)
             .unwrap_err(),
         RerankError::UnknownHistoryItem {
             position: h.len() - 1,
             item: new
         }
     );
+    assert!(reranker.rerank_pushed(&h, &with(good.clone()), &request).is_ok());
 }

@@ -142,6 +142,19 @@ impl Default for IdLookup {
     }
 }
 
+/// Dense item rows of external ids: a model's [`ItemVocabulary`], or one extended by titles a
+/// request described (rows after the vocabulary's).
+pub trait ItemRows {
+    /// The dense row of `id`, if known.
+    fn row_of(&self, id: u32) -> Option<usize>;
+}
+
+impl ItemRows for ItemVocabulary {
+    fn row_of(&self, id: u32) -> Option<usize> {
+        self.index_of(id)
+    }
+}
+
 impl ItemVocabulary {
     /// Builds the lookup; fails on the first repeated id.
     pub fn new(ids: Vec<u32>) -> Result<Self, CatalogError> {

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::request::{self, RerankError, RerankRequest, ScoredItem};
-use super::session::MemberSession;
-use super::{Reranker, finite, order, read, read_async};
+use super::session::{DescribedTitles, ExtendedRows, MemberSession};
+use super::{Reranker, Scores, finite, host_scores, order, read, read_async};
 use crate::data::events::Event;
+use crate::tokenizer::{ITEM_OFFSET, TokenField, TokenSequence};
 use crate::serving::{MetadataError, TitleMetadata};
 
 /// One candidate as a server pushes it: an item id and, for a title the bundle may not
@@ -47,9 +48,9 @@ pub(super) struct Resolved {
     pub ids: Vec<u32>,
     /// Dense rows of the bundled candidates.
     pub rows: Vec<i64>,
-    /// Item vectors `[m, d]` of the others.
-    pub vectors: Vec<f32>,
-    /// The call position of each score: the rows' candidates, then the vectors'.
+    /// The others, described by their metadata: their item vectors `[m, d]`, in order.
+    pub described: DescribedTitles,
+    /// The call position of each score: the rows' candidates, then the described ones'.
     pub places: Vec<usize>,
 }
 
@@ -65,14 +66,13 @@ impl Resolved {
 }
 
 impl Reranker {
-    /// Resolves `candidates` for a request at Unix time `at` (the pushed titles' ages are
-    /// measured to it): refuses an empty or too long list, a repeated id, metadata the
+    /// Resolves `candidates`: refuses an empty or too long list, a repeated id, metadata the
     /// content encoder cannot read, and a title neither in the bundle nor given with metadata.
-    fn resolve(&self, candidates: &[Candidate], at: i64) -> Result<Resolved, RerankError> {
+    fn resolve(&self, candidates: &[Candidate]) -> Result<Resolved, RerankError> {
         request::validate_candidate_count(candidates.len())?;
         let mut rows = Vec::with_capacity(candidates.len());
         let mut row_places = Vec::with_capacity(candidates.len());
-        let mut vectors = Vec::new();
+        let mut described = DescribedTitles::default();
         let mut vector_places = Vec::new();
         // First call position of every id seen (bundled or not).
         let mut first: HashMap<u32, usize> = HashMap::with_capacity(candidates.len());
@@ -106,7 +106,10 @@ impl Reranker {
                                 position,
                                 item: c.id,
                             })?;
-                    vectors.extend(encoder.vector(m, at).map_err(invalid)?);
+                    described
+                        .rows
+                        .extend(encoder.vector(m).map_err(invalid)?);
+                    described.ids.insert(c.id, vector_places.len());
                     vector_places.push(position);
                 }
                 (None, None) => {
@@ -121,29 +124,28 @@ impl Reranker {
         Ok(Resolved {
             ids: candidates.iter().map(|c| c.id).collect(),
             rows,
-            vectors,
+            described,
             places: row_places,
         })
     }
 
     /// The item vector `[d_model]` the bundle's content encoder gives a title described by
-    /// `metadata` as of Unix time `at`: the vector a pushed candidate not in the bundle is
-    /// scored with. `None` when the bundle has no content encoder.
+    /// `metadata`: the vector a pushed candidate not in the bundle is scored with. `None` when
+    /// the bundle has no content encoder.
     pub fn title_vector(
         &self,
         metadata: &TitleMetadata,
-        at: i64,
     ) -> Option<Result<Vec<f32>, MetadataError>> {
-        self.content_encoder
-            .as_ref()
-            .map(|e| e.vector(metadata, at))
+        self.content_encoder.as_ref().map(|e| e.vector(metadata))
     }
 
     /// [`Reranker::rerank`] of candidates pushed with metadata: titles the bundle contains are
     /// scored as `rerank` scores them; the others are embedded from their metadata by the
-    /// bundle's item content encoder, their age measured to the request's time. Runs on the
-    /// CPU engine, or through burn on the reranker's device (a WGSL engine, if attached,
-    /// serves only calls whose candidates the bundle contains).
+    /// bundle's item content encoder (ages measured as training measured them). A history
+    /// event of a title the bundle lacks takes that title's vector as its item row when the
+    /// call describes it (refused otherwise, by position). Runs on the CPU engine, or through
+    /// burn on the reranker's device for histories of bundled titles (a WGSL engine, if
+    /// attached, serves only calls whose candidates the bundle contains).
     pub fn rerank_pushed(
         &self,
         history: &[Event],
@@ -151,7 +153,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
-        let scores = self.scores(seq, resolved.rows.clone(), &resolved.vectors)?;
+        let scores = self.pushed_scores(seq, &resolved)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read(scores)?))?,
@@ -166,11 +168,27 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
-        let scores = self.scores(seq, resolved.rows.clone(), &resolved.vectors)?;
+        let scores = self.pushed_scores(seq, &resolved)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read_async(scores).await?))?,
         ))
+    }
+
+    /// Scores of resolved candidates for the tokens `seq`, whose history may name the
+    /// described titles (their item rows follow the model's own).
+    fn pushed_scores(&self, seq: TokenSequence, resolved: &Resolved) -> Result<Scores, RerankError> {
+        let rows = resolved.rows.clone();
+        let vectors = &resolved.described.rows;
+        if let Some(host) = &self.host {
+            let user = host.encode_with(&seq.field_rows(), vectors);
+            return Ok(Scores::Host(host_scores(host, &user, &rows, vectors)));
+        }
+        let item_rows = (self.config.n_items + ITEM_OFFSET as usize) as u32;
+        if seq.column(TokenField::PrevItem).iter().any(|&r| r >= item_rows) {
+            return Err(RerankError::DescribedHistoryOffCpu);
+        }
+        self.scores(seq, rows, vectors)
     }
 
     /// Validates the history and request, builds the tokens and resolves the candidates.
@@ -179,14 +197,25 @@ impl Reranker {
         history: &[Event],
         candidates: &[Candidate],
         request: &RerankRequest,
-    ) -> Result<(crate::tokenizer::TokenSequence, Resolved), RerankError> {
+    ) -> Result<(TokenSequence, Resolved), RerankError> {
         if history.is_empty() {
             return Err(RerankError::EmptyHistory);
         }
         request::validate_events(history)?;
         request.validate()?;
-        let resolved = self.resolve(candidates, request.context(history).timestamp)?;
-        Ok((self.serving_sequence(history, request)?, resolved))
+        let resolved = self.resolve(candidates)?;
+        let rows_of = ExtendedRows {
+            items: &self.items,
+            described: &resolved.described.ids,
+        };
+        let seq = self
+            .tokenizer
+            .serving_sequence(&rows_of, history, &request.context(history))
+            .map_err(|e| RerankError::UnknownHistoryItem {
+                position: e.position,
+                item: e.item,
+            })?;
+        Ok((seq, resolved))
     }
 
     /// [`Reranker::rerank_session`] of candidates pushed with metadata (see
@@ -199,7 +228,7 @@ impl Reranker {
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let resolved = self.resolve_for_session(session, candidates, request)?;
         let scores =
-            self.session_scores_of(session, resolved.rows.clone(), &resolved.vectors, request)?;
+            self.session_scores_of(session, resolved.rows.clone(), &resolved.described, request)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read(scores)?))?,
@@ -215,7 +244,7 @@ impl Reranker {
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let resolved = self.resolve_for_session(session, candidates, request)?;
         let scores =
-            self.session_scores_of(session, resolved.rows.clone(), &resolved.vectors, request)?;
+            self.session_scores_of(session, resolved.rows.clone(), &resolved.described, request)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read_async(scores).await?))?,
@@ -233,6 +262,6 @@ impl Reranker {
             return Err(RerankError::EmptyHistory);
         }
         request.validate()?;
-        self.resolve(candidates, request.context(session.history()).timestamp)
+        self.resolve(candidates)
     }
 }

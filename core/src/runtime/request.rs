@@ -131,6 +131,13 @@ pub enum RerankError {
         /// What is wrong.
         source: crate::serving::MetadataError,
     },
+    /// A history event names a title the bundle lacks (described by the call), which only the
+    /// CPU engine can embed into the history.
+    #[error(
+        "the history names a title the bundle does not contain: only a reranker on the CPU \
+         backend embeds such titles into a history"
+    )]
+    DescribedHistoryOffCpu,
     /// The same candidate twice.
     #[error("candidate item id {item} appears twice (positions {first} and {second})")]
     DuplicateCandidate {

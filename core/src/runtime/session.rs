@@ -1,6 +1,9 @@
 //! A member's history kept on the device between reranks, with the keys and values the model
 //! already computed for it, so that a new local event costs one token's forward pass.
 
+use std::collections::HashMap;
+
+use crate::data::catalog::{ItemRows, ItemVocabulary};
 use crate::data::events::Event;
 use crate::model::KvCache;
 use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
@@ -83,6 +86,37 @@ pub struct MemberSession {
     pub(super) owner: Option<u64>,
     /// Tokens the last rerank encoded.
     pub(super) last_encoded: usize,
+    /// Titles the bundle lacks that the history names, as calls described them.
+    pub(super) described: DescribedTitles,
+}
+
+/// Titles a bundle lacks, given item rows after the model's own: `ids[id]` is the title's index
+/// in `rows` `[k, d]` (its item row is `n_items + ITEM_OFFSET + index`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct DescribedTitles {
+    pub(super) ids: HashMap<u32, usize>,
+    pub(super) rows: Vec<f32>,
+}
+
+impl DescribedTitles {
+    /// Whether no title is described.
+    pub(super) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A model's item rows extended by described titles (see [`DescribedTitles`]).
+pub(super) struct ExtendedRows<'a> {
+    pub(super) items: &'a ItemVocabulary,
+    pub(super) described: &'a HashMap<u32, usize>,
+}
+
+impl ItemRows for ExtendedRows<'_> {
+    fn row_of(&self, id: u32) -> Option<usize> {
+        self.items
+            .index_of(id)
+            .or_else(|| self.described.get(&id).map(|k| self.items.len() + k))
+    }
 }
 
 impl MemberSession {
@@ -136,6 +170,7 @@ impl MemberSession {
         self.cached = TokenSequence::default();
         self.cache = SessionCache::default();
         self.owner = None;
+        self.described = DescribedTitles::default();
     }
 }
 
@@ -154,17 +189,18 @@ impl Reranker {
         }
         request::validate_candidates(candidates)?;
         let rows = self.candidate_rows(candidates)?;
-        self.session_scores_of(session, rows, &[], request)
+        self.session_scores_of(session, rows, &DescribedTitles::default(), request)
     }
 
-    /// [`Reranker::session_scores`] of resolved candidates: dense `rows`, then the `extra`
-    /// item vectors `[m, d]` of pushed titles the bundle does not contain (history checked
-    /// non-empty).
+    /// [`Reranker::session_scores`] of resolved candidates: dense `rows`, then the `call`'s
+    /// described titles (their vectors `[m, d]` are scored after the rows). History events of
+    /// titles the bundle lacks are embedded with the vector of the call that first named them
+    /// (kept in the session) and refused if no call described them (history checked non-empty).
     pub(super) fn session_scores_of(
         &self,
         session: &mut MemberSession,
         rows: Vec<i64>,
-        extra: &[f32],
+        call: &DescribedTitles,
         request: &RerankRequest,
     ) -> Result<Scores, RerankError> {
         request.validate()?;
@@ -177,10 +213,30 @@ impl Reranker {
             };
             session.owner = Some(self.id);
         }
+        // Titles the bundle lacks that the new events name get item rows, once per session.
+        let d = self.config.d_model;
+        for e in &session.history[session.rolled_events..] {
+            if self.items.index_of(e.item).is_none()
+                && !session.described.ids.contains_key(&e.item)
+                && let Some(&k) = call.ids.get(&e.item)
+            {
+                let next = session.described.ids.len();
+                session.described.ids.insert(e.item, next);
+                session.described.rows.extend_from_slice(&call.rows[k * d..(k + 1) * d]);
+            }
+        }
+        if self.host.is_none() && !session.described.is_empty() {
+            session.clear_cache();
+            return Err(RerankError::DescribedHistoryOffCpu);
+        }
         // Roll up only the events appended since the last call.
         let (old_rolled, done) = (session.rolled.len(), session.rolled_events);
+        let rows_of = ExtendedRows {
+            items: &self.items,
+            described: &session.described.ids,
+        };
         if let Err(e) = self.tokenizer.roll_up_onto(
-            &self.items,
+            &rows_of,
             &session.history[done..],
             done,
             &mut session.rolled,
@@ -219,15 +275,19 @@ impl Reranker {
         let scores = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {
-                let user = host.step(&fresh.field_rows(), session.cache.in_host());
-                Scores::Host(super::host_scores(host, &user, &rows, extra))
+                let user = host.step_with(
+                    &fresh.field_rows(),
+                    &session.described.rows,
+                    session.cache.in_host(),
+                );
+                Scores::Host(super::host_scores(host, &user, &rows, &call.rows))
             }
             None => {
                 let batch = TokenBatch::new(&[fresh], &self.device);
                 let cache = session.cache.on_device();
                 let last = self.model.forward(&batch, &self.tables, Some(cache), true);
                 let user = self.model.user_representation(last); // [1, d]
-                self.score_user(user, rows, extra)
+                self.score_user(user, rows, &call.rows)
             }
         };
         let events = keep + tail_events - matched;

@@ -5,9 +5,11 @@
 //! The vector is the training-side item encoder's for an item without an ID embedding:
 //! `σ(gate[age]) · unknown + (1 − σ(gate[age])) · content(metadata)`, where `content` sums a
 //! genre projection, kind, language and release-year rows and the projected external vector,
-//! and `age` buckets the time since the title arrived; with `normalize`, the vector is then
-//! L2-normalised as the bundled item rows are. The bucket functions here are the ones training
-//! uses, so both sides bucket alike.
+//! and `age` buckets the time from the title's arrival to the encoder's reference time (the
+//! end of its training data, where training measured every item's age: a title that arrived
+//! later counts as just arrived); with `normalize`, the vector is then L2-normalised as the
+//! bundled item rows are. The bucket functions here are the ones training uses, so both sides
+//! bucket alike.
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +57,8 @@ pub struct ContentEncoderSpec {
     pub content_dim: usize,
     /// Whether item vectors are L2-normalised (as the bundled item rows are).
     pub normalize: bool,
+    /// Unix time (s) item ages are measured to: the last training event's, as in training.
+    pub reference_time: i64,
 }
 
 impl ContentEncoderSpec {
@@ -180,10 +184,10 @@ impl ServingContentEncoder {
         Ok(())
     }
 
-    /// The item vector `[d]` of a title described by `metadata`, as of Unix time `at` (the
-    /// request's time: the title's age is `at − added_at`). A title without a content vector
-    /// gets the projection's bias alone for that term.
-    pub fn vector(&self, metadata: &TitleMetadata, at: i64) -> Result<Vec<f32>, MetadataError> {
+    /// The item vector `[d]` of a title described by `metadata` (its age measured to the
+    /// spec's reference time, as training measured it). A title without a content vector gets
+    /// the projection's bias alone for that term.
+    pub fn vector(&self, metadata: &TitleMetadata) -> Result<Vec<f32>, MetadataError> {
         self.check(metadata)?;
         let d = self.spec.d_model;
         fn row(table: &[f32], r: usize, d: usize) -> &[f32] {
@@ -229,7 +233,7 @@ impl ServingContentEncoder {
                 }
             }
         }
-        let age = at.saturating_sub(metadata.added_at);
+        let age = self.spec.reference_time.saturating_sub(metadata.added_at);
         let g = 1.0 / (1.0 + (-self.gate[age_bucket(age) as usize]).exp());
         let mut v: Vec<f32> = self
             .unknown

@@ -216,13 +216,36 @@ impl ServingModel {
     /// # Panics
     /// If a position lies past the window or a field index past its table.
     pub fn embed_at(&self, tokens: &[[i64; TOKEN_FIELDS]], first: usize) -> Vec<f32> {
+        self.embed_with(tokens, first, &[])
+    }
+
+    /// [`ServingModel::embed_at`] where item rows past the model's own (field rows from
+    /// `n_items + ITEM_OFFSET` on) are rows of `extra` `[k, d]`: the vectors of titles the
+    /// model does not contain, described by the request (see `runtime::Candidate`).
+    ///
+    /// # Panics
+    /// As [`ServingModel::embed_at`], or if an item row lies past `extra`.
+    pub fn embed_with(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        first: usize,
+        extra: &[f32],
+    ) -> Vec<f32> {
         let d = self.d_model;
         let e = &self.embedding;
+        let item_rows = self.n_items + ITEM_OFFSET as usize;
         let mut x = vec![0f32; tokens.len() * d];
         for (t, (fields, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-            for (&f, &offset) in fields.iter().zip(&e.offsets) {
-                let at = (f as usize + offset) * d;
-                for (r, v) in row.iter_mut().zip(&e.table[at..at + d]) {
+            for (k, (&f, &offset)) in fields.iter().zip(&e.offsets).enumerate() {
+                // The item field comes first (TOKEN_FIELDS order) and its table first in the stack.
+                let source = if k == 0 && f as usize >= item_rows {
+                    let at = (f as usize - item_rows) * d;
+                    &extra[at..at + d]
+                } else {
+                    let at = (f as usize + offset) * d;
+                    &e.table[at..at + d]
+                };
+                for (r, v) in row.iter_mut().zip(source) {
                     *r += v;
                 }
             }

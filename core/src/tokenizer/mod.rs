@@ -24,7 +24,7 @@ pub use sequence::{
     ITEM_OFFSET, PAD_ITEM, START_ITEM, TOKEN_FIELDS, Token, TokenField, TokenSequence, TokenTarget,
 };
 
-use crate::data::catalog::ItemVocabulary;
+use crate::data::catalog::{ItemRows, ItemVocabulary};
 use crate::data::events::Event;
 
 /// Turns member histories into token sequences.
@@ -127,7 +127,7 @@ impl EventTokenizer {
     /// whose output scores the next item.
     pub fn serving_sequence(
         &self,
-        catalog: &ItemVocabulary,
+        catalog: &(impl ItemRows + ?Sized),
         events: &[Event],
         request: &Context,
     ) -> Result<TokenSequence, UnknownItem> {

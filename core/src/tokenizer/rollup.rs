@@ -2,7 +2,7 @@
 //! rolled event (see [`EventTokenizer`]).
 
 use super::EventTokenizer;
-use crate::data::catalog::ItemVocabulary;
+use crate::data::catalog::ItemRows;
 use crate::data::events::{Action, DeviceType, Event, Surface};
 
 /// The request context of a token: when and where the member asked.
@@ -70,7 +70,7 @@ impl EventTokenizer {
     /// Rolls up a history (oldest first) into tokens' "what" parts.
     pub fn roll_up(
         &self,
-        catalog: &ItemVocabulary,
+        catalog: &(impl ItemRows + ?Sized),
         events: &[Event],
     ) -> Result<Vec<RolledEvent>, UnknownItem> {
         let mut out: Vec<RolledEvent> = Vec::with_capacity(events.len());
@@ -84,13 +84,13 @@ impl EventTokenizer {
     /// before the bad one.
     pub fn roll_up_onto(
         &self,
-        catalog: &ItemVocabulary,
+        catalog: &(impl ItemRows + ?Sized),
         events: &[Event],
         offset: usize,
         out: &mut Vec<RolledEvent>,
     ) -> Result<(), UnknownItem> {
         for (k, e) in events.iter().enumerate() {
-            let item = catalog.index_of(e.item).ok_or(UnknownItem {
+            let item = catalog.row_of(e.item).ok_or(UnknownItem {
                 position: offset + k,
                 item: e.item,
             })? as u32;
@@ -123,6 +123,7 @@ impl EventTokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::catalog::ItemVocabulary;
     use crate::data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
     use crate::tokenizer::{ITEM_OFFSET, TokenField, duration_bucket, gap_bucket};
 

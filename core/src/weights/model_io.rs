@@ -306,6 +306,7 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
     model.embedding.item.weight =
         Param::from_tensor(table.select(0, index)).set_require_grad(false);
     config.n_items = kept.len();
+    model.n_items = kept.len();
     let ids: Vec<u32> = kept.iter().map(|&(_, id)| id).collect();
     LoadedModel {
         model,

@@ -10,7 +10,7 @@ use encore_core::data::split::{HeldOutEvent, LeaveOneOut, MemberHistory, group_b
 use encore_core::metrics::RankingMetrics;
 use encore_core::runtime::Candidate;
 use encore_core::weights::{load_model, retain_items};
-use encore_core::{Event, Reranker};
+use encore_core::Reranker;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -147,23 +147,23 @@ impl Prepared {
 }
 
 /// Cold start on the device: the withheld titles' cases ranked by a bundle that does not
-/// contain those titles, each pushed with its catalog metadata among every other title.
+/// contain those titles, each pushed with its catalog metadata among every other title (the
+/// history's events of withheld titles embedded from the same metadata).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PushedColdStart {
     /// Metrics over the cases whose target is a withheld title.
     pub metrics: RankingMetrics,
     /// Cases ranked.
     pub cases: usize,
-    /// History events dropped because they name a withheld title (the device's bundle cannot
-    /// tokenize a title it does not contain; only candidates may be pushed).
-    pub dropped_history_events: usize,
-    /// Cases skipped because nothing of their history remained.
-    pub skipped_cases: usize,
+    /// Titles pushed with metadata to every case.
+    pub pushed_titles: usize,
 }
 
 impl Prepared {
     /// [`PushedColdStart`] of an exported weight file (`None` without withheld titles, or for
-    /// a bundle without an item content encoder).
+    /// a bundle without an item content encoder). The protocol's exclusions are applied to
+    /// the ranks (every title is a candidate, so that the history's withheld titles are
+    /// described).
     pub(super) fn withheld_on_device(
         &self,
         weights: &[u8],
@@ -181,34 +181,24 @@ impl Prepared {
             reranker = reranker.with_content_encoder(encoder);
         }
         let catalog = &self.data.catalog;
-        let mut all = Vec::with_capacity(catalog.len());
-        for item in &catalog.items {
-            all.push(match self.withheld.contains(&item.id) {
+        let candidates: Vec<Candidate> = catalog
+            .items
+            .iter()
+            .map(|item| match self.withheld.contains(&item.id) {
                 true => Candidate::with_metadata(
                     item.id,
                     catalog.metadata(item.id).expect("in catalog"),
                 ),
                 false => Candidate::known(item.id),
-            });
-        }
-        let (mut ranks, mut dropped, mut skipped) = (Vec::new(), 0, 0);
+            })
+            .collect();
+        let mut ranks = Vec::new();
         for case in self
             .cases
             .iter()
             .filter(|c| self.withheld.contains(&c.target.item))
         {
             let target = case.target.item;
-            let history: Vec<Event> = case
-                .history
-                .iter()
-                .filter(|e| !self.withheld.contains(&e.item))
-                .cloned()
-                .collect();
-            dropped += case.history.len() - history.len();
-            if history.is_empty() {
-                skipped += 1;
-                continue;
-            }
             let excluded: HashSet<u32> = if self.protocol.exclude_history {
                 case.history
                     .iter()
@@ -218,25 +208,24 @@ impl Prepared {
             } else {
                 HashSet::new()
             };
-            let candidates: Vec<Candidate> = all
-                .iter()
-                .filter(|c| !excluded.contains(&c.id))
-                .cloned()
-                .collect();
             let ranked =
-                reranker.rerank_pushed(&history, &candidates, &request_of(&case.target))?;
+                reranker.rerank_pushed(&case.history, &candidates, &request_of(&case.target))?;
             let score = ranked
                 .iter()
                 .find(|s| s.item == target)
                 .map(|s| s.score)
                 .expect("the target is a candidate");
-            ranks.push(1 + ranked.iter().filter(|s| s.score > score).count());
+            ranks.push(
+                1 + ranked
+                    .iter()
+                    .filter(|s| s.score > score && !excluded.contains(&s.item))
+                    .count(),
+            );
         }
         Ok(Some(PushedColdStart {
             metrics: RankingMetrics::from_ranks(&ranks, &self.protocol.ks),
             cases: ranks.len(),
-            dropped_history_events: dropped,
-            skipped_cases: skipped,
+            pushed_titles: self.withheld.len(),
         }))
     }
 }

@@ -183,8 +183,7 @@ pub fn print_summary(s: &ExperimentSummary) {
 pub fn print_pushed(p: &super::prepare::PushedColdStart) {
     print_metrics_row("withheld, pushed", &p.metrics);
     println!(
-        "  ({} cases on a bundle without the withheld titles, each pushed with its metadata; \
-         {} history events of withheld titles dropped, {} cases left without history)",
-        p.cases, p.dropped_history_events, p.skipped_cases
+        "  ({} cases on a bundle without the {} withheld titles, each pushed with its metadata)",
+        p.cases, p.pushed_titles
     );
 }

@@ -121,6 +121,7 @@ fn export(
     catalog: &Catalog,
     features: Option<&ItemFeatures>,
     normalize: bool,
+    reference_time: i64,
 ) -> Vec<u8> {
     let model = model.valid();
     // The item content encoder travels in the bundle, so that the device can embed titles
@@ -129,7 +130,7 @@ fn export(
         .item_encoder
         .as_ref()
         .filter(|_| features.is_some())
-        .map(|e| e.serving(&catalog.genres, normalize));
+        .map(|e| e.serving(&catalog.genres, normalize, reference_time));
     let baked = model.bake(features, normalize);
     encore_core::weights::save_bundle(
         &baked,
@@ -238,6 +239,7 @@ pub fn train(
             catalog,
             export_features.as_ref(),
             cfg.objectives.normalize,
+            data.reference_time,
         )
     };
     let backward = |model: &TrainingModel, shard: Shard| {

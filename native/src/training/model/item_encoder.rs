@@ -175,9 +175,15 @@ pub struct ItemEncoder {
 
 impl ItemEncoder {
     /// The serving form of this encoder for a catalog with these `genres` (names in genre
-    /// order); `normalize` as the model's item rows are normalised. It gives a title without
-    /// an ID embedding the vector [`ItemEncoder::forward`] gives an unseen item.
-    pub fn serving(&self, genres: &[String], normalize: bool) -> ServingContentEncoder {
+    /// order); `normalize` as the model's item rows are normalised; ages measured to
+    /// `reference_time` (the [`ItemFeatures`]' own). It gives a title without an ID embedding
+    /// the vector [`ItemEncoder::forward`] gives an unseen item.
+    pub fn serving(
+        &self,
+        genres: &[String],
+        normalize: bool,
+        reference_time: i64,
+    ) -> ServingContentEncoder {
         let d = self.unknown.val().dims()[1];
         ServingContentEncoder {
             spec: ContentEncoderSpec {
@@ -188,6 +194,7 @@ impl ItemEncoder {
                     .as_ref()
                     .map_or(0, |c| c.weight.val().dims()[0]),
                 normalize,
+                reference_time,
             },
             genre: host_values(self.genre.weight.val()),
             kind: host_values(self.kind.weight.val()),

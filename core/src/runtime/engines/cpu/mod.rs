@@ -106,12 +106,18 @@ impl CpuEngine {
     /// # Panics
     /// If `tokens` is empty or longer than the window.
     pub fn encode(&self, tokens: &[[i64; TOKEN_FIELDS]]) -> Vec<f32> {
+        self.encode_with(tokens, &[])
+    }
+
+    /// [`CpuEngine::encode`] with the item rows of `extra` after the model's own (see
+    /// [`ServingModel::embed_with`]).
+    pub fn encode_with(&self, tokens: &[[i64; TOKEN_FIELDS]], extra: &[f32]) -> Vec<f32> {
         match self.scratch.try_lock() {
             Ok(mut cache) => {
                 cache.truncate(0);
-                self.step(tokens, &mut cache)
+                self.step_with(tokens, extra, &mut cache)
             }
-            Err(_) => self.step(tokens, &mut self.empty_cache()),
+            Err(_) => self.step_with(tokens, extra, &mut self.empty_cache()),
         }
     }
 
@@ -123,6 +129,17 @@ impl CpuEngine {
     /// # Panics
     /// If `tokens` is empty or reaches past the window.
     pub fn step(&self, tokens: &[[i64; TOKEN_FIELDS]], cache: &mut CpuKvCache) -> Vec<f32> {
+        self.step_with(tokens, &[], cache)
+    }
+
+    /// [`CpuEngine::step`] with the item rows of `extra` after the model's own (see
+    /// [`ServingModel::embed_with`]).
+    pub fn step_with(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        extra: &[f32],
+        cache: &mut CpuKvCache,
+    ) -> Vec<f32> {
         let model = &*self.model;
         let d = model.d_model;
         let m = tokens.len();
@@ -135,7 +152,7 @@ impl CpuEngine {
         );
         // The residual stream: rows of the new tokens (fewer once a layer keeps only the
         // rows it was asked for).
-        let mut x = model.embed_at(tokens, first);
+        let mut x = model.embed_with(tokens, first, extra);
         let mut mixed: Vec<f32> = x[(m - 1) * d..].iter().map(|v| v * model.mix[0]).collect();
         let mut normed = vec![0f32; m * d];
         let layers = model.layers.iter().zip(&self.projections);

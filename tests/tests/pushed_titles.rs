@@ -144,7 +144,9 @@ fn pushed_titles_score_as_if_the_bundle_had_them() {
     let mut history = bundled_history.clone();
     history[5].item = ids[10];
     history[12].item = ids[20];
-    assert!(withheld.contains(&ids[10]) && withheld.contains(&ids[20]) && withheld.contains(&ids[30]));
+    assert!(
+        withheld.contains(&ids[10]) && withheld.contains(&ids[20]) && withheld.contains(&ids[30])
+    );
     // Days after the export: the request's time changes the context, not the item vectors.
     let request = RerankRequest {
         timestamp: Some(reference + 5 * 86_400),
@@ -419,5 +421,100 @@ fn bad_pushed_candidates_are_refused_by_position_and_id() {
             item: new
         }
     );
-    assert!(reranker.rerank_pushed(&h, &with(good.clone()), &request).is_ok());
+    assert!(
+        reranker
+            .rerank_pushed(&h, &with(good.clone()), &request)
+            .is_ok()
+    );
+}
+
+/// A bundle re-encoded after `edit` changes its content encoder part (spec and tensors, with
+/// their bytes).
+fn with_edited_encoder(
+    bytes: &[u8],
+    mut edit: impl FnMut(&mut encore_core::weights::ContentEncoderPart, &mut Vec<Vec<u8>>),
+) -> Vec<u8> {
+    use encore_core::weights::PartKind;
+    let file = WeightFile::decode(bytes).unwrap();
+    let mut manifest = file.manifest.clone();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for part in &mut manifest.parts {
+        let mut own: Vec<Vec<u8>> = part
+            .kind
+            .tensors()
+            .iter()
+            .map(|t| file.tensor_bytes(t).to_vec())
+            .collect();
+        if let PartKind::ContentEncoder(encoder) = &mut part.kind {
+            edit(encoder, &mut own);
+        }
+        blobs.extend(own);
+    }
+    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    WeightFile::encode(manifest, &refs)
+}
+
+#[test]
+fn a_bad_content_encoder_part_is_refused_by_name_before_decoding() {
+    let world = small_world();
+    let bytes = encore_tests::tiny_weight_file(&world, 1);
+    let device = Device::flex();
+    let load = |b: &[u8]| {
+        Reranker::from_bytes(b, &device)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    // Unchanged, the bundle loads with its encoder.
+    assert!(
+        Reranker::from_bytes(&with_edited_encoder(&bytes, |_, _| {}), &device)
+            .unwrap()
+            .content_encoder()
+            .is_some()
+    );
+    let e = load(&with_edited_encoder(&bytes, |p, _| p.spec.d_model = 8));
+    assert!(
+        e.contains("content encoder: width 8 for a model of width 16"),
+        "{e}"
+    );
+    let e = load(&with_edited_encoder(&bytes, |p, _| {
+        p.spec.genres[1] = p.spec.genres[0].clone()
+    }));
+    assert!(e.contains("is named twice"), "{e}");
+    let e = load(&with_edited_encoder(&bytes, |p, blobs| {
+        let i = p.tensors.iter().position(|t| t.name == "unknown").unwrap();
+        p.tensors.remove(i);
+        blobs.remove(i);
+    }));
+    assert!(e.contains("content encoder unknown"), "{e}");
+    let e = load(&with_edited_encoder(&bytes, |p, _| {
+        p.spec.genres.push("Western".into())
+    }));
+    assert!(
+        e.contains("content encoder genre.weight") && e.contains("expected [15, 16]"),
+        "{e}"
+    );
+    // The decoded-size limit counts the encoder: the model alone fits, model + encoder not.
+    let file = WeightFile::decode(&bytes).unwrap();
+    let model_bytes: u64 = file
+        .foundation_model()
+        .unwrap()
+        .tensors
+        .iter()
+        .map(|t| t.shape.iter().map(|&d| u64::from(d)).product::<u64>() * 4)
+        .sum();
+    let without = save_model(
+        &load_model(&bytes, &device).unwrap().model,
+        &Reranker::from_bytes(&bytes, &device)
+            .unwrap()
+            .config()
+            .clone(),
+        world.catalog.ids().as_slice(),
+        Quantization::F32,
+    );
+    assert!(Reranker::from_bytes_within(&without, &device, model_bytes).is_ok());
+    assert!(matches!(
+        Reranker::from_bytes_within(&bytes, &device, model_bytes).unwrap_err(),
+        encore_core::WeightFileError::DecodedTooLarge { .. }
+    ));
 }

@@ -5,8 +5,8 @@
 //! Needs what `tests/browser.rs` needs (the wasm package, Chromium, the npm packages).
 
 use encore::cli::{WEB_NEW_TITLES, write_web_assets};
-use encore_core::weights::{Quantization, requantize};
 use encore::training::TrainConfig;
+use encore_core::weights::{Quantization, requantize};
 use encore_tests::{
     browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_config, train_on,
     workspace_root,

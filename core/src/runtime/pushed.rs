@@ -10,8 +10,8 @@ use super::request::{self, RerankError, RerankRequest, ScoredItem};
 use super::session::{DescribedTitles, ExtendedRows, MemberSession};
 use super::{Reranker, Scores, finite, host_scores, order, read, read_async};
 use crate::data::events::Event;
-use crate::tokenizer::{ITEM_OFFSET, TokenField, TokenSequence};
 use crate::serving::{MetadataError, TitleMetadata};
+use crate::tokenizer::{ITEM_OFFSET, TokenField, TokenSequence};
 
 /// One candidate as a server pushes it: an item id and, for a title the bundle may not
 /// contain, its metadata.
@@ -106,9 +106,7 @@ impl Reranker {
                                 position,
                                 item: c.id,
                             })?;
-                    described
-                        .rows
-                        .extend(encoder.vector(m).map_err(invalid)?);
+                    described.rows.extend(encoder.vector(m).map_err(invalid)?);
                     described.ids.insert(c.id, vector_places.len());
                     vector_places.push(position);
                 }
@@ -177,7 +175,11 @@ impl Reranker {
 
     /// Scores of resolved candidates for the tokens `seq`, whose history may name the
     /// described titles (their item rows follow the model's own).
-    fn pushed_scores(&self, seq: TokenSequence, resolved: &Resolved) -> Result<Scores, RerankError> {
+    fn pushed_scores(
+        &self,
+        seq: TokenSequence,
+        resolved: &Resolved,
+    ) -> Result<Scores, RerankError> {
         let rows = resolved.rows.clone();
         let vectors = &resolved.described.rows;
         if let Some(host) = &self.host {
@@ -185,7 +187,11 @@ impl Reranker {
             return Ok(Scores::Host(host_scores(host, &user, &rows, vectors)));
         }
         let item_rows = (self.config.n_items + ITEM_OFFSET as usize) as u32;
-        if seq.column(TokenField::PrevItem).iter().any(|&r| r >= item_rows) {
+        if seq
+            .column(TokenField::PrevItem)
+            .iter()
+            .any(|&r| r >= item_rows)
+        {
             return Err(RerankError::DescribedHistoryOffCpu);
         }
         self.scores(seq, rows, vectors)

@@ -222,7 +222,10 @@ impl Reranker {
             {
                 let next = session.described.ids.len();
                 session.described.ids.insert(e.item, next);
-                session.described.rows.extend_from_slice(&call.rows[k * d..(k + 1) * d]);
+                session
+                    .described
+                    .rows
+                    .extend_from_slice(&call.rows[k * d..(k + 1) * d]);
             }
         }
         if self.host.is_none() && !session.described.is_empty() {

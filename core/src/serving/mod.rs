@@ -12,6 +12,10 @@
 //! feed-forward, each with a residual add); the user representation is the final norm of the
 //! softmax(`layer_mix`)-weighted sum of the last token's state after the embedding and after
 //! every layer; a candidate's score is its dot product with the candidate's item row.
+//!
+//! [`content_encoder`] holds the item content encoder's serving form: the item vector of a
+//! title the bundle does not contain, from its metadata, used both as a candidate's vector and
+//! as a history token's item row.
 
 pub mod content_encoder;
 mod weights;

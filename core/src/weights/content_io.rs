@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::file::CONTENT_ENCODER;
 use super::file::{ContentEncoderPart, Part, PartKind, TensorEntry, WeightFile, WeightFileError};
+use super::model_io::matched_entries;
 use super::quantize::{Quantization, decode_values, encode_values};
 use crate::serving::{ContentEncoderSpec, LinearWeights, ServingContentEncoder};
 
@@ -170,32 +171,7 @@ pub fn load_content_encoder(
     };
     validate_spec(&part.spec, d_model)?;
     let expected = part.spec.expected_tensors();
-    let mut entries = Vec::with_capacity(expected.len());
-    for (name, shape) in &expected {
-        let entry = part
-            .tensors
-            .iter()
-            .find(|t| &t.name == name)
-            .ok_or_else(|| WeightFileError::MissingTensor(format!("content encoder {name}")))?;
-        let found: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
-        if &found != shape {
-            return Err(WeightFileError::InvalidTensor {
-                name: format!("content encoder {name}"),
-                reason: format!("shape {found:?}, expected {shape:?} for this encoder"),
-            });
-        }
-        entries.push(entry);
-    }
-    if let Some(extra) = part
-        .tensors
-        .iter()
-        .find(|t| !expected.iter().any(|(n, _)| n == &t.name))
-    {
-        return Err(WeightFileError::InvalidTensor {
-            name: format!("content encoder {}", extra.name),
-            reason: "not part of this encoder".into(),
-        });
-    }
+    let entries = matched_entries(&expected, &part.tensors, "content encoder ", "encoder")?;
     let mut tensors = HashMap::with_capacity(entries.len());
     for entry in entries {
         let values = decode_values(

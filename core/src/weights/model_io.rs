@@ -168,6 +168,42 @@ pub struct LoadedModel {
 /// [`load_model`] accepts holds at most 4·n bytes of weights.
 pub const MAX_DECODED_PER_FILE_BYTE: u64 = 4;
 
+/// The stored entries of the `expected` tensors (names and shapes), in that order, each checked
+/// for its shape, and no stored tensor outside them; errors name a tensor as `prefix` + its name
+/// and say it belongs to no such `whole` ("model", "encoder").
+pub(super) fn matched_entries<'a>(
+    expected: &[(String, Vec<usize>)],
+    stored: &'a [TensorEntry],
+    prefix: &str,
+    whole: &str,
+) -> Result<Vec<&'a TensorEntry>, WeightFileError> {
+    let mut entries = Vec::with_capacity(expected.len());
+    for (name, shape) in expected {
+        let entry = stored
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or_else(|| WeightFileError::MissingTensor(format!("{prefix}{name}")))?;
+        let found: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
+        if &found != shape {
+            return Err(WeightFileError::InvalidTensor {
+                name: format!("{prefix}{name}"),
+                reason: format!("shape {found:?}, expected {shape:?} for this {whole}"),
+            });
+        }
+        entries.push(entry);
+    }
+    if let Some(extra) = stored
+        .iter()
+        .find(|t| !expected.iter().any(|(n, _)| n == &t.name))
+    {
+        return Err(WeightFileError::InvalidTensor {
+            name: format!("{prefix}{}", extra.name),
+            reason: format!("not part of this {whole}"),
+        });
+    }
+    Ok(entries)
+}
+
 /// Validates a weight file completely, then builds the model on `device`.
 pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFileError> {
     load_model_within(bytes, device, u64::MAX)
@@ -207,32 +243,7 @@ pub fn load_model_within(
     }
     // Every check first (each expected tensor present with its shape, nothing extra), so that
     // a bad file is refused before a single value is decoded.
-    let mut entries = Vec::with_capacity(expected.len());
-    for (name, shape) in &expected {
-        let entry = header
-            .tensors
-            .iter()
-            .find(|t| &t.name == name)
-            .ok_or_else(|| WeightFileError::MissingTensor(name.clone()))?;
-        let found: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
-        if &found != shape {
-            return Err(WeightFileError::InvalidTensor {
-                name: name.clone(),
-                reason: format!("shape {found:?}, expected {shape:?} for this model"),
-            });
-        }
-        entries.push((entry, found));
-    }
-    if let Some(extra) = header
-        .tensors
-        .iter()
-        .find(|t| !expected.iter().any(|(n, _)| n == &t.name))
-    {
-        return Err(WeightFileError::InvalidTensor {
-            name: extra.name.clone(),
-            reason: "not part of this model".into(),
-        });
-    }
+    let entries = matched_entries(&expected, &header.tensors, "", "model")?;
     // The encoder's own checks (shape, names) also come before anything is decoded; its
     // values are few next to the model's.
     if let Some(part) = file.content_encoder() {
@@ -240,7 +251,8 @@ pub fn load_model_within(
     }
     let content_encoder = load_content_encoder(&file, config.d_model)?;
     let mut tensors = Vec::with_capacity(entries.len());
-    for (entry, shape) in entries {
+    for entry in entries {
+        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
         let values = decode_values(
             &entry.name,
             file.tensor_bytes(entry),

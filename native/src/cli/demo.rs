@@ -155,7 +155,10 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.web_demo {
         let int8 = requantize(&student.weights, Quantization::Int8)?;
         write_web_assets(dir, &catalog, &events, &int8)?;
-        println!("   web demo assets (the student, int8) -> {}", dir.display());
+        println!(
+            "   web demo assets (the student, int8) -> {}",
+            dir.display()
+        );
     }
 
     println!(
@@ -346,11 +349,12 @@ pub fn write_web_assets(
                 .filter(|e| !new_titles.contains(&e.item))
                 .collect();
             let now = history.last().map_or(0, |e| e.timestamp);
-            let mut candidates: Vec<u32> = pushed_candidates(catalog, &pop, now, None, 30, &mut rng)
-                .into_iter()
-                .filter(|id| !new_titles.contains(id))
-                .take(20)
-                .collect();
+            let mut candidates: Vec<u32> =
+                pushed_candidates(catalog, &pop, now, None, 30, &mut rng)
+                    .into_iter()
+                    .filter(|id| !new_titles.contains(id))
+                    .take(20)
+                    .collect();
             // Two or three new arrivals per member, where the server placed them.
             for (j, &id) in new_list.iter().cycle().skip(k).take(2 + k % 2).enumerate() {
                 candidates.insert((3 + 7 * j).min(candidates.len()), id);

@@ -5,12 +5,12 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use encore_core::Reranker;
 use encore_core::data::movielens;
 use encore_core::data::split::{HeldOutEvent, LeaveOneOut, MemberHistory, group_by_member};
 use encore_core::metrics::RankingMetrics;
 use encore_core::runtime::Candidate;
 use encore_core::weights::{load_model, retain_items};
-use encore_core::Reranker;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;

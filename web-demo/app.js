@@ -61,10 +61,13 @@ async function rerank() {
       const arrow = moved > 0 ? `▲${moved}` : moved < 0 ? `▼${-moved}` : '';
       const el = li(`<span class="score">${scores[i].toFixed(2)}</span>${title(id)} <span class="${cls}">${arrow}</span><div class="meta">${meta(id)}</div>`);
       if (state.catalog.get(id)?.new) el.classList.add('new');
+      el.onclick = () => watch(id);
       return el;
     }));
   } catch (e) {
     $('latency').textContent = `error: ${e.message}`;
+    // An event the session refused (e.g. a title it cannot embed) is dropped again.
+    if (state.session.length > state.history.length) state.session.truncate(state.history.length);
   }
 }
 
@@ -79,19 +82,24 @@ function renderCatalog() {
   const items = [...state.catalog.values()].filter((i) => !i.new && (!q || i.title.toLowerCase().includes(q) || i.genres.join(' ').toLowerCase().includes(q))).slice(0, 300);
   $('catalog').replaceChildren(...items.map((i) => {
     const el = li(`${i.title} <div class="meta">${i.kind} · ${i.genres.join('/')}</div>`);
-    el.onclick = () => {
-      const event = { item: i.id, timestamp: lastTimestamp() + 3600, action: 'play', duration: 2400, surface: state.surface, device: 'web' };
-      try {
-        state.session.append(event);
-      } catch (e) {
-        $('latency').textContent = `error: ${e.message}`;
-        return;
-      }
-      state.history.push(event);
-      rerank();
-    };
+    el.onclick = () => watch(i.id);
     return el;
   }));
+}
+
+// The member plays a title: one event appended to the session. A new title the bundle lacks
+// can be watched from the reranked list: the last rerank described it, and the session keeps
+// its vector for the history.
+function watch(id) {
+  const event = { item: id, timestamp: lastTimestamp() + 3600, action: 'play', duration: 2400, surface: state.surface, device: 'web' };
+  try {
+    state.session.append(event);
+  } catch (e) {
+    $('latency').textContent = `error: ${e.message}`;
+    return;
+  }
+  state.history.push(event);
+  rerank();
 }
 
 function selectMember(index) {

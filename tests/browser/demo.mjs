@@ -42,8 +42,13 @@ try {
     const newReranked = await page.$$eval('#after li.new', (els) => els.length);
     const newPushed = await page.$$eval('#before li .new', (els) => els.length);
     const newInCatalog = await page.$$eval('#catalog li .new', (els) => els.length);
+    // Watch a new title from the reranked list: the session keeps its vector for the history.
+    await page.click('#after li.new');
+    const afterNewWatch = await nextRerank(page, afterSurface);
+    const historyAfterNew = await text(page, 'history-count');
+    const newestInHistory = await page.$eval('#history li', (el) => el.textContent);
     const navigatorGpu = await page.evaluate(() => !!navigator.gpu);
-    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog };
+    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog, afterNewWatch, historyAfterNew, newestInHistory };
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

@@ -176,6 +176,8 @@ window.runHarness = async () => {
     session: { items: Array.from(psres.items), scores: Array.from(psres.scores) },
     genres: pr.genres,
     contentDim: pr.contentDim,
+    // A history that holds a title the bundle lacks, described by the same call.
+    watched: Array.from((await pr.rerank(pc.watchedEvents, pc.candidates, pc.surface, pc.options)).scores),
   };
   psession.free();
   const title = pc.candidates.find((x) => typeof x === 'object');

@@ -26,6 +26,8 @@ struct Fixture {
     pushed_native: (Vec<u32>, Vec<f32>),
     /// The withheld titles (pushed by id alone they are refused).
     withheld: Vec<u32>,
+    /// Native scores (best first) when the history also holds a withheld title.
+    watched_native: Vec<f32>,
 }
 
 /// Writes the weight files (f32 and int8) and cases, each with the native reranker's answer.
@@ -105,6 +107,15 @@ fn fixture(name: &str) -> Fixture {
     let ranked = pushed
         .rerank_pushed(history, &candidates, &request)
         .unwrap();
+    // The member then watched a withheld title: the call's description of it embeds it.
+    let mut watched = history.to_vec();
+    let mut event = watched.last().unwrap().clone();
+    event.item = withheld[0];
+    event.timestamp += 60;
+    watched.push(event);
+    let ranked_watched = pushed
+        .rerank_pushed(&watched, &candidates, &request)
+        .unwrap();
     let js_candidates: Vec<serde_json::Value> = candidates
         .iter()
         .map(|c| match &c.metadata {
@@ -122,6 +133,7 @@ fn fixture(name: &str) -> Fixture {
         "surface": "home",
         "options": { "timestamp": request.timestamp, "device": "web", "country": "DE" },
         "withheld": withheld,
+        "watchedEvents": watched.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("pushed.json"), serde_json::to_vec(&case).unwrap()).unwrap();
     Fixture {
@@ -132,6 +144,7 @@ fn fixture(name: &str) -> Fixture {
             ranked.iter().map(|s| s.item).collect(),
             ranked.iter().map(|s| s.score).collect(),
         ),
+        watched_native: ranked_watched.iter().map(|s| s.score).collect(),
         withheld,
     }
 }
@@ -305,6 +318,14 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
                 "pushed titles, {run}: {s} vs native {e}"
             );
         }
+    }
+    let watched: Vec<f32> = serde_json::from_value(out["pushed"]["watched"].clone()).unwrap();
+    assert_eq!(watched.len(), fx.watched_native.len());
+    for (s, e) in watched.iter().zip(&fx.watched_native) {
+        assert!(
+            (s - e).abs() <= 1e-4,
+            "history with a pushed title: {s} vs native {e}"
+        );
     }
     assert_eq!(
         out["pushed"]["genres"],

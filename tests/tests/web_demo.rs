@@ -103,6 +103,13 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
         assert!(new_pushed >= 2, "{out}");
         assert_eq!(out["newReranked"].as_u64().unwrap(), new_pushed, "{out}");
         assert_eq!(out["newInCatalog"], 0, "{out}");
+        // Watching a new title from the reranked list: one more event, encoded from the cache.
+        assert!(
+            field("afterNewWatch").contains("2 tokens encoded"),
+            "watching a pushed title appends one event: {out}"
+        );
+        let count = |k: &str| -> usize { field(k).split(' ').next().unwrap().parse().unwrap() };
+        assert_eq!(count("historyAfterNew"), count("historyCount") + 1, "{out}");
         let errors: Vec<&Value> = out["logs"]
             .as_array()
             .unwrap()

@@ -65,6 +65,11 @@ pub struct BenchArgs {
     /// burn's wgpu backend.
     #[arg(long)]
     pub wgsl_engine: bool,
+    /// Also time stateless reranks where this many of the candidates are titles the bundle
+    /// lacks, pushed with metadata (genres, kind, language, year, arrival and a content vector
+    /// of the encoder's width) and embedded by its content encoder (needs `--model` with one).
+    #[arg(long, default_value_t = 0)]
+    pub pushed: usize,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]

@@ -1,8 +1,11 @@
 //! The runtime's cases: stateless reranks, one event appended to a warm session, a stream of
 //! appends past the window, batches, per backend (and on the WGSL engine).
 
+use encore_core::runtime::Candidate;
 use encore_core::serving::ServingModel;
-use encore_core::{Event, MemberRequest, MemberSession, RerankRequest, Reranker, Surface};
+use encore_core::{
+    Event, ItemKind, MemberRequest, MemberSession, RerankRequest, Reranker, Surface, TitleMetadata,
+};
 
 use super::BenchArgs;
 use super::timing::{percentile, time_ms};
@@ -185,5 +188,68 @@ fn stateless_case(
         flops / 1e6,
         flops / (p50 * 1e6)
     );
+    if a.pushed > 0 {
+        pushed_case(a, reranker, backend, history, &candidates, &request)?;
+    }
     Ok((candidates, request))
+}
+
+/// Times stateless reranks of the same case with the last `a.pushed` candidates replaced by
+/// titles the bundle lacks, pushed with metadata, and prints its RESULT line.
+fn pushed_case(
+    a: &BenchArgs,
+    reranker: &Reranker,
+    backend: &str,
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> anyhow::Result<()> {
+    let spec = &reranker
+        .content_encoder()
+        .ok_or_else(|| {
+            anyhow::anyhow!("--pushed needs a --model whose bundle has a content encoder")
+        })?
+        .spec;
+    let n = a.pushed.min(candidates.len());
+    let fresh = reranker.items().ids().iter().max().copied().unwrap_or(0) + 1;
+    let mut list: Vec<Candidate> = candidates[..candidates.len() - n]
+        .iter()
+        .map(|&id| Candidate::known(id))
+        .collect();
+    for k in 0..n {
+        let metadata = TitleMetadata {
+            genres: spec
+                .genres
+                .iter()
+                .skip(k % spec.genres.len().max(1))
+                .take(2)
+                .cloned()
+                .collect(),
+            kind: ItemKind::Movie,
+            language: "en".into(),
+            release_year: 2020,
+            added_at: spec.reference_time,
+            content: (spec.content_dim > 0).then(|| {
+                (0..spec.content_dim)
+                    .map(|j| ((k * 31 + j) as f32 * 0.01).sin())
+                    .collect()
+            }),
+        };
+        list.push(Candidate::with_metadata(fresh + k as u32, metadata));
+    }
+    let ms = run_inline(|| {
+        time_ms(a.warmup, a.iters, || {
+            reranker.rerank_pushed(history, &list, request)?;
+            Ok(())
+        })
+    })?;
+    println!(
+        "RESULT rerank-pushed backend={backend} history={} candidates={} pushed={n} content_dim={} p50={:.3} ms p99={:.3} ms",
+        history.len(),
+        list.len(),
+        spec.content_dim,
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99)
+    );
+    Ok(())
 }

@@ -74,17 +74,27 @@ impl Reranker {
         let mut row_places = Vec::with_capacity(candidates.len());
         let mut described = DescribedTitles::default();
         let mut vector_places = Vec::new();
-        // First call position of every id seen (bundled or not).
-        let mut first: HashMap<u32, usize> = HashMap::with_capacity(candidates.len());
+        // Position + 1 of each bundled row seen (0: not yet); first position of each other id.
+        let mut seen_rows = vec![0u32; self.items.len()];
+        let mut seen_others: HashMap<u32, usize> = HashMap::new();
         for (position, c) in candidates.iter().enumerate() {
-            if let Some(&earlier) = first.get(&c.id) {
-                return Err(RerankError::DuplicateCandidate {
-                    item: c.id,
-                    first: earlier,
-                    second: position,
-                });
+            let duplicate = |first| RerankError::DuplicateCandidate {
+                item: c.id,
+                first,
+                second: position,
+            };
+            match self.items.index_of(c.id) {
+                Some(row) if seen_rows[row] > 0 => {
+                    return Err(duplicate(seen_rows[row] as usize - 1));
+                }
+                Some(row) => seen_rows[row] = position as u32 + 1,
+                None => {
+                    if let Some(&first) = seen_others.get(&c.id) {
+                        return Err(duplicate(first));
+                    }
+                    seen_others.insert(c.id, position);
+                }
             }
-            first.insert(c.id, position);
             let invalid = |source| RerankError::InvalidMetadata {
                 position,
                 item: c.id,

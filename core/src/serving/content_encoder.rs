@@ -151,6 +151,9 @@ pub struct ServingContentEncoder {
     pub unknown: Vec<f32>,
     /// Projection of the external content vector `[content_dim, d]` + bias (when it reads one).
     pub content: Option<LinearWeights>,
+    /// For experiments: the unknown vector's share in place of σ(gate[age]) (`None`: the
+    /// gate, as training defines the vector; not stored in a bundle).
+    pub unknown_share: Option<f32>,
 }
 
 impl ServingContentEncoder {
@@ -234,7 +237,9 @@ impl ServingContentEncoder {
             }
         }
         let age = self.spec.reference_time.saturating_sub(metadata.added_at);
-        let g = 1.0 / (1.0 + (-self.gate[age_bucket(age) as usize]).exp());
+        let g = self
+            .unknown_share
+            .unwrap_or_else(|| 1.0 / (1.0 + (-self.gate[age_bucket(age) as usize]).exp()));
         let mut v: Vec<f32> = self
             .unknown
             .iter()

@@ -80,6 +80,7 @@ impl ServingContentEncoder {
             unknown: take("unknown"),
             content,
             spec,
+            unknown_share: None,
         }
     }
 }

@@ -150,6 +150,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
             config,
             a.holdout,
             a.withhold_items,
+            a.pushed_unknown_share,
             &weights,
             &against,
             a.backend,

@@ -70,7 +70,9 @@ pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSumma
 /// `encore eval --config`: evaluates a weight file on an experiment's data, split and protocol
 /// (with `withhold_items`, that share of titles withheld as for the cold-start experiment: the
 /// metrics on their cases are printed too, and for a bundle with a content encoder, the same
-/// cases ranked on the device with those titles pushed as metadata).
+/// cases ranked on the device with those titles pushed as metadata; with
+/// `pushed_unknown_share`, also with the age gate replaced by that share of the unknown
+/// vector, an experiment on the content path).
 /// With `against` (named weight files), also each of them on the same cases, the paired
 /// difference of NDCG@10 to each with its standard error and, for two, the share of the gap
 /// from the first to the second that the model closes.
@@ -78,6 +80,7 @@ pub fn evaluate_file(
     path: &Path,
     holdout: Option<Holdout>,
     withhold_items: Option<f64>,
+    pushed_unknown_share: Option<f32>,
     weights: &[u8],
     against: &[(String, Vec<u8>)],
     backend: Backend,
@@ -104,7 +107,15 @@ pub fn evaluate_file(
     if let Some(w) = prepared.withheld_metrics(&reranker)? {
         print_metrics_row("withheld only", &w);
     }
-    if let Some(p) = prepared.withheld_on_device(weights)? {
+    if let Some(p) = prepared.withheld_on_device(weights, None)? {
+        report::print_pushed(&p);
+    }
+    if let Some(share) = pushed_unknown_share
+        && let Some(p) = prepared.withheld_on_device(weights, Some(share))?
+    {
+        println!(
+            "with the unknown vector's share of a pushed title set to {share} (an experiment):"
+        );
         report::print_pushed(&p);
     }
     if against.is_empty() {
@@ -215,7 +226,7 @@ pub fn run_config(
         cases: prepared.cases.len(),
         report: prepared.evaluate(&reranker)?,
         withheld: prepared.withheld_metrics(&reranker)?,
-        withheld_pushed: prepared.withheld_on_device(&trained.weights)?,
+        withheld_pushed: prepared.withheld_on_device(&trained.weights, None)?,
         train_seconds,
         tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
             / epochs.len().max(1) as f64,

@@ -161,12 +161,14 @@ pub struct PushedColdStart {
 
 impl Prepared {
     /// [`PushedColdStart`] of an exported weight file (`None` without withheld titles, or for
-    /// a bundle without an item content encoder). The protocol's exclusions are applied to
+    /// a bundle without an item content encoder); `unknown_share` replaces the age gate's
+    /// share of the unknown vector (an experiment; `None`: the model's own vectors). The protocol's exclusions are applied to
     /// the ranks (every title is a candidate, so that the history's withheld titles are
     /// described).
     pub(super) fn withheld_on_device(
         &self,
         weights: &[u8],
+        unknown_share: Option<f32>,
     ) -> anyhow::Result<Option<PushedColdStart>> {
         if self.withheld.is_empty() {
             return Ok(None);
@@ -177,7 +179,8 @@ impl Prepared {
         }
         let before = retain_items(loaded, |id| !self.withheld.contains(&id));
         let mut reranker = Reranker::new(before.model, before.config, before.items);
-        if let Some(encoder) = before.content_encoder {
+        if let Some(mut encoder) = before.content_encoder {
+            encoder.unknown_share = unknown_share;
             reranker = reranker.with_content_encoder(encoder);
         }
         let catalog = &self.data.catalog;

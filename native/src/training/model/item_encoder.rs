@@ -210,6 +210,7 @@ impl ItemEncoder {
                     .map_or_else(|| vec![0.0; d], |b| host_values(b.val())),
                 out: d,
             }),
+            unknown_share: None,
         }
     }
 

@@ -146,15 +146,19 @@ impl Prepared {
     }
 }
 
-/// Cold start on the device: the withheld titles' cases ranked by a bundle that does not
-/// contain those titles, each pushed with its catalog metadata among every other title (the
-/// history's events of withheld titles embedded from the same metadata).
+/// Cold start on the device: every case ranked by a bundle that does not contain the withheld
+/// titles, each pushed with its catalog metadata among every other title (the history's
+/// events of withheld titles embedded from the same metadata); metrics over the cases whose
+/// target is withheld, and over all cases (a pushed title that outranks everything would
+/// win the first and lose the second).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PushedColdStart {
     /// Metrics over the cases whose target is a withheld title.
     pub metrics: RankingMetrics,
-    /// Cases ranked.
+    /// Cases whose target is a withheld title.
     pub cases: usize,
+    /// Metrics over every case (warm targets too: pushed titles compete with them).
+    pub all_cases: RankingMetrics,
     /// Titles pushed with metadata to every case.
     pub pushed_titles: usize,
 }
@@ -195,12 +199,8 @@ impl Prepared {
                 false => Candidate::known(item.id),
             })
             .collect();
-        let mut ranks = Vec::new();
-        for case in self
-            .cases
-            .iter()
-            .filter(|c| self.withheld.contains(&c.target.item))
-        {
+        let (mut ranks, mut cold) = (Vec::new(), Vec::new());
+        for case in &self.cases {
             let target = case.target.item;
             let excluded: HashSet<u32> = if self.protocol.exclude_history {
                 case.history
@@ -218,16 +218,19 @@ impl Prepared {
                 .find(|s| s.item == target)
                 .map(|s| s.score)
                 .expect("the target is a candidate");
-            ranks.push(
-                1 + ranked
-                    .iter()
-                    .filter(|s| s.score > score && !excluded.contains(&s.item))
-                    .count(),
-            );
+            let rank = 1 + ranked
+                .iter()
+                .filter(|s| s.score > score && !excluded.contains(&s.item))
+                .count();
+            ranks.push(rank);
+            if self.withheld.contains(&target) {
+                cold.push(rank);
+            }
         }
         Ok(Some(PushedColdStart {
-            metrics: RankingMetrics::from_ranks(&ranks, &self.protocol.ks),
-            cases: ranks.len(),
+            metrics: RankingMetrics::from_ranks(&cold, &self.protocol.ks),
+            cases: cold.len(),
+            all_cases: RankingMetrics::from_ranks(&ranks, &self.protocol.ks),
             pushed_titles: self.withheld.len(),
         }))
     }

@@ -181,9 +181,11 @@ pub fn print_summary(s: &ExperimentSummary) {
 
 /// The cold-start cases ranked on the device with the withheld titles pushed as metadata.
 pub fn print_pushed(p: &super::prepare::PushedColdStart) {
+    print_metrics_row("all, pushed", &p.all_cases);
     print_metrics_row("withheld, pushed", &p.metrics);
     println!(
-        "  ({} cases on a bundle without the {} withheld titles, each pushed with its metadata)",
-        p.cases, p.pushed_titles
+        "  (on a bundle without the {} withheld titles, each pushed with its metadata; {} cases \
+         with a withheld target)",
+        p.pushed_titles, p.cases
     );
 }

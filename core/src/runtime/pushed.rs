@@ -74,6 +74,8 @@ impl Reranker {
         let mut row_places = Vec::with_capacity(candidates.len());
         let mut described = DescribedTitles::default();
         let mut vector_places = Vec::new();
+        // The metadata of the titles to embed, checked, in order (embedded together below).
+        let mut pushed: Vec<&TitleMetadata> = Vec::new();
         // Position + 1 of each bundled row seen (0: not yet); first position of each other id.
         let mut seen_rows = vec![0u32; self.items.len()];
         let mut seen_others: HashMap<u32, usize> = HashMap::new();
@@ -116,7 +118,8 @@ impl Reranker {
                                 position,
                                 item: c.id,
                             })?;
-                    described.rows.extend(encoder.vector(m).map_err(invalid)?);
+                    encoder.check(m).map_err(invalid)?;
+                    pushed.push(m);
                     described.ids.insert(c.id, vector_places.len());
                     vector_places.push(position);
                 }
@@ -127,6 +130,9 @@ impl Reranker {
                     });
                 }
             }
+        }
+        if let Some(encoder) = &self.content_encoder {
+            described.rows = encoder.vectors(&pushed);
         }
         row_places.extend(vector_places);
         Ok(Resolved {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LinearWeights;
 use crate::data::catalog::ItemKind;
+use crate::runtime::engines::cpu::math::{Strided, matmul};
 
 /// Number of item-age buckets (⌊log2(1 + days in the catalog)⌋, capped).
 pub const AGE_BUCKETS: usize = 12;
@@ -192,66 +193,85 @@ impl ServingContentEncoder {
     /// the projection's bias alone for that term.
     pub fn vector(&self, metadata: &TitleMetadata) -> Result<Vec<f32>, MetadataError> {
         self.check(metadata)?;
+        Ok(self.vectors(&[metadata]))
+    }
+
+    /// The item vectors `[m, d]` of titles already [checked](ServingContentEncoder::check),
+    /// as [`ServingContentEncoder::vector`] gives them one by one: the content projections of
+    /// all of them in one matrix product.
+    pub fn vectors(&self, titles: &[&TitleMetadata]) -> Vec<f32> {
         let d = self.spec.d_model;
-        fn row(table: &[f32], r: usize, d: usize) -> &[f32] {
-            &table[r * d..(r + 1) * d]
-        }
-        let mut x = vec![0f32; d];
-        let add = |x: &mut [f32], r: &[f32]| x.iter_mut().zip(r).for_each(|(a, b)| *a += b);
-        let mut genres: Vec<usize> = metadata
-            .genres
-            .iter()
-            .map(|g| {
-                self.spec
-                    .genres
-                    .iter()
-                    .position(|k| k == g)
-                    .expect("checked")
-            })
-            .collect();
-        genres.sort_unstable();
-        genres.dedup();
-        for g in genres {
-            add(&mut x, row(&self.genre, g, d));
-        }
-        add(&mut x, row(&self.kind, metadata.kind.index(), d));
-        add(
-            &mut x,
-            row(
-                &self.language,
-                language_bucket(&metadata.language) as usize,
-                d,
-            ),
-        );
-        add(
-            &mut x,
-            row(&self.year, year_bucket(metadata.release_year) as usize, d),
-        );
+        let m = titles.len();
+        let mut x = vec![0f32; m * d];
         if let Some(proj) = &self.content {
-            add(&mut x, &proj.bias);
-            if let Some(c) = &metadata.content {
-                for (i, &v) in c.iter().enumerate() {
-                    let w = &proj.weight[i * d..(i + 1) * d];
-                    x.iter_mut().zip(w).for_each(|(a, b)| *a += v * b);
+            let cd = self.spec.content_dim;
+            // Titles without a content vector contribute a zero row (the bias alone).
+            let mut content = vec![0f32; m * cd];
+            for (row, t) in content.chunks_exact_mut(cd).zip(titles) {
+                if let Some(c) = &t.content {
+                    row.copy_from_slice(c);
                 }
             }
+            if m > 0 && cd > 0 {
+                matmul(
+                    m,
+                    d,
+                    cd,
+                    &mut x,
+                    d,
+                    false,
+                    Strided::rows(&content, cd),
+                    Strided::rows(&proj.weight, d),
+                );
+            }
+            for row in x.chunks_exact_mut(d) {
+                add(row, &proj.bias);
+            }
         }
-        let age = self.spec.reference_time.saturating_sub(metadata.added_at);
-        let g = self
-            .unknown_share
-            .unwrap_or_else(|| 1.0 / (1.0 + (-self.gate[age_bucket(age) as usize]).exp()));
-        let mut v: Vec<f32> = self
-            .unknown
-            .iter()
-            .zip(&x)
-            .map(|(u, c)| g * u + (1.0 - g) * c)
-            .collect();
-        if self.spec.normalize {
-            let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-6);
-            v.iter_mut().for_each(|a| *a /= norm);
+        for (row, t) in x.chunks_exact_mut(d).zip(titles) {
+            let mut genres: Vec<usize> = t
+                .genres
+                .iter()
+                .filter_map(|g| self.spec.genres.iter().position(|k| k == g))
+                .collect();
+            genres.sort_unstable();
+            genres.dedup();
+            for g in genres {
+                add(row, table_row(&self.genre, g, d));
+            }
+            add(row, table_row(&self.kind, t.kind.index(), d));
+            add(
+                row,
+                table_row(&self.language, language_bucket(&t.language) as usize, d),
+            );
+            add(
+                row,
+                table_row(&self.year, year_bucket(t.release_year) as usize, d),
+            );
+            let age = self.spec.reference_time.saturating_sub(t.added_at);
+            let g = self
+                .unknown_share
+                .unwrap_or_else(|| 1.0 / (1.0 + (-self.gate[age_bucket(age) as usize]).exp()));
+            for (v, u) in row.iter_mut().zip(&self.unknown) {
+                *v = g * u + (1.0 - g) * *v;
+            }
+            if self.spec.normalize {
+                let norm = row.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-6);
+                row.iter_mut().for_each(|a| *a /= norm);
+            }
         }
-        Ok(v)
+        x
     }
+}
+
+/// Row `r` of a row-major table of width `d`.
+fn table_row(table: &[f32], r: usize, d: usize) -> &[f32] {
+    &table[r * d..(r + 1) * d]
+}
+
+/// `acc += x`, element by element.
+fn add(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, b)| *a += b);
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// A read-only matrix operand: its values and the strides between rows and between columns.
 #[derive(Clone, Copy)]
-pub(super) struct Strided<'a> {
+pub(crate) struct Strided<'a> {
     values: &'a [f32],
     row_stride: usize,
     col_stride: usize,
@@ -35,7 +35,7 @@ pub(super) struct Strided<'a> {
 
 impl<'a> Strided<'a> {
     /// Row-major rows `row_stride` apart.
-    pub(super) fn rows(values: &'a [f32], row_stride: usize) -> Self {
+    pub(crate) fn rows(values: &'a [f32], row_stride: usize) -> Self {
         Self {
             values,
             row_stride,
@@ -62,7 +62,7 @@ impl<'a> Strided<'a> {
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` on one thread, `dst` row-major with rows `dst_stride`
 /// apart (added to when `accumulate`, overwritten otherwise).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn matmul(
+pub(crate) fn matmul(
     m: usize,
     n: usize,
     k: usize,

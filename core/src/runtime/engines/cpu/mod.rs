@@ -10,7 +10,7 @@
 //! session) alike. Tests hold it to burn's forward within 1e-4.
 
 mod cache;
-mod math;
+pub(crate) mod math;
 
 pub use cache::CpuKvCache;
 

@@ -60,6 +60,77 @@ fn start() {
     gemm::set_wasm_simd128(true);
 }
 
+/// The TypeScript types of the package's arguments and results (the declarations of the
+/// functions below name them; the parsers in `events` and `candidates` accept exactly these).
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** Where the candidates are shown. */
+export type Surface = "home" | "search" | "kids" | "mobile_feed";
+/** What the member did with a title. */
+export type Action = "play" | "trailer" | "add_to_list";
+/** The member's device. */
+export type DeviceName = "tv" | "mobile" | "web" | "tablet";
+/** `Reranker.load`'s backend: `"auto"` times both and keeps the faster. */
+export type BackendName = "auto" | "webgpu" | "cpu";
+/** One event of a member's history; only `item` and `timestamp` (Unix seconds) are required. */
+export interface EncoreEvent {
+  item: number;
+  timestamp: number;
+  action?: Action;
+  /** Seconds watched. */
+  duration?: number;
+  surface?: Surface;
+  /** ISO country code. */
+  country?: string;
+  device?: DeviceName;
+}
+/** A history as columns, one entry per event (oldest first): faster for long histories. */
+export interface EventColumns {
+  items: Uint32Array | number[];
+  timestamps: Float64Array | number[];
+  durations?: Float32Array | Float64Array | number[];
+  actions?: Action[];
+  surfaces?: Surface[];
+  countries?: string[];
+  devices?: DeviceName[];
+}
+/** A member's history, oldest first: event objects or columns. */
+export type History = EncoreEvent[] | EventColumns;
+/** The kind of a title. */
+export type TitleKind = "movie" | "series" | "documentary" | "kids";
+/** A title the bundle may not contain, pushed with its metadata (`reranker.genres` lists the
+ * genre names it knows; `content` must have `reranker.contentDim` values). */
+export type PushedTitle = {
+  id: number;
+  genres?: string[];
+  kind: TitleKind;
+  /** ISO 639-1 code of the original audio. */
+  language: string;
+  content?: Float32Array | number[];
+} & ({ release_year?: number } | { releaseYear?: number })
+  & ({ added_at: number } | { addedAt: number });
+/** Candidates pushed by the server: ids, any of which may be a title object instead. */
+export type Candidates = Uint32Array | Array<number | PushedTitle>;
+/** The request's context (each defaults to the last history event's). */
+export interface RequestOptions {
+  timestamp?: number;
+  device?: DeviceName;
+  country?: string;
+}
+/** `Reranker.load`'s options. */
+export interface LoadOptions {
+  /** Move the window this many events at a time once a history outgrows it (default 1). */
+  windowStep?: number;
+  /** Refuse, before allocating, a model whose weights decode to more bytes than this. */
+  maxDecodedBytes?: number;
+}
+/** Candidates best first, with their scores. */
+export interface Ranking {
+  items: Uint32Array;
+  scores: Float32Array;
+}
+"#;
+
 fn error(message: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&message.to_string()).into()
 }
@@ -85,8 +156,8 @@ impl Reranker {
     /// times its size).
     pub async fn load(
         bytes: Vec<u8>,
-        backend: Option<String>,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "BackendName")] backend: Option<String>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
         let options = events::parse_load_options(options).map_err(error)?;
         let wanted = backend.as_deref().unwrap_or("auto");
@@ -128,12 +199,13 @@ impl Reranker {
     /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`).
     /// `options` may set `{timestamp, device, country}` of the request.
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Ranking>")]
     pub fn rerank(
         &self,
-        events: JsValue,
-        candidates: JsValue,
-        surface: String,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "History")] events: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Candidates")] candidates: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Surface")] surface: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: JsValue,
     ) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
         wasm_bindgen_futures::future_to_promise(async move {
@@ -185,7 +257,10 @@ impl Reranker {
     /// Starts a member session over `events` (oldest first, as for `rerank`): later
     /// `session.append(event)` calls add local events, and `session.rerank(...)` reuses the
     /// model's cached keys and values, encoding only the new tokens.
-    pub fn session(&self, events: JsValue) -> Result<Session, JsValue> {
+    pub fn session(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "History")] events: JsValue,
+    ) -> Result<Session, JsValue> {
         let history = events::parse_history(events).map_err(error)?;
         let state = encore_core::MemberSession::new(history).map_err(error)?;
         Ok(Session {
@@ -226,7 +301,10 @@ pub struct Session {
 impl Session {
     /// Adds a local event `{item, timestamp, action?, duration?, surface?, country?, device?}`
     /// at the end of the history; it must not be older than the last one.
-    pub fn append(&self, event: JsValue) -> Result<(), JsValue> {
+    pub fn append(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "EncoreEvent")] event: JsValue,
+    ) -> Result<(), JsValue> {
         let mut slot = self.state.borrow_mut();
         let state = slot
             .as_mut()
@@ -276,11 +354,12 @@ impl Session {
 
     /// Reranks `candidates` for this member on `surface` (arguments as for
     /// `Reranker.rerank`, without the events). Resolves to `{items, scores}`, best first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Ranking>")]
     pub fn rerank(
         &self,
-        candidates: JsValue,
-        surface: String,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Candidates")] candidates: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Surface")] surface: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: JsValue,
     ) -> js_sys::Promise {
         let reranker = Rc::clone(&self.reranker);
         let slot = Rc::clone(&self.state);

@@ -1,0 +1,48 @@
+// A TypeScript app using the package, checked with `tsc --strict` against the package's own
+// declarations (tests/tests/typescript.rs): the right calls type-check, and each wrong call
+// marked `@ts-expect-error` must be an error (an unused marker fails the check).
+import init, { Reranker, Session } from './pkg/encore_wasm.js';
+import type { EncoreEvent, PushedTitle, Ranking, Candidates, History } from './pkg/encore_wasm.js';
+
+export async function app(bytes: Uint8Array): Promise<number> {
+  await init();
+  const reranker: Reranker = await Reranker.load(bytes, 'auto', { windowStep: 8, maxDecodedBytes: 64e6 });
+  const history: EncoreEvent[] = [
+    { item: 1042, timestamp: 1767300000, action: 'play', duration: 2400, surface: 'home', country: 'US', device: 'tv' },
+    { item: 1001, timestamp: 1767303600 },
+  ];
+  const fresh: PushedTitle = { id: 90001, genres: ['Drama'], kind: 'movie', language: 'en', release_year: 2026, added_at: 1767300000 };
+  const camel: PushedTitle = { id: 90002, kind: 'series', language: 'de', releaseYear: 2025, addedAt: 1767300000, content: new Float32Array(384) };
+  const candidates: Candidates = [1001, 1002, fresh, camel];
+  const ranked: Ranking = await reranker.rerank(history, candidates, 'home', { timestamp: 1767304000, device: 'web' });
+  const first: number = ranked.items[0] + ranked.scores[0];
+  const columns: History = { items: Uint32Array.of(1042), timestamps: [1767300000], actions: ['play'] };
+  await reranker.rerank(columns, Uint32Array.of(1001, 1002), 'kids');
+  const session: Session = reranker.session(history);
+  session.append({ item: 1002, timestamp: 1767305000, action: 'add_to_list' });
+  const next = await session.rerank([1001, fresh], 'mobile_feed');
+  const genres: string[] | undefined = reranker.genres;
+  const width: number | undefined = reranker.contentDim;
+
+  // @ts-expect-error: not a surface
+  await reranker.rerank(history, candidates, 'attic');
+  // @ts-expect-error: an event's timestamp is a number
+  await reranker.rerank([{ item: 1, timestamp: '2026-01-01' }], candidates, 'home');
+  // @ts-expect-error: a misspelt request option
+  await reranker.rerank(history, candidates, 'home', { contry: 'US' });
+  // @ts-expect-error: a pushed title needs its kind and language
+  await reranker.rerank(history, [{ id: 5, added_at: 0 }], 'home');
+  // @ts-expect-error: a pushed title needs its arrival time
+  await reranker.rerank(history, [{ id: 5, kind: 'movie', language: 'en' }], 'home');
+  // @ts-expect-error: not a kind
+  await reranker.rerank(history, [{ id: 5, kind: 'opera', language: 'en', added_at: 0 }], 'home');
+  // @ts-expect-error: not a backend
+  await Reranker.load(bytes, 'gpu');
+  // @ts-expect-error: a misspelt load option
+  await Reranker.load(bytes, 'cpu', { windwStep: 8 });
+  // @ts-expect-error: the ranking's items are ids, not strings
+  const wrong: string = ranked.items[0];
+  // @ts-expect-error: an appended event needs its item
+  session.append({ timestamp: 1 });
+  return first + next.items.length + (genres?.length ?? 0) + (width ?? 0) + wrong.length;
+}

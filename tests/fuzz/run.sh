@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 10: the short pass `.ci/run` makes) on a copy
+# of its checked-in seed corpus, so the inputs a run discovers stay out of the repository; prints
+# each target's executions, time and peak memory, and fails on the first crash, timeout or
+# out-of-memory (libFuzzer writes the input to tests/fuzz/artifacts/TARGET/).
+#
+#   bash tests/fuzz/run.sh            # 10 s per target
+#   bash tests/fuzz/run.sh 1800       # the long runs (30 CPU-minutes per target)
+#
+# Needs the nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
+# `cargo +nightly install cargo-fuzz --locked`; `.ci/run` installs both).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+targets=${FUZZ_TARGETS:-"weight_file event_log movielens rerank"}
+cargo +nightly fuzz build --fuzz-dir tests/fuzz -O
+for t in $targets; do
+  work=$(mktemp -d)
+  cp -r "tests/fuzz/corpus/$t/." "$work/"
+  log="$work.log"
+  if ! cargo +nightly fuzz run --fuzz-dir tests/fuzz -O "$t" "$work" -- \
+      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "fuzz target $t FAILED (input in tests/fuzz/artifacts/$t/)"
+    exit 1
+  fi
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  peak=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
+  echo "fuzz $t: $runs executions in $secs s, peak RSS $peak MB, no crash"
+  rm -rf "$work" "$log"
+done

@@ -53,6 +53,19 @@ pub struct EvalProtocol {
 }
 
 impl EvalProtocol {
+    /// The items a case's ranking skips: its history's, except the target (none when the
+    /// protocol keeps the history).
+    pub fn excluded(&self, history: &[encore_core::Event], target: u32) -> Vec<u32> {
+        if !self.exclude_history {
+            return Vec::new();
+        }
+        history
+            .iter()
+            .map(|e| e.item)
+            .filter(|&id| id != target)
+            .collect()
+    }
+
     /// The synthetic world's protocol: nothing excluded (re-watching and the next episode are
     /// real next events), K = 1, 10, 50.
     pub fn synthetic() -> Self {
@@ -101,15 +114,7 @@ pub fn ranks(
             let target_row = catalog
                 .index_of(item)
                 .ok_or_else(|| anyhow::anyhow!("held-out item {item} not in the catalog"))?;
-            let history_ids: Vec<u32> = if protocol.exclude_history {
-                h.history
-                    .iter()
-                    .map(|e| e.item)
-                    .filter(|&id| id != item)
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let history_ids = protocol.excluded(&h.history, item);
             let excluded_model: HashSet<usize> = history_ids
                 .iter()
                 .filter_map(|&id| reranker.items().index_of(id))

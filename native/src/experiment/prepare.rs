@@ -202,15 +202,11 @@ impl Prepared {
         let (mut ranks, mut cold) = (Vec::new(), Vec::new());
         for case in &self.cases {
             let target = case.target.item;
-            let excluded: HashSet<u32> = if self.protocol.exclude_history {
-                case.history
-                    .iter()
-                    .map(|e| e.item)
-                    .filter(|&id| id != target)
-                    .collect()
-            } else {
-                HashSet::new()
-            };
+            let excluded: HashSet<u32> = self
+                .protocol
+                .excluded(&case.history, target)
+                .into_iter()
+                .collect();
             let ranked =
                 reranker.rerank_pushed(&case.history, &candidates, &request_of(&case.target))?;
             let score = ranked

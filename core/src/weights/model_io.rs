@@ -244,11 +244,8 @@ pub fn load_model_within(
     // Every check first (each expected tensor present with its shape, nothing extra), so that
     // a bad file is refused before a single value is decoded.
     let entries = matched_entries(&expected, &header.tensors, "", "model")?;
-    // The encoder's own checks (shape, names) also come before anything is decoded; its
-    // values are few next to the model's.
-    if let Some(part) = file.content_encoder() {
-        super::content_io::validate_spec(&part.spec, config.d_model)?;
-    }
+    // The encoder checks its shape and tensors before it decodes them, and it is loaded before
+    // any of the model's values is decoded (its values are few next to the model's).
     let content_encoder = load_content_encoder(&file, config.d_model)?;
     let mut tensors = Vec::with_capacity(entries.len());
     for entry in entries {

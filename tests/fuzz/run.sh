@@ -14,7 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
-targets=${FUZZ_TARGETS:-"weight_file event_log movielens rerank"}
+targets=${FUZZ_TARGETS:-"weight_file event_log movielens tokenizer rerank"}
+# FUZZ_RUNS stops a target after that many executions, if it comes before SECONDS.
+runs=${FUZZ_RUNS:--1}
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --fuzz-dir tests/fuzz -O
 for t in $targets; do
@@ -22,13 +24,14 @@ for t in $targets; do
   cp -r "tests/fuzz/corpus/$t/." "$work/"
   log="$work.log"
   if ! cargo fuzz run --fuzz-dir tests/fuzz -O "$t" "$work" -- \
-      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+      -max_total_time="$secs" -runs="$runs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "fuzz target $t FAILED (input in tests/fuzz/artifacts/$t/)"
     exit 1
   fi
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  done_runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   peak=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
-  echo "fuzz $t: $runs executions in $secs s, peak RSS $peak MB, no crash"
+  took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
+  echo "fuzz $t: $done_runs executions in ${took:-$secs} s, peak RSS $peak MB, no crash"
   rm -rf "$work" "$log"
 done

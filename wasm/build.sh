@@ -27,6 +27,9 @@ names=(--remove-name-section)
 [ "${ENCORE_WASM_NAMES:-0}" = 1 ] && names=()
 wasm-bindgen --target web "${names[@]}" --out-dir target/wasm-pkg "$target/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
 wasm-bindgen --target web "${names[@]}" --out-dir target/wasm-pkg/cpu "$target/wasm-cpu/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
-cp wasm/package.json target/wasm-pkg/package.json
+# The hand-written parts: the bundle reader shared with the worker entry, the worker entry
+# (encore-reranker/worker) and its types, the package's README.
+cp wasm/package.json wasm/README.md wasm/js/bundle.js wasm/js/worker.js wasm/js/worker-runtime.js \
+  wasm/js/worker.d.ts target/wasm-pkg/
 size() { echo "$(du -k "$1" | cut -f1) KiB wasm, $(gzip -9c "$1" | wc -c | awk '{printf "%d", $1/1024}') KiB gzipped"; }
 echo "wasm package: target/wasm-pkg ($(size target/wasm-pkg/encore_wasm_bg.wasm)); CPU-only: target/wasm-pkg/cpu ($(size target/wasm-pkg/cpu/encore_wasm_bg.wasm))"

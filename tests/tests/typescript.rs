@@ -1,5 +1,6 @@
 //! The npm package's TypeScript declarations as a TypeScript app meets them: a strict `tsc`
-//! check of `tests/browser/types/consumer.ts` against each package (full and CPU-only). Its
+//! check of `tests/browser/types/consumer.ts` against each package (full and CPU-only), and of
+//! `worker-consumer.ts` against the worker entry's declarations. Their
 //! right calls must type-check, and every wrong call it marks `@ts-expect-error` (a misspelt
 //! surface, option or load setting, an event or pushed title missing a field, a wrong type)
 //! must be an error: an unused marker fails the check.
@@ -34,6 +35,19 @@ fn a_typescript_app_type_checks_and_its_wrong_calls_do_not() {
         for file in ["encore_wasm.d.ts", "encore_wasm.js"] {
             std::fs::copy(package.join(file), dir.join("pkg").join(file)).unwrap();
         }
+        // The worker entry is in the full package only.
+        let mut apps = vec![dir.join("consumer.ts")];
+        if name == "full" {
+            for file in ["worker.d.ts", "worker.js"] {
+                std::fs::copy(package.join(file), dir.join("pkg").join(file)).unwrap();
+            }
+            std::fs::copy(
+                root.join("tests/browser/types/worker-consumer.ts"),
+                dir.join("worker-consumer.ts"),
+            )
+            .unwrap();
+            apps.push(dir.join("worker-consumer.ts"));
+        }
         std::fs::copy(
             root.join("tests/browser/types/consumer.ts"),
             dir.join("consumer.ts"),
@@ -53,7 +67,7 @@ fn a_typescript_app_type_checks_and_its_wrong_calls_do_not() {
                 "--lib",
                 "esnext,dom",
             ])
-            .arg(dir.join("consumer.ts"))
+            .args(&apps)
             .output()
             .expect("node runs tsc");
         assert!(

@@ -252,12 +252,17 @@ pub struct LoadOptions {
     pub max_decoded_bytes: u64,
 }
 
-/// Parses `Reranker.load`'s `options` (`{windowStep?, maxDecodedBytes?}`).
+/// Parses `Reranker.load`'s `options` (`{windowStep?, maxDecodedBytes?, onProgress?}`; the
+/// function is read by `Reranker.load` itself).
 pub fn parse_load_options(value: JsValue) -> Result<LoadOptions, String> {
     let raw: JsLoadOptions = if value.is_undefined() || value.is_null() {
         JsLoadOptions::default()
     } else {
-        known_keys_only(&value, "load options", &["windowStep", "maxDecodedBytes"])?;
+        known_keys_only(
+            &value,
+            "load options",
+            &["windowStep", "maxDecodedBytes", "onProgress"],
+        )?;
         serde_wasm_bindgen::from_value(value)
             .map_err(|e| format!("load options must be {{windowStep?, maxDecodedBytes?}}: {e}"))?
     };

@@ -38,6 +38,7 @@ use std::rc::Rc;
 
 use candidates::Candidates;
 use encore_core::Surface;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 pub use backend::BackendChoice;
@@ -117,8 +118,13 @@ export interface RequestOptions {
   device?: DeviceName;
   country?: string;
 }
+/** What `Reranker.load` reads a bundle from: its bytes, or a response or address to stream it from. */
+export type BundleSource = Uint8Array | ArrayBuffer | Response | URL | string;
 /** `Reranker.load`'s options. */
 export interface LoadOptions {
+  /** Called as a streamed bundle arrives: bytes so far, and the total when the server sent an
+   * unencoded Content-Length (else null). */
+  onProgress?: (loaded: number, total: number | null) => void;
   /** Move the window this many events at a time once a history outgrows it (default 1). */
   windowStep?: number;
   /** Refuse, before allocating, a model whose weights decode to more bytes than this. */
@@ -130,6 +136,13 @@ export interface Ranking {
   scores: Float32Array;
 }
 "#;
+
+#[wasm_bindgen(module = "/js/bundle.js")]
+extern "C" {
+    /// A bundle source → `Uint8Array` (see `wasm/js/bundle.js`).
+    #[wasm_bindgen(catch, js_name = bundleBytes)]
+    async fn bundle_bytes(source: JsValue, on_progress: JsValue) -> Result<JsValue, JsValue>;
+}
 
 fn error(message: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&message.to_string()).into()
@@ -145,7 +158,9 @@ pub struct Reranker {
 
 #[wasm_bindgen]
 impl Reranker {
-    /// Loads a weight file (a `Uint8Array`). `backend`: `"auto"` (default: time a warm-up
+    /// Loads a bundle: its bytes (`Uint8Array`, `ArrayBuffer`), or a `Response`, `URL` or URL
+    /// string to read it from as a stream (`options.onProgress(loaded, total)` is called as
+    /// it arrives). `backend`: `"auto"` (default: time a warm-up
     /// rerank on WebGPU and on the CPU backend and keep the faster), `"webgpu"` or `"cpu"`.
     /// `options` may set `{windowStep}`: once a history outgrows the model's window, the
     /// window moves this many events at a time (default 1), so a session re-encodes it once
@@ -155,11 +170,20 @@ impl Reranker {
     /// decoded is refused before anything is allocated (a valid file decodes to at most four
     /// times its size).
     pub async fn load(
-        bytes: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "BundleSource")] source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "BackendName")] backend: Option<String>,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
+        let on_progress = if options.is_object() {
+            js_sys::Reflect::get(&options, &"onProgress".into())?
+        } else {
+            JsValue::UNDEFINED
+        };
         let options = events::parse_load_options(options).map_err(error)?;
+        let bytes = match source.dyn_ref::<js_sys::Uint8Array>() {
+            Some(bytes) => bytes.to_vec(),
+            None => js_sys::Uint8Array::new(&bundle_bytes(source, on_progress).await?).to_vec(),
+        };
         let wanted = backend.as_deref().unwrap_or("auto");
         let (inner, backend, backend_reason) =
             backend::load(&bytes, wanted, options.max_decoded_bytes)

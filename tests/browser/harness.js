@@ -204,6 +204,104 @@ window.runHarness = async () => {
   return out;
 };
 
+// Faults and load in one page: the WebGPU device destroyed under a reranker and a session,
+// exceptions thrown by the caller's own code, 1,000 load/free cycles and a session of 100,000
+// appends, with the module's memory before and after each.
+window.runFaults = async () => {
+  // Every GPUDevice the page opens, so that the test can destroy it as a browser would lose it.
+  const devices = [];
+  if (navigator.gpu) {
+    const requestDevice = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await requestDevice.apply(this, args);
+      devices.push(device);
+      return device;
+    };
+  }
+  let unhandled = 0;
+  window.addEventListener('unhandledrejection', () => { unhandled++; });
+  const { bytes, cases } = await fixture();
+  const c = cases[cases.length - 1];
+  const cands = Uint32Array.from(c.candidates);
+  const plain = (res) => ({ items: Array.from(res.items), scores: Array.from(res.scores) });
+  const out = { webgpuBackend: hasWebGpuBackend() && !!navigator.gpu };
+
+  if (out.webgpuBackend) {
+    const r = await Reranker.load(bytes, 'webgpu');
+    const session = r.session(c.events.slice(0, -1));
+    await session.rerank(cands, c.surface, c.options);
+    const before = plain(await r.rerank(c.events, cands, c.surface, c.options));
+    const backendBefore = r.backend;
+    for (const d of devices) d.destroy();
+    // The next rerank, at once (the device-lost promise may not have settled yet) and again.
+    const first = await rejection(async () => { out.afterLoss = plain(await r.rerank(c.events, cands, c.surface, c.options)); });
+    const again = plain(await r.rerank(c.events, cands, c.surface, c.options));
+    session.append(c.events[c.events.length - 1]);
+    const sessionAfter = plain(await session.rerank(cands, c.surface, c.options));
+    const reloaded = await Reranker.load(bytes, 'webgpu');
+    const fresh = plain(await reloaded.rerank(c.events, cands, c.surface, c.options));
+    out.deviceLost = {
+      devices: devices.length, backendBefore, before, firstError: first, again, sessionAfter,
+      backendAfter: r.backend, reasonAfter: r.backendReason, reloadedBackend: reloaded.backend, fresh,
+    };
+    session.free();
+    r.free();
+    reloaded.free();
+  }
+
+  // The caller's own exceptions: in a progress callback, after a rerank resolved, around a
+  // refused append. The reranker stays usable and gives the same ranking.
+  const r = await Reranker.load(bytes, 'cpu');
+  const reference = plain(await r.rerank(c.events, cands, c.surface, c.options));
+  const progressError = await rejection(() => Reranker.load(new Response(bytes), 'cpu', { onProgress: () => { throw new Error('app bug in onProgress'); } }));
+  const afterProgress = await Reranker.load(new Response(bytes), 'cpu');
+  const thenError = await rejection(() => r.rerank(c.events, cands, c.surface, c.options).then(() => { throw new Error('app bug after a rerank'); }));
+  const session = r.session(c.events.slice(0, -1));
+  let appendError = null;
+  try { session.append({ item: 'not an id', timestamp: 1 }); } catch (e) { appendError = e.message; }
+  session.append(c.events[c.events.length - 1]);
+  out.callerErrors = {
+    progressError, thenError, appendError,
+    afterProgress: plain(await afterProgress.rerank(c.events, cands, c.surface, c.options)),
+    afterThen: plain(await r.rerank(c.events, cands, c.surface, c.options)),
+    session: plain(await session.rerank(cands, c.surface, c.options)),
+    reference,
+  };
+  session.free();
+  afterProgress.free();
+  r.free();
+
+  // 1,000 load/free cycles, each with a rerank.
+  const memory = () => wasm.memory.buffer.byteLength;
+  const cycle = async () => { const x = await Reranker.load(bytes, 'cpu'); await x.rerank(c.events, cands, c.surface, c.options); x.free(); };
+  for (let i = 0; i < 20; i++) await cycle();
+  let t = performance.now();
+  const loadBefore = memory();
+  for (let i = 0; i < 1000; i++) await cycle();
+  out.loadCycles = { cycles: 1000, memoryBefore: loadBefore, memoryAfter: memory(), seconds: (performance.now() - t) / 1000 };
+
+  // One session, 100,000 appended events (window step 16), a rerank after every 1,000.
+  const stepped = await Reranker.load(bytes, 'cpu', { windowStep: 16 });
+  const long = stepped.session(c.events);
+  let ts = c.events[c.events.length - 1].timestamp;
+  const items = c.candidates;
+  const samples = [];
+  t = performance.now();
+  for (let i = 1; i <= 100000; i++) {
+    ts += 60;
+    long.append({ item: items[i % items.length], timestamp: ts, action: 'play', duration: 600 });
+    if (i % 1000 === 0) {
+      await long.rerank(cands, c.surface, c.options);
+      if (i % 10000 === 0) samples.push([i, memory()]);
+    }
+  }
+  out.longSession = { appends: 100000, length: long.length, samples, seconds: (performance.now() - t) / 1000, cachedTokens: long.cachedTokens };
+  long.free();
+  stepped.free();
+  out.unhandledRejections = unhandled;
+  return out;
+};
+
 window.runBench = async (iters, backends = ['webgpu', 'cpu'], windowStep = 1) => {
   // The CPU-only package has no WebGPU backend to time.
   backends = backends.filter((b) => b !== 'webgpu' || hasWebGpuBackend());

@@ -3,7 +3,8 @@
 //
 //   node tests/browser/run.mjs --pkg <wasm pkg dir> --fixture <dir with model.encore, cases.json> [--bench N [--backends cpu,webgpu] [--window-step S]]
 //
-// Without --bench: every case on WebGPU and on CPU, the attention-kernel self-check, sessions,
+// With --faults: the lost WebGPU device, the caller's exceptions and the load figures
+// (window.runFaults). Without --bench: every case on WebGPU and on CPU, the attention-kernel self-check, sessions,
 // int8 weights, the bad-input rejections and 10,000 reranks' memory. With --bench N: cold start,
 // then N timed reranks and N session appends of every case per backend (--backends: which, default both;
 // --window-step: the rerankers' windowStep load option, default 1).
@@ -16,6 +17,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = path.resolve(option('--pkg') || '');
 const fixture = path.resolve(option('--fixture') || '');
 const bench = option('--bench');
+const faults = process.argv.includes('--faults');
 const backends = (option('--backends') || 'webgpu,cpu').split(',');
 const windowStep = Number(option('--window-step') || 1);
 for (const [name, dir] of [['--pkg', pkg], ['--fixture', fixture]]) {
@@ -29,6 +31,7 @@ try {
     await page.waitForFunction(() => window.harnessReady === true || window.harnessError);
     const err = await page.evaluate(() => window.harnessError);
     if (err) throw new Error(err);
+    if (faults) return page.evaluate(() => window.runFaults());
     return bench ? page.evaluate(([n, b, w]) => window.runBench(n, b, w), [Number(bench), backends, windowStep]) : page.evaluate(() => window.runHarness());
   });
 } catch (e) {

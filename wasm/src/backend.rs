@@ -50,7 +50,10 @@ fn browser_has_webgpu() -> bool {
 /// Opens (or reuses) the WebGPU device.
 #[cfg(feature = "webgpu")]
 pub(crate) async fn webgpu_device() -> Result<GpuDevice, String> {
-    if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
+    // A device the browser has lost (destroyed, reset) is replaced by a new one.
+    if let Some(d) = WEBGPU.with(|w| w.borrow().clone())
+        && d.lost_reason().is_none()
+    {
         return Ok(d);
     }
     if !browser_has_webgpu() {

@@ -199,13 +199,20 @@ impl Reranker {
     /// `"webgpu"` or `"cpu"`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        self.backend.name().to_string()
+        match self.inner.gpu_unavailable() {
+            Some(_) => BackendChoice::Cpu.name().to_string(),
+            None => self.backend.name().to_string(),
+        }
     }
 
-    /// Why this backend was chosen.
+    /// Why this backend was chosen, or why reranks left WebGPU for the CPU (the device was
+    /// lost, or a rerank failed there: that rerank and later ones ran on the CPU).
     #[wasm_bindgen(getter, js_name = backendReason)]
     pub fn backend_reason(&self) -> String {
-        self.backend_reason.clone()
+        match self.inner.gpu_unavailable() {
+            Some(why) => format!("CPU: WebGPU stopped serving ({why}); reranks run on the CPU since"),
+            None => self.backend_reason.clone(),
+        }
     }
 
     /// Number of items the model knows.

@@ -273,7 +273,7 @@ impl Reranker {
         extra: &[f32],
     ) -> Result<Scores, RerankError> {
         #[cfg(feature = "wgsl-engine")]
-        if let (Some(gpu), Some(host), true) = (&self.wgsl, &self.host, extra.is_empty()) {
+        if let (Some(gpu), Some(host), true) = (self.serving_wgsl(), &self.host, extra.is_empty()) {
             let embedded = host.model().embed_at(&seq.field_rows(), 0);
             let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
             return Ok(Scores::Pending(gpu.submit(&embedded, &rows)?));
@@ -317,7 +317,14 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, rows) = self.prepare(history, candidates, request)?;
-        ranked(candidates, self.scores(seq, rows, &[])?)
+        let retry = self.gpu_retry(&seq, &rows);
+        match ranked(candidates, self.scores(seq, rows, &[])?) {
+            Err(e) if retry.is_some() => {
+                let (seq, rows) = self.leave_gpu(e, retry)?;
+                ranked(candidates, self.scores(seq, rows, &[])?)
+            }
+            result => result,
+        }
     }
 
     /// Same as [`Reranker::rerank`], reading the scores back asynchronously (required on WebGPU).
@@ -328,7 +335,62 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, rows) = self.prepare(history, candidates, request)?;
-        ranked_async(candidates, self.scores(seq, rows, &[])?).await
+        let retry = self.gpu_retry(&seq, &rows);
+        match ranked_async(candidates, self.scores(seq, rows, &[])?).await {
+            Err(e) if retry.is_some() => {
+                let (seq, rows) = self.leave_gpu(e, retry)?;
+                ranked_async(candidates, self.scores(seq, rows, &[])?).await
+            }
+            result => result,
+        }
+    }
+
+    /// The WGSL engine, while it serves.
+    #[cfg(feature = "wgsl-engine")]
+    fn serving_wgsl(&self) -> Option<&engines::wgsl::WgslEngine> {
+        self.wgsl.as_ref().filter(|w| w.unavailable().is_none())
+    }
+
+    /// Why stateless reranks no longer run on the GPU the WGSL engine was attached to (its
+    /// device was lost, or a call failed there; they run on the CPU engine since), `None` while
+    /// they do or when no engine was attached.
+    pub fn gpu_unavailable(&self) -> Option<String> {
+        #[cfg(feature = "wgsl-engine")]
+        return self.wgsl.as_ref().and_then(|w| w.unavailable());
+        #[cfg(not(feature = "wgsl-engine"))]
+        None
+    }
+
+    /// A copy of a call's tokens and rows, kept when the call goes to the WGSL engine so that
+    /// it can be run again on the CPU engine if the GPU fails.
+    #[allow(clippy::ptr_arg)]
+    fn gpu_retry(&self, seq: &TokenSequence, rows: &Vec<i64>) -> Option<(TokenSequence, Vec<i64>)> {
+        #[cfg(feature = "wgsl-engine")]
+        if self.serving_wgsl().is_some() && self.host.is_some() {
+            return Some((seq.clone(), rows.clone()));
+        }
+        let _ = (seq, rows);
+        None
+    }
+
+    /// After a call failed with `error` on the WGSL engine: a failure of the engine stops it
+    /// (later calls run on the CPU engine) and gives back the call's inputs to run again there;
+    /// any other error is returned.
+    fn leave_gpu(
+        &self,
+        error: RerankError,
+        retry: Option<(TokenSequence, Vec<i64>)>,
+    ) -> Result<(TokenSequence, Vec<i64>), RerankError> {
+        match (error, retry) {
+            #[cfg(feature = "wgsl-engine")]
+            (RerankError::WgslEngine(e), Some(inputs)) => {
+                if let Some(engine) = &self.wgsl {
+                    engine.stop(format!("a rerank failed on the GPU ({e})"));
+                }
+                Ok(inputs)
+            }
+            (error, _) => Err(error),
+        }
     }
 
     /// The user representations `[members, d_model]` of several members at once on the device;

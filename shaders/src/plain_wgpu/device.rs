@@ -26,9 +26,17 @@ pub struct GpuDevice {
     pub queue: wgpu::Queue,
     /// The adapter's name and backend, for reports.
     pub adapter: String,
+    /// Why the device was lost (set by wgpu's device-lost callback: destroyed, a driver reset,
+    /// a browser reclaiming it), `None` while it works.
+    pub lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GpuDevice {
+    /// Why the device was lost, once it has been (see [`GpuDevice::lost`]).
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
     /// Opens the default adapter (the browser's WebGPU in wasm; natively Vulkan, Metal or DX12,
     /// as wgpu picks) with WebGPU's default limits.
     pub async fn open() -> Result<Self, GpuError> {
@@ -48,10 +56,18 @@ impl GpuDevice {
             })
             .await
             .map_err(|e| GpuError::NoDevice(e.to_string()))?;
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let flag = std::sync::Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut lost) = flag.lock() {
+                *lost = Some(format!("{reason:?}: {message}"));
+            }
+        });
         Ok(Self {
             device,
             queue,
             adapter: format!("{} ({:?})", info.name, info.backend),
+            lost,
         })
     }
 }

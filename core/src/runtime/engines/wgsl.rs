@@ -77,6 +77,8 @@ pub struct WgslEngine {
     steps: Vec<BoundStep>,
     user: wgpu::BindGroup,
     score: wgpu::BindGroup,
+    /// Why the engine stopped serving (a call failed on the device), `None` while it serves.
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl WgslEngine {
@@ -220,6 +222,7 @@ impl WgslEngine {
         #[cfg(not(target_arch = "wasm32"))]
         encore_shaders::plain_wgpu::scope_result(scope)?;
         Ok(Self {
+            failure: std::sync::Mutex::new(None),
             pipelines,
             d_model: d,
             n_heads: model.n_heads,
@@ -243,6 +246,24 @@ impl WgslEngine {
     /// The adapter this runs on.
     pub fn adapter(&self) -> &str {
         &self.gpu.adapter
+    }
+
+    /// Why this engine no longer serves: its device was lost, or a call failed on it (see
+    /// [`WgslEngine::stop`]); `None` while it serves.
+    pub fn unavailable(&self) -> Option<String> {
+        if let Some(why) = self.failure.lock().ok().and_then(|f| f.clone()) {
+            return Some(why);
+        }
+        self.gpu
+            .lost_reason()
+            .map(|why| format!("the GPU device was lost ({why})"))
+    }
+
+    /// Stops serving for good, recording `why` (the first reason is kept).
+    pub fn stop(&self, why: String) {
+        if let Ok(mut failure) = self.failure.lock() {
+            failure.get_or_insert(why);
+        }
     }
 
     /// The parameter block of `step` of `layer` for `m` tokens.

@@ -533,5 +533,10 @@ fn browser_survives_a_lost_gpu_device_caller_errors_and_load() {
         samples.iter().map(|s| s.1).collect::<Vec<_>>()
     );
     assert_eq!(growth, 0, "1,000 load/free cycles grew the module's memory by {growth} bytes");
+    assert_eq!(
+        samples.last().unwrap().1,
+        samples[0].1,
+        "the module's memory grew from 10,000 to 100,000 appends"
+    );
     std::fs::remove_dir_all(&fx.dir).unwrap();
 }

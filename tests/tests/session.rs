@@ -253,7 +253,7 @@ fn bad_events_are_refused_where_they_are() {
         })
     );
     // Dropping the refused event makes the session usable again, with the stateless scores.
-    session.truncate(5);
+    session.truncate(5).unwrap();
     assert_same(
         &reranker
             .rerank_session(&mut session, &candidates, &request)
@@ -312,4 +312,63 @@ fn ten_thousand_candidates_rerank_in_every_mode() {
         request: request.clone(),
     }]);
     assert_same(batch[0].as_ref().unwrap(), &full, "batch");
+}
+
+/// A session of thousands of events (with roll-up, window steps of 1 and 5) holds a bounded
+/// number of them, agrees with a stateless rerank of the whole history all along, refuses to
+/// be cut below the events it dropped, and after a cut it may make agrees again.
+#[test]
+fn a_long_session_keeps_memory_bounded_and_agrees_with_a_full_recompute() {
+    let world = small_world();
+    let max_len = 16;
+    let bytes = weights(&world, max_len, 3600);
+    let base = longest_history(&world);
+    // A long history: the member's events repeated, later and later (some repeats roll up).
+    let span = base.last().unwrap().timestamp - base[0].timestamp + 86_400;
+    let events: Vec<Event> = (0..4_000)
+        .map(|k| {
+            let mut e = base[k % base.len()].clone();
+            e.timestamp += span * (k / base.len()) as i64;
+            e
+        })
+        .collect();
+    let candidates: Vec<u32> = world.catalog.ids().into_iter().take(30).collect();
+    for step in [1, 5] {
+        let reranker = Reranker::from_bytes(&bytes, &Device::flex())
+            .unwrap()
+            .with_window_step(step);
+        let mut session = MemberSession::new(events[..10].to_vec()).unwrap();
+        let mut held = Vec::new();
+        for (i, e) in events.iter().enumerate().skip(10) {
+            session.append(e.clone()).unwrap();
+            if i % 37 != 0 && i != events.len() - 1 {
+                continue;
+            }
+            let request = RerankRequest::on(Surface::ALL[i % Surface::ALL.len()]);
+            let incremental = reranker.rerank_session(&mut session, &candidates, &request).unwrap();
+            let full = reranker.rerank(&events[..=i], &candidates, &request).unwrap();
+            assert_same(&incremental, &full, &format!("step {step}, after event {i}"));
+            assert_eq!(session.len(), i + 1);
+            held.push(session.history().len());
+        }
+        let most = *held.iter().max().unwrap();
+        assert!(most < 1_000, "step {step}: the session held up to {most} of 4,000 events");
+        assert!(session.min_len() > 0, "step {step}: nothing was dropped");
+        assert!(session.history().len() < events.len());
+
+        // Below the dropped events: refused, nothing changed.
+        let min_len = session.min_len();
+        assert_eq!(
+            session.truncate(min_len - 1),
+            Err(RerankError::TruncatedPastDropped { len: min_len - 1, min_len })
+        );
+        assert_eq!(session.len(), events.len());
+        // At the bound: the window moves back, and the rerank is the stateless one again.
+        session.truncate(min_len).unwrap();
+        assert_eq!(session.len(), min_len);
+        let request = RerankRequest::on(Surface::Home);
+        let incremental = reranker.rerank_session(&mut session, &candidates, &request).unwrap();
+        let full = reranker.rerank(&events[..min_len], &candidates, &request).unwrap();
+        assert_same(&incremental, &full, &format!("step {step}, cut to {min_len}"));
+    }
 }

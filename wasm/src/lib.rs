@@ -340,7 +340,7 @@ impl Session {
         let state = slot
             .as_mut()
             .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
-        let at = format!("event {}", state.history().len());
+        let at = format!("event {}", state.len());
         let event = events::parse_event(event, &at).map_err(error)?;
         state.append(event).map_err(error)
     }
@@ -352,8 +352,7 @@ impl Session {
         let state = slot
             .as_mut()
             .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
-        state.truncate(length);
-        Ok(())
+        state.truncate(length).map_err(error)
     }
 
     /// Events in the history.
@@ -362,7 +361,7 @@ impl Session {
         self.state
             .borrow()
             .as_ref()
-            .map_or(0, |s| s.history().len())
+            .map_or(0, |s| s.len())
     }
 
     /// Tokens the last rerank encoded (the rest came from the cache).

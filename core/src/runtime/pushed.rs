@@ -280,7 +280,7 @@ impl Reranker {
         candidates: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Resolved, RerankError> {
-        if session.history().is_empty() {
+        if session.is_empty() {
             return Err(RerankError::EmptyHistory);
         }
         request.validate()?;

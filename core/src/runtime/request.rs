@@ -76,6 +76,18 @@ pub struct ScoredItem {
 /// Why a rerank call was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RerankError {
+    /// A session was asked to cut its history to `len` events, below the events it has
+    /// dropped from memory.
+    #[error(
+        "the session no longer holds the events before {min_len} (they left the model's window \
+         for good); it cannot be truncated to {len} events"
+    )]
+    TruncatedPastDropped {
+        /// The length asked for.
+        len: usize,
+        /// The shortest length the session can be cut to.
+        min_len: usize,
+    },
     /// No history events were given.
     #[error("the member's history is empty: at least one event is needed")]
     EmptyHistory,

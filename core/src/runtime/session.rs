@@ -70,14 +70,28 @@ impl SessionCache {
 /// window moves and the next call re-encodes it in full, so that the result stays exactly
 /// the stateless one: at every appended event by default, once every `step` events with
 /// [`super::Reranker::with_window_step`].
+///
+/// Memory stays bounded however long the session runs: once the window has moved far enough,
+/// the events and rolled events no window can reach again are dropped (the session keeps one
+/// window's worth before the current window), so a session of 100,000 appends holds what one of
+/// a few hundred does. [`MemberSession::len`] still counts every event.
 #[derive(Debug, Clone, Default)]
 pub struct MemberSession {
+    /// The events the session holds, oldest first: `history[k]` is event `first_event + k`.
     pub(super) history: Vec<Event>,
-    /// The history rolled up as far as `rolled_events` events.
+    /// Events dropped from the front of `history` (see the type's docs).
+    pub(super) first_event: usize,
+    /// The history rolled up as far as event `rolled_events`: `rolled[k]` is rolled event
+    /// `first_rolled + k`.
     pub(super) rolled: Vec<RolledEvent>,
-    /// History events already in `rolled`.
+    /// Rolled events dropped from the front of `rolled`.
+    pub(super) first_rolled: usize,
+    /// History events (counted from the start of the whole history) already in `rolled`.
     pub(super) rolled_events: usize,
-    /// Index in `rolled` of the first token of the cached window.
+    /// The shortest length [`MemberSession::truncate`] may cut the history to: shorter would
+    /// need dropped events.
+    pub(super) min_len: usize,
+    /// Rolled event (counted from the start) of the first token of the cached window.
     pub(super) window_first: usize,
     /// Tokens whose keys and values `cache` holds, in order.
     pub(super) cached: TokenSequence,
@@ -133,21 +147,49 @@ impl MemberSession {
     /// Adds a local event at the end of the history. It must not be older than the last one
     /// and its duration must be finite; its item is checked at the next rerank.
     pub fn append(&mut self, event: Event) -> Result<(), RerankError> {
-        request::check_event(&event, self.history.last(), self.history.len())?;
+        request::check_event(&event, self.history.last(), self.len())?;
         self.history.push(event);
         Ok(())
     }
 
     /// Keeps the first `len` events, e.g. to drop an appended event whose item the model does
-    /// not know (the rerank refused it). The next rerank re-encodes the window.
-    pub fn truncate(&mut self, len: usize) {
-        if len < self.history.len() {
-            self.history.truncate(len);
-            self.clear_cache();
+    /// not know (the rerank refused it). The next rerank re-encodes the window. Refused when
+    /// the events before `len` include ones the session has dropped (see the type's docs):
+    /// only events from [`MemberSession::min_len`] on can be cut.
+    pub fn truncate(&mut self, len: usize) -> Result<(), RerankError> {
+        if len >= self.len() {
+            return Ok(());
         }
+        if len < self.min_len {
+            return Err(RerankError::TruncatedPastDropped {
+                len,
+                min_len: self.min_len,
+            });
+        }
+        self.history.truncate(len - self.first_event);
+        self.clear_cache();
+        Ok(())
     }
 
-    /// The history, oldest first.
+    /// Events in the whole history, those dropped from memory included.
+    pub fn len(&self) -> usize {
+        self.first_event + self.history.len()
+    }
+
+    /// Whether the history has no events.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shortest length [`MemberSession::truncate`] accepts (0 until the session drops
+    /// events).
+    pub fn min_len(&self) -> usize {
+        self.min_len
+    }
+
+    /// The events the session still holds, oldest first: the whole history until the session
+    /// drops events no window can reach again, then its last events (from event
+    /// `len() - history().len()` on).
     pub fn history(&self) -> &[Event] {
         &self.history
     }
@@ -164,13 +206,41 @@ impl MemberSession {
 
     /// Drops the cached keys and values (the next rerank encodes the whole window).
     pub fn clear_cache(&mut self) {
+        // The held events start at a rolled event's first one: rolling them again from there
+        // gives the same rolled events.
         self.rolled.clear();
-        self.rolled_events = 0;
-        self.window_first = 0;
+        self.rolled_events = self.first_event;
+        self.window_first = self.first_rolled;
         self.cached = TokenSequence::default();
         self.cache = SessionCache::default();
         self.owner = None;
         self.described = DescribedTitles::default();
+    }
+}
+
+impl MemberSession {
+    /// Drops the events and rolled events more than one window (`max_len` tokens) before the
+    /// cached window, once there are at least `max(max_len, 256)` of them (so that dropping
+    /// costs O(1) per event over a session). A truncation that keeps the window's first
+    /// rolled event leaves a window start after the kept ones (the window moves back at most
+    /// `max_len - 1` rolled events), so [`MemberSession::min_len`] becomes that event's first
+    /// history event.
+    fn drop_unreachable(&mut self, max_len: usize) {
+        let keep_from = self.window_first.saturating_sub(max_len + 1);
+        let drop = keep_from.saturating_sub(self.first_rolled);
+        if drop < max_len.max(256) {
+            return;
+        }
+        let events: usize = self.rolled[..drop].iter().map(|r| r.count as usize).sum();
+        self.rolled.drain(..drop);
+        self.first_rolled += drop;
+        self.history.drain(..events);
+        self.first_event += events;
+        let before_window: usize = self.rolled[..self.window_first - self.first_rolled]
+            .iter()
+            .map(|r| r.count as usize)
+            .sum();
+        self.min_len = self.first_event + before_window;
     }
 }
 
@@ -215,7 +285,7 @@ impl Reranker {
         }
         // Titles the bundle lacks that the new events name get item rows, once per session.
         let d = self.config.d_model;
-        for e in &session.history[session.rolled_events..] {
+        for e in &session.history[session.rolled_events - session.first_event..] {
             if self.items.index_of(e.item).is_none()
                 && !session.described.ids.contains_key(&e.item)
                 && let Some(&k) = call.ids.get(&e.item)
@@ -233,14 +303,17 @@ impl Reranker {
             return Err(RerankError::DescribedHistoryOffCpu);
         }
         // Roll up only the events appended since the last call.
-        let (old_rolled, done) = (session.rolled.len(), session.rolled_events);
+        let (old_rolled, done) = (
+            session.first_rolled + session.rolled.len(),
+            session.rolled_events,
+        );
         let rows_of = ExtendedRows {
             items: &self.items,
             described: &session.described.ids,
         };
         if let Err(e) = self.tokenizer.roll_up_onto(
             &rows_of,
-            &session.history[done..],
+            &session.history[done - session.first_event..],
             done,
             &mut session.rolled,
         ) {
@@ -250,9 +323,17 @@ impl Reranker {
                 item: e.item,
             });
         }
-        session.rolled_events = session.history.len();
-        let rolled = session.rolled.len();
+        session.rolled_events = session.len();
+        let rolled = session.first_rolled + session.rolled.len();
         let first = self.tokenizer.window_start(rolled);
+        // The window's first token needs the rolled event before it (its "what").
+        if session.first_rolled > 0 && first <= session.first_rolled {
+            session.clear_cache();
+            return Err(RerankError::TruncatedPastDropped {
+                len: session.len(),
+                min_len: session.min_len,
+            });
+        }
         // Tokens before the last previously rolled event cannot have changed (that event may
         // have absorbed new ones) unless the window moved; build only the rest.
         let from = if first == session.window_first {
@@ -262,7 +343,7 @@ impl Reranker {
         };
         let tail = self.tokenizer.serving_tokens(
             &session.rolled,
-            from,
+            from - session.first_rolled,
             &request.context(&session.history),
         );
         let unchanged = (from - first).min(session.cached.len());
@@ -298,6 +379,7 @@ impl Reranker {
         session.cached = session.cached.slice(0..keep);
         session.cached.extend(&tail.slice(matched..tail_events));
         session.window_first = first;
+        session.drop_unreachable(self.config.max_len);
         Ok(scores)
     }
 

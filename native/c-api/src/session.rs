@@ -61,10 +61,11 @@ pub unsafe extern "C" fn encore_session_append(
         let s = unsafe { live_session(session)? };
         let events = unsafe { events.as_ref() }.ok_or_else(|| Failure::null("events"))?;
         let events = unsafe { events.events("events")? };
-        let before = s.history().len();
+        let before = s.len();
         for (k, e) in events.into_iter().enumerate() {
             if let Err(e) = s.append(e) {
-                s.truncate(before);
+                // Cutting back to a length the session had is always allowed.
+                let _ = s.truncate(before);
                 return Err(Failure::new(
                     EncoreStatus::Refused,
                     format!("appended event {k} (history position {}): {e}", before + k),
@@ -82,11 +83,12 @@ pub unsafe extern "C" fn encore_session_append(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn encore_session_len(session: *const EncoreSession) -> usize {
     // SAFETY: the caller's contract.
-    unsafe { session.as_ref() }.map_or(0, |s| s.0.history().len())
+    unsafe { session.as_ref() }.map_or(0, |s| s.0.len())
 }
 
 /// Keeps the first `len` events of the session's history (e.g. to drop an appended event the
-/// reranker refused); the next rerank re-encodes the window.
+/// reranker refused); the next rerank re-encodes the window. Refused (`ENCORE_STATUS_REFUSED`)
+/// below the events a long session has dropped from memory.
 ///
 /// # Safety
 /// `session` must be live.
@@ -97,8 +99,9 @@ pub unsafe extern "C" fn encore_session_truncate(
 ) -> EncoreStatus {
     guard(|| {
         // SAFETY: the caller's contract.
-        unsafe { live_session(session)? }.truncate(len);
-        Ok(())
+        unsafe { live_session(session)? }
+            .truncate(len)
+            .map_err(crate::reranker::refused)
     })
 }
 

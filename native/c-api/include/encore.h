@@ -195,7 +195,8 @@ enum EncoreStatus encore_session_append(struct EncoreSession *session,
 size_t encore_session_len(const struct EncoreSession *session);
 
 // Keeps the first `len` events of the session's history (e.g. to drop an appended event the
-// reranker refused); the next rerank re-encodes the window.
+// reranker refused); the next rerank re-encodes the window. Refused (`ENCORE_STATUS_REFUSED`)
+// below the events a long session has dropped from memory.
 //
 // # Safety
 // `session` must be live.

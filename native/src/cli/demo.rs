@@ -2,6 +2,7 @@
 //! the on-device student distilled from it, reranking and evaluation of both, and (optionally)
 //! the web demo's assets, which run the student.
 
+use anyhow::Context as _;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
@@ -106,7 +107,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     );
 
     let model_path = a.out.join("model.encore");
-    write_atomic(&model_path, &trained.weights)?;
+    write_atomic(&model_path, &trained.weights)
+        .with_context(|| format!("cannot write {}", model_path.display()))?;
 
     let student_cfg = student_config(&cfg, &model_path);
     println!(
@@ -141,7 +143,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
 
     println!("== 4/6 export the weight files");
     let student_path = a.out.join("student.encore");
-    write_atomic(&student_path, &student.weights)?;
+    write_atomic(&student_path, &student.weights)
+        .with_context(|| format!("cannot write {}", student_path.display()))?;
     let teacher_reranker = Reranker::from_bytes(&trained.weights, &burn::tensor::Device::flex())?;
     let reranker = Reranker::from_bytes(&student.weights, &burn::tensor::Device::flex())?;
     println!(
@@ -248,7 +251,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     write_atomic(
         &a.out.join("demo-summary.json"),
         &serde_json::to_vec_pretty(&summary)?,
-    )?;
+    )
+    .with_context(|| format!("cannot write {}", a.out.join("demo-summary.json").display()))?;
     println!("summary -> {}", a.out.join("demo-summary.json").display());
     Ok(())
 }
@@ -308,7 +312,8 @@ pub fn write_web_assets(
             quantization,
         )
     };
-    write_atomic(&dir.join("model.encore"), &bundle)?;
+    write_atomic(&dir.join("model.encore"), &bundle)
+        .with_context(|| format!("cannot write {}", dir.join("model.encore").display()))?;
     let items: Vec<WebItem> = catalog
         .items
         .iter()
@@ -327,7 +332,8 @@ pub fn write_web_assets(
             new: new_titles.contains(&i.id),
         })
         .collect();
-    write_atomic(&dir.join("catalog.json"), &serde_json::to_vec(&items)?)?;
+    write_atomic(&dir.join("catalog.json"), &serde_json::to_vec(&items)?)
+        .with_context(|| format!("cannot write {}", dir.join("catalog.json").display()))?;
     let histories = group_by_member(events);
     let pop: Vec<f32> = popularity(catalog, &histories)
         .into_iter()
@@ -366,6 +372,7 @@ pub fn write_web_assets(
             }
         })
         .collect();
-    write_atomic(&dir.join("members.json"), &serde_json::to_vec(&members)?)?;
+    write_atomic(&dir.join("members.json"), &serde_json::to_vec(&members)?)
+        .with_context(|| format!("cannot write {}", dir.join("members.json").display()))?;
     Ok(())
 }

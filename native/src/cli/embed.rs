@@ -72,7 +72,8 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
         write_atomic(
             &a.out.join("alignment.json"),
             &serde_json::to_vec_pretty(&report)?,
-        )?;
+        )
+        .with_context(|| format!("cannot write {}", a.out.join("alignment.json").display()))?;
         println!(
             "aligned to {} (model {}): {} shared items, {} shared members",
             previous.display(),

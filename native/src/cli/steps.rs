@@ -66,7 +66,7 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
     };
     // Validates the weights exactly as a device would, then stores them as asked.
     let weights = requantize(&f32_weights, a.dtype).context("invalid model")?;
-    write_atomic(&a.out, &weights)?;
+    write_atomic(&a.out, &weights).with_context(|| format!("cannot write {}", a.out.display()))?;
     println!(
         "wrote weight file {} ({} bytes, {})",
         a.out.display(),

@@ -17,7 +17,7 @@ thread_local! {
     static WEBGPU: std::cell::RefCell<Option<GpuDevice>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The backend a [`crate::Reranker`] runs on.
+/// The backend a [`super::Reranker`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     /// Encore's WGSL engine on the browser's WebGPU (stateless reranks; sessions step on

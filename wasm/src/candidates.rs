@@ -1,10 +1,9 @@
 //! JavaScript candidates → item ids, or candidates pushed with their titles' metadata.
 
-use encore_core::TitleMetadata;
-use encore_core::data::catalog::ItemKind;
 use encore_core::runtime::Candidate;
-use serde::Deserialize;
 use wasm_bindgen::{JsCast, JsValue};
+
+use crate::input::{self, JsTitle, TITLE_KEYS};
 
 /// A call's candidates: ids alone (the fast path), or a list with at least one title pushed
 /// with its metadata.
@@ -13,42 +12,6 @@ pub enum Candidates {
     Ids(Vec<u32>),
     /// Ids and titles with metadata (see [`Candidate`]).
     Pushed(Vec<Candidate>),
-}
-
-/// The keys of a pushed title object.
-const TITLE_KEYS: &[&str] = &[
-    "id",
-    "genres",
-    "kind",
-    "language",
-    "release_year",
-    "releaseYear",
-    "added_at",
-    "addedAt",
-    "content",
-];
-
-/// A pushed title as JavaScript passes it (`content` is read separately: it may be a
-/// `Float32Array`).
-#[derive(Deserialize)]
-struct JsTitle {
-    id: f64,
-    #[serde(default)]
-    genres: Vec<String>,
-    kind: String,
-    language: String,
-    #[serde(default, alias = "releaseYear")]
-    release_year: Option<f64>,
-    #[serde(alias = "addedAt")]
-    added_at: f64,
-}
-
-fn item_id(v: f64) -> Result<u32, String> {
-    if v >= 0.0 && v <= f64::from(u32::MAX) && v.fract() == 0.0 {
-        Ok(v as u32)
-    } else {
-        Err(format!("{v} is not an item id"))
-    }
 }
 
 /// Parses `rerank`'s `candidates`: a `Uint32Array` or an array of ids, where any entry may
@@ -68,7 +31,7 @@ pub fn parse_candidates(value: JsValue) -> Result<Candidates, String> {
     for i in 0..n {
         let entry = array.get(i);
         let candidate = if let Some(v) = entry.as_f64() {
-            Candidate::known(item_id(v).map_err(|m| format!("candidate {i}: {m}"))?)
+            Candidate::known(input::item_id(v).map_err(|m| format!("candidate {i}: {m}"))?)
         } else if entry.is_object() {
             parse_title(entry).map_err(|m| format!("candidate {i}: {m}"))?
         } else {
@@ -95,15 +58,9 @@ pub fn parse_candidates(value: JsValue) -> Result<Candidates, String> {
 /// Parses one title object.
 fn parse_title(value: JsValue) -> Result<Candidate, String> {
     let object = value.unchecked_ref::<js_sys::Object>();
-    for key in js_sys::Object::keys(object).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !TITLE_KEYS.contains(&key.as_str()) {
-            return Err(format!(
-                "unknown key {key:?} (known: id, genres, kind, language, release_year, \
-                 added_at, content)"
-            ));
-        }
-    }
+    let keys = js_sys::Object::keys(object);
+    let keys = keys.iter().map(|k| k.as_string().unwrap_or_default());
+    input::known_keys_only(keys, "title", TITLE_KEYS)?;
     let content = js_sys::Reflect::get(&value, &"content".into())
         .map_err(|_| "cannot read content".to_string())?;
     let content = if content.is_undefined() || content.is_null() {
@@ -123,32 +80,5 @@ fn parse_title(value: JsValue) -> Result<Candidate, String> {
              optional): {e}"
         )
     })?;
-    let kind = ItemKind::from_name(&raw.kind).ok_or_else(|| {
-        format!(
-            "unknown kind {:?} (movie, series, documentary, kids)",
-            raw.kind
-        )
-    })?;
-    let release_year = match raw.release_year {
-        None => 0,
-        Some(y) if y.fract() == 0.0 && (0.0..=9999.0).contains(&y) => y as u16,
-        Some(y) => return Err(format!("release_year {y} is not a year")),
-    };
-    if !(raw.added_at.is_finite() && raw.added_at.abs() < 1e15) {
-        return Err(format!(
-            "added_at {} is not a finite number of seconds",
-            raw.added_at
-        ));
-    }
-    Ok(Candidate::with_metadata(
-        item_id(raw.id)?,
-        TitleMetadata {
-            genres: raw.genres,
-            kind,
-            language: raw.language,
-            release_year,
-            added_at: raw.added_at as i64,
-            content,
-        },
-    ))
+    input::title(raw, content)
 }

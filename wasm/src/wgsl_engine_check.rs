@@ -38,14 +38,14 @@ pub async fn wgsl_engine_max_error(
     cpu_device.seed(u64::from(seed));
     let ids = world.catalog.ids();
     let bytes = save_model(&config.init(&cpu_device), &config, &ids, Quantization::F32);
-    let gpu = crate::backend::webgpu_device()
+    let gpu = super::backend::webgpu_device()
         .await
-        .map_err(crate::error)?;
-    let cpu = Reranker::from_bytes(&bytes, &cpu_device).map_err(crate::error)?;
+        .map_err(super::error)?;
+    let cpu = Reranker::from_bytes(&bytes, &cpu_device).map_err(super::error)?;
     let wgsl = Reranker::from_bytes(&bytes, &cpu_device)
-        .map_err(crate::error)?
+        .map_err(super::error)?
         .with_wgsl_engine(gpu)
-        .map_err(crate::error)?;
+        .map_err(super::error)?;
     let events = group_by_member(&world.events)
         .into_iter()
         .map(|h| h.events)
@@ -56,11 +56,11 @@ pub async fn wgsl_engine_max_error(
     let a = cpu
         .rerank_async(events, &ids, &request)
         .await
-        .map_err(crate::error)?;
+        .map_err(super::error)?;
     let b = wgsl
         .rerank_async(events, &ids, &request)
         .await
-        .map_err(crate::error)?;
+        .map_err(super::error)?;
     let on_gpu: std::collections::HashMap<u32, f32> = b.iter().map(|s| (s.item, s.score)).collect();
     Ok(a.iter()
         .map(|s| (s.score - on_gpu[&s.item]).abs() / s.score.abs().max(1.0))

@@ -1,0 +1,325 @@
+//! The checks of what JavaScript passes, on plain Rust values: an event, a history's columns,
+//! a request's options, `Reranker.load`'s options and a pushed title, each turned into the
+//! runtime's types or refused with a message saying what is wrong. The JavaScript layer reads
+//! values into these shapes (serde from `JsValue`, typed arrays copied); these functions are all
+//! that then decides, and they compile on every target, so that they are fuzzed natively
+//! (`tests/fuzz/fuzz_targets/js_input.rs`).
+
+use encore_core::data::catalog::ItemKind;
+use encore_core::runtime::Candidate;
+use encore_core::{Action, DeviceType, Event, RerankRequest, Surface, TitleMetadata};
+use serde::Deserialize;
+
+/// An event as JavaScript passes it; only `item` and `timestamp` are required.
+#[derive(Debug, Deserialize)]
+pub struct JsEvent {
+    /// Item id.
+    pub item: u32,
+    /// Unix seconds.
+    pub timestamp: f64,
+    /// Action name.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Seconds watched.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    /// Surface name.
+    #[serde(default)]
+    pub surface: Option<String>,
+    /// Country code.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Device name.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// The keys of an event object.
+pub const EVENT_KEYS: &[&str] = &[
+    "item",
+    "timestamp",
+    "action",
+    "duration",
+    "surface",
+    "country",
+    "device",
+];
+
+/// The keys of a columnar history.
+pub const COLUMN_KEYS: &[&str] = &[
+    "items",
+    "timestamps",
+    "durations",
+    "actions",
+    "surfaces",
+    "countries",
+    "devices",
+];
+
+/// The optional string columns of a columnar history.
+#[derive(Debug, Default, Deserialize)]
+pub struct JsColumns {
+    /// Action names.
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    /// Surface names.
+    #[serde(default)]
+    pub surfaces: Option<Vec<String>>,
+    /// Country codes.
+    #[serde(default)]
+    pub countries: Option<Vec<String>>,
+    /// Device names.
+    #[serde(default)]
+    pub devices: Option<Vec<String>>,
+}
+
+/// The optional request fields.
+#[derive(Debug, Deserialize, Default)]
+pub struct JsRequest {
+    /// Unix seconds of the request.
+    #[serde(default)]
+    pub timestamp: Option<f64>,
+    /// Device name.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Country code.
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+/// The keys of a request's options.
+pub const REQUEST_KEYS: &[&str] = &["timestamp", "device", "country"];
+
+/// `Reranker.load`'s options (`onProgress` is read by `Reranker.load` itself).
+#[derive(Debug, Deserialize, Default)]
+pub struct JsLoadOptions {
+    /// See [`LoadOptions::window_step`].
+    #[serde(default, rename = "windowStep")]
+    pub window_step: Option<f64>,
+    /// See [`LoadOptions::max_decoded_bytes`].
+    #[serde(default, rename = "maxDecodedBytes")]
+    pub max_decoded_bytes: Option<f64>,
+}
+
+/// The keys of `Reranker.load`'s options.
+pub const LOAD_OPTION_KEYS: &[&str] = &["windowStep", "maxDecodedBytes", "onProgress"];
+
+/// What `Reranker.load`'s `options` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Events the window moves at a time once a history outgrows it (1 when absent).
+    pub window_step: usize,
+    /// Bytes the model's decoded weights may take at most (no limit when absent).
+    pub max_decoded_bytes: u64,
+}
+
+/// A pushed title as JavaScript passes it (`content` is read separately: it may be a
+/// `Float32Array`).
+#[derive(Debug, Deserialize)]
+pub struct JsTitle {
+    /// Item id (a JavaScript number).
+    pub id: f64,
+    /// Genre names.
+    #[serde(default)]
+    pub genres: Vec<String>,
+    /// Kind name.
+    pub kind: String,
+    /// ISO 639-1 language code.
+    pub language: String,
+    /// Release year.
+    #[serde(default, alias = "releaseYear")]
+    pub release_year: Option<f64>,
+    /// Unix seconds the title joined the catalog.
+    #[serde(alias = "addedAt")]
+    pub added_at: f64,
+}
+
+/// The keys of a pushed title object.
+pub const TITLE_KEYS: &[&str] = &[
+    "id",
+    "genres",
+    "kind",
+    "language",
+    "release_year",
+    "releaseYear",
+    "added_at",
+    "addedAt",
+    "content",
+];
+
+/// Refuses the first of `keys` outside `known`, naming it and `what` (the object).
+pub fn known_keys_only<S: AsRef<str>>(
+    keys: impl IntoIterator<Item = S>,
+    what: &str,
+    known: &[&str],
+) -> Result<(), String> {
+    for key in keys {
+        let key = key.as_ref();
+        if !known.contains(&key) {
+            return Err(format!(
+                "{what}: unknown key {key:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A device name.
+pub fn device(name: &str) -> Result<DeviceType, String> {
+    DeviceType::from_name(name)
+        .ok_or_else(|| format!("unknown device {name:?} (tv, mobile, web, tablet)"))
+}
+
+/// Seconds as JavaScript gives them (a finite number within ±10^15).
+pub fn timestamp(t: f64) -> Result<i64, String> {
+    if t.is_finite() && t.abs() < 1e15 {
+        Ok(t as i64)
+    } else {
+        Err(format!("timestamp {t} is not a finite number of seconds"))
+    }
+}
+
+/// An item id given as a JavaScript number.
+pub fn item_id(v: f64) -> Result<u32, String> {
+    if v >= 0.0 && v <= f64::from(u32::MAX) && v.fract() == 0.0 {
+        Ok(v as u32)
+    } else {
+        Err(format!("{v} is not an item id"))
+    }
+}
+
+/// One event (its position is the caller's to add to a message).
+pub fn to_event(e: JsEvent) -> Result<Event, String> {
+    let duration = e.duration.unwrap_or(0.0);
+    if !duration.is_finite() {
+        return Err("duration is not a finite number".into());
+    }
+    Ok(Event {
+        member: 0,
+        item: e.item,
+        timestamp: timestamp(e.timestamp)?,
+        action: match e.action.as_deref() {
+            None => Action::Play,
+            Some(a) => Action::from_name(a)
+                .ok_or_else(|| format!("unknown action {a:?} (play, trailer, add_to_list)"))?,
+        },
+        duration_s: duration as f32,
+        surface: match e.surface.as_deref() {
+            None => Surface::Home,
+            Some(s) => Surface::from_name(s).ok_or_else(|| format!("unknown surface {s:?}"))?,
+        },
+        country: e.country.unwrap_or_else(|| "??".into()),
+        device: match e.device.as_deref() {
+            None => DeviceType::Web,
+            Some(d) => device(d)?,
+        },
+    })
+}
+
+/// A history given as columns (`items` and `timestamps` as numbers, `durations` as numbers
+/// when given, the names in `names`): every column as long as `items`, each event checked.
+pub fn columns_to_events(
+    items: &[f64],
+    timestamps: &[f64],
+    durations: Option<&[f64]>,
+    names: &JsColumns,
+) -> Result<Vec<Event>, String> {
+    let n = items.len();
+    let check = |name: &str, len: Option<usize>| match len {
+        Some(len) if len != n => Err(format!("column {name} has {len} entries, items has {n}")),
+        _ => Ok(()),
+    };
+    check("timestamps", Some(timestamps.len()))?;
+    check("durations", durations.map(<[f64]>::len))?;
+    check("actions", names.actions.as_ref().map(Vec::len))?;
+    check("surfaces", names.surfaces.as_ref().map(Vec::len))?;
+    check("countries", names.countries.as_ref().map(Vec::len))?;
+    check("devices", names.devices.as_ref().map(Vec::len))?;
+    let name_at = |column: &Option<Vec<String>>, i: usize| column.as_ref().map(|c| c[i].clone());
+    (0..n)
+        .map(|i| {
+            let item = item_id(items[i]).map_err(|_| format!("event {i}: item {} is not an item id", items[i]))?;
+            to_event(JsEvent {
+                item,
+                timestamp: timestamps[i],
+                action: name_at(&names.actions, i),
+                duration: durations.map(|d| d[i]),
+                surface: name_at(&names.surfaces, i),
+                country: name_at(&names.countries, i),
+                device: name_at(&names.devices, i),
+            })
+            .map_err(|m| format!("event {i}: {m}"))
+        })
+        .collect()
+}
+
+/// `Reranker.load`'s options.
+pub fn load_options(raw: JsLoadOptions) -> Result<LoadOptions, String> {
+    let window_step = match raw.window_step {
+        None => 1,
+        Some(s) if s.fract() == 0.0 && (1.0..=1e6).contains(&s) => s as usize,
+        Some(s) => {
+            return Err(format!(
+                "load options: windowStep must be a whole number from 1, not {s}"
+            ));
+        }
+    };
+    // 2^53: the largest whole number a JavaScript number holds exactly.
+    let max_decoded_bytes = match raw.max_decoded_bytes {
+        None => u64::MAX,
+        Some(b) if b.fract() == 0.0 && (1.0..=9_007_199_254_740_992.0).contains(&b) => b as u64,
+        Some(b) => {
+            return Err(format!(
+                "load options: maxDecodedBytes must be a whole number of bytes from 1, not {b}"
+            ));
+        }
+    };
+    Ok(LoadOptions {
+        window_step,
+        max_decoded_bytes,
+    })
+}
+
+/// A request on `surface` with `rerank`'s options.
+pub fn request(surface: Surface, raw: JsRequest) -> Result<RerankRequest, String> {
+    let at = |m: String| format!("options: {m}");
+    Ok(RerankRequest {
+        surface,
+        timestamp: raw.timestamp.map(timestamp).transpose().map_err(at)?,
+        device: raw.device.as_deref().map(device).transpose().map_err(at)?,
+        country: raw.country,
+    })
+}
+
+/// A pushed title with its `content` vector (when given).
+pub fn title(raw: JsTitle, content: Option<Vec<f32>>) -> Result<Candidate, String> {
+    let kind = ItemKind::from_name(&raw.kind).ok_or_else(|| {
+        format!(
+            "unknown kind {:?} (movie, series, documentary, kids)",
+            raw.kind
+        )
+    })?;
+    let release_year = match raw.release_year {
+        None => 0,
+        Some(y) if y.fract() == 0.0 && (0.0..=9999.0).contains(&y) => y as u16,
+        Some(y) => return Err(format!("release_year {y} is not a year")),
+    };
+    if !(raw.added_at.is_finite() && raw.added_at.abs() < 1e15) {
+        return Err(format!(
+            "added_at {} is not a finite number of seconds",
+            raw.added_at
+        ));
+    }
+    Ok(Candidate::with_metadata(
+        item_id(raw.id)?,
+        TitleMetadata {
+            genres: raw.genres,
+            kind,
+            language: raw.language,
+            release_year,
+            added_at: raw.added_at as i64,
+            content,
+        },
+    ))
+}

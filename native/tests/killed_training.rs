@@ -101,7 +101,11 @@ fn a_run_killed_25_times_ends_with_the_uninterrupted_model() {
         if kills < KILLS {
             // Once this run has written a checkpoint (an epoch further), a random moment
             // within about one more epoch: inside training, at times inside the next write.
-            let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
+            let stamp = |p: &Path| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()))
+            };
             let before = stamp(&dir.join("killed.ckpt"));
             while child.try_wait().unwrap().is_none() && stamp(&dir.join("killed.ckpt")) == before {
                 std::thread::sleep(Duration::from_millis(2));

@@ -26,7 +26,11 @@ fn encore_in(dir: &Path, prelude: &str, args: &[&str]) -> std::process::Output {
 }
 
 fn ok(out: &std::process::Output, what: &str) {
-    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The run failed with exactly one `error:` line, which contains every one of `parts`.
@@ -55,8 +59,17 @@ fn no_temporaries(dir: &Path) {
 }
 
 const TRAIN: &[&str] = &[
-    "train", "--data", "w", "--d-model", "16", "--max-len", "16", "--n-layers", "1",
-    "--checkpoint", "out/c.ckpt",
+    "train",
+    "--data",
+    "w",
+    "--d-model",
+    "16",
+    "--max-len",
+    "16",
+    "--n-layers",
+    "1",
+    "--checkpoint",
+    "out/c.ckpt",
 ];
 
 fn train(epochs: &str, resume: bool) -> Vec<&str> {
@@ -74,12 +87,36 @@ fn a_full_disk_or_a_read_only_directory_stops_the_run_and_keeps_the_last_checkpo
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("out")).unwrap();
     ok(
-        &encore_in(&dir, "", &["generate", "--out", "w", "--members", "150", "--titles", "60", "--days", "20"]),
+        &encore_in(
+            &dir,
+            "",
+            &[
+                "generate",
+                "--out",
+                "w",
+                "--members",
+                "150",
+                "--titles",
+                "60",
+                "--days",
+                "20",
+            ],
+        ),
         "generate",
     );
     ok(&encore_in(&dir, "", &train("2", false)), "train 2 epochs");
     ok(
-        &encore_in(&dir, "", &["export", "--checkpoint", "out/c.ckpt", "--out", "out/m.encore"]),
+        &encore_in(
+            &dir,
+            "",
+            &[
+                "export",
+                "--checkpoint",
+                "out/c.ckpt",
+                "--out",
+                "out/m.encore",
+            ],
+        ),
         "export",
     );
     let out = dir.join("out");
@@ -91,17 +128,54 @@ fn a_full_disk_or_a_read_only_directory_stops_the_run_and_keeps_the_last_checkpo
 
     // A full disk at the next checkpoint, and at an export over the existing weight file.
     let out_run = encore_in(&dir, full_disk, &train("4", true));
-    failed_with(&out_run, &["writing checkpoint out/c.ckpt", "File too large"]);
-    let out_export = encore_in(&dir, full_disk, &["export", "--checkpoint", "out/c.ckpt", "--out", "out/m.encore"]);
-    failed_with(&out_export, &["cannot write out/m.encore", "File too large"]);
-    assert_eq!(std::fs::read(out.join("c.ckpt")).unwrap(), checkpoint, "the checkpoint changed");
-    assert_eq!(std::fs::read(out.join("m.encore")).unwrap(), weights, "the weight file changed");
+    failed_with(
+        &out_run,
+        &["writing checkpoint out/c.ckpt", "File too large"],
+    );
+    let out_export = encore_in(
+        &dir,
+        full_disk,
+        &[
+            "export",
+            "--checkpoint",
+            "out/c.ckpt",
+            "--out",
+            "out/m.encore",
+        ],
+    );
+    failed_with(
+        &out_export,
+        &["cannot write out/m.encore", "File too large"],
+    );
+    assert_eq!(
+        std::fs::read(out.join("c.ckpt")).unwrap(),
+        checkpoint,
+        "the checkpoint changed"
+    );
+    assert_eq!(
+        std::fs::read(out.join("m.encore")).unwrap(),
+        weights,
+        "the weight file changed"
+    );
     no_temporaries(&out);
 
     // A read-only output directory.
     let as_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
-    let user = if as_root { "setpriv --reuid=65534 --regid=65534 --clear-groups" } else { "" };
-    let chmod = |mode: &str| assert!(Command::new("chmod").arg(mode).arg(&out).status().unwrap().success());
+    let user = if as_root {
+        "setpriv --reuid=65534 --regid=65534 --clear-groups"
+    } else {
+        ""
+    };
+    let chmod = |mode: &str| {
+        assert!(
+            Command::new("chmod")
+                .arg(mode)
+                .arg(&out)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
     chmod("555");
     let read_only = |args: &[&str]| {
         Command::new("bash")
@@ -114,10 +188,22 @@ fn a_full_disk_or_a_read_only_directory_stops_the_run_and_keeps_the_last_checkpo
             .unwrap()
     };
     let out_run = read_only(&train("4", true));
-    let out_export = read_only(&["export", "--checkpoint", "out/c.ckpt", "--out", "out/m.encore"]);
+    let out_export = read_only(&[
+        "export",
+        "--checkpoint",
+        "out/c.ckpt",
+        "--out",
+        "out/m.encore",
+    ]);
     chmod("755");
-    failed_with(&out_run, &["writing checkpoint out/c.ckpt", "Permission denied"]);
-    failed_with(&out_export, &["cannot write out/m.encore", "Permission denied"]);
+    failed_with(
+        &out_run,
+        &["writing checkpoint out/c.ckpt", "Permission denied"],
+    );
+    failed_with(
+        &out_export,
+        &["cannot write out/m.encore", "Permission denied"],
+    );
     assert_eq!(std::fs::read(out.join("c.ckpt")).unwrap(), checkpoint);
     assert_eq!(std::fs::read(out.join("m.encore")).unwrap(), weights);
     no_temporaries(&out);
@@ -127,9 +213,14 @@ fn a_full_disk_or_a_read_only_directory_stops_the_run_and_keeps_the_last_checkpo
     ok(&resumed, "resume");
     assert!(
         String::from_utf8_lossy(&resumed.stdout).contains("resuming from out/c.ckpt after epoch 2")
-            || String::from_utf8_lossy(&resumed.stderr).contains("resuming from out/c.ckpt after epoch 2"),
+            || String::from_utf8_lossy(&resumed.stderr)
+                .contains("resuming from out/c.ckpt after epoch 2"),
         "did not resume from epoch 2"
     );
-    assert_ne!(std::fs::read(out.join("c.ckpt")).unwrap(), checkpoint, "no new checkpoint");
+    assert_ne!(
+        std::fs::read(out.join("c.ckpt")).unwrap(),
+        checkpoint,
+        "no new checkpoint"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

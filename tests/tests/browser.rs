@@ -462,7 +462,10 @@ fn assert_native(what: &str, got: &serde_json::Value, case: &browser_fixture::Br
     let items: Vec<u32> = serde_json::from_value(got["items"].clone())
         .unwrap_or_else(|_| panic!("{what}: no ranking in {got}"));
     let scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
-    assert_eq!(items, case.expected_items, "{what}: order differs from native");
+    assert_eq!(
+        items, case.expected_items,
+        "{what}: order differs from native"
+    );
     for (s, e) in scores.iter().zip(&case.expected_scores) {
         assert!((s - e).abs() <= 1e-4, "{what}: score {s} vs native {e}");
     }
@@ -496,21 +499,37 @@ fn browser_survives_a_lost_gpu_device_caller_errors_and_load() {
     assert!(lost["devices"].as_u64().unwrap() >= 1, "{lost}");
     assert_eq!(lost["backendBefore"], "webgpu");
     assert_native("WebGPU before the loss", &lost["before"], case);
-    assert_eq!(lost["firstError"], serde_json::Value::Null, "the first rerank after the loss failed: {lost}");
+    assert_eq!(
+        lost["firstError"],
+        serde_json::Value::Null,
+        "the first rerank after the loss failed: {lost}"
+    );
     assert_native("the first rerank after the loss", &out["afterLoss"], case);
     assert_native("a later rerank", &lost["again"], case);
     assert_native("the session after the loss", &lost["sessionAfter"], case);
     assert_eq!(lost["backendAfter"], "cpu");
     let reason = lost["reasonAfter"].as_str().unwrap();
-    assert!(reason.starts_with("CPU: WebGPU stopped serving ("), "{reason}");
-    assert_eq!(lost["reloadedBackend"], "webgpu", "a new load did not open a new device");
+    assert!(
+        reason.starts_with("CPU: WebGPU stopped serving ("),
+        "{reason}"
+    );
+    assert_eq!(
+        lost["reloadedBackend"], "webgpu",
+        "a new load did not open a new device"
+    );
     assert_native("a reranker loaded after the loss", &lost["fresh"], case);
     assert_eq!(out["unhandledRejections"], 0, "{out}");
 
     let caller = &out["callerErrors"];
     assert_eq!(caller["progressError"], "app bug in onProgress");
     assert_eq!(caller["thenError"], "app bug after a rerank");
-    assert!(caller["appendError"].as_str().unwrap().starts_with("event "), "{caller}");
+    assert!(
+        caller["appendError"]
+            .as_str()
+            .unwrap()
+            .starts_with("event "),
+        "{caller}"
+    );
     for what in ["reference", "afterProgress", "afterThen", "session"] {
         assert_native(what, &caller[what], case);
     }
@@ -518,7 +537,10 @@ fn browser_survives_a_lost_gpu_device_caller_errors_and_load() {
     let cycles = &out["loadCycles"];
     let growth = cycles["memoryAfter"].as_u64().unwrap() - cycles["memoryBefore"].as_u64().unwrap();
     let long = &out["longSession"];
-    assert_eq!(long["length"].as_u64().unwrap() as usize, case.events.len() + 100_000);
+    assert_eq!(
+        long["length"].as_u64().unwrap() as usize,
+        case.events.len() + 100_000
+    );
     let samples: Vec<(u64, u64)> = serde_json::from_value(long["samples"].clone()).unwrap();
     assert_eq!(samples.len(), 10);
     println!(
@@ -532,7 +554,10 @@ fn browser_survives_a_lost_gpu_device_caller_errors_and_load() {
         long["seconds"].as_f64().unwrap(),
         samples.iter().map(|s| s.1).collect::<Vec<_>>()
     );
-    assert_eq!(growth, 0, "1,000 load/free cycles grew the module's memory by {growth} bytes");
+    assert_eq!(
+        growth, 0,
+        "1,000 load/free cycles grew the module's memory by {growth} bytes"
+    );
     assert_eq!(
         samples.last().unwrap().1,
         samples[0].1,

@@ -27,7 +27,9 @@ fn library_dir() -> PathBuf {
 
 /// Runs a command, returning its stdout; panics with its output when it fails.
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -46,9 +48,17 @@ fn inputs(items: &[u32]) -> (Vec<Event>, Vec<u32>, RerankRequest) {
             member: 0,
             item: items[i],
             timestamp: 1_700_000_000 + 3600 * i as i64,
-            action: if i % 3 == 1 { Action::Trailer } else { Action::Play },
+            action: if i % 3 == 1 {
+                Action::Trailer
+            } else {
+                Action::Play
+            },
             duration_s: 600.0 * i as f32,
-            surface: if i % 2 == 1 { Surface::Search } else { Surface::Home },
+            surface: if i % 2 == 1 {
+                Surface::Search
+            } else {
+                Surface::Home
+            },
             country: if i == 0 { "??".into() } else { "FR".into() },
             device: DeviceType::Tv,
         })
@@ -90,7 +100,13 @@ fn assert_same(name: &str, printed: &[(u32, f32)], expected: &[ScoredItem]) {
         "{name}: order"
     );
     for (p, e) in printed.iter().zip(expected) {
-        assert!((p.1 - e.score).abs() <= 1e-5, "{name}: item {} scored {} vs {}", e.item, p.1, e.score);
+        assert!(
+            (p.1 - e.score).abs() <= 1e-5,
+            "{name}: item {} scored {} vs {}",
+            e.item,
+            p.1,
+            e.score
+        );
     }
 }
 
@@ -102,7 +118,10 @@ fn refusals(stdout: &str) -> HashMap<String, (u32, String)> {
         .map(|l| {
             let (what, rest) = l.split_once(' ').expect("what");
             let (status, message) = rest.split_once(' ').expect("status");
-            (what.to_string(), (status.parse().expect("status"), message.to_string()))
+            (
+                what.to_string(),
+                (status.parse().expect("status"), message.to_string()),
+            )
         })
         .collect()
 }
@@ -110,13 +129,21 @@ fn refusals(stdout: &str) -> HashMap<String, (u32, String)> {
 fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[u8]) {
     let (history, candidates, request) = inputs(items);
     let stateless = reranker.rerank(&history, &candidates, &request).unwrap();
-    let home = reranker.rerank(&history, &candidates, &RerankRequest::on(Surface::Home)).unwrap();
-    let first_half = reranker.rerank(&history[..3], &candidates, &request).unwrap();
+    let home = reranker
+        .rerank(&history, &candidates, &RerankRequest::on(Surface::Home))
+        .unwrap();
+    let first_half = reranker
+        .rerank(&history[..3], &candidates, &request)
+        .unwrap();
     let printed = rankings(stdout);
     assert_eq!(printed.len(), 4, "{stdout}");
     assert_same("stateless", &printed["stateless"], &stateless);
     assert_same("home", &printed["home"], &home);
-    assert_same("session-first-half", &printed["session-first-half"], &first_half);
+    assert_same(
+        "session-first-half",
+        &printed["session-first-half"],
+        &first_half,
+    );
     assert_same("session", &printed["session"], &stateless);
     assert_ne!(
         stateless.iter().map(|s| s.item).collect::<Vec<_>>(),
@@ -127,14 +154,21 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
     // Each refusal: its status code, and the Rust library's own message.
     let refused = refusals(stdout);
     let bundle_error = |bytes: &[u8], limit: u64| {
-        Reranker::from_bytes_within(bytes, &Device::flex(), limit).err().expect("refused").to_string()
+        Reranker::from_bytes_within(bytes, &Device::flex(), limit)
+            .err()
+            .expect("refused")
+            .to_string()
     };
     let mut corrupted = bundle.to_vec();
     let n = corrupted.len();
     corrupted[n - 5] ^= 0x40;
     let unknown = [candidates[0], 4_000_000_000];
     let rerank_error = |h: &[Event], c: &[u32]| {
-        reranker.rerank(h, c, &RerankRequest::on(Surface::Home)).err().expect("refused").to_string()
+        reranker
+            .rerank(h, c, &RerankRequest::on(Surface::Home))
+            .err()
+            .expect("refused")
+            .to_string()
     };
     let mut backwards = history.clone();
     backwards[4].timestamp = 5;
@@ -144,18 +178,36 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
         ("limit", 3, bundle_error(bundle, 1000)),
         ("candidate", 4, rerank_error(&history, &unknown)),
         ("null", 1, "history is NULL".to_string()),
-        ("capacity", 2, "the output arrays hold 3 entries; 20 candidates need 20".to_string()),
-        ("surface", 2, "request: surface code 9 is not one of 0..3".to_string()),
+        (
+            "capacity",
+            2,
+            "the output arrays hold 3 entries; 20 candidates need 20".to_string(),
+        ),
+        (
+            "surface",
+            2,
+            "request: surface code 9 is not one of 0..3".to_string(),
+        ),
         ("order", 4, rerank_error(&backwards, &candidates)),
     ];
     for (what, status, message) in expected {
-        assert_eq!(refused.get(what), Some(&(status, message)), "{what}:\n{stdout}");
+        assert_eq!(
+            refused.get(what),
+            Some(&(status, message)),
+            "{what}:\n{stdout}"
+        );
     }
     let (status, message) = &refused["append"];
     assert_eq!(*status, 4);
-    assert!(message.starts_with("appended event 0 (history position 6): "), "{message}");
+    assert!(
+        message.starts_with("appended event 0 (history position 6): "),
+        "{message}"
+    );
     assert!(stdout.contains("\nfailures 0\n"), "{stdout}");
-    assert!(stdout.starts_with(&format!("version {}\n", env!("CARGO_PKG_VERSION"))), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("version {}\n", env!("CARGO_PKG_VERSION"))),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -166,7 +218,14 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
     let out = temp_dir("cbindgen").join("encore.h");
     run(Command::new("cbindgen")
         .current_dir(&crate_dir)
-        .args(["--config", "cbindgen.toml", "--crate", "encore-c", "--quiet", "--output"])
+        .args([
+            "--config",
+            "cbindgen.toml",
+            "--crate",
+            "encore-c",
+            "--quiet",
+            "--output",
+        ])
         .arg(&out));
     let generated = std::fs::read_to_string(&out).unwrap();
     if std::env::var("ENCORE_BLESS").as_deref() == Ok("1") {
@@ -188,7 +247,10 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
         "encore_reranker_free",
         "encore_last_error",
     ] {
-        assert!(generated.contains(&format!("{function}(")), "{function} not declared");
+        assert!(
+            generated.contains(&format!("{function}(")),
+            "{function} not declared"
+        );
     }
 }
 
@@ -215,20 +277,33 @@ fn a_c_program_and_a_python_host_rerank_as_the_rust_library_does() {
     let items = reranker.items().ids().to_vec();
     let lib = library_dir();
 
-    let shared = compile(&dir, "consumer-shared", &[
-        &format!("-L{}", lib.display()),
-        &format!("-Wl,-rpath,{}", lib.display()),
-        "-lencore_c",
-        "-lm",
-    ]);
+    let shared = compile(
+        &dir,
+        "consumer-shared",
+        &[
+            &format!("-L{}", lib.display()),
+            &format!("-Wl,-rpath,{}", lib.display()),
+            "-lencore_c",
+            "-lm",
+        ],
+    );
     let stdout = run(Command::new(&shared).arg(&bundle_path));
     check_c_consumer(&stdout, &reranker, &items, &bundle);
 
     let static_lib = lib.join("libencore_c.a");
-    let fully_static = compile(&dir, "consumer-static", &[
-        static_lib.to_str().unwrap(),
-        "-lm", "-lpthread", "-ldl", "-lrt", "-lutil", "-lgcc_s",
-    ]);
+    let fully_static = compile(
+        &dir,
+        "consumer-static",
+        &[
+            static_lib.to_str().unwrap(),
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-lrt",
+            "-lutil",
+            "-lgcc_s",
+        ],
+    );
     let stdout = run(Command::new(&fully_static).arg(&bundle_path));
     check_c_consumer(&stdout, &reranker, &items, &bundle);
 

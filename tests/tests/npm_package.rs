@@ -25,7 +25,9 @@ use encore_tests::{
 use serde_json::Value;
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -65,7 +67,10 @@ fn assert_ranking(what: &str, got: &Value, case: &BrowserCase) {
         .collect();
     assert_eq!(items, case.expected_items, "{what}: order");
     for ((item, score), expected) in items.iter().zip(&scores).zip(&case.expected_scores) {
-        assert!((score - expected).abs() <= 1e-4, "{what}: item {item} scored {score} vs {expected}");
+        assert!(
+            (score - expected).abs() <= 1e-4,
+            "{what}: item {item} scored {score} vs {expected}"
+        );
     }
 }
 
@@ -79,12 +84,17 @@ fn assert_rankings(what: &str, got: &Value, cases: &[BrowserCase]) {
 
 /// Progress reports: bytes so far growing to the bundle's size, each with its total.
 fn assert_progress(what: &str, progress: &Value, size: usize) {
-    let reports = progress.as_array().unwrap_or_else(|| panic!("{what}: {progress}"));
+    let reports = progress
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: {progress}"));
     assert!(!reports.is_empty(), "{what}: no progress reported");
     let loaded: Vec<u64> = reports.iter().map(|r| r[0].as_u64().unwrap()).collect();
     assert!(loaded.windows(2).all(|w| w[0] < w[1]), "{what}: {loaded:?}");
     assert_eq!(*loaded.last().unwrap(), size as u64, "{what}");
-    assert!(reports.iter().all(|r| r[1].as_u64() == Some(size as u64)), "{what}: {progress}");
+    assert!(
+        reports.iter().all(|r| r[1].as_u64() == Some(size as u64)),
+        "{what}: {progress}"
+    );
 }
 
 #[test]
@@ -102,27 +112,37 @@ fn the_packed_npm_package_works_in_a_consumer_app_with_its_worker_and_cpu_entrie
     let histories = group_by_member(&world.events);
     let long = histories.iter().max_by_key(|h| h.events.len()).unwrap();
     let ids = world.catalog.ids();
-    let cases: Vec<BrowserCase> = [(3, Surface::Home, 10), (12, Surface::Kids, 40), (40, Surface::Search, 100)]
-        .into_iter()
-        .map(|(n, surface, n_cands)| {
-            let history = &long.events[long.events.len() - n..];
-            let candidates: Vec<u32> = ids.iter().rev().take(n_cands).copied().collect();
-            let request = RerankRequest {
-                surface,
-                timestamp: Some(history.last().unwrap().timestamp + 600),
-                device: Some(DeviceType::Tablet),
-                country: Some("FR".into()),
-            };
-            browser_fixture::case(&native, history, &candidates, &request).unwrap()
-        })
-        .collect();
+    let cases: Vec<BrowserCase> = [
+        (3, Surface::Home, 10),
+        (12, Surface::Kids, 40),
+        (40, Surface::Search, 100),
+    ]
+    .into_iter()
+    .map(|(n, surface, n_cands)| {
+        let history = &long.events[long.events.len() - n..];
+        let candidates: Vec<u32> = ids.iter().rev().take(n_cands).copied().collect();
+        let request = RerankRequest {
+            surface,
+            timestamp: Some(history.last().unwrap().timestamp + 600),
+            device: Some(DeviceType::Tablet),
+            country: Some("FR".into()),
+        };
+        browser_fixture::case(&native, history, &candidates, &request).unwrap()
+    })
+    .collect();
 
     // Pack, install into a fresh copy of the app, build it.
     let packed = run(Command::new("npm")
         .current_dir(&pkg)
         .args(["pack", "--silent", "--pack-destination"])
         .arg(&dir));
-    let tarball = dir.join(packed.trim().lines().last().expect("npm pack names the tarball"));
+    let tarball = dir.join(
+        packed
+            .trim()
+            .lines()
+            .last()
+            .expect("npm pack names the tarball"),
+    );
     assert!(tarball.exists(), "{}", tarball.display());
     let app = dir.join("app");
     copy_dir(&root.join("tests/npm-consumer"), &app);
@@ -131,7 +151,14 @@ fn the_packed_npm_package_works_in_a_consumer_app_with_its_worker_and_cpu_entrie
         .args(["install", "--no-audit", "--no-fund", "--prefer-offline"])
         .arg(&tarball));
     let installed = app.join("node_modules/encore-reranker");
-    for file in ["worker.js", "worker-runtime.js", "worker.d.ts", "bundle.js", "README.md", "cpu/encore_wasm_bg.wasm"] {
+    for file in [
+        "worker.js",
+        "worker-runtime.js",
+        "worker.d.ts",
+        "bundle.js",
+        "README.md",
+        "cpu/encore_wasm_bg.wasm",
+    ] {
         assert!(installed.join(file).exists(), "the tarball lacks {file}");
     }
     run(Command::new("node")
@@ -142,35 +169,67 @@ fn the_packed_npm_package_works_in_a_consumer_app_with_its_worker_and_cpu_entrie
 
     let out = run_browser_script("consumer.mjs", &["--app", app.to_str().unwrap()]);
     let main = &out["main"];
-    assert!(main["streamed"].as_u64().unwrap() >= 1, "the wasm did not compile while streaming");
+    assert!(
+        main["streamed"].as_u64().unwrap() >= 1,
+        "the wasm did not compile while streaming"
+    );
     assert_progress("load from a URL", &main["progress"], weights.len());
-    assert_progress("worker load from a URL", &main["workerProgress"], weights.len());
-    assert_eq!(main["itemCount"].as_u64().unwrap() as usize, native.items().len());
+    assert_progress(
+        "worker load from a URL",
+        &main["workerProgress"],
+        weights.len(),
+    );
+    assert_eq!(
+        main["itemCount"].as_u64().unwrap() as usize,
+        native.items().len()
+    );
     assert_rankings("main entry", &main["direct"], &cases);
     for (k, loader) in ["Response", "URL", "ArrayBuffer"].iter().enumerate() {
-        assert_rankings(&format!("loaded from a {loader}"), &main["loaders"][k], &cases);
+        assert_rankings(
+            &format!("loaded from a {loader}"),
+            &main["loaders"][k],
+            &cases,
+        );
     }
     assert_rankings("sessions", &main["sessions"], &cases);
     assert_rankings("worker", &main["workerDirect"], &cases);
     assert_rankings("worker sessions", &main["workerSessions"], &cases);
-    assert_eq!(main["transferred"], true, "typed arrays were copied, not moved");
-    assert_eq!(main["workerState"]["itemCount"].as_u64().unwrap() as usize, native.items().len());
+    assert_eq!(
+        main["transferred"], true,
+        "typed arrays were copied, not moved"
+    );
+    assert_eq!(
+        main["workerState"]["itemCount"].as_u64().unwrap() as usize,
+        native.items().len()
+    );
 
     let refusals = &main["refusals"];
     let missing = refusals["missing"].as_str().unwrap();
-    assert!(missing.contains("missing.encore") && missing.contains("HTTP 404"), "{missing}");
+    assert!(
+        missing.contains("missing.encore") && missing.contains("HTTP 404"),
+        "{missing}"
+    );
     assert_eq!(
         refusals["notBytes"],
         "the bundle must be a Uint8Array, an ArrayBuffer, a Response, a URL or a URL string"
     );
-    assert!(refusals["surface"].as_str().unwrap().starts_with("unknown surface \"attic\""), "{refusals}");
+    assert!(
+        refusals["surface"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown surface \"attic\""),
+        "{refusals}"
+    );
     // The worker refuses with the main entry's messages.
     assert_eq!(main["workerRefusals"]["surface"], refusals["surface"]);
     assert_eq!(main["workerRefusals"]["missing"], refusals["missing"]);
     assert_eq!(main["afterFree"], "the reranker was freed");
 
     let hop = &main["hop"];
-    let (direct, worker) = (hop["direct"].as_f64().unwrap(), hop["worker"].as_f64().unwrap());
+    let (direct, worker) = (
+        hop["direct"].as_f64().unwrap(),
+        hop["worker"].as_f64().unwrap(),
+    );
     assert!(direct > 0.0 && worker > 0.0, "{hop}");
     assert_eq!(hop["workerBackend"], "cpu");
     println!(

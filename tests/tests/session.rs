@@ -345,14 +345,25 @@ fn a_long_session_keeps_memory_bounded_and_agrees_with_a_full_recompute() {
                 continue;
             }
             let request = RerankRequest::on(Surface::ALL[i % Surface::ALL.len()]);
-            let incremental = reranker.rerank_session(&mut session, &candidates, &request).unwrap();
-            let full = reranker.rerank(&events[..=i], &candidates, &request).unwrap();
-            assert_same(&incremental, &full, &format!("step {step}, after event {i}"));
+            let incremental = reranker
+                .rerank_session(&mut session, &candidates, &request)
+                .unwrap();
+            let full = reranker
+                .rerank(&events[..=i], &candidates, &request)
+                .unwrap();
+            assert_same(
+                &incremental,
+                &full,
+                &format!("step {step}, after event {i}"),
+            );
             assert_eq!(session.len(), i + 1);
             held.push(session.history().len());
         }
         let most = *held.iter().max().unwrap();
-        assert!(most < 1_000, "step {step}: the session held up to {most} of 4,000 events");
+        assert!(
+            most < 1_000,
+            "step {step}: the session held up to {most} of 4,000 events"
+        );
         assert!(session.min_len() > 0, "step {step}: nothing was dropped");
         assert!(session.history().len() < events.len());
 
@@ -360,15 +371,26 @@ fn a_long_session_keeps_memory_bounded_and_agrees_with_a_full_recompute() {
         let min_len = session.min_len();
         assert_eq!(
             session.truncate(min_len - 1),
-            Err(RerankError::TruncatedPastDropped { len: min_len - 1, min_len })
+            Err(RerankError::TruncatedPastDropped {
+                len: min_len - 1,
+                min_len
+            })
         );
         assert_eq!(session.len(), events.len());
         // At the bound: the window moves back, and the rerank is the stateless one again.
         session.truncate(min_len).unwrap();
         assert_eq!(session.len(), min_len);
         let request = RerankRequest::on(Surface::Home);
-        let incremental = reranker.rerank_session(&mut session, &candidates, &request).unwrap();
-        let full = reranker.rerank(&events[..min_len], &candidates, &request).unwrap();
-        assert_same(&incremental, &full, &format!("step {step}, cut to {min_len}"));
+        let incremental = reranker
+            .rerank_session(&mut session, &candidates, &request)
+            .unwrap();
+        let full = reranker
+            .rerank(&events[..min_len], &candidates, &request)
+            .unwrap();
+        assert_same(
+            &incremental,
+            &full,
+            &format!("step {step}, cut to {min_len}"),
+        );
     }
 }

@@ -4,9 +4,7 @@
 use encore_core::{Event, RerankRequest, Surface};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::input::{
-    self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, JsRequest, LoadOptions,
-};
+use crate::input::{self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, JsRequest, LoadOptions};
 
 /// Refuses an object with a key outside `known`, naming the key and `what` (the object):
 /// serde reads only the fields it knows (serde_wasm_bindgen ignores `deny_unknown_fields`), so

@@ -239,7 +239,8 @@ pub fn columns_to_events(
     let name_at = |column: &Option<Vec<String>>, i: usize| column.as_ref().map(|c| c[i].clone());
     (0..n)
         .map(|i| {
-            let item = item_id(items[i]).map_err(|_| format!("event {i}: item {} is not an item id", items[i]))?;
+            let item = item_id(items[i])
+                .map_err(|_| format!("event {i}: item {} is not an item id", items[i]))?;
             to_event(JsEvent {
                 item,
                 timestamp: timestamps[i],

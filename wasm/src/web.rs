@@ -2,7 +2,6 @@
 //! backend choice, and the conversion of JavaScript values, whose checks live in
 //! [`crate::input`].
 
-
 #[path = "backend.rs"]
 mod backend;
 #[path = "candidates.rs"]
@@ -190,7 +189,9 @@ impl Reranker {
     #[wasm_bindgen(getter, js_name = backendReason)]
     pub fn backend_reason(&self) -> String {
         match self.inner.gpu_unavailable() {
-            Some(why) => format!("CPU: WebGPU stopped serving ({why}); reranks run on the CPU since"),
+            Some(why) => {
+                format!("CPU: WebGPU stopped serving ({why}); reranks run on the CPU since")
+            }
             None => self.backend_reason.clone(),
         }
     }
@@ -338,10 +339,7 @@ impl Session {
     /// Events in the history.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> usize {
-        self.state
-            .borrow()
-            .as_ref()
-            .map_or(0, |s| s.len())
+        self.state.borrow().as_ref().map_or(0, |s| s.len())
     }
 
     /// Tokens the last rerank encoded (the rest came from the cache).

@@ -257,35 +257,55 @@ mod tests {
         };
         let events = unsafe { h.events("history") }.unwrap();
         assert_eq!(events.iter().map(|e| e.item).collect::<Vec<_>>(), items);
-        assert_eq!(events.iter().map(|e| e.timestamp).collect::<Vec<_>>(), times);
+        assert_eq!(
+            events.iter().map(|e| e.timestamp).collect::<Vec<_>>(),
+            times
+        );
         assert_eq!(
             events.iter().map(|e| e.surface).collect::<Vec<_>>(),
             [Surface::Home, Surface::Kids, Surface::Search]
         );
         assert_eq!(
-            events.iter().map(|e| e.country.as_str()).collect::<Vec<_>>(),
+            events
+                .iter()
+                .map(|e| e.country.as_str())
+                .collect::<Vec<_>>(),
             ["??", "FR", "??"]
         );
-        assert!(events.iter().all(|e| e.action == Action::Play && e.device == DeviceType::Web));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.action == Action::Play && e.device == DeviceType::Web)
+        );
 
         let bad = [0u8, 9, 0];
         h.devices = bad.as_ptr();
         let err = unsafe { h.events("history") }.unwrap_err();
         assert_eq!(err.status, crate::EncoreStatus::InvalidArgument);
-        assert_eq!(err.message, "history event 1: device code 9 is not one of 0..3");
+        assert_eq!(
+            err.message,
+            "history event 1: device code 9 is not one of 0..3"
+        );
 
         h.devices = std::ptr::null();
         h.timestamps = std::ptr::null();
         let err = unsafe { h.events("history") }.unwrap_err();
         assert_eq!(
             (err.status, err.message.as_str()),
-            (crate::EncoreStatus::NullArgument, "history.timestamps is NULL")
+            (
+                crate::EncoreStatus::NullArgument,
+                "history.timestamps is NULL"
+            )
         );
         h.len = ENCORE_MAX_EVENTS + 1;
         let err = unsafe { h.events("history") }.unwrap_err();
         assert_eq!(err.status, crate::EncoreStatus::InvalidArgument);
         // An empty history needs no arrays at all.
-        let empty = EncoreHistory { len: 0, items: std::ptr::null(), ..h };
+        let empty = EncoreHistory {
+            len: 0,
+            items: std::ptr::null(),
+            ..h
+        };
         assert!(unsafe { empty.events("history") }.unwrap().is_empty());
     }
 }

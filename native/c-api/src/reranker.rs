@@ -19,7 +19,9 @@ pub(crate) fn refused(e: RerankError) -> Failure {
 ///
 /// # Safety
 /// A non-null `ptr` must come from [`encore_reranker_load`] and not be freed.
-pub(crate) unsafe fn live_reranker<'a>(ptr: *const EncoreReranker) -> Result<&'a Reranker, Failure> {
+pub(crate) unsafe fn live_reranker<'a>(
+    ptr: *const EncoreReranker,
+) -> Result<&'a Reranker, Failure> {
     // SAFETY: the caller's contract.
     unsafe { ptr.as_ref() }
         .map(|r| &r.0)
@@ -98,7 +100,11 @@ pub unsafe extern "C" fn encore_reranker_load(
         unsafe { *out = std::ptr::null_mut() };
         // SAFETY: the caller's contract.
         let bytes = unsafe { slice(bytes, len, "bytes")? };
-        let limit = if max_decoded_bytes == 0 { u64::MAX } else { max_decoded_bytes };
+        let limit = if max_decoded_bytes == 0 {
+            u64::MAX
+        } else {
+            max_decoded_bytes
+        };
         let reranker = Reranker::from_bytes_within(bytes, &Device::flex(), limit)
             .map_err(|e| Failure::new(EncoreStatus::InvalidBundle, e.to_string()))?;
         // SAFETY: as above.

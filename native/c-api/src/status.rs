@@ -90,7 +90,9 @@ pub fn guard(body: impl FnOnce() -> Result<(), Failure>) -> EncoreStatus {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic without a message".into());
-            set_last_error(&format!("internal error in Encore (please report it): {what}"));
+            set_last_error(&format!(
+                "internal error in Encore (please report it): {what}"
+            ));
             EncoreStatus::Internal
         }
     }
@@ -102,7 +104,10 @@ mod tests {
     use std::ffi::CStr;
 
     fn last_error() -> String {
-        unsafe { CStr::from_ptr(encore_last_error()) }.to_str().unwrap().to_string()
+        unsafe { CStr::from_ptr(encore_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -116,7 +121,10 @@ mod tests {
         // Success leaves the last failure's message in place.
         assert_eq!(guard(|| Ok(())), EncoreStatus::Ok);
         assert_eq!(last_error(), "surface code 9");
-        assert_eq!(guard(|| panic!("index {} out of range", 7)), EncoreStatus::Internal);
+        assert_eq!(
+            guard(|| panic!("index {} out of range", 7)),
+            EncoreStatus::Internal
+        );
         assert_eq!(
             last_error(),
             "internal error in Encore (please report it): index 7 out of range"
@@ -127,6 +135,8 @@ mod tests {
         );
         assert_eq!(last_error(), "a\\0b");
         // Each thread has its own message.
-        std::thread::spawn(|| assert_eq!(last_error(), "")).join().unwrap();
+        std::thread::spawn(|| assert_eq!(last_error(), ""))
+            .join()
+            .unwrap();
     }
 }

@@ -81,7 +81,10 @@ mod tests {
         write_atomic(&dir.join("x.bin"), b"whole").unwrap();
         assert_eq!(std::fs::read(dir.join("x.bin")).unwrap(), b"whole");
         assert!(!dead.exists(), "a dead process's temporary was left");
-        assert!(live_other.exists(), "a running process's temporary was removed");
+        assert!(
+            live_other.exists(),
+            "a running process's temporary was removed"
+        );
         assert!(other.exists(), "another file's temporary was removed");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -23,9 +23,13 @@ static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
 fuzz_target!(|data: &[u8]| {
     for format in [LogFormat::Csv, LogFormat::JsonLines] {
         for skip_bad_lines in [false, true] {
-            if let Ok((events, skipped)) =
-                parse_event_log("fuzz", data, format, &CATALOG, LineOptions { skip_bad_lines })
-            {
+            if let Ok((events, skipped)) = parse_event_log(
+                "fuzz",
+                data,
+                format,
+                &CATALOG,
+                LineOptions { skip_bad_lines },
+            ) {
                 assert!(skipped == 0 || skip_bad_lines);
                 for e in &events {
                     assert!(encore_core::data::events::timestamp_in_range(e.timestamp));

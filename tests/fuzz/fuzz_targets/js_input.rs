@@ -6,8 +6,8 @@
 //! exactly when the object has one.
 #![no_main]
 
-use encore_core::data::events::timestamp_in_range;
 use encore_core::Surface;
+use encore_core::data::events::timestamp_in_range;
 use encore_wasm::input::{
     self, COLUMN_KEYS, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, JsRequest, JsTitle,
     LOAD_OPTION_KEYS, REQUEST_KEYS, TITLE_KEYS,
@@ -34,16 +34,25 @@ fn event(v: &Value) {
 }
 
 fn object(map: &serde_json::Map<String, Value>, v: &Value) {
-    for known in [EVENT_KEYS, COLUMN_KEYS, REQUEST_KEYS, LOAD_OPTION_KEYS, TITLE_KEYS] {
+    for known in [
+        EVENT_KEYS,
+        COLUMN_KEYS,
+        REQUEST_KEYS,
+        LOAD_OPTION_KEYS,
+        TITLE_KEYS,
+    ] {
         let refused = input::known_keys_only(map.keys(), "object", known).is_err();
         assert_eq!(refused, map.keys().any(|k| !known.contains(&k.as_str())));
     }
     event(v);
-    if let (Some(items), Some(timestamps)) = (numbers(map.get("items")), numbers(map.get("timestamps")))
+    if let (Some(items), Some(timestamps)) =
+        (numbers(map.get("items")), numbers(map.get("timestamps")))
         && let Ok(names) = serde_json::from_value::<JsColumns>(v.clone())
     {
         let durations = numbers(map.get("durations"));
-        if let Ok(events) = input::columns_to_events(&items, &timestamps, durations.as_deref(), &names) {
+        if let Ok(events) =
+            input::columns_to_events(&items, &timestamps, durations.as_deref(), &names)
+        {
             assert_eq!(events.len(), items.len());
             for (e, &id) in events.iter().zip(&items) {
                 assert_eq!(f64::from(e.item), id);
@@ -64,7 +73,8 @@ fn object(map: &serde_json::Map<String, Value>, v: &Value) {
     }
     if let Ok(raw) = serde_json::from_value::<JsTitle>(v.clone()) {
         let id = raw.id;
-        let content = numbers(map.get("content")).map(|c| c.into_iter().map(|x| x as f32).collect());
+        let content =
+            numbers(map.get("content")).map(|c| c.into_iter().map(|x| x as f32).collect());
         if let Ok(candidate) = input::title(raw, content) {
             assert_eq!(f64::from(candidate.id), id);
             let m = candidate.metadata.expect("a pushed title has metadata");
@@ -88,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Value::Object(map) => object(map, &value),
         _ => {
-            let _ = value.as_f64().map(input::item_id).map(|id| id.map(|id| assert!(f64::from(id) == value.as_f64().unwrap())));
+            let _ = value
+                .as_f64()
+                .map(input::item_id)
+                .map(|id| id.map(|id| assert!(f64::from(id) == value.as_f64().unwrap())));
             let _ = value.as_f64().map(input::timestamp);
         }
     }

@@ -2,7 +2,7 @@
 //! an error naming file and line, never a panic.
 #![no_main]
 
-use encore_core::data::movielens::{parse_ml100k, parse_ml1m};
+use encore_core::data::movielens::{parse_ml1m, parse_ml100k};
 use encore_core::data::source::LineOptions;
 use libfuzzer_sys::fuzz_target;
 

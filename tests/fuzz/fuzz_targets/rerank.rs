@@ -28,9 +28,14 @@ static RERANKER: LazyLock<Reranker> = LazyLock::new(|| {
         .with_max_len(12)
         .with_dropout(0.0);
     let model = config.init(&Device::flex());
-    let items = encore_core::data::catalog::ItemVocabulary::new((100..100 + ITEMS as u32).collect())
-        .unwrap();
-    let values = |n: usize, seed: f32| (0..n).map(|i| ((i as f32 + seed) * 0.37).sin() * 0.1).collect::<Vec<f32>>();
+    let items =
+        encore_core::data::catalog::ItemVocabulary::new((100..100 + ITEMS as u32).collect())
+            .unwrap();
+    let values = |n: usize, seed: f32| {
+        (0..n)
+            .map(|i| ((i as f32 + seed) * 0.37).sin() * 0.1)
+            .collect::<Vec<f32>>()
+    };
     let encoder = ServingContentEncoder {
         spec: ContentEncoderSpec {
             d_model: D,
@@ -142,13 +147,18 @@ fuzz_target!(|data: &[u8]| {
     let half = history.len() / 2;
     if let Ok(mut session) = MemberSession::new(history[..half].to_vec()) {
         let _ = r.rerank_session_pushed(&mut session, &candidates, &request);
-        let appended = history[half..].iter().all(|e| session.append(e.clone()).is_ok());
+        let appended = history[half..]
+            .iter()
+            .all(|e| session.append(e.clone()).is_ok());
         if appended {
             let again = r.rerank_session_pushed(&mut session, &candidates, &request);
             if let (Ok(a), Ok(b)) = (&again, &stateless) {
                 // By item: near-ties may order differently.
                 for x in a {
-                    let y = b.iter().find(|y| y.item == x.item).expect("same candidates");
+                    let y = b
+                        .iter()
+                        .find(|y| y.item == x.item)
+                        .expect("same candidates");
                     assert!(
                         (x.score - y.score).abs() <= 1e-3 * (1.0 + y.score.abs()),
                         "session {x:?} vs stateless {y:?}"

@@ -57,7 +57,11 @@ fuzz_target!(|data: &[u8]| {
         Err(unknown) => {
             assert_eq!(events[unknown.position].item, unknown.item);
             assert!(unknown.item >= 100 + ITEMS);
-            assert!(events[..unknown.position].iter().all(|e| e.item < 100 + ITEMS));
+            assert!(
+                events[..unknown.position]
+                    .iter()
+                    .all(|e| e.item < 100 + ITEMS)
+            );
             return;
         }
     };
@@ -69,8 +73,12 @@ fuzz_target!(|data: &[u8]| {
     // In two pieces, the same.
     let cut = usize::from(split).min(events.len());
     let mut pieces = Vec::new();
-    tokenizer.roll_up_onto(&catalog, &events[..cut], 0, &mut pieces).unwrap();
-    tokenizer.roll_up_onto(&catalog, &events[cut..], cut, &mut pieces).unwrap();
+    tokenizer
+        .roll_up_onto(&catalog, &events[..cut], 0, &mut pieces)
+        .unwrap();
+    tokenizer
+        .roll_up_onto(&catalog, &events[cut..], cut, &mut pieces)
+        .unwrap();
     assert_eq!(pieces, rolled);
 
     let in_tables = |input: &[u32; 10]| {
@@ -101,8 +109,18 @@ fuzz_target!(|data: &[u8]| {
         device: DeviceType::ALL[0],
         country: String::new(),
     });
-    let serving = tokenizer.serving_sequence(&catalog, &events, &request).unwrap();
+    let serving = tokenizer
+        .serving_sequence(&catalog, &events, &request)
+        .unwrap();
     assert!(!serving.is_empty() && serving.len() <= max_len);
-    assert_eq!(serving.len(), rolled.len() - tokenizer.window_start(rolled.len()) + 1);
-    assert!(serving.tokens.iter().all(|t| in_tables(&t.input) && t.target.is_none()));
+    assert_eq!(
+        serving.len(),
+        rolled.len() - tokenizer.window_start(rolled.len()) + 1
+    );
+    assert!(
+        serving
+            .tokens
+            .iter()
+            .all(|t| in_tables(&t.input) && t.target.is_none())
+    );
 });

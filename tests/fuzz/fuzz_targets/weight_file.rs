@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
             country: "US".into(),
             device: encore_core::DeviceType::Web,
         };
-        let _ = r.rerank(&[event], &[first], &encore_core::RerankRequest::on(encore_core::Surface::Home));
+        let _ = r.rerank(
+            &[event],
+            &[first],
+            &encore_core::RerankRequest::on(encore_core::Surface::Home),
+        );
     }
 });

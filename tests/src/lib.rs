@@ -111,3 +111,51 @@ pub fn run_browser_script(script: &str, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_str(stdout.trim()).expect("the script prints JSON")
 }
+
+/// Runs `cmd` and returns its stdout; panics with its output when it cannot start or fails.
+pub fn run_command(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Browser cases on the world's longest history, each with the native `reranker`'s answer:
+/// per `(events, surface, candidates)` the last events, the catalog's last ids as candidates,
+/// a request 10 minutes after the last event on `device` from `country`.
+pub fn native_cases(
+    world: &SyntheticWorld,
+    reranker: &encore_core::Reranker,
+    shapes: &[(usize, encore_core::Surface, usize)],
+    device: encore_core::DeviceType,
+    country: &str,
+) -> Vec<encore::browser_fixture::BrowserCase> {
+    let histories = group_by_member(&world.events);
+    let long = histories
+        .iter()
+        .max_by_key(|h| h.events.len())
+        .expect("members");
+    let ids = world.catalog.ids();
+    shapes
+        .iter()
+        .map(|&(n, surface, n_candidates)| {
+            let history = &long.events[long.events.len() - n.min(long.events.len())..];
+            let candidates: Vec<u32> = ids.iter().rev().take(n_candidates).copied().collect();
+            let request = encore_core::RerankRequest {
+                surface,
+                timestamp: Some(history.last().expect("events").timestamp + 600),
+                device: Some(device),
+                country: Some(country.into()),
+            };
+            encore::browser_fixture::case(reranker, history, &candidates, &request)
+                .expect("the native rerank")
+        })
+        .collect()
+}

@@ -13,7 +13,8 @@ use encore_core::runtime::Candidate;
 use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{
-    browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_weight_file,
+    browser_prerequisites, native_cases, run_browser_script, small_world, temp_dir,
+    tiny_weight_file,
 };
 
 /// Inputs and native results the page is checked against.
@@ -38,22 +39,17 @@ fn fixture(name: &str) -> Fixture {
     let histories = group_by_member(&world.events);
     let long = histories.iter().max_by_key(|h| h.events.len()).unwrap();
     let ids = world.catalog.ids();
-    let mut cases = Vec::new();
-    for (n, surface, n_cands) in [
-        (1, Surface::Home, 10),
-        (12, Surface::Kids, 40),
-        (50, Surface::Search, 100),
-    ] {
-        let history = &long.events[long.events.len() - n.min(long.events.len())..];
-        let candidates: Vec<u32> = ids.iter().rev().take(n_cands).copied().collect();
-        let request = RerankRequest {
-            surface,
-            timestamp: Some(history.last().unwrap().timestamp + 600),
-            device: Some(DeviceType::Mobile),
-            country: Some("DE".into()),
-        };
-        cases.push(browser_fixture::case(&native, history, &candidates, &request).unwrap());
-    }
+    let cases = native_cases(
+        &world,
+        &native,
+        &[
+            (1, Surface::Home, 10),
+            (12, Surface::Kids, 40),
+            (50, Surface::Search, 100),
+        ],
+        DeviceType::Mobile,
+        "DE",
+    );
     let dir = temp_dir(name);
     browser_fixture::write(&dir, &weights, &cases).unwrap();
     let int8_weights = requantize(&weights, Quantization::Int8).unwrap();

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use burn::tensor::Device;
 use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, ScoredItem, Surface};
-use encore_tests::{small_world, temp_dir, tiny_weight_file, workspace_root};
+use encore_tests::{run_command, small_world, temp_dir, tiny_weight_file, workspace_root};
 
 /// Where cargo put `libencore_c.{so,a}`: built with every crate type as this package's
 /// dependency, next to this test's executable.
@@ -23,21 +23,6 @@ fn library_dir() -> PathBuf {
         deps.display()
     );
     deps
-}
-
-/// Runs a command, returning its stdout; panics with its output when it fails.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// The inputs consumer.c and consumer.py build: a history of the bundle's first 6 titles,
@@ -216,17 +201,19 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
     let crate_dir = root.join("native/c-api");
     let checked_in = crate_dir.join("include/encore.h");
     let out = temp_dir("cbindgen").join("encore.h");
-    run(Command::new("cbindgen")
-        .current_dir(&crate_dir)
-        .args([
-            "--config",
-            "cbindgen.toml",
-            "--crate",
-            "encore-c",
-            "--quiet",
-            "--output",
-        ])
-        .arg(&out));
+    run_command(
+        Command::new("cbindgen")
+            .current_dir(&crate_dir)
+            .args([
+                "--config",
+                "cbindgen.toml",
+                "--crate",
+                "encore-c",
+                "--quiet",
+                "--output",
+            ])
+            .arg(&out),
+    );
     let generated = std::fs::read_to_string(&out).unwrap();
     if std::env::var("ENCORE_BLESS").as_deref() == Ok("1") {
         std::fs::write(&checked_in, &generated).unwrap();
@@ -257,13 +244,15 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
 fn compile(dir: &Path, name: &str, link: &[&str]) -> PathBuf {
     let root = workspace_root();
     let exe = dir.join(name);
-    run(Command::new("cc")
-        .args(["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(root.join("native/c-api/include"))
-        .arg(root.join("tests/c/consumer.c"))
-        .arg("-o")
-        .arg(&exe)
-        .args(link));
+    run_command(
+        Command::new("cc")
+            .args(["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(root.join("native/c-api/include"))
+            .arg(root.join("tests/c/consumer.c"))
+            .arg("-o")
+            .arg(&exe)
+            .args(link),
+    );
     exe
 }
 
@@ -287,7 +276,7 @@ fn a_c_program_and_a_python_host_rerank_as_the_rust_library_does() {
             "-lm",
         ],
     );
-    let stdout = run(Command::new(&shared).arg(&bundle_path));
+    let stdout = run_command(Command::new(&shared).arg(&bundle_path));
     check_c_consumer(&stdout, &reranker, &items, &bundle);
 
     let static_lib = lib.join("libencore_c.a");
@@ -304,13 +293,15 @@ fn a_c_program_and_a_python_host_rerank_as_the_rust_library_does() {
             "-lgcc_s",
         ],
     );
-    let stdout = run(Command::new(&fully_static).arg(&bundle_path));
+    let stdout = run_command(Command::new(&fully_static).arg(&bundle_path));
     check_c_consumer(&stdout, &reranker, &items, &bundle);
 
-    let stdout = run(Command::new("python3")
-        .arg(workspace_root().join("tests/c/consumer.py"))
-        .arg(lib.join("libencore_c.so"))
-        .arg(&bundle_path));
+    let stdout = run_command(
+        Command::new("python3")
+            .arg(workspace_root().join("tests/c/consumer.py"))
+            .arg(lib.join("libencore_c.so"))
+            .arg(&bundle_path),
+    );
     let (history, candidates, request) = inputs(&items);
     let stateless = reranker.rerank(&history, &candidates, &request).unwrap();
     let printed = rankings(&stdout);

@@ -16,26 +16,12 @@ use std::process::Command;
 
 use burn::tensor::Device;
 use encore::browser_fixture::{self, BrowserCase};
-use encore_core::data::split::group_by_member;
-use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
+use encore_core::{DeviceType, Reranker, Surface};
 use encore_tests::{
-    browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_weight_file,
-    workspace_root,
+    browser_prerequisites, native_cases, run_browser_script, run_command, small_world, temp_dir,
+    tiny_weight_file, workspace_root,
 };
 use serde_json::Value;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -109,33 +95,25 @@ fn the_packed_npm_package_works_in_a_consumer_app_with_its_worker_and_cpu_entrie
     let world = small_world();
     let weights = tiny_weight_file(&world, 1);
     let native = Reranker::from_bytes(&weights, &Device::flex()).unwrap();
-    let histories = group_by_member(&world.events);
-    let long = histories.iter().max_by_key(|h| h.events.len()).unwrap();
-    let ids = world.catalog.ids();
-    let cases: Vec<BrowserCase> = [
-        (3, Surface::Home, 10),
-        (12, Surface::Kids, 40),
-        (40, Surface::Search, 100),
-    ]
-    .into_iter()
-    .map(|(n, surface, n_cands)| {
-        let history = &long.events[long.events.len() - n..];
-        let candidates: Vec<u32> = ids.iter().rev().take(n_cands).copied().collect();
-        let request = RerankRequest {
-            surface,
-            timestamp: Some(history.last().unwrap().timestamp + 600),
-            device: Some(DeviceType::Tablet),
-            country: Some("FR".into()),
-        };
-        browser_fixture::case(&native, history, &candidates, &request).unwrap()
-    })
-    .collect();
+    let cases = native_cases(
+        &world,
+        &native,
+        &[
+            (3, Surface::Home, 10),
+            (12, Surface::Kids, 40),
+            (40, Surface::Search, 100),
+        ],
+        DeviceType::Tablet,
+        "FR",
+    );
 
     // Pack, install into a fresh copy of the app, build it.
-    let packed = run(Command::new("npm")
-        .current_dir(&pkg)
-        .args(["pack", "--silent", "--pack-destination"])
-        .arg(&dir));
+    let packed = run_command(
+        Command::new("npm")
+            .current_dir(&pkg)
+            .args(["pack", "--silent", "--pack-destination"])
+            .arg(&dir),
+    );
     let tarball = dir.join(
         packed
             .trim()
@@ -146,10 +124,12 @@ fn the_packed_npm_package_works_in_a_consumer_app_with_its_worker_and_cpu_entrie
     assert!(tarball.exists(), "{}", tarball.display());
     let app = dir.join("app");
     copy_dir(&root.join("tests/npm-consumer"), &app);
-    run(Command::new("npm")
-        .current_dir(&app)
-        .args(["install", "--no-audit", "--no-fund", "--prefer-offline"])
-        .arg(&tarball));
+    run_command(
+        Command::new("npm")
+            .current_dir(&app)
+            .args(["install", "--no-audit", "--no-fund", "--prefer-offline"])
+            .arg(&tarball),
+    );
     let installed = app.join("node_modules/encore-reranker");
     for file in [
         "worker.js",
@@ -161,10 +141,12 @@ fn the_packed_npm_package_works_in_a_consumer_app_with_its_worker_and_cpu_entrie
     ] {
         assert!(installed.join(file).exists(), "the tarball lacks {file}");
     }
-    run(Command::new("node")
-        .arg(root.join("tests/browser/node_modules/typescript/bin/tsc"))
-        .arg("-p")
-        .arg(&app));
+    run_command(
+        Command::new("node")
+            .arg(root.join("tests/browser/node_modules/typescript/bin/tsc"))
+            .arg("-p")
+            .arg(&app),
+    );
     browser_fixture::write(&app, &weights, &cases).unwrap();
 
     let out = run_browser_script("consumer.mjs", &["--app", app.to_str().unwrap()]);

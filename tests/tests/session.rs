@@ -394,3 +394,33 @@ fn a_long_session_keeps_memory_bounded_and_agrees_with_a_full_recompute() {
         );
     }
 }
+
+/// A session that dropped events under a short-window model, then served by a model whose
+/// window reaches further back, is refused by name (not answered from a partial history).
+#[test]
+fn a_longer_window_than_the_one_that_dropped_events_is_refused() {
+    let world = small_world();
+    let short = Reranker::from_bytes(&weights(&world, 8, 0), &Device::flex()).unwrap();
+    let long = Reranker::from_bytes(&weights(&world, 400, 0), &Device::flex()).unwrap();
+    let base = longest_history(&world);
+    let span = base.last().unwrap().timestamp - base[0].timestamp + 86_400;
+    let events: Vec<Event> = (0..1_500)
+        .map(|k| {
+            let mut e = base[k % base.len()].clone();
+            e.timestamp += span * (k / base.len()) as i64;
+            e
+        })
+        .collect();
+    let candidates: Vec<u32> = world.catalog.ids().into_iter().take(10).collect();
+    let request = RerankRequest::on(Surface::Home);
+    let mut session = MemberSession::new(events).unwrap();
+    short
+        .rerank_session(&mut session, &candidates, &request)
+        .unwrap();
+    let first_held = session.len() - session.history().len();
+    assert!(first_held > 0, "nothing was dropped");
+    assert_eq!(
+        long.rerank_session(&mut session, &candidates, &request),
+        Err(RerankError::WindowPastDropped { first_held })
+    );
+}

@@ -88,6 +88,17 @@ pub enum RerankError {
         /// The shortest length the session can be cut to.
         min_len: usize,
     },
+    /// A session's events were dropped (see [`super::MemberSession`]) by a reranker with a
+    /// shorter window than this one's, which would need them.
+    #[error(
+        "the session dropped the events before {first_held} (they had left the window of the \
+         model that served it before); this model's window reaches further back: start a new \
+         session from the whole history"
+    )]
+    WindowPastDropped {
+        /// The first event the session still holds.
+        first_held: usize,
+    },
     /// No history events were given.
     #[error("the member's history is empty: at least one event is needed")]
     EmptyHistory,

@@ -329,9 +329,8 @@ impl Reranker {
         // The window's first token needs the rolled event before it (its "what").
         if session.first_rolled > 0 && first <= session.first_rolled {
             session.clear_cache();
-            return Err(RerankError::TruncatedPastDropped {
-                len: session.len(),
-                min_len: session.min_len,
+            return Err(RerankError::WindowPastDropped {
+                first_held: session.first_event,
             });
         }
         // Tokens before the last previously rolled event cannot have changed (that event may

@@ -165,6 +165,12 @@ pub fn known_keys_only<S: AsRef<str>>(
     Ok(())
 }
 
+/// The surface a request names.
+pub fn surface(name: &str) -> Result<Surface, String> {
+    Surface::from_name(name)
+        .ok_or_else(|| format!("unknown surface {name:?}: use home, search, kids or mobile_feed"))
+}
+
 /// A device name.
 pub fn device(name: &str) -> Result<DeviceType, String> {
     DeviceType::from_name(name)

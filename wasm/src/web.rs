@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use candidates::Candidates;
-use encore_core::Surface;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -223,11 +222,7 @@ impl Reranker {
         wasm_bindgen_futures::future_to_promise(async move {
             let history = events::parse_history(events).map_err(error)?;
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
-            let surface = Surface::from_name(&surface).ok_or_else(|| {
-                error(format!(
-                    "unknown surface {surface:?}: use home, search, kids or mobile_feed"
-                ))
-            })?;
+            let surface = crate::input::surface(&surface).map_err(error)?;
             let request = events::parse_request(surface, options).map_err(error)?;
             let ranked = match candidates {
                 Candidates::Ids(ids) => inner.rerank_async(&history, &ids, &request).await,
@@ -373,11 +368,7 @@ impl Session {
         let slot = Rc::clone(&self.state);
         wasm_bindgen_futures::future_to_promise(async move {
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
-            let surface = Surface::from_name(&surface).ok_or_else(|| {
-                error(format!(
-                    "unknown surface {surface:?}: use home, search, kids or mobile_feed"
-                ))
-            })?;
+            let surface = crate::input::surface(&surface).map_err(error)?;
             let request = events::parse_request(surface, options).map_err(error)?;
             let mut state = slot
                 .borrow_mut()

@@ -40,6 +40,7 @@ pub fn request_of(target: &encore_core::Event) -> RerankRequest {
         timestamp: Some(c.timestamp),
         device: Some(c.device),
         country: Some(c.country),
+        prompt: None,
     }
 }
 
@@ -94,13 +95,29 @@ pub fn ranks(
     test: &[HeldOutEvent],
     protocol: &EvalProtocol,
 ) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
+    ranks_prompted(reranker, catalog, train, test, protocol, None)
+}
+
+/// [`ranks`] with every case's request under the prompt set named `prompt`, when given.
+pub fn ranks_prompted(
+    reranker: &Reranker,
+    catalog: &Catalog,
+    train: &[MemberHistory],
+    test: &[HeldOutEvent],
+    protocol: &EvalProtocol,
+    prompt: Option<&str>,
+) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let pop = popularity(catalog, train);
     let mut model_ranks = Vec::with_capacity(test.len());
     let mut pop_ranks = Vec::with_capacity(test.len());
     for chunk in test.chunks(128) {
         let members: Vec<_> = chunk
             .iter()
-            .map(|h| (h.history.as_slice(), request_of(&h.target)))
+            .map(|h| {
+                let mut request = request_of(&h.target);
+                request.prompt = prompt.map(str::to_string);
+                (h.history.as_slice(), request)
+            })
             .collect();
         let scores = reranker.score_catalog(&members)?;
         for (h, s) in chunk.iter().zip(scores) {

@@ -20,6 +20,7 @@ pub mod embeddings;
 pub mod evaluation;
 pub mod experiment;
 pub mod io;
+pub mod prompting;
 pub mod training;
 
 use std::path::Path;

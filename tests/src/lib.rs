@@ -153,6 +153,7 @@ pub fn native_cases(
                 timestamp: Some(history.last().expect("events").timestamp + 600),
                 device: Some(device),
                 country: Some(country.into()),
+                prompt: None,
             };
             encore::browser_fixture::case(reranker, history, &candidates, &request)
                 .expect("the native rerank")

@@ -65,6 +65,7 @@ fn fixture(name: &str) -> Fixture {
                 timestamp: Some(long.events.last().unwrap().timestamp + 600),
                 device: Some(DeviceType::Mobile),
                 country: Some("DE".into()),
+                prompt: None,
             },
         )
         .unwrap()
@@ -90,6 +91,7 @@ fn fixture(name: &str) -> Fixture {
         timestamp: Some(history.last().unwrap().timestamp + 600),
         device: Some(DeviceType::Web),
         country: Some("DE".into()),
+        prompt: None,
     };
     let candidates: Vec<Candidate> = ids
         .iter()

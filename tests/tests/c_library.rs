@@ -53,6 +53,7 @@ fn inputs(items: &[u32]) -> (Vec<Event>, Vec<u32>, RerankRequest) {
         timestamp: Some(1_700_100_000),
         device: None,
         country: None,
+        prompt: None,
     };
     (history, items[6..26].to_vec(), request)
 }

@@ -168,6 +168,7 @@ fn exported_runtime_scores_equal_the_training_model_with_content_heads_and_roll_
         timestamp: Some(history.last().unwrap().timestamp + 600),
         device: None,
         country: None,
+        prompt: None,
     };
     let runtime = reranker
         .score_catalog(&[(history, request.clone())])

@@ -41,6 +41,7 @@ fn runtime_scores_equal_training_forward_logits() {
         timestamp: Some(history.last().unwrap().timestamp + 3600),
         device: None,
         country: None,
+        prompt: None,
     };
     let ranked = reranker.rerank(&history, &candidates, &request).unwrap();
 

@@ -135,13 +135,14 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
         }
     }
     // Refused by name: a row past the table, more candidates than bound, an empty window,
-    // a window longer than the model's.
+    // more rows than a window and the longest input prompt.
     let x = serving.embed_at(&short, 0);
     let err = |r: Result<PendingScores, WgslEngineError>| r.unwrap_err().to_string();
     assert!(err(wgsl.submit(&x, &[world.catalog.len() as u32])).contains("candidate row"));
     assert!(err(wgsl.submit(&x, &vec![0; 201])).contains("candidate count"));
     assert!(err(wgsl.submit(&[], &rows)).contains("embedded window"));
-    assert!(err(wgsl.submit(&vec![0.0; 32 * 41], &rows)).contains("embedded window"));
+    let too_long = 40 + encore_core::model::MAX_PROMPT_LENGTH + 1;
+    assert!(err(wgsl.submit(&vec![0.0; 32 * too_long], &rows)).contains("embedded window"));
 }
 
 /// A command the GPU refuses comes back as a typed error (natively wgpu would panic), both

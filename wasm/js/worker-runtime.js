@@ -16,6 +16,7 @@ const described = (r) => ({
   contentDim: r.contentDim,
   windowStep: r.windowStep,
   quantization: r.quantization,
+  promptSets: r.promptSets,
 });
 
 const sessionState = (s) => ({ length: s.length, lastEncodedTokens: s.lastEncodedTokens, cachedTokens: s.cachedTokens });

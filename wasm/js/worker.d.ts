@@ -6,6 +6,8 @@ import type {
   EncoreEvent,
   History,
   LoadOptions,
+  PromptSetInfo,
+  PromptSetName,
   Ranking,
   RequestOptions,
   Surface,
@@ -18,6 +20,8 @@ export type {
   EncoreEvent,
   History,
   LoadOptions,
+  PromptSetInfo,
+  PromptSetName,
   Ranking,
   RequestOptions,
   Surface,
@@ -57,8 +61,10 @@ export declare class Reranker {
   readonly windowStep: number;
   /** "f32", "f16" or "int8". */
   readonly quantization: string;
+  /** The bundle's prompt sets: a `surface` argument naming one steers the model with it. */
+  readonly promptSets: PromptSetInfo[];
   /** Reranks `candidates` for a member with this history, best first. */
-  rerank(events: History, candidates: Candidates, surface: Surface, options?: WorkerRequestOptions): Promise<Ranking>;
+  rerank(events: History, candidates: Candidates, surface: Surface | PromptSetName, options?: WorkerRequestOptions): Promise<Ranking>;
   /** Starts a member session in the worker. */
   session(events: History): Promise<Session>;
   /** Ends the worker. */
@@ -79,7 +85,7 @@ export declare class Session {
   /** Keeps the first `length` events. */
   truncate(length: number): Promise<void>;
   /** Reranks for this member. */
-  rerank(candidates: Candidates, surface: Surface, options?: WorkerRequestOptions): Promise<Ranking>;
+  rerank(candidates: Candidates, surface: Surface | PromptSetName, options?: WorkerRequestOptions): Promise<Ranking>;
   /** Frees the session in the worker. */
   free(): Promise<void>;
 }

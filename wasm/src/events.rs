@@ -108,13 +108,12 @@ pub fn parse_load_options(value: JsValue) -> Result<LoadOptions, String> {
 }
 
 /// Parses the optional `options` argument of `rerank`.
-pub fn parse_request(surface: Surface, value: JsValue) -> Result<RerankRequest, String> {
-    let raw: JsRequest = if value.is_undefined() || value.is_null() {
-        JsRequest::default()
-    } else {
-        known_keys_only(&value, "options", input::REQUEST_KEYS)?;
-        serde_wasm_bindgen::from_value(value)
-            .map_err(|e| format!("options must be {{timestamp?, device?, country?}}: {e}"))?
-    };
-    input::request(surface, raw)
+pub fn parse_request(value: JsValue) -> Result<input::JsRequest, String> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(input::JsRequest::default());
+    }
+    known_keys_only(&value, "options", input::REQUEST_KEYS)?;
+    serde_wasm_bindgen::from_value(value).map_err(|e| {
+        format!("options must be {{timestamp?, device?, country?, promptFallback?}}: {e}")
+    })
 }

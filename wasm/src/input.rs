@@ -85,10 +85,14 @@ pub struct JsRequest {
     /// Country code.
     #[serde(default)]
     pub country: Option<String>,
+    /// Serve a surface name the bundle has no prompt set for without a prompt, instead of
+    /// refusing it (see `Reranker::request_named`).
+    #[serde(default, rename = "promptFallback")]
+    pub prompt_fallback: Option<bool>,
 }
 
 /// The keys of a request's options.
-pub const REQUEST_KEYS: &[&str] = &["timestamp", "device", "country"];
+pub const REQUEST_KEYS: &[&str] = &["timestamp", "device", "country", "promptFallback"];
 
 /// `Reranker.load`'s options (`onProgress` is read by `Reranker.load` itself).
 #[derive(Debug, Deserialize, Default)]
@@ -163,12 +167,6 @@ pub fn known_keys_only<S: AsRef<str>>(
         }
     }
     Ok(())
-}
-
-/// The surface a request names.
-pub fn surface(name: &str) -> Result<Surface, String> {
-    Surface::from_name(name)
-        .ok_or_else(|| format!("unknown surface {name:?}: use home, search, kids or mobile_feed"))
 }
 
 /// A device name.
@@ -288,14 +286,15 @@ pub fn load_options(raw: JsLoadOptions) -> Result<LoadOptions, String> {
     })
 }
 
-/// A request on `surface` with `rerank`'s options.
-pub fn request(surface: Surface, raw: JsRequest) -> Result<RerankRequest, String> {
+/// `base` (the surface and prompt set a request names, see `Reranker::request_named`) with
+/// `rerank`'s options.
+pub fn request(base: RerankRequest, raw: JsRequest) -> Result<RerankRequest, String> {
     let at = |m: String| format!("options: {m}");
     Ok(RerankRequest {
-        surface,
         timestamp: raw.timestamp.map(timestamp).transpose().map_err(at)?,
         device: raw.device.as_deref().map(device).transpose().map_err(at)?,
         country: raw.country,
+        ..base
     })
 }
 

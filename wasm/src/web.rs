@@ -95,6 +95,20 @@ export interface RequestOptions {
   timestamp?: number;
   device?: DeviceName;
   country?: string;
+  /** A surface name the bundle has no prompt set for is refused when the bundle has prompt
+   * sets; `true` serves it without a prompt instead. */
+  promptFallback?: boolean;
+}
+/** The name of one of the bundle's prompt sets, as `reranker.promptSets` lists it (a known
+ * name written in code: `'partner_row' as PromptSetName`). */
+export type PromptSetName = string & { readonly __promptSetName: true };
+/** One of the bundle's prompt sets. */
+export interface PromptSetInfo {
+  name: PromptSetName;
+  /** "input": tokens before the request; "deep": per-layer keys and values. */
+  form: "input" | "deep";
+  /** Vectors in the prompt. */
+  length: number;
 }
 /** What `Reranker.load` reads a bundle from: its bytes, or a response or address to stream it from. */
 export type BundleSource = Uint8Array | ArrayBuffer | Response | URL | string;
@@ -215,15 +229,14 @@ impl Reranker {
         &self,
         #[wasm_bindgen(unchecked_param_type = "History")] events: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Candidates")] candidates: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Surface")] surface: String,
+        #[wasm_bindgen(unchecked_param_type = "Surface | PromptSetName")] surface: String,
         #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: JsValue,
     ) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
         wasm_bindgen_futures::future_to_promise(async move {
             let history = events::parse_history(events).map_err(error)?;
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
-            let surface = crate::input::surface(&surface).map_err(error)?;
-            let request = events::parse_request(surface, options).map_err(error)?;
+            let request = named_request(&inner, &surface, options)?;
             let ranked = match candidates {
                 Candidates::Ids(ids) => inner.rerank_async(&history, &ids, &request).await,
                 Candidates::Pushed(list) => {
@@ -232,6 +245,21 @@ impl Reranker {
             };
             ranking_object(&ranked.map_err(error)?)
         })
+    }
+
+    /// The bundle's prompt sets, `[{name, form, length}]` in bundle order: a `surface` argument
+    /// that names one steers the model with it.
+    #[wasm_bindgen(getter, js_name = promptSets, unchecked_return_type = "PromptSetInfo[]")]
+    pub fn prompt_sets(&self) -> Result<JsValue, JsValue> {
+        let list = js_sys::Array::new();
+        for p in self.inner.prompt_sets() {
+            let o = js_sys::Object::new();
+            js_sys::Reflect::set(&o, &"name".into(), &p.name.as_str().into())?;
+            js_sys::Reflect::set(&o, &"form".into(), &p.prompt.form().name().into())?;
+            js_sys::Reflect::set(&o, &"length".into(), &(p.prompt.length() as f64).into())?;
+            list.push(&o);
+        }
+        Ok(list.into())
     }
 
     /// The genres a pushed title may name (the bundle's content encoder's), or `undefined`
@@ -278,6 +306,20 @@ impl Reranker {
 }
 
 /// `{items: Uint32Array, scores: Float32Array}`, best first.
+/// The request a `rerank` call names: the surface or prompt set `name` (see
+/// `Reranker::request_named`) with the call's `options`.
+fn named_request(
+    reranker: &encore_core::Reranker,
+    name: &str,
+    options: JsValue,
+) -> Result<encore_core::RerankRequest, JsValue> {
+    let raw = events::parse_request(options).map_err(error)?;
+    let base = reranker
+        .request_named(name, raw.prompt_fallback.unwrap_or(false))
+        .map_err(error)?;
+    crate::input::request(base, raw).map_err(error)
+}
+
 fn ranking_object(ranked: &[encore_core::ScoredItem]) -> Result<JsValue, JsValue> {
     let items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
     let scores: Vec<f32> = ranked.iter().map(|s| s.score).collect();
@@ -361,15 +403,14 @@ impl Session {
     pub fn rerank(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Candidates")] candidates: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Surface")] surface: String,
+        #[wasm_bindgen(unchecked_param_type = "Surface | PromptSetName")] surface: String,
         #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: JsValue,
     ) -> js_sys::Promise {
         let reranker = Rc::clone(&self.reranker);
         let slot = Rc::clone(&self.state);
         wasm_bindgen_futures::future_to_promise(async move {
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
-            let surface = crate::input::surface(&surface).map_err(error)?;
-            let request = events::parse_request(surface, options).map_err(error)?;
+            let request = named_request(&reranker, &surface, options)?;
             let mut state = slot
                 .borrow_mut()
                 .take()

@@ -125,6 +125,35 @@ impl CausalSelfAttention {
         self.merge(ctx)
     }
 
+    /// Attention of every row of `x` `[batch, n, d_model]` over the keys and values of every
+    /// row and, after them, the `extra` ones (`[1, heads, e, head_dim]` each, shared by the
+    /// batch), except where `hidden` `[batch, n, n + e]` is true: `[batch, n, d_model]`. Every
+    /// row must see at least one key. Plain burn ops (differentiable): training's form of a
+    /// prompted forward (see `FoundationModel::forward_prompted_batch`).
+    pub fn forward_masked(
+        &self,
+        x: Tensor<3>,
+        hidden: Tensor<3, Bool>,
+        extra: Option<(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
+        let q = self.heads(&self.query, x.clone());
+        let mut k = self.heads(&self.key, x.clone());
+        let mut v = self.heads(&self.value, x);
+        let [b, h, n, hd] = q.dims();
+        if let Some((ek, ev)) = extra {
+            let e = ek.dims()[2];
+            k = Tensor::cat(vec![k, ek.expand([b, h, e, hd])], 2);
+            v = Tensor::cat(vec![v, ev.expand([b, h, e, hd])], 2);
+        }
+        let keys = k.dims()[2];
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (hd as f32).sqrt());
+        let hidden = hidden.unsqueeze_dim::<4>(1).expand([b, h, n, keys]);
+        let scores = scores.mask_fill(hidden, f32::NEG_INFINITY);
+        self.merge(burn::tensor::activation::softmax(scores, 3).matmul(v))
+    }
+
     /// `x` `[batch, n, d_model]` through `projection`, split into heads:
     /// `[batch, heads, n, d_model / heads]`.
     fn heads(&self, projection: &Linear, x: Tensor<3>) -> Tensor<4> {

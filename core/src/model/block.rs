@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor};
 
 use super::LAYER_NORM_EPSILON;
 use super::attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions};
@@ -75,6 +75,20 @@ impl TransformerBlock {
             .attention
             .forward(self.norm_attn.forward(x.clone()), cache, at);
         self.feed_forward(at.rows_of(x) + self.dropout.forward(attended))
+    }
+
+    /// The layer over `x` `[batch, n, d_model]` with an arbitrary attention mask (see
+    /// [`CausalSelfAttention::forward_masked`]): `[batch, n, d_model]`.
+    pub fn forward_masked(
+        &self,
+        x: Tensor<3>,
+        hidden: Tensor<3, Bool>,
+        extra: Option<(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
+        let attended =
+            self.attention
+                .forward_masked(self.norm_attn.forward(x.clone()), hidden, extra);
+        self.feed_forward(x + self.dropout.forward(attended))
     }
 
     /// The residual feed-forward half: `x + FF(norm(x))`.

@@ -5,10 +5,12 @@ mod attention;
 mod block;
 mod embedding;
 mod kv_cache;
+mod prompt;
 
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig, TokenTables};
+pub use prompt::{MAX_PROMPT_LENGTH, NamedPromptSet, PromptForm, PromptSet, PromptSetConfig};
 
 /// The epsilon of every layer norm in the model (burn's default, stated so that the CPU
 /// serving step ([`crate::runtime::CpuEngine`]) normalises identically).
@@ -18,7 +20,7 @@ pub use kv_cache::{KvCache, LayerCache};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 
 use crate::tokenizer::{EventTokenizer, ITEM_OFFSET, TokenBatch};
 
@@ -158,7 +160,7 @@ impl FoundationModel {
         &self,
         batch: &TokenBatch,
         tables: &TokenTables,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         last_only: bool,
     ) -> Tensor<3> {
         let first = match &cache {
@@ -169,14 +171,25 @@ impl FoundationModel {
             }
             None => 0,
         };
-        let lengths = &batch.lengths;
+        let x = self.embedding.forward_with(batch, tables, first);
+        self.forward_embedded(x, &batch.lengths, cache, last_only)
+    }
+
+    /// [`FoundationModel::forward`] from the embedding's output `x` `[batch, seq, d_model]`
+    /// (real lengths `lengths`): every layer, the layer mix and the final norm.
+    fn forward_embedded(
+        &self,
+        mut x: Tensor<3>,
+        lengths: &[usize],
+        mut cache: Option<&mut KvCache>,
+        last_only: bool,
+    ) -> Tensor<3> {
         // Where the result is read.
         let read_at = if last_only {
             Positions::Last(lengths)
         } else {
             Positions::All
         };
-        let mut x = self.embedding.forward_with(batch, tables, first);
         let weights = activation::softmax(self.layer_mix.val(), 0);
         // `state` weighted by the mix weight of state `l` (0: the embedding output).
         let weighted = |l: usize, state: Tensor<3>| {
@@ -199,6 +212,149 @@ impl FoundationModel {
                 read_at.rows_of(x.clone())
             };
             mixed = mixed + weighted(l + 1, here);
+        }
+        self.norm.forward(mixed)
+    }
+
+    /// The user representation `[1, 1, d_model]` of one member under `prompt` (see
+    /// [`PromptSet`] for where a prompt sits): `request` holds the member's request token (one
+    /// sequence of one token), which follows the history tokens whose keys and values `cache`
+    /// holds. The prompt's keys and values and the request token's are not kept: `cache` holds
+    /// the history alone afterwards, so the next call may use another prompt.
+    ///
+    /// # Panics
+    /// If `request` holds more than one token or the cache has another layer count.
+    pub fn forward_prompted(
+        &self,
+        request: &TokenBatch,
+        tables: &TokenTables,
+        cache: &mut KvCache,
+        prompt: &PromptSet,
+    ) -> Tensor<3> {
+        assert_eq!(request.dims(), [1, 1], "one request token of one member");
+        assert_eq!(cache.layers.len(), self.blocks.len(), "cache layer count");
+        let history = cache.len();
+        // The request token keeps the position it has without a prompt.
+        let mut x = self.embedding.forward_with(request, tables, history);
+        if let Some(tokens) = prompt.input_tokens() {
+            x = Tensor::cat(vec![tokens, x], 1);
+        }
+        for (l, layer) in cache.layers.iter_mut().enumerate() {
+            let heads = self.blocks[l].attention.n_heads;
+            if let Some((k, v)) = prompt.layer_keys_values(l, heads) {
+                layer.append(k, v);
+            }
+        }
+        let m = x.dims()[1];
+        let out = self.forward_embedded(x, &[m], Some(cache), true);
+        cache.truncate(history);
+        out
+    }
+
+    /// Training's batched form of [`FoundationModel::forward_prompted`]: for each window of
+    /// `batch` (`[batch, seq]`, real lengths given) and each of its request positions
+    /// `requests[b]` (token `t` as the request token after tokens `0..t`, the history), the user
+    /// representation under `prompt`: `[batch, k, d_model]`, `k` the longest request list
+    /// (shorter lists are padded with position 0; those rows are to be ignored). Every
+    /// window's tokens and each request's prompt and request token run as one sequence whose
+    /// attention mask gives each row what it sees in serving: a history token its history, a
+    /// prompt or request token the history before its request, its own prompt before it and
+    /// the deep form's keys. Without a prompt (`None`) it equals [`FoundationModel::forward`]'s
+    /// states at the request positions.
+    ///
+    /// # Panics
+    /// If a request position lies past its window's length.
+    pub fn forward_prompted_batch(
+        &self,
+        batch: &TokenBatch,
+        tables: &TokenTables,
+        requests: &[Vec<usize>],
+        prompt: Option<&PromptSet>,
+    ) -> Tensor<3> {
+        let [b, s] = batch.dims();
+        assert_eq!(requests.len(), b, "one request list per window");
+        let k = requests.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let p = prompt.map_or(0, |pr| match pr.form() {
+            PromptForm::Input => pr.length(),
+            PromptForm::Deep => 0,
+        });
+        let deep = prompt.map_or(0, |pr| match pr.form() {
+            PromptForm::Input => 0,
+            PromptForm::Deep => pr.length(),
+        });
+        let group = p + 1;
+        let n = s + k * group;
+        let x = self.embedding.forward_with(batch, tables, 0);
+        let [_, _, d] = x.dims();
+        let device = x.device();
+        // The request tokens: each window's rows at its request positions, `[b, k, d]`.
+        let mut picks = Vec::with_capacity(b * k);
+        for (r, list) in requests.iter().enumerate() {
+            for j in 0..k {
+                let t = list.get(j).copied().unwrap_or(0);
+                assert!(
+                    t < batch.lengths[r].max(1),
+                    "request position {t} past window {r}'s {} tokens",
+                    batch.lengths[r]
+                );
+                picks.push((r * s + t) as i64);
+            }
+        }
+        let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [b * k]), &device);
+        let request_rows = x
+            .clone()
+            .reshape([b * s, d])
+            .select(0, picks)
+            .reshape([b, k, 1, d]);
+        let groups = match prompt.and_then(PromptSet::input_tokens) {
+            Some(tokens) => Tensor::cat(
+                vec![
+                    tokens.unsqueeze_dim::<4>(0).expand([b, k, p, d]),
+                    request_rows,
+                ],
+                2,
+            ),
+            None => request_rows,
+        };
+        let x = Tensor::cat(vec![x, groups.reshape([b, k * group, d])], 1);
+        // Which key each row may not see: `[b, n, n + deep]`, true = hidden.
+        let mut hidden = vec![true; b * n * (n + deep)];
+        for (r, list) in requests.iter().enumerate() {
+            let row = |i: usize| (r * n + i) * (n + deep);
+            for i in 0..s {
+                hidden[row(i)..row(i) + i + 1].fill(false);
+            }
+            for j in 0..k {
+                let t = list.get(j).copied().unwrap_or(0);
+                for g in 0..group {
+                    let at = row(s + j * group + g);
+                    hidden[at..at + t].fill(false);
+                    let own = at + s + j * group;
+                    hidden[own..own + g + 1].fill(false);
+                    hidden[at + n..at + n + deep].fill(false);
+                }
+            }
+        }
+        let hidden =
+            Tensor::<3, Bool>::from_data(TensorData::new(hidden, [b, n, n + deep]), &device);
+        let weights = activation::softmax(self.layer_mix.val(), 0);
+        // The request rows (each group's last) of `[b, n, d]`: `[b, k, d]`.
+        let read = |x: Tensor<3>| {
+            x.narrow(1, s, k * group)
+                .reshape([b, k, group, d])
+                .narrow(2, p, 1)
+                .reshape([b, k, d])
+        };
+        let weighted = |l: usize, state: Tensor<3>| {
+            let w = weights.clone().slice(l..l + 1).reshape([1, 1, 1]);
+            state.mul(w.expand([b, k, d]))
+        };
+        let mut mixed = weighted(0, read(x.clone()));
+        let mut x = x;
+        for (l, block) in self.blocks.iter().enumerate() {
+            let extra = prompt.and_then(|pr| pr.layer_keys_values(l, block.attention.n_heads));
+            x = block.forward_masked(x, hidden.clone(), extra);
+            mixed = mixed + weighted(l + 1, read(x.clone()));
         }
         self.norm.forward(mixed)
     }

@@ -24,7 +24,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::Event;
-use crate::model::{FoundationModel, FoundationModelConfig, TokenTables};
+use crate::model::{FoundationModel, FoundationModelConfig, KvCache, NamedPromptSet, TokenTables};
 use crate::serving::{ServingContentEncoder, ServingModel};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model_within};
@@ -55,6 +55,8 @@ pub struct Reranker {
     /// On the CPU backend: the CPU engine over the serving description, where CPU reranks
     /// run (see [`CpuEngine`]).
     host: Option<CpuEngine>,
+    /// The prompt sets a request may select by name (see [`crate::model::PromptSet`]).
+    prompts: Vec<NamedPromptSet>,
     /// Where stateless reranks run when set: the WGSL engine on a wgpu device (see
     /// [`Reranker::with_wgsl_engine`]).
     #[cfg(feature = "wgsl-engine")]
@@ -83,8 +85,9 @@ impl Reranker {
             items,
             quantization,
             content_encoder,
+            prompts,
         } = load_model_within(bytes, device, max_decoded_bytes)?;
-        let mut reranker = Self::new(model, config, items);
+        let mut reranker = Self::new(model, config, items).with_prompts(prompts);
         reranker.quantization = quantization;
         reranker.content_encoder = content_encoder.map(Arc::new);
         Ok(reranker)
@@ -112,9 +115,120 @@ impl Reranker {
             id: NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed),
             quantization: Quantization::F32,
             content_encoder: None,
+            prompts: Vec::new(),
             #[cfg(feature = "wgsl-engine")]
             wgsl: None,
         }
+    }
+
+    /// The same reranker with `prompts` selectable by name (replacing any it had; see
+    /// [`RerankRequest::prompt`]). Sessions of the old reranker start over.
+    ///
+    /// # Panics
+    /// If two prompt sets share a name, or a prompt set does not fit the model (width, layers).
+    pub fn with_prompts(mut self, prompts: Vec<NamedPromptSet>) -> Self {
+        for (i, named) in prompts.iter().enumerate() {
+            assert!(
+                !prompts[..i].iter().any(|p| p.name == named.name),
+                "two prompt sets named {:?}",
+                named.name
+            );
+            let expected = crate::weights::expected_prompt_tensors(
+                named.prompt.form(),
+                named.prompt.length(),
+                &self.config,
+            );
+            let shapes: Vec<Vec<usize>> = named
+                .prompt
+                .named_tensors()
+                .into_iter()
+                .map(|(_, s, _)| s)
+                .collect();
+            let wanted: Vec<Vec<usize>> = expected.into_iter().map(|(_, s)| s).collect();
+            assert_eq!(
+                shapes, wanted,
+                "prompt set {:?} does not fit the model",
+                named.name
+            );
+        }
+        if let Some(host) = &self.host {
+            let model = host.model().clone().with_prompts(&prompts);
+            self.host = Some(CpuEngine::new(Arc::new(model)));
+        }
+        self.prompts = prompts;
+        self.id = NEXT_RERANKER_ID.fetch_add(1, Ordering::Relaxed);
+        self
+    }
+
+    /// The prompt sets requests may select, in bundle order.
+    pub fn prompt_sets(&self) -> &[NamedPromptSet] {
+        &self.prompts
+    }
+
+    /// The request for the surface or task named `name`, as the packages take it: the prompt
+    /// set of that name when the bundle has one (on the surface of that name, or home for an
+    /// application's own name); otherwise, in a bundle with prompt sets, a refusal naming
+    /// them, unless `fallback` asks for the model without a prompt; in a bundle without
+    /// prompt sets, the built-in surface of that name. Every other field is taken from the
+    /// history, as [`RerankRequest::on`] does.
+    pub fn request_named(&self, name: &str, fallback: bool) -> Result<RerankRequest, RerankError> {
+        let surface = crate::data::events::Surface::from_name(name);
+        if self.prompts.iter().any(|p| p.name == name) {
+            let on = surface.unwrap_or(crate::data::events::Surface::Home);
+            return Ok(RerankRequest::on(on).with_prompt(name));
+        }
+        match surface {
+            Some(s) if self.prompts.is_empty() || fallback => Ok(RerankRequest::on(s)),
+            None if fallback => Ok(RerankRequest::on(crate::data::events::Surface::Home)),
+            _ if !self.prompts.is_empty() => Err(RerankError::UnknownPromptSet {
+                name: name.to_string(),
+                known: self.prompts.iter().map(|p| p.name.clone()).collect(),
+            }),
+            _ => Err(RerankError::UnknownSurface {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// The index of the prompt set `request` selects, if any; an unknown name is refused by
+    /// name.
+    fn prompt_of(&self, request: &RerankRequest) -> Result<Option<usize>, RerankError> {
+        let Some(name) = &request.prompt else {
+            return Ok(None);
+        };
+        match self.prompts.iter().position(|p| &p.name == name) {
+            Some(i) => Ok(Some(i)),
+            None => Err(RerankError::UnknownPromptSet {
+                name: name.clone(),
+                known: self.prompts.iter().map(|p| p.name.clone()).collect(),
+            }),
+        }
+    }
+
+    /// The user representation `[1, 1, d]` of the tokens `seq` (the last one the request
+    /// token) on the device through burn, under prompt set `prompt` when given, encoding after
+    /// the tokens `cache` holds (an empty cache for a stateless call).
+    fn device_user(
+        &self,
+        seq: &TokenSequence,
+        cache: Option<&mut KvCache>,
+        prompt: Option<usize>,
+    ) -> Tensor<3> {
+        let Some(p) = prompt else {
+            let batch = TokenBatch::new(std::slice::from_ref(seq), &self.device);
+            return self.model.forward(&batch, &self.tables, cache, true);
+        };
+        let mut fresh = KvCache::new(self.config.n_layers);
+        let cache = cache.unwrap_or(&mut fresh);
+        let n = seq.len();
+        if n > 1 {
+            let events = TokenBatch::new(&[seq.slice(0..n - 1)], &self.device);
+            self.model
+                .forward(&events, &self.tables, Some(&mut *cache), true);
+        }
+        let request = TokenBatch::new(&[seq.slice(n - 1..n)], &self.device);
+        self.model
+            .forward_prompted(&request, &self.tables, cache, &self.prompts[p].prompt)
     }
 
     /// The same reranker embedding pushed titles it does not contain with `encoder` (see
@@ -271,19 +385,27 @@ impl Reranker {
         seq: TokenSequence,
         rows: Vec<i64>,
         extra: &[f32],
+        prompt: Option<usize>,
     ) -> Result<Scores, RerankError> {
         #[cfg(feature = "wgsl-engine")]
         if let (Some(gpu), Some(host), true) = (self.serving_wgsl(), &self.host, extra.is_empty()) {
-            let embedded = host.model().embed_at(&seq.field_rows(), 0);
-            let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-            return Ok(Scores::Pending(gpu.submit(&embedded, &rows)?));
+            // An input prompt's tokens are rows like any other; a deep prompt's keys and
+            // values are not, and run on the CPU engine.
+            let fields = seq.field_rows();
+            let embedded = match prompt {
+                None => Some(host.model().embed_at(&fields, 0)),
+                Some(p) => host.model().embed_with_prompt(&fields, &[], p),
+            };
+            if let Some(embedded) = embedded {
+                let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+                return Ok(Scores::Pending(gpu.submit(&embedded, &rows)?));
+            }
         }
         if let Some(host) = &self.host {
-            let user = host.encode(&seq.field_rows());
+            let user = host.encode_prompted(&seq.field_rows(), extra, prompt);
             return Ok(Scores::Host(host_scores(host, &user, &rows, extra)));
         }
-        let batch = TokenBatch::new(&[seq], &self.device);
-        let user = self.model.forward(&batch, &self.tables, None, true);
+        let user = self.device_user(&seq, None, prompt);
         Ok(self.score_user(self.model.user_representation(user), rows, extra))
     }
 
@@ -317,11 +439,12 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, rows) = self.prepare(history, candidates, request)?;
+        let prompt = self.prompt_of(request)?;
         let retry = self.gpu_retry(&seq, &rows);
-        match ranked(candidates, self.scores(seq, rows, &[])?) {
+        match ranked(candidates, self.scores(seq, rows, &[], prompt)?) {
             Err(e) if retry.is_some() => {
                 let (seq, rows) = self.leave_gpu(e, retry)?;
-                ranked(candidates, self.scores(seq, rows, &[])?)
+                ranked(candidates, self.scores(seq, rows, &[], prompt)?)
             }
             result => result,
         }
@@ -335,11 +458,12 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, rows) = self.prepare(history, candidates, request)?;
+        let prompt = self.prompt_of(request)?;
         let retry = self.gpu_retry(&seq, &rows);
-        match ranked_async(candidates, self.scores(seq, rows, &[])?).await {
+        match ranked_async(candidates, self.scores(seq, rows, &[], prompt)?).await {
             Err(e) if retry.is_some() => {
                 let (seq, rows) = self.leave_gpu(e, retry)?;
-                ranked_async(candidates, self.scores(seq, rows, &[])?).await
+                ranked_async(candidates, self.scores(seq, rows, &[], prompt)?).await
             }
             result => result,
         }
@@ -397,17 +521,53 @@ impl Reranker {
     /// each entry is (history, request).
     fn user_batch(&self, members: &[(&[Event], RerankRequest)]) -> Result<Tensor<2>, RerankError> {
         let mut seqs = Vec::with_capacity(members.len());
+        let mut prompts = Vec::with_capacity(members.len());
         for (history, request) in members {
             if history.is_empty() {
                 return Err(RerankError::EmptyHistory);
             }
             request::validate_events(history)?;
             seqs.push(self.serving_sequence(history, request)?);
+            prompts.push(self.prompt_of(request)?);
         }
         let batch = TokenBatch::new(&seqs, &self.device);
-        Ok(self
-            .model
-            .user_representation(self.model.forward(&batch, &self.tables, None, true)))
+        if prompts.iter().all(Option::is_none) {
+            return Ok(self.model.user_representation(self.model.forward(
+                &batch,
+                &self.tables,
+                None,
+                true,
+            )));
+        }
+        // Members under a prompt: training's batched form of the prompted forward, one
+        // prompt set at a time (its request position is each sequence's last token).
+        let d = self.config.d_model;
+        let requests: Vec<Vec<usize>> = seqs.iter().map(|s| vec![s.len() - 1]).collect();
+        let mut users = Tensor::<2>::zeros([seqs.len(), d], &self.device);
+        let mut distinct = prompts.clone();
+        distinct.dedup();
+        distinct.sort();
+        distinct.dedup();
+        for p in distinct {
+            let prompt = p.map(|i| &self.prompts[i].prompt);
+            let all = self
+                .model
+                .forward_prompted_batch(&batch, &self.tables, &requests, prompt)
+                .reshape([seqs.len(), d]);
+            let rows: Vec<i64> = (0..seqs.len())
+                .filter(|&r| prompts[r] == p)
+                .map(|r| r as i64)
+                .collect();
+            let n = rows.len();
+            let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
+            users = users.select_assign(
+                0,
+                index.clone(),
+                all.select(0, index),
+                burn::tensor::IndexingUpdateOp::Add,
+            );
+        }
+        Ok(users)
     }
 
     /// The user representation (the vector candidates are scored against) of several members

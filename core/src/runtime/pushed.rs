@@ -167,7 +167,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
-        let scores = self.pushed_scores(seq, &resolved)?;
+        let scores = self.pushed_scores(seq, &resolved, self.prompt_of(request)?)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read(scores)?))?,
@@ -182,7 +182,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
-        let scores = self.pushed_scores(seq, &resolved)?;
+        let scores = self.pushed_scores(seq, &resolved, self.prompt_of(request)?)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read_async(scores).await?))?,
@@ -195,11 +195,12 @@ impl Reranker {
         &self,
         seq: TokenSequence,
         resolved: &Resolved,
+        prompt: Option<usize>,
     ) -> Result<Scores, RerankError> {
         let rows = resolved.rows.clone();
         let vectors = &resolved.described.rows;
         if let Some(host) = &self.host {
-            let user = host.encode_with(&seq.field_rows(), vectors);
+            let user = host.encode_prompted(&seq.field_rows(), vectors, prompt);
             return Ok(Scores::Host(host_scores(host, &user, &rows, vectors)));
         }
         let item_rows = (self.config.n_items + ITEM_OFFSET as usize) as u32;
@@ -210,7 +211,7 @@ impl Reranker {
         {
             return Err(RerankError::DescribedHistoryOffCpu);
         }
-        self.scores(seq, rows, vectors)
+        self.scores(seq, rows, vectors, prompt)
     }
 
     /// Validates the history and request, builds the tokens and resolves the candidates.

@@ -18,6 +18,10 @@ pub struct RerankRequest {
     pub device: Option<DeviceType>,
     /// ISO country code; defaults to the last history event's.
     pub country: Option<String>,
+    /// The prompt set to steer the model with, by name (see [`crate::model::PromptSet`]);
+    /// `None`: the model without a prompt. A name the bundle has no prompt set for is refused.
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 impl RerankRequest {
@@ -28,7 +32,14 @@ impl RerankRequest {
             timestamp: None,
             device: None,
             country: None,
+            prompt: None,
         }
+    }
+
+    /// The same request under the prompt set named `name`.
+    pub fn with_prompt(mut self, name: impl Into<String>) -> Self {
+        self.prompt = Some(name.into());
+        self
     }
 
     /// Refuses a request time beyond ±[`MAX_TIMESTAMP_S`](crate::data::events::MAX_TIMESTAMP_S).
@@ -98,6 +109,20 @@ pub enum RerankError {
     WindowPastDropped {
         /// The first event the session still holds.
         first_held: usize,
+    },
+    /// The request names a prompt set the bundle does not have.
+    #[error("no prompt set named {name:?} (this bundle has: {known:?})")]
+    UnknownPromptSet {
+        /// The name asked for.
+        name: String,
+        /// The bundle's prompt sets.
+        known: Vec<String>,
+    },
+    /// A surface name that is neither a built-in surface nor a prompt set of the bundle.
+    #[error("unknown surface {name:?}: use home, search, kids or mobile_feed")]
+    UnknownSurface {
+        /// The name asked for.
+        name: String,
     },
     /// No history events were given.
     #[error("the member's history is empty: at least one event is needed")]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::data::catalog::{ItemRows, ItemVocabulary};
 use crate::data::events::Event;
 use crate::model::KvCache;
-use crate::tokenizer::{RolledEvent, TokenBatch, TokenSequence};
+use crate::tokenizer::{RolledEvent, TokenSequence};
 
 use super::{
     CpuKvCache, RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked, ranked_async,
@@ -274,6 +274,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Scores, RerankError> {
         request.validate()?;
+        let prompt = self.prompt_of(request)?;
         if session.owner != Some(self.id) {
             session.clear_cache();
             // A reranker keeps its sessions' caches where its forward runs, for good.
@@ -354,21 +355,26 @@ impl Reranker {
         let keep = unchanged + matched;
         session.cache.truncate(keep);
         let fresh = tail.slice(matched..tail.len());
-        session.last_encoded = fresh.len();
+        // An input prompt's tokens run through the layers with the request token.
+        let prompt_tokens = prompt.map_or(0, |p| match self.prompts[p].prompt.form() {
+            crate::model::PromptForm::Input => self.prompts[p].prompt.length(),
+            crate::model::PromptForm::Deep => 0,
+        });
+        session.last_encoded = fresh.len() + prompt_tokens;
         let scores = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {
-                let user = host.step_with(
-                    &fresh.field_rows(),
-                    &session.described.rows,
-                    session.cache.in_host(),
-                );
+                let fields = fresh.field_rows();
+                let cache = session.cache.in_host();
+                let user = match prompt {
+                    Some(p) => host.step_prompted(&fields, &session.described.rows, cache, p),
+                    None => host.step_with(&fields, &session.described.rows, cache),
+                };
                 Scores::Host(super::host_scores(host, &user, &rows, &call.rows))
             }
             None => {
-                let batch = TokenBatch::new(&[fresh], &self.device);
                 let cache = session.cache.on_device();
-                let last = self.model.forward(&batch, &self.tables, Some(cache), true);
+                let last = self.device_user(&fresh, Some(cache), prompt);
                 let user = self.model.user_representation(last); // [1, d]
                 self.score_user(user, rows, &call.rows)
             }

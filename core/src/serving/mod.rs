@@ -18,11 +18,13 @@
 //! as a history token's item row.
 
 pub mod content_encoder;
+mod prompt;
 mod weights;
 
 pub use content_encoder::{
     ContentEncoderSpec, MetadataError, ServingContentEncoder, TitleMetadata,
 };
+pub use prompt::ServingPrompt;
 pub use weights::{LinearWeights, NormWeights};
 
 use burn::nn::{LayerNorm, Linear};
@@ -126,6 +128,8 @@ pub struct ServingModel {
     pub mix: Vec<f32>,
     /// The final norm of the mixed state.
     pub norm: NormWeights,
+    /// The prompt sets a request may select (see `crate::model::PromptSet`).
+    pub prompts: Vec<ServingPrompt>,
 }
 
 impl ServingModel {
@@ -193,7 +197,19 @@ impl ServingModel {
             layers,
             mix: host_values(activation::softmax(model.layer_mix.val(), 0)),
             norm: norm(&model.norm),
+            prompts: Vec::new(),
         }
+    }
+
+    /// The same description with `prompts` selectable.
+    pub fn with_prompts(mut self, prompts: &[crate::model::NamedPromptSet]) -> Self {
+        self.prompts = prompts.iter().map(ServingPrompt::of).collect();
+        self
+    }
+
+    /// The index of the prompt set named `name`.
+    pub fn prompt_index(&self, name: &str) -> Option<usize> {
+        self.prompts.iter().position(|p| p.name == name)
     }
 
     /// Width of one attention head.
@@ -259,6 +275,31 @@ impl ServingModel {
             }
         }
         x
+    }
+
+    /// The embedded rows of a stateless forward under the input-form prompt set `prompt`:
+    /// `tokens` (the last one the request token) with the prompt's vectors before the request
+    /// token, which keeps its position (see `crate::model::PromptSet`): causal attention over
+    /// these rows is the prompted forward. `None` for a deep-form prompt (its keys and values
+    /// are no rows).
+    ///
+    /// # Panics
+    /// As [`ServingModel::embed_with`], or if `tokens` is empty or `prompt` out of range.
+    pub fn embed_with_prompt(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        extra: &[f32],
+        prompt: usize,
+    ) -> Option<Vec<f32>> {
+        let p = &self.prompts[prompt];
+        if p.tokens() == 0 {
+            return None;
+        }
+        let n = tokens.len();
+        let mut x = self.embed_with(&tokens[..n - 1], 0, extra);
+        x.extend_from_slice(&p.input);
+        x.extend(self.embed_with(&tokens[n - 1..], n - 1, extra));
+        Some(x)
     }
 
     /// The query rows a layer needs for `m` new tokens: every row but in the last layer, whose

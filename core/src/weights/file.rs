@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Quantization;
-use crate::model::FoundationModelConfig;
+use crate::model::{FoundationModelConfig, PromptForm};
 use crate::serving::ContentEncoderSpec;
 
 /// The first eight bytes of every weight file.
@@ -127,6 +127,8 @@ pub enum PartKind {
     FoundationModel(FoundationModelPart),
     /// The item content encoder: embeds a title the bundle does not contain from its metadata.
     ContentEncoder(ContentEncoderPart),
+    /// One named prompt set (the part's name is `prompt:` + the set's name).
+    PromptSet(PromptSetPart),
 }
 
 impl PartKind {
@@ -135,6 +137,7 @@ impl PartKind {
         match self {
             Self::FoundationModel(p) => &p.tensors,
             Self::ContentEncoder(p) => &p.tensors,
+            Self::PromptSet(p) => &p.tensors,
         }
     }
 
@@ -143,6 +146,7 @@ impl PartKind {
         match self {
             Self::FoundationModel(p) => &mut p.tensors,
             Self::ContentEncoder(p) => &mut p.tensors,
+            Self::PromptSet(p) => &mut p.tensors,
         }
     }
 }
@@ -152,6 +156,19 @@ impl PartKind {
 pub struct ContentEncoderPart {
     /// The encoder's shape.
     pub spec: ContentEncoderSpec,
+    /// The stored tensors.
+    pub tensors: Vec<TensorEntry>,
+    /// How the part stores its matrices (each entry also states its own dtype).
+    pub quantization: Quantization,
+}
+
+/// A prompt set part: its form, length and tensors (`input`, or `keys` and `values`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptSetPart {
+    /// Where its vectors enter the model.
+    pub form: PromptForm,
+    /// Vectors per prompt.
+    pub length: u32,
     /// The stored tensors.
     pub tensors: Vec<TensorEntry>,
     /// How the part stores its matrices (each entry also states its own dtype).
@@ -476,6 +493,14 @@ impl<'a> WeightFile<'a> {
     pub fn content_encoder(&self) -> Option<&ContentEncoderPart> {
         self.manifest.parts.iter().find_map(|p| match &p.kind {
             PartKind::ContentEncoder(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The prompt set parts, in file order, with their part names.
+    pub fn prompt_sets(&self) -> impl Iterator<Item = (&str, &PromptSetPart)> {
+        self.manifest.parts.iter().filter_map(|p| match &p.kind {
+            PartKind::PromptSet(s) => Some((p.name.as_str(), s)),
             _ => None,
         })
     }

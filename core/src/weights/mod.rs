@@ -1,5 +1,5 @@
 //! Encore's weight file: a versioned, checksummed bundle of named, typed parts (a foundation
-//! model and, optionally, its item content encoder; room for prompt sets and a ranker).
+//! model and, optionally, its item content encoder and named prompt sets; room for a ranker).
 //!
 //! Layout (all integers little-endian):
 //!
@@ -20,6 +20,7 @@
 mod content_io;
 mod file;
 mod model_io;
+mod prompt_io;
 mod quantize;
 
 pub use content_io::{
@@ -27,11 +28,16 @@ pub use content_io::{
 };
 pub use file::{
     CONTENT_ENCODER, ContentEncoderPart, FORMAT_VERSION, FOUNDATION_MODEL, FoundationModelPart,
-    MAGIC, Manifest, OLDEST_READABLE_VERSION, Part, PartKind, TensorDType, TensorEntry, WeightFile,
-    WeightFileError,
+    MAGIC, Manifest, OLDEST_READABLE_VERSION, Part, PartKind, PromptSetPart, TensorDType,
+    TensorEntry, WeightFile, WeightFileError,
 };
 pub use model_io::{
-    LoadedModel, MAX_DECODED_PER_FILE_BYTE, expected_tensors, load_model, load_model_within,
-    requantize, retain_items, save_bundle, save_model, validate_config,
+    BundleParts, LoadedModel, MAX_DECODED_PER_FILE_BYTE, expected_tensors, load_model,
+    load_model_within, requantize, retain_items, save_bundle, save_bundle_with, save_model,
+    validate_config,
+};
+pub use prompt_io::{
+    MAX_PROMPT_NAME_BYTES, MAX_PROMPT_SETS, PROMPT_PART_PREFIX, expected_prompt_tensors,
+    load_prompt_sets, prompt_set_part, validate_prompt_name,
 };
 pub use quantize::{Quantization, decode_values, encode_values};

@@ -11,7 +11,7 @@ use super::content_io::{content_encoder_part, decoded_bytes, load_content_encode
 use super::file::{FoundationModelPart, Manifest, TensorEntry, WeightFile, WeightFileError};
 use super::quantize::{Quantization, decode_values, encode_values};
 use crate::data::catalog::ItemVocabulary;
-use crate::model::{FoundationModel, FoundationModelConfig};
+use crate::model::{FoundationModel, FoundationModelConfig, NamedPromptSet};
 use crate::serving::ServingContentEncoder;
 use crate::tokenizer::{ITEM_OFFSET, TokenField};
 
@@ -89,6 +89,15 @@ pub fn save_model(
     save_bundle(model, config, item_ids, None, quantization)
 }
 
+/// What a bundle carries besides the foundation model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BundleParts<'a> {
+    /// The item content encoder (embeds titles the bundle does not contain).
+    pub content_encoder: Option<&'a ServingContentEncoder>,
+    /// Named prompt sets a request may select.
+    pub prompts: &'a [NamedPromptSet],
+}
+
 /// [`save_model`], with the item content encoder as a second part when `content_encoder` is
 /// given (its matrices stored the same way), so that the bundle can embed titles it does not
 /// contain from their metadata.
@@ -102,6 +111,27 @@ pub fn save_bundle(
     content_encoder: Option<&ServingContentEncoder>,
     quantization: Quantization,
 ) -> Vec<u8> {
+    let parts = BundleParts {
+        content_encoder,
+        prompts: &[],
+    };
+    save_bundle_with(model, config, item_ids, parts, quantization)
+}
+
+/// [`save_bundle`] with every part of `parts`: the content encoder and one part per prompt
+/// set (see [`crate::model::PromptSet`]).
+///
+/// # Panics
+/// If a part's width is not the model's, or a prompt set's name is invalid or repeated (see
+/// [`validate_prompt_name`](super::validate_prompt_name)).
+pub fn save_bundle_with(
+    model: &FoundationModel,
+    config: &FoundationModelConfig,
+    item_ids: &[u32],
+    parts: BundleParts<'_>,
+    quantization: Quantization,
+) -> Vec<u8> {
+    let content_encoder = parts.content_encoder;
     assert_eq!(
         item_ids.len(),
         config.n_items,
@@ -144,6 +174,19 @@ pub fn save_bundle(
         manifest.parts.push(part);
         blobs.extend(encoder_blobs);
     }
+    for (i, named) in parts.prompts.iter().enumerate() {
+        if let Err(e) = super::validate_prompt_name(&named.name) {
+            panic!("{e}");
+        }
+        assert!(
+            !parts.prompts[..i].iter().any(|p| p.name == named.name),
+            "two prompt sets named {:?}",
+            named.name
+        );
+        let (part, prompt_blobs) = super::prompt_set_part(named, quantization);
+        manifest.parts.push(part);
+        blobs.extend(prompt_blobs);
+    }
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     WeightFile::encode(manifest, &refs)
 }
@@ -161,6 +204,8 @@ pub struct LoadedModel {
     pub quantization: Quantization,
     /// The item content encoder, when the bundle carries one.
     pub content_encoder: Option<ServingContentEncoder>,
+    /// The bundle's prompt sets, in file order.
+    pub prompts: Vec<NamedPromptSet>,
 }
 
 /// Bytes of f32 weights a model decodes to per byte of its weight file, at most: tensors never
@@ -234,7 +279,8 @@ pub fn load_model_within(
         .iter()
         .map(|(_, shape)| shape.iter().product::<usize>() as u64 * 4)
         .sum::<u64>()
-        .saturating_add(encoder_bytes);
+        .saturating_add(encoder_bytes)
+        .saturating_add(super::prompt_io::prompt_decoded_bytes(&file, &config));
     if decoded > max_decoded_bytes {
         return Err(WeightFileError::DecodedTooLarge {
             decoded,
@@ -247,6 +293,7 @@ pub fn load_model_within(
     // The encoder checks its shape and tensors before it decodes them, and it is loaded before
     // any of the model's values is decoded (its values are few next to the model's).
     let content_encoder = load_content_encoder(&file, config.d_model)?;
+    let prompts = super::load_prompt_sets(&file, &config, device)?;
     let mut tensors = Vec::with_capacity(entries.len());
     for entry in entries {
         let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
@@ -279,6 +326,7 @@ pub fn load_model_within(
         items,
         quantization: header.quantization,
         content_encoder,
+        prompts,
     })
 }
 
@@ -295,6 +343,7 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
         items,
         quantization,
         content_encoder,
+        prompts,
     } = loaded;
     let kept: Vec<(usize, u32)> = items
         .ids()
@@ -323,6 +372,7 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
         items: ItemVocabulary::new(ids).expect("a subset of unique ids is unique"),
         quantization,
         content_encoder,
+        prompts,
     }
 }
 
@@ -331,11 +381,15 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
 /// completely first.
 pub fn requantize(bytes: &[u8], quantization: Quantization) -> Result<Vec<u8>, WeightFileError> {
     let loaded = load_model(bytes, &Device::flex())?;
-    Ok(save_bundle(
+    let parts = BundleParts {
+        content_encoder: loaded.content_encoder.as_ref(),
+        prompts: &loaded.prompts,
+    };
+    Ok(save_bundle_with(
         &loaded.model,
         &loaded.config,
         loaded.items.ids(),
-        loaded.content_encoder.as_ref(),
+        parts,
         quantization,
     ))
 }

@@ -190,6 +190,7 @@ impl EncoreRequest {
             },
             // SAFETY: the caller's contract.
             country: unsafe { text(self.country, || "request country".into())? },
+            prompt: None,
         })
     }
 }

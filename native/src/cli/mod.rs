@@ -1,9 +1,10 @@
 //! `encore` subcommands: generate, train, distill, export, rerank, eval, embed, demo, bench,
-//! ablate.
+//! ablate, prompt-tune.
 
 mod bench;
 mod demo;
 mod embed;
+mod prompt_tune;
 mod show;
 mod steps;
 
@@ -52,6 +53,9 @@ pub enum Command {
     /// An experiment as configured and once without each feature, plus the cold-start pair:
     /// one table (runs are resumable).
     Ablate(AblateArgs),
+    /// Learn a prompt set for one task (surface, genre, …) with the base model frozen, add it
+    /// to the bundle and measure it on the task's held-out cases.
+    PromptTune(prompt_tune::PromptTuneArgs),
 }
 
 /// Where events come from.
@@ -408,6 +412,7 @@ impl Cli {
             Command::Embed(a) => embed::run(&a),
             Command::Demo(a) => demo::run(&a),
             Command::Bench(a) => bench::run(&a),
+            Command::PromptTune(a) => prompt_tune::run(&a),
             Command::Ablate(a) => crate::experiment::ablate(
                 &a.config,
                 &a.file.overrides(a.resume),

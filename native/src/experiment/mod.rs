@@ -14,6 +14,8 @@ mod data_source;
 pub mod paired;
 mod prepare;
 pub use prepare::PushedColdStart;
+mod prompts;
+pub use prompts::{PromptTuneReport, PromptTuneRun, prompt_tune, task_cases};
 mod report;
 
 pub use ablation::{AblationPlan, AblationRow, VARIANTS, ablate};

@@ -61,7 +61,7 @@ fn object(map: &serde_json::Map<String, Value>, v: &Value) {
         }
     }
     if let Ok(raw) = serde_json::from_value::<JsRequest>(v.clone())
-        && let Ok(r) = input::request(Surface::Home, raw)
+        && let Ok(r) = input::request(encore_core::RerankRequest::on(Surface::Home), raw)
     {
         assert!(r.timestamp.is_none_or(timestamp_in_range));
         assert!(r.validate().is_ok());

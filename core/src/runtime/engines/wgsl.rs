@@ -118,7 +118,8 @@ impl WgslEngine {
                 mapped_at_creation: false,
             })
         };
-        let n = model.max_len;
+        // Room for a window and an input prompt's tokens.
+        let n = model.max_len + crate::model::MAX_PROMPT_LENGTH;
         let n_layers = model.layers.len();
         let max_ff = model.layers.iter().map(|l| l.d_ff()).max().unwrap_or(0);
         let copy = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;

@@ -70,6 +70,12 @@ pub struct BenchArgs {
     /// of the encoder's width) and embedded by its content encoder (needs `--model` with one).
     #[arg(long, default_value_t = 0)]
     pub pushed: usize,
+    /// Also time prompt sets of this many vectors (0: skip): the benchmark model gets two of
+    /// each form (`input_a`, `input_b`, `deep_a`, `deep_b`, random vectors), and each case
+    /// times a stateless rerank under a prompt and a session that switches prompts at every
+    /// rerank (the swap's cost: the prompt's and the request token's forward).
+    #[arg(long, default_value_t = 0)]
+    pub prompts: usize,
     /// Also write this benchmark's model and one input as a browser-harness fixture here, for
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
@@ -90,6 +96,44 @@ fn bench_shape(sets: &[String]) -> anyhow::Result<FoundationModelConfig> {
     crate::training::model_config_with(sasrec, given).map_err(|e| anyhow::anyhow!("--shape: {e}"))
 }
 
+/// The bundle in `bytes` with the benchmark's prompt sets of `length` vectors added (see
+/// [`BenchArgs::prompts`]).
+fn with_bench_prompts(bytes: &[u8], length: usize) -> anyhow::Result<Vec<u8>> {
+    use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
+    use encore_core::weights::{BundleParts, load_model, save_bundle_with};
+    let device = burn::tensor::Device::flex();
+    let loaded = load_model(bytes, &device)?;
+    let (d, l) = (loaded.config.d_model, loaded.config.n_layers);
+    let mut prompts = loaded.prompts;
+    for (name, form) in [
+        ("input_a", PromptForm::Input),
+        ("input_b", PromptForm::Input),
+        ("deep_a", PromptForm::Deep),
+        ("deep_b", PromptForm::Deep),
+    ] {
+        prompts.retain(|p| p.name != name);
+        let prompt = PromptSetConfig::new(form, d, l)
+            .with_length(length)
+            .with_init_std(0.5)
+            .init(&device);
+        prompts.push(NamedPromptSet {
+            name: name.into(),
+            prompt,
+        });
+    }
+    let parts = BundleParts {
+        content_encoder: loaded.content_encoder.as_ref(),
+        prompts: &prompts,
+    };
+    Ok(save_bundle_with(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        parts,
+        Quantization::F32,
+    ))
+}
+
 /// Parses `f32`, `f16` or `int8`.
 pub fn parse_quantization(s: &str) -> Result<Quantization, String> {
     Quantization::from_name(s).ok_or_else(|| format!("unknown dtype {s:?}: use f32, f16 or int8"))
@@ -108,6 +152,11 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             let ids: Vec<u32> = (1..=config.n_items as u32).collect();
             save_model(&model, &config, &ids, Quantization::F32)
         }
+    };
+    let f32_bytes = if a.prompts > 0 {
+        with_bench_prompts(&f32_bytes, a.prompts)?
+    } else {
+        f32_bytes
     };
     for q in [Quantization::F32, Quantization::F16, Quantization::Int8] {
         let bytes = requantize(&f32_bytes, q)?;

@@ -58,6 +58,10 @@ pub fn measure(a: &BenchArgs, bytes: &[u8], ids: &[u32], events: &[Event]) -> an
                     flops / (p50 * 1e6)
                 );
 
+                if a.prompts > 0 {
+                    prompt_cases(a, &reranker, backend.name(), history, &candidates, &request)?;
+                }
+
                 // A member clicking on: events appended one after another to one session past
                 // its history, each followed by a rerank. Once the window is full it moves,
                 // and the session re-encodes it: at every append with a window step of 1,
@@ -124,6 +128,56 @@ pub fn measure(a: &BenchArgs, bytes: &[u8], ids: &[u32], events: &[Event]) -> an
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Prompt sets (see [`BenchArgs::prompts`]): per form, the stateless rerank under a prompt,
+/// and a warm session that switches between the form's two prompts at every rerank (no new
+/// event: the swap alone); prints one RESULT line each.
+fn prompt_cases(
+    a: &BenchArgs,
+    reranker: &Reranker,
+    backend: &str,
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> anyhow::Result<()> {
+    let (h, c) = (history.len(), candidates.len());
+    for form in ["input", "deep"] {
+        let named = |x: &str| request.clone().with_prompt(format!("{form}_{x}"));
+        let (first, second) = (named("a"), named("b"));
+        let ms = run_inline(|| {
+            time_ms(a.warmup, a.iters, || {
+                reranker.rerank(history, candidates, &first)?;
+                Ok(())
+            })
+        })?;
+        println!(
+            "RESULT rerank-prompt backend={backend} form={form} length={} history={h} candidates={c} p50={:.3} ms p99={:.3} ms",
+            a.prompts,
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
+        let mut session = MemberSession::new(history.to_vec())?;
+        reranker.rerank_session(&mut session, candidates, &first)?;
+        let mut k = 0usize;
+        let mut encoded = 0;
+        let ms = run_inline(|| {
+            time_ms(a.warmup, a.iters, || {
+                k += 1;
+                let next = if k % 2 == 1 { &second } else { &first };
+                reranker.rerank_session(&mut session, candidates, next)?;
+                encoded = session.last_encoded_tokens();
+                Ok(())
+            })
+        })?;
+        println!(
+            "RESULT prompt-swap backend={backend} form={form} length={} history={h} candidates={c} p50={:.3} ms p99={:.3} ms tokens_encoded={encoded}",
+            a.prompts,
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use math::{Strided, add_to, dot, gelu_in_place, matmul, softmax_prefix, squared_deviations, sum};
 
-use crate::model::KvCache;
+use crate::model::{KvCache, MAX_PROMPT_LENGTH};
 use crate::serving::{LayerStep, LinearWeights, NormWeights, ServingModel};
 use crate::tokenizer::TOKEN_FIELDS;
 
@@ -68,7 +68,7 @@ impl CpuEngine {
         let scratch = Mutex::new(CpuKvCache::new(
             model.layers.len(),
             model.d_model,
-            model.max_len,
+            model.max_len + MAX_PROMPT_LENGTH,
         ));
         let projections = model
             .layers
@@ -87,18 +87,23 @@ impl CpuEngine {
         &self.model
     }
 
-    /// An empty cache for this model, with room for a window.
+    /// An empty cache for this model, with room for a window and a prompt.
     pub fn empty_cache(&self) -> CpuKvCache {
         CpuKvCache::new(
             self.model.layers.len(),
             self.model.d_model,
-            self.model.max_len,
+            self.model.max_len + MAX_PROMPT_LENGTH,
         )
     }
 
-    /// A device cache of this model read back into host memory, with room for a window.
+    /// A device cache of this model read back into host memory, with room for a window and
+    /// a prompt.
     pub fn cache_from_device(&self, cache: &KvCache) -> CpuKvCache {
-        CpuKvCache::from_device(cache, self.model.d_model, self.model.max_len)
+        CpuKvCache::from_device(
+            cache,
+            self.model.d_model,
+            self.model.max_len + MAX_PROMPT_LENGTH,
+        )
     }
 
     /// The user representation `[d_model]` after `tokens` alone (a stateless forward).
@@ -112,12 +117,27 @@ impl CpuEngine {
     /// [`CpuEngine::encode`] with the item rows of `extra` after the model's own (see
     /// [`ServingModel::embed_with`]).
     pub fn encode_with(&self, tokens: &[[i64; TOKEN_FIELDS]], extra: &[f32]) -> Vec<f32> {
+        self.encode_prompted(tokens, extra, None)
+    }
+
+    /// [`CpuEngine::encode_with`] under prompt set `prompt` when given (see
+    /// [`CpuEngine::step_prompted`]).
+    pub fn encode_prompted(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        extra: &[f32],
+        prompt: Option<usize>,
+    ) -> Vec<f32> {
+        let run = |cache: &mut CpuKvCache| match prompt {
+            Some(p) => self.step_prompted(tokens, extra, cache, p),
+            None => self.step_with(tokens, extra, cache),
+        };
         match self.scratch.try_lock() {
             Ok(mut cache) => {
                 cache.truncate(0);
-                self.step_with(tokens, extra, &mut cache)
+                run(&mut cache)
             }
-            Err(_) => self.step_with(tokens, extra, &mut self.empty_cache()),
+            Err(_) => run(&mut self.empty_cache()),
         }
     }
 
@@ -140,19 +160,77 @@ impl CpuEngine {
         extra: &[f32],
         cache: &mut CpuKvCache,
     ) -> Vec<f32> {
-        let model = &*self.model;
-        let d = model.d_model;
         let m = tokens.len();
         assert!(m > 0, "a step needs at least one token");
         let first = cache.len();
         assert!(
-            first + m <= cache.room(),
+            first + m <= self.model.max_len,
             "{first} cached + {m} new tokens exceed the window of {}",
+            self.model.max_len
+        );
+        self.run_layers(self.model.embed_with(tokens, first, extra), cache)
+    }
+
+    /// The user representation `[d_model]` after `tokens` (the last one the request token)
+    /// under prompt set `prompt` (an index into the description's prompts): the tokens before
+    /// the request join `cache` as in [`CpuEngine::step_with`]; the prompt and the request
+    /// token run after them and leave the cache as it was (it then holds the history alone,
+    /// so the next call may select another prompt).
+    ///
+    /// # Panics
+    /// If `tokens` is empty or reaches past the window, or `prompt` is out of range.
+    pub fn step_prompted(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        extra: &[f32],
+        cache: &mut CpuKvCache,
+        prompt: usize,
+    ) -> Vec<f32> {
+        let model = &*self.model;
+        let prompt = &model.prompts[prompt];
+        let (d, m) = (model.d_model, tokens.len());
+        assert!(m > 0, "a step needs at least one token");
+        let (events, request) = tokens.split_at(m - 1);
+        if !events.is_empty() {
+            self.step_with(events, extra, cache);
+        }
+        let history = cache.len();
+        assert!(
+            history < model.max_len,
+            "{history} cached tokens leave no room for the request in a window of {}",
+            model.max_len
+        );
+        // The request token keeps the position it has without a prompt.
+        let mut x = prompt.input.clone();
+        x.extend(model.embed_with(request, history, extra));
+        let deep = prompt.deep_keys();
+        for (l, (keys, values)) in cache.layers_mut().enumerate() {
+            let from = l * deep * d..(l + 1) * deep * d;
+            let to = history * d..(history + deep) * d;
+            keys[to.clone()].copy_from_slice(&prompt.keys[from.clone()]);
+            values[to].copy_from_slice(&prompt.values[from]);
+        }
+        cache.set_len(history + deep);
+        let user = self.run_layers(x, cache);
+        cache.truncate(history);
+        user
+    }
+
+    /// The layers over the embedded new tokens `x` `[m, d]` that follow the tokens in
+    /// `cache` (their keys and values are appended to it): the user representation `[d]` at
+    /// the last one.
+    fn run_layers(&self, mut x: Vec<f32>, cache: &mut CpuKvCache) -> Vec<f32> {
+        let model = &*self.model;
+        let d = model.d_model;
+        let m = x.len() / d;
+        let first = cache.len();
+        assert!(
+            first + m <= cache.room(),
+            "{first} cached + {m} new tokens exceed the cache's room of {}",
             cache.room()
         );
         // The residual stream: rows of the new tokens (fewer once a layer keeps only the
         // rows it was asked for).
-        let mut x = model.embed_with(tokens, first, extra);
         let mut mixed: Vec<f32> = x[(m - 1) * d..].iter().map(|v| v * model.mix[0]).collect();
         let mut normed = vec![0f32; m * d];
         let layers = model.layers.iter().zip(&self.projections);
@@ -416,7 +494,11 @@ mod tests {
             for (cached, step) in [(1, 1), (5, 2), (20, 3)] {
                 let host_cache = compare_step(&model, &config, &seq, cached, step);
                 // And the round trip to the device keeps them.
-                let back = CpuKvCache::from_device(&host_cache.to_device(heads, &device), d, 32);
+                let back = CpuKvCache::from_device(
+                    &host_cache.to_device(heads, &device),
+                    d,
+                    host_cache.room(),
+                );
                 assert_eq!(back.len(), cached + step);
                 assert_eq!(back.layers, host_cache.layers, "d {d}: device round trip");
             }

@@ -1,0 +1,228 @@
+//! Learning one prompt set with the foundation model frozen: Adam on the prompt's vectors
+//! alone, full-softmax next-item cross-entropy at the task's request positions, each position
+//! run as serving runs it (history, prompt, request token; see
+//! [`encore_core::FoundationModel::forward_prompted_batch`]).
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use encore_core::data::split::MemberHistory;
+use encore_core::model::{PromptForm, PromptSet, PromptSetConfig, l2_normalize};
+use encore_core::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
+use encore_core::{Catalog, FoundationModel};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::PromptTask;
+
+/// How a prompt is tuned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptTuneConfig {
+    /// Where the prompt's vectors enter the model.
+    pub form: PromptForm,
+    /// Vectors in the prompt (`P`, 1 to 16).
+    pub length: usize,
+    /// Passes over the task's windows.
+    pub epochs: usize,
+    /// Windows per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Request positions drawn per window and step (at most; fewer when the window has fewer
+    /// task targets).
+    pub requests_per_window: usize,
+    /// Scores are divided by it in the loss (the foundation model's training temperature).
+    pub temperature: f64,
+    /// L2-normalise the user representation in the loss (as the foundation model trained).
+    pub normalize: bool,
+    /// Seed of the initial vectors and the sampling.
+    pub seed: u64,
+}
+
+impl Default for PromptTuneConfig {
+    fn default() -> Self {
+        Self {
+            form: PromptForm::Deep,
+            length: 4,
+            epochs: 4,
+            batch_size: 32,
+            learning_rate: 1e-2,
+            requests_per_window: 8,
+            temperature: 1.0,
+            normalize: false,
+            seed: 7,
+        }
+    }
+}
+
+/// One training window and the positions whose targets are the task's.
+#[derive(Debug, Clone)]
+pub struct TuneExample {
+    /// A window of a member's training tokens.
+    pub window: TokenSequence,
+    /// Positions in it whose target the task accepts (each is a request position: the
+    /// history is the tokens before it).
+    pub positions: Vec<usize>,
+}
+
+/// The task's training examples: every member's training windows (as the foundation model
+/// trained on them) with the positions whose targets the task accepts; windows without any
+/// are left out.
+pub fn examples(
+    train: &[MemberHistory],
+    catalog: &Catalog,
+    tokenizer: &EventTokenizer,
+    task: &PromptTask,
+) -> anyhow::Result<Vec<TuneExample>> {
+    let mut out = Vec::new();
+    for h in train {
+        if !task.accepts_member(h.events.len()) {
+            continue;
+        }
+        let windows = tokenizer
+            .training_windows(catalog.vocabulary(), &h.events)
+            .map_err(|e| anyhow::anyhow!("member {}: {e}", h.member))?;
+        for window in windows {
+            let positions: Vec<usize> = window
+                .tokens
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| task.accepts_token(catalog, t))
+                .map(|(i, _)| i)
+                .collect();
+            if !positions.is_empty() {
+                out.push(TuneExample { window, positions });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One epoch of [`tune`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TuneEpoch {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's request positions.
+    pub loss: f64,
+    /// Request positions trained on.
+    pub requests: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The result of [`tune`].
+#[derive(Debug)]
+pub struct TunedPrompt {
+    /// The learned vectors (on the inner backend, without gradients).
+    pub prompt: PromptSet,
+    /// Per-epoch loss and time.
+    pub epochs: Vec<TuneEpoch>,
+}
+
+/// Learns a prompt set for `examples` on the frozen `model` (loaded on `device`, an autodiff
+/// device; its parameters get no gradient and stay as they are). `on_epoch` sees each epoch.
+pub fn tune(
+    model: &FoundationModel,
+    examples: &[TuneExample],
+    cfg: &PromptTuneConfig,
+    device: &Device,
+    mut on_epoch: impl FnMut(&TuneEpoch),
+) -> anyhow::Result<TunedPrompt> {
+    anyhow::ensure!(!examples.is_empty(), "the task has no training targets");
+    anyhow::ensure!(
+        cfg.epochs > 0 && cfg.batch_size > 0 && cfg.requests_per_window > 0,
+        "epochs, batch size and requests per window must be positive"
+    );
+    anyhow::ensure!(cfg.temperature > 0.0, "the temperature must be positive");
+    anyhow::ensure!(
+        (1..=encore_core::model::MAX_PROMPT_LENGTH).contains(&cfg.length),
+        "a prompt holds 1 to {} vectors, not {}",
+        encore_core::model::MAX_PROMPT_LENGTH,
+        cfg.length
+    );
+    device.seed(cfg.seed);
+    let d = model.norm.gamma.val().dims()[0];
+    let mut prompt = PromptSetConfig::new(cfg.form, d, model.blocks.len())
+        .with_length(cfg.length)
+        .init(device);
+    let mut optim = AdamConfig::new().init();
+    let tables = model.token_tables();
+    let items = model.item_vectors().transpose(); // [d, n_items]
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    let mut epochs = Vec::with_capacity(cfg.epochs);
+    for epoch in 1..=cfg.epochs {
+        let start = Instant::now();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut requests) = (0f64, 0usize);
+        for chunk in order.chunks(cfg.batch_size) {
+            let windows: Vec<TokenSequence> =
+                chunk.iter().map(|&i| examples[i].window.clone()).collect();
+            let picked: Vec<Vec<usize>> = chunk
+                .iter()
+                .map(|&i| draw(&examples[i].positions, cfg.requests_per_window, &mut rng))
+                .collect();
+            let k = picked.iter().map(Vec::len).max().unwrap_or(1);
+            let (mut targets, mut mask) = (Vec::new(), Vec::new());
+            for (w, list) in windows.iter().zip(&picked) {
+                for j in 0..k {
+                    let target = list.get(j).and_then(|&t| w.tokens[t].target);
+                    targets.push(target.map_or(0, |t| i64::from(t.item)));
+                    mask.push(if target.is_some() { 1f32 } else { 0.0 });
+                }
+            }
+            let n = targets.len();
+            let count: f32 = mask.iter().sum();
+            let batch = TokenBatch::new(&windows, device);
+            let users = model
+                .forward_prompted_batch(&batch, &tables, &picked, Some(&prompt))
+                .reshape([n, d]);
+            let users = if cfg.normalize {
+                l2_normalize(users)
+            } else {
+                users
+            };
+            let logits = users.matmul(items.clone()).div_scalar(cfg.temperature);
+            let log_p = activation::log_softmax(logits, 1);
+            let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
+            let mask = Tensor::<1>::from_data(TensorData::new(mask, [n]), device);
+            let picked_log_p = log_p.gather(1, targets).reshape([n]);
+            let loss = picked_log_p
+                .mul(mask)
+                .sum()
+                .neg()
+                .div_scalar(count.max(1.0));
+            let value = loss.clone().into_scalar::<f32>();
+            anyhow::ensure!(value.is_finite(), "the loss is not finite at epoch {epoch}");
+            let grads = GradientsParams::from_grads(loss.backward(), &prompt);
+            prompt = optim.step(cfg.learning_rate, prompt, grads);
+            loss_sum += f64::from(value) * f64::from(count);
+            requests += count as usize;
+        }
+        let stats = TuneEpoch {
+            epoch,
+            loss: loss_sum / requests.max(1) as f64,
+            requests,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        on_epoch(&stats);
+        epochs.push(stats);
+    }
+    Ok(TunedPrompt {
+        prompt: prompt.valid(),
+        epochs,
+    })
+}
+
+/// Up to `k` of `positions`, drawn without replacement.
+fn draw(positions: &[usize], k: usize, rng: &mut impl Rng) -> Vec<usize> {
+    if positions.len() <= k {
+        return positions.to_vec();
+    }
+    positions.sample(rng, k).copied().collect()
+}

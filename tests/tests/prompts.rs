@@ -1,0 +1,502 @@
+//! Prompt sets: every engine runs them as training's batched forward does, a session switches
+//! prompts without re-encoding the history and gives each prompt's stateless scores, the
+//! bundle carries them (and the model's scores without a prompt stay as they were), and bad
+//! names and hostile prompt parts are refused by name.
+
+use std::collections::HashMap;
+
+use burn::tensor::Device;
+use encore_core::data::split::group_by_member;
+use encore_core::model::{
+    FoundationModel, FoundationModelConfig, NamedPromptSet, PromptForm, PromptSetConfig,
+};
+use encore_core::weights::{
+    BundleParts, LoadedModel, Manifest, PartKind, Quantization, WeightFile, WeightFileError,
+    load_model, save_bundle_with, save_model,
+};
+use encore_core::{
+    Event, MemberSession, RerankError, RerankRequest, Reranker, ScoredItem, Surface, TokenBatch,
+};
+use encore_shaders::plain_wgpu::GpuDevice;
+use encore_tests::small_world;
+
+type ByItem = HashMap<u32, f32>;
+
+fn by_item(ranked: &[ScoredItem]) -> ByItem {
+    ranked.iter().map(|s| (s.item, s.score)).collect()
+}
+
+fn assert_pairwise(what: &str, engines: &[(&str, ByItem)], candidates: &[u32]) {
+    for (i, (name_a, a)) in engines.iter().enumerate() {
+        assert_eq!(a.len(), candidates.len(), "{what}: {name_a}");
+        for (name_b, b) in &engines[i + 1..] {
+            for item in candidates {
+                let (x, y) = (a[item], b[item]);
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{what}: item {item}: {name_a} {x} vs {name_b} {y}"
+                );
+            }
+        }
+    }
+}
+
+/// A random three-layer model and two prompt sets large enough to move its scores: `kids`
+/// (input form, 3 vectors) and `search` (deep form, 2 vectors per layer).
+fn model_and_prompts(
+    n_items: usize,
+) -> (FoundationModel, FoundationModelConfig, Vec<NamedPromptSet>) {
+    let device = Device::flex();
+    let config = FoundationModelConfig::new(n_items)
+        .with_d_model(32)
+        .with_n_heads(4)
+        .with_n_layers(3)
+        .with_d_ff(48)
+        .with_max_len(40)
+        .with_dropout(0.0);
+    let model = config.init(&device);
+    let prompt = |form, length| {
+        PromptSetConfig::new(form, 32, 3)
+            .with_length(length)
+            .with_init_std(0.5)
+            .init(&device)
+    };
+    let prompts = vec![
+        NamedPromptSet {
+            name: "kids".into(),
+            prompt: prompt(PromptForm::Input, 3),
+        },
+        NamedPromptSet {
+            name: "search".into(),
+            prompt: prompt(PromptForm::Deep, 2),
+        },
+    ];
+    (model, config, prompts)
+}
+
+fn bundle(
+    model: &FoundationModel,
+    config: &FoundationModelConfig,
+    ids: &[u32],
+    prompts: &[NamedPromptSet],
+) -> Vec<u8> {
+    let parts = BundleParts {
+        content_encoder: None,
+        prompts,
+    };
+    save_bundle_with(model, config, ids, parts, Quantization::F32)
+}
+
+/// Training's batched prompted forward on the autodiff CPU device: the history and the
+/// request's prompt group as one masked sequence, the user representation at the request.
+fn training_forward(
+    loaded: &LoadedModel,
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> ByItem {
+    let seq = loaded
+        .config
+        .tokenizer()
+        .serving_sequence(&loaded.items, history, &request.context(history))
+        .unwrap();
+    let batch = TokenBatch::new(std::slice::from_ref(&seq), &Device::flex().autodiff());
+    let prompt = request.prompt.as_ref().map(|name| {
+        &loaded
+            .prompts
+            .iter()
+            .find(|p| &p.name == name)
+            .expect("a prompt set of that name")
+            .prompt
+    });
+    let user = loaded.model.forward_prompted_batch(
+        &batch,
+        &loaded.model.token_tables(),
+        &[vec![seq.len() - 1]],
+        prompt,
+    );
+    let d = loaded.config.d_model;
+    let scores: Vec<f32> = user
+        .reshape([1, d])
+        .matmul(loaded.model.item_vectors().transpose())
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    candidates
+        .iter()
+        .map(|&id| (id, scores[loaded.items.index_of(id).unwrap()]))
+        .collect()
+}
+
+#[test]
+fn every_engine_runs_prompts_as_training_does() {
+    let world = small_world();
+    let ids = world.catalog.ids();
+    let (model, config, prompts) = model_and_prompts(ids.len());
+    let bytes = bundle(&model, &config, &ids, &prompts);
+    let reference = load_model(&bytes, &Device::flex().autodiff()).unwrap();
+    assert_eq!(reference.prompts.len(), 2);
+    let cpu = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
+    // A reranker on the autodiff device runs burn's device path (not the CPU engine).
+    let burn_cpu = Reranker::from_bytes(&bytes, &Device::flex().autodiff()).unwrap();
+    let burn_wgpu = Reranker::from_bytes(&bytes, &Device::wgpu(Default::default())).unwrap();
+    let gpu = GpuDevice::open_native().expect("a wgpu adapter (Mesa's software Vulkan here)");
+    let wgsl = Reranker::from_bytes(&bytes, &Device::flex())
+        .unwrap()
+        .with_wgsl_engine(gpu)
+        .unwrap();
+    let history = group_by_member(&world.events)
+        .into_iter()
+        .map(|h| h.events)
+        .max_by_key(Vec::len)
+        .unwrap();
+    assert!(
+        history.len() > config.max_len,
+        "a history longer than the window"
+    );
+    let candidates: Vec<u32> = ids.iter().step_by(3).copied().collect();
+    let mut by_prompt = Vec::new();
+    for prompt in [None, Some("kids"), Some("search")] {
+        for n in [1, 9, history.len()] {
+            let events = &history[history.len() - n..];
+            let mut request = RerankRequest::on(Surface::Home);
+            request.prompt = prompt.map(str::to_string);
+            let what = format!("prompt {prompt:?}, history {n}");
+            let engines = [
+                (
+                    "training forward",
+                    training_forward(&reference, events, &candidates, &request),
+                ),
+                (
+                    "cpu",
+                    by_item(&cpu.rerank(events, &candidates, &request).unwrap()),
+                ),
+                (
+                    "burn cpu",
+                    by_item(&burn_cpu.rerank(events, &candidates, &request).unwrap()),
+                ),
+                (
+                    "burn wgpu",
+                    by_item(&burn_wgpu.rerank(events, &candidates, &request).unwrap()),
+                ),
+                (
+                    "wgsl",
+                    by_item(&wgsl.rerank(events, &candidates, &request).unwrap()),
+                ),
+            ];
+            assert_pairwise(&what, &engines, &candidates);
+            if n == history.len() {
+                by_prompt.push(engines[1].1.clone());
+            }
+        }
+    }
+    // The prompts change the scores (else the comparison above proves little).
+    for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+        let moved = candidates
+            .iter()
+            .map(|c| (by_prompt[i][c] - by_prompt[j][c]).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            moved > 1e-2,
+            "prompts {i} and {j} give the same scores ({moved})"
+        );
+    }
+    // Batch scoring (evaluation) under a prompt equals the stateless rerank.
+    let mut request = RerankRequest::on(Surface::Home);
+    request.prompt = Some("search".into());
+    let catalog = cpu
+        .score_catalog(&[
+            (history.as_slice(), request.clone()),
+            (&history[..9], RerankRequest::on(Surface::Kids)),
+        ])
+        .unwrap();
+    for (&c, score) in candidates.iter().zip(&by_prompt[2]) {
+        let row = cpu.items().index_of(c).unwrap();
+        let _ = score;
+        assert!(
+            (catalog[0][row] - by_prompt[2][&c]).abs() <= 1e-4,
+            "catalog score of {c}"
+        );
+    }
+    let plain = by_item(
+        &cpu.rerank(
+            &history[..9],
+            &candidates,
+            &RerankRequest::on(Surface::Kids),
+        )
+        .unwrap(),
+    );
+    for &c in &candidates {
+        let row = cpu.items().index_of(c).unwrap();
+        assert!(
+            (catalog[1][row] - plain[&c]).abs() <= 1e-4,
+            "unprompted member {c}"
+        );
+    }
+}
+
+#[test]
+fn a_session_switches_prompts_without_re_encoding_the_history() {
+    let world = small_world();
+    let ids = world.catalog.ids();
+    let (model, config, prompts) = model_and_prompts(ids.len());
+    let bytes = bundle(&model, &config, &ids, &prompts);
+    let history = group_by_member(&world.events)
+        .into_iter()
+        .map(|h| h.events)
+        .find(|e| e.len() > 30)
+        .unwrap();
+    let candidates: Vec<u32> = ids.iter().step_by(2).copied().collect();
+    for device in [Device::flex(), Device::flex().autodiff()] {
+        let reranker = Reranker::from_bytes(&bytes, &device).unwrap();
+        let mut session = MemberSession::new(history[..20].to_vec()).unwrap();
+        let plain = RerankRequest::on(Surface::Home);
+        reranker
+            .rerank_session(&mut session, &candidates, &plain)
+            .unwrap();
+        let cached = session.cached_tokens();
+        assert_eq!(cached, 20, "{device:?}: the history's tokens are cached");
+        let sequence = [
+            (Some("kids"), 3 + 1),
+            (Some("search"), 1),
+            (None, 1),
+            (Some("kids"), 3 + 1),
+            (Some("search"), 1),
+        ];
+        for (k, (prompt, encoded)) in sequence.into_iter().enumerate() {
+            let mut request = RerankRequest::on(Surface::ALL[k % 4]);
+            request.prompt = prompt.map(str::to_string);
+            let ours = reranker
+                .rerank_session(&mut session, &candidates, &request)
+                .unwrap();
+            let what = format!("{device:?}, switch {k} to {prompt:?}");
+            // The prompt's tokens and the request token, never the history.
+            assert_eq!(session.last_encoded_tokens(), encoded, "{what}");
+            assert_eq!(
+                session.cached_tokens(),
+                cached,
+                "{what}: the cache holds the history alone"
+            );
+            let stateless = reranker
+                .rerank(&history[..20], &candidates, &request)
+                .unwrap();
+            assert_pairwise(
+                &what,
+                &[
+                    ("session", by_item(&ours)),
+                    ("stateless", by_item(&stateless)),
+                ],
+                &candidates,
+            );
+        }
+        // An appended event under a prompt: its token, the prompt's and the request's.
+        session.append(history[20].clone()).unwrap();
+        let request = RerankRequest::on(Surface::Kids).with_prompt("kids");
+        let ours = reranker
+            .rerank_session(&mut session, &candidates, &request)
+            .unwrap();
+        assert_eq!(session.last_encoded_tokens(), 1 + 3 + 1);
+        let stateless = reranker
+            .rerank(&history[..21], &candidates, &request)
+            .unwrap();
+        assert_pairwise(
+            "appended",
+            &[
+                ("session", by_item(&ours)),
+                ("stateless", by_item(&stateless)),
+            ],
+            &candidates,
+        );
+        // An unknown prompt set is refused by name and leaves the session usable.
+        let unknown = RerankRequest::on(Surface::Home).with_prompt("partner_row");
+        assert_eq!(
+            reranker.rerank_session(&mut session, &candidates, &unknown),
+            Err(RerankError::UnknownPromptSet {
+                name: "partner_row".into(),
+                known: vec!["kids".into(), "search".into()],
+            })
+        );
+        let again = reranker
+            .rerank_session(&mut session, &candidates, &request)
+            .unwrap();
+        assert_eq!(session.last_encoded_tokens(), 3 + 1);
+        assert_pairwise(
+            "after a refusal",
+            &[
+                ("session", by_item(&again)),
+                ("stateless", by_item(&stateless)),
+            ],
+            &candidates,
+        );
+    }
+}
+
+#[test]
+fn prompt_sets_travel_in_the_bundle_and_leave_unprompted_scores_unchanged() {
+    let world = small_world();
+    let ids = world.catalog.ids();
+    let (model, config, prompts) = model_and_prompts(ids.len());
+    let plain = save_model(&model, &config, &ids, Quantization::F32);
+    let with = bundle(&model, &config, &ids, &prompts);
+    let loaded = load_model(&with, &Device::flex()).unwrap();
+    let names: Vec<(&str, PromptForm, usize)> = loaded
+        .prompts
+        .iter()
+        .map(|p| (p.name.as_str(), p.prompt.form(), p.prompt.length()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("kids", PromptForm::Input, 3),
+            ("search", PromptForm::Deep, 2)
+        ]
+    );
+    for (a, b) in loaded.prompts.iter().zip(&prompts) {
+        assert_eq!(
+            a.prompt.named_tensors(),
+            b.prompt.named_tensors(),
+            "{}",
+            a.name
+        );
+    }
+    let history = &world
+        .events
+        .iter()
+        .filter(|e| e.member == world.events[0].member)
+        .cloned()
+        .collect::<Vec<_>>();
+    let candidates: Vec<u32> = ids.iter().take(40).copied().collect();
+    let request = RerankRequest::on(Surface::Search);
+    let a = Reranker::from_bytes(&plain, &Device::flex()).unwrap();
+    let b = Reranker::from_bytes(&with, &Device::flex()).unwrap();
+    assert!(a.prompt_sets().is_empty());
+    let (x, y) = (
+        a.rerank(history, &candidates, &request).unwrap(),
+        b.rerank(history, &candidates, &request).unwrap(),
+    );
+    assert_eq!(x, y, "adding prompt sets changes no unprompted score");
+    // A bundle without prompt sets refuses a prompted request by name.
+    assert_eq!(
+        a.rerank(history, &candidates, &request.clone().with_prompt("kids")),
+        Err(RerankError::UnknownPromptSet {
+            name: "kids".into(),
+            known: vec![]
+        })
+    );
+    // int8: the prompts survive quantisation closely.
+    let int8 = encore_core::weights::requantize(&with, Quantization::Int8).unwrap();
+    let q = load_model(&int8, &Device::flex()).unwrap();
+    assert_eq!(q.prompts.len(), 2);
+    let (orig, back) = (
+        &prompts[1].prompt.named_tensors()[0].2,
+        &q.prompts[1].prompt.named_tensors()[0].2,
+    );
+    let worst = orig
+        .iter()
+        .zip(back.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 0.02, "int8 prompt keys off by {worst}");
+}
+
+/// The bundle with its manifest changed by `edit` (tensor bytes kept).
+fn edited(bytes: &[u8], edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+    let file = WeightFile::decode(bytes).unwrap();
+    let mut manifest = file.manifest.clone();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for part in &manifest.parts {
+        for t in part.kind.tensors() {
+            blobs.push(file.tensor_bytes(t).to_vec());
+        }
+    }
+    edit(&mut manifest);
+    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    WeightFile::encode(manifest, &refs)
+}
+
+#[test]
+fn hostile_prompt_parts_are_refused_by_name() {
+    let world = small_world();
+    let ids = world.catalog.ids();
+    let (model, config, prompts) = model_and_prompts(ids.len());
+    let bytes = bundle(&model, &config, &ids, &prompts);
+    let prompt_part = |m: &mut Manifest, name: &str| -> usize {
+        m.parts
+            .iter()
+            .position(|p| p.name == format!("prompt:{name}"))
+            .unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "length 0",
+            edited(&bytes, |m| {
+                let i = prompt_part(m, "kids");
+                if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
+                    p.length = 0;
+                }
+            }),
+            "holds 0 vectors",
+        ),
+        (
+            "length 17",
+            edited(&bytes, |m| {
+                let i = prompt_part(m, "search");
+                if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
+                    p.length = 17;
+                }
+            }),
+            "holds 17 vectors",
+        ),
+        (
+            "form swapped",
+            edited(&bytes, |m| {
+                let i = prompt_part(m, "kids");
+                if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
+                    p.form = PromptForm::Deep;
+                }
+            }),
+            "lacks tensor `prompt set \"kids\" keys`",
+        ),
+        (
+            "empty name",
+            edited(&bytes, |m| {
+                let i = prompt_part(m, "kids");
+                m.parts[i].name = "prompt:".into();
+            }),
+            "name is empty",
+        ),
+        (
+            "control character",
+            edited(&bytes, |m| {
+                let i = prompt_part(m, "kids");
+                m.parts[i].name = "prompt:ki\nds".into();
+            }),
+            "control character",
+        ),
+        (
+            "not a prompt name",
+            edited(&bytes, |m| {
+                let i = prompt_part(m, "search");
+                m.parts[i].name = "searching".into();
+            }),
+            "is not named prompt:NAME",
+        ),
+    ];
+    for (what, bad, message) in cases {
+        let err = load_model(&bad, &Device::flex()).expect_err(what);
+        assert!(err.to_string().contains(message), "{what}: {err}");
+        let err = Reranker::from_bytes(&bad, &Device::flex()).expect_err(what);
+        assert!(err.to_string().contains(message), "{what}: {err}");
+    }
+    // A shape that does not fit the model: the deep form's layers.
+    let wrong = edited(&bytes, |m| {
+        let i = prompt_part(m, "search");
+        if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
+            p.tensors[0].shape = vec![2, 2, 48];
+        }
+    });
+    assert!(matches!(
+        load_model(&wrong, &Device::flex()),
+        Err(WeightFileError::InvalidTensor { .. }) | Err(WeightFileError::MalformedHeader(_))
+    ));
+}

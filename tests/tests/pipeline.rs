@@ -258,9 +258,10 @@ fn two_workers_train_like_one() {
     .unwrap();
     assert!(two.epochs[3].loss < two.epochs[0].loss);
     // Relative loss differences per epoch: the two runs sum the same gradients in another
-    // order, so they drift apart by float rounding, more every epoch (measured with this
-    // seed: 0.02%, 0.12%, 0.7%, 0.9% over the four epochs). A worker that dropped or doubled
-    // its share of a batch would differ by far more from the first epoch on.
+    // order, so they drift apart by float rounding (measured with this seed: 0.19%, 0.45%,
+    // 0.18%, 0.29% over the four epochs; 0.02% to 0.9% in the world before its surfaces
+    // differed). A worker that dropped or doubled its share of a batch would differ by far
+    // more from the first epoch on.
     let drift: Vec<f64> = one
         .epochs
         .iter()
@@ -268,7 +269,7 @@ fn two_workers_train_like_one() {
         .map(|(a, b)| (a.loss - b.loss).abs() / a.loss.abs())
         .collect();
     eprintln!("relative loss drift per epoch: {drift:?}");
-    assert!(drift[0] < 1e-3, "epoch 1 differs: {drift:?}");
+    assert!(drift[0] < 3e-3, "epoch 1 differs: {drift:?}");
     assert!(drift[1] < 5e-3, "epoch 2 differs: {drift:?}");
     assert!(
         drift.iter().all(|&d| d < 2e-2),

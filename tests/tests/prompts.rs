@@ -47,6 +47,9 @@ fn model_and_prompts(
     n_items: usize,
 ) -> (FoundationModel, FoundationModelConfig, Vec<NamedPromptSet>) {
     let device = Device::flex();
+    // Fixed weights: the checks below compare engines on them, and whether the prompts move
+    // the scores enough to matter is checked once, for these weights.
+    device.seed(11);
     let config = FoundationModelConfig::new(n_items)
         .with_d_model(32)
         .with_n_heads(4)
@@ -58,7 +61,7 @@ fn model_and_prompts(
     let prompt = |form, length| {
         PromptSetConfig::new(form, 32, 3)
             .with_length(length)
-            .with_init_std(0.5)
+            .with_init_std(3.0)
             .init(&device)
     };
     let prompts = vec![
@@ -185,34 +188,41 @@ fn every_engine_runs_prompts_as_training_does() {
                 ),
             ];
             assert_pairwise(&what, &engines, &candidates);
-            if n == history.len() {
+            if n == 9 {
                 by_prompt.push(engines[1].1.clone());
             }
         }
     }
-    // The prompts change the scores (else the comparison above proves little).
+    // The prompts change the scores (else the comparison above proves little): each moves
+    // some candidate's score by more than 5% of the spread of the unprompted scores.
+    let spread = {
+        let s: Vec<f32> = by_prompt[0].values().copied().collect();
+        s.iter().copied().fold(f32::MIN, f32::max) - s.iter().copied().fold(f32::MAX, f32::min)
+    };
+    eprintln!("unprompted scores spread over {spread}");
     for (i, j) in [(0, 1), (0, 2), (1, 2)] {
         let moved = candidates
             .iter()
             .map(|c| (by_prompt[i][c] - by_prompt[j][c]).abs())
             .fold(0f32, f32::max);
+        eprintln!("prompts {i} and {j}: scores moved up to {moved}");
         assert!(
-            moved > 1e-2,
+            moved > 0.05 * spread,
             "prompts {i} and {j} give the same scores ({moved})"
         );
     }
     // Batch scoring (evaluation) under a prompt equals the stateless rerank.
     let mut request = RerankRequest::on(Surface::Home);
     request.prompt = Some("search".into());
+    let tail = &history[history.len() - 9..];
     let catalog = cpu
         .score_catalog(&[
-            (history.as_slice(), request.clone()),
+            (tail, request.clone()),
             (&history[..9], RerankRequest::on(Surface::Kids)),
         ])
         .unwrap();
-    for (&c, score) in candidates.iter().zip(&by_prompt[2]) {
+    for &c in &candidates {
         let row = cpu.items().index_of(c).unwrap();
-        let _ = score;
         assert!(
             (catalog[0][row] - by_prompt[2][&c]).abs() <= 1e-4,
             "catalog score of {c}"
@@ -391,12 +401,17 @@ fn prompt_sets_travel_in_the_bundle_and_leave_unprompted_scores_unchanged() {
         &prompts[1].prompt.named_tensors()[0].2,
         &q.prompts[1].prompt.named_tensors()[0].2,
     );
+    let largest = orig.iter().fold(0f32, |m, v| m.max(v.abs()));
     let worst = orig
         .iter()
         .zip(back.iter())
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(worst < 0.02, "int8 prompt keys off by {worst}");
+    // int8 keeps one scale per row: an error within half a step of the largest value.
+    assert!(
+        worst <= largest / 254.0 + 1e-6,
+        "int8 prompt keys off by {worst} (largest {largest})"
+    );
 }
 
 /// The bundle with its manifest changed by `edit` (tensor bytes kept).

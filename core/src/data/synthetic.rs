@@ -2,6 +2,14 @@
 //! titles arriving over time, and members whose tastes drift, who binge series episode after
 //! episode, follow daily rhythms and use several surfaces, countries and devices.
 //!
+//! Each surface behaves its own way, so that what a request's surface asks for is known by
+//! construction: **kids** shows kids titles only (kids profiles use it always, and "family"
+//! adult profiles in 15% of their sessions); **search** sessions look for one genre, drawn by
+//! the member's taste (titles of that genre weigh 80× the others, popularity less); the
+//! **mobile feed** (mobile devices) favours series and short titles (3× against 0.3× for films),
+//! its plays last half as long and its sessions fall at commute hours (8:00 and 18:00 ± 1 h);
+//! **home** follows the member's drifting taste and popularity.
+//!
 //! The same [`SyntheticWorldConfig`] (seed included) always yields the same world, on every
 //! platform: it is the embedded default for the CLI, the tests and the web demo.
 
@@ -178,6 +186,8 @@ struct Member {
     language: &'static str,
     device: DeviceType,
     kids: bool,
+    /// An adult profile that now and then watches with children, on the kids surface.
+    family: bool,
     taste: Vec<f64>,
     peak_hour: f64,
     activity: f64,
@@ -319,6 +329,7 @@ fn generate_member(id: u32, config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng)
         _ => "en",
     };
     let kids = rng.random_bool(config.kids_profile_share);
+    let family = !kids && rng.random_bool(0.3);
     let mut taste = vec![0.05; GENRES.len()];
     if kids {
         taste[ANIMATION as usize] = 1.0;
@@ -344,6 +355,7 @@ fn generate_member(id: u32, config: &SyntheticWorldConfig, rng: &mut ChaCha8Rng)
         language,
         device,
         kids,
+        family,
         taste,
         peak_hour: if kids {
             16.0
@@ -389,14 +401,15 @@ fn simulate_member(
         } else {
             0.0
         };
-        let hour = (m.peak_hour + shift + (rng.random::<f64>() - 0.5) * 5.0).clamp(6.0, 23.9);
-        let mut t = config.start + day as i64 * 86_400 + (hour * 3600.0) as i64;
         let device = if rng.random_bool(0.8) {
             m.device
         } else {
             *pick(rng, &DeviceType::ALL)
         };
-        let surface = if m.kids {
+        // Each surface behaves its own way (see `choose_title`): kids shows kids titles only
+        // (kids profiles, and family profiles now and then), the mobile feed short titles at
+        // commute hours, search one genre the member looks for, home the drifting taste.
+        let surface = if m.kids || (m.family && rng.random_bool(0.15)) {
             Surface::Kids
         } else if device == DeviceType::Mobile && rng.random_bool(0.6) {
             Surface::MobileFeed
@@ -405,6 +418,19 @@ fn simulate_member(
         } else {
             Surface::Home
         };
+        let hour = if surface == Surface::MobileFeed {
+            let commute = if rng.random_bool(0.5) { 8.0 } else { 18.0 };
+            (commute + (rng.random::<f64>() - 0.5) * 2.0).clamp(6.0, 23.9)
+        } else {
+            (m.peak_hour + shift + (rng.random::<f64>() - 0.5) * 5.0).clamp(6.0, 23.9)
+        };
+        let mut t = config.start + day as i64 * 86_400 + (hour * 3600.0) as i64;
+        // What a search session looks for: one genre, drawn by the member's taste.
+        let intent = (surface == Surface::Search).then(|| {
+            WeightedIndex::new(&taste)
+                .map(|d| d.sample(rng))
+                .unwrap_or(0)
+        });
         // Tastes drift: a small random walk, and now and then a new interest.
         for w in taste.iter_mut() {
             *w = (*w * (1.0 + (rng.random::<f64>() - 0.5) * 0.1)).max(0.01);
@@ -414,10 +440,18 @@ fn simulate_member(
         }
         let n_events = rng.random_range(1..=4);
         for _ in 0..n_events {
-            let (idx, action) = match in_progress {
+            // A binge goes on where the surface allows it (not in a search, not an adult
+            // series on the kids surface).
+            let binge = in_progress.filter(|&s| {
+                surface != Surface::Search
+                    && (surface != Surface::Kids || catalog.items[s].kind == ItemKind::Kids)
+            });
+            let (idx, action) = match binge {
                 Some(s) if rng.random_bool(0.7) => (s, Action::Play),
                 _ => {
-                    let idx = choose_title(m, &taste, surface, t, catalog, traits, &watched, rng);
+                    let idx = choose_title(
+                        m, &taste, surface, intent, t, catalog, traits, &watched, rng,
+                    );
                     let r: f64 = rng.random();
                     let action = if r < 0.78 {
                         Action::Play
@@ -430,11 +464,17 @@ fn simulate_member(
                 }
             };
             let item = &catalog.items[idx];
+            // The mobile feed's plays are shorter.
+            let feed = if surface == Surface::MobileFeed {
+                0.5
+            } else {
+                1.0
+            };
             let duration_s = match action {
                 Action::Play => match item.kind {
-                    ItemKind::Series => rng.random_range(1500.0..3300.0),
-                    ItemKind::Kids => rng.random_range(600.0..1500.0),
-                    _ => rng.random_range(2400.0..8000.0),
+                    ItemKind::Series => rng.random_range(1500.0..3300.0) * feed,
+                    ItemKind::Kids => rng.random_range(600.0..1500.0) * feed,
+                    _ => rng.random_range(2400.0..8000.0) * feed,
                 },
                 Action::Trailer => rng.random_range(60.0..150.0),
                 Action::AddToList => 0.0,
@@ -470,15 +510,16 @@ fn choose_title(
     m: &Member,
     taste: &[f64],
     surface: Surface,
+    intent: Option<usize>,
     now: i64,
     catalog: &Catalog,
     traits: &[TitleTraits],
     watched: &[u32],
     rng: &mut ChaCha8Rng,
 ) -> usize {
-    // Search is more deliberate: tastes weigh more than popularity.
+    // Search is deliberate: the genre looked for and tastes weigh more than popularity.
     let (taste_w, pop_w) = if surface == Surface::Search {
-        (1.6, 0.4)
+        (1.6, 0.3)
     } else {
         (1.0, 0.7)
     };
@@ -489,10 +530,21 @@ fn choose_title(
         .zip(watched)
         .map(|((item, tr), &w)| {
             let is_kids = item.kind == ItemKind::Kids;
-            if item.added_at > now || (m.kids && !is_kids) {
+            let kids_only = m.kids || surface == Surface::Kids;
+            if item.added_at > now || (kids_only && !is_kids) {
                 return 0.0;
             }
-            let audience = if !m.kids && is_kids { 0.02 } else { 1.0 };
+            let audience = if !kids_only && is_kids { 0.02 } else { 1.0 };
+            let looked_for = match intent {
+                Some(g) if item.genres.contains(&(g as u8)) => 8.0,
+                Some(_) => 0.1,
+                None => 1.0,
+            };
+            let feed = match (surface, item.kind) {
+                (Surface::MobileFeed, ItemKind::Series | ItemKind::Kids) => 3.0,
+                (Surface::MobileFeed, _) => 0.3,
+                _ => 1.0,
+            };
             let age_days = (now - item.added_at) as f64 / 86_400.0;
             let fresh = if age_days < 14.0 { 3.0 } else { 1.0 };
             let lang = if item.language == m.language || item.language == "en" {
@@ -507,6 +559,8 @@ fn choose_title(
                 * lang
                 * seen
                 * audience
+                * looked_for
+                * feed
         })
         .collect();
     match WeightedIndex::new(&weights) {

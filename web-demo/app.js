@@ -4,6 +4,9 @@
 // A browser without WebGPU gets the CPU-only runtime (no WebGPU code: 410 instead of 478 KiB gzipped).
 // The model is the distilled on-device student; the newest titles are not in its bundle: the
 // server pushes them with their metadata, and the bundle's content encoder embeds them here.
+// The bundle carries a prompt set per surface: a surface tab selects the prompt set of its name
+// (home has none: the model without a prompt), and the session swaps it without re-encoding
+// the history.
 const { default: init, Reranker, hasWebGpuBackend } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
 
 const $ = (id) => document.getElementById(id);
@@ -18,6 +21,7 @@ const pushed = (id) => {
   const i = state.catalog.get(id);
   return i?.new ? { id, genres: i.genres, kind: i.kind, language: i.language, release_year: i.release_year, added_at: i.added_at } : id;
 };
+const promptOf = (surface) => state.reranker.promptSets.find((p) => p.name === surface);
 const li = (html) => { const el = document.createElement('li'); el.innerHTML = html; return el; };
 
 // A fresh session over the whole history (after a member change, a clear or a backend switch).
@@ -32,7 +36,7 @@ async function loadBackend(wanted) {
   const t0 = performance.now();
   state.reranker = await Reranker.load(state.bytes, wanted);
   const fresh = [...state.catalog.values()].filter((i) => i.new).length;
-  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms · ${state.reranker.itemCount} titles in the bundle` + (fresh ? `, ${fresh} new ones pushed with metadata` : '') + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
+  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms · ${state.reranker.itemCount} titles in the bundle` + (fresh ? `, ${fresh} new ones pushed with metadata` : '') + (state.reranker.promptSets.length ? ` · prompt sets: ${state.reranker.promptSets.map((p) => p.name).join(', ')}` : '') + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
   restartSession();
 }
 
@@ -50,11 +54,15 @@ async function rerank() {
   }
   try {
     const t0 = performance.now();
-    const { items, scores } = await state.session.rerank(state.candidates.map(pushed), state.surface, { timestamp: lastTimestamp() + 600 });
+    const { items, scores } = await state.session.rerank(state.candidates.map(pushed), state.surface, { timestamp: lastTimestamp() + 600, promptFallback: true });
     const ms = performance.now() - t0;
     const tokens = state.session.lastEncodedTokens;
-    const reused = state.session.cachedTokens + 1 - tokens; // the request token is never cached
-    $('latency').textContent = `${ms.toFixed(1)} ms on ${state.reranker.backend} · ${tokens} token${tokens === 1 ? '' : 's'} encoded` + (reused > 0 ? `, ${reused} from the cache` : '');
+    const prompt = promptOf(state.surface);
+    // The request token is never cached, nor are an input prompt's tokens.
+    const uncached = 1 + (prompt?.form === 'input' ? prompt.length : 0);
+    const reused = state.session.cachedTokens + uncached - tokens;
+    $('latency').textContent = `${ms.toFixed(1)} ms on ${state.reranker.backend} · ${tokens} token${tokens === 1 ? '' : 's'} encoded` + (reused > 0 ? `, ${reused} from the cache` : '')
+      + (prompt ? ` · prompt ${prompt.name} (${prompt.form}, ${prompt.length} vectors)` : ' · no prompt');
     $('after').replaceChildren(...Array.from(items).map((id, i) => {
       const moved = state.candidates.indexOf(id) - i;
       const cls = moved > 0 ? 'moved-up' : moved < 0 ? 'moved-down' : '';

@@ -107,25 +107,50 @@ pub fn ranks_prompted(
     protocol: &EvalProtocol,
     prompt: Option<&str>,
 ) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
+    ranks_by(
+        |members| {
+            let members: Vec<_> = members
+                .iter()
+                .map(|(h, r)| {
+                    let mut request = r.clone();
+                    request.prompt = prompt.map(str::to_string);
+                    (*h, request)
+                })
+                .collect();
+            Ok(reranker.score_catalog(&members)?)
+        },
+        reranker.items(),
+        catalog,
+        train,
+        test,
+        protocol,
+    )
+}
+
+/// [`ranks`] with the catalog scores of each chunk of cases from `score_catalog` (history and
+/// request per case → one score per item of `items`, in its order).
+pub fn ranks_by(
+    score_catalog: impl Fn(&[(&[encore_core::Event], RerankRequest)]) -> anyhow::Result<Vec<Vec<f32>>>,
+    items: &encore_core::data::catalog::ItemVocabulary,
+    catalog: &Catalog,
+    train: &[MemberHistory],
+    test: &[HeldOutEvent],
+    protocol: &EvalProtocol,
+) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let pop = popularity(catalog, train);
     let mut model_ranks = Vec::with_capacity(test.len());
     let mut pop_ranks = Vec::with_capacity(test.len());
     for chunk in test.chunks(128) {
         let members: Vec<_> = chunk
             .iter()
-            .map(|h| {
-                let mut request = request_of(&h.target);
-                request.prompt = prompt.map(str::to_string);
-                (h.history.as_slice(), request)
-            })
+            .map(|h| (h.history.as_slice(), request_of(&h.target)))
             .collect();
-        let scores = reranker.score_catalog(&members)?;
+        let scores = score_catalog(&members)?;
         for (h, s) in chunk.iter().zip(scores) {
             // The model's scores are in its own item order, popularity in the catalog's: each
             // index (target and exclusions) is looked up by id in the order it applies to.
             let item = h.target.item;
-            let target = reranker
-                .items()
+            let target = items
                 .index_of(item)
                 .ok_or_else(|| anyhow::anyhow!("held-out item {item} unknown to the model"))?;
             let target_row = catalog
@@ -134,7 +159,7 @@ pub fn ranks_prompted(
             let history_ids = protocol.excluded(&h.history, item);
             let excluded_model: HashSet<usize> = history_ids
                 .iter()
-                .filter_map(|&id| reranker.items().index_of(id))
+                .filter_map(|&id| items.index_of(id))
                 .collect();
             let excluded_catalog: HashSet<usize> = history_ids
                 .iter()

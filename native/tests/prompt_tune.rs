@@ -124,6 +124,59 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
     assert_eq!(report["epochs"].as_array().unwrap().len(), 1);
     // Input form, 3 vectors of width 16.
     assert_eq!(report["prompt_parameters"], 48);
+    // The baselines: a linear head (measured, nothing written) and full fine-tuning (the
+    // bundle holds the tuned model, its prompt sets kept).
+    let head = run(
+        &dir,
+        &[
+            "prompt-tune",
+            "--config",
+            "tiny.toml",
+            "--base",
+            "one.encore",
+            "--task",
+            "weekend",
+            "--method",
+            "linear-head",
+            "--epochs",
+            "1",
+            "--out",
+            "unused.encore",
+        ],
+    );
+    assert!(
+        head.contains("linear head") && head.contains("LinearHead − base"),
+        "{head}"
+    );
+    assert!(!dir.join("unused.encore").exists());
+    run(
+        &dir,
+        &[
+            "prompt-tune",
+            "--config",
+            "tiny.toml",
+            "--base",
+            "one.encore",
+            "--task",
+            "weekend",
+            "--method",
+            "fine-tune",
+            "--epochs",
+            "1",
+            "--out",
+            "tuned.encore",
+        ],
+    );
+    let tuned = std::fs::read(dir.join("tuned.encore")).unwrap();
+    assert_ne!(
+        part_tensors(&base, "foundation_model"),
+        part_tensors(&tuned, "foundation_model"),
+        "fine-tuning moves the model"
+    );
+    assert_eq!(
+        load_model(&tuned, &Device::flex()).unwrap().prompts.len(),
+        1
+    );
     // A bad task and a bad name are refused by name.
     let args = [
         "prompt-tune",

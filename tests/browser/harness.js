@@ -27,6 +27,9 @@ async function rejection(f) {
   try { await f(); return null; } catch (e) { return String((e && e.message) || e); }
 }
 
+/** A ranking's typed arrays as plain arrays (for JSON). */
+const asArrays = (res) => ({ items: Array.from(res.items), scores: Array.from(res.scores) });
+
 window.runHarness = async () => {
   const { bytes, cases } = await fixture();
   const out = { navigatorGpu: !!navigator.gpu, webgpuBackend: hasWebGpuBackend(), backends: {}, kernel: [], rejections: {} };
@@ -193,6 +196,30 @@ window.runHarness = async () => {
   rej.pushedNotAnId = await rejection(() => pr.rerank(pc.events, [bundled, 'x'], pc.surface));
   rej.pushedContentWidth = await rejection(() => pr.rerank(pc.events, withTitle({ ...title, content: Float32Array.of(1, 2, 3) }), pc.surface));
   pr.free();
+  // Prompt sets: selected by a surface argument naming them, stateless on every backend and
+  // in a session that switches between them without re-encoding the history.
+  const promptBytes = new Uint8Array(await (await fetch('fixture/prompts.encore')).arrayBuffer());
+  const pp = await (await fetch('fixture/prompts.json')).json();
+  out.prompts = { backends: {}, rejections: {} };
+  for (const wanted of out.webgpuBackend ? ['webgpu', 'cpu'] : ['cpu']) {
+    const pr2 = await Reranker.load(promptBytes, wanted);
+    const stateless = [];
+    for (const name of pp.names) stateless.push(asArrays(await pr2.rerank(pp.events, pp.candidates, name, { ...pp.options, promptFallback: true })));
+    const session = pr2.session(pp.events);
+    const switched = [];
+    for (const name of pp.names) {
+      const res = await session.rerank(pp.candidates, name, { ...pp.options, promptFallback: true });
+      switched.push({ ...asArrays(res), encoded: session.lastEncodedTokens, cached: session.cachedTokens });
+    }
+    session.free();
+    out.prompts.backends[wanted] = { backend: pr2.backend, promptSets: pr2.promptSets, stateless, switched };
+    if (wanted === 'cpu') {
+      out.prompts.rejections.unknown = await rejection(() => pr2.rerank(pp.events, pp.candidates, 'attic', pp.options));
+      out.prompts.rejections.noPromptSet = await rejection(() => pr2.rerank(pp.events, pp.candidates, 'home', pp.options));
+      out.prompts.rejections.fallbackType = await rejection(() => pr2.rerank(pp.events, pp.candidates, 'home', { ...pp.options, promptFallback: 'yes' }));
+    }
+    pr2.free();
+  }
   // After all that the instance still works.
   const again = await r.rerank(c.events, cands, c.surface, c.options);
   out.stillWorks = again.items.length === c.candidates.length;

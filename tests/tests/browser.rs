@@ -9,8 +9,11 @@
 use burn::tensor::Device;
 use encore::browser_fixture;
 use encore_core::data::split::group_by_member;
+use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
 use encore_core::runtime::Candidate;
-use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
+use encore_core::weights::{
+    BundleParts, Quantization, load_model, requantize, retain_items, save_bundle, save_bundle_with,
+};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{
     browser_prerequisites, native_cases, run_browser_script, small_world, temp_dir,
@@ -29,6 +32,9 @@ struct Fixture {
     withheld: Vec<u32>,
     /// Native scores (best first) when the history also holds a withheld title.
     watched_native: Vec<f32>,
+    /// Native rankings of `prompts.encore` per name of `prompts.json` (ids and scores, best
+    /// first), and the tokens a session switching to each encodes.
+    prompt_native: Vec<(Vec<u32>, Vec<f32>, usize)>,
 }
 
 /// Writes the weight files (f32 and int8) and cases, each with the native reranker's answer.
@@ -134,6 +140,7 @@ fn fixture(name: &str) -> Fixture {
         "watchedEvents": watched.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("pushed.json"), serde_json::to_vec(&case).unwrap()).unwrap();
+    let prompt_native = prompt_fixture(&dir, &weights, history, &ids);
     Fixture {
         dir,
         cases,
@@ -144,7 +151,133 @@ fn fixture(name: &str) -> Fixture {
         ),
         watched_native: ranked_watched.iter().map(|s| s.score).collect(),
         withheld,
+        prompt_native,
     }
+}
+
+/// Writes `prompts.encore` (the model with a `kids` input-form prompt of 2 vectors and a
+/// `partner_row` deep-form one of 3) and `prompts.json` (a history, candidates and the names a
+/// page selects in turn, `home` among them, which has no prompt set and falls back to none);
+/// returns the native answer per name and the tokens a session switching to it encodes.
+fn prompt_fixture(
+    dir: &std::path::Path,
+    weights: &[u8],
+    history: &[encore_core::Event],
+    ids: &[u32],
+) -> Vec<(Vec<u32>, Vec<f32>, usize)> {
+    let device = Device::flex();
+    device.seed(5);
+    let loaded = load_model(weights, &device).unwrap();
+    let (d, l) = (loaded.config.d_model, loaded.config.n_layers);
+    let prompt = |form, length| {
+        PromptSetConfig::new(form, d, l)
+            .with_length(length)
+            .with_init_std(1.0)
+            .init(&device)
+    };
+    let prompts = vec![
+        NamedPromptSet {
+            name: "kids".into(),
+            prompt: prompt(PromptForm::Input, 2),
+        },
+        NamedPromptSet {
+            name: "partner_row".into(),
+            prompt: prompt(PromptForm::Deep, 3),
+        },
+    ];
+    let parts = BundleParts {
+        content_encoder: loaded.content_encoder.as_ref(),
+        prompts: &prompts,
+    };
+    let bytes = save_bundle_with(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        parts,
+        Quantization::F32,
+    );
+    std::fs::write(dir.join("prompts.encore"), &bytes).unwrap();
+    let native = Reranker::from_bytes(&bytes, &device).unwrap();
+    let names = ["kids", "partner_row", "home", "kids"];
+    let candidates: Vec<u32> = ids.iter().take(25).copied().collect();
+    let timestamp = history.last().unwrap().timestamp + 600;
+    let mut out = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let request = RerankRequest {
+            timestamp: Some(timestamp),
+            device: Some(DeviceType::Tv),
+            country: Some("FR".into()),
+            ..native.request_named(name, true).unwrap()
+        };
+        let ranked = native.rerank(history, &candidates, &request).unwrap();
+        // The first call encodes the history's tokens too; a switch, the prompt's tokens (the
+        // input form's) and the request's.
+        let prompt_tokens = match *name {
+            "kids" => 2,
+            _ => 0,
+        };
+        let history_tokens = if k == 0 { history.len() } else { 0 };
+        out.push((
+            ranked.iter().map(|s| s.item).collect(),
+            ranked.iter().map(|s| s.score).collect(),
+            history_tokens + prompt_tokens + 1,
+        ));
+    }
+    let case = serde_json::json!({
+        "events": history.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
+        "candidates": candidates,
+        "names": names,
+        "options": { "timestamp": timestamp, "device": "tv", "country": "FR" },
+    });
+    std::fs::write(dir.join("prompts.json"), serde_json::to_vec(&case).unwrap()).unwrap();
+    out
+}
+
+/// The page's prompt section: every backend's stateless and session rankings per name equal
+/// native's, the session encodes the prompt's and the request's tokens alone at a switch (the
+/// history stays cached), the prompt sets are listed, and bad names are refused by name.
+fn assert_prompts(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
+    let p = &out["prompts"];
+    for backend in backends {
+        let b = &p["backends"][backend];
+        assert_eq!(b["backend"], *backend, "prompts on {backend}: {b}");
+        assert_eq!(
+            b["promptSets"],
+            serde_json::json!([
+                { "name": "kids", "form": "input", "length": 2 },
+                { "name": "partner_row", "form": "deep", "length": 3 },
+            ]),
+            "{backend}"
+        );
+        for run in ["stateless", "switched"] {
+            for (k, (items, scores, encoded)) in fx.prompt_native.iter().enumerate() {
+                let got = &b[run][k];
+                let what = format!("prompts on {backend}, {run}, call {k}");
+                let got_items: Vec<u32> = serde_json::from_value(got["items"].clone())
+                    .unwrap_or_else(|_| panic!("{what}: {got}"));
+                assert_eq!(&got_items, items, "{what}: order differs from native");
+                let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+                for (s, e) in got_scores.iter().zip(scores) {
+                    assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
+                }
+                if run == "switched" {
+                    assert_eq!(got["encoded"], *encoded, "{what}: tokens encoded");
+                    assert_eq!(got["cached"], 12, "{what}: the history stays cached");
+                }
+            }
+        }
+    }
+    let rej = &p["rejections"];
+    let has = |k: &str, m: &str| {
+        let msg = rej[k].as_str().unwrap_or_default();
+        assert!(msg.contains(m), "prompts, {k}: {msg:?} lacks {m:?}");
+    };
+    has(
+        "unknown",
+        "no prompt set named \"attic\" (this bundle has: [\"kids\", \"partner_row\"])",
+    );
+    has("noPromptSet", "no prompt set named \"home\"");
+    has("fallbackType", "promptFallback");
 }
 
 /// Runs the harness page on the package in `pkg` against `fx`.
@@ -411,6 +544,7 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
         );
     }
     assert_cpu_page_behaviour(&out, &fx);
+    assert_prompts(&out, &fx, &["webgpu", "cpu"]);
     std::fs::remove_dir_all(&fx.dir).unwrap();
 }
 
@@ -452,6 +586,7 @@ fn cpu_only_package_reranks_like_native_without_the_gpu_stack() {
     );
     assert!(out["kernel"].as_array().unwrap().is_empty());
     assert_cpu_page_behaviour(&out, &fx);
+    assert_prompts(&out, &fx, &["cpu"]);
     std::fs::remove_dir_all(&fx.dir).unwrap();
 }
 

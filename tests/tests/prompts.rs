@@ -515,3 +515,94 @@ fn hostile_prompt_parts_are_refused_by_name() {
         Err(WeightFileError::InvalidTensor { .. }) | Err(WeightFileError::MalformedHeader(_))
     ));
 }
+
+#[test]
+fn a_member_without_history_is_ranked_under_a_prompt_and_batches_run_prompts() {
+    let world = small_world();
+    let ids = world.catalog.ids();
+    let (model, config, prompts) = model_and_prompts(ids.len());
+    let bytes = bundle(&model, &config, &ids, &prompts);
+    let reference = load_model(&bytes, &Device::flex().autodiff()).unwrap();
+    let cpu = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
+    let burn_cpu = Reranker::from_bytes(&bytes, &Device::flex().autodiff()).unwrap();
+    let candidates: Vec<u32> = ids.iter().step_by(4).copied().collect();
+    let at = world.events[0].timestamp;
+    let mut by_prompt = Vec::new();
+    for name in ["kids", "search"] {
+        let request = RerankRequest {
+            timestamp: Some(at),
+            ..RerankRequest::on(Surface::Kids).with_prompt(name)
+        };
+        // No history: the prompt and the request's context alone.
+        let engines = [
+            (
+                "training forward",
+                training_forward(&reference, &[], &candidates, &request),
+            ),
+            (
+                "cpu",
+                by_item(&cpu.rerank(&[], &candidates, &request).unwrap()),
+            ),
+            (
+                "burn cpu",
+                by_item(&burn_cpu.rerank(&[], &candidates, &request).unwrap()),
+            ),
+        ];
+        assert_pairwise(&format!("no history, {name}"), &engines, &candidates);
+        by_prompt.push(engines[1].1.clone());
+    }
+    assert!(
+        candidates
+            .iter()
+            .any(|c| (by_prompt[0][c] - by_prompt[1][c]).abs() > 1e-3),
+        "the prompt sets rank a member without history differently"
+    );
+    // Without a prompt set, or without the request's time, an empty history is refused.
+    assert_eq!(
+        cpu.rerank(&[], &candidates, &RerankRequest::on(Surface::Home)),
+        Err(RerankError::EmptyHistory)
+    );
+    assert_eq!(
+        cpu.rerank(
+            &[],
+            &candidates,
+            &RerankRequest::on(Surface::Home).with_prompt("kids")
+        ),
+        Err(RerankError::NoHistoryNoTimestamp)
+    );
+    // A batch with members under prompt sets: each result is its own rerank's.
+    let history: Vec<Event> = world
+        .events
+        .iter()
+        .filter(|e| e.member == world.events[0].member)
+        .cloned()
+        .collect();
+    let requests = [
+        RerankRequest::on(Surface::Home),
+        RerankRequest::on(Surface::Search).with_prompt("search"),
+        RerankRequest::on(Surface::Kids).with_prompt("kids"),
+        RerankRequest::on(Surface::Kids).with_prompt("nowhere"),
+    ];
+    let members: Vec<encore_core::MemberRequest> = requests
+        .iter()
+        .map(|r| encore_core::MemberRequest {
+            history: &history,
+            candidates: &candidates,
+            request: r.clone(),
+        })
+        .collect();
+    for reranker in [&cpu, &burn_cpu] {
+        let batch = reranker.rerank_batch(&members);
+        for (request, got) in requests.iter().zip(batch) {
+            let single = reranker.rerank(&history, &candidates, request);
+            match (got, single) {
+                (Ok(a), Ok(b)) => assert_pairwise(
+                    &format!("batch, {:?}", request.prompt),
+                    &[("batch", by_item(&a)), ("single", by_item(&b))],
+                    &candidates,
+                ),
+                (a, b) => assert_eq!(a, b),
+            }
+        }
+    }
+}

@@ -1,12 +1,15 @@
 //! The web demo as a person uses it: the page loads an int8 model, reranks a sample member's
 //! pushed candidates (new titles the bundle lacks among them, pushed with their metadata), and
-//! a click on a title reranks through the member session from two new tokens.
+//! a click on a title reranks through the member session from two new tokens, and a surface
+//! tab with a prompt set swaps it in without re-encoding the history.
 //!
 //! Needs what `tests/browser.rs` needs (the wasm package, Chromium, the npm packages).
 
+use burn::tensor::Device;
 use encore::cli::{WEB_NEW_TITLES, write_web_assets};
 use encore::training::TrainConfig;
-use encore_core::weights::{Quantization, requantize};
+use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
+use encore_core::weights::{BundleParts, Quantization, load_model, requantize, save_bundle_with};
 use encore_tests::{
     browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_config, train_on,
     workspace_root,
@@ -47,7 +50,28 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
         model: tiny.model.clone().with_max_len(128),
         ..tiny
     };
-    let weights = requantize(&train_on(&world, &cfg).unwrap().weights, Quantization::Int8).unwrap();
+    let trained = train_on(&world, &cfg).unwrap().weights;
+    // A prompt set for the kids tab (input form, 2 vectors: a switch to it encodes them and the
+    // request token), none for home; the page falls back to no prompt there.
+    let loaded = load_model(&trained, &Device::flex()).unwrap();
+    let prompts = vec![NamedPromptSet {
+        name: "kids".into(),
+        prompt: PromptSetConfig::new(PromptForm::Input, cfg.model.d_model, cfg.model.n_layers)
+            .with_length(2)
+            .init(&Device::flex()),
+    }];
+    let parts = BundleParts {
+        content_encoder: loaded.content_encoder.as_ref(),
+        prompts: &prompts,
+    };
+    let with_prompts = save_bundle_with(
+        &loaded.model,
+        &loaded.config,
+        loaded.items.ids(),
+        parts,
+        Quantization::F32,
+    );
+    let weights = requantize(&with_prompts, Quantization::Int8).unwrap();
     write_web_assets(
         &site.join("assets"),
         &world.catalog,
@@ -75,15 +99,20 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
         }
         assert!(field("status").contains("int8 weights"), "{out}");
         assert!(field("status").starts_with("backend: "), "{out}");
-        assert!(field("first").contains("tokens encoded"), "{out}");
+        assert!(field("status").contains("prompt sets: kids"), "{out}");
+        assert!(
+            field("first").contains("tokens encoded") && field("first").contains("no prompt"),
+            "{out}"
+        );
         assert!(
             field("afterClick").contains("2 tokens encoded")
                 && field("afterClick").contains("from the cache"),
             "a click appends one event: {out}"
         );
         assert!(
-            field("afterSurface").contains("1 token encoded"),
-            "a surface switch re-encodes only the request: {out}"
+            field("afterSurface").contains("3 tokens encoded")
+                && field("afterSurface").contains("prompt kids (input, 2 vectors)"),
+            "a switch to the kids tab encodes its prompt and the request alone: {out}"
         );
         assert_eq!(
             out["reranked"], out["pushed"],
@@ -103,9 +132,10 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
         assert!(new_pushed >= 2, "{out}");
         assert_eq!(out["newReranked"].as_u64().unwrap(), new_pushed, "{out}");
         assert_eq!(out["newInCatalog"], 0, "{out}");
-        // Watching a new title from the reranked list: one more event, encoded from the cache.
+        // Watching a new title from the reranked list (still on the kids tab): one more
+        // event, encoded from the cache, with the prompt's two tokens and the request.
         assert!(
-            field("afterNewWatch").contains("2 tokens encoded"),
+            field("afterNewWatch").contains("4 tokens encoded"),
             "watching a pushed title appends one event: {out}"
         );
         let count = |k: &str| -> usize { field(k).split(' ').next().unwrap().parse().unwrap() };

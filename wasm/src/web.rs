@@ -221,8 +221,9 @@ impl Reranker {
     /// from that) for a member whose recent
     /// `events` (oldest first) are objects `{item, timestamp, action?, duration?, surface?,
     /// country?, device?}`, or the same as columns `{items, timestamps, durations?, actions?,
-    /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`).
-    /// `options` may set `{timestamp, device, country}` of the request.
+    /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`, or the name of one
+    /// of the bundle's prompt sets, which then steers the model; see `Reranker::request_named`).
+    /// `options` may set `{timestamp, device, country}` of the request and `promptFallback`.
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
     #[wasm_bindgen(unchecked_return_type = "Promise<Ranking>")]
     pub fn rerank(

@@ -13,7 +13,8 @@ impl Reranker {
     /// Reranks many members at once (server-side or offline use): on the CPU one host-memory
     /// forward per member, elsewhere one padded forward pass over every valid member and one
     /// batched scoring. Each member's result is its own: a bad request
-    /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s.
+    /// gets its error and does not stop the others. Scores equal [`Reranker::rerank`]'s. A
+    /// member under a prompt set is reranked on its own, as [`Reranker::rerank`] does.
     pub fn rerank_batch(
         &self,
         members: &[MemberRequest<'_>],
@@ -24,7 +25,12 @@ impl Reranker {
         let mut rows: Vec<Vec<i64>> = Vec::new();
         let mut valid = Vec::new();
         for (m, member) in members.iter().enumerate() {
-            let prepared = request::validate(member.history, member.candidates)
+            // A member under a prompt set runs on its own (the batched forwards run none).
+            if member.request.prompt.is_some() {
+                results.push(self.rerank(member.history, member.candidates, &member.request));
+                continue;
+            }
+            let prepared = request::validate(member.history, member.candidates, &member.request)
                 .and_then(|()| self.candidate_rows(member.candidates))
                 .and_then(|r| Ok((r, self.serving_sequence(member.history, &member.request)?)));
             match prepared {

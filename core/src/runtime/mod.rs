@@ -325,7 +325,7 @@ impl Reranker {
         candidates: &[u32],
         request: &RerankRequest,
     ) -> Result<(TokenSequence, Vec<i64>), RerankError> {
-        request::validate(history, candidates)?;
+        request::validate(history, candidates, request)?;
         let rows = self.candidate_rows(candidates)?;
         Ok((self.serving_sequence(history, request)?, rows))
     }

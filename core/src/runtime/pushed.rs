@@ -221,9 +221,7 @@ impl Reranker {
         candidates: &[Candidate],
         request: &RerankRequest,
     ) -> Result<(TokenSequence, Resolved), RerankError> {
-        if history.is_empty() {
-            return Err(RerankError::EmptyHistory);
-        }
+        request.check_history(history)?;
         request::validate_events(history)?;
         request.validate()?;
         let resolved = self.resolve(candidates)?;

@@ -52,14 +52,40 @@ impl RerankRequest {
         }
     }
 
-    /// The request's token context (history must be non-empty).
+    /// The request's token context: its own fields, each missing one taken from the last
+    /// history event. With an empty history (a member with none, served under a prompt set)
+    /// the timestamp must be given; the device defaults to the web and the country to unknown.
+    ///
+    /// # Panics
+    /// With an empty history and no timestamp (see [`RerankRequest::check_history`]).
     pub fn context(&self, history: &[Event]) -> Context {
-        let last = history.last().expect("validated non-empty history");
-        Context {
-            timestamp: self.timestamp.unwrap_or(last.timestamp),
-            surface: self.surface,
-            device: self.device.unwrap_or(last.device),
-            country: self.country.clone().unwrap_or_else(|| last.country.clone()),
+        match history.last() {
+            Some(last) => Context {
+                timestamp: self.timestamp.unwrap_or(last.timestamp),
+                surface: self.surface,
+                device: self.device.unwrap_or(last.device),
+                country: self.country.clone().unwrap_or_else(|| last.country.clone()),
+            },
+            None => Context {
+                timestamp: self
+                    .timestamp
+                    .expect("a request without history has a timestamp"),
+                surface: self.surface,
+                device: self.device.unwrap_or(DeviceType::Web),
+                country: self.country.clone().unwrap_or_else(|| "??".into()),
+            },
+        }
+    }
+
+    /// Whether this request may be served for `history`: a history with events always; an
+    /// empty one (a member with none) only under a prompt set and with the request's time,
+    /// so that the prompt and the request's context alone give the ranking.
+    pub fn check_history(&self, history: &[Event]) -> Result<(), RerankError> {
+        match (history.is_empty(), &self.prompt, self.timestamp) {
+            (false, _, _) => Ok(()),
+            (true, None, _) => Err(RerankError::EmptyHistory),
+            (true, Some(_), None) => Err(RerankError::NoHistoryNoTimestamp),
+            (true, Some(_), Some(_)) => Ok(()),
         }
     }
 }
@@ -124,9 +150,15 @@ pub enum RerankError {
         /// The name asked for.
         name: String,
     },
-    /// No history events were given.
-    #[error("the member's history is empty: at least one event is needed")]
+    /// No history events were given (and no prompt set, which could rank without them).
+    #[error(
+        "the member's history is empty: at least one event is needed (or a prompt set and the \
+         request's timestamp)"
+    )]
     EmptyHistory,
+    /// A member without history under a prompt set, but without the request's time.
+    #[error("a member without history is ranked from the request: its timestamp is needed")]
+    NoHistoryNoTimestamp,
     /// No candidates were given.
     #[error("the candidate list is empty")]
     EmptyCandidates,
@@ -252,10 +284,12 @@ pub enum RerankError {
 }
 
 /// Checks the parts of a request that need no model.
-pub(crate) fn validate(history: &[Event], candidates: &[u32]) -> Result<(), RerankError> {
-    if history.is_empty() {
-        return Err(RerankError::EmptyHistory);
-    }
+pub(crate) fn validate(
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> Result<(), RerankError> {
+    request.check_history(history)?;
     validate_candidates(candidates)?;
     validate_events(history)
 }

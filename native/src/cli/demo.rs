@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use encore_core::data::split::{group_by_member, leave_last_out};
-use encore_core::{Catalog, Event, Reranker};
+use encore_core::{Catalog, Event, Reranker, Surface};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -18,7 +18,9 @@ use crate::evaluation::{evaluate, popularity, pushed_candidates, request_of};
 use crate::io::{write_atomic, write_world};
 use crate::training::distill::DistillConfig;
 use crate::training::{CheckpointPolicy, Monitor, TrainConfig, train};
-use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
+use encore_core::weights::{
+    BundleParts, Quantization, load_model, requantize, retain_items, save_bundle_with,
+};
 
 /// Pushed candidates per member in the demo's rerank sample.
 const PUSHED: usize = 20;
@@ -141,22 +143,50 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
         student.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
     );
 
+    // A prompt set per surface on the student (deep form: a surface switch costs the request
+    // token alone), for the web demo's surface tabs.
+    let started = Instant::now();
+    let prompt_cfg = crate::prompting::PromptTuneConfig {
+        epochs: 2,
+        ..Default::default()
+    };
+    let surfaces = [Surface::Search, Surface::Kids, Surface::MobileFeed];
+    let (student_weights, losses) = crate::prompting::with_surface_prompts(
+        &student.weights,
+        &train_set,
+        &catalog,
+        &surfaces,
+        &prompt_cfg,
+        a.train.backend,
+    )?;
+    println!(
+        "   a prompt set per surface on the student ({} vectors, {} form; losses {}) in {:.1} s",
+        prompt_cfg.length,
+        prompt_cfg.form.name(),
+        losses
+            .iter()
+            .map(|(s, l)| format!("{} {l:.3}", s.name()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64()
+    );
+
     println!("== 4/6 export the weight files");
     let student_path = a.out.join("student.encore");
-    write_atomic(&student_path, &student.weights)
+    write_atomic(&student_path, &student_weights)
         .with_context(|| format!("cannot write {}", student_path.display()))?;
     let teacher_reranker = Reranker::from_bytes(&trained.weights, &burn::tensor::Device::flex())?;
-    let reranker = Reranker::from_bytes(&student.weights, &burn::tensor::Device::flex())?;
+    let reranker = Reranker::from_bytes(&student_weights, &burn::tensor::Device::flex())?;
     println!(
         "   {} ({} KiB) and the student {} ({} KiB): f32, checksummed, each with its item \
          content encoder; reloaded on cpu",
         model_path.display(),
         trained.weights.len() / 1024,
         student_path.display(),
-        student.weights.len() / 1024
+        student_weights.len() / 1024
     );
     if let Some(dir) = &a.web_demo {
-        let int8 = requantize(&student.weights, Quantization::Int8)?;
+        let int8 = requantize(&student_weights, Quantization::Int8)?;
         write_web_assets(dir, &catalog, &events, &int8)?;
         println!(
             "   web demo assets (the student, int8) -> {}",
@@ -242,7 +272,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
         weight_file_bytes: trained.weights.len(),
         student_train_seconds: student_seconds,
         student_epochs: &student.epochs,
-        student_weight_file_bytes: student.weights.len(),
+        student_weight_file_bytes: student_weights.len(),
         mean_target_position_before: mb,
         mean_target_position_after: ma,
         eval: &teacher_report,
@@ -304,11 +334,15 @@ pub fn write_web_assets(
     } else {
         let quantization = loaded.quantization;
         let before = retain_items(loaded, |id| !new_titles.contains(&id));
-        save_bundle(
+        let parts = BundleParts {
+            content_encoder: before.content_encoder.as_ref(),
+            prompts: &before.prompts,
+        };
+        save_bundle_with(
             &before.model,
             &before.config,
             before.items.ids(),
-            before.content_encoder.as_ref(),
+            parts,
             quantization,
         )
     };

@@ -8,7 +8,7 @@ use encore_core::model::PromptForm;
 
 use super::parse_holdout;
 use crate::backend::Backend;
-use crate::experiment::{PromptTuneRun, prompt_tune};
+use crate::experiment::{PromptTuneRun, TaskMethod, prompt_tune};
 use crate::io::write_atomic;
 use crate::prompting::{PromptTask, PromptTuneConfig};
 
@@ -36,6 +36,11 @@ pub struct PromptTuneArgs {
     /// `input` (prompt tokens through every layer) or `deep` (per-layer keys and values).
     #[arg(long, value_parser = parse_form, default_value = "deep")]
     pub form: PromptForm,
+    /// What is learned: `prompt` (a prompt set, the model frozen), or a baseline measured
+    /// against it: `linear-head` (a linear map of the frozen model's user representation;
+    /// nothing is written) or `fine-tune` (every parameter; the bundle holds the tuned model).
+    #[arg(long, value_parser = TaskMethod::parse, default_value = "prompt")]
+    pub method: TaskMethod,
     /// Vectors in the prompt (1 to 16).
     #[arg(long, default_value_t = PromptTuneConfig::default().length)]
     pub length: usize,
@@ -88,6 +93,7 @@ pub fn run(a: &PromptTuneArgs) -> anyhow::Result<()> {
             seed: a.seed,
             ..PromptTuneConfig::default()
         },
+        method: a.method,
         out: a.out.clone(),
         backend: a.backend,
     };

@@ -15,7 +15,7 @@ pub mod paired;
 mod prepare;
 pub use prepare::PushedColdStart;
 mod prompts;
-pub use prompts::{PromptTuneReport, PromptTuneRun, prompt_tune, task_cases};
+pub use prompts::{PromptTuneReport, PromptTuneRun, TaskMethod, prompt_tune, task_cases};
 mod report;
 
 pub use ablation::{AblationPlan, AblationRow, VARIANTS, ablate};

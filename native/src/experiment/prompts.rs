@@ -20,9 +20,39 @@ use super::paired;
 use super::prepare::Prepared;
 use super::report::print_metrics_row;
 use crate::backend::Backend;
-use crate::evaluation::ranks_prompted;
+use crate::evaluation::{ranks_by, ranks_prompted};
 use crate::io::write_atomic;
-use crate::prompting::{PromptTask, PromptTuneConfig, TunedPrompt, examples, tune};
+use crate::prompting::tune::TuneEpoch;
+use crate::prompting::{
+    PromptTask, PromptTuneConfig, TunedPrompt, examples, fine_tune_on_task, linear_head_on_task,
+    tune,
+};
+
+/// How a task is learned: a prompt set (the method the bundle ships), or one of the baselines
+/// it is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TaskMethod {
+    /// A prompt set, the model frozen.
+    Prompt,
+    /// A linear map of the frozen model's user representation (measured only).
+    LinearHead,
+    /// Every parameter of the model trained on the task (the bundle holds the tuned model).
+    FineTune,
+}
+
+impl TaskMethod {
+    /// Parses `prompt`, `linear-head` or `fine-tune`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "prompt" => Ok(Self::Prompt),
+            "linear-head" => Ok(Self::LinearHead),
+            "fine-tune" => Ok(Self::FineTune),
+            _ => Err(format!(
+                "unknown method {s:?} (prompt, linear-head or fine-tune)"
+            )),
+        }
+    }
+}
 
 /// What `encore prompt-tune` runs.
 #[derive(Debug, Clone)]
@@ -39,6 +69,8 @@ pub struct PromptTuneRun {
     pub name: String,
     /// How to tune.
     pub tune: PromptTuneConfig,
+    /// What is learned.
+    pub method: TaskMethod,
     /// Where the bundle with the new prompt set goes.
     pub out: PathBuf,
     /// The training backend.
@@ -54,6 +86,8 @@ pub struct PromptTuneReport {
     pub task: String,
     /// How it was tuned (`temperature`/`normalize` from the experiment's objectives).
     pub tune: PromptTuneConfig,
+    /// What was learned (a prompt set, or a baseline).
+    pub method: TaskMethod,
     /// Training examples (windows) and request positions in them.
     pub windows: usize,
     /// Training request positions of the task.
@@ -64,13 +98,13 @@ pub struct PromptTuneReport {
     pub cases: usize,
     /// The base model without a prompt on those cases.
     pub base: RankingMetrics,
-    /// The same model under the new prompt set.
+    /// The same model under the new prompt set (or the baseline's result).
     pub prompted: RankingMetrics,
     /// Most popular on those cases.
     pub most_popular: RankingMetrics,
     /// Mean per-case NDCG@10 difference prompted − base and its paired standard error.
     pub ndcg10_gain: (f64, f64),
-    /// Parameters of the prompt set, and their share of the foundation model's.
+    /// Parameters trained (the prompt set's, the head's, or the whole model's).
     pub prompt_parameters: usize,
     /// The prompt's parameters over the model's.
     pub parameter_share: f64,
@@ -89,6 +123,26 @@ pub fn task_cases(
         .filter(|c| task.accepts_member(c.history.len()) && task.accepts_event(catalog, &c.target))
         .cloned()
         .collect()
+}
+
+/// The bundle of `host` (its model, items and content encoder) with `prompts`.
+fn bundle_with(host: &encore_core::weights::LoadedModel, prompts: &[NamedPromptSet]) -> Vec<u8> {
+    let parts = BundleParts {
+        content_encoder: host.content_encoder.as_ref(),
+        prompts,
+    };
+    save_bundle_with(
+        &host.model,
+        &host.config,
+        host.items.ids(),
+        parts,
+        host.quantization,
+    )
+}
+
+/// A float tensor's values.
+fn burn_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    encore_core::model::host_values(t)
 }
 
 /// Runs `encore prompt-tune`.
@@ -124,56 +178,19 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         normalize: cfg.training.objectives.normalize,
         ..run.tune.clone()
     };
-    let TunedPrompt { prompt, epochs } = tune(&base.model, &train, &tune_cfg, &device, |e| {
+    let log = |e: &TuneEpoch| {
         eprintln!(
             "epoch {}: loss {:.4} over {} requests in {:.1} s",
             e.epoch, e.loss, e.requests, e.seconds
         );
-    })?;
-
-    // The base bundle again on the host, with the new prompt set among its own.
-    let host = load_model(&bytes, &Device::flex())?;
-    let mut prompts: Vec<NamedPromptSet> = host
-        .prompts
-        .into_iter()
-        .filter(|p| p.name != run.name)
-        .collect();
-    let prompt_parameters: usize = prompt.named_tensors().iter().map(|(_, _, v)| v.len()).sum();
-    prompts.push(NamedPromptSet {
-        name: run.name.clone(),
-        prompt,
-    });
-    let parts = BundleParts {
-        content_encoder: host.content_encoder.as_ref(),
-        prompts: &prompts,
     };
-    let out = save_bundle_with(
-        &host.model,
-        &host.config,
-        host.items.ids(),
-        parts,
-        host.quantization,
-    );
-    let without = save_bundle_with(
-        &host.model,
-        &host.config,
-        host.items.ids(),
-        BundleParts {
-            prompts: &prompts[..prompts.len() - 1],
-            ..parts
-        },
-        host.quantization,
-    );
-    write_atomic(&run.out, &out).with_context(|| format!("cannot write {}", run.out.display()))?;
-    println!("wrote {} ({} bytes)", run.out.display(), out.len());
-
     let cases = task_cases(&prepared.cases, catalog, &run.task);
     anyhow::ensure!(!cases.is_empty(), "the task has no held-out cases");
-    let reranker = Reranker::from_bytes(&out, &Device::flex())?;
-    let started = Instant::now();
-    let rank = |prompt: Option<&str>| {
+    let host = load_model(&bytes, &Device::flex())?;
+    let base_reranker = Reranker::from_bytes(&bytes, &Device::flex())?;
+    let rank_with = |reranker: &Reranker, prompt: Option<&str>| {
         ranks_prompted(
-            &reranker,
+            reranker,
             catalog,
             &prepared.train_set,
             &cases,
@@ -181,27 +198,121 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
             prompt,
         )
     };
-    let (base_ranks, pop_ranks) = rank(None)?;
-    let (prompted_ranks, _) = rank(Some(&run.name))?;
+    let model_parameters: usize = host.model.num_params();
+    let write = |bytes: &[u8]| -> anyhow::Result<()> {
+        write_atomic(&run.out, bytes)
+            .with_context(|| format!("cannot write {}", run.out.display()))?;
+        println!("wrote {} ({} bytes)", run.out.display(), bytes.len());
+        Ok(())
+    };
+    let started = Instant::now();
+    let (epochs, tuned_ranks, parameters, bundle_bytes_added) = match run.method {
+        TaskMethod::Prompt => {
+            let TunedPrompt { prompt, epochs } =
+                tune(&base.model, &train, &tune_cfg, &device, log)?;
+            let parameters: usize = prompt.named_tensors().iter().map(|(_, _, v)| v.len()).sum();
+            // The base bundle with the new prompt set among its own.
+            let mut prompts: Vec<NamedPromptSet> = host
+                .prompts
+                .iter()
+                .filter(|p| p.name != run.name)
+                .cloned()
+                .collect();
+            let without = bundle_with(&host, &prompts);
+            prompts.push(NamedPromptSet {
+                name: run.name.clone(),
+                prompt,
+            });
+            let out = bundle_with(&host, &prompts);
+            write(&out)?;
+            let reranker = Reranker::from_bytes(&out, &Device::flex())?;
+            let ranks = rank_with(&reranker, Some(&run.name))?.0;
+            (
+                epochs,
+                ranks,
+                parameters,
+                out.len().saturating_sub(without.len()),
+            )
+        }
+        TaskMethod::FineTune => {
+            let (tuned, epochs) =
+                fine_tune_on_task(base.model.clone(), &train, &tune_cfg, &device, log)?;
+            let parts = BundleParts {
+                content_encoder: host.content_encoder.as_ref(),
+                prompts: &host.prompts,
+            };
+            let out = save_bundle_with(
+                &tuned,
+                &host.config,
+                host.items.ids(),
+                parts,
+                host.quantization,
+            );
+            write(&out)?;
+            let reranker = Reranker::from_bytes(&out, &Device::flex())?;
+            let ranks = rank_with(&reranker, None)?.0;
+            (epochs, ranks, model_parameters, 0)
+        }
+        TaskMethod::LinearHead => {
+            let (head, epochs) = linear_head_on_task(&base.model, &train, &tune_cfg, &device, log)?;
+            let d = host.config.d_model;
+            let weight = burn_values(head.weight.val());
+            let bias = head
+                .bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; d], |b| burn_values(b.val()));
+            let items = base_reranker.item_vectors()?;
+            let scores = |members: &[(&[encore_core::Event], encore_core::RerankRequest)]| {
+                let users = base_reranker.user_representations(members)?;
+                Ok(users
+                    .iter()
+                    .map(|u| {
+                        // u·W + b (burn's Linear: weight [in, out]).
+                        let mut h = bias.clone();
+                        for (i, ui) in u.iter().enumerate() {
+                            for (hj, w) in h.iter_mut().zip(&weight[i * d..(i + 1) * d]) {
+                                *hj += ui * w;
+                            }
+                        }
+                        items
+                            .chunks(d)
+                            .map(|v| v.iter().zip(&h).map(|(a, b)| a * b).sum())
+                            .collect()
+                    })
+                    .collect())
+            };
+            let ranks = ranks_by(
+                scores,
+                base_reranker.items(),
+                catalog,
+                &prepared.train_set,
+                &cases,
+                &prepared.protocol,
+            )?
+            .0;
+            (epochs, ranks, d * d + d, 0)
+        }
+    };
+    let (base_ranks, pop_ranks) = rank_with(&base_reranker, None)?;
     let ks = &prepared.protocol.ks;
     let nd_base = paired::ndcg_per_case(&base_ranks, 10);
-    let nd_prompted = paired::ndcg_per_case(&prompted_ranks, 10);
-    let model_parameters: usize = host.model.num_params();
+    let nd_tuned = paired::ndcg_per_case(&tuned_ranks, 10);
     let report = PromptTuneReport {
         name: run.name.clone(),
         task: format!("{:?}", run.task),
         tune: tune_cfg,
+        method: run.method,
         windows: train.len(),
         positions,
         epochs,
         cases: cases.len(),
         base: RankingMetrics::from_ranks(&base_ranks, ks),
-        prompted: RankingMetrics::from_ranks(&prompted_ranks, ks),
+        prompted: RankingMetrics::from_ranks(&tuned_ranks, ks),
         most_popular: RankingMetrics::from_ranks(&pop_ranks, ks),
-        ndcg10_gain: paired::paired_difference(&nd_prompted, &nd_base),
-        prompt_parameters,
-        parameter_share: prompt_parameters as f64 / model_parameters.max(1) as f64,
-        bundle_bytes_added: out.len().saturating_sub(without.len()),
+        ndcg10_gain: paired::paired_difference(&nd_tuned, &nd_base),
+        prompt_parameters: parameters,
+        parameter_share: parameters as f64 / model_parameters.max(1) as f64,
+        bundle_bytes_added,
     };
     println!(
         "{} {:?} cases of the task scored in {:.1} s",
@@ -210,12 +321,20 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         started.elapsed().as_secs_f64()
     );
     print_metrics_row("base", &report.base);
-    print_metrics_row("prompted", &report.prompted);
+    print_metrics_row(
+        match run.method {
+            TaskMethod::Prompt => "prompted",
+            TaskMethod::LinearHead => "linear head",
+            TaskMethod::FineTune => "fine-tuned",
+        },
+        &report.prompted,
+    );
     print_metrics_row("most popular", &report.most_popular);
     let (gain, se) = report.ndcg10_gain;
     println!(
-        "NDCG@10 prompted − base = {gain:+.4} ± {se:.4} (paired SE); prompt: {} parameters \
-         ({:.3}% of the model's), {} bytes in the bundle",
+        "NDCG@10 {:?} − base = {gain:+.4} ± {se:.4} (paired SE); {} parameters trained \
+         ({:.3}% of the model's), {} bytes added to the bundle",
+        run.method,
         report.prompt_parameters,
         100.0 * report.parameter_share,
         report.bundle_bytes_added

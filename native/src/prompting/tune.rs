@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use encore_core::data::split::MemberHistory;
@@ -131,14 +132,8 @@ pub fn tune(
     examples: &[TuneExample],
     cfg: &PromptTuneConfig,
     device: &Device,
-    mut on_epoch: impl FnMut(&TuneEpoch),
+    on_epoch: impl FnMut(&TuneEpoch),
 ) -> anyhow::Result<TunedPrompt> {
-    anyhow::ensure!(!examples.is_empty(), "the task has no training targets");
-    anyhow::ensure!(
-        cfg.epochs > 0 && cfg.batch_size > 0 && cfg.requests_per_window > 0,
-        "epochs, batch size and requests per window must be positive"
-    );
-    anyhow::ensure!(cfg.temperature > 0.0, "the temperature must be positive");
     anyhow::ensure!(
         (1..=encore_core::model::MAX_PROMPT_LENGTH).contains(&cfg.length),
         "a prompt holds 1 to {} vectors, not {}",
@@ -147,12 +142,103 @@ pub fn tune(
     );
     device.seed(cfg.seed);
     let d = model.norm.gamma.val().dims()[0];
-    let mut prompt = PromptSetConfig::new(cfg.form, d, model.blocks.len())
+    let prompt = PromptSetConfig::new(cfg.form, d, model.blocks.len())
         .with_length(cfg.length)
         .init(device);
-    let mut optim = AdamConfig::new().init();
     let tables = model.token_tables();
     let items = model.item_vectors().transpose(); // [d, n_items]
+    let (prompt, epochs) = train_on_task(
+        prompt,
+        examples,
+        cfg,
+        device,
+        |prompt, batch, picked| {
+            let users = model.forward_prompted_batch(batch, &tables, picked, Some(prompt));
+            (users, items.clone())
+        },
+        on_epoch,
+    )?;
+    Ok(TunedPrompt {
+        prompt: prompt.valid(),
+        epochs,
+    })
+}
+
+/// The full fine-tuning baseline: every parameter of `model` (loaded on the autodiff `device`)
+/// trained on the task's targets as [`tune`] trains a prompt (same loss, steps and sampling;
+/// `cfg`'s form and length unused). Returns the tuned model on the inner backend.
+pub fn fine_tune_on_task(
+    model: FoundationModel,
+    examples: &[TuneExample],
+    cfg: &PromptTuneConfig,
+    device: &Device,
+    on_epoch: impl FnMut(&TuneEpoch),
+) -> anyhow::Result<(FoundationModel, Vec<TuneEpoch>)> {
+    device.seed(cfg.seed);
+    let model = model.set_require_grad(true);
+    let (model, epochs) = train_on_task(
+        model,
+        examples,
+        cfg,
+        device,
+        |m, batch, picked| {
+            let users = m.forward_prompted_batch(batch, &m.token_tables(), picked, None);
+            (users, m.item_vectors().transpose())
+        },
+        on_epoch,
+    )?;
+    Ok((model.valid().no_grad(), epochs))
+}
+
+/// The linear-head baseline: the frozen `model`'s user representation through a learned
+/// `d × d` linear map (initialised to the identity) before scoring, trained on the task's
+/// targets as [`tune`] trains a prompt. Returns the head on the inner backend.
+pub fn linear_head_on_task(
+    model: &FoundationModel,
+    examples: &[TuneExample],
+    cfg: &PromptTuneConfig,
+    device: &Device,
+    on_epoch: impl FnMut(&TuneEpoch),
+) -> anyhow::Result<(Linear, Vec<TuneEpoch>)> {
+    device.seed(cfg.seed);
+    let d = model.norm.gamma.val().dims()[0];
+    let mut head = LinearConfig::new(d, d).init(device);
+    head.weight = Param::from_tensor(Tensor::<2>::eye(d, device));
+    let tables = model.token_tables();
+    let items = model.item_vectors().transpose();
+    let (head, epochs) = train_on_task(
+        head,
+        examples,
+        cfg,
+        device,
+        |head, batch, picked| {
+            let users = model.forward_prompted_batch(batch, &tables, picked, None);
+            (head.forward(users), items.clone())
+        },
+        on_epoch,
+    )?;
+    Ok((head.valid(), epochs))
+}
+
+/// The loop every task method shares: Adam on `module`'s trainable parameters, batches of
+/// `cfg.batch_size` windows each with up to `cfg.requests_per_window` of its task positions,
+/// full-softmax next-item cross-entropy of `forward(module, windows, positions)` =
+/// (user representations `[batch, k, d]`, item vectors `[d, n_items]`).
+fn train_on_task<M: Module>(
+    mut module: M,
+    examples: &[TuneExample],
+    cfg: &PromptTuneConfig,
+    device: &Device,
+    forward: impl Fn(&M, &TokenBatch, &[Vec<usize>]) -> (Tensor<3>, Tensor<2>),
+    mut on_epoch: impl FnMut(&TuneEpoch),
+) -> anyhow::Result<(M, Vec<TuneEpoch>)> {
+    anyhow::ensure!(!examples.is_empty(), "the task has no training targets");
+    anyhow::ensure!(
+        cfg.epochs > 0 && cfg.batch_size > 0 && cfg.requests_per_window > 0,
+        "epochs, batch size and requests per window must be positive"
+    );
+    anyhow::ensure!(cfg.temperature > 0.0, "the temperature must be positive");
+    let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut epochs = Vec::with_capacity(cfg.epochs);
@@ -179,15 +265,15 @@ pub fn tune(
             let n = targets.len();
             let count: f32 = mask.iter().sum();
             let batch = TokenBatch::new(&windows, device);
-            let users = model
-                .forward_prompted_batch(&batch, &tables, &picked, Some(&prompt))
-                .reshape([n, d]);
+            let (users, items) = forward(&module, &batch, &picked);
+            let d = users.dims()[2];
+            let users = users.reshape([n, d]);
             let users = if cfg.normalize {
                 l2_normalize(users)
             } else {
                 users
             };
-            let logits = users.matmul(items.clone()).div_scalar(cfg.temperature);
+            let logits = users.matmul(items).div_scalar(cfg.temperature);
             let log_p = activation::log_softmax(logits, 1);
             let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
             let mask = Tensor::<1>::from_data(TensorData::new(mask, [n]), device);
@@ -199,8 +285,8 @@ pub fn tune(
                 .div_scalar(count.max(1.0));
             let value = loss.clone().into_scalar::<f32>();
             anyhow::ensure!(value.is_finite(), "the loss is not finite at epoch {epoch}");
-            let grads = GradientsParams::from_grads(loss.backward(), &prompt);
-            prompt = optim.step(cfg.learning_rate, prompt, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &module);
+            module = optim.step(cfg.learning_rate, module, grads);
             loss_sum += f64::from(value) * f64::from(count);
             requests += count as usize;
         }
@@ -213,10 +299,7 @@ pub fn tune(
         on_epoch(&stats);
         epochs.push(stats);
     }
-    Ok(TunedPrompt {
-        prompt: prompt.valid(),
-        epochs,
-    })
+    Ok((module, epochs))
 }
 
 /// Up to `k` of `positions`, drawn without replacement.

@@ -2,7 +2,7 @@
 // declarations (tests/tests/typescript.rs): the right calls type-check, and each wrong call
 // marked `@ts-expect-error` must be an error (an unused marker fails the check).
 import init, { Reranker, Session } from './pkg/encore_wasm.js';
-import type { EncoreEvent, PushedTitle, Ranking, Candidates, History } from './pkg/encore_wasm.js';
+import type { EncoreEvent, PushedTitle, Ranking, Candidates, History, PromptSetInfo, PromptSetName } from './pkg/encore_wasm.js';
 
 export async function app(bytes: Uint8Array): Promise<number> {
   await init();
@@ -21,6 +21,11 @@ export async function app(bytes: Uint8Array): Promise<number> {
   const session: Session = reranker.session(history);
   session.append({ item: 1002, timestamp: 1767305000, action: 'add_to_list' });
   const next = await session.rerank([1001, fresh], 'mobile_feed');
+  // Prompt sets: a listed name, or an application's own name cast as one.
+  const sets: PromptSetInfo[] = reranker.promptSets;
+  const form: 'input' | 'deep' = sets[0].form;
+  await reranker.rerank(history, candidates, sets[0].name, { promptFallback: true });
+  await session.rerank([1001], 'partner_row' as PromptSetName);
   const genres: string[] | undefined = reranker.genres;
   const width: number | undefined = reranker.contentDim;
 
@@ -44,5 +49,7 @@ export async function app(bytes: Uint8Array): Promise<number> {
   const wrong: string = ranked.items[0];
   // @ts-expect-error: an appended event needs its item
   session.append({ timestamp: 1 });
-  return first + next.items.length + (genres?.length ?? 0) + (width ?? 0) + wrong.length;
+  // @ts-expect-error: promptFallback is a boolean
+  await reranker.rerank(history, candidates, 'home', { promptFallback: 'yes' });
+  return first + next.items.length + (genres?.length ?? 0) + (width ?? 0) + wrong.length + form.length;
 }

@@ -2,7 +2,7 @@
 // `tsc --strict` against its declarations (tests/tests/typescript.rs): the right calls
 // type-check; each `@ts-expect-error` line must be an error.
 import { Reranker, Session } from './pkg/worker.js';
-import type { EncoreEvent, Ranking } from './pkg/worker.js';
+import type { EncoreEvent, PromptSetInfo, Ranking } from './pkg/worker.js';
 
 export async function app(url: string): Promise<number> {
   const reranker: Reranker = await Reranker.load(url, 'auto', {
@@ -17,6 +17,9 @@ export async function app(url: string): Promise<number> {
   await session.append({ item: 1, timestamp: 1767300100 });
   await session.truncate(1);
   const next = await session.rerank([1, 2], 'kids');
+  // The bundle's prompt sets, selected by name in the worker too.
+  const sets: PromptSetInfo[] = reranker.promptSets;
+  await session.rerank([1, 2], sets[0].name, { promptFallback: true });
   const length: number = session.length + reranker.itemCount;
   const backend: 'webgpu' | 'cpu' = reranker.backend;
   await session.free();

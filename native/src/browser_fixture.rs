@@ -16,9 +16,10 @@ pub struct BrowserCase {
     pub events: Vec<Value>,
     /// Candidate ids in the server's order.
     pub candidates: Vec<u32>,
-    /// Surface name.
+    /// Surface name, or the prompt set's name.
     pub surface: String,
-    /// Request options (`timestamp`, `device`, `country`).
+    /// Request options (`timestamp`, `device`, `country`; `promptFallback` for a bundle with
+    /// prompt sets).
     pub options: Value,
     /// Native result: ids best first.
     pub expected_items: Vec<u32>,
@@ -42,13 +43,22 @@ pub fn case(
     request: &RerankRequest,
 ) -> anyhow::Result<BrowserCase> {
     let ranked: Vec<ScoredItem> = reranker.rerank(history, candidates, request)?;
+    let mut options = json!({
+        "timestamp": request.timestamp, "device": request.device.map(|d| d.name()), "country": request.country,
+    });
+    // A bundle with prompt sets refuses a surface without one unless asked not to.
+    if !reranker.prompt_sets().is_empty() {
+        options["promptFallback"] = json!(true);
+    }
     Ok(BrowserCase {
         events: history.iter().map(js_event).collect(),
         candidates: candidates.to_vec(),
-        surface: request.surface.name().to_string(),
-        options: json!({
-            "timestamp": request.timestamp, "device": request.device.map(|d| d.name()), "country": request.country,
-        }),
+        // The page names a prompt set by the surface argument.
+        surface: request
+            .prompt
+            .clone()
+            .unwrap_or_else(|| request.surface.name().to_string()),
+        options,
         expected_items: ranked.iter().map(|s| s.item).collect(),
         expected_scores: ranked.iter().map(|s| s.score).collect(),
     })

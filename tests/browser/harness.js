@@ -392,10 +392,42 @@ window.runBench = async (iters, backends = ['webgpu', 'cpu'], windowStep = 1) =>
       }
       const appendSteadyMean = (performance.now() - t) / steady;
       s.free();
+      // Prompt sets (a bundle from `encore bench --prompts P`: input_a/b, deep_a/b): the
+      // stateless rerank under one, and a warm session switching between a form's two at every
+      // rerank (no new event: the swap alone), each call timed and 40 timed together.
+      const promptSwaps = [];
+      const names = new Set(r.promptSets.map((p) => p.name));
+      for (const form of ['input', 'deep']) {
+        if (!names.has(`${form}_a`) || !names.has(`${form}_b`)) continue;
+        const opts = { ...c.options, promptFallback: true };
+        const stateless = [];
+        for (let i = 0; i < iters; i++) {
+          const t = performance.now();
+          await r.rerank(c.events, cands, `${form}_a`, opts);
+          stateless.push(performance.now() - t);
+        }
+        stateless.sort((a, b) => a - b);
+        const ps = r.session(c.events);
+        await ps.rerank(cands, `${form}_a`, opts);
+        const swaps = [];
+        for (let i = 0; i < iters; i++) {
+          const t = performance.now();
+          await ps.rerank(cands, i % 2 ? `${form}_a` : `${form}_b`, opts);
+          swaps.push(performance.now() - t);
+        }
+        const encoded = ps.lastEncodedTokens;
+        const t2 = performance.now();
+        for (let i = 0; i < steady; i++) await ps.rerank(cands, i % 2 ? `${form}_a` : `${form}_b`, opts);
+        const swapSteadyMean = (performance.now() - t2) / steady;
+        ps.free();
+        swaps.sort((a, b) => a - b);
+        const length = r.promptSets.find((p) => p.name === `${form}_a`).length;
+        promptSwaps.push({ form, length, statelessP50: pct(stateless, 0.5), swapP50: pct(swaps, 0.5), swapP99: pct(swaps, 0.99), swapSteadyMean, tokensEncoded: encoded });
+      }
       out.cases.push({
         backend: r.backend, history: c.events.length, candidates: c.candidates.length,
         p50: pct(ms, 0.5), p99: pct(ms, 0.99), columnsP50: pct(msColumns, 0.5), columnsP99: pct(msColumns, 0.99), appendP50: pct(append, 0.5), appendP99: pct(append, 0.99),
-        appendSteadyMean,
+        appendSteadyMean, promptSwaps,
       });
     }
     r.free();

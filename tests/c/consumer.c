@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
   }
   EncoreHistory history = {HISTORY, items, times, actions, durations, surfaces, devices, countries};
   const uint32_t *candidates = items + HISTORY;
-  EncoreRequest request = {ENCORE_SURFACE_KIDS, ENCORE_DEVICE_FROM_HISTORY, 1700100000, NULL};
+  EncoreRequest request = {ENCORE_SURFACE_KIDS, ENCORE_DEVICE_FROM_HISTORY, 1700100000, NULL, NULL};
   uint32_t ranked[CANDIDATES];
   float scores[CANDIDATES];
   status = encore_rerank(reranker, &history, candidates, CANDIDATES, &request, ranked, scores, CANDIDATES);
@@ -111,6 +111,16 @@ int main(int argc, char **argv) {
   status = encore_rerank(reranker, &history, candidates, CANDIDATES, NULL, ranked, scores, CANDIDATES);
   CHECK(status == ENCORE_STATUS_OK, "rerank (no request) returned %d", (int)status);
   print_ranking("home", ranked, scores, CANDIDATES);
+
+  /* The bundle's prompt set "kids", and a name it has none for. */
+  EncoreRequest prompted = {ENCORE_SURFACE_KIDS, ENCORE_DEVICE_FROM_HISTORY, 1700100000, NULL, "kids"};
+  status = encore_rerank(reranker, &history, candidates, CANDIDATES, &prompted, ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "rerank (prompt) returned %d", (int)status);
+  print_ranking("prompted", ranked, scores, CANDIDATES);
+  EncoreRequest unknown_prompt = {ENCORE_SURFACE_KIDS, ENCORE_DEVICE_FROM_HISTORY, 1700100000, NULL, "attic"};
+  status = encore_rerank(reranker, &history, candidates, CANDIDATES, &unknown_prompt, ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_REFUSED, "unknown prompt set: %d", (int)status);
+  printf("refused prompt %d %s\n", (int)status, encore_last_error());
 
   /* A bad file: truncated, and one flipped byte. */
   EncoreReranker *bad = (EncoreReranker *)1;
@@ -138,7 +148,7 @@ int main(int argc, char **argv) {
   status = encore_rerank(reranker, &history, candidates, CANDIDATES, NULL, ranked, scores, 3);
   CHECK(status == ENCORE_STATUS_INVALID_ARGUMENT, "small output: %d", (int)status);
   printf("refused capacity %d %s\n", (int)status, encore_last_error());
-  EncoreRequest bad_request = {9, ENCORE_DEVICE_FROM_HISTORY, ENCORE_TIME_FROM_HISTORY, NULL};
+  EncoreRequest bad_request = {9, ENCORE_DEVICE_FROM_HISTORY, ENCORE_TIME_FROM_HISTORY, NULL, NULL};
   status = encore_rerank(reranker, &history, candidates, CANDIDATES, &bad_request, ranked, scores, CANDIDATES);
   CHECK(status == ENCORE_STATUS_INVALID_ARGUMENT, "bad surface: %d", (int)status);
   printf("refused surface %d %s\n", (int)status, encore_last_error());

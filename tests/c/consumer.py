@@ -31,6 +31,7 @@ class Request(C.Structure):
         ("device", C.c_uint8),
         ("timestamp", C.c_int64),
         ("country", C.c_char_p),
+        ("prompt", C.c_char_p),
     ]
 
 
@@ -80,7 +81,7 @@ def main(library, bundle_path):
         )
 
     candidates = (C.c_uint32 * CANDIDATES)(*items[HISTORY:HISTORY + CANDIDATES])
-    request = Request(SURFACE_KIDS, DEVICE_FROM_HISTORY, 1700100000, None)
+    request = Request(SURFACE_KIDS, DEVICE_FROM_HISTORY, 1700100000, None, None)
     out_items = (C.c_uint32 * CANDIDATES)()
     out_scores = (C.c_float * CANDIDATES)()
 
@@ -93,6 +94,12 @@ def main(library, bundle_path):
     check(status == OK, f"rerank returned {status}")
     check(sorted(out_items) == sorted(candidates), "a ranking of the candidates")
     show("stateless")
+
+    prompted = Request(SURFACE_KIDS, DEVICE_FROM_HISTORY, 1700100000, None, b"kids")
+    status = lib.encore_rerank(reranker, C.byref(whole), candidates, CANDIDATES, C.byref(prompted),
+                               out_items, out_scores, CANDIDATES)
+    check(status == OK, f"rerank (prompt) returned {status}")
+    show("prompted")
 
     bad = C.c_void_p(1)
     status = lib.encore_reranker_load(data[: len(data) // 2], len(data) // 2, 0, C.byref(bad))

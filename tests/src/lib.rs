@@ -160,3 +160,33 @@ pub fn native_cases(
         })
         .collect()
 }
+
+/// Scores by item id.
+pub type ByItem = std::collections::HashMap<u32, f32>;
+
+pub fn by_item(ranked: &[encore_core::ScoredItem]) -> ByItem {
+    let map: ByItem = ranked.iter().map(|s| (s.item, s.score)).collect();
+    assert_eq!(map.len(), ranked.len(), "an item ranked twice");
+    map
+}
+
+/// Asserts that every pair of engines gives every candidate the same score within 1e-4.
+pub fn assert_pairwise(what: &str, engines: &[(&str, ByItem)], candidates: &[u32]) {
+    for (i, (name_a, a)) in engines.iter().enumerate() {
+        assert_eq!(
+            a.len(),
+            candidates.len(),
+            "{what}: {name_a} ranked {} items",
+            a.len()
+        );
+        for (name_b, b) in &engines[i + 1..] {
+            for item in candidates {
+                let (x, y) = (a[item], b[item]);
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{what}: item {item}: {name_a} {x} vs {name_b} {y}"
+                );
+            }
+        }
+    }
+}

@@ -11,9 +11,7 @@ use encore::browser_fixture;
 use encore_core::data::split::group_by_member;
 use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
 use encore_core::runtime::Candidate;
-use encore_core::weights::{
-    BundleParts, Quantization, load_model, requantize, retain_items, save_bundle, save_bundle_with,
-};
+use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{
     browser_prerequisites, native_cases, run_browser_script, small_world, temp_dir,
@@ -185,17 +183,7 @@ fn prompt_fixture(
             prompt: prompt(PromptForm::Deep, 3),
         },
     ];
-    let parts = BundleParts {
-        content_encoder: loaded.content_encoder.as_ref(),
-        prompts: &prompts,
-    };
-    let bytes = save_bundle_with(
-        &loaded.model,
-        &loaded.config,
-        loaded.items.ids(),
-        parts,
-        Quantization::F32,
-    );
+    let bytes = loaded.to_bundle(&prompts, Quantization::F32);
     std::fs::write(dir.join("prompts.encore"), &bytes).unwrap();
     let native = Reranker::from_bytes(&bytes, &device).unwrap();
     let names = ["kids", "partner_row", "home", "kids"];

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
+use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
+use encore_core::weights::{Quantization, load_model};
 use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, ScoredItem, Surface};
 use encore_tests::{run_command, small_world, temp_dir, tiny_weight_file, workspace_root};
 
@@ -121,9 +123,18 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
     let first_half = reranker
         .rerank(&history[..3], &candidates, &request)
         .unwrap();
+    let prompted = reranker
+        .rerank(&history, &candidates, &request.clone().with_prompt("kids"))
+        .unwrap();
     let printed = rankings(stdout);
-    assert_eq!(printed.len(), 4, "{stdout}");
+    assert_eq!(printed.len(), 5, "{stdout}");
     assert_same("stateless", &printed["stateless"], &stateless);
+    assert_same("prompted", &printed["prompted"], &prompted);
+    assert_ne!(
+        prompted.iter().map(|s| s.score).collect::<Vec<_>>(),
+        stateless.iter().map(|s| s.score).collect::<Vec<_>>(),
+        "the prompt set changes the scores"
+    );
     assert_same("home", &printed["home"], &home);
     assert_same(
         "session-first-half",
@@ -175,6 +186,15 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
             "request: surface code 9 is not one of 0..3".to_string(),
         ),
         ("order", 4, rerank_error(&backwards, &candidates)),
+        (
+            "prompt",
+            4,
+            reranker
+                .rerank(&history, &candidates, &request.clone().with_prompt("attic"))
+                .err()
+                .expect("refused")
+                .to_string(),
+        ),
     ];
     for (what, status, message) in expected {
         assert_eq!(
@@ -260,7 +280,21 @@ fn compile(dir: &Path, name: &str, link: &[&str]) -> PathBuf {
 #[test]
 fn a_c_program_and_a_python_host_rerank_as_the_rust_library_does() {
     let dir = temp_dir("c-consumer");
-    let bundle = tiny_weight_file(&small_world(), 1);
+    // A trained bundle with a prompt set named "kids" (deep form, 2 vectors).
+    let loaded = load_model(&tiny_weight_file(&small_world(), 1), &Device::flex()).unwrap();
+    let prompt = PromptSetConfig::new(
+        PromptForm::Deep,
+        loaded.config.d_model,
+        loaded.config.n_layers,
+    )
+    .with_length(2)
+    .with_init_std(1.0)
+    .init(&Device::flex());
+    let kids = NamedPromptSet {
+        name: "kids".into(),
+        prompt,
+    };
+    let bundle = loaded.to_bundle(&[kids], Quantization::F32);
     let bundle_path = dir.join("model.encore");
     std::fs::write(&bundle_path, &bundle).unwrap();
     let reranker = Reranker::from_bytes(&bundle, &Device::flex()).unwrap();
@@ -307,6 +341,10 @@ fn a_c_program_and_a_python_host_rerank_as_the_rust_library_does() {
     let stateless = reranker.rerank(&history, &candidates, &request).unwrap();
     let printed = rankings(&stdout);
     assert_same("python stateless", &printed["stateless"], &stateless);
+    let prompted = reranker
+        .rerank(&history, &candidates, &request.with_prompt("kids"))
+        .unwrap();
+    assert_same("python prompted", &printed["prompted"], &prompted);
     assert_same("python session", &printed["session"], &stateless);
     let truncated = Reranker::from_bytes(&bundle[..bundle.len() / 2], &Device::flex())
         .err()

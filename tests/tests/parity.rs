@@ -4,8 +4,6 @@
 //! backend, for stateless, session and batch reranks, on trained weights and on random weights
 //! with several layers and heads. Scores are compared by item, pairwise, to 1e-4.
 
-use std::collections::HashMap;
-
 use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
 use encore_core::model::{FoundationModelConfig, last_rows};
@@ -15,37 +13,7 @@ use encore_core::{
 };
 use encore_shaders::kernel_launches;
 use encore_shaders::plain_wgpu::GpuDevice;
-use encore_tests::{small_world, tiny_weight_file};
-
-/// Scores by item id.
-type ByItem = HashMap<u32, f32>;
-
-fn by_item(ranked: &[ScoredItem]) -> ByItem {
-    let map: ByItem = ranked.iter().map(|s| (s.item, s.score)).collect();
-    assert_eq!(map.len(), ranked.len(), "an item ranked twice");
-    map
-}
-
-/// Asserts that every pair of engines gives every candidate the same score within 1e-4.
-fn assert_pairwise(what: &str, engines: &[(&str, ByItem)], candidates: &[u32]) {
-    for (i, (name_a, a)) in engines.iter().enumerate() {
-        assert_eq!(
-            a.len(),
-            candidates.len(),
-            "{what}: {name_a} ranked {} items",
-            a.len()
-        );
-        for (name_b, b) in &engines[i + 1..] {
-            for item in candidates {
-                let (x, y) = (a[item], b[item]);
-                assert!(
-                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                    "{what}: item {item}: {name_a} {x} vs {name_b} {y}"
-                );
-            }
-        }
-    }
-}
+use encore_tests::{ByItem, assert_pairwise, by_item, small_world, tiny_weight_file};
 
 /// burn's training forward: on the autodiff CPU device (the burn-ops attention that training
 /// differentiates), every token through every block (`FoundationModel::forward`), the user

@@ -3,8 +3,6 @@
 //! bundle carries them (and the model's scores without a prompt stay as they were), and bad
 //! names and hostile prompt parts are refused by name.
 
-use std::collections::HashMap;
-
 use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
 use encore_core::model::{
@@ -15,31 +13,10 @@ use encore_core::weights::{
     load_model, save_bundle_with, save_model,
 };
 use encore_core::{
-    Event, MemberSession, RerankError, RerankRequest, Reranker, ScoredItem, Surface, TokenBatch,
+    Event, MemberSession, RerankError, RerankRequest, Reranker, Surface, TokenBatch,
 };
 use encore_shaders::plain_wgpu::GpuDevice;
-use encore_tests::small_world;
-
-type ByItem = HashMap<u32, f32>;
-
-fn by_item(ranked: &[ScoredItem]) -> ByItem {
-    ranked.iter().map(|s| (s.item, s.score)).collect()
-}
-
-fn assert_pairwise(what: &str, engines: &[(&str, ByItem)], candidates: &[u32]) {
-    for (i, (name_a, a)) in engines.iter().enumerate() {
-        assert_eq!(a.len(), candidates.len(), "{what}: {name_a}");
-        for (name_b, b) in &engines[i + 1..] {
-            for item in candidates {
-                let (x, y) = (a[item], b[item]);
-                assert!(
-                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                    "{what}: item {item}: {name_a} {x} vs {name_b} {y}"
-                );
-            }
-        }
-    }
-}
+use encore_tests::{ByItem, assert_pairwise, by_item, small_world};
 
 /// A random three-layer model and two prompt sets large enough to move its scores: `kids`
 /// (input form, 3 vectors) and `search` (deep form, 2 vectors per layer).

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use encore::cli::{WEB_NEW_TITLES, write_web_assets};
 use encore::training::TrainConfig;
 use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
-use encore_core::weights::{BundleParts, Quantization, load_model, requantize, save_bundle_with};
+use encore_core::weights::{Quantization, load_model, requantize};
 use encore_tests::{
     browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_config, train_on,
     workspace_root,
@@ -60,17 +60,7 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
             .with_length(2)
             .init(&Device::flex()),
     }];
-    let parts = BundleParts {
-        content_encoder: loaded.content_encoder.as_ref(),
-        prompts: &prompts,
-    };
-    let with_prompts = save_bundle_with(
-        &loaded.model,
-        &loaded.config,
-        loaded.items.ids(),
-        parts,
-        Quantization::F32,
-    );
+    let with_prompts = loaded.to_bundle(&prompts, Quantization::F32);
     let weights = requantize(&with_prompts, Quantization::Int8).unwrap();
     write_web_assets(
         &site.join("assets"),

@@ -208,6 +208,27 @@ pub struct LoadedModel {
     pub prompts: Vec<NamedPromptSet>,
 }
 
+impl LoadedModel {
+    /// This model's bundle (model, item ids, content encoder) with `prompts` as its prompt sets
+    /// (in place of its own), matrices stored as `quantization` says.
+    ///
+    /// # Panics
+    /// As [`save_bundle_with`].
+    pub fn to_bundle(&self, prompts: &[NamedPromptSet], quantization: Quantization) -> Vec<u8> {
+        let parts = BundleParts {
+            content_encoder: self.content_encoder.as_ref(),
+            prompts,
+        };
+        save_bundle_with(
+            &self.model,
+            &self.config,
+            self.items.ids(),
+            parts,
+            quantization,
+        )
+    }
+}
+
 /// Bytes of f32 weights a model decodes to per byte of its weight file, at most: tensors never
 /// share bytes and int8 (one byte per value) is the densest storage, so a file of n bytes that
 /// [`load_model`] accepts holds at most 4·n bytes of weights.
@@ -381,15 +402,5 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
 /// completely first.
 pub fn requantize(bytes: &[u8], quantization: Quantization) -> Result<Vec<u8>, WeightFileError> {
     let loaded = load_model(bytes, &Device::flex())?;
-    let parts = BundleParts {
-        content_encoder: loaded.content_encoder.as_ref(),
-        prompts: &loaded.prompts,
-    };
-    Ok(save_bundle_with(
-        &loaded.model,
-        &loaded.config,
-        loaded.items.ids(),
-        parts,
-        quantization,
-    ))
+    Ok(loaded.to_bundle(&loaded.prompts, quantization))
 }

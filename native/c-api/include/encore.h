@@ -112,6 +112,9 @@ typedef struct EncoreRequest {
   int64_t timestamp;
   // ISO country code, NUL-terminated (`NULL`: the last event's).
   const char *country;
+  // The name of the bundle's prompt set to steer the model with, NUL-terminated UTF-8
+  // (`NULL`: none); a name the bundle has no prompt set for is refused.
+  const char *prompt;
 } EncoreRequest;
 
 #ifdef __cplusplus

@@ -77,6 +77,9 @@ pub struct EncoreRequest {
     pub timestamp: i64,
     /// ISO country code, NUL-terminated (`NULL`: the last event's).
     pub country: *const c_char,
+    /// The name of the bundle's prompt set to steer the model with, NUL-terminated UTF-8
+    /// (`NULL`: none); a name the bundle has no prompt set for is refused.
+    pub prompt: *const c_char,
 }
 
 /// `len` values at `ptr` (named `what` in errors): `NULL` is refused unless `len` is 0.
@@ -178,7 +181,7 @@ impl EncoreRequest {
     /// The request, codes checked.
     ///
     /// # Safety
-    /// A non-null `country` must be a NUL-terminated string.
+    /// Non-null `country` and `prompt` must be NUL-terminated strings.
     pub unsafe fn request(&self) -> Result<RerankRequest, Failure> {
         let at = || "request".to_string();
         Ok(RerankRequest {
@@ -190,7 +193,8 @@ impl EncoreRequest {
             },
             // SAFETY: the caller's contract.
             country: unsafe { text(self.country, || "request country".into())? },
-            prompt: None,
+            // SAFETY: the caller's contract.
+            prompt: unsafe { text(self.prompt, || "request prompt".into())? },
         })
     }
 }

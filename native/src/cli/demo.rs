@@ -18,9 +18,7 @@ use crate::evaluation::{evaluate, popularity, pushed_candidates, request_of};
 use crate::io::{write_atomic, write_world};
 use crate::training::distill::DistillConfig;
 use crate::training::{CheckpointPolicy, Monitor, TrainConfig, train};
-use encore_core::weights::{
-    BundleParts, Quantization, load_model, requantize, retain_items, save_bundle_with,
-};
+use encore_core::weights::{Quantization, load_model, requantize, retain_items};
 
 /// Pushed candidates per member in the demo's rerank sample.
 const PUSHED: usize = 20;
@@ -334,17 +332,7 @@ pub fn write_web_assets(
     } else {
         let quantization = loaded.quantization;
         let before = retain_items(loaded, |id| !new_titles.contains(&id));
-        let parts = BundleParts {
-            content_encoder: before.content_encoder.as_ref(),
-            prompts: &before.prompts,
-        };
-        save_bundle_with(
-            &before.model,
-            &before.config,
-            before.items.ids(),
-            parts,
-            quantization,
-        )
+        before.to_bundle(&before.prompts, quantization)
     };
     write_atomic(&dir.join("model.encore"), &bundle)
         .with_context(|| format!("cannot write {}", dir.join("model.encore").display()))?;

@@ -12,7 +12,7 @@ use encore_core::Reranker;
 use encore_core::data::split::{HeldOutEvent, Holdout};
 use encore_core::metrics::RankingMetrics;
 use encore_core::model::NamedPromptSet;
-use encore_core::weights::{BundleParts, load_model, save_bundle_with, validate_prompt_name};
+use encore_core::weights::{load_model, validate_prompt_name};
 use serde::Serialize;
 
 use super::ExperimentConfig;
@@ -41,6 +41,15 @@ pub enum TaskMethod {
 }
 
 impl TaskMethod {
+    /// What the printed report calls the result: `prompted`, `linear head`, `fine-tuned`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Prompt => "prompted",
+            Self::LinearHead => "linear head",
+            Self::FineTune => "fine-tuned",
+        }
+    }
+
     /// Parses `prompt`, `linear-head` or `fine-tune`.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
@@ -125,21 +134,6 @@ pub fn task_cases(
         .collect()
 }
 
-/// The bundle of `host` (its model, items and content encoder) with `prompts`.
-fn bundle_with(host: &encore_core::weights::LoadedModel, prompts: &[NamedPromptSet]) -> Vec<u8> {
-    let parts = BundleParts {
-        content_encoder: host.content_encoder.as_ref(),
-        prompts,
-    };
-    save_bundle_with(
-        &host.model,
-        &host.config,
-        host.items.ids(),
-        parts,
-        host.quantization,
-    )
-}
-
 /// A float tensor's values.
 fn burn_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     encore_core::model::host_values(t)
@@ -218,12 +212,12 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
                 .filter(|p| p.name != run.name)
                 .cloned()
                 .collect();
-            let without = bundle_with(&host, &prompts);
+            let without = host.to_bundle(&prompts, host.quantization);
             prompts.push(NamedPromptSet {
                 name: run.name.clone(),
                 prompt,
             });
-            let out = bundle_with(&host, &prompts);
+            let out = host.to_bundle(&prompts, host.quantization);
             write(&out)?;
             let reranker = Reranker::from_bytes(&out, &Device::flex())?;
             let ranks = rank_with(&reranker, Some(&run.name))?.0;
@@ -237,17 +231,11 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         TaskMethod::FineTune => {
             let (tuned, epochs) =
                 fine_tune_on_task(base.model.clone(), &train, &tune_cfg, &device, log)?;
-            let parts = BundleParts {
-                content_encoder: host.content_encoder.as_ref(),
-                prompts: &host.prompts,
+            let tuned = encore_core::weights::LoadedModel {
+                model: tuned,
+                ..load_model(&bytes, &Device::flex())?
             };
-            let out = save_bundle_with(
-                &tuned,
-                &host.config,
-                host.items.ids(),
-                parts,
-                host.quantization,
-            );
+            let out = tuned.to_bundle(&host.prompts, host.quantization);
             write(&out)?;
             let reranker = Reranker::from_bytes(&out, &Device::flex())?;
             let ranks = rank_with(&reranker, None)?.0;
@@ -315,26 +303,19 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         bundle_bytes_added,
     };
     println!(
-        "{} {:?} cases of the task scored in {:.1} s",
+        "{} {:?} cases of the task; trained and scored in {:.1} s",
         cases.len(),
         cfg.split.holdout,
         started.elapsed().as_secs_f64()
     );
     print_metrics_row("base", &report.base);
-    print_metrics_row(
-        match run.method {
-            TaskMethod::Prompt => "prompted",
-            TaskMethod::LinearHead => "linear head",
-            TaskMethod::FineTune => "fine-tuned",
-        },
-        &report.prompted,
-    );
+    print_metrics_row(run.method.label(), &report.prompted);
     print_metrics_row("most popular", &report.most_popular);
     let (gain, se) = report.ndcg10_gain;
     println!(
-        "NDCG@10 {:?} − base = {gain:+.4} ± {se:.4} (paired SE); {} parameters trained \
+        "NDCG@10 {} − base = {gain:+.4} ± {se:.4} (paired SE); {} parameters trained \
          ({:.3}% of the model's), {} bytes added to the bundle",
-        run.method,
+        run.method.label(),
         report.prompt_parameters,
         100.0 * report.parameter_share,
         report.bundle_bytes_added

@@ -5,7 +5,7 @@ use encore_core::Catalog;
 use encore_core::data::events::Surface;
 use encore_core::data::split::MemberHistory;
 use encore_core::model::NamedPromptSet;
-use encore_core::weights::{BundleParts, load_model, save_bundle_with};
+use encore_core::weights::load_model;
 
 use super::{PromptTask, PromptTuneConfig, examples, tune};
 use crate::backend::Backend;
@@ -25,7 +25,7 @@ pub fn with_surface_prompts(
     let base = load_model(weights, &device)?;
     let tokenizer = base.config.tokenizer();
     let host = load_model(weights, &backend.device())?;
-    let mut prompts: Vec<NamedPromptSet> = host.prompts;
+    let mut prompts: Vec<NamedPromptSet> = host.prompts.clone();
     let mut losses = Vec::new();
     for &surface in surfaces {
         let task = PromptTask::Surface(surface);
@@ -41,16 +41,5 @@ pub fn with_surface_prompts(
             prompt: tuned.prompt,
         });
     }
-    let parts = BundleParts {
-        content_encoder: host.content_encoder.as_ref(),
-        prompts: &prompts,
-    };
-    let bytes = save_bundle_with(
-        &host.model,
-        &host.config,
-        host.items.ids(),
-        parts,
-        host.quantization,
-    );
-    Ok((bytes, losses))
+    Ok((host.to_bundle(&prompts, host.quantization), losses))
 }

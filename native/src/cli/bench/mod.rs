@@ -100,11 +100,11 @@ fn bench_shape(sets: &[String]) -> anyhow::Result<FoundationModelConfig> {
 /// [`BenchArgs::prompts`]).
 fn with_bench_prompts(bytes: &[u8], length: usize) -> anyhow::Result<Vec<u8>> {
     use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
-    use encore_core::weights::{BundleParts, load_model, save_bundle_with};
+    use encore_core::weights::load_model;
     let device = burn::tensor::Device::flex();
     let loaded = load_model(bytes, &device)?;
     let (d, l) = (loaded.config.d_model, loaded.config.n_layers);
-    let mut prompts = loaded.prompts;
+    let mut prompts = loaded.prompts.clone();
     for (name, form) in [
         ("input_a", PromptForm::Input),
         ("input_b", PromptForm::Input),
@@ -121,17 +121,7 @@ fn with_bench_prompts(bytes: &[u8], length: usize) -> anyhow::Result<Vec<u8>> {
             prompt,
         });
     }
-    let parts = BundleParts {
-        content_encoder: loaded.content_encoder.as_ref(),
-        prompts: &prompts,
-    };
-    Ok(save_bundle_with(
-        &loaded.model,
-        &loaded.config,
-        loaded.items.ids(),
-        parts,
-        Quantization::F32,
-    ))
+    Ok(loaded.to_bundle(&prompts, Quantization::F32))
 }
 
 /// Parses `f32`, `f16` or `int8`.

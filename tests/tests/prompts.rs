@@ -23,9 +23,12 @@ use encore_tests::{ByItem, assert_pairwise, by_item, small_world};
 fn model_and_prompts(
     n_items: usize,
 ) -> (FoundationModel, FoundationModelConfig, Vec<NamedPromptSet>) {
-    let device = Device::flex();
     // Fixed weights: the checks below compare engines on them, and whether the prompts move
-    // the scores enough to matter is checked once, for these weights.
+    // the scores enough to matter is checked once, for these weights. The seed is the
+    // backend's, shared by the tests running at once: only one draws at a time.
+    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex();
     device.seed(11);
     let config = FoundationModelConfig::new(n_items)
         .with_d_model(32)
@@ -534,6 +537,53 @@ fn a_member_without_history_is_ranked_under_a_prompt_and_batches_run_prompts() {
             .any(|c| (by_prompt[0][c] - by_prompt[1][c]).abs() > 1e-3),
         "the prompt sets rank a member without history differently"
     );
+    // A session of a new member: the same ranking; then its first event, encoded as usual.
+    for reranker in [&cpu, &burn_cpu] {
+        let request = RerankRequest {
+            timestamp: Some(at),
+            ..RerankRequest::on(Surface::Kids).with_prompt("kids")
+        };
+        let mut session = MemberSession::new(Vec::new()).unwrap();
+        let first = reranker
+            .rerank_session(&mut session, &candidates, &request)
+            .unwrap();
+        let stateless = reranker.rerank(&[], &candidates, &request).unwrap();
+        assert_pairwise(
+            "new member's session",
+            &[
+                ("session", by_item(&first)),
+                ("stateless", by_item(&stateless)),
+            ],
+            &candidates,
+        );
+        assert_eq!(
+            session.last_encoded_tokens(),
+            3 + 1,
+            "the prompt and the request"
+        );
+        assert_eq!(
+            reranker.rerank_session(&mut session, &candidates, &RerankRequest::on(Surface::Home)),
+            Err(RerankError::EmptyHistory)
+        );
+        let event = world.events[0].clone();
+        session.append(event.clone()).unwrap();
+        let later = RerankRequest {
+            timestamp: Some(event.timestamp + 60),
+            ..request.clone()
+        };
+        let next = reranker
+            .rerank_session(&mut session, &candidates, &later)
+            .unwrap();
+        let stateless = reranker.rerank(&[event], &candidates, &later).unwrap();
+        assert_pairwise(
+            "after the first event",
+            &[
+                ("session", by_item(&next)),
+                ("stateless", by_item(&stateless)),
+            ],
+            &candidates,
+        );
+    }
     // Without a prompt set, or without the request's time, an empty history is refused.
     assert_eq!(
         cpu.rerank(&[], &candidates, &RerankRequest::on(Surface::Home)),

@@ -205,6 +205,15 @@ impl Reranker {
         }
     }
 
+    /// Tokens that prompt set `prompt` runs through the layers with the request token (an
+    /// input form's vectors; none for the deep form or no prompt).
+    fn prompt_tokens(&self, prompt: Option<usize>) -> usize {
+        prompt.map_or(0, |p| match self.prompts[p].prompt.form() {
+            crate::model::PromptForm::Input => self.prompts[p].prompt.length(),
+            crate::model::PromptForm::Deep => 0,
+        })
+    }
+
     /// The user representation `[1, 1, d]` of the tokens `seq` (the last one the request
     /// token) on the device through burn, under prompt set `prompt` when given, encoding after
     /// the tokens `cache` holds (an empty cache for a stateless call).

@@ -280,7 +280,7 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Resolved, RerankError> {
         if session.is_empty() {
-            return Err(RerankError::EmptyHistory);
+            request.check_history(&[])?;
         }
         request.validate()?;
         self.resolve(candidates)

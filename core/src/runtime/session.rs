@@ -254,8 +254,8 @@ impl Reranker {
         request: &RerankRequest,
     ) -> Result<Scores, RerankError> {
         // Every event was checked when it joined the session.
-        if session.history.is_empty() {
-            return Err(RerankError::EmptyHistory);
+        if session.is_empty() {
+            request.check_history(&[])?;
         }
         request::validate_candidates(candidates)?;
         let rows = self.candidate_rows(candidates)?;
@@ -275,6 +275,14 @@ impl Reranker {
     ) -> Result<Scores, RerankError> {
         request.validate()?;
         let prompt = self.prompt_of(request)?;
+        if session.is_empty() {
+            // A member without history (under a prompt set, checked by the caller): the
+            // request token alone, nothing to cache.
+            request.check_history(&[])?;
+            let seq = self.serving_sequence(&[], request)?;
+            session.last_encoded = seq.len() + self.prompt_tokens(prompt);
+            return self.scores(seq, rows, &call.rows, prompt);
+        }
         if session.owner != Some(self.id) {
             session.clear_cache();
             // A reranker keeps its sessions' caches where its forward runs, for good.
@@ -355,12 +363,7 @@ impl Reranker {
         let keep = unchanged + matched;
         session.cache.truncate(keep);
         let fresh = tail.slice(matched..tail.len());
-        // An input prompt's tokens run through the layers with the request token.
-        let prompt_tokens = prompt.map_or(0, |p| match self.prompts[p].prompt.form() {
-            crate::model::PromptForm::Input => self.prompts[p].prompt.length(),
-            crate::model::PromptForm::Deep => 0,
-        });
-        session.last_encoded = fresh.len() + prompt_tokens;
+        session.last_encoded = fresh.len() + self.prompt_tokens(prompt);
         let scores = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {

@@ -483,6 +483,29 @@ fn hostile_prompt_parts_are_refused_by_name() {
         let err = Reranker::from_bytes(&bad, &Device::flex()).expect_err(what);
         assert!(err.to_string().contains(message), "{what}: {err}");
     }
+    // A NaN in a prompt set's vectors, refused by the prompt set's and the tensor's name.
+    let file = WeightFile::decode(&bytes).unwrap();
+    let manifest = file.manifest.clone();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for part in &manifest.parts {
+        for t in part.kind.tensors() {
+            let mut blob = file.tensor_bytes(t).to_vec();
+            if part.name == "prompt:kids" {
+                blob[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+            blobs.push(blob);
+        }
+    }
+    // (The bundle stores f32: bytes 4..8 are the second value.)
+    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    let nan = WeightFile::encode(manifest, &refs);
+    assert_eq!(
+        load_model(&nan, &Device::flex()).err(),
+        Some(WeightFileError::NonFinite {
+            name: "prompt set \"kids\" input".into(),
+            index: 1
+        })
+    );
     // A shape that does not fit the model: the deep form's layers.
     let wrong = edited(&bytes, |m| {
         let i = prompt_part(m, "search");

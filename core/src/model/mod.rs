@@ -274,14 +274,8 @@ impl FoundationModel {
         let [b, s] = batch.dims();
         assert_eq!(requests.len(), b, "one request list per window");
         let k = requests.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        let p = prompt.map_or(0, |pr| match pr.form() {
-            PromptForm::Input => pr.length(),
-            PromptForm::Deep => 0,
-        });
-        let deep = prompt.map_or(0, |pr| match pr.form() {
-            PromptForm::Input => 0,
-            PromptForm::Deep => pr.length(),
-        });
+        let p = prompt.map_or(0, PromptSet::tokens);
+        let deep = prompt.map_or(0, PromptSet::deep_keys);
         let group = p + 1;
         let n = s + k * group;
         let x = self.embedding.forward_with(batch, tables, 0);

@@ -136,6 +136,24 @@ impl PromptSet {
         }
     }
 
+    /// Prompt tokens that run through the layers before the request token (`P` for the input
+    /// form, 0 for the deep form).
+    pub fn tokens(&self) -> usize {
+        match self.form() {
+            PromptForm::Input => self.length(),
+            PromptForm::Deep => 0,
+        }
+    }
+
+    /// Keys and values each layer holds for the prompt (`P` for the deep form, 0 for the
+    /// input form).
+    pub fn deep_keys(&self) -> usize {
+        match self.form() {
+            PromptForm::Input => 0,
+            PromptForm::Deep => self.length(),
+        }
+    }
+
     /// The input form's tokens `[1, P, d_model]`; `None` for the deep form.
     pub fn input_tokens(&self) -> Option<Tensor<3>> {
         self.input.as_ref().map(|p| p.val().unsqueeze_dim(0))

@@ -208,10 +208,7 @@ impl Reranker {
     /// Tokens that prompt set `prompt` runs through the layers with the request token (an
     /// input form's vectors; none for the deep form or no prompt).
     fn prompt_tokens(&self, prompt: Option<usize>) -> usize {
-        prompt.map_or(0, |p| match self.prompts[p].prompt.form() {
-            crate::model::PromptForm::Input => self.prompts[p].prompt.length(),
-            crate::model::PromptForm::Deep => 0,
-        })
+        prompt.map_or(0, |p| self.prompts[p].prompt.tokens())
     }
 
     /// The user representation `[1, 1, d]` of the tokens `seq` (the last one the request
@@ -554,7 +551,6 @@ impl Reranker {
         let requests: Vec<Vec<usize>> = seqs.iter().map(|s| vec![s.len() - 1]).collect();
         let mut users = Tensor::<2>::zeros([seqs.len(), d], &self.device);
         let mut distinct = prompts.clone();
-        distinct.dedup();
         distinct.sort();
         distinct.dedup();
         for p in distinct {

@@ -124,28 +124,46 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
     assert_eq!(report["epochs"].as_array().unwrap().len(), 1);
     // Input form, 3 vectors of width 16.
     assert_eq!(report["prompt_parameters"], 48);
-    // The baselines: a linear head (measured, nothing written) and full fine-tuning (the
-    // bundle holds the tuned model, its prompt sets kept).
-    let head = run(
-        &dir,
-        &[
-            "prompt-tune",
-            "--config",
-            "tiny.toml",
-            "--base",
-            "one.encore",
-            "--task",
-            "weekend",
-            "--method",
-            "linear-head",
-            "--epochs",
-            "1",
-            "--out",
-            "unused.encore",
-        ],
-    );
-    assert!(head.contains("linear head − base"), "{head}");
-    assert!(!dir.join("unused.encore").exists());
+    // The baselines: a linear head and the top layer + a head (measured, nothing written),
+    // and full fine-tuning (the bundle holds the tuned model, its prompt sets kept).
+    for (method, label) in [
+        ("linear-head", "linear head"),
+        ("top-layer-head", "top layer + head"),
+    ] {
+        let out = run(
+            &dir,
+            &[
+                "prompt-tune",
+                "--config",
+                "tiny.toml",
+                "--base",
+                "one.encore",
+                "--task",
+                "weekend",
+                "--method",
+                method,
+                "--epochs",
+                "1",
+                "--report",
+                "head.json",
+                "--out",
+                "unused.encore",
+            ],
+        );
+        assert!(out.contains(&format!("{label} − base")), "{out}");
+        assert!(!dir.join("unused.encore").exists());
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("head.json")).unwrap()).unwrap();
+        let trained = report["prompt_parameters"].as_u64().unwrap();
+        let share = report["parameter_share"].as_f64().unwrap();
+        // A 16 × 16 head (+ bias); the top layer adds its own parameters but stays a part of
+        // the model.
+        if method == "linear-head" {
+            assert_eq!(trained, 16 * 16 + 16);
+        } else {
+            assert!(trained > 16 * 16 + 16 && share < 1.0, "{trained} {share}");
+        }
+    }
     run(
         &dir,
         &[

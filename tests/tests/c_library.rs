@@ -48,6 +48,7 @@ fn inputs(items: &[u32]) -> (Vec<Event>, Vec<u32>, RerankRequest) {
             },
             country: if i == 0 { "??".into() } else { "FR".into() },
             device: DeviceType::Tv,
+            rating: None,
         })
         .collect();
     let request = RerankRequest {

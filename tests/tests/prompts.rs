@@ -3,7 +3,7 @@
 //! bundle carries them (and the model's scores without a prompt stay as they were), and bad
 //! names and hostile prompt parts are refused by name.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use encore_core::data::split::group_by_member;
 use encore_core::model::{
     FoundationModel, FoundationModelConfig, NamedPromptSet, PromptForm, PromptSetConfig,
@@ -654,5 +654,71 @@ fn a_member_without_history_is_ranked_under_a_prompt_and_batches_run_prompts() {
                 (a, b) => assert_eq!(a, b),
             }
         }
+    }
+}
+
+/// The prefix placement (measured for comparison, not served): with no history before the
+/// request it computes what the served placement computes; with a history the history sees
+/// the prompt (so a swap would re-encode it), and each position depends on its prefix alone
+/// (later tokens and a longer window beside it in the batch change nothing).
+#[test]
+fn the_prefix_placement_runs_the_history_under_the_prompt() {
+    let world = small_world();
+    let ids = world.catalog.ids();
+    let (model, config, prompts) = model_and_prompts(ids.len());
+    let history = group_by_member(&world.events)
+        .into_iter()
+        .map(|h| h.events)
+        .find(|e| e.len() > 30)
+        .unwrap();
+    let tokenizer = config.tokenizer();
+    let request = RerankRequest::on(Surface::Search);
+    let seq = |events: &[Event]| {
+        tokenizer
+            .serving_sequence(world.catalog.vocabulary(), events, &request.context(events))
+            .unwrap()
+    };
+    let long = seq(&history[..30]);
+    let short = seq(&history[..12]);
+    let device = Device::flex();
+    let tables = model.token_tables();
+    let rows = |t: Tensor<3>| -> Vec<Vec<f32>> {
+        let [b, k, d] = t.dims();
+        let v: Vec<f32> = t.into_data().try_into_vec().unwrap();
+        assert_eq!(v.len(), b * k * d);
+        v.chunks(d).map(<[f32]>::to_vec).collect()
+    };
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    for named in &prompts {
+        let prompt = &named.prompt;
+        let batch = TokenBatch::new(&[long.clone(), short.clone()], &device);
+        let positions = vec![vec![0, 11, 29], vec![0, 11]];
+        let prefixed = rows(model.forward_prefixed_batch(&batch, &tables, &positions, prompt));
+        let served = rows(model.forward_prompted_batch(&batch, &tables, &positions, Some(prompt)));
+        // Rows: window 0 positions 0, 11, 29; window 1 positions 0, 11, (padding).
+        for r in [0, 3] {
+            let d = max_diff(&prefixed[r], &served[r]);
+            assert!(d < 1e-5, "{}: position 0 differs by {d}", named.name);
+        }
+        for r in [1, 2, 4] {
+            let d = max_diff(&prefixed[r], &served[r]);
+            assert!(
+                d > 1e-3,
+                "{}: row {r} does not see the prompt ({d})",
+                named.name
+            );
+        }
+        // Position 11 of the 30-token window = position 11 of the 12-token one, alone or not.
+        let d = max_diff(&prefixed[1], &prefixed[4]);
+        assert!(d < 1e-5, "{}: later tokens leak ({d})", named.name);
+        let alone = TokenBatch::new(std::slice::from_ref(&short), &device);
+        let single = rows(model.forward_prefixed_batch(&alone, &tables, &[vec![11]], prompt));
+        let d = max_diff(&single[0], &prefixed[4]);
+        assert!(d < 1e-5, "{}: the batch's padding leaks ({d})", named.name);
     }
 }

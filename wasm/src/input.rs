@@ -200,6 +200,7 @@ pub fn to_event(e: JsEvent) -> Result<Event, String> {
         return Err("duration is not a finite number".into());
     }
     Ok(Event {
+        rating: None,
         member: 0,
         item: e.item,
         timestamp: timestamp(e.timestamp)?,

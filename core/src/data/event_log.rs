@@ -4,7 +4,8 @@
 //! `timestamp` (Unix seconds). Optional: `action` (`play`, `trailer`, `add_to_list`; default
 //! `play`), `duration_s` (seconds watched, default 0), `surface` (`home`, `search`, `kids`,
 //! `mobile_feed`; default `home`), `country` (ISO code, default `??`) and `device` (`tv`,
-//! `mobile`, `web`, `tablet`; default `web`). The item metadata file is a catalog JSON document
+//! `mobile`, `web`, `tablet`; default `web`) and `rating` (an explicit rating, 1 to 10; the
+//! model does not read it, tasks may). The item metadata file is a catalog JSON document
 //! (see [`crate::Catalog`]).
 
 use serde::Deserialize;
@@ -33,6 +34,9 @@ impl LogFormat {
     }
 }
 
+/// The largest rating an event log may carry.
+pub const MAX_RATING: u8 = 10;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogRow {
@@ -49,6 +53,8 @@ struct LogRow {
     country: Option<String>,
     #[serde(default)]
     device: Option<String>,
+    #[serde(default)]
+    rating: Option<u8>,
 }
 
 impl LogRow {
@@ -82,7 +88,13 @@ impl LogRow {
                 "duration_s {duration_s} is not a finite non-negative number"
             ));
         }
+        if let Some(r) = self.rating
+            && !(1..=MAX_RATING).contains(&r)
+        {
+            return Err(format!("rating {r} is outside 1..={MAX_RATING}"));
+        }
         Ok(Event {
+            rating: self.rating,
             member: self.member,
             item: self.item,
             timestamp: self.timestamp,
@@ -191,6 +203,46 @@ mod tests {
         assert_eq!(a[0].action, Action::Trailer);
         assert_eq!(a[1].surface, Surface::Home);
         assert_eq!(a[1].country, "??");
+        assert_eq!(a[0].rating, None);
+    }
+
+    #[test]
+    fn ratings_are_optional_and_bounded() {
+        let c = catalog();
+        let csv = b"member,item,timestamp,rating\n1,10,100,4\n1,11,200,\n";
+        let jsonl = b"{\"member\":1,\"item\":10,\"timestamp\":100,\"rating\":4}\n{\"member\":1,\"item\":11,\"timestamp\":200}\n";
+        let (a, _) =
+            parse_event_log("a.csv", csv, LogFormat::Csv, &c, LineOptions::default()).unwrap();
+        let (b, _) = parse_event_log(
+            "a.jsonl",
+            jsonl,
+            LogFormat::JsonLines,
+            &c,
+            LineOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.iter().map(|e| e.rating).collect::<Vec<_>>(),
+            vec![Some(4), None]
+        );
+        for (bad, why) in [
+            ("0", "rating 0 is outside 1..=10"),
+            ("11", "rating 11 is outside"),
+            ("300", "number too large"),
+        ] {
+            let csv = format!("member,item,timestamp,rating\n1,10,100,4\n1,11,200,{bad}\n");
+            let err = parse_event_log(
+                "r.csv",
+                csv.as_bytes(),
+                LogFormat::Csv,
+                &c,
+                LineOptions::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.line, 3, "{bad}");
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

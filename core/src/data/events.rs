@@ -167,6 +167,11 @@ pub struct Event {
     pub country: String,
     /// The device used.
     pub device: DeviceType,
+    /// The member's explicit rating of the item (MovieLens: 1 to 5 stars), when the log has
+    /// one. The model does not read it; tasks and metrics may (e.g. "the next item rated 4 or
+    /// more").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
 }
 
 impl Event {
@@ -182,6 +187,7 @@ impl Event {
             surface: Surface::Home,
             country: "??".into(),
             device: DeviceType::Web,
+            rating: None,
         }
     }
 }

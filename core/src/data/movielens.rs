@@ -59,7 +59,8 @@ fn year_of_title(title: &str) -> Option<u16> {
     t[open + 1..].strip_suffix(')')?.parse().ok()
 }
 
-/// Parses `user SEP item SEP rating SEP timestamp` lines into implicit events, in file order.
+/// Parses `user SEP item SEP rating SEP timestamp` lines into implicit events carrying their
+/// rating, in file order.
 /// Returns the events and the number of skipped lines.
 fn parse_ratings(
     file: &str,
@@ -83,11 +84,14 @@ fn parse_ratings(
             if !(1..=5).contains(&rating) {
                 return Err(format!("rating {rating} is outside 1..=5"));
             }
-            Ok(Event::implicit(
-                parse_u32(f[0], "user id")?,
-                parse_u32(f[1], "movie id")?,
-                parse_timestamp(f[3])?,
-            ))
+            Ok(Event {
+                rating: Some(rating as u8),
+                ..Event::implicit(
+                    parse_u32(f[0], "user id")?,
+                    parse_u32(f[1], "movie id")?,
+                    parse_timestamp(f[3])?,
+                )
+            })
         })();
         if let Some(e) = reader.accept(n, parsed)? {
             events.push(e);
@@ -358,6 +362,11 @@ mod tests {
                 .map(|e| (e.member, e.item))
                 .collect::<Vec<_>>(),
             vec![(1, 2), (1, 1), (2, 1)]
+        );
+        // Each event keeps its rating (for tasks; the model does not read it).
+        assert_eq!(
+            ml.events.iter().map(|e| e.rating).collect::<Vec<_>>(),
+            vec![Some(5), Some(3), Some(4)]
         );
         assert_eq!(ml.catalog.get(1).unwrap().added_at, 978300700);
         assert_eq!(ml.catalog.get(3).unwrap().added_at, 978300800);

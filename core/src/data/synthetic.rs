@@ -497,6 +497,7 @@ fn simulate_member(
                 surface,
                 country: m.country.to_string(),
                 device,
+                rating: None,
             });
             t += duration_s as i64 + rng.random_range(30..600);
         }

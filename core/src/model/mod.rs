@@ -10,7 +10,9 @@ mod prompt;
 pub use attention::{CausalSelfAttention, CausalSelfAttentionConfig, Positions, last_rows};
 pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use embedding::{TokenEmbedding, TokenEmbeddingConfig, TokenTables};
-pub use prompt::{MAX_PROMPT_LENGTH, NamedPromptSet, PromptForm, PromptSet, PromptSetConfig};
+pub use prompt::{
+    MAX_PROMPT_LENGTH, NamedPromptSet, PromptForm, PromptPlacement, PromptSet, PromptSetConfig,
+};
 
 /// The epsilon of every layer norm in the model (burn's default, stated so that the CPU
 /// serving step ([`crate::runtime::CpuEngine`]) normalises identically).
@@ -331,7 +333,6 @@ impl FoundationModel {
         }
         let hidden =
             Tensor::<3, Bool>::from_data(TensorData::new(hidden, [b, n, n + deep]), &device);
-        let weights = activation::softmax(self.layer_mix.val(), 0);
         // The request rows (each group's last) of `[b, n, d]`: `[b, k, d]`.
         let read = |x: Tensor<3>| {
             x.narrow(1, s, k * group)
@@ -339,9 +340,86 @@ impl FoundationModel {
                 .narrow(2, p, 1)
                 .reshape([b, k, d])
         };
+        self.mix_layers_masked(x, hidden, prompt, read)
+    }
+
+    /// [`FoundationModel::forward_prompted_batch`] with the prompt before the history
+    /// ([`PromptPlacement::BeforeHistory`]): the input form's tokens start the sequence
+    /// (without positions; the history keeps its own), the deep form's keys are seen by every
+    /// token, and the request token at position `t` sees them and tokens `0..t`. Returns the
+    /// user representations at `requests` (`[batch, k, d_model]`, padded as there). Serving
+    /// does not run this placement; it exists to measure it.
+    ///
+    /// # Panics
+    /// If a request position lies past its window's length.
+    pub fn forward_prefixed_batch(
+        &self,
+        batch: &TokenBatch,
+        tables: &TokenTables,
+        requests: &[Vec<usize>],
+        prompt: &PromptSet,
+    ) -> Tensor<3> {
+        let [b, s] = batch.dims();
+        assert_eq!(requests.len(), b, "one request list per window");
+        let k = requests.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let p = prompt.tokens();
+        let deep = prompt.deep_keys();
+        let n = p + s;
+        let x = self.embedding.forward_with(batch, tables, 0);
+        let [_, _, d] = x.dims();
+        let device = x.device();
+        let x = match prompt.input_tokens() {
+            Some(tokens) => Tensor::cat(vec![tokens.unsqueeze::<3>().expand([b, p, d]), x], 1),
+            None => x,
+        };
+        // Causal over prompt + history, every row sees the deep keys: `[b, n, n + deep]`.
+        let mut hidden = vec![true; b * n * (n + deep)];
+        for r in 0..b {
+            for i in 0..n {
+                let row = (r * n + i) * (n + deep);
+                hidden[row..row + i + 1].fill(false);
+                hidden[row + n..row + n + deep].fill(false);
+            }
+        }
+        let hidden =
+            Tensor::<3, Bool>::from_data(TensorData::new(hidden, [b, n, n + deep]), &device);
+        let mut picks = Vec::with_capacity(b * k);
+        for (r, list) in requests.iter().enumerate() {
+            for j in 0..k {
+                let t = list.get(j).copied().unwrap_or(0);
+                assert!(
+                    t < batch.lengths[r].max(1),
+                    "request position {t} past window {r}'s {} tokens",
+                    batch.lengths[r]
+                );
+                picks.push((r * n + p + t) as i64);
+            }
+        }
+        let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [b * k]), &device);
+        let read = |x: Tensor<3>| {
+            x.reshape([b * n, d])
+                .select(0, picks.clone())
+                .reshape([b, k, d])
+        };
+        self.mix_layers_masked(x, hidden, Some(prompt), read)
+    }
+
+    /// The layers over an embedded, masked sequence `x` (`[b, n, d]`, `hidden` `[b, n, n +
+    /// deep keys]`, true = not seen) with `prompt`'s deep keys, mixing `read`'s rows of the
+    /// embedding output and of every layer's output by the learned layer weights, then the
+    /// final norm.
+    fn mix_layers_masked(
+        &self,
+        x: Tensor<3>,
+        hidden: Tensor<3, Bool>,
+        prompt: Option<&PromptSet>,
+        read: impl Fn(Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        let weights = activation::softmax(self.layer_mix.val(), 0);
         let weighted = |l: usize, state: Tensor<3>| {
             let w = weights.clone().slice(l..l + 1).reshape([1, 1, 1]);
-            state.mul(w.expand([b, k, d]))
+            let dims = state.dims();
+            state.mul(w.expand(dims))
         };
         let mut mixed = weighted(0, read(x.clone()));
         let mut x = x;

@@ -8,6 +8,11 @@
 //! The request token keeps the position it has without a prompt, so a model without a prompt
 //! computes exactly what it computed before prompts existed.
 //!
+//! The other placement, [`PromptPlacement::BeforeHistory`] (a prefix before the whole
+//! sequence, as prefix tuning places it), exists on the training side only, to measure what
+//! the choice costs in quality: under it every history token sees the prompt, so a swap would
+//! re-encode the whole window. Bundles and engines serve [`PromptPlacement::BeforeRequest`].
+//!
 //! **Forms.**
 //! - [`PromptForm::Input`]: `P` vectors in the embedding's output space, run through every
 //!   layer as tokens between the history and the request token (they have no position of
@@ -47,6 +52,34 @@ impl PromptForm {
     /// Parses a name as written by [`PromptForm::name`].
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Where a prompt sits in the sequence (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PromptPlacement {
+    /// Between the history and the request token: the history never sees the prompt (what
+    /// bundles and engines serve).
+    BeforeRequest,
+    /// Before the history: every token sees the prompt (training side only, for comparison).
+    BeforeHistory,
+}
+
+impl PromptPlacement {
+    /// Both placements.
+    pub const ALL: [PromptPlacement; 2] = [Self::BeforeRequest, Self::BeforeHistory];
+
+    /// The placement's name (`before-request`, `before-history`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BeforeRequest => "before-request",
+            Self::BeforeHistory => "before-history",
+        }
+    }
+
+    /// Parses a name as written by [`PromptPlacement::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 

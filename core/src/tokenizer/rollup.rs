@@ -45,6 +45,8 @@ pub struct RolledEvent {
     pub count: u32,
     /// Time of the last rolled interaction.
     pub last_timestamp: i64,
+    /// The last rating among the rolled interactions (none when none was rated).
+    pub rating: Option<u8>,
 }
 
 /// An event whose item the catalog does not know.
@@ -105,6 +107,7 @@ impl EventTokenizer {
                 last.duration_s += e.duration_s.max(0.0);
                 last.count += 1;
                 last.last_timestamp = e.timestamp;
+                last.rating = e.rating.or(last.rating);
                 continue;
             }
             out.push(RolledEvent {
@@ -114,6 +117,7 @@ impl EventTokenizer {
                 duration_s: e.duration_s.max(0.0),
                 count: 1,
                 last_timestamp: e.timestamp,
+                rating: e.rating,
             });
         }
         Ok(())
@@ -137,6 +141,7 @@ mod tests {
             surface: Surface::Home,
             country: "US".into(),
             device: DeviceType::Tv,
+            rating: None,
         }
     }
 

@@ -106,6 +106,8 @@ pub struct TokenTarget {
     pub duration: u32,
     /// Gap bucket from the target event to the one after it (0 = none).
     pub next_gap: u32,
+    /// The target event's rating, when its log has one (read by tasks, never by the model).
+    pub rating: Option<u8>,
 }
 
 /// One position of a sequence: the model's input fields and, in training, the target.
@@ -155,6 +157,7 @@ impl Token {
                 action: e.action.index() as u32,
                 duration: duration_bucket(e.duration_s),
                 next_gap: 0,
+                rating: e.rating,
             }),
         }
     }
@@ -266,6 +269,7 @@ mod tests {
             duration_s: 1e12,
             count: 1000,
             last_timestamp: 0,
+            rating: None,
         };
         let token = Token::new(Some(&prev), &ctx, None);
         for f in TokenField::ALL {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use encore_core::model::PromptForm;
+use encore_core::model::{PromptForm, PromptPlacement};
 
 use super::parse_holdout;
 use crate::backend::Backend;
@@ -19,8 +19,8 @@ pub struct PromptTuneArgs {
     /// the same name replaced).
     #[arg(long)]
     pub base: PathBuf,
-    /// The task: `next`, `surface=NAME`, `genre=A|B`, `recent=YEARS`, `weekend` or
-    /// `history<=N`.
+    /// The task: `next`, `surface=NAME`, `genre=A|B`, `recent=YEARS`, `rating>=N`, `weekend`
+    /// or `history<=N`.
     #[arg(long, value_parser = PromptTask::parse)]
     pub task: PromptTask,
     /// The prompt set's name (what a request selects); defaults to the task's (`kids` for
@@ -37,10 +37,17 @@ pub struct PromptTuneArgs {
     #[arg(long, value_parser = parse_form, default_value = "deep")]
     pub form: PromptForm,
     /// What is learned: `prompt` (a prompt set, the model frozen), or a baseline measured
-    /// against it: `linear-head` (a linear map of the frozen model's user representation;
-    /// nothing is written) or `fine-tune` (every parameter; the bundle holds the tuned model).
+    /// against it: `linear-head` (a linear map of the frozen model's user representation),
+    /// `top-layer-head` (the last layer and a new linear head trained, the rest frozen) — both
+    /// measured only, nothing written — or `fine-tune` (every parameter; the bundle holds the
+    /// tuned model).
     #[arg(long, value_parser = TaskMethod::parse, default_value = "prompt")]
     pub method: TaskMethod,
+    /// Where the prompt sits: `before-request` (between the history and the request token;
+    /// what bundles serve) or `before-history` (a prefix the history sees: measured for
+    /// comparison, nothing is written).
+    #[arg(long, value_parser = parse_placement, default_value = "before-request")]
+    pub placement: PromptPlacement,
     /// Vectors in the prompt (1 to 16).
     #[arg(long, default_value_t = PromptTuneConfig::default().length)]
     pub length: usize,
@@ -75,6 +82,12 @@ fn parse_form(s: &str) -> Result<PromptForm, String> {
     PromptForm::from_name(s).ok_or_else(|| format!("unknown prompt form {s:?} (input or deep)"))
 }
 
+/// Parses `before-request` or `before-history`.
+fn parse_placement(s: &str) -> Result<PromptPlacement, String> {
+    PromptPlacement::from_name(s)
+        .ok_or_else(|| format!("unknown prompt placement {s:?} (before-request or before-history)"))
+}
+
 /// Runs `encore prompt-tune`.
 pub fn run(a: &PromptTuneArgs) -> anyhow::Result<()> {
     let run = PromptTuneRun {
@@ -86,6 +99,7 @@ pub fn run(a: &PromptTuneArgs) -> anyhow::Result<()> {
         tune: PromptTuneConfig {
             form: a.form,
             length: a.length,
+            placement: a.placement,
             epochs: a.epochs,
             batch_size: a.batch_size,
             learning_rate: a.learning_rate,

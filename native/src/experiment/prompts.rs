@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use encore_core::Reranker;
 use encore_core::data::split::{HeldOutEvent, Holdout};
 use encore_core::metrics::RankingMetrics;
-use encore_core::model::NamedPromptSet;
+use encore_core::model::{NamedPromptSet, PromptPlacement};
 use encore_core::weights::{load_model, validate_prompt_name};
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ use crate::io::write_atomic;
 use crate::prompting::tune::TuneEpoch;
 use crate::prompting::{
     PromptTask, PromptTuneConfig, TunedPrompt, examples, fine_tune_on_task, linear_head_on_task,
-    tune,
+    top_layer_and_head_on_task, tune,
 };
 
 /// How a task is learned: a prompt set (the method the bundle ships), or one of the baselines
@@ -36,6 +36,9 @@ pub enum TaskMethod {
     Prompt,
     /// A linear map of the frozen model's user representation (measured only).
     LinearHead,
+    /// The model's last layer (with its layer mix and final norm) trained with a new linear
+    /// head, its embeddings and lower layers frozen (measured only).
+    TopLayerAndHead,
     /// Every parameter of the model trained on the task (the bundle holds the tuned model).
     FineTune,
 }
@@ -46,18 +49,20 @@ impl TaskMethod {
         match self {
             Self::Prompt => "prompted",
             Self::LinearHead => "linear head",
+            Self::TopLayerAndHead => "top layer + head",
             Self::FineTune => "fine-tuned",
         }
     }
 
-    /// Parses `prompt`, `linear-head` or `fine-tune`.
+    /// Parses `prompt`, `linear-head`, `top-layer-head` or `fine-tune`.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "prompt" => Ok(Self::Prompt),
             "linear-head" => Ok(Self::LinearHead),
+            "top-layer-head" => Ok(Self::TopLayerAndHead),
             "fine-tune" => Ok(Self::FineTune),
             _ => Err(format!(
-                "unknown method {s:?} (prompt, linear-head or fine-tune)"
+                "unknown method {s:?} (prompt, linear-head, top-layer-head or fine-tune)"
             )),
         }
     }
@@ -139,6 +144,68 @@ fn burn_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     encore_core::model::host_values(t)
 }
 
+/// Every catalog item's score for each member: the `reranker`'s user representation through
+/// `head` (`u·W + b`, burn's `Linear` with weight `[in, out]`) against its item vectors.
+fn scores_through_head(
+    reranker: &Reranker,
+    head: &burn::nn::Linear,
+    members: &[(&[encore_core::Event], encore_core::RerankRequest)],
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let weight = burn_values(head.weight.val());
+    let d = weight.len().isqrt();
+    let bias = head
+        .bias
+        .as_ref()
+        .map_or_else(|| vec![0.0; d], |b| burn_values(b.val()));
+    let items = reranker.item_vectors()?;
+    let users = reranker.user_representations(members)?;
+    Ok(users
+        .iter()
+        .map(|u| {
+            let mut h = bias.clone();
+            for (i, ui) in u.iter().enumerate() {
+                for (hj, w) in h.iter_mut().zip(&weight[i * d..(i + 1) * d]) {
+                    *hj += ui * w;
+                }
+            }
+            items
+                .chunks(d)
+                .map(|v| v.iter().zip(&h).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect())
+}
+
+/// Every catalog item's score for each member with `prompt` before the history
+/// ([`PromptPlacement::BeforeHistory`]), computed by `model`'s training-side forward (no engine
+/// serves that placement).
+fn prefixed_scores(
+    model: &encore_core::weights::LoadedModel,
+    prompt: &encore_core::model::PromptSet,
+    members: &[(&[encore_core::Event], encore_core::RerankRequest)],
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let tokenizer = model.config.tokenizer();
+    let seqs = members
+        .iter()
+        .map(|(history, request)| {
+            tokenizer.serving_sequence(&model.items, history, &request.context(history))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let requests: Vec<Vec<usize>> = seqs.iter().map(|s| vec![s.len() - 1]).collect();
+    let device = Device::flex();
+    let batch = encore_core::tokenizer::TokenBatch::new(&seqs, &device);
+    let tables = model.model.token_tables();
+    let users = model
+        .model
+        .forward_prefixed_batch(&batch, &tables, &requests, prompt);
+    let d = model.config.d_model;
+    let scores = users
+        .reshape([seqs.len(), d])
+        .matmul(model.model.item_vectors().transpose());
+    let n = model.items.len();
+    Ok(burn_values(scores).chunks(n).map(<[f32]>::to_vec).collect())
+}
+
 /// Runs `encore prompt-tune`.
 pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
     validate_prompt_name(&run.name).map_err(anyhow::Error::msg)?;
@@ -201,6 +268,21 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
     };
     let started = Instant::now();
     let (epochs, tuned_ranks, parameters, bundle_bytes_added) = match run.method {
+        TaskMethod::Prompt if tune_cfg.placement == PromptPlacement::BeforeHistory => {
+            let TunedPrompt { prompt, epochs } =
+                tune(&base.model, &train, &tune_cfg, &device, log)?;
+            let parameters: usize = prompt.named_tensors().iter().map(|(_, _, v)| v.len()).sum();
+            let ranks = ranks_by(
+                |members| prefixed_scores(&host, &prompt, members),
+                base_reranker.items(),
+                catalog,
+                &prepared.train_set,
+                &cases,
+                &prepared.protocol,
+            )?
+            .0;
+            (epochs, ranks, parameters, 0)
+        }
         TaskMethod::Prompt => {
             let TunedPrompt { prompt, epochs } =
                 tune(&base.model, &train, &tune_cfg, &device, log)?;
@@ -244,33 +326,8 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         TaskMethod::LinearHead => {
             let (head, epochs) = linear_head_on_task(&base.model, &train, &tune_cfg, &device, log)?;
             let d = host.config.d_model;
-            let weight = burn_values(head.weight.val());
-            let bias = head
-                .bias
-                .as_ref()
-                .map_or_else(|| vec![0.0; d], |b| burn_values(b.val()));
-            let items = base_reranker.item_vectors()?;
-            let scores = |members: &[(&[encore_core::Event], encore_core::RerankRequest)]| {
-                let users = base_reranker.user_representations(members)?;
-                Ok(users
-                    .iter()
-                    .map(|u| {
-                        // u·W + b (burn's Linear: weight [in, out]).
-                        let mut h = bias.clone();
-                        for (i, ui) in u.iter().enumerate() {
-                            for (hj, w) in h.iter_mut().zip(&weight[i * d..(i + 1) * d]) {
-                                *hj += ui * w;
-                            }
-                        }
-                        items
-                            .chunks(d)
-                            .map(|v| v.iter().zip(&h).map(|(a, b)| a * b).sum())
-                            .collect()
-                    })
-                    .collect())
-            };
             let ranks = ranks_by(
-                scores,
+                |members| scores_through_head(&base_reranker, &head, members),
                 base_reranker.items(),
                 catalog,
                 &prepared.train_set,
@@ -279,6 +336,30 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
             )?
             .0;
             (epochs, ranks, d * d + d, 0)
+        }
+        TaskMethod::TopLayerAndHead => {
+            let (tuned, epochs) =
+                top_layer_and_head_on_task(base.model.clone(), &train, &tune_cfg, &device, log)?;
+            let parameters = tuned.model.blocks.last().map_or(0, |b| b.num_params())
+                + tuned.model.layer_mix.num_params()
+                + tuned.model.norm.num_params()
+                + tuned.head.num_params();
+            let model = encore_core::weights::LoadedModel {
+                model: tuned.model,
+                ..load_model(&bytes, &Device::flex())?
+            };
+            let reranker =
+                Reranker::from_bytes(&model.to_bundle(&[], host.quantization), &Device::flex())?;
+            let ranks = ranks_by(
+                |members| scores_through_head(&reranker, &tuned.head, members),
+                reranker.items(),
+                catalog,
+                &prepared.train_set,
+                &cases,
+                &prepared.protocol,
+            )?
+            .0;
+            (epochs, ranks, parameters, 0)
         }
     };
     let (base_ranks, pop_ranks) = rank_with(&base_reranker, None)?;

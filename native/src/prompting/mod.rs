@@ -11,6 +11,6 @@ pub mod tune;
 pub use surfaces::with_surface_prompts;
 pub use task::PromptTask;
 pub use tune::{
-    PromptTuneConfig, TuneExample, TunedPrompt, examples, fine_tune_on_task, linear_head_on_task,
-    tune,
+    PromptTuneConfig, TopLayerAndHead, TuneExample, TunedPrompt, examples, fine_tune_on_task,
+    linear_head_on_task, top_layer_and_head_on_task, tune,
 };

@@ -1,5 +1,6 @@
 //! Tasks a prompt is tuned for: which next events count (a surface's, a genre's, recent
-//! releases, weekend requests, members with short histories), read from a short spec.
+//! releases, well-rated ones, weekend requests, members with short histories), read from a
+//! short spec.
 
 use encore_core::data::events::Surface;
 use encore_core::tokenizer::{Token, TokenField};
@@ -20,6 +21,9 @@ pub enum PromptTask {
     /// Next events of a title released at most this many years before the event
     /// (`recent=YEARS`).
     RecentRelease(u16),
+    /// Next events the member rated at least this much (`rating>=N`; events without a rating
+    /// never count).
+    MinRating(u8),
     /// Next events on a Saturday or Sunday, UTC (`weekend`).
     Weekend,
     /// Every next event of members with at most this many training events (`history<=N`).
@@ -27,14 +31,14 @@ pub enum PromptTask {
 }
 
 impl PromptTask {
-    /// Parses a spec: `next`, `surface=NAME`, `genre=A|B`, `recent=YEARS`, `weekend` or
-    /// `history<=N`.
+    /// Parses a spec: `next`, `surface=NAME`, `genre=A|B`, `recent=YEARS`, `rating>=N`,
+    /// `weekend` or `history<=N`.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let spec = spec.trim();
         let bad = |why: &str| {
             format!(
                 "task {spec:?}: {why} (expected next, surface=NAME, genre=A|B, recent=YEARS, \
-                 weekend or history<=N)"
+                 rating>=N, weekend or history<=N)"
             )
         };
         if spec == "next" {
@@ -42,6 +46,12 @@ impl PromptTask {
         }
         if spec == "weekend" {
             return Ok(Self::Weekend);
+        }
+        if let Some(n) = spec.strip_prefix("rating>=") {
+            return match n.parse() {
+                Ok(r) if r >= 1 => Ok(Self::MinRating(r)),
+                _ => Err(bad("not a rating from 1 to 255")),
+            };
         }
         if let Some(n) = spec.strip_prefix("history<=") {
             return n
@@ -72,13 +82,14 @@ impl PromptTask {
     }
 
     /// A prompt set name for this task when none is given: the surface's name, `recent`,
-    /// `weekend`, `short_history`, the genres joined by `+`, or `next`.
+    /// `rated_N`, `weekend`, `short_history`, the genres joined by `+`, or `next`.
     pub fn default_name(&self) -> String {
         match self {
             Self::NextItem => "next".into(),
             Self::Surface(s) => s.name().into(),
             Self::Genre(g) => g.join("+"),
             Self::RecentRelease(_) => "recent".into(),
+            Self::MinRating(r) => format!("rated_{r}"),
             Self::Weekend => "weekend".into(),
             Self::ShortHistory(_) => "short_history".into(),
         }
@@ -108,7 +119,7 @@ impl PromptTask {
     }
 
     /// Whether the next event `item` (catalog row) at `timestamp` on `surface`, on weekday
-    /// `weekday` (0 = Sunday), is one of the task's targets.
+    /// `weekday` (0 = Sunday), rated `rating`, is one of the task's targets.
     fn accepts(
         &self,
         catalog: &Catalog,
@@ -116,8 +127,10 @@ impl PromptTask {
         timestamp: i64,
         surface: Surface,
         weekday: u32,
+        rating: Option<u8>,
     ) -> bool {
         match self {
+            Self::MinRating(min) => rating.is_some_and(|r| r >= *min),
             Self::NextItem | Self::ShortHistory(_) => true,
             Self::Surface(s) => surface == *s,
             Self::Weekend => weekday == 0 || weekday == 6,
@@ -152,6 +165,7 @@ impl PromptTask {
             target.timestamp,
             surface,
             weekday,
+            target.rating,
         )
     }
 
@@ -161,7 +175,14 @@ impl PromptTask {
             return false;
         };
         let weekday = (event.timestamp.div_euclid(86_400) + 4).rem_euclid(7) as u32;
-        self.accepts(catalog, item, event.timestamp, event.surface, weekday)
+        self.accepts(
+            catalog,
+            item,
+            event.timestamp,
+            event.surface,
+            weekday,
+            event.rating,
+        )
     }
 }
 
@@ -188,6 +209,7 @@ mod tests {
             Ok(PromptTask::RecentRelease(2))
         );
         assert_eq!(PromptTask::parse("weekend"), Ok(PromptTask::Weekend));
+        assert_eq!(PromptTask::parse("rating>=4"), Ok(PromptTask::MinRating(4)));
         assert_eq!(
             PromptTask::parse("history<=10"),
             Ok(PromptTask::ShortHistory(10))
@@ -197,6 +219,8 @@ mod tests {
             "genre=",
             "recent=soon",
             "history<=x",
+            "rating>=0",
+            "rating>=five",
             "rated",
         ] {
             let e = PromptTask::parse(bad).unwrap_err();
@@ -225,5 +249,54 @@ mod tests {
         assert!(PromptTask::Weekend.accepts_event(&catalog, &e));
         e.timestamp = 4 * 86_400; // Monday
         assert!(!PromptTask::Weekend.accepts_event(&catalog, &e));
+    }
+
+    #[test]
+    fn a_rating_task_takes_rated_targets_at_or_above_its_bound() {
+        let catalog = encore_core::SyntheticWorld::generate(&encore_core::SyntheticWorldConfig {
+            members: 2,
+            titles: 10,
+            days: 5,
+            ..Default::default()
+        })
+        .catalog;
+        let task = PromptTask::MinRating(4);
+        assert_eq!(task.default_name(), "rated_4");
+        let ids: Vec<u32> = catalog.items.iter().map(|i| i.id).collect();
+        let rated = |item: u32, t: i64, rating: Option<u8>| Event {
+            rating,
+            ..Event::implicit(1, item, t)
+        };
+        for (rating, accepted) in [
+            (None, false),
+            (Some(3), false),
+            (Some(4), true),
+            (Some(5), true),
+        ] {
+            assert_eq!(
+                task.accepts_event(&catalog, &rated(ids[0], 100, rating)),
+                accepted,
+                "{rating:?}"
+            );
+        }
+        // Training tokens carry their target's rating: the task picks the rated positions.
+        let events = vec![
+            rated(ids[0], 100, Some(5)),
+            rated(ids[1], 200, Some(2)),
+            rated(ids[2], 300, Some(4)),
+            rated(ids[3], 400, None),
+        ];
+        let tokenizer = encore_core::tokenizer::EventTokenizer::new(8);
+        let windows = tokenizer
+            .training_windows(catalog.vocabulary(), &events)
+            .unwrap();
+        let picked: Vec<u32> = windows
+            .iter()
+            .flat_map(|w| &w.tokens)
+            .filter(|t| task.accepts_token(&catalog, t))
+            .map(|t| t.target.unwrap().item)
+            .collect();
+        let row = |id: u32| catalog.index_of(id).unwrap() as u32;
+        assert_eq!(picked, vec![row(ids[0]), row(ids[2])]);
     }
 }

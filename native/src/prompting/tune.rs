@@ -10,7 +10,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use encore_core::data::split::MemberHistory;
-use encore_core::model::{PromptForm, PromptSet, PromptSetConfig, l2_normalize};
+use encore_core::model::{PromptForm, PromptPlacement, PromptSet, PromptSetConfig, l2_normalize};
 use encore_core::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use encore_core::{Catalog, FoundationModel};
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -27,6 +27,8 @@ pub struct PromptTuneConfig {
     pub form: PromptForm,
     /// Vectors in the prompt (`P`, 1 to 16).
     pub length: usize,
+    /// Where the prompt sits (bundles serve [`PromptPlacement::BeforeRequest`] only).
+    pub placement: PromptPlacement,
     /// Passes over the task's windows.
     pub epochs: usize,
     /// Windows per step.
@@ -49,6 +51,7 @@ impl Default for PromptTuneConfig {
         Self {
             form: PromptForm::Deep,
             length: 4,
+            placement: PromptPlacement::BeforeRequest,
             epochs: 4,
             batch_size: 32,
             learning_rate: 1e-2,
@@ -125,7 +128,7 @@ pub struct TunedPrompt {
     pub epochs: Vec<TuneEpoch>,
 }
 
-/// Learns a prompt set for `examples` on the frozen `model` (loaded on `device`, an autodiff
+/// Learns a prompt set (at `cfg.placement`) for `examples` on the frozen `model` (loaded on `device`, an autodiff
 /// device; its parameters get no gradient and stay as they are). `on_epoch` sees each epoch.
 pub fn tune(
     model: &FoundationModel,
@@ -153,7 +156,14 @@ pub fn tune(
         cfg,
         device,
         |prompt, batch, picked| {
-            let users = model.forward_prompted_batch(batch, &tables, picked, Some(prompt));
+            let users = match cfg.placement {
+                PromptPlacement::BeforeRequest => {
+                    model.forward_prompted_batch(batch, &tables, picked, Some(prompt))
+                }
+                PromptPlacement::BeforeHistory => {
+                    model.forward_prefixed_batch(batch, &tables, picked, prompt)
+                }
+            };
             (users, items.clone())
         },
         on_epoch,
@@ -218,6 +228,58 @@ pub fn linear_head_on_task(
         on_epoch,
     )?;
     Ok((head.valid(), epochs))
+}
+
+/// The frozen-layers baseline's trainable parts: the foundation model with its embeddings and
+/// every layer but the last frozen, and a new `d × d` head on its user representation.
+#[derive(Module, Debug)]
+pub struct TopLayerAndHead {
+    /// The model; only its last layer, layer mix and final norm get gradients.
+    pub model: FoundationModel,
+    /// The new head (user representation `[.., d]` → `[.., d]`, scored against the items).
+    pub head: Linear,
+}
+
+/// The frozen-layers baseline: the model's embeddings and all layers but the last frozen
+/// (see [`crate::training::fine_tune::freeze`]), its last layer, layer mix and final norm
+/// trained together with a new linear head (initialised to the identity), on the task's
+/// targets as [`tune`] trains a prompt. Returns both on the inner backend.
+pub fn top_layer_and_head_on_task(
+    model: FoundationModel,
+    examples: &[TuneExample],
+    cfg: &PromptTuneConfig,
+    device: &Device,
+    on_epoch: impl FnMut(&TuneEpoch),
+) -> anyhow::Result<(TopLayerAndHead, Vec<TuneEpoch>)> {
+    device.seed(cfg.seed);
+    let d = model.norm.gamma.val().dims()[0];
+    let lower: Vec<String> = std::iter::once("embeddings".to_string())
+        .chain((0..model.blocks.len().saturating_sub(1)).map(|l| format!("layers:{l}")))
+        .collect();
+    let model = crate::training::fine_tune::freeze(model.set_require_grad(true), &lower)?;
+    let mut head = LinearConfig::new(d, d).init(device);
+    head.weight = Param::from_tensor(Tensor::<2>::eye(d, device));
+    let (parts, epochs) = train_on_task(
+        TopLayerAndHead { model, head },
+        examples,
+        cfg,
+        device,
+        |p, batch, picked| {
+            let users =
+                p.model
+                    .forward_prompted_batch(batch, &p.model.token_tables(), picked, None);
+            (p.head.forward(users), p.model.item_vectors().transpose())
+        },
+        on_epoch,
+    )?;
+    let parts = parts.valid();
+    Ok((
+        TopLayerAndHead {
+            model: parts.model.no_grad(),
+            head: parts.head,
+        },
+        epochs,
+    ))
 }
 
 /// The loop every task method shares: Adam on `module`'s trainable parameters, batches of

@@ -11,7 +11,7 @@ mod checkpoint;
 mod config;
 mod data;
 pub mod distill;
-mod fine_tune;
+pub(crate) mod fine_tune;
 pub mod model;
 mod progress;
 mod workers;

@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
             surface: Surface::ALL[usize::from(input.byte()) % Surface::ALL.len()],
             country: ["US", "DE", ""][usize::from(input.byte()) % 3].into(),
             device: DeviceType::ALL[usize::from(input.byte()) % DeviceType::ALL.len()],
+            rating: None,
         });
     }
     let n_candidates = usize::from(input.byte() % 40);

@@ -34,6 +34,8 @@ fn event(data: &mut &[u8]) -> Option<Event> {
         surface: Surface::ALL[usize::from(surface) % Surface::ALL.len()],
         country: COUNTRIES[usize::from(country) % COUNTRIES.len()].to_string(),
         device: DeviceType::ALL[usize::from(device) % DeviceType::ALL.len()],
+        // The action byte's high bits: none (0) or a rating 1 to 15.
+        rating: Some(action >> 4).filter(|&r| r > 0),
     })
 }
 

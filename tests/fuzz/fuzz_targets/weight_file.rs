@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
             surface: encore_core::Surface::Home,
             country: "US".into(),
             device: encore_core::DeviceType::Web,
+            rating: None,
         };
         let _ = r.rerank(
             &[event],

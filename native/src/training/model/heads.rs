@@ -157,6 +157,7 @@ mod tests {
                     surface: Surface::Home,
                     country: "US".into(),
                     device: DeviceType::Tv,
+                    rating: None,
                 })
                 .collect()
         };

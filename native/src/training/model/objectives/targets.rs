@@ -176,6 +176,7 @@ pub(super) mod tests {
                 surface: Surface::Home,
                 country: "US".into(),
                 device: DeviceType::Tv,
+                rating: None,
             })
             .collect()
     }

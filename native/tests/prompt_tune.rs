@@ -96,6 +96,7 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
     };
     let printed = tune("surface=search", "deep", "run/model.encore", "one.encore");
     assert!(printed.contains("prompted − base"), "{printed}");
+    assert!(printed.contains("NDCG@10 with no history"), "{printed}");
     tune("weekend", "input", "one.encore", "two.encore");
     let base = std::fs::read(dir.join("run/model.encore")).unwrap();
     let two = std::fs::read(dir.join("two.encore")).unwrap();
@@ -124,6 +125,34 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
     assert_eq!(report["epochs"].as_array().unwrap().len(), 1);
     // Input form, 3 vectors of width 16.
     assert_eq!(report["prompt_parameters"], 48);
+    // The served prompt also ranks the cases with their history withheld, beside most popular.
+    let alone = &report["no_history"];
+    for side in ["prompted", "most_popular"] {
+        let mrr = alone[side]["mrr"].as_f64().unwrap();
+        assert!(mrr > 0.0 && mrr <= 1.0, "no history, {side}: {alone}");
+    }
+    assert_eq!(alone["ndcg10_gain"].as_array().unwrap().len(), 2);
+    // The other placement is measured (by the training-side forward), nothing written.
+    let prefixed = run(
+        &dir,
+        &[
+            "prompt-tune",
+            "--config",
+            "tiny.toml",
+            "--base",
+            "one.encore",
+            "--task",
+            "weekend",
+            "--placement",
+            "before-history",
+            "--epochs",
+            "1",
+            "--out",
+            "unused.encore",
+        ],
+    );
+    assert!(prefixed.contains("prompted − base"), "{prefixed}");
+    assert!(!dir.join("unused.encore").exists());
     // The baselines: a linear head and the top layer + a head (measured, nothing written),
     // and full fine-tuning (the bundle holds the tuned model, its prompt sets kept).
     for (method, label) in [
@@ -152,6 +181,7 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
         );
         assert!(out.contains(&format!("{label} − base")), "{out}");
         assert!(!dir.join("unused.encore").exists());
+        assert!(!out.contains("with no history"), "{out}");
         let report: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("head.json")).unwrap()).unwrap();
         let trained = report["prompt_parameters"].as_u64().unwrap();

@@ -212,11 +212,19 @@ window.runHarness = async () => {
       switched.push({ ...asArrays(res), encoded: session.lastEncodedTokens, cached: session.cachedTokens });
     }
     session.free();
-    out.prompts.backends[wanted] = { backend: pr2.backend, promptSets: pr2.promptSets, stateless, switched };
+    // A member without history: ranked under a prompt set from the request alone.
+    const newProfile = [];
+    for (const name of ['kids', 'partner_row']) newProfile.push(asArrays(await pr2.rerank([], pp.candidates, name, pp.options)));
+    const fresh = pr2.session([]);
+    newProfile.push(asArrays(await fresh.rerank(pp.candidates, 'kids', pp.options)));
+    fresh.free();
+    out.prompts.backends[wanted] = { backend: pr2.backend, promptSets: pr2.promptSets, stateless, switched, newProfile };
     if (wanted === 'cpu') {
       out.prompts.rejections.unknown = await rejection(() => pr2.rerank(pp.events, pp.candidates, 'attic', pp.options));
       out.prompts.rejections.noPromptSet = await rejection(() => pr2.rerank(pp.events, pp.candidates, 'home', pp.options));
       out.prompts.rejections.fallbackType = await rejection(() => pr2.rerank(pp.events, pp.candidates, 'home', { ...pp.options, promptFallback: 'yes' }));
+      out.prompts.rejections.noHistoryNoPrompt = await rejection(() => pr2.rerank([], pp.candidates, 'home', { ...pp.options, promptFallback: true }));
+      out.prompts.rejections.noHistoryNoTime = await rejection(() => pr2.rerank([], pp.candidates, 'kids', { device: 'tv' }));
     }
     pr2.free();
   }

@@ -33,6 +33,9 @@ struct Fixture {
     /// Native rankings of `prompts.encore` per name of `prompts.json` (ids and scores, best
     /// first), and the tokens a session switching to each encodes.
     prompt_native: Vec<(Vec<u32>, Vec<f32>, usize)>,
+    /// Native rankings for a member without history under `kids`, then `partner_row`
+    /// (ids and scores, best first).
+    prompt_new_profile: Vec<(Vec<u32>, Vec<f32>)>,
 }
 
 /// Writes the weight files (f32 and int8) and cases, each with the native reranker's answer.
@@ -138,7 +141,7 @@ fn fixture(name: &str) -> Fixture {
         "watchedEvents": watched.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("pushed.json"), serde_json::to_vec(&case).unwrap()).unwrap();
-    let prompt_native = prompt_fixture(&dir, &weights, history, &ids);
+    let (prompt_native, prompt_new_profile) = prompt_fixture(&dir, &weights, history, &ids);
     Fixture {
         dir,
         cases,
@@ -150,19 +153,22 @@ fn fixture(name: &str) -> Fixture {
         watched_native: ranked_watched.iter().map(|s| s.score).collect(),
         withheld,
         prompt_native,
+        prompt_new_profile,
     }
 }
 
 /// Writes `prompts.encore` (the model with a `kids` input-form prompt of 2 vectors and a
 /// `partner_row` deep-form one of 3) and `prompts.json` (a history, candidates and the names a
 /// page selects in turn, `home` among them, which has no prompt set and falls back to none);
-/// returns the native answer per name and the tokens a session switching to it encodes.
+/// returns the native answer per name and the tokens a session switching to it encodes, and
+/// the native answers for a member without history under `kids` and `partner_row`.
+#[allow(clippy::type_complexity)]
 fn prompt_fixture(
     dir: &std::path::Path,
     weights: &[u8],
     history: &[encore_core::Event],
     ids: &[u32],
-) -> Vec<(Vec<u32>, Vec<f32>, usize)> {
+) -> (Vec<(Vec<u32>, Vec<f32>, usize)>, Vec<(Vec<u32>, Vec<f32>)>) {
     let device = Device::flex();
     device.seed(5);
     let loaded = load_model(weights, &device).unwrap();
@@ -211,6 +217,22 @@ fn prompt_fixture(
             history_tokens + prompt_tokens + 1,
         ));
     }
+    let new_profile = ["kids", "partner_row"]
+        .iter()
+        .map(|name| {
+            let request = RerankRequest {
+                timestamp: Some(timestamp),
+                device: Some(DeviceType::Tv),
+                country: Some("FR".into()),
+                ..native.request_named(name, false).unwrap()
+            };
+            let ranked = native.rerank(&[], &candidates, &request).unwrap();
+            (
+                ranked.iter().map(|s| s.item).collect(),
+                ranked.iter().map(|s| s.score).collect(),
+            )
+        })
+        .collect();
     let case = serde_json::json!({
         "events": history.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
         "candidates": candidates,
@@ -218,7 +240,7 @@ fn prompt_fixture(
         "options": { "timestamp": timestamp, "device": "tv", "country": "FR" },
     });
     std::fs::write(dir.join("prompts.json"), serde_json::to_vec(&case).unwrap()).unwrap();
-    out
+    (out, new_profile)
 }
 
 /// The page's prompt section: every backend's stateless and session rankings per name equal
@@ -254,6 +276,21 @@ fn assert_prompts(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
                 }
             }
         }
+        // A member without history: `kids`, `partner_row` stateless, then `kids` in a session
+        // opened on no events.
+        let expected = [0, 1, 0].map(|k| &fx.prompt_new_profile[k]);
+        for (k, (items, scores)) in expected.into_iter().enumerate() {
+            let got = &b["newProfile"][k];
+            let what = format!("prompts on {backend}, no history, call {k}");
+            let got_items: Vec<u32> = serde_json::from_value(got["items"].clone())
+                .unwrap_or_else(|_| panic!("{what}: {got}"));
+            assert_eq!(&got_items, items, "{what}: order differs from native");
+            let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+            assert_eq!(got_scores.len(), scores.len(), "{what}");
+            for (s, e) in got_scores.iter().zip(scores) {
+                assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
+            }
+        }
     }
     let rej = &p["rejections"];
     let has = |k: &str, m: &str| {
@@ -265,6 +302,8 @@ fn assert_prompts(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
         "no prompt set named \"attic\" (this bundle has: [\"kids\", \"partner_row\"])",
     );
     has("noPromptSet", "no prompt set named \"home\"");
+    has("noHistoryNoPrompt", "the member's history is empty");
+    has("noHistoryNoTime", "its timestamp is needed");
     has("fallbackType", "promptFallback");
 }
 

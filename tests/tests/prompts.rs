@@ -551,9 +551,25 @@ fn a_member_without_history_is_ranked_under_a_prompt_and_batches_run_prompts() {
                 by_item(&burn_cpu.rerank(&[], &candidates, &request).unwrap()),
             ),
         ];
+        // Evaluation's batch scoring too (one catalog row per member).
+        let catalog = cpu.score_catalog(&[(&[], request.clone())]).unwrap();
+        let scored: ByItem = candidates
+            .iter()
+            .map(|&c| (c, catalog[0][cpu.items().index_of(c).unwrap()]))
+            .collect();
+        let engines = [
+            engines[0].clone(),
+            engines[1].clone(),
+            engines[2].clone(),
+            ("batch scoring", scored),
+        ];
         assert_pairwise(&format!("no history, {name}"), &engines, &candidates);
         by_prompt.push(engines[1].1.clone());
     }
+    assert_eq!(
+        cpu.score_catalog(&[(&[], RerankRequest::on(Surface::Home))]),
+        Err(RerankError::EmptyHistory)
+    );
     assert!(
         candidates
             .iter()

@@ -529,9 +529,8 @@ impl Reranker {
         let mut seqs = Vec::with_capacity(members.len());
         let mut prompts = Vec::with_capacity(members.len());
         for (history, request) in members {
-            if history.is_empty() {
-                return Err(RerankError::EmptyHistory);
-            }
+            // A member without history only under a prompt set, with the request's time.
+            request.check_history(history)?;
             request::validate_events(history)?;
             seqs.push(self.serving_sequence(history, request)?);
             prompts.push(self.prompt_of(request)?);

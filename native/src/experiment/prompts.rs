@@ -124,6 +124,20 @@ pub struct PromptTuneReport {
     pub parameter_share: f64,
     /// Bytes the prompt set adds to the bundle.
     pub bundle_bytes_added: usize,
+    /// A served prompt set on the same cases with the history withheld (as for a new
+    /// profile): the model without a prompt cannot rank those, most popular can.
+    pub no_history: Option<NoHistoryReport>,
+}
+
+/// A prompt set ranking members as if they had no history, against most popular.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoHistoryReport {
+    /// The prompt set with no history (the request's context alone).
+    pub prompted: RankingMetrics,
+    /// Most popular on the same cases (nothing excluded, as nothing was watched).
+    pub most_popular: RankingMetrics,
+    /// Mean per-case NDCG@10 difference prompted − most popular and its paired standard error.
+    pub ndcg10_gain: (f64, f64),
 }
 
 /// The held-out cases of `task`.
@@ -267,6 +281,8 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         Ok(())
     };
     let started = Instant::now();
+    let ks = &prepared.protocol.ks;
+    let mut no_history = None;
     let (epochs, tuned_ranks, parameters, bundle_bytes_added) = match run.method {
         TaskMethod::Prompt if tune_cfg.placement == PromptPlacement::BeforeHistory => {
             let TunedPrompt { prompt, epochs } =
@@ -303,6 +319,31 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
             write(&out)?;
             let reranker = Reranker::from_bytes(&out, &Device::flex())?;
             let ranks = rank_with(&reranker, Some(&run.name))?.0;
+            // The same cases as new profiles: the history withheld, the prompt and the
+            // request's context alone.
+            let bare: Vec<HeldOutEvent> = cases
+                .iter()
+                .map(|c| HeldOutEvent {
+                    history: Vec::new(),
+                    ..c.clone()
+                })
+                .collect();
+            let (alone, popular) = ranks_prompted(
+                &reranker,
+                catalog,
+                &prepared.train_set,
+                &bare,
+                &prepared.protocol,
+                Some(&run.name),
+            )?;
+            no_history = Some(NoHistoryReport {
+                prompted: RankingMetrics::from_ranks(&alone, ks),
+                most_popular: RankingMetrics::from_ranks(&popular, ks),
+                ndcg10_gain: paired::paired_difference(
+                    &paired::ndcg_per_case(&alone, 10),
+                    &paired::ndcg_per_case(&popular, 10),
+                ),
+            });
             (
                 epochs,
                 ranks,
@@ -363,7 +404,6 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         }
     };
     let (base_ranks, pop_ranks) = rank_with(&base_reranker, None)?;
-    let ks = &prepared.protocol.ks;
     let nd_base = paired::ndcg_per_case(&base_ranks, 10);
     let nd_tuned = paired::ndcg_per_case(&tuned_ranks, 10);
     let report = PromptTuneReport {
@@ -382,6 +422,7 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         prompt_parameters: parameters,
         parameter_share: parameters as f64 / model_parameters.max(1) as f64,
         bundle_bytes_added,
+        no_history,
     };
     println!(
         "{} {:?} cases of the task; trained and scored in {:.1} s",
@@ -401,5 +442,13 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         100.0 * report.parameter_share,
         report.bundle_bytes_added
     );
+    if let Some(n) = &report.no_history {
+        print_metrics_row("no history, prompted", &n.prompted);
+        print_metrics_row("no history, most popular", &n.most_popular);
+        let (gain, se) = n.ndcg10_gain;
+        println!(
+            "NDCG@10 with no history, prompted − most popular = {gain:+.4} ± {se:.4} (paired SE)"
+        );
+    }
     Ok(report)
 }

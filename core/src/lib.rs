@@ -9,6 +9,7 @@
 pub mod data;
 pub mod metrics;
 pub mod model;
+pub mod ranker;
 pub mod runtime;
 pub mod serving;
 pub mod tokenizer;

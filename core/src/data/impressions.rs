@@ -1,0 +1,611 @@
+//! Impression logs, what the contextual ranker learns from: a request (task, time, context,
+//! query, source title), the candidates shown for it and the ones engaged.
+//!
+//! **Generated from events.** [`generate_impressions`] turns a share of a data set's events
+//! into impressions whose engaged title is the event's, deterministically (seeded):
+//! - **search** (`task = "search"`): a query drawn from the engaged title — navigational (a
+//!   3–8 character prefix of its title, sometimes with a typo: two neighbouring letters
+//!   swapped or one dropped) or exploratory (one of its genres, `kids` for a kids title, its
+//!   decade such as `1990s`, or genre and decade) — and as candidates the lexical retriever's
+//!   top titles for that query ([`TitleIndex`]: character trigrams of the title, genre, kind
+//!   and decade words, weighted by rarity);
+//! - **home row** (`task = "home_row"`): the most popular titles of the events given;
+//! - **more like this** (`task = "more_like_this"`): the member's previous title as the source
+//!   and the titles most like it (shared genres, then kind, then release year).
+//!
+//! Events on the search surface become searches; of the others, `search_share`,
+//! `row_share` and `more_like_this_share` become each task (the rest none). When the engaged
+//! title is not among a list's top candidates it replaces the last one, so every impression
+//! holds its engaged title (how often that happened is counted).
+//!
+//! **Read from a file.** [`parse_impression_log`] reads the same records as JSON Lines, one
+//! per line: `{"member", "timestamp", "task", "candidates": [ids], "engaged": [ids]}` and
+//! optional `query`, `source`, `country`, `language`, `surface`, `device`; a bad line stops the
+//! read with its file, line and reason (or is skipped and counted).
+
+use std::collections::{HashMap, HashSet};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{Catalog, Item, ItemKind};
+use super::events::{DeviceType, Event, Surface};
+use super::source::{DataError, LineOptions, LineReader};
+
+/// Most candidates one impression may list.
+pub const MAX_IMPRESSION_CANDIDATES: usize = 1000;
+/// Longest query, in bytes.
+pub const MAX_QUERY_LEN: usize = 256;
+/// Longest task name, in bytes.
+pub const MAX_TASK_NAME_LEN: usize = 64;
+
+/// One request, what it showed and what was engaged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impression {
+    /// The member (external id).
+    pub member: u32,
+    /// Unix time of the request, seconds.
+    pub timestamp: i64,
+    /// The task (`search`, `home_row`, `more_like_this`, or a log's own names).
+    pub task: String,
+    /// The query typed, for searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The title a "more like this" page starts from (external id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<u32>,
+    /// ISO country code of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Language of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Surface of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surface: Option<Surface>,
+    /// Device of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceType>,
+    /// The titles shown, in the order shown (external ids).
+    pub candidates: Vec<u32>,
+    /// The titles engaged (a subset of the candidates).
+    pub engaged: Vec<u32>,
+}
+
+impl Impression {
+    /// Checks the record against the catalog: a task name of 1 to 64 bytes, a query of at most
+    /// 256 bytes, 1 to 1,000 distinct candidates in the catalog, engaged titles among them, a
+    /// source title in the catalog.
+    pub fn check(&self, catalog: &Catalog) -> Result<(), String> {
+        if self.task.is_empty() || self.task.len() > MAX_TASK_NAME_LEN {
+            return Err(format!(
+                "task name of {} bytes (1 to {MAX_TASK_NAME_LEN})",
+                self.task.len()
+            ));
+        }
+        if let Some(q) = &self.query
+            && q.len() > MAX_QUERY_LEN
+        {
+            return Err(format!(
+                "query of {} bytes (at most {MAX_QUERY_LEN})",
+                q.len()
+            ));
+        }
+        if self.candidates.is_empty() || self.candidates.len() > MAX_IMPRESSION_CANDIDATES {
+            return Err(format!(
+                "{} candidates (1 to {MAX_IMPRESSION_CANDIDATES})",
+                self.candidates.len()
+            ));
+        }
+        if !super::events::timestamp_in_range(self.timestamp) {
+            return Err(format!("timestamp {} is out of range", self.timestamp));
+        }
+        let mut seen = HashSet::with_capacity(self.candidates.len());
+        for (i, &c) in self.candidates.iter().enumerate() {
+            if catalog.index_of(c).is_none() {
+                return Err(format!("candidate {i} ({c}) is not in the catalog"));
+            }
+            if !seen.insert(c) {
+                return Err(format!("candidate {i} ({c}) is listed twice"));
+            }
+        }
+        for &e in &self.engaged {
+            if !seen.contains(&e) {
+                return Err(format!("engaged title {e} is not among the candidates"));
+            }
+        }
+        if let Some(s) = self.source
+            && catalog.index_of(s).is_none()
+        {
+            return Err(format!("source title {s} is not in the catalog"));
+        }
+        Ok(())
+    }
+}
+
+/// Reads an impression log (JSON Lines) against `catalog`; `file` names it in errors.
+/// Returns the impressions in file order and the number of skipped lines.
+pub fn parse_impression_log(
+    file: &str,
+    bytes: &[u8],
+    catalog: &Catalog,
+    options: LineOptions,
+) -> Result<(Vec<Impression>, usize), DataError> {
+    let mut out = Vec::new();
+    let mut reader = LineReader::new(file, bytes, options);
+    while let Some((n, raw)) = reader.next_line() {
+        let parsed = serde_json::from_slice::<Impression>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.check(catalog).map(|()| r));
+        if let Some(r) = reader.accept(n, parsed)? {
+            out.push(r);
+        }
+    }
+    Ok((out, reader.skipped()))
+}
+
+/// Writes impressions as JSON Lines (what [`parse_impression_log`] reads).
+pub fn write_impression_log(impressions: &[Impression]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in impressions {
+        out.extend(serde_json::to_vec(r).expect("impressions serialize"));
+        out.push(b'\n');
+    }
+    out
+}
+
+/// How [`generate_impressions`] turns events into impressions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImpressionConfig {
+    /// Candidates per impression.
+    pub candidates: usize,
+    /// Share of the events not on the search surface that become searches.
+    pub search_share: f64,
+    /// Share of those events that become home-row impressions.
+    pub row_share: f64,
+    /// Share of those events that become "more like this" impressions.
+    pub more_like_this_share: f64,
+    /// Share of searches that are navigational (a title prefix) rather than exploratory.
+    pub navigational_share: f64,
+    /// Share of navigational queries with a typo.
+    pub typo_rate: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for ImpressionConfig {
+    fn default() -> Self {
+        Self {
+            candidates: 100,
+            search_share: 0.1,
+            row_share: 0.05,
+            more_like_this_share: 0.05,
+            navigational_share: 0.6,
+            typo_rate: 0.2,
+            seed: 17,
+        }
+    }
+}
+
+/// What [`generate_impressions`] made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedImpressions {
+    /// The impressions, in event order.
+    pub impressions: Vec<Impression>,
+    /// Impressions whose engaged title was not among the list's top candidates and replaced
+    /// its last one.
+    pub engaged_added: usize,
+}
+
+/// The decade word of a release year: 1994 → `1990s` (none for an unknown year, 0).
+pub fn decade(year: u16) -> Option<String> {
+    (year > 0).then(|| format!("{}s", year / 10 * 10))
+}
+
+/// The words a title is found by: its title's, its genres', its kind's and its decade's,
+/// lowercase.
+fn title_words(catalog: &Catalog, item: &Item) -> Vec<String> {
+    let mut words = crate::ranker::query_words(&item.title);
+    for &g in &item.genres {
+        if let Some(name) = catalog.genres.get(g as usize) {
+            words.extend(crate::ranker::query_words(name));
+        }
+    }
+    words.push(item.kind.name().to_string());
+    words.extend(decade(item.release_year));
+    words
+}
+
+/// The character trigrams of each word, `#` marking word ends.
+fn trigrams(words: &[String]) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for w in words {
+        let marked: Vec<char> = std::iter::once('#')
+            .chain(w.chars())
+            .chain(std::iter::once('#'))
+            .collect();
+        for t in marked.windows(3) {
+            out.insert(t.iter().collect());
+        }
+    }
+    out
+}
+
+/// A lexical retriever over the catalog: every title's character trigrams (of its title,
+/// genre, kind and decade words), each weighted by its inverse document frequency. A query's
+/// score for a title sums the weights of the query trigrams the title has, so prefixes and
+/// typos still find it.
+#[derive(Debug, Clone)]
+pub struct TitleIndex {
+    /// Title rows holding each trigram.
+    postings: HashMap<String, Vec<usize>>,
+    /// Catalog size.
+    titles: usize,
+}
+
+impl TitleIndex {
+    /// Indexes `catalog`.
+    pub fn new(catalog: &Catalog) -> Self {
+        let mut postings: HashMap<String, Vec<usize>> = HashMap::new();
+        for (row, item) in catalog.items.iter().enumerate() {
+            for t in trigrams(&title_words(catalog, item)) {
+                postings.entry(t).or_default().push(row);
+            }
+        }
+        Self {
+            postings,
+            titles: catalog.items.len(),
+        }
+    }
+
+    /// The score of every catalog row for `query` (0 where nothing matches).
+    pub fn scores(&self, query: &str) -> Vec<f32> {
+        let mut scores = vec![0f32; self.titles];
+        for t in trigrams(&crate::ranker::query_words(query)) {
+            if let Some(rows) = self.postings.get(&t) {
+                let idf = ((1.0 + self.titles as f64) / (1.0 + rows.len() as f64)).ln() as f32;
+                for &r in rows {
+                    scores[r] += idf;
+                }
+            }
+        }
+        scores
+    }
+
+    /// The `k` best catalog rows for `query`, best first (ties by row).
+    pub fn top(&self, query: &str, k: usize) -> Vec<usize> {
+        top_rows(&self.scores(query), k)
+    }
+}
+
+/// The `k` rows of highest score, best first, ties by row.
+fn top_rows(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..scores.len()).collect();
+    rows.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    rows.truncate(k);
+    rows
+}
+
+/// A query for `item`: navigational (a title prefix, maybe with a typo) or exploratory.
+fn draw_query(
+    catalog: &Catalog,
+    item: &Item,
+    cfg: &ImpressionConfig,
+    rng: &mut ChaCha8Rng,
+) -> String {
+    if rng.random_bool(cfg.navigational_share.clamp(0.0, 1.0)) {
+        let title: Vec<char> = item.title.to_lowercase().chars().collect();
+        let len = rng.random_range(3..=8).min(title.len());
+        let mut q: Vec<char> = title[..len].to_vec();
+        if q.len() >= 4 && rng.random_bool(cfg.typo_rate.clamp(0.0, 1.0)) {
+            let at = rng.random_range(1..q.len() - 1);
+            if rng.random_bool(0.5) {
+                q.swap(at, at + 1);
+            } else {
+                q.remove(at);
+            }
+        }
+        return q.into_iter().collect();
+    }
+    let genre = (!item.genres.is_empty())
+        .then(|| item.genres[rng.random_range(0..item.genres.len())])
+        .and_then(|g| catalog.genres.get(g as usize))
+        .map(|g| g.to_lowercase());
+    let kids = (item.kind == ItemKind::Kids).then(|| "kids".to_string());
+    let dec = decade(item.release_year);
+    let mut options: Vec<String> = [genre.clone(), kids, dec.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let (Some(g), Some(d)) = (genre, dec) {
+        options.push(format!("{g} {d}"));
+    }
+    if options.is_empty() {
+        return item.title.to_lowercase();
+    }
+    options.swap_remove(rng.random_range(0..options.len()))
+}
+
+/// The titles most like `source` (rows, best first): shared genres (Jaccard), then the same
+/// kind, then a close release year.
+fn similar_rows(catalog: &Catalog, source: usize, k: usize) -> Vec<usize> {
+    let s = &catalog.items[source];
+    let sg: HashSet<u8> = s.genres.iter().copied().collect();
+    let scores: Vec<f32> = catalog
+        .items
+        .iter()
+        .enumerate()
+        .map(|(row, item)| {
+            if row == source {
+                return f32::NEG_INFINITY;
+            }
+            let g: HashSet<u8> = item.genres.iter().copied().collect();
+            let union = sg.union(&g).count().max(1) as f32;
+            let jaccard = sg.intersection(&g).count() as f32 / union;
+            let kind = if item.kind == s.kind { 0.5 } else { 0.0 };
+            let years = f32::from(item.release_year.abs_diff(s.release_year)).min(50.0);
+            jaccard + kind - 0.01 * years
+        })
+        .collect();
+    top_rows(&scores, k)
+}
+
+/// Impressions from `events` (see the module docs); `events` should be one member's after
+/// another in time order (the "more like this" source is the member's previous event).
+pub fn generate_impressions(
+    catalog: &Catalog,
+    events: &[Event],
+    cfg: &ImpressionConfig,
+) -> GeneratedImpressions {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let k = cfg
+        .candidates
+        .clamp(1, MAX_IMPRESSION_CANDIDATES.min(catalog.items.len()));
+    let index = TitleIndex::new(catalog);
+    let mut counts = vec![0f32; catalog.items.len()];
+    for e in events {
+        if let Some(r) = catalog.index_of(e.item) {
+            counts[r] += 1.0;
+        }
+    }
+    let popular = top_rows(&counts, k);
+    let mut impressions = Vec::new();
+    let mut engaged_added = 0;
+    let mut previous: Option<&Event> = None;
+    for e in events {
+        let prev = previous.filter(|p| p.member == e.member);
+        previous = Some(e);
+        let Some(row) = catalog.index_of(e.item) else {
+            continue;
+        };
+        let u: f64 = rng.random();
+        let task = if e.surface == Surface::Search || u < cfg.search_share {
+            "search"
+        } else if u < cfg.search_share + cfg.row_share {
+            "home_row"
+        } else if u < cfg.search_share + cfg.row_share + cfg.more_like_this_share {
+            "more_like_this"
+        } else {
+            continue;
+        };
+        let item = &catalog.items[row];
+        let (query, source, mut rows) = match task {
+            "search" => {
+                let q = draw_query(catalog, item, cfg, &mut rng);
+                let rows = index.top(&q, k);
+                (Some(q), None, rows)
+            }
+            "home_row" => (None, None, popular.clone()),
+            _ => {
+                let Some(src) = prev.and_then(|p| catalog.index_of(p.item)) else {
+                    continue;
+                };
+                (
+                    None,
+                    Some(catalog.items[src].id),
+                    similar_rows(catalog, src, k),
+                )
+            }
+        };
+        if !rows.contains(&row) {
+            *rows.last_mut().expect("k ≥ 1") = row;
+            engaged_added += 1;
+        }
+        impressions.push(Impression {
+            member: e.member,
+            timestamp: e.timestamp,
+            task: task.to_string(),
+            query,
+            source,
+            country: Some(e.country.clone()),
+            language: Some(item.language.clone()),
+            surface: Some(e.surface),
+            device: Some(e.device),
+            candidates: rows.iter().map(|&r| catalog.items[r].id).collect(),
+            engaged: vec![e.item],
+        });
+    }
+    GeneratedImpressions {
+        impressions,
+        engaged_added,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
+
+    fn world() -> SyntheticWorld {
+        SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 60,
+            titles: 150,
+            days: 20,
+            seed: 5,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn generated_impressions_are_deterministic_valid_and_hold_their_engaged_title() {
+        let w = world();
+        let cfg = ImpressionConfig {
+            candidates: 30,
+            ..Default::default()
+        };
+        let a = generate_impressions(&w.catalog, &w.events, &cfg);
+        assert_eq!(a, generate_impressions(&w.catalog, &w.events, &cfg));
+        let by_task = |t: &str| a.impressions.iter().filter(|r| r.task == t).count();
+        let searches = w
+            .events
+            .iter()
+            .filter(|e| e.surface == Surface::Search)
+            .count();
+        assert!(
+            by_task("search") >= searches,
+            "every search event is a search"
+        );
+        assert!(by_task("home_row") > 0 && by_task("more_like_this") > 0);
+        for r in &a.impressions {
+            r.check(&w.catalog).unwrap();
+            assert_eq!(r.candidates.len(), 30);
+            assert_eq!(r.engaged.len(), 1);
+            assert!(r.candidates.contains(&r.engaged[0]));
+            assert_eq!(r.query.is_some(), r.task == "search");
+            assert_eq!(r.source.is_some(), r.task == "more_like_this");
+        }
+        // Another seed, other impressions.
+        let b = generate_impressions(&w.catalog, &w.events, &ImpressionConfig { seed: 1, ..cfg });
+        assert_ne!(a.impressions, b.impressions);
+    }
+
+    #[test]
+    fn the_retriever_finds_titles_by_prefix_typo_and_genre() {
+        let w = world();
+        let index = TitleIndex::new(&w.catalog);
+        let mut found = [0usize; 3];
+        for (row, item) in w.catalog.items.iter().enumerate() {
+            let title = item.title.to_lowercase();
+            let prefix: String = title.chars().take(8).collect();
+            let mut typo: Vec<char> = title.chars().collect();
+            typo.swap(3, 4);
+            let typo: String = typo.into_iter().collect();
+            for (k, q) in [title.clone(), prefix, typo].iter().enumerate() {
+                if index.top(q, 10).contains(&row) {
+                    found[k] += 1;
+                }
+            }
+        }
+        let n = w.catalog.items.len();
+        // The full title finds itself always; its 8-letter prefix and a typo mostly.
+        assert_eq!(found[0], n, "full titles");
+        assert!(found[1] * 2 > n, "prefixes: {} of {n}", found[1]);
+        assert!(found[2] * 10 > 8 * n, "typos: {} of {n}", found[2]);
+        // A genre word ranks that genre's titles first.
+        let g = w
+            .catalog
+            .genres
+            .iter()
+            .position(|g| g == "Documentary")
+            .unwrap() as u8;
+        let top = index.top("documentary", 5);
+        assert!(top.iter().all(|&r| w.catalog.items[r].genres.contains(&g)
+            || w.catalog.items[r].kind == ItemKind::Documentary));
+    }
+
+    #[test]
+    fn impression_logs_round_trip_and_bad_lines_are_located() {
+        let w = world();
+        let made = generate_impressions(
+            &w.catalog,
+            &w.events,
+            &ImpressionConfig {
+                candidates: 10,
+                ..Default::default()
+            },
+        );
+        let bytes = write_impression_log(&made.impressions);
+        let (back, skipped) =
+            parse_impression_log("log.jsonl", &bytes, &w.catalog, LineOptions::default()).unwrap();
+        assert_eq!((back, skipped), (made.impressions.clone(), 0));
+        let id = w.catalog.items[0].id;
+        let other = w.catalog.items[1].id;
+        let good = format!(
+            r#"{{"member":1,"timestamp":5,"task":"search","query":"star","candidates":[{id},{other}],"engaged":[{id}]}}"#
+        );
+        let cases = [
+            (
+                format!(
+                    r#"{{"member":1,"timestamp":5,"task":"search","candidates":[{id}],"engaged":[{other}]}}"#
+                ),
+                "engaged title",
+            ),
+            (
+                r#"{"member":1,"timestamp":5,"task":"search","candidates":[],"engaged":[]}"#
+                    .to_string(),
+                "0 candidates",
+            ),
+            (
+                format!(
+                    r#"{{"member":1,"timestamp":5,"task":"","candidates":[{id}],"engaged":[]}}"#
+                ),
+                "task name of 0 bytes",
+            ),
+            (
+                format!(
+                    r#"{{"member":1,"timestamp":5,"task":"x","candidates":[{id},{id}],"engaged":[]}}"#
+                ),
+                "listed twice",
+            ),
+            (
+                r#"{"member":1,"timestamp":5,"task":"x","candidates":[4000000000],"engaged":[]}"#
+                    .to_string(),
+                "not in the catalog",
+            ),
+            (
+                format!(
+                    r#"{{"member":1,"timestamp":5,"task":"x","source":4000000000,"candidates":[{id}],"engaged":[]}}"#
+                ),
+                "source title",
+            ),
+            (
+                format!(
+                    r#"{{"member":1,"timestamp":5,"task":"x","query":"{}","candidates":[{id}],"engaged":[]}}"#,
+                    "a".repeat(300)
+                ),
+                "query of 300 bytes",
+            ),
+            (
+                format!(
+                    r#"{{"member":1,"timestamp":5,"task":"x","candidates":[{id}],"engaged":[],"colour":1}}"#
+                ),
+                "unknown field",
+            ),
+        ];
+        for (bad, why) in cases {
+            let log = format!("{good}\n{bad}\n");
+            let err = parse_impression_log(
+                "log.jsonl",
+                log.as_bytes(),
+                &w.catalog,
+                LineOptions::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.line, 2, "{why}");
+            assert!(err.to_string().contains(why), "{why}: {err}");
+            let (kept, skipped) = parse_impression_log(
+                "log.jsonl",
+                log.as_bytes(),
+                &w.catalog,
+                LineOptions {
+                    skip_bad_lines: true,
+                },
+            )
+            .unwrap();
+            assert_eq!((kept.len(), skipped), (1, 1));
+        }
+    }
+}

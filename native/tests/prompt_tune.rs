@@ -34,6 +34,22 @@ fn refused(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `encore prompt-tune --config tiny.toml --base BASE --task TASK --epochs 1 EXTRA…` in `dir`.
+fn prompt_tune(dir: &Path, base: &str, task: &str, extra: &[&str]) -> String {
+    let common = [
+        "prompt-tune",
+        "--config",
+        "tiny.toml",
+        "--base",
+        base,
+        "--task",
+        task,
+        "--epochs",
+        "1",
+    ];
+    run(dir, &[&common[..], extra].concat())
+}
+
 /// The tensors of one part of a bundle, by name, as stored bytes.
 fn part_tensors(bytes: &[u8], part: &str) -> Vec<(String, Vec<u8>)> {
     let file = WeightFile::decode(bytes).unwrap();
@@ -71,28 +87,17 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
     std::fs::write(dir.join("tiny.toml"), config).unwrap();
     run(&dir, &["train", "--config", "tiny.toml"]);
     let tune = |task: &str, form: &str, base: &str, out: &str| {
-        run(
-            &dir,
-            &[
-                "prompt-tune",
-                "--config",
-                "tiny.toml",
-                "--base",
-                base,
-                "--task",
-                task,
-                "--form",
-                form,
-                "--length",
-                "3",
-                "--epochs",
-                "1",
-                "--out",
-                out,
-                "--report",
-                "report.json",
-            ],
-        )
+        let extra = [
+            "--form",
+            form,
+            "--length",
+            "3",
+            "--out",
+            out,
+            "--report",
+            "report.json",
+        ];
+        prompt_tune(&dir, base, task, &extra)
     };
     let printed = tune("surface=search", "deep", "run/model.encore", "one.encore");
     assert!(printed.contains("prompted − base"), "{printed}");
@@ -133,23 +138,11 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
     }
     assert_eq!(alone["ndcg10_gain"].as_array().unwrap().len(), 2);
     // The other placement is measured (by the training-side forward), nothing written.
-    let prefixed = run(
+    let prefixed = prompt_tune(
         &dir,
-        &[
-            "prompt-tune",
-            "--config",
-            "tiny.toml",
-            "--base",
-            "one.encore",
-            "--task",
-            "weekend",
-            "--placement",
-            "before-history",
-            "--epochs",
-            "1",
-            "--out",
-            "unused.encore",
-        ],
+        "one.encore",
+        "weekend",
+        &["--placement", "before-history", "--out", "unused.encore"],
     );
     assert!(prefixed.contains("prompted − base"), "{prefixed}");
     assert!(!dir.join("unused.encore").exists());
@@ -159,20 +152,13 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
         ("linear-head", "linear head"),
         ("top-layer-head", "top layer + head"),
     ] {
-        let out = run(
+        let out = prompt_tune(
             &dir,
+            "one.encore",
+            "weekend",
             &[
-                "prompt-tune",
-                "--config",
-                "tiny.toml",
-                "--base",
-                "one.encore",
-                "--task",
-                "weekend",
                 "--method",
                 method,
-                "--epochs",
-                "1",
                 "--report",
                 "head.json",
                 "--out",
@@ -194,23 +180,11 @@ fn prompt_tune_adds_a_prompt_set_to_the_bundle() {
             assert!(trained > 16 * 16 + 16 && share < 1.0, "{trained} {share}");
         }
     }
-    run(
+    prompt_tune(
         &dir,
-        &[
-            "prompt-tune",
-            "--config",
-            "tiny.toml",
-            "--base",
-            "one.encore",
-            "--task",
-            "weekend",
-            "--method",
-            "fine-tune",
-            "--epochs",
-            "1",
-            "--out",
-            "tuned.encore",
-        ],
+        "one.encore",
+        "weekend",
+        &["--method", "fine-tune", "--out", "tuned.encore"],
     );
     let tuned = std::fs::read(dir.join("tuned.encore")).unwrap();
     assert_ne!(

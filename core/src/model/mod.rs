@@ -114,6 +114,35 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     x.div(norm)
 }
 
+/// The flat row (`[b · stride]`) of each window's request positions, `k` per window (shorter
+/// lists padded with position 0): window `r`'s position `t` is row `r · stride + offset + t`.
+///
+/// # Panics
+/// If a request position lies past its window's length.
+fn request_rows(
+    batch: &TokenBatch,
+    requests: &[Vec<usize>],
+    k: usize,
+    stride: usize,
+    offset: usize,
+    device: &Device,
+) -> Tensor<1, Int> {
+    let mut picks = Vec::with_capacity(requests.len() * k);
+    for (r, list) in requests.iter().enumerate() {
+        for j in 0..k {
+            let t = list.get(j).copied().unwrap_or(0);
+            assert!(
+                t < batch.lengths[r].max(1),
+                "request position {t} past window {r}'s {} tokens",
+                batch.lengths[r]
+            );
+            picks.push((r * stride + offset + t) as i64);
+        }
+    }
+    let n = picks.len();
+    Tensor::<1, Int>::from_data(TensorData::new(picks, [n]), device)
+}
+
 /// Autoregressive transformer over a member's event tokens.
 #[derive(Module, Debug)]
 pub struct FoundationModel {
@@ -284,19 +313,7 @@ impl FoundationModel {
         let [_, _, d] = x.dims();
         let device = x.device();
         // The request tokens: each window's rows at its request positions, `[b, k, d]`.
-        let mut picks = Vec::with_capacity(b * k);
-        for (r, list) in requests.iter().enumerate() {
-            for j in 0..k {
-                let t = list.get(j).copied().unwrap_or(0);
-                assert!(
-                    t < batch.lengths[r].max(1),
-                    "request position {t} past window {r}'s {} tokens",
-                    batch.lengths[r]
-                );
-                picks.push((r * s + t) as i64);
-            }
-        }
-        let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [b * k]), &device);
+        let picks = request_rows(batch, requests, k, s, 0, &device);
         let request_rows = x
             .clone()
             .reshape([b * s, d])
@@ -383,19 +400,7 @@ impl FoundationModel {
         }
         let hidden =
             Tensor::<3, Bool>::from_data(TensorData::new(hidden, [b, n, n + deep]), &device);
-        let mut picks = Vec::with_capacity(b * k);
-        for (r, list) in requests.iter().enumerate() {
-            for j in 0..k {
-                let t = list.get(j).copied().unwrap_or(0);
-                assert!(
-                    t < batch.lengths[r].max(1),
-                    "request position {t} past window {r}'s {} tokens",
-                    batch.lengths[r]
-                );
-                picks.push((r * n + p + t) as i64);
-            }
-        }
-        let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [b * k]), &device);
+        let picks = request_rows(batch, requests, k, n, p, &device);
         let read = |x: Tensor<3>| {
             x.reshape([b * n, d])
                 .select(0, picks.clone())

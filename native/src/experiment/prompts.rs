@@ -220,6 +220,10 @@ fn prefixed_scores(
     Ok(burn_values(scores).chunks(n).map(<[f32]>::to_vec).collect())
 }
 
+/// Catalog scores per member (history, request) → one score per item, in the model's order.
+type ScoreCatalog<'a> = dyn Fn(&[(&[encore_core::Event], encore_core::RerankRequest)]) -> anyhow::Result<Vec<Vec<f32>>>
+    + 'a;
+
 /// Runs `encore prompt-tune`.
 pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
     validate_prompt_name(&run.name).map_err(anyhow::Error::msg)?;
@@ -280,6 +284,19 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         println!("wrote {} ({} bytes)", run.out.display(), bytes.len());
         Ok(())
     };
+    // The cases ranked by catalog scores computed outside the reranker (every method here
+    // keeps the base's items in the base's order).
+    let rank_by = |score: &ScoreCatalog| -> anyhow::Result<Vec<usize>> {
+        let ranks = ranks_by(
+            score,
+            base_reranker.items(),
+            catalog,
+            &prepared.train_set,
+            &cases,
+            &prepared.protocol,
+        )?;
+        Ok(ranks.0)
+    };
     let started = Instant::now();
     let ks = &prepared.protocol.ks;
     let mut no_history = None;
@@ -288,15 +305,7 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
             let TunedPrompt { prompt, epochs } =
                 tune(&base.model, &train, &tune_cfg, &device, log)?;
             let parameters: usize = prompt.named_tensors().iter().map(|(_, _, v)| v.len()).sum();
-            let ranks = ranks_by(
-                |members| prefixed_scores(&host, &prompt, members),
-                base_reranker.items(),
-                catalog,
-                &prepared.train_set,
-                &cases,
-                &prepared.protocol,
-            )?
-            .0;
+            let ranks = rank_by(&|members| prefixed_scores(&host, &prompt, members))?;
             (epochs, ranks, parameters, 0)
         }
         TaskMethod::Prompt => {
@@ -367,15 +376,7 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         TaskMethod::LinearHead => {
             let (head, epochs) = linear_head_on_task(&base.model, &train, &tune_cfg, &device, log)?;
             let d = host.config.d_model;
-            let ranks = ranks_by(
-                |members| scores_through_head(&base_reranker, &head, members),
-                base_reranker.items(),
-                catalog,
-                &prepared.train_set,
-                &cases,
-                &prepared.protocol,
-            )?
-            .0;
+            let ranks = rank_by(&|members| scores_through_head(&base_reranker, &head, members))?;
             (epochs, ranks, d * d + d, 0)
         }
         TaskMethod::TopLayerAndHead => {
@@ -391,15 +392,7 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
             };
             let reranker =
                 Reranker::from_bytes(&model.to_bundle(&[], host.quantization), &Device::flex())?;
-            let ranks = ranks_by(
-                |members| scores_through_head(&reranker, &tuned.head, members),
-                reranker.items(),
-                catalog,
-                &prepared.train_set,
-                &cases,
-                &prepared.protocol,
-            )?
-            .0;
+            let ranks = rank_by(&|members| scores_through_head(&reranker, &tuned.head, members))?;
             (epochs, ranks, parameters, 0)
         }
     };

@@ -232,15 +232,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_weekday_of_an_event_is_its_utc_day() {
-        let catalog = encore_core::SyntheticWorld::generate(&encore_core::SyntheticWorldConfig {
+    /// The catalog of a tiny synthetic world.
+    fn small_catalog() -> Catalog {
+        encore_core::SyntheticWorld::generate(&encore_core::SyntheticWorldConfig {
             members: 2,
             titles: 10,
             days: 5,
             ..Default::default()
         })
-        .catalog;
+        .catalog
+    }
+
+    #[test]
+    fn the_weekday_of_an_event_is_its_utc_day() {
+        let catalog = small_catalog();
         let mut e = Event::implicit(1, catalog.items[0].id, 0); // Thursday 1 January 1970
         assert!(!PromptTask::Weekend.accepts_event(&catalog, &e));
         e.timestamp = 2 * 86_400 + 3600; // Saturday
@@ -253,13 +258,7 @@ mod tests {
 
     #[test]
     fn a_rating_task_takes_rated_targets_at_or_above_its_bound() {
-        let catalog = encore_core::SyntheticWorld::generate(&encore_core::SyntheticWorldConfig {
-            members: 2,
-            titles: 10,
-            days: 5,
-            ..Default::default()
-        })
-        .catalog;
+        let catalog = small_catalog();
         let task = PromptTask::MinRating(4);
         assert_eq!(task.default_name(), "rated_4");
         let ids: Vec<u32> = catalog.items.iter().map(|i| i.id).collect();

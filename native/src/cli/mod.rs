@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod embed;
+mod impressions;
 mod prompt_tune;
 mod show;
 mod steps;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Learn a prompt set for one task (surface, genre, …) with the base model frozen, add it
     /// to the bundle and measure it on the task's held-out cases.
     PromptTune(prompt_tune::PromptTuneArgs),
+    /// Generate an impression log (searches, home rows, more-like-this pages) from a data
+    /// set's events, for the contextual ranker.
+    Impressions(impressions::ImpressionsArgs),
 }
 
 /// Where events come from.
@@ -413,6 +417,7 @@ impl Cli {
             Command::Demo(a) => demo::run(&a),
             Command::Bench(a) => bench::run(&a),
             Command::PromptTune(a) => prompt_tune::run(&a),
+            Command::Impressions(a) => impressions::run(&a),
             Command::Ablate(a) => crate::experiment::ablate(
                 &a.config,
                 &a.file.overrides(a.resume),

@@ -21,6 +21,7 @@ pub mod evaluation;
 pub mod experiment;
 pub mod io;
 pub mod prompting;
+pub mod ranking;
 pub mod training;
 
 use std::path::Path;

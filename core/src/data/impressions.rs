@@ -362,18 +362,52 @@ pub fn generate_impressions(
     events: &[Event],
     cfg: &ImpressionConfig,
 ) -> GeneratedImpressions {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let k = cfg
-        .candidates
-        .clamp(1, MAX_IMPRESSION_CANDIDATES.min(catalog.items.len()));
-    let index = TitleIndex::new(catalog);
-    let mut counts = vec![0f32; catalog.items.len()];
-    for e in events {
-        if let Some(r) = catalog.index_of(e.item) {
-            counts[r] += 1.0;
+    ImpressionGenerator::new(catalog, events, cfg.clone()).generate(events, cfg.seed)
+}
+
+/// [`generate_impressions`] in two steps: the retriever and the home row's popular titles
+/// (from one set of events) once, then impressions for any events (e.g. held-out ones, with
+/// the popularity of the training events).
+#[derive(Debug, Clone)]
+pub struct ImpressionGenerator<'a> {
+    catalog: &'a Catalog,
+    cfg: ImpressionConfig,
+    index: TitleIndex,
+    popular: Vec<usize>,
+}
+
+impl<'a> ImpressionGenerator<'a> {
+    /// The generator over `catalog`, its home row the most popular titles of `popularity_from`.
+    pub fn new(catalog: &'a Catalog, popularity_from: &[Event], cfg: ImpressionConfig) -> Self {
+        let k = cfg
+            .candidates
+            .clamp(1, MAX_IMPRESSION_CANDIDATES.min(catalog.items.len()));
+        let mut counts = vec![0f32; catalog.items.len()];
+        for e in popularity_from {
+            if let Some(r) = catalog.index_of(e.item) {
+                counts[r] += 1.0;
+            }
+        }
+        Self {
+            catalog,
+            index: TitleIndex::new(catalog),
+            popular: top_rows(&counts, k),
+            cfg,
         }
     }
-    let popular = top_rows(&counts, k);
+
+    /// Impressions from `events` (one member's after another, each in time order), drawn
+    /// with `seed` (the configuration's seed is [`generate_impressions`]'s).
+    pub fn generate(&self, events: &[Event], seed: u64) -> GeneratedImpressions {
+        generate_with(self, events, seed)
+    }
+}
+
+fn generate_with(g: &ImpressionGenerator<'_>, events: &[Event], seed: u64) -> GeneratedImpressions {
+    let (catalog, cfg, index) = (g.catalog, &g.cfg, &g.index);
+    let popular = &g.popular;
+    let k = popular.len().max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut impressions = Vec::new();
     let mut dropped = 0;
     let mut previous: Option<&Event> = None;

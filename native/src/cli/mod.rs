@@ -6,6 +6,7 @@ mod demo;
 mod embed;
 mod impressions;
 mod prompt_tune;
+mod ranker;
 mod show;
 mod steps;
 
@@ -60,6 +61,9 @@ pub enum Command {
     /// Generate an impression log (searches, home rows, more-like-this pages) from a data
     /// set's events, for the contextual ranker.
     Impressions(impressions::ImpressionsArgs),
+    /// Train the contextual ranker on impressions with a foundation model's features and
+    /// measure it per task (search, home row, more like this).
+    Ranker(ranker::RankerArgs),
 }
 
 /// Where events come from.
@@ -418,6 +422,7 @@ impl Cli {
             Command::Bench(a) => bench::run(&a),
             Command::PromptTune(a) => prompt_tune::run(&a),
             Command::Impressions(a) => impressions::run(&a),
+            Command::Ranker(a) => ranker::run(&a),
             Command::Ablate(a) => crate::experiment::ablate(
                 &a.config,
                 &a.file.overrides(a.resume),

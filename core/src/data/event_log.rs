@@ -184,10 +184,8 @@ mod tests {
         Catalog::new(vec![], vec![item(10), item(11)]).unwrap()
     }
 
-    #[test]
-    fn csv_and_json_lines_give_the_same_events_with_defaults() {
-        let csv = b"member,item,timestamp,action,surface\n1,10,100,trailer,search\n1,11,200,,\n";
-        let jsonl = b"{\"member\":1,\"item\":10,\"timestamp\":100,\"action\":\"trailer\",\"surface\":\"search\"}\n\n{\"member\":1,\"item\":11,\"timestamp\":200}\n";
+    /// The events of a CSV log and of a JSON Lines log, which must be the same.
+    fn same_from_both(csv: &[u8], jsonl: &[u8]) -> Vec<Event> {
         let c = catalog();
         let (a, _) =
             parse_event_log("a.csv", csv, LogFormat::Csv, &c, LineOptions::default()).unwrap();
@@ -200,6 +198,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a, b);
+        a
+    }
+
+    #[test]
+    fn csv_and_json_lines_give_the_same_events_with_defaults() {
+        let csv = b"member,item,timestamp,action,surface\n1,10,100,trailer,search\n1,11,200,,\n";
+        let jsonl = b"{\"member\":1,\"item\":10,\"timestamp\":100,\"action\":\"trailer\",\"surface\":\"search\"}\n\n{\"member\":1,\"item\":11,\"timestamp\":200}\n";
+        let a = same_from_both(csv, jsonl);
         assert_eq!(a[0].action, Action::Trailer);
         assert_eq!(a[1].surface, Surface::Home);
         assert_eq!(a[1].country, "??");
@@ -211,17 +217,7 @@ mod tests {
         let c = catalog();
         let csv = b"member,item,timestamp,rating\n1,10,100,4\n1,11,200,\n";
         let jsonl = b"{\"member\":1,\"item\":10,\"timestamp\":100,\"rating\":4}\n{\"member\":1,\"item\":11,\"timestamp\":200}\n";
-        let (a, _) =
-            parse_event_log("a.csv", csv, LogFormat::Csv, &c, LineOptions::default()).unwrap();
-        let (b, _) = parse_event_log(
-            "a.jsonl",
-            jsonl,
-            LogFormat::JsonLines,
-            &c,
-            LineOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(a, b);
+        let a = same_from_both(csv, jsonl);
         assert_eq!(
             a.iter().map(|e| e.rating).collect::<Vec<_>>(),
             vec![Some(4), None]

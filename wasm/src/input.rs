@@ -195,9 +195,11 @@ pub fn item_id(v: f64) -> Result<u32, String> {
 
 /// One event (its position is the caller's to add to a message).
 pub fn to_event(e: JsEvent) -> Result<Event, String> {
-    let duration = e.duration.unwrap_or(0.0);
+    // Durations are kept as 32-bit floats: a finite number past f32's range (1e96) is as
+    // unusable as an infinite one.
+    let duration = e.duration.unwrap_or(0.0) as f32;
     if !duration.is_finite() {
-        return Err("duration is not a finite number".into());
+        return Err("duration is not a finite number (at most 3.4e38)".into());
     }
     Ok(Event {
         rating: None,
@@ -209,7 +211,7 @@ pub fn to_event(e: JsEvent) -> Result<Event, String> {
             Some(a) => Action::from_name(a)
                 .ok_or_else(|| format!("unknown action {a:?} (play, trailer, add_to_list)"))?,
         },
-        duration_s: duration as f32,
+        duration_s: duration,
         surface: match e.surface.as_deref() {
             None => Surface::Home,
             Some(s) => Surface::from_name(s).ok_or_else(|| format!("unknown surface {s:?}"))?,
@@ -329,4 +331,33 @@ pub fn title(raw: JsTitle, content: Option<Vec<f32>>) -> Result<Candidate, Strin
             content,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_duration(d: f64) -> Result<Event, String> {
+        to_event(JsEvent {
+            item: 1,
+            timestamp: 1.7e9,
+            action: None,
+            duration: Some(d),
+            surface: None,
+            country: None,
+            device: None,
+        })
+    }
+
+    #[test]
+    fn a_duration_must_be_finite_as_the_32_bit_float_it_is_kept_as() {
+        assert_eq!(with_duration(1e30).unwrap().duration_s, 1e30f32);
+        for bad in [1e96, -1e39, f64::NAN, f64::INFINITY] {
+            let err = with_duration(bad).unwrap_err();
+            assert!(
+                err.contains("duration is not a finite number"),
+                "{bad}: {err}"
+            );
+        }
+    }
 }

@@ -62,7 +62,8 @@ fn engaged_rank(scores: &[f32], labels: &[f32]) -> Option<usize> {
 
 /// Held-out impressions: each held-out event as a search, a home row (the training events'
 /// most popular titles) and a "more like this" page (from the member's last training event),
-/// where its title is among the candidates; each case its own draw.
+/// where its title is among the candidates; each case its own draw. The previous event is
+/// passed only as the page's source: its own impressions are dropped.
 fn held_out_impressions(
     prepared: &Prepared,
     train_events: &[encore_core::Event],
@@ -93,7 +94,13 @@ fn held_out_impressions(
             out.extend(
                 made.impressions
                     .into_iter()
-                    .filter(|r| r.task == *task && r.timestamp == target.timestamp),
+                    // The target's own impression (not the previous event's, which may
+                    // share its second).
+                    .filter(|r| {
+                        r.task == *task
+                            && r.timestamp == target.timestamp
+                            && r.engaged == [target.item]
+                    }),
             );
         }
     }

@@ -122,6 +122,17 @@ int main(int argc, char **argv) {
   CHECK(status == ENCORE_STATUS_REFUSED, "unknown prompt set: %d", (int)status);
   printf("refused prompt %d %s\n", (int)status, encore_last_error());
 
+  /* A member without history (no arrays at all): ranked under the prompt set from the request
+     alone; without a prompt set, refused. */
+  EncoreHistory none = {0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+  status = encore_rerank(reranker, &none, candidates, CANDIDATES, &prompted, ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "rerank (no history, prompt) returned %d", (int)status);
+  CHECK(is_ranking_of(candidates, CANDIDATES, ranked, scores), "no history: not a ranking");
+  print_ranking("new_profile", ranked, scores, CANDIDATES);
+  status = encore_rerank(reranker, &none, candidates, CANDIDATES, &request, ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_REFUSED, "no history, no prompt: %d", (int)status);
+  printf("refused no_history %d %s\n", (int)status, encore_last_error());
+
   /* A bad file: truncated, and one flipped byte. */
   EncoreReranker *bad = (EncoreReranker *)1;
   status = encore_reranker_load(bytes, len / 2, 0, &bad);

@@ -127,8 +127,12 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
     let prompted = reranker
         .rerank(&history, &candidates, &request.clone().with_prompt("kids"))
         .unwrap();
+    let new_profile = reranker
+        .rerank(&[], &candidates, &request.clone().with_prompt("kids"))
+        .unwrap();
     let printed = rankings(stdout);
-    assert_eq!(printed.len(), 5, "{stdout}");
+    assert_eq!(printed.len(), 6, "{stdout}");
+    assert_same("new_profile", &printed["new_profile"], &new_profile);
     assert_same("stateless", &printed["stateless"], &stateless);
     assert_same("prompted", &printed["prompted"], &prompted);
     assert_ne!(
@@ -192,6 +196,15 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
             4,
             reranker
                 .rerank(&history, &candidates, &request.clone().with_prompt("attic"))
+                .err()
+                .expect("refused")
+                .to_string(),
+        ),
+        (
+            "no_history",
+            4,
+            reranker
+                .rerank(&[], &candidates, &request)
                 .err()
                 .expect("refused")
                 .to_string(),

@@ -143,6 +143,17 @@ pub fn country_index(code: &str) -> usize {
 /// times never overflow.
 pub const MAX_TIMESTAMP_S: i64 = 1_000_000_000_000_000;
 
+/// The UTC hour of Unix time `t`, 0 to 23.
+pub fn hour_of_day(t: i64) -> u32 {
+    (t.rem_euclid(86_400) / 3600) as u32
+}
+
+/// The UTC weekday of Unix time `t`, 0 = Sunday to 6 = Saturday (1 January 1970 was a
+/// Thursday).
+pub fn weekday(t: i64) -> u32 {
+    (t.div_euclid(86_400) + 4).rem_euclid(7) as u32
+}
+
 /// True when `t` (Unix seconds) lies within ±[`MAX_TIMESTAMP_S`].
 pub fn timestamp_in_range(t: i64) -> bool {
     t.checked_abs().is_some_and(|a| a <= MAX_TIMESTAMP_S)

@@ -399,74 +399,70 @@ impl<'a> ImpressionGenerator<'a> {
     /// Impressions from `events` (one member's after another, each in time order), drawn
     /// with `seed` (the configuration's seed is [`generate_impressions`]'s).
     pub fn generate(&self, events: &[Event], seed: u64) -> GeneratedImpressions {
-        generate_with(self, events, seed)
-    }
-}
-
-fn generate_with(g: &ImpressionGenerator<'_>, events: &[Event], seed: u64) -> GeneratedImpressions {
-    let (catalog, cfg, index) = (g.catalog, &g.cfg, &g.index);
-    let popular = &g.popular;
-    let k = popular.len().max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut impressions = Vec::new();
-    let mut dropped = 0;
-    let mut previous: Option<&Event> = None;
-    for e in events {
-        let prev = previous.filter(|p| p.member == e.member);
-        previous = Some(e);
-        let Some(row) = catalog.index_of(e.item) else {
-            continue;
-        };
-        let u: f64 = rng.random();
-        let task = if e.surface == Surface::Search || u < cfg.search_share {
-            "search"
-        } else if u < cfg.search_share + cfg.row_share {
-            "home_row"
-        } else if u < cfg.search_share + cfg.row_share + cfg.more_like_this_share {
-            "more_like_this"
-        } else {
-            continue;
-        };
-        let item = &catalog.items[row];
-        let (query, source, rows) = match task {
-            "search" => {
-                let q = draw_query(catalog, item, cfg, &mut rng);
-                let rows = index.top(&q, k);
-                (Some(q), None, rows)
+        let (catalog, cfg, index) = (self.catalog, &self.cfg, &self.index);
+        let popular = &self.popular;
+        let k = popular.len().max(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut impressions = Vec::new();
+        let mut dropped = 0;
+        let mut previous: Option<&Event> = None;
+        for e in events {
+            let prev = previous.filter(|p| p.member == e.member);
+            previous = Some(e);
+            let Some(row) = catalog.index_of(e.item) else {
+                continue;
+            };
+            let u: f64 = rng.random();
+            let task = if e.surface == Surface::Search || u < cfg.search_share {
+                "search"
+            } else if u < cfg.search_share + cfg.row_share {
+                "home_row"
+            } else if u < cfg.search_share + cfg.row_share + cfg.more_like_this_share {
+                "more_like_this"
+            } else {
+                continue;
+            };
+            let item = &catalog.items[row];
+            let (query, source, rows) = match task {
+                "search" => {
+                    let q = draw_query(catalog, item, cfg, &mut rng);
+                    let rows = index.top(&q, k);
+                    (Some(q), None, rows)
+                }
+                "home_row" => (None, None, popular.clone()),
+                _ => {
+                    let Some(src) = prev.and_then(|p| catalog.index_of(p.item)) else {
+                        continue;
+                    };
+                    (
+                        None,
+                        Some(catalog.items[src].id),
+                        similar_rows(catalog, src, k),
+                    )
+                }
+            };
+            if !rows.contains(&row) {
+                dropped += 1;
+                continue;
             }
-            "home_row" => (None, None, popular.clone()),
-            _ => {
-                let Some(src) = prev.and_then(|p| catalog.index_of(p.item)) else {
-                    continue;
-                };
-                (
-                    None,
-                    Some(catalog.items[src].id),
-                    similar_rows(catalog, src, k),
-                )
-            }
-        };
-        if !rows.contains(&row) {
-            dropped += 1;
-            continue;
+            impressions.push(Impression {
+                member: e.member,
+                timestamp: e.timestamp,
+                task: task.to_string(),
+                query,
+                source,
+                country: Some(e.country.clone()),
+                language: Some(item.language.clone()),
+                surface: Some(e.surface),
+                device: Some(e.device),
+                candidates: rows.iter().map(|&r| catalog.items[r].id).collect(),
+                engaged: vec![e.item],
+            });
         }
-        impressions.push(Impression {
-            member: e.member,
-            timestamp: e.timestamp,
-            task: task.to_string(),
-            query,
-            source,
-            country: Some(e.country.clone()),
-            language: Some(item.language.clone()),
-            surface: Some(e.surface),
-            device: Some(e.device),
-            candidates: rows.iter().map(|&r| catalog.items[r].id).collect(),
-            engaged: vec![e.item],
-        });
-    }
-    GeneratedImpressions {
-        impressions,
-        dropped,
+        GeneratedImpressions {
+            impressions,
+            dropped,
+        }
     }
 }
 

@@ -5,7 +5,9 @@ use super::buckets::{
     COUNT_BUCKETS, DURATION_BUCKETS, GAP_BUCKETS, count_bucket, duration_bucket, gap_bucket,
 };
 use super::rollup::{Context, RolledEvent};
-use crate::data::events::{Action, DeviceType, MAX_COUNTRIES, Surface, country_index};
+use crate::data::events::{
+    Action, DeviceType, MAX_COUNTRIES, Surface, country_index, hour_of_day, weekday,
+};
 
 /// Item slot meaning "no token here" (right padding).
 pub const PAD_ITEM: u32 = 0;
@@ -147,8 +149,8 @@ impl Token {
                 context.surface.index() as u32,
                 context.device.index() as u32,
                 country_index(&context.country) as u32,
-                t.rem_euclid(86_400) as u32 / 3600,
-                (t.div_euclid(86_400) + 4).rem_euclid(7) as u32,
+                hour_of_day(t),
+                weekday(t),
                 gap,
             ],
             target: target.map(|e| TokenTarget {

@@ -26,6 +26,7 @@ use super::paired;
 use super::prepare::Prepared;
 use super::report::print_metrics_row;
 use crate::backend::Backend;
+use crate::ranking::features::{LEXICAL_COLUMN, POPULARITY_COLUMN};
 use crate::ranking::{FeatureBuilder, RankerRows, RankerTrainConfig, logits, train_ranker};
 
 /// The tasks measured.
@@ -198,11 +199,8 @@ pub fn ranker(run: &RankerRun) -> anyhow::Result<()> {
                 logits(&with_fm, &shape, &rows, 0.0),
                 logits(&without_fm, &shape, &rows, 0.0),
                 rows.fm_score.clone(),
-                rows.lexical.clone(),
-                {
-                    let n_dense = shape.n_dense;
-                    rows.dense.chunks(n_dense).map(|d| d[n_dense - 2]).collect()
-                },
+                rows.dense_column(LEXICAL_COLUMN),
+                rows.dense_column(POPULARITY_COLUMN),
             ];
             let mut at = 0;
             for &size in &rows.sizes {

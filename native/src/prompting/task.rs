@@ -174,7 +174,7 @@ impl PromptTask {
         let Some(item) = catalog.index_of(event.item) else {
             return false;
         };
-        let weekday = (event.timestamp.div_euclid(86_400) + 4).rem_euclid(7) as u32;
+        let weekday = encore_core::data::events::weekday(event.timestamp);
         self.accepts(
             catalog,
             item,

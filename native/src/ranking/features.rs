@@ -5,13 +5,17 @@
 use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use encore_core::data::events::{DeviceType, Surface};
+use encore_core::data::events::{DeviceType, Surface, hour_of_day, weekday};
 use encore_core::data::impressions::{Impression, TitleIndex};
 use encore_core::ranker::{RankerConfig, RankerInput, query_features};
 use encore_core::{Catalog, Event, ItemKind, RerankRequest, Reranker};
 
 /// Query features kept per request.
 pub const QUERY_FEATURES: usize = 32;
+/// Place of the popularity feature in a row's dense features, counted from the end (1 = last).
+pub const POPULARITY_COLUMN: usize = 2;
+/// Place of the lexical match (0 without a query) in a row's dense features, from the end.
+pub const LEXICAL_COLUMN: usize = 1;
 /// Hours and weekdays are context fields too.
 const HOURS: usize = 24;
 const WEEKDAYS: usize = 7;
@@ -34,14 +38,13 @@ pub struct RankerRows {
     pub has_source: Vec<f32>,
     /// Candidate vector per row.
     pub candidate: Vec<f32>,
-    /// Dense features per row.
+    /// Dense features per row: genres (multi-hot), kind (one-hot), release year, then
+    /// [`POPULARITY_COLUMN`] and [`LEXICAL_COLUMN`] from the end.
     pub dense: Vec<f32>,
     /// User representation per row.
     pub user: Vec<f32>,
     /// Foundation-model score per row.
     pub fm_score: Vec<f32>,
-    /// Lexical score per row (0 without a query; a feature and the lexical baseline).
-    pub lexical: Vec<f32>,
     /// 1 for an engaged candidate.
     pub label: Vec<f32>,
 }
@@ -55,6 +58,20 @@ impl RankerRows {
     /// True without rows.
     pub fn is_empty(&self) -> bool {
         self.task.is_empty()
+    }
+
+    /// One dense feature of every row, `from_end` places from the row's end
+    /// ([`POPULARITY_COLUMN`], [`LEXICAL_COLUMN`]).
+    pub fn dense_column(&self, from_end: usize) -> Vec<f32> {
+        let n = self.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let width = self.dense.len() / n;
+        self.dense
+            .chunks(width)
+            .map(|d| d[width - from_end])
+            .collect()
     }
 
     /// The rows as the ranker's input on `device`, personalization weighted by `alpha` (one
@@ -226,8 +243,8 @@ impl<'a> FeatureBuilder<'a> {
                 field(&self.languages, &r.language),
                 r.surface.map_or(0, |s| s.index() as i64 + 1),
                 r.device.map_or(0, |d| d.index() as i64 + 1),
-                t.rem_euclid(86_400) / 3600 + 1,
-                (t.div_euclid(86_400) + 4).rem_euclid(7) + 1,
+                i64::from(hour_of_day(t)) + 1,
+                i64::from(weekday(t)) + 1,
             ];
             let mut query = r
                 .query
@@ -275,7 +292,6 @@ impl<'a> FeatureBuilder<'a> {
                 out.fm_score
                     .push(v.iter().zip(user).map(|(a, b)| a * b).sum::<f32>());
                 let lex = lexical.as_ref().map_or(0.0, |s| s[crow] / best);
-                out.lexical.push(lex);
                 let mut genres = vec![0f32; self.catalog.genres.len()];
                 for &g in &item.genres {
                     if let Some(x) = genres.get_mut(g as usize) {

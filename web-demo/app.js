@@ -6,12 +6,15 @@
 // server pushes them with their metadata, and the bundle's content encoder embeds them here.
 // The bundle carries a prompt set per surface: a surface tab selects the prompt set of its name
 // (home has none: the model without a prompt), and the session swaps it without re-encoding
-// the history.
+// the history. It also carries the contextual ranker: with a task chosen (search, home row,
+// more like this) the ranker scores the candidates from the member's representation and the
+// request's context: a typed query reranks live, ≈ on a title opens its "more like this" page,
+// and the α slider weighs personalization (0: relevance alone).
 const { default: init, Reranker, hasWebGpuBackend } = await import(navigator.gpu ? './pkg/encore_wasm.js' : './pkg/cpu/encore_wasm.js');
 
 const $ = (id) => document.getElementById(id);
 const SURFACES = ['home', 'search', 'kids', 'mobile_feed'];
-const state = { reranker: null, session: null, catalog: new Map(), members: [], history: [], candidates: [], surface: 'home', bytes: null };
+const state = { reranker: null, session: null, catalog: new Map(), members: [], history: [], candidates: [], surface: 'home', bytes: null, task: '', source: null, alpha: null };
 
 const title = (id) => state.catalog.get(id)?.title ?? `#${id}`;
 const meta = (id) => { const i = state.catalog.get(id); return i ? `${i.kind} · ${i.genres.join('/')}` + (i.new ? ' · <span class="new">new: not in the bundle, pushed with its metadata</span>' : '') : ''; };
@@ -36,7 +39,7 @@ async function loadBackend(wanted) {
   const t0 = performance.now();
   state.reranker = await Reranker.load(state.bytes, wanted);
   const fresh = [...state.catalog.values()].filter((i) => i.new).length;
-  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms · ${state.reranker.itemCount} titles in the bundle` + (fresh ? `, ${fresh} new ones pushed with metadata` : '') + (state.reranker.promptSets.length ? ` · prompt sets: ${state.reranker.promptSets.map((p) => p.name).join(', ')}` : '') + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
+  $('status').textContent = `backend: ${state.reranker.backend} (${state.reranker.backendReason}) · ${state.reranker.quantization} weights · loaded in ${(performance.now() - t0).toFixed(0)} ms · ${state.reranker.itemCount} titles in the bundle` + (fresh ? `, ${fresh} new ones pushed with metadata` : '') + (state.reranker.promptSets.length ? ` · prompt sets: ${state.reranker.promptSets.map((p) => p.name).join(', ')}` : '') + (state.reranker.rankerTasks.length ? ` · ranker tasks: ${state.reranker.rankerTasks.join(', ')}` : '') + (hasWebGpuBackend() ? '' : ' · CPU-only runtime');
   restartSession();
 }
 
@@ -44,9 +47,45 @@ function lastTimestamp() {
   return state.history.length ? state.history[state.history.length - 1].timestamp : Math.floor(Date.now() / 1000);
 }
 
+// What the server pushes for the ranker's task: for a search, the catalog's titles whose words
+// start with the query's (a stand-in for the server's lexical retriever; typos find less); for
+// "more like this", titles sharing the source's genres; for a home row, the member's pushed
+// candidates. The ranker scores titles the bundle contains (new ones are left out).
+function rankerCandidates() {
+  const inBundle = (i) => !i.new;
+  if (state.task === 'search') {
+    const words = $('query').value.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 0);
+    if (!words.length) return [];
+    const hits = [...state.catalog.values()].filter((i) => inBundle(i) && words.some((w) => `${i.title} ${i.genres.join(' ')}`.toLowerCase().split(/[^\p{L}\p{N}]+/u).some((t) => t.startsWith(w))));
+    return hits.slice(0, 40).map((i) => i.id);
+  }
+  if (state.task === 'more_like_this' && state.source != null) {
+    const src = state.catalog.get(state.source);
+    const near = [...state.catalog.values()].filter((i) => inBundle(i) && i.id !== src.id && i.genres.some((g) => src.genres.includes(g)));
+    return near.slice(0, 40).map((i) => i.id);
+  }
+  return state.candidates.filter((id) => inBundle(state.catalog.get(id) ?? {}));
+}
+
+// The ranker's options for the chosen task (none when the ranker is off).
+function rankerOptions() {
+  if (!state.task) return {};
+  const o = { task: state.task };
+  if (state.task === 'search') o.query = $('query').value;
+  if (state.task === 'more_like_this' && state.source != null) o.source = state.source;
+  if (state.alpha != null) o.alpha = state.alpha;
+  return o;
+}
+
 async function rerank() {
   renderHistory();
-  $('before').replaceChildren(...state.candidates.map((id) => li(`${title(id)} <div class="meta">${meta(id)}</div>`)));
+  const shown = state.task ? rankerCandidates() : state.candidates;
+  $('before').replaceChildren(...shown.map((id) => li(`${title(id)} <div class="meta">${meta(id)}</div>`)));
+  if (state.task && !shown.length) {
+    $('after').replaceChildren(li(`<span class="meta">${state.task === 'search' ? 'Type a query.' : 'Pick ≈ on a title.'}</span>`));
+    $('latency').textContent = '';
+    return;
+  }
   if (!state.history.length) {
     $('after').replaceChildren(li('<span class="meta">Watch something to get a personal order.</span>'));
     $('latency').textContent = '';
@@ -54,7 +93,8 @@ async function rerank() {
   }
   try {
     const t0 = performance.now();
-    const { items, scores } = await state.session.rerank(state.candidates.map(pushed), state.surface, { timestamp: lastTimestamp() + 600, promptFallback: true });
+    const candidates = state.task ? Uint32Array.from(shown) : state.candidates.map(pushed);
+    const { items, scores } = await state.session.rerank(candidates, state.surface, { timestamp: lastTimestamp() + 600, promptFallback: true, ...rankerOptions() });
     const ms = performance.now() - t0;
     const tokens = state.session.lastEncodedTokens;
     const prompt = promptOf(state.surface);
@@ -62,14 +102,17 @@ async function rerank() {
     const uncached = 1 + (prompt?.form === 'input' ? prompt.length : 0);
     const reused = state.session.cachedTokens + uncached - tokens;
     $('latency').textContent = `${ms.toFixed(1)} ms on ${state.reranker.backend} · ${tokens} token${tokens === 1 ? '' : 's'} encoded` + (reused > 0 ? `, ${reused} from the cache` : '')
-      + (prompt ? ` · prompt ${prompt.name} (${prompt.form}, ${prompt.length} vectors)` : ' · no prompt');
+      + (prompt ? ` · prompt ${prompt.name} (${prompt.form}, ${prompt.length} vectors)` : ' · no prompt')
+      + (state.task ? ` · ranker: ${state.task}${state.source != null && state.task === 'more_like_this' ? ` like ${title(state.source)}` : ''}, α ${state.alpha ?? 'task default'}` : '');
     $('after').replaceChildren(...Array.from(items).map((id, i) => {
-      const moved = state.candidates.indexOf(id) - i;
+      const moved = shown.indexOf(id) - i;
       const cls = moved > 0 ? 'moved-up' : moved < 0 ? 'moved-down' : '';
       const arrow = moved > 0 ? `▲${moved}` : moved < 0 ? `▼${-moved}` : '';
-      const el = li(`<span class="score">${scores[i].toFixed(2)}</span>${title(id)} <span class="${cls}">${arrow}</span><div class="meta">${meta(id)}</div>`);
+      const el = li(`<span class="score">${scores[i].toFixed(2)}</span>${title(id)} <span class="${cls}">${arrow}</span>${state.reranker.rankerTasks.includes('more_like_this') && !state.catalog.get(id)?.new ? '<span class="mlt" title="more like this">≈</span>' : ''}<div class="meta">${meta(id)}</div>`);
       if (state.catalog.get(id)?.new) el.classList.add('new');
       el.onclick = () => watch(id);
+      const mlt = el.querySelector('.mlt');
+      if (mlt) mlt.onclick = (e) => { e.stopPropagation(); moreLikeThis(id); };
       return el;
     }));
   } catch (e) {
@@ -110,6 +153,26 @@ function watch(id) {
   rerank();
 }
 
+// Opens the "more like this" page of `id`: the ranker's task with it as the source.
+function moreLikeThis(id) {
+  state.task = 'more_like_this';
+  state.source = id;
+  $('task').value = 'more_like_this';
+  $('query').hidden = true;
+  rerank();
+}
+
+// The ranker's controls, shown when the bundle carries a ranker.
+function setupRanker() {
+  const tasks = state.reranker.rankerTasks;
+  $('ranker').hidden = !tasks.length;
+  $('task').replaceChildren($('task').options[0], ...tasks.map((t) => { const o = document.createElement('option'); o.value = t; o.textContent = t.replaceAll('_', ' '); return o; }));
+  $('task').value = state.task;
+  $('task').onchange = (e) => { state.task = e.target.value; $('query').hidden = state.task !== 'search'; rerank(); };
+  $('query').oninput = () => rerank();
+  $('alpha').oninput = (e) => { state.alpha = Number(e.target.value); $('alpha-value').textContent = state.alpha.toFixed(2); rerank(); };
+}
+
 function selectMember(index) {
   const m = state.members[index];
   state.history = m.history.map((e) => ({ item: e.item, timestamp: e.timestamp, action: e.action, duration: e.duration_s, surface: e.surface, country: e.country, device: e.device }));
@@ -129,6 +192,7 @@ async function main() {
   for (const i of catalog) state.catalog.set(i.id, i);
   state.members = members;
   await loadBackend('auto');
+  setupRanker();
   $('member').replaceChildren(...members.map((m, i) => { const o = document.createElement('option'); o.value = i; o.textContent = `member ${m.member} (${m.history.length} events)`; return o; }));
   $('member').onchange = (e) => selectMember(Number(e.target.value));
   $('backend').onchange = async (e) => { await loadBackend(e.target.value).catch((err) => { $('status').textContent = err.message; }); rerank(); };

@@ -1,6 +1,8 @@
 //! `encore ranker` as a user runs it on a small world: the ranker trains on impressions with
-//! the foundation model's features and is measured per task beside its baselines; a bundle of
-//! another catalog is refused by name.
+//! the foundation model's features and is measured per task beside its baselines and the
+//! task-specific rankers, over α, and with per-task α; it writes a bundle whose ranker serves
+//! contextual reranks with those α as defaults and the α curve's plot; a bundle of another
+//! catalog is refused by name.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,6 +46,17 @@ fn the_ranker_trains_on_impressions_and_is_measured_per_task() {
         "300",
         "--epochs",
         "1",
+        "--d-embed",
+        "8",
+        "--d-hidden",
+        "32",
+        "--task-specific",
+        "--task-alpha",
+        "search=0.5,home_row=1,more_like_this=0",
+        "--out",
+        "ranked.encore",
+        "--plot",
+        "alpha.svg",
     ];
     let out = encore(&dir, &args);
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -71,6 +84,55 @@ fn the_ranker_trains_on_impressions_and_is_measured_per_task() {
         .filter(|l| l.starts_with("lexical alone"))
         .count();
     assert_eq!(lexical, 1, "{printed}");
+    let specific = printed
+        .lines()
+        .filter(|l| l.starts_with("task-specific ranker (α = 1)"))
+        .count();
+    assert_eq!(specific, 3, "{printed}");
+    // The α curve: every task at every α, the best α per task, the per-task α against each
+    // fixed one.
+    for task in ["search", "home_row", "more_like_this"] {
+        for alpha in ["0 ", "0.25", "0.5", "0.75", "1 "] {
+            let line = format!("{task:<15} α = {alpha}");
+            assert!(printed.contains(&line), "{line}: {printed}");
+        }
+    }
+    assert!(
+        printed.contains("best α per task on this split: --task-alpha search="),
+        "{printed}"
+    );
+    let against = printed
+        .lines()
+        .filter(|l| l.trim_start().starts_with("per-task α − fixed α = "))
+        .count();
+    assert_eq!(against, 5, "{printed}");
+    let svg = std::fs::read_to_string(dir.join("alpha.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("HR@10"),
+        "{svg:.200}"
+    );
+    // The bundle serves contextual reranks, each task's α the one given.
+    let bytes = std::fs::read(dir.join("ranked.encore")).unwrap();
+    let reranker =
+        encore_core::Reranker::from_bytes(&bytes, &burn::tensor::Device::flex()).unwrap();
+    let ranker = reranker.ranker().expect("the bundle carries the ranker");
+    assert_eq!(
+        ranker.vocabulary.tasks,
+        ["search", "home_row", "more_like_this"]
+    );
+    assert_eq!(ranker.vocabulary.default_alpha, [0.5, 1.0, 0.0]);
+    assert_eq!(ranker.weights.config.d_embed, 8);
+    let ids = &reranker.items().ids()[..20];
+    let history = [encore_core::Event::implicit(1, ids[0], 1_700_000_000)];
+    let ranked = reranker
+        .rerank_in_context(
+            &history,
+            ids,
+            &encore_core::RerankRequest::on(encore_core::Surface::Search),
+            &encore_core::ranker::RankContext::task("search").with_query("drama"),
+        )
+        .unwrap();
+    assert_eq!(ranked.len(), 20);
     // A bundle trained on another catalog is refused by name.
     std::fs::write(dir.join("other.toml"), config(120, 60)).unwrap();
     let other = encore(&dir, &["train", "--config", "other.toml"]);

@@ -47,8 +47,26 @@ try {
     const afterNewWatch = await nextRerank(page, afterSurface);
     const historyAfterNew = await text(page, 'history-count');
     const newestInHistory = await page.$eval('#history li', (el) => el.textContent);
+    // The contextual ranker on the home tab: a search typed in, α moved to 0, then "more like
+    // this" on the first result.
+    await page.click('#surfaces button:nth-child(1)');
+    const onHome = await nextRerank(page, afterNewWatch);
+    // Choosing the task clears the list until a query is typed.
+    await page.selectOption('#task', 'search');
+    const query = await page.$eval('#catalog li:nth-child(5)', (el) => el.firstChild.textContent.trim().split(/\s+/)[0].slice(0, 4));
+    await page.fill('#query', query);
+    const afterQuery = await nextRerank(page, onHome);
+    const queryResults = await page.$$eval('#after li', (els) => els.length);
+    await page.$eval('#alpha', (el) => { el.value = '1'; el.dispatchEvent(new Event('input')); });
+    const alphaOne = await nextRerank(page, afterQuery);
+    const scoresAtAlpha1 = await page.$$eval('#after li .score', (els) => els.map((e) => e.textContent));
+    await page.$eval('#alpha', (el) => { el.value = '0'; el.dispatchEvent(new Event('input')); });
+    const afterAlpha = await nextRerank(page, alphaOne);
+    const scoresAtAlpha0 = await page.$$eval('#after li .score', (els) => els.map((e) => e.textContent));
+    await page.click('#after li:nth-child(1) .mlt');
+    const afterMoreLikeThis = await nextRerank(page, afterAlpha);
     const navigatorGpu = await page.evaluate(() => !!navigator.gpu);
-    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog, afterNewWatch, historyAfterNew, newestInHistory };
+    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog, afterNewWatch, historyAfterNew, newestInHistory, afterQuery, queryResults, afterAlpha, scoresAtAlpha1, scoresAtAlpha0, afterMoreLikeThis };
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

@@ -228,6 +228,40 @@ window.runHarness = async () => {
     }
     pr2.free();
   }
+  // The contextual ranker: a `task` option has the bundle's ranker score the candidates,
+  // stateless and in a session (which then encodes the request token alone), on every backend.
+  const rankerBytes = new Uint8Array(await (await fetch('fixture/ranker.encore')).arrayBuffer());
+  const rc = await (await fetch('fixture/ranker.json')).json();
+  out.ranker = { backends: {}, rejections: {} };
+  for (const wanted of out.webgpuBackend ? ['webgpu', 'cpu'] : ['cpu']) {
+    const rr = await Reranker.load(rankerBytes, wanted);
+    const stateless = [];
+    for (const o of rc.calls) stateless.push(asArrays(await rr.rerank(rc.events, rc.candidates, rc.surface, o)));
+    const s = rr.session(rc.events);
+    const session = [];
+    for (const o of rc.calls) {
+      const res = await s.rerank(rc.candidates, rc.surface, o);
+      session.push({ ...asArrays(res), encoded: s.lastEncodedTokens });
+    }
+    s.free();
+    out.ranker.backends[wanted] = { backend: rr.backend, rankerTasks: rr.rankerTasks, stateless, session };
+    if (wanted === 'cpu') {
+      const base = rc.calls[0];
+      const rej = out.ranker.rejections;
+      rej.unknownTask = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, task: 'kids' }));
+      rej.emptyQuery = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, query: ' ' }));
+      rej.longQuery = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, query: 'q'.repeat(300) }));
+      rej.nanAlpha = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, alpha: NaN }));
+      rej.badAlpha = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, alpha: 2 }));
+      rej.unknownSource = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, task: 'more_like_this', source: 999999 }));
+      const { task, ...noTask } = base;
+      rej.queryWithoutTask = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, noTask));
+      const pushed = [{ id: 999999, kind: 'movie', language: 'en', release_year: 2001, added_at: 0 }, ...Array.from(rc.candidates)];
+      rej.pushedWithTask = await rejection(() => rr.rerank(rc.events, pushed, rc.surface, base));
+      rej.noRanker = await rejection(() => r.rerank(c.events, cands, c.surface, { ...c.options, task: 'search', query: 'abc' }));
+    }
+    rr.free();
+  }
   // After all that the instance still works.
   const again = await r.rerank(c.events, cands, c.surface, c.options);
   out.stillWorks = again.items.length === c.candidates.length;
@@ -432,8 +466,37 @@ window.runBench = async (iters, backends = ['webgpu', 'cpu'], windowStep = 1) =>
         const length = r.promptSets.find((p) => p.name === `${form}_a`).length;
         promptSwaps.push({ form, length, statelessP50: pct(stateless, 0.5), swapP50: pct(swaps, 0.5), swapP99: pct(swaps, 0.99), swapSteadyMean, tokensEncoded: encoded });
       }
+      // The contextual ranker (a bundle with a `ranker` part): a stateless search rerank, and
+      // a warm session where every call is a new query on the same history.
+      let contextual = null;
+      if (r.rankerTasks.includes('search')) {
+        const q = (k) => ({ ...c.options, task: 'search', query: k % 2 ? 'the dr' : 'lov', alpha: 0.5 });
+        const stateless = [];
+        for (let i = 0; i < 5; i++) await r.rerank(c.events, cands, c.surface, q(0));
+        for (let i = 0; i < iters; i++) {
+          const t = performance.now();
+          await r.rerank(c.events, cands, c.surface, q(0));
+          stateless.push(performance.now() - t);
+        }
+        stateless.sort((a, b) => a - b);
+        const qs = r.session(c.events);
+        await qs.rerank(cands, c.surface, q(0));
+        const swaps = [];
+        for (let i = 0; i < iters; i++) {
+          const t = performance.now();
+          await qs.rerank(cands, c.surface, q(i + 1));
+          swaps.push(performance.now() - t);
+        }
+        swaps.sort((a, b) => a - b);
+        const t3 = performance.now();
+        for (let i = 0; i < steady; i++) await qs.rerank(cands, c.surface, q(i));
+        const querySwapSteadyMean = (performance.now() - t3) / steady;
+        const tokensEncoded = qs.lastEncodedTokens;
+        qs.free();
+        contextual = { statelessP50: pct(stateless, 0.5), statelessP99: pct(stateless, 0.99), querySwapP50: pct(swaps, 0.5), querySwapP99: pct(swaps, 0.99), querySwapSteadyMean, tokensEncoded };
+      }
       out.cases.push({
-        backend: r.backend, history: c.events.length, candidates: c.candidates.length,
+        backend: r.backend, history: c.events.length, candidates: c.candidates.length, contextual,
         p50: pct(ms, 0.5), p99: pct(ms, 0.99), columnsP50: pct(msColumns, 0.5), columnsP99: pct(msColumns, 0.99), appendP50: pct(append, 0.5), appendP99: pct(append, 0.99),
         appendSteadyMean, promptSwaps,
       });

@@ -190,3 +190,79 @@ pub fn assert_pairwise(what: &str, engines: &[(&str, ByItem)], candidates: &[u32
         }
     }
 }
+
+/// A bundle with a contextual ranker: a random foundation model over a world's catalog and a
+/// random (untrained) ranker over its features, as `encore ranker --out` writes them.
+pub struct RankerFixture {
+    /// The bundle: the model and the ranker part.
+    pub bytes: Vec<u8>,
+    /// The same model without the ranker.
+    pub base: Vec<u8>,
+    /// The ranker as bundled (the training-side module, its shape and vocabulary).
+    pub ranker: encore_core::weights::RankerBundle,
+}
+
+/// The tasks of [`ranker_fixture`]'s ranker.
+pub const RANKER_FIXTURE_TASKS: [&str; 3] = ["search", "home_row", "more_like_this"];
+
+/// [`RankerFixture`] over `world` (a model of width 16, one layer); `seed` draws the model
+/// (the ranker's weights are drawn with seed 5). Countries and popularity come from the
+/// world's training histories.
+pub fn ranker_fixture(world: &SyntheticWorld, seed: u64) -> RankerFixture {
+    use burn::tensor::Device;
+    use encore_core::model::FoundationModelConfig;
+    use encore_core::ranker::RankerVocabulary;
+    use encore_core::weights::{Quantization, RankerBundle, load_model, probe_history, save_model};
+    use encore_core::{RerankRequest, Reranker, Surface};
+    // The backend's seed is shared by the tests running at once: one draws at a time.
+    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex();
+    device.seed(seed);
+    let config = FoundationModelConfig::new(world.catalog.len())
+        .with_d_model(16)
+        .with_n_heads(2)
+        .with_n_layers(1)
+        .with_d_ff(32)
+        .with_max_len(40)
+        .with_dropout(0.0);
+    let model = config.init(&device);
+    let base = save_model(&model, &config, &world.catalog.ids(), Quantization::F32);
+    let reranker = Reranker::from_bytes(&base, &device).expect("the base bundle loads");
+    let (train, _) = split(world);
+    let vocabulary = RankerVocabulary::new(
+        &world.catalog,
+        reranker.items(),
+        train.iter().flat_map(|h| h.events.iter()),
+        RANKER_FIXTURE_TASKS.iter().map(|t| t.to_string()).collect(),
+    )
+    .expect("the model's titles are the catalog's");
+    let shape = vocabulary
+        .config(16)
+        .with_d_embed(8)
+        .with_d_hidden(24)
+        .with_query_buckets(512)
+        .with_dropout(0.0);
+    device.seed(5);
+    let ranker = shape.init(&device);
+    let probe = reranker
+        .user_representations(&[(
+            &probe_history(reranker.items()),
+            RerankRequest::on(Surface::Home),
+        )])
+        .expect("the probe history ranks")
+        .remove(0);
+    let bundle = RankerBundle {
+        model: ranker,
+        config: shape,
+        vocabulary,
+        probe,
+    };
+    let mut loaded = load_model(&base, &device).expect("the base bundle loads");
+    loaded.ranker = Some(bundle.clone());
+    RankerFixture {
+        bytes: loaded.to_bundle(&[], Quantization::F32),
+        base,
+        ranker: bundle,
+    }
+}

@@ -10,11 +10,12 @@ use burn::tensor::Device;
 use encore::browser_fixture;
 use encore_core::data::split::group_by_member;
 use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
+use encore_core::ranker::RankContext;
 use encore_core::runtime::Candidate;
 use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{
-    browser_prerequisites, native_cases, run_browser_script, small_world, temp_dir,
+    browser_prerequisites, native_cases, ranker_fixture, run_browser_script, small_world, temp_dir,
     tiny_weight_file,
 };
 
@@ -36,6 +37,9 @@ struct Fixture {
     /// Native rankings for a member without history under `kids`, then `partner_row`
     /// (ids and scores, best first).
     prompt_new_profile: Vec<(Vec<u32>, Vec<f32>)>,
+    /// Native contextual rankings of `ranker.encore` per call of `ranker.json` (ids and scores,
+    /// best first).
+    ranker_native: Vec<(Vec<u32>, Vec<f32>)>,
 }
 
 /// Writes the weight files (f32 and int8) and cases, each with the native reranker's answer.
@@ -142,6 +146,7 @@ fn fixture(name: &str) -> Fixture {
     });
     std::fs::write(dir.join("pushed.json"), serde_json::to_vec(&case).unwrap()).unwrap();
     let (prompt_native, prompt_new_profile) = prompt_fixture(&dir, &weights, history, &ids);
+    let ranker_native = contextual_fixture(&dir, &world);
     Fixture {
         dir,
         cases,
@@ -154,7 +159,143 @@ fn fixture(name: &str) -> Fixture {
         withheld,
         prompt_native,
         prompt_new_profile,
+        ranker_native,
     }
+}
+
+/// Writes `ranker.encore` (a model with a contextual ranker over the world's titles) and
+/// `ranker.json` (a history, candidates and the calls a page makes in turn: a search, the same
+/// search at α = 0, another query, a "more like this" page, a home row); returns the native
+/// answer per call.
+fn contextual_fixture(
+    dir: &std::path::Path,
+    world: &encore_core::SyntheticWorld,
+) -> Vec<(Vec<u32>, Vec<f32>)> {
+    let fixture = ranker_fixture(world, 21);
+    std::fs::write(dir.join("ranker.encore"), &fixture.bytes).unwrap();
+    let native = Reranker::from_bytes(&fixture.bytes, &Device::flex()).unwrap();
+    let histories = group_by_member(&world.events);
+    let history = &histories[4].events;
+    let candidates: Vec<u32> = world.catalog.ids().into_iter().take(35).collect();
+    let title = |k: usize| world.catalog.get(candidates[k]).unwrap().title.clone();
+    let query: String = title(4).chars().take(6).collect();
+    let other: String = title(9).chars().take(4).collect();
+    let timestamp = history.last().unwrap().timestamp + 900;
+    let calls = [
+        RankContext::task("search")
+            .with_query(query.clone())
+            .with_alpha(1.0),
+        RankContext::task("search")
+            .with_query(query)
+            .with_alpha(0.0),
+        RankContext::task("search").with_query(other),
+        RankContext::task("more_like_this")
+            .with_source(candidates[2])
+            .with_alpha(0.5),
+        RankContext::task("home_row"),
+    ];
+    let request = RerankRequest {
+        timestamp: Some(timestamp),
+        device: Some(DeviceType::Tv),
+        country: Some("FR".into()),
+        ..RerankRequest::on(Surface::Search)
+    };
+    let native_out = calls
+        .iter()
+        .map(|ctx| {
+            let ranked = native
+                .rerank_in_context(history, &candidates, &request, ctx)
+                .unwrap();
+            (
+                ranked.iter().map(|s| s.item).collect(),
+                ranked.iter().map(|s| s.score).collect(),
+            )
+        })
+        .collect();
+    let options: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|c| {
+            let mut o = serde_json::json!({
+                "timestamp": timestamp, "device": "tv", "country": "FR", "task": c.task,
+            });
+            if let Some(q) = &c.query {
+                o["query"] = q.clone().into();
+            }
+            if let Some(a) = c.alpha {
+                o["alpha"] = a.into();
+            }
+            if let Some(s) = c.source {
+                o["source"] = s.into();
+            }
+            o
+        })
+        .collect();
+    let case = serde_json::json!({
+        "events": history.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
+        "candidates": candidates,
+        "surface": "search",
+        "calls": options,
+    });
+    std::fs::write(dir.join("ranker.json"), serde_json::to_vec(&case).unwrap()).unwrap();
+    native_out
+}
+
+/// The page's ranker section: on every backend the contextual reranks (stateless and in a
+/// session, which encodes the request token alone after its first call) equal native's, an α
+/// change moves the search's order, the tasks are listed, and bad contexts are refused by name.
+fn assert_ranker(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
+    let r = &out["ranker"];
+    for backend in backends {
+        let b = &r["backends"][backend];
+        assert_eq!(b["backend"], *backend, "ranker on {backend}: {b}");
+        assert_eq!(
+            b["rankerTasks"],
+            serde_json::json!(["search", "home_row", "more_like_this"]),
+            "{backend}"
+        );
+        for run in ["stateless", "session"] {
+            for (k, (items, scores)) in fx.ranker_native.iter().enumerate() {
+                let got = &b[run][k];
+                let what = format!("ranker on {backend}, {run}, call {k}");
+                let got_items: Vec<u32> = serde_json::from_value(got["items"].clone())
+                    .unwrap_or_else(|_| panic!("{what}: {got}"));
+                assert_eq!(&got_items, items, "{what}: order differs from native");
+                let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+                assert_eq!(got_scores.len(), scores.len(), "{what}");
+                for (s, e) in got_scores.iter().zip(scores) {
+                    assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
+                }
+                if run == "session" && k > 0 {
+                    assert_eq!(
+                        got["encoded"], 1,
+                        "{what}: a new context encodes the request alone"
+                    );
+                }
+            }
+        }
+    }
+    // The α change (calls 0 and 1: the same search at α = 1 and α = 0) moves the order.
+    assert_ne!(
+        fx.ranker_native[0].0, fx.ranker_native[1].0,
+        "α does not move the ranking"
+    );
+    let rej = &r["rejections"];
+    let has = |k: &str, m: &str| {
+        let msg = rej[k].as_str().unwrap_or_default();
+        assert!(msg.contains(m), "ranker, {k}: {msg:?} lacks {m:?}");
+    };
+    has("unknownTask", "unknown ranker task \"kids\"");
+    has("emptyQuery", "holds no word");
+    has("longQuery", "at most 256");
+    has("nanAlpha", "alpha NaN is not in [0, 1]");
+    has("badAlpha", "alpha 2 is not in [0, 1]");
+    has("unknownSource", "source title 999999 is not in the bundle");
+    has(
+        "queryWithoutTask",
+        "query is read by the contextual ranker and needs a task",
+    );
+    has("pushedWithTask", "takes candidate ids");
+    has("noRanker", "no contextual ranker");
 }
 
 /// Writes `prompts.encore` (the model with a `kids` input-form prompt of 2 vectors and a
@@ -572,6 +713,7 @@ fn browser_reranks_like_native_on_webgpu_and_cpu() {
     }
     assert_cpu_page_behaviour(&out, &fx);
     assert_prompts(&out, &fx, &["webgpu", "cpu"]);
+    assert_ranker(&out, &fx, &["webgpu", "cpu"]);
     std::fs::remove_dir_all(&fx.dir).unwrap();
 }
 
@@ -614,6 +756,7 @@ fn cpu_only_package_reranks_like_native_without_the_gpu_stack() {
     assert!(out["kernel"].as_array().unwrap().is_empty());
     assert_cpu_page_behaviour(&out, &fx);
     assert_prompts(&out, &fx, &["cpu"]);
+    assert_ranker(&out, &fx, &["cpu"]);
     std::fs::remove_dir_all(&fx.dir).unwrap();
 }
 

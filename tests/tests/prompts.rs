@@ -66,6 +66,7 @@ fn bundle(
     let parts = BundleParts {
         content_encoder: None,
         prompts,
+        ranker: None,
     };
     save_bundle_with(model, config, ids, parts, Quantization::F32)
 }

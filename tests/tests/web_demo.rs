@@ -1,17 +1,19 @@
 //! The web demo as a person uses it: the page loads an int8 model, reranks a sample member's
 //! pushed candidates (new titles the bundle lacks among them, pushed with their metadata), and
 //! a click on a title reranks through the member session from two new tokens, and a surface
-//! tab with a prompt set swaps it in without re-encoding the history.
+//! tab with a prompt set swaps it in without re-encoding the history; the contextual ranker's
+//! search box, α slider and "more like this" rerank through the same session.
 //!
 //! Needs what `tests/browser.rs` needs (the wasm package, Chromium, the npm packages).
 
 use burn::tensor::Device;
-use encore::cli::{WEB_NEW_TITLES, write_web_assets};
+use encore::cli::{WEB_NEW_TITLES, web_bundle, write_web_assets};
+use encore::ranking::{RankerFit, RankerShape, RankerTrainConfig, fit_ranker};
 use encore::training::TrainConfig;
 use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
 use encore_core::weights::{Quantization, load_model, requantize};
 use encore_tests::{
-    browser_prerequisites, run_browser_script, small_world, temp_dir, tiny_config, train_on,
+    browser_prerequisites, run_browser_script, small_world, split, temp_dir, tiny_config, train_on,
     workspace_root,
 };
 use serde_json::Value;
@@ -61,7 +63,29 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
             .init(&Device::flex()),
     }];
     let with_prompts = loaded.to_bundle(&prompts, Quantization::F32);
-    let weights = requantize(&with_prompts, Quantization::Int8).unwrap();
+    // A contextual ranker trained on the page's model (without the titles it pushes), for
+    // the search box, "more like this" and the α slider.
+    let reduced = web_bundle(&world.catalog, &with_prompts).unwrap();
+    let (train_set, _) = split(&world);
+    let fit = RankerFit {
+        impressions: 600,
+        candidates: 10,
+        batch_impressions: 32,
+        shape: RankerShape {
+            d_embed: Some(8),
+            d_hidden: Some(32),
+            n_cross: Some(1),
+            n_mlp: Some(1),
+        },
+        train: RankerTrainConfig {
+            epochs: 1,
+            learning_rate: 1e-3,
+            alpha: None,
+            seed: 3,
+        },
+    };
+    let with_ranker = fit_ranker(&reduced, &world.catalog, &train_set, &fit).unwrap();
+    let weights = requantize(&with_ranker, Quantization::Int8).unwrap();
     write_web_assets(
         &site.join("assets"),
         &world.catalog,
@@ -130,6 +154,28 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
         );
         let count = |k: &str| -> usize { field(k).split(' ').next().unwrap().parse().unwrap() };
         assert_eq!(count("historyAfterNew"), count("historyCount") + 1, "{out}");
+        // The contextual ranker: a typed query reranks the titles the "server" found for it,
+        // the α slider reranks them again, ≈ on a title opens its "more like this" page; each
+        // call encodes the request token alone (the history stays cached; no prompt on home).
+        assert!(
+            field("status").contains("ranker tasks: search, home_row, more_like_this"),
+            "{out}"
+        );
+        assert!(
+            field("afterQuery").contains("ranker: search, α task default")
+                && field("afterQuery").contains("1 token encoded"),
+            "{out}"
+        );
+        assert!(out["queryResults"].as_u64().unwrap() > 0, "{out}");
+        assert!(field("afterAlpha").contains("ranker: search, α 0"), "{out}");
+        assert_ne!(
+            out["scoresAtAlpha1"], out["scoresAtAlpha0"],
+            "the α slider moves the scores: {out}"
+        );
+        assert!(
+            field("afterMoreLikeThis").contains("ranker: more_like_this like "),
+            "{out}"
+        );
         let errors: Vec<&Value> = out["logs"]
             .as_array()
             .unwrap()

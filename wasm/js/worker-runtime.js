@@ -17,6 +17,7 @@ const described = (r) => ({
   windowStep: r.windowStep,
   quantization: r.quantization,
   promptSets: r.promptSets,
+  rankerTasks: r.rankerTasks,
 });
 
 const sessionState = (s) => ({ length: s.length, lastEncodedTokens: s.lastEncodedTokens, cachedTokens: s.cachedTokens });

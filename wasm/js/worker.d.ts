@@ -63,6 +63,8 @@ export declare class Reranker {
   readonly quantization: string;
   /** The bundle's prompt sets: a `surface` argument naming one steers the model with it. */
   readonly promptSets: PromptSetInfo[];
+  /** The contextual ranker's task names (empty without a ranker). */
+  readonly rankerTasks: string[];
   /** Reranks `candidates` for a member with this history, best first. */
   rerank(events: History, candidates: Candidates, surface: Surface | PromptSetName, options?: WorkerRequestOptions): Promise<Ranking>;
   /** Starts a member session in the worker. */

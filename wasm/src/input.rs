@@ -6,6 +6,7 @@
 //! (`tests/fuzz/fuzz_targets/js_input.rs`).
 
 use encore_core::data::catalog::ItemKind;
+use encore_core::ranker::RankContext;
 use encore_core::runtime::Candidate;
 use encore_core::{Action, DeviceType, Event, RerankRequest, Surface, TitleMetadata};
 use serde::Deserialize;
@@ -89,10 +90,74 @@ pub struct JsRequest {
     /// refusing it (see `Reranker::request_named`).
     #[serde(default, rename = "promptFallback")]
     pub prompt_fallback: Option<bool>,
+    /// The contextual ranker's task (`search`, `home_row`, …): set, the bundle's ranker
+    /// scores the candidates.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// The query typed (with `task`).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The title a "more like this" page starts from (with `task`).
+    #[serde(default)]
+    pub source: Option<f64>,
+    /// The request's language (with `task`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Personalization weight α ∈ [0, 1] (with `task`; the task's default when absent).
+    #[serde(default)]
+    pub alpha: Option<f64>,
 }
 
 /// The keys of a request's options.
-pub const REQUEST_KEYS: &[&str] = &["timestamp", "device", "country", "promptFallback"];
+pub const REQUEST_KEYS: &[&str] = &[
+    "timestamp",
+    "device",
+    "country",
+    "promptFallback",
+    "task",
+    "query",
+    "source",
+    "language",
+    "alpha",
+];
+
+/// The contextual ranker's context of `rerank`'s options on `request`: `None` without a
+/// `task`; the ranker's other keys without one are refused.
+pub fn rank_context(
+    raw: &JsRequest,
+    request: &RerankRequest,
+) -> Result<Option<RankContext>, String> {
+    let Some(task) = raw.task.clone() else {
+        let stray = [
+            ("query", raw.query.is_some()),
+            ("source", raw.source.is_some()),
+            ("language", raw.language.is_some()),
+            ("alpha", raw.alpha.is_some()),
+        ];
+        if let Some((key, _)) = stray.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "options: {key} is read by the contextual ranker and needs a task"
+            ));
+        }
+        return Ok(None);
+    };
+    let source = raw
+        .source
+        .map(item_id)
+        .transpose()
+        .map_err(|m| format!("options: source: {m}"))?;
+    Ok(Some(RankContext {
+        task,
+        query: raw.query.clone(),
+        source,
+        country: request.country.clone(),
+        language: raw.language.clone(),
+        surface: Some(request.surface),
+        device: request.device,
+        // NaN stays NaN and is refused by the ranker by name.
+        alpha: raw.alpha.map(|a| a as f32),
+    }))
+}
 
 /// `Reranker.load`'s options (`onProgress` is read by `Reranker.load` itself).
 #[derive(Debug, Deserialize, Default)]
@@ -291,12 +356,12 @@ pub fn load_options(raw: JsLoadOptions) -> Result<LoadOptions, String> {
 
 /// `base` (the surface and prompt set a request names, see `Reranker::request_named`) with
 /// `rerank`'s options.
-pub fn request(base: RerankRequest, raw: JsRequest) -> Result<RerankRequest, String> {
+pub fn request(base: RerankRequest, raw: &JsRequest) -> Result<RerankRequest, String> {
     let at = |m: String| format!("options: {m}");
     Ok(RerankRequest {
         timestamp: raw.timestamp.map(timestamp).transpose().map_err(at)?,
         device: raw.device.as_deref().map(device).transpose().map_err(at)?,
-        country: raw.country,
+        country: raw.country.clone(),
         ..base
     })
 }

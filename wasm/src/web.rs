@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use candidates::Candidates;
+use encore_core::ranker::RankContext;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -98,6 +99,17 @@ export interface RequestOptions {
   /** A surface name the bundle has no prompt set for is refused when the bundle has prompt
    * sets; `true` serves it without a prompt instead. */
   promptFallback?: boolean;
+  /** The contextual ranker's task (one of `reranker.rankerTasks`): set, the bundle's ranker
+   * scores the candidates (ids only) with the context below and the member's history. */
+  task?: string;
+  /** The query typed (at most 256 bytes, with at least one word). */
+  query?: string;
+  /** The title a "more like this" page starts from (in the bundle). */
+  source?: number;
+  /** The request's language. */
+  language?: string;
+  /** Personalization weight in [0, 1] (0: relevance alone); the task's default when absent. */
+  alpha?: number;
 }
 /** The name of one of the bundle's prompt sets, as `reranker.promptSets` lists it (a known
  * name written in code: `'partner_row' as PromptSetName`). */
@@ -223,7 +235,9 @@ impl Reranker {
     /// country?, device?}`, or the same as columns `{items, timestamps, durations?, actions?,
     /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`, or the name of one
     /// of the bundle's prompt sets, which then steers the model; see `Reranker::request_named`).
-    /// `options` may set `{timestamp, device, country}` of the request and `promptFallback`.
+    /// `options` may set `{timestamp, device, country}` of the request and `promptFallback`;
+    /// with a `task` (one of `rankerTasks`) the bundle's contextual ranker scores the
+    /// candidates under `{query, source, language, alpha}`.
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
     #[wasm_bindgen(unchecked_return_type = "Promise<Ranking>")]
     pub fn rerank(
@@ -237,7 +251,12 @@ impl Reranker {
         wasm_bindgen_futures::future_to_promise(async move {
             let history = events::parse_history(events).map_err(error)?;
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
-            let request = named_request(&inner, &surface, options)?;
+            let (request, context) = named_request(&inner, &surface, options)?;
+            if let Some(context) = context {
+                let ids = ids_for_ranker(candidates)?;
+                let ranked = inner.rerank_in_context(&history, &ids, &request, &context);
+                return ranking_object(&ranked.map_err(error)?);
+            }
             let ranked = match candidates {
                 Candidates::Ids(ids) => inner.rerank_async(&history, &ids, &request).await,
                 Candidates::Pushed(list) => {
@@ -261,6 +280,13 @@ impl Reranker {
             list.push(&o);
         }
         Ok(list.into())
+    }
+
+    /// The contextual ranker's task names (empty when the bundle has no ranker): a `task`
+    /// option naming one has the ranker score the candidates.
+    #[wasm_bindgen(getter, js_name = rankerTasks)]
+    pub fn ranker_tasks(&self) -> Vec<String> {
+        self.inner.ranker_tasks().to_vec()
     }
 
     /// The genres a pushed title may name (the bundle's content encoder's), or `undefined`
@@ -309,16 +335,30 @@ impl Reranker {
 /// `{items: Uint32Array, scores: Float32Array}`, best first.
 /// The request a `rerank` call names: the surface or prompt set `name` (see
 /// `Reranker::request_named`) with the call's `options`.
+/// With the contextual ranker's context when the options set a `task`.
 fn named_request(
     reranker: &encore_core::Reranker,
     name: &str,
     options: JsValue,
-) -> Result<encore_core::RerankRequest, JsValue> {
+) -> Result<(encore_core::RerankRequest, Option<RankContext>), JsValue> {
     let raw = events::parse_request(options).map_err(error)?;
     let base = reranker
         .request_named(name, raw.prompt_fallback.unwrap_or(false))
         .map_err(error)?;
-    crate::input::request(base, raw).map_err(error)
+    let request = crate::input::request(base, &raw).map_err(error)?;
+    let context = crate::input::rank_context(&raw, &request).map_err(error)?;
+    Ok((request, context))
+}
+
+/// Refuses titles pushed with metadata in a contextual rerank (the ranker reads the bundle's
+/// own titles).
+fn ids_for_ranker(candidates: Candidates) -> Result<Vec<u32>, JsValue> {
+    match candidates {
+        Candidates::Ids(ids) => Ok(ids),
+        Candidates::Pushed(_) => Err(error(
+            "a rerank with a task takes candidate ids: the contextual ranker scores the titles the bundle contains",
+        )),
+    }
 }
 
 fn ranking_object(ranked: &[encore_core::ScoredItem]) -> Result<JsValue, JsValue> {
@@ -411,11 +451,20 @@ impl Session {
         let slot = Rc::clone(&self.state);
         wasm_bindgen_futures::future_to_promise(async move {
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
-            let request = named_request(&reranker, &surface, options)?;
+            let (request, context) = named_request(&reranker, &surface, options)?;
             let mut state = slot
                 .borrow_mut()
                 .take()
                 .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
+            if let Some(context) = context {
+                let ranked = ids_for_ranker(candidates).and_then(|ids| {
+                    reranker
+                        .rerank_session_in_context(&mut state, &ids, &request, &context)
+                        .map_err(error)
+                });
+                *slot.borrow_mut() = Some(state);
+                return ranking_object(&ranked?);
+            }
             let ranked = match candidates {
                 Candidates::Ids(ids) => {
                     reranker

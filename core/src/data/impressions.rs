@@ -207,8 +207,8 @@ pub fn decade(year: u16) -> Option<String> {
 }
 
 /// The words a title is found by: its title's, its genres', its kind's and its decade's,
-/// lowercase.
-fn title_words(catalog: &Catalog, item: &Item) -> Vec<String> {
+/// lowercase (what [`TitleIndex`] indexes).
+pub fn title_words(catalog: &Catalog, item: &Item) -> Vec<String> {
     let mut words = crate::ranker::query_words(&item.title);
     for &g in &item.genres {
         if let Some(name) = catalog.genres.get(g as usize) {
@@ -249,17 +249,24 @@ pub struct TitleIndex {
 }
 
 impl TitleIndex {
-    /// Indexes `catalog`.
+    /// Indexes `catalog` (its rows in catalog order).
     pub fn new(catalog: &Catalog) -> Self {
+        Self::from_words(catalog.items.iter().map(|item| title_words(catalog, item)))
+    }
+
+    /// Indexes titles given by their words (see [`title_words`]), one title per row.
+    pub fn from_words(titles: impl IntoIterator<Item = Vec<String>>) -> Self {
         let mut postings: HashMap<String, Vec<usize>> = HashMap::new();
-        for (row, item) in catalog.items.iter().enumerate() {
-            for t in trigrams(&title_words(catalog, item)) {
+        let mut count = 0;
+        for (row, words) in titles.into_iter().enumerate() {
+            for t in trigrams(&words) {
                 postings.entry(t).or_default().push(row);
             }
+            count = row + 1;
         }
         Self {
             postings,
-            titles: catalog.items.len(),
+            titles: count,
         }
     }
 

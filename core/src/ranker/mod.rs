@@ -3,6 +3,9 @@
 //! model's user representation as an input.
 //!
 //! - `query` turns query text into hashed word and character-trigram features.
+//! - `features` turns a request's context and candidates into rows (training and serving
+//!   alike); [`crate::serving::ServingRanker`] holds a trained ranker's weights for the CPU
+//!   engine.
 //! - `cross` is DCN-V2's cross layer, `mlp` the residual MLP block.
 //! - This module holds the features' embeddings (with per-task imputation of absent context)
 //!   and the ranker itself: embeddings → cross layers → residual MLP → one logit.
@@ -16,15 +19,20 @@
 //! alone (the output then does not depend on the member), α = 1 uses the path in full.
 
 pub mod cross;
+pub mod features;
 pub mod mlp;
 pub mod query;
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 pub use cross::{CrossLayer, CrossLayerConfig};
+pub use features::{
+    QUERY_FEATURES, RankContext, RankContextError, RankedTitle, RankerRows, RankerVocabulary,
+    RequestFeatures,
+};
 pub use mlp::{ResidualMlpBlock, ResidualMlpBlockConfig};
 pub use query::{query_features, query_words};
 
@@ -126,6 +134,51 @@ pub struct RankerInput {
     pub fm_score: Tensor<1>,
     /// Personalization weight α ∈ [0, 1]: `[n]`.
     pub alpha: Tensor<1>,
+}
+
+impl RankerRows {
+    /// The rows as the ranker's input on `device` (each request's α repeated over its rows).
+    pub fn input(&self, cfg: &RankerConfig, device: &Device) -> RankerInput {
+        self.input_with_alpha(cfg, &self.alpha, device)
+    }
+
+    /// [`RankerRows::input`] with `alpha` (one per request) in place of the rows' own.
+    pub fn input_with_alpha(
+        &self,
+        cfg: &RankerConfig,
+        alpha: &[f32],
+        device: &Device,
+    ) -> RankerInput {
+        let n = self.len();
+        let floats = |v: &[f32], cols: usize| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [n, cols]), device)
+        };
+        let ones = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), device);
+        let alpha: Vec<f32> = self
+            .sizes
+            .iter()
+            .zip(alpha)
+            .flat_map(|(&s, &a)| std::iter::repeat_n(a, s))
+            .collect();
+        RankerInput {
+            task: Tensor::<1, Int>::from_data(TensorData::new(self.task.clone(), [n]), device),
+            context: Tensor::<2, Int>::from_data(
+                TensorData::new(self.context.clone(), [n, cfg.context_fields.len()]),
+                device,
+            ),
+            query: Tensor::<2, Int>::from_data(
+                TensorData::new(self.query.clone(), [n, QUERY_FEATURES]),
+                device,
+            ),
+            source: floats(&self.source, cfg.d_item),
+            has_source: ones(self.has_source.clone()),
+            candidate: floats(&self.candidate, cfg.d_item),
+            dense: floats(&self.dense, cfg.n_dense),
+            user: floats(&self.user, cfg.d_user),
+            fm_score: ones(self.fm_score.clone()),
+            alpha: ones(alpha),
+        }
+    }
 }
 
 /// The unified contextual ranker (see the module docs).

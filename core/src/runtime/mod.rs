@@ -6,11 +6,13 @@
 
 pub mod backend_choice;
 mod batch;
+mod contextual;
 pub mod engines;
 mod pushed;
 mod request;
 mod session;
 
+pub use contextual::ContextualRanker;
 pub use engines::cpu::{CpuEngine, CpuKvCache};
 pub use pushed::Candidate;
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
@@ -57,6 +59,8 @@ pub struct Reranker {
     host: Option<CpuEngine>,
     /// The prompt sets a request may select by name (see [`crate::model::PromptSet`]).
     prompts: Vec<NamedPromptSet>,
+    /// The contextual ranker, when the bundle carries one (see [`ContextualRanker`]).
+    ranker: Option<Arc<ContextualRanker>>,
     /// Where stateless reranks run when set: the WGSL engine on a wgpu device (see
     /// [`Reranker::with_wgsl_engine`]).
     #[cfg(feature = "wgsl-engine")]
@@ -86,11 +90,15 @@ impl Reranker {
             quantization,
             content_encoder,
             prompts,
+            ranker,
         } = load_model_within(bytes, device, max_decoded_bytes)?;
         let mut reranker = Self::new(model, config, items).with_prompts(prompts);
         reranker.quantization = quantization;
         reranker.content_encoder = content_encoder.map(Arc::new);
-        Ok(reranker)
+        match ranker {
+            Some(bundle) => reranker.with_ranker(bundle),
+            None => Ok(reranker),
+        }
     }
 
     /// Wraps an in-memory model (its device is the model's).
@@ -116,6 +124,7 @@ impl Reranker {
             quantization: Quantization::F32,
             content_encoder: None,
             prompts: Vec::new(),
+            ranker: None,
             #[cfg(feature = "wgsl-engine")]
             wgsl: None,
         }

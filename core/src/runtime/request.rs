@@ -274,6 +274,17 @@ pub enum RerankError {
     /// The WGSL engine takes its weights from a reranker on the CPU backend.
     #[error("the WGSL engine attaches to a reranker on the CPU backend")]
     NotOnCpu,
+    /// A rerank with a ranking context on a bundle without the contextual ranker.
+    #[error(
+        "this bundle carries no contextual ranker: rerank without a context, or load a bundle written by `encore ranker --out`"
+    )]
+    NoRanker,
+    /// Contextual reranks run on the CPU engine, which this reranker lacks.
+    #[error("contextual reranks run on the CPU engine; load the reranker on the CPU backend")]
+    RankerOffCpu,
+    /// The ranking context was refused.
+    #[error(transparent)]
+    Context(#[from] crate::ranker::RankContextError),
     /// WebGPU scores are read asynchronously only.
     #[error("WebGPU scores are read asynchronously: use rerank_async")]
     SyncReadOnWebGpu,

@@ -14,6 +14,12 @@ use super::{
 };
 
 /// Where a session's cached keys and values live.
+/// A session's user representation: in host memory (CPU engine) or on the device `[1, d]`.
+pub(super) enum SessionUser {
+    Host(Vec<f32>),
+    Device(burn::tensor::Tensor<2>),
+}
+
 #[derive(Debug, Clone)]
 pub(super) enum SessionCache {
     /// On the model's device, as burn tensors.
@@ -283,6 +289,28 @@ impl Reranker {
             session.last_encoded = seq.len() + self.prompt_tokens(prompt);
             return self.scores(seq, rows, &call.rows, prompt);
         }
+        Ok(match self.session_user(session, call, request, prompt)? {
+            SessionUser::Host(user) => {
+                let host = self
+                    .host
+                    .as_ref()
+                    .expect("a host user comes from the CPU engine");
+                Scores::Host(super::host_scores(host, &user, &rows, &call.rows))
+            }
+            SessionUser::Device(user) => self.score_user(user, rows, &call.rows),
+        })
+    }
+
+    /// The user representation of a non-empty `session` for `request` (under `prompt`),
+    /// encoding only the tokens that changed since its last call and caching their keys and
+    /// values (see [`Reranker::session_scores_of`] for `call`).
+    pub(super) fn session_user(
+        &self,
+        session: &mut MemberSession,
+        call: &DescribedTitles,
+        request: &RerankRequest,
+        prompt: Option<usize>,
+    ) -> Result<SessionUser, RerankError> {
         if session.owner != Some(self.id) {
             session.clear_cache();
             // A reranker keeps its sessions' caches where its forward runs, for good.
@@ -364,22 +392,20 @@ impl Reranker {
         session.cache.truncate(keep);
         let fresh = tail.slice(matched..tail.len());
         session.last_encoded = fresh.len() + self.prompt_tokens(prompt);
-        let scores = match &self.host {
+        let user = match &self.host {
             // On the CPU: the fused step over the new tokens, all in host memory.
             Some(host) => {
                 let fields = fresh.field_rows();
                 let cache = session.cache.in_host();
-                let user = match prompt {
+                SessionUser::Host(match prompt {
                     Some(p) => host.step_prompted(&fields, &session.described.rows, cache, p),
                     None => host.step_with(&fields, &session.described.rows, cache),
-                };
-                Scores::Host(super::host_scores(host, &user, &rows, &call.rows))
+                })
             }
             None => {
                 let cache = session.cache.on_device();
                 let last = self.device_user(&fresh, Some(cache), prompt);
-                let user = self.model.user_representation(last); // [1, d]
-                self.score_user(user, rows, &call.rows)
+                SessionUser::Device(self.model.user_representation(last)) // [1, d]
             }
         };
         let events = keep + tail_events - matched;
@@ -388,7 +414,7 @@ impl Reranker {
         session.cached.extend(&tail.slice(matched..tail_events));
         session.window_first = first;
         session.drop_unreachable(self.config.max_len);
-        Ok(scores)
+        Ok(user)
     }
 
     /// Reranks `candidates` for the member of `session`, reusing the keys and values cached

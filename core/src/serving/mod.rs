@@ -19,15 +19,16 @@
 
 pub mod content_encoder;
 mod prompt;
+mod ranker;
 mod weights;
 
 pub use content_encoder::{
     ContentEncoderSpec, MetadataError, ServingContentEncoder, TitleMetadata,
 };
 pub use prompt::ServingPrompt;
+pub use ranker::{ServingMlpBlock, ServingRanker};
 pub use weights::{LinearWeights, NormWeights};
 
-use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation;
 
 use crate::model::{FoundationModel, LAYER_NORM_EPSILON, TokenTables, host_values};
@@ -147,25 +148,8 @@ impl ServingModel {
             .map(|o| o as usize)
             .collect();
         let [_, d] = tables.table.dims();
-        let norm = |n: &LayerNorm| {
-            let gamma = host_values(n.gamma.val());
-            let beta = n
-                .beta
-                .as_ref()
-                .map_or_else(|| vec![0.0; gamma.len()], |b| host_values(b.val()));
-            NormWeights { gamma, beta }
-        };
-        let linear = |l: &Linear| {
-            let [_, out] = l.weight.val().dims();
-            LinearWeights {
-                weight: host_values(l.weight.val()),
-                bias: l
-                    .bias
-                    .as_ref()
-                    .map_or_else(|| vec![0.0; out], |b| host_values(b.val())),
-                out,
-            }
-        };
+        let norm = NormWeights::from_norm;
+        let linear = LinearWeights::from_linear;
         let layers = model
             .blocks
             .iter()

@@ -1,5 +1,9 @@
 //! The weights of a serving step in plain host vectors, as every engine reads them.
 
+use burn::nn::{LayerNorm, Linear};
+
+use crate::model::host_values;
+
 /// A linear layer: `weight` `[inner, out]` row-major (burn's layout) and `bias` `[out]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearWeights {
@@ -12,6 +16,19 @@ pub struct LinearWeights {
 }
 
 impl LinearWeights {
+    /// A burn linear layer's weights (a missing bias reads as zeros).
+    pub fn from_linear(l: &Linear) -> Self {
+        let [_, out] = l.weight.val().dims();
+        Self {
+            weight: host_values(l.weight.val()),
+            bias: l
+                .bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; out], |b| host_values(b.val())),
+            out,
+        }
+    }
+
     /// Input width (`weight.len() / out`).
     pub fn inner(&self) -> usize {
         self.weight.len() / self.out.max(1)
@@ -43,4 +60,16 @@ pub struct NormWeights {
     pub gamma: Vec<f32>,
     /// Shift.
     pub beta: Vec<f32>,
+}
+
+impl NormWeights {
+    /// A burn layer norm's scale and shift (a missing shift reads as zeros).
+    pub fn from_norm(n: &LayerNorm) -> Self {
+        let gamma = host_values(n.gamma.val());
+        let beta = n
+            .beta
+            .as_ref()
+            .map_or_else(|| vec![0.0; gamma.len()], |b| host_values(b.val()));
+        Self { gamma, beta }
+    }
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Quantization;
 use crate::model::{FoundationModelConfig, PromptForm};
+use crate::ranker::{RankerConfig, RankerVocabulary};
 use crate::serving::ContentEncoderSpec;
 
 /// The first eight bytes of every weight file.
@@ -129,6 +130,8 @@ pub enum PartKind {
     ContentEncoder(ContentEncoderPart),
     /// One named prompt set (the part's name is `prompt:` + the set's name).
     PromptSet(PromptSetPart),
+    /// The contextual ranker, with the vocabulary its features are read against.
+    Ranker(RankerPart),
 }
 
 impl PartKind {
@@ -138,6 +141,7 @@ impl PartKind {
             Self::FoundationModel(p) => &p.tensors,
             Self::ContentEncoder(p) => &p.tensors,
             Self::PromptSet(p) => &p.tensors,
+            Self::Ranker(p) => &p.tensors,
         }
     }
 
@@ -147,6 +151,7 @@ impl PartKind {
             Self::FoundationModel(p) => &mut p.tensors,
             Self::ContentEncoder(p) => &mut p.tensors,
             Self::PromptSet(p) => &mut p.tensors,
+            Self::Ranker(p) => &mut p.tensors,
         }
     }
 }
@@ -175,6 +180,24 @@ pub struct PromptSetPart {
     pub quantization: Quantization,
 }
 
+/// The contextual ranker's part: its shape, the vocabulary its features are read against,
+/// the foundation model it was trained on (as a probe) and its tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankerPart {
+    /// The ranker's shape.
+    pub config: RankerConfig,
+    /// Task, country and language names and the model's titles as the ranker reads them.
+    pub vocabulary: RankerVocabulary,
+    /// The user representation the foundation model it was trained on gives a fixed probe
+    /// history (see [`crate::weights::probe_history`]): a bundle whose model gives another is
+    /// refused.
+    pub probe: Vec<f32>,
+    /// The stored tensors.
+    pub tensors: Vec<TensorEntry>,
+    /// How the part stores its matrices (each entry also states its own dtype).
+    pub quantization: Quantization,
+}
+
 /// One named part of a bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Part {
@@ -186,6 +209,9 @@ pub struct Part {
 
 /// The name of the foundation model part.
 pub const FOUNDATION_MODEL: &str = "foundation_model";
+
+/// The name of the contextual ranker part.
+pub const RANKER: &str = "ranker";
 
 /// The name of the item content encoder part.
 pub const CONTENT_ENCODER: &str = "content_encoder";
@@ -318,6 +344,16 @@ pub enum WeightFileError {
         first: String,
         /// The tensor whose bytes start inside it.
         second: String,
+    },
+    /// The ranker part was trained on another foundation model than the bundle's.
+    #[error(
+        "the ranker part was trained on another foundation model: this model's user representation of the probe history has cosine {cosine:.3} to the one stored (at least {min:.2} required)"
+    )]
+    RankerOnAnotherModel {
+        /// Cosine between the stored and the computed probe representation.
+        cosine: f32,
+        /// The least cosine accepted.
+        min: f32,
     },
     /// A weight is NaN or infinite.
     #[error("weight file tensor `{name}` holds a non-finite value at element {index}")]
@@ -493,6 +529,14 @@ impl<'a> WeightFile<'a> {
     pub fn content_encoder(&self) -> Option<&ContentEncoderPart> {
         self.manifest.parts.iter().find_map(|p| match &p.kind {
             PartKind::ContentEncoder(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The contextual ranker part, if the bundle carries one.
+    pub fn ranker(&self) -> Option<&RankerPart> {
+        self.manifest.parts.iter().find_map(|p| match &p.kind {
+            PartKind::Ranker(r) => Some(r),
             _ => None,
         })
     }

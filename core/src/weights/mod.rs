@@ -1,5 +1,6 @@
 //! Encore's weight file: a versioned, checksummed bundle of named, typed parts (a foundation
-//! model and, optionally, its item content encoder and named prompt sets; room for a ranker).
+//! model and, optionally, its item content encoder, named prompt sets and the contextual
+//! ranker).
 //!
 //! Layout (all integers little-endian):
 //!
@@ -22,14 +23,15 @@ mod file;
 mod model_io;
 mod prompt_io;
 mod quantize;
+mod ranker_io;
 
 pub use content_io::{
     MAX_CONTENT_DIM, MAX_GENRE_NAME_BYTES, MAX_GENRES, content_encoder_part, load_content_encoder,
 };
 pub use file::{
     CONTENT_ENCODER, ContentEncoderPart, FORMAT_VERSION, FOUNDATION_MODEL, FoundationModelPart,
-    MAGIC, Manifest, OLDEST_READABLE_VERSION, Part, PartKind, PromptSetPart, TensorDType,
-    TensorEntry, WeightFile, WeightFileError,
+    MAGIC, Manifest, OLDEST_READABLE_VERSION, Part, PartKind, PromptSetPart, RANKER, RankerPart,
+    TensorDType, TensorEntry, WeightFile, WeightFileError,
 };
 pub use model_io::{
     BundleParts, LoadedModel, MAX_DECODED_PER_FILE_BYTE, expected_tensors, load_model,
@@ -41,3 +43,7 @@ pub use prompt_io::{
     load_prompt_sets, prompt_set_part, validate_prompt_name,
 };
 pub use quantize::{Quantization, decode_values, encode_values};
+pub use ranker_io::{
+    MIN_PROBE_COSINE, RankerBundle, load_ranker, probe_cosine, probe_history, ranker_decoded_bytes,
+    ranker_part,
+};

@@ -96,6 +96,8 @@ pub struct BundleParts<'a> {
     pub content_encoder: Option<&'a ServingContentEncoder>,
     /// Named prompt sets a request may select.
     pub prompts: &'a [NamedPromptSet],
+    /// The contextual ranker trained on this model.
+    pub ranker: Option<&'a super::RankerBundle>,
 }
 
 /// [`save_model`], with the item content encoder as a second part when `content_encoder` is
@@ -114,6 +116,7 @@ pub fn save_bundle(
     let parts = BundleParts {
         content_encoder,
         prompts: &[],
+        ranker: None,
     };
     save_bundle_with(model, config, item_ids, parts, quantization)
 }
@@ -187,6 +190,11 @@ pub fn save_bundle_with(
         manifest.parts.push(part);
         blobs.extend(prompt_blobs);
     }
+    if let Some(ranker) = parts.ranker {
+        let (part, ranker_blobs) = super::ranker_part(ranker, quantization);
+        manifest.parts.push(part);
+        blobs.extend(ranker_blobs);
+    }
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     WeightFile::encode(manifest, &refs)
 }
@@ -206,6 +214,9 @@ pub struct LoadedModel {
     pub content_encoder: Option<ServingContentEncoder>,
     /// The bundle's prompt sets, in file order.
     pub prompts: Vec<NamedPromptSet>,
+    /// The contextual ranker, when the bundle carries one (its probe not yet checked: see
+    /// [`crate::Reranker::with_ranker`]).
+    pub ranker: Option<super::RankerBundle>,
 }
 
 impl LoadedModel {
@@ -218,6 +229,7 @@ impl LoadedModel {
         let parts = BundleParts {
             content_encoder: self.content_encoder.as_ref(),
             prompts,
+            ranker: self.ranker.as_ref(),
         };
         save_bundle_with(
             &self.model,
@@ -301,7 +313,8 @@ pub fn load_model_within(
         .map(|(_, shape)| shape.iter().product::<usize>() as u64 * 4)
         .sum::<u64>()
         .saturating_add(encoder_bytes)
-        .saturating_add(super::prompt_io::prompt_decoded_bytes(&file, &config));
+        .saturating_add(super::prompt_io::prompt_decoded_bytes(&file, &config))
+        .saturating_add(super::ranker_decoded_bytes(&file));
     if decoded > max_decoded_bytes {
         return Err(WeightFileError::DecodedTooLarge {
             decoded,
@@ -315,6 +328,7 @@ pub fn load_model_within(
     // any of the model's values is decoded (its values are few next to the model's).
     let content_encoder = load_content_encoder(&file, config.d_model)?;
     let prompts = super::load_prompt_sets(&file, &config, device)?;
+    let ranker = super::load_ranker(&file, &config)?;
     let mut tensors = Vec::with_capacity(entries.len());
     for entry in entries {
         let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
@@ -348,12 +362,14 @@ pub fn load_model_within(
         quantization: header.quantization,
         content_encoder,
         prompts,
+        ranker,
     })
 }
 
 /// The same model over a subset of its items: the rows of the ids `keep` accepts, in their
 /// order (e.g. a bundle as it was before some titles joined the catalog, whose device then
-/// learns of them as pushed candidates with metadata). Everything else is unchanged.
+/// learns of them as pushed candidates with metadata). The contextual ranker, trained on the
+/// full model, is dropped; everything else is unchanged.
 ///
 /// # Panics
 /// If `keep` accepts no item.
@@ -365,6 +381,7 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
         quantization,
         content_encoder,
         prompts,
+        ranker: _,
     } = loaded;
     let kept: Vec<(usize, u32)> = items
         .ids()
@@ -394,6 +411,7 @@ pub fn retain_items(loaded: LoadedModel, keep: impl Fn(u32) -> bool) -> LoadedMo
         quantization,
         content_encoder,
         prompts,
+        ranker: None,
     }
 }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{DemoArgs, show};
 use crate::evaluation::{evaluate, popularity, pushed_candidates, request_of};
 use crate::io::{write_atomic, write_world};
+use crate::ranking::{RankerFit, RankerShape, RankerTrainConfig, fit_ranker};
 use crate::training::distill::DistillConfig;
 use crate::training::{CheckpointPolicy, Monitor, TrainConfig, train};
 use encore_core::weights::{Quantization, load_model, requantize, retain_items};
@@ -184,10 +185,17 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
         student_weights.len() / 1024
     );
     if let Some(dir) = &a.web_demo {
-        let int8 = requantize(&student_weights, Quantization::Int8)?;
+        // The page's bundle: the student without the newest titles (the server pushes them
+        // with their metadata), with a contextual ranker trained on that model for the
+        // search box, "more like this" and the α slider.
+        let started = Instant::now();
+        let reduced = web_bundle(&catalog, &student_weights)?;
+        let with_ranker = fit_ranker(&reduced, &catalog, &train_set, &web_ranker_fit(cfg.seed))?;
+        let int8 = requantize(&with_ranker, Quantization::Int8)?;
         write_web_assets(dir, &catalog, &events, &int8)?;
         println!(
-            "   web demo assets (the student, int8) -> {}",
+            "   web demo assets (the student with a contextual ranker trained on it in {:.1} s, int8) -> {}",
+            started.elapsed().as_secs_f64(),
             dir.display()
         );
     }
@@ -309,6 +317,52 @@ struct WebMember<'a> {
     candidates: Vec<u32>,
 }
 
+/// The web demo's contextual ranker: small (embeddings of 8, one cross layer, one MLP block
+/// of 64), 4,000 impressions, 2 epochs.
+fn web_ranker_fit(seed: u64) -> RankerFit {
+    RankerFit {
+        impressions: 4000,
+        candidates: 20,
+        batch_impressions: 32,
+        shape: RankerShape {
+            d_embed: Some(8),
+            d_hidden: Some(64),
+            n_cross: Some(1),
+            n_mlp: Some(1),
+        },
+        train: RankerTrainConfig {
+            epochs: 2,
+            learning_rate: 1e-3,
+            alpha: None,
+            seed,
+        },
+    }
+}
+
+/// The titles the web demo's bundle leaves out of `loaded` (see [`WEB_NEW_TITLES`]): none
+/// without an item content encoder.
+fn web_new_titles(catalog: &Catalog, loaded: &encore_core::weights::LoadedModel) -> HashSet<u32> {
+    let mut newest: Vec<&encore_core::Item> = catalog.items.iter().collect();
+    newest.sort_by_key(|i| (std::cmp::Reverse(i.added_at), i.id));
+    match loaded.content_encoder {
+        Some(_) => newest.iter().take(WEB_NEW_TITLES).map(|i| i.id).collect(),
+        None => HashSet::new(),
+    }
+}
+
+/// `weights` without the titles the web demo pushes with metadata (as `write_web_assets`
+/// leaves them out).
+pub fn web_bundle(catalog: &Catalog, weights: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let loaded = load_model(weights, &burn::tensor::Device::flex())?;
+    let new_titles = web_new_titles(catalog, &loaded);
+    if new_titles.is_empty() {
+        return Ok(weights.to_vec());
+    }
+    let quantization = loaded.quantization;
+    let before = retain_items(loaded, |id| !new_titles.contains(&id));
+    Ok(before.to_bundle(&before.prompts, quantization))
+}
+
 /// Writes what the web demo loads: `model.encore` (`weights` without the
 /// [`WEB_NEW_TITLES`] newest titles when it carries an item content encoder), `catalog.json`
 /// (every title, the left-out ones marked `new`) and `members.json` (sample members' recent
@@ -321,18 +375,16 @@ pub fn write_web_assets(
     weights: &[u8],
 ) -> anyhow::Result<()> {
     let loaded = load_model(weights, &burn::tensor::Device::flex())?;
-    let mut newest: Vec<&encore_core::Item> = catalog.items.iter().collect();
-    newest.sort_by_key(|i| (std::cmp::Reverse(i.added_at), i.id));
-    let new_titles: HashSet<u32> = match loaded.content_encoder {
-        Some(_) => newest.iter().take(WEB_NEW_TITLES).map(|i| i.id).collect(),
-        None => HashSet::new(),
-    };
-    let bundle = if new_titles.is_empty() {
+    let new_titles = web_new_titles(catalog, &loaded);
+    // A bundle that already lacks them (one whose ranker was trained on the reduced model)
+    // is written as it is.
+    let bundle = if new_titles
+        .iter()
+        .all(|&id| loaded.items.index_of(id).is_none())
+    {
         weights.to_vec()
     } else {
-        let quantization = loaded.quantization;
-        let before = retain_items(loaded, |id| !new_titles.contains(&id));
-        before.to_bundle(&before.prompts, quantization)
+        web_bundle(catalog, weights)?
     };
     write_atomic(&dir.join("model.encore"), &bundle)
         .with_context(|| format!("cannot write {}", dir.join("model.encore").display()))?;

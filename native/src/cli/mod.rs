@@ -10,7 +10,7 @@ mod ranker;
 mod show;
 mod steps;
 
-pub use demo::{WEB_NEW_TITLES, write_web_assets};
+pub use demo::{WEB_NEW_TITLES, web_bundle, write_web_assets};
 
 use std::path::PathBuf;
 

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::parse_holdout;
 use crate::experiment::{RankerRun, ranker};
+use crate::ranking::RankerShape;
 use crate::ranking::RankerTrainConfig;
 
 /// `encore ranker`.
@@ -39,6 +40,58 @@ pub struct RankerArgs {
     /// Seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Width of every feature's embedding (default 16).
+    #[arg(long)]
+    pub d_embed: Option<usize>,
+    /// Hidden width of the MLP blocks (default 256).
+    #[arg(long)]
+    pub d_hidden: Option<usize>,
+    /// DCN-V2 cross layers (default 2).
+    #[arg(long)]
+    pub n_cross: Option<usize>,
+    /// Residual MLP blocks (default 2).
+    #[arg(long)]
+    pub n_mlp: Option<usize>,
+    /// Also train one ranker of the same shape per task on that task's impressions alone.
+    #[arg(long)]
+    pub task_specific: bool,
+    /// α per task, e.g. `search=0.5,home_row=1,more_like_this=1` (each one of 0, 0.25, 0.5,
+    /// 0.75, 1; chosen on a validation run): compared against every fixed α and written into
+    /// the bundle as each task's default.
+    #[arg(long, value_parser = parse_task_alpha)]
+    pub task_alpha: Option<TaskAlpha>,
+    /// Write the base bundle with the trained ranker to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Draw the α curve (search: query relevance against HR@10) to this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// `task=α` pairs.
+#[derive(Debug, Clone)]
+pub struct TaskAlpha(pub Vec<(String, f32)>);
+
+/// Parses `search=0.5,home_row=1`.
+fn parse_task_alpha(s: &str) -> Result<TaskAlpha, String> {
+    let mut out = Vec::new();
+    for pair in s.split(',') {
+        let (task, alpha) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not task=alpha"))?;
+        let alpha: f32 = alpha
+            .trim()
+            .parse()
+            .map_err(|_| format!("alpha {alpha:?} of {task:?} is not a number"))?;
+        if !crate::experiment::ALPHA_GRID.contains(&alpha) {
+            return Err(format!(
+                "alpha {alpha} of {task:?} is not one of {:?}",
+                crate::experiment::ALPHA_GRID
+            ));
+        }
+        out.push((task.trim().to_string(), alpha));
+    }
+    Ok(TaskAlpha(out))
 }
 
 /// Runs `encore ranker`.
@@ -60,5 +113,15 @@ pub fn run(a: &RankerArgs) -> anyhow::Result<()> {
             alpha: None,
             seed: a.seed,
         },
+        shape: RankerShape {
+            d_embed: a.d_embed,
+            d_hidden: a.d_hidden,
+            n_cross: a.n_cross,
+            n_mlp: a.n_mlp,
+        },
+        task_specific: a.task_specific,
+        task_alpha: a.task_alpha.clone().map(|t| t.0),
+        out: a.out.clone(),
+        plot: a.plot.clone(),
     })
 }

@@ -17,7 +17,7 @@ pub use prepare::PushedColdStart;
 mod prompts;
 pub use prompts::{PromptTuneReport, PromptTuneRun, TaskMethod, prompt_tune, task_cases};
 mod ranker;
-pub use ranker::{RANKER_TASKS, RankerRun, ranker};
+pub use ranker::{ALPHA_GRID, RankerRun, ranker};
 mod report;
 
 pub use ablation::{AblationPlan, AblationRow, VARIANTS, ablate};

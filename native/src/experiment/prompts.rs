@@ -363,8 +363,10 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
         TaskMethod::FineTune => {
             let (tuned, epochs) =
                 fine_tune_on_task(base.model.clone(), &train, &tune_cfg, &device, log)?;
+            // A ranker trained on the base model does not serve the tuned one.
             let tuned = encore_core::weights::LoadedModel {
                 model: tuned,
+                ranker: None,
                 ..load_model(&bytes, &Device::flex())?
             };
             let out = tuned.to_bundle(&host.prompts, host.quantization);
@@ -388,6 +390,7 @@ pub fn prompt_tune(run: &PromptTuneRun) -> anyhow::Result<PromptTuneReport> {
                 + tuned.head.num_params();
             let model = encore_core::weights::LoadedModel {
                 model: tuned.model,
+                ranker: None,
                 ..load_model(&bytes, &Device::flex())?
             };
             let reranker =

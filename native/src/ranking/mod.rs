@@ -2,8 +2,13 @@
 //! features (`features`), and the training loop (`train`). The model is
 //! [`encore_core::ranker::Ranker`].
 
+pub mod bundle;
 pub mod features;
 pub mod train;
 
-pub use features::{FeatureBuilder, RankerRows};
+pub use bundle::{
+    RANKER_TASKS, RankerFit, RankerShape, fit_ranker, training_impressions, with_ranker,
+};
+pub use encore_core::ranker::RankerRows;
+pub use features::FeatureBuilder;
 pub use train::{RankerTrainConfig, logits, train_ranker};

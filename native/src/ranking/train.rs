@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::features::RankerRows;
+use encore_core::ranker::RankerRows;
 
 /// How the ranker trains.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ pub fn train_ranker(
                 .iter()
                 .map(|_| cfg.alpha.unwrap_or_else(|| rng.random()))
                 .collect();
-            let input = rows.input(shape, &alpha, device);
+            let input = rows.input_with_alpha(shape, &alpha, device);
             let labels =
                 Tensor::<1>::from_data(TensorData::new(rows.label.clone(), [rows.len()]), device);
             let loss = bce(ranker.forward(&input), labels);
@@ -81,7 +81,7 @@ pub fn logits(ranker: &Ranker, shape: &RankerConfig, rows: &RankerRows, alpha: f
     let alpha = vec![alpha; rows.sizes.len()];
     let device = ranker.out.weight.val().device();
     ranker
-        .forward(&rows.input(shape, &alpha, &device))
+        .forward(&rows.input_with_alpha(shape, &alpha, &device))
         .into_data()
         .try_into_vec()
         .expect("f32 logits")

@@ -26,6 +26,10 @@ export async function app(bytes: Uint8Array): Promise<number> {
   const form: 'input' | 'deep' = sets[0].form;
   await reranker.rerank(history, candidates, sets[0].name, { promptFallback: true });
   await session.rerank([1001], 'partner_row' as PromptSetName);
+  // The contextual ranker: a task from the bundle's list, with a query, source and α.
+  const tasks: string[] = reranker.rankerTasks;
+  await reranker.rerank(history, candidates, 'search', { task: tasks[0], query: 'star wa', country: 'US', language: 'en', alpha: 0.5 });
+  await session.rerank(Uint32Array.of(1001), 'home', { task: 'more_like_this', source: 1042 });
   const genres: string[] | undefined = reranker.genres;
   const width: number | undefined = reranker.contentDim;
 
@@ -49,6 +53,10 @@ export async function app(bytes: Uint8Array): Promise<number> {
   const wrong: string = ranked.items[0];
   // @ts-expect-error: an appended event needs its item
   session.append({ timestamp: 1 });
+  // @ts-expect-error: α is a number
+  await reranker.rerank(history, candidates, 'search', { task: 'search', alpha: 'high' });
+  // @ts-expect-error: a source title is an id
+  await reranker.rerank(history, candidates, 'home', { task: 'more_like_this', source: 'Heat' });
   // @ts-expect-error: promptFallback is a boolean
   await reranker.rerank(history, candidates, 'home', { promptFallback: 'yes' });
   return first + next.items.length + (genres?.length ?? 0) + (width ?? 0) + wrong.length + form.length;

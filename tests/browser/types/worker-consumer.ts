@@ -20,6 +20,8 @@ export async function app(url: string): Promise<number> {
   // The bundle's prompt sets, selected by name in the worker too.
   const sets: PromptSetInfo[] = reranker.promptSets;
   await session.rerank([1, 2], sets[0].name, { promptFallback: true });
+  const tasks: string[] = reranker.rankerTasks;
+  await session.rerank([1, 2], 'search', { task: tasks[0], query: 'star wa', alpha: 0 });
   const length: number = session.length + reranker.itemCount;
   const backend: 'webgpu' | 'cpu' = reranker.backend;
   await session.free();

@@ -61,10 +61,14 @@ fn object(map: &serde_json::Map<String, Value>, v: &Value) {
         }
     }
     if let Ok(raw) = serde_json::from_value::<JsRequest>(v.clone())
-        && let Ok(r) = input::request(encore_core::RerankRequest::on(Surface::Home), raw)
+        && let Ok(r) = input::request(encore_core::RerankRequest::on(Surface::Home), &raw)
     {
         assert!(r.timestamp.is_none_or(timestamp_in_range));
         assert!(r.validate().is_ok());
+        if let Ok(Some(ctx)) = input::rank_context(&raw, &r) {
+            assert_eq!(Some(&ctx.task), raw.task.as_ref());
+            assert_eq!(ctx.country, r.country);
+        }
     }
     if let Ok(raw) = serde_json::from_value::<JsLoadOptions>(v.clone())
         && let Ok(o) = input::load_options(raw)

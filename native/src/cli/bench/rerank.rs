@@ -1,6 +1,7 @@
 //! The runtime's cases: stateless reranks, one event appended to a warm session, a stream of
 //! appends past the window, batches, per backend (and on the WGSL engine).
 
+use encore_core::ranker::RankContext;
 use encore_core::runtime::Candidate;
 use encore_core::serving::ServingModel;
 use encore_core::{
@@ -245,7 +246,74 @@ fn stateless_case(
     if a.pushed > 0 {
         pushed_case(a, reranker, backend, history, &candidates, &request)?;
     }
+    if reranker.ranker().is_some() && reranker.serving_model().is_some() {
+        contextual_case(a, reranker, backend, history, &candidates, &request)?;
+    }
     Ok((candidates, request))
+}
+
+/// With a contextual ranker in the bundle: a stateless search rerank (the foundation model's
+/// forward, then the ranker over the candidates), and a warm session whose every call is a new
+/// query on the same history (the request token, then the ranker); one RESULT line each.
+fn contextual_case(
+    a: &BenchArgs,
+    reranker: &Reranker,
+    backend: &str,
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> anyhow::Result<()> {
+    let ranker = reranker.ranker().expect("checked by the caller");
+    // Two queries: the first word of two candidates' titles, cut to four characters.
+    let query = |k: usize| -> String {
+        let row = reranker
+            .items()
+            .index_of(candidates[k])
+            .expect("a bundled candidate");
+        let word = ranker.vocabulary.titles[row]
+            .words
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        word.chars().take(4).collect()
+    };
+    let (q1, q2) = (query(0), query(candidates.len() / 2));
+    let context = |q: &str| RankContext::task("search").with_query(q).with_alpha(0.5);
+    let (c1, c2) = (context(&q1), context(&q2));
+    let (h, c) = (history.len(), candidates.len());
+    let ms = run_inline(|| {
+        time_ms(a.warmup, a.iters, || {
+            reranker.rerank_in_context(history, candidates, request, &c1)?;
+            Ok(())
+        })
+    })?;
+    let mflop = ranker.weights.rerank_flops(c) / 1e6;
+    println!(
+        "RESULT rerank-contextual backend={backend} task=search history={h} candidates={c} p50={:.3} ms p99={:.3} ms ranker_mflop={mflop:.2} ranker_width={} ranker_parameters={}",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        ranker.weights.config.width(),
+        ranker.weights.parameter_count()
+    );
+    let mut session = MemberSession::new(history.to_vec())?;
+    reranker.rerank_session_in_context(&mut session, candidates, request, &c1)?;
+    let mut k = 0usize;
+    let mut encoded = 0;
+    let ms = run_inline(|| {
+        time_ms(a.warmup, a.iters, || {
+            k += 1;
+            let next = if k % 2 == 1 { &c2 } else { &c1 };
+            reranker.rerank_session_in_context(&mut session, candidates, request, next)?;
+            encoded = session.last_encoded_tokens();
+            Ok(())
+        })
+    })?;
+    println!(
+        "RESULT query-swap backend={backend} task=search history={h} candidates={c} p50={:.3} ms p99={:.3} ms tokens_encoded={encoded}",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99)
+    );
+    Ok(())
 }
 
 /// Times stateless reranks of the same case with the last `a.pushed` candidates replaced by

@@ -11,8 +11,10 @@
 
 mod cache;
 pub(crate) mod math;
+mod ranker;
 
 pub use cache::CpuKvCache;
+pub use ranker::ranker_logits;
 
 use std::sync::{Arc, Mutex};
 
@@ -307,7 +309,7 @@ impl CpuEngine {
 
 /// `y = x W + b` for the `m` rows of `x` `[m, inner]` into `y` `[m, out]` (one matrix product
 /// beyond a single row).
-fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
+pub(crate) fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
     let (k, n) = (l.inner(), l.out);
     if m == 1 {
         let y = &mut y[..n];
@@ -327,7 +329,7 @@ fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
 }
 
 /// `y = (x − mean) / sqrt(var + ε) · γ + β` (population variance, as burn's op).
-fn norm(n: &NormWeights, epsilon: f32, x: &[f32], y: &mut [f32]) {
+pub(crate) fn norm(n: &NormWeights, epsilon: f32, x: &[f32], y: &mut [f32]) {
     let len = x.len() as f32;
     let mean = sum(x) / len;
     let var = squared_deviations(x, mean) / len;

@@ -1,0 +1,237 @@
+//! The contextual ranker ↔ its bundle part: its shape and vocabulary checked against the
+//! foundation model it serves before any value is decoded, then its tensors.
+
+use burn::module::Module;
+use burn::store::ModuleSnapshot;
+use burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor};
+use burn::tensor::Device;
+
+use super::file::{Part, PartKind, RANKER, RankerPart, TensorEntry, WeightFile, WeightFileError};
+use super::model_io::matched_entries;
+use super::quantize::{Quantization, decode_values, encode_values};
+use crate::data::catalog::ItemVocabulary;
+use crate::data::events::{DeviceType, Event, Surface};
+use crate::model::FoundationModelConfig;
+use crate::ranker::{Ranker, RankerConfig, RankerVocabulary};
+
+/// Bounds on a stored ranker's shape (a hostile header cannot ask for absurd allocations).
+const MAX_FIELDS: usize = 16;
+const MAX_FIELD_VALUES: usize = 4096;
+const MAX_QUERY_BUCKETS: usize = 1 << 16;
+const MAX_D_EMBED: usize = 128;
+const MAX_LAYERS: usize = 8;
+const MAX_HIDDEN: usize = 4096;
+const MAX_DENSE: usize = 1024;
+/// The least cosine between the stored probe representation and the bundle model's.
+pub const MIN_PROBE_COSINE: f32 = 0.98;
+/// Events in the probe history.
+const PROBE_EVENTS: usize = 8;
+
+/// A trained ranker with what serving it needs: its shape, its features' vocabulary and the
+/// probe representation of the foundation model it was trained on.
+#[derive(Debug, Clone)]
+pub struct RankerBundle {
+    /// The trained ranker.
+    pub model: Ranker,
+    /// Its shape (dropout 0 once stored).
+    pub config: RankerConfig,
+    /// What its features are read against.
+    pub vocabulary: RankerVocabulary,
+    /// The foundation model's user representation of [`probe_history`].
+    pub probe: Vec<f32>,
+}
+
+/// The fixed history a ranker's foundation model is recognised by: the model's first
+/// (up to) eight item rows, one a day, on the home surface of the web, at midday UTC.
+pub fn probe_history(items: &ItemVocabulary) -> Vec<Event> {
+    items
+        .ids()
+        .iter()
+        .take(PROBE_EVENTS)
+        .enumerate()
+        .map(|(k, &item)| {
+            let mut e = Event::implicit(0, item, 1_700_000_000 + 86_400 * k as i64 + 43_200);
+            e.surface = Surface::Home;
+            e.device = DeviceType::Web;
+            e
+        })
+        .collect()
+}
+
+/// The cosine of two vectors (0 when either is zero or their lengths differ).
+pub fn probe_cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    dot / (na * nb)
+}
+
+/// Parameters of a ranker of shape `c`, counted from the shape alone (no allocation).
+fn parameter_count(c: &RankerConfig) -> u64 {
+    let (e, w) = (c.d_embed as u64, c.width() as u64);
+    let tasks = c.n_tasks as u64;
+    let fields: u64 = c.context_fields.iter().map(|&n| (n as u64 + 1) * e).sum();
+    let defaults = (c.context_fields.len() as u64 + 2) * tasks * e;
+    let linear = |i: u64, o: u64| i * o + o;
+    tasks * e
+        + fields
+        + defaults
+        + c.query_buckets as u64 * e
+        + 2 * linear(c.d_item as u64, e)
+        + linear(c.n_dense.max(1) as u64, e)
+        + linear(c.d_user as u64, e)
+        + linear(1, e)
+        + c.n_cross as u64 * linear(w, w)
+        + c.n_mlp as u64 * (2 * w + linear(w, c.d_hidden as u64) + linear(c.d_hidden as u64, w))
+        + linear(w, 1)
+}
+
+/// Bytes of f32 weights the bundle's ranker decodes to (0 without one); an unchecked hostile
+/// shape counts as its full claim.
+pub fn ranker_decoded_bytes(file: &WeightFile<'_>) -> u64 {
+    file.ranker()
+        .map_or(0, |p| parameter_count(&p.config).saturating_mul(4))
+}
+
+/// Checks a stored ranker's shape against the model it serves and the bounds above.
+fn validate_ranker_config(c: &RankerConfig, model: &FoundationModelConfig) -> Result<(), String> {
+    let bad = |what: &str| Err(format!("ranker {what} is out of range"));
+    if c.d_item != model.d_model || c.d_user != model.d_model {
+        return Err(format!(
+            "the ranker reads vectors of width {} / {}, the model's are {}",
+            c.d_item, c.d_user, model.d_model
+        ));
+    }
+    if c.context_fields.len() > MAX_FIELDS || c.context_fields.iter().any(|&n| n > MAX_FIELD_VALUES)
+    {
+        return bad("context fields");
+    }
+    if !(2..=MAX_QUERY_BUCKETS).contains(&c.query_buckets) {
+        return bad("query buckets");
+    }
+    if !(1..=MAX_D_EMBED).contains(&c.d_embed) || !(1..=MAX_HIDDEN).contains(&c.d_hidden) {
+        return bad("width");
+    }
+    if c.n_cross > MAX_LAYERS || c.n_mlp > MAX_LAYERS {
+        return bad("depth");
+    }
+    if c.n_dense > MAX_DENSE || c.n_tasks == 0 {
+        return bad("features");
+    }
+    Ok(())
+}
+
+/// The bundle part of `ranker` with its matrices stored as `quantization` says, and the
+/// tensors' bytes in the part's order (see [`WeightFile::encode`]).
+///
+/// # Panics
+/// If a tensor of the ranker is not f32.
+pub fn ranker_part(ranker: &RankerBundle, quantization: Quantization) -> (Part, Vec<Vec<u8>>) {
+    let mut entries = Vec::new();
+    let mut blobs = Vec::new();
+    for t in ranker.model.collect(None, None, false) {
+        let (name, dtype, shape, _, bytes) = t.into_parts().expect("ranker tensors are readable");
+        assert_eq!(dtype, DType::F32, "ranker tensor {name} is {dtype:?}");
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let stored = quantization.dtype_for(&shape);
+        blobs.push(encode_values(&values, &shape, stored));
+        entries.push(TensorEntry {
+            name,
+            dtype: stored,
+            shape: shape.iter().map(|&d| d as u32).collect(),
+            offset: 0,
+            len: 0,
+        });
+    }
+    let part = Part {
+        name: RANKER.into(),
+        kind: PartKind::Ranker(RankerPart {
+            config: ranker.config.clone().with_dropout(0.0),
+            vocabulary: ranker.vocabulary.clone(),
+            probe: ranker.probe.clone(),
+            tensors: entries,
+            quantization,
+        }),
+    };
+    (part, blobs)
+}
+
+/// The bundle's ranker, if it carries one: its shape and vocabulary checked against `model`
+/// (whose `n_items` rows the vocabulary must describe), every tensor's name and shape checked,
+/// then decoded on the CPU. The probe is checked by the runtime once the model runs.
+pub fn load_ranker(
+    file: &WeightFile<'_>,
+    model: &FoundationModelConfig,
+) -> Result<Option<RankerBundle>, WeightFileError> {
+    let Some(part) = file.ranker() else {
+        return Ok(None);
+    };
+    let invalid = |e: String| WeightFileError::InvalidModel(format!("ranker: {e}"));
+    validate_ranker_config(&part.config, model).map_err(invalid)?;
+    part.vocabulary
+        .validate(model.n_items, &part.config)
+        .map_err(invalid)?;
+    if part.probe.len() != model.d_model || part.probe.iter().any(|v| !v.is_finite()) {
+        return Err(invalid(format!(
+            "probe of {} values, expected {} finite ones",
+            part.probe.len(),
+            model.d_model
+        )));
+    }
+    // Each stored value takes at least one byte, so a shape whose tensors the part's bytes
+    // cannot hold is refused before the ranker is built.
+    let stored: u64 = part.tensors.iter().map(|t| t.len).sum();
+    if parameter_count(&part.config) > stored {
+        return Err(invalid(format!(
+            "its shape needs {} values, the part stores {stored} bytes",
+            parameter_count(&part.config)
+        )));
+    }
+    let device = Device::flex();
+    let mut ranker = part.config.init(&device);
+    let expected: Vec<(String, Vec<usize>)> = ranker
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| {
+            let (name, _, shape, _, _) = t.into_parts().expect("ranker tensors are readable");
+            (name, shape.to_vec())
+        })
+        .collect();
+    let entries = matched_entries(&expected, &part.tensors, "ranker.", "ranker")?;
+    let mut tensors = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let values = decode_values(
+            &entry.name,
+            file.tensor_bytes(entry),
+            &entry.shape,
+            entry.dtype,
+        )?;
+        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
+        tensors.push(PackTensor::new(
+            entry.name.clone(),
+            DType::F32,
+            shape,
+            None,
+            Bytes::from_elems(values),
+        ));
+    }
+    let result = ranker.apply(tensors, None, None, false);
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(invalid(format!(
+            "applying weights failed: {:?} missing {:?}",
+            result.errors, result.missing
+        )));
+    }
+    Ok(Some(RankerBundle {
+        model: ranker.no_grad(),
+        config: part.config.clone(),
+        vocabulary: part.vocabulary.clone(),
+        probe: part.probe.clone(),
+    }))
+}

@@ -1,0 +1,398 @@
+//! The contextual ranker on the device: a bundle carries it after the foundation model; the
+//! CPU engine's contextual reranks (stateless and in a session) give the training-side
+//! forward's scores; α = 0 ranks without the member; bad contexts, a bundle without a ranker
+//! and a ranker trained on another model are refused by name.
+
+use burn::tensor::Device;
+use encore_core::data::split::MemberHistory;
+use encore_core::ranker::{RankContext, RankContextError, RankerRows};
+use encore_core::weights::{
+    Manifest, PartKind, Quantization, WeightFile, WeightFileError, load_model, requantize,
+};
+use encore_core::{MemberSession, RerankError, RerankRequest, Reranker, SyntheticWorld};
+use encore_tests::{
+    ByItem, RankerFixture, assert_pairwise, by_item, ranker_fixture, small_world, split,
+};
+
+struct Setup {
+    world: SyntheticWorld,
+    fixture: RankerFixture,
+    reranker: Reranker,
+    train: Vec<MemberHistory>,
+}
+
+fn setup() -> Setup {
+    let world = small_world();
+    let fixture = ranker_fixture(&world, 21);
+    let reranker = Reranker::from_bytes(&fixture.bytes, &Device::flex()).expect("bundle loads");
+    let (train, _) = split(&world);
+    Setup {
+        world,
+        fixture,
+        reranker,
+        train,
+    }
+}
+
+impl Setup {
+    /// The first `n` catalog ids.
+    fn candidates(&self, n: usize) -> Vec<u32> {
+        self.world.catalog.ids()[..n].to_vec()
+    }
+
+    /// A query from the title of candidate `k`: its first five characters.
+    fn query(&self, k: usize) -> String {
+        let id = self.candidates(k + 1)[k];
+        self.world
+            .catalog
+            .get(id)
+            .unwrap()
+            .title
+            .chars()
+            .take(5)
+            .collect()
+    }
+
+    /// The training-side scores: the model's user representation and item vectors through
+    /// the featurization training uses, then the burn ranker's forward (the context's absent
+    /// surface, device and country filled from the request as the device fills them).
+    fn training_scores(
+        &self,
+        history: &[encore_core::Event],
+        candidates: &[u32],
+        request: &RerankRequest,
+        context: &RankContext,
+    ) -> ByItem {
+        let base = Reranker::from_bytes(&self.fixture.base, &Device::flex()).unwrap();
+        let user = base
+            .user_representations(&[(history, request.clone())])
+            .unwrap()
+            .remove(0);
+        let items = base.item_vectors().unwrap();
+        let bundle = &self.fixture.ranker;
+        let v = &bundle.vocabulary;
+        let tokens = request.context(history);
+        let timestamp = tokens.timestamp;
+        let context = &RankContext {
+            surface: context.surface.or(Some(tokens.surface)),
+            device: context.device.or(Some(tokens.device)),
+            country: context.country.clone().or(Some(tokens.country)),
+            ..context.clone()
+        };
+        let features = v
+            .request(
+                context,
+                base.items(),
+                &v.title_index(),
+                bundle.config.query_buckets,
+                timestamp,
+            )
+            .unwrap();
+        let rows_of: Vec<usize> = candidates
+            .iter()
+            .map(|&c| base.items().index_of(c).unwrap())
+            .collect();
+        let mut rows = RankerRows::default();
+        v.push_rows(&mut rows, &features, &rows_of, &items, &user, |_| false);
+        let logits: Vec<f32> = bundle
+            .model
+            .forward(&rows.input(&bundle.config, &Device::flex()))
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        candidates.iter().copied().zip(logits).collect()
+    }
+}
+
+#[test]
+fn contextual_reranks_equal_the_training_forward_stateless_and_in_a_session() {
+    let s = setup();
+    let history = &s.train[0].events;
+    let candidates = s.candidates(40);
+    let request = RerankRequest::on(encore_core::Surface::Search);
+    let contexts = [
+        RankContext::task("search")
+            .with_query(s.query(3))
+            .with_alpha(0.5),
+        RankContext::task("home_row"),
+        RankContext::task("more_like_this")
+            .with_source(candidates[7])
+            .with_alpha(0.0),
+    ];
+    let mut session = MemberSession::new(history.clone()).unwrap();
+    for (k, context) in contexts.iter().enumerate() {
+        let stateless = s
+            .reranker
+            .rerank_in_context(history, &candidates, &request, context)
+            .unwrap();
+        let in_session = s
+            .reranker
+            .rerank_session_in_context(&mut session, &candidates, &request, context)
+            .unwrap();
+        let training = s.training_scores(history, &candidates, &request, context);
+        assert_pairwise(
+            &format!("context {k}"),
+            &[
+                ("stateless", by_item(&stateless)),
+                ("session", by_item(&in_session)),
+                ("training", training),
+            ],
+            &candidates,
+        );
+        // Ordered best first.
+        assert!(stateless.windows(2).all(|w| w[0].score >= w[1].score));
+        if k > 0 {
+            // A new context on the same history encodes the request token alone.
+            assert_eq!(session.last_encoded_tokens(), 1, "context {k}");
+        }
+    }
+    // The context moves the scores: the search and the home row rank differently.
+    let a = by_item(
+        &s.reranker
+            .rerank_in_context(history, &candidates, &request, &contexts[0])
+            .unwrap(),
+    );
+    let b = by_item(
+        &s.reranker
+            .rerank_in_context(history, &candidates, &request, &contexts[1])
+            .unwrap(),
+    );
+    let moved = candidates
+        .iter()
+        .filter(|c| (a[c] - b[c]).abs() > 1e-3)
+        .count();
+    assert!(moved > candidates.len() / 2, "only {moved} scores moved");
+}
+
+#[test]
+fn alpha_zero_ranks_without_the_member_and_alpha_changes_the_ranking() {
+    let s = setup();
+    let candidates = s.candidates(30);
+    let request = RerankRequest::on(encore_core::Surface::Search);
+    let (h1, h2) = (&s.train[1].events, &s.train[2].events);
+    assert_ne!(h1, h2);
+    let scores = |h: &[encore_core::Event], alpha: f32| {
+        let ctx = RankContext::task("search")
+            .with_query(s.query(5))
+            .with_alpha(alpha);
+        // One request time for both members (the hour and weekday are context features).
+        let request = RerankRequest {
+            timestamp: Some(1_700_000_000),
+            country: Some("US".into()),
+            device: Some(encore_core::DeviceType::Web),
+            ..request.clone()
+        };
+        by_item(
+            &s.reranker
+                .rerank_in_context(h, &candidates, &request, &ctx)
+                .unwrap(),
+        )
+    };
+    let (a, b) = (scores(h1, 0.0), scores(h2, 0.0));
+    for c in &candidates {
+        assert!(
+            (a[c] - b[c]).abs() < 1e-5,
+            "α = 0, item {c}: {} vs {}",
+            a[c],
+            b[c]
+        );
+    }
+    let (a1, b1) = (scores(h1, 1.0), scores(h2, 1.0));
+    let differ = candidates
+        .iter()
+        .filter(|c| (a1[c] - b1[c]).abs() > 1e-4)
+        .count();
+    assert!(differ > 0, "α = 1 gives two members the same scores");
+    let changed = candidates
+        .iter()
+        .filter(|c| (a1[c] - a[c]).abs() > 1e-4)
+        .count();
+    assert!(changed > 0, "α does not move the member's scores");
+}
+
+#[test]
+fn bad_contexts_and_a_bundle_without_a_ranker_are_refused_by_name() {
+    let s = setup();
+    let history = &s.train[0].events;
+    let candidates = s.candidates(10);
+    let request = RerankRequest::on(encore_core::Surface::Home);
+    let err = |ctx: RankContext| {
+        s.reranker
+            .rerank_in_context(history, &candidates, &request, &ctx)
+            .unwrap_err()
+    };
+    assert_eq!(
+        err(RankContext::task("kids")),
+        RerankError::Context(RankContextError::UnknownTask {
+            name: "kids".into(),
+            known: vec!["search".into(), "home_row".into(), "more_like_this".into()],
+        })
+    );
+    assert_eq!(
+        err(RankContext::task("search").with_query("")),
+        RerankError::Context(RankContextError::EmptyQuery {
+            query: String::new()
+        })
+    );
+    assert_eq!(
+        err(RankContext::task("search").with_query("x".repeat(257))),
+        RerankError::Context(RankContextError::QueryTooLong { bytes: 257 })
+    );
+    assert_eq!(
+        err(RankContext::task("more_like_this").with_source(999_999)),
+        RerankError::Context(RankContextError::UnknownSource { item: 999_999 })
+    );
+    let nan = err(RankContext::task("search")
+        .with_query("a b")
+        .with_alpha(f32::NAN));
+    assert!(
+        matches!(&nan, RerankError::Context(RankContextError::InvalidAlpha { alpha }) if alpha.is_nan()),
+        "{nan:?}"
+    );
+    assert!(
+        nan.to_string().contains("alpha NaN is not in [0, 1]"),
+        "{nan}"
+    );
+    // Candidates and history are checked as in any rerank.
+    let mut dup = candidates.clone();
+    dup.push(candidates[0]);
+    assert!(matches!(
+        s.reranker
+            .rerank_in_context(history, &dup, &request, &RankContext::task("home_row")),
+        Err(RerankError::DuplicateCandidate { .. })
+    ));
+    // The same model without the ranker part.
+    let plain = Reranker::from_bytes(&s.fixture.base, &Device::flex()).unwrap();
+    assert!(plain.ranker_tasks().is_empty());
+    let e = plain
+        .rerank_in_context(
+            history,
+            &candidates,
+            &request,
+            &RankContext::task("home_row"),
+        )
+        .unwrap_err();
+    assert_eq!(e, RerankError::NoRanker);
+    assert!(e.to_string().contains("no contextual ranker"), "{e}");
+}
+
+/// The bundle with its manifest changed by `edit` (tensor bytes kept).
+fn edited(bytes: &[u8], edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+    let file = WeightFile::decode(bytes).unwrap();
+    let mut manifest = file.manifest.clone();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for part in &manifest.parts {
+        for t in part.kind.tensors() {
+            blobs.push(file.tensor_bytes(t).to_vec());
+        }
+    }
+    edit(&mut manifest);
+    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    WeightFile::encode(manifest, &refs)
+}
+
+fn ranker_part(m: &mut Manifest) -> &mut encore_core::weights::RankerPart {
+    m.parts
+        .iter_mut()
+        .find_map(|p| match &mut p.kind {
+            PartKind::Ranker(r) => Some(r),
+            _ => None,
+        })
+        .expect("a ranker part")
+}
+
+#[test]
+fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() {
+    let s = setup();
+    let history = &s.train[3].events;
+    let candidates = s.candidates(25);
+    let request = RerankRequest::on(encore_core::Surface::Search);
+    let context = RankContext::task("search").with_query(s.query(2));
+    let want = by_item(
+        &s.reranker
+            .rerank_in_context(history, &candidates, &request, &context)
+            .unwrap(),
+    );
+    // Re-encoding keeps the ranker part: the same scores.
+    let again = requantize(&s.fixture.bytes, Quantization::F32).unwrap();
+    let back = Reranker::from_bytes(&again, &Device::flex()).unwrap();
+    assert_eq!(back.ranker_tasks(), s.reranker.ranker_tasks());
+    let got = by_item(
+        &back
+            .rerank_in_context(history, &candidates, &request, &context)
+            .unwrap(),
+    );
+    assert_pairwise(
+        "re-encoded",
+        &[("original", want.clone()), ("re-encoded", got)],
+        &candidates,
+    );
+    // int8: the ranker's matrices stored as int8 rows too; the probe still matches.
+    let int8 = requantize(&s.fixture.bytes, Quantization::Int8).unwrap();
+    assert!(int8.len() < s.fixture.bytes.len());
+    let small = Reranker::from_bytes(&int8, &Device::flex()).unwrap();
+    let q = by_item(
+        &small
+            .rerank_in_context(history, &candidates, &request, &context)
+            .unwrap(),
+    );
+    let range = want.values().fold(0f32, |m, v| m.max(v.abs()));
+    for c in &candidates {
+        assert!(
+            (q[c] - want[c]).abs() < 0.05 * range,
+            "int8 item {c}: {} vs {}",
+            q[c],
+            want[c]
+        );
+    }
+    // The same ranker part on a model drawn with another seed (same shape and catalog).
+    let other = ranker_fixture(&s.world, 22);
+    let foreign = {
+        let loaded = load_model(&other.base, &Device::flex()).unwrap();
+        let mut with = loaded;
+        with.ranker = Some(s.fixture.ranker.clone());
+        with.to_bundle(&[], Quantization::F32)
+    };
+    let e = Reranker::from_bytes(&foreign, &Device::flex()).unwrap_err();
+    assert!(
+        matches!(e, WeightFileError::RankerOnAnotherModel { .. }),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("trained on another foundation model"),
+        "{e}"
+    );
+    // A vocabulary that does not describe the model's titles.
+    let short = edited(&s.fixture.bytes, |m| {
+        ranker_part(m).vocabulary.titles.pop();
+    });
+    let e = Reranker::from_bytes(&short, &Device::flex()).unwrap_err();
+    assert!(
+        e.to_string().contains("ranker") && e.to_string().contains("item rows"),
+        "{e}"
+    );
+    // A probe of the wrong width, a default α out of range, a shape its bytes cannot hold.
+    let probe = edited(&s.fixture.bytes, |m| ranker_part(m).probe.push(0.0));
+    assert!(
+        Reranker::from_bytes(&probe, &Device::flex())
+            .unwrap_err()
+            .to_string()
+            .contains("probe")
+    );
+    let alpha = edited(&s.fixture.bytes, |m| {
+        ranker_part(m).vocabulary.default_alpha[0] = 2.0
+    });
+    assert!(
+        Reranker::from_bytes(&alpha, &Device::flex())
+            .unwrap_err()
+            .to_string()
+            .contains("alpha")
+    );
+    let huge = edited(&s.fixture.bytes, |m| ranker_part(m).config.d_hidden = 4096);
+    let e = Reranker::from_bytes(&huge, &Device::flex()).unwrap_err();
+    assert!(e.to_string().contains("ranker"), "{e}");
+    let wide = edited(&s.fixture.bytes, |m| ranker_part(m).config.d_item = 8);
+    let e = Reranker::from_bytes(&wide, &Device::flex()).unwrap_err();
+    assert!(e.to_string().contains("width"), "{e}");
+}

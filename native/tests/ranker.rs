@@ -57,6 +57,8 @@ fn the_ranker_trains_on_impressions_and_is_measured_per_task() {
         "ranked.encore",
         "--plot",
         "alpha.svg",
+        "--rows-from-model",
+        "40",
     ];
     let out = encore(&dir, &args);
     let printed = String::from_utf8_lossy(&out.stdout);

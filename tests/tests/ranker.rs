@@ -396,3 +396,45 @@ fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() 
     let e = Reranker::from_bytes(&wide, &Device::flex()).unwrap_err();
     assert!(e.to_string().contains("width"), "{e}");
 }
+
+#[test]
+fn home_rows_from_the_model_are_its_top_titles_at_the_time() {
+    use encore_core::data::impressions::{ImpressionConfig, generate_impressions};
+    let s = setup();
+    let events: Vec<encore_core::Event> =
+        s.train.iter().flat_map(|h| h.events.iter().cloned()).collect();
+    let cfg = ImpressionConfig {
+        row_share: 0.5,
+        ..ImpressionConfig::default()
+    };
+    let mut all = generate_impressions(&s.world.catalog, &events, &cfg).impressions;
+    all.truncate(400);
+    let (rows, others) = all.iter().partition::<Vec<_>, _>(|r| r.task == "home_row");
+    assert!(!rows.is_empty() && !others.is_empty());
+    let base = Reranker::from_bytes(&s.fixture.base, &Device::flex()).unwrap();
+    let out = encore::ranking::model_rows(&base, &s.train, all.clone(), 25).unwrap();
+    // Other tasks pass unchanged; home rows are kept only with their engaged title in the top.
+    let kept_others: Vec<_> = out.iter().filter(|r| r.task != "home_row").collect();
+    assert_eq!(kept_others.len(), others.len());
+    let new_rows: Vec<_> = out.iter().filter(|r| r.task == "home_row").collect();
+    assert!(!new_rows.is_empty() && new_rows.len() <= rows.len(), "{} of {}", new_rows.len(), rows.len());
+    let ids = base.items().ids();
+    for r in new_rows.iter().take(20) {
+        assert_eq!(r.candidates.len(), 25);
+        assert!(r.engaged.iter().all(|e| r.candidates.contains(e)));
+        // The model's scores at the time: every listed title scores at least every other.
+        let h = s.train.iter().find(|h| h.member == r.member).unwrap();
+        let before = &h.events[..h.events.partition_point(|e| e.timestamp < r.timestamp)];
+        let request = RerankRequest {
+            timestamp: Some(r.timestamp),
+            device: r.device,
+            country: r.country.clone(),
+            ..RerankRequest::on(r.surface.unwrap_or(encore_core::Surface::Home))
+        };
+        let scores = base.score_catalog(&[(before, request)]).unwrap().remove(0);
+        let listed = |id: &u32| r.candidates.contains(id);
+        let lowest_listed = ids.iter().zip(&scores).filter(|(i, _)| listed(i)).map(|(_, s)| *s).fold(f32::MAX, f32::min);
+        let best_other = ids.iter().zip(&scores).filter(|(i, _)| !listed(i)).map(|(_, s)| *s).fold(f32::MIN, f32::max);
+        assert!(lowest_listed >= best_other, "{lowest_listed} < {best_other}");
+    }
+}

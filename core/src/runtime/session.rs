@@ -15,6 +15,8 @@ use super::{
 
 /// Where a session's cached keys and values live.
 /// A session's user representation: in host memory (CPU engine) or on the device `[1, d]`.
+/// Short-lived (one call), so the device variant's size is not boxed away.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum SessionUser {
     Host(Vec<f32>),
     Device(burn::tensor::Tensor<2>),

@@ -66,6 +66,10 @@ pub struct RankerArgs {
     /// Draw the α curve (search: query relevance against HR@10) to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Home rows are the base model's top N titles for the member at the request's time
+    /// (training and held-out impressions), instead of the most popular titles.
+    #[arg(long, value_name = "N")]
+    pub rows_from_model: Option<usize>,
 }
 
 /// `task=α` pairs.
@@ -100,6 +104,10 @@ pub fn run(a: &RankerArgs) -> anyhow::Result<()> {
         a.train_candidates >= 2 && a.epochs > 0 && a.train_impressions > 0,
         "--train-candidates must be at least 2, --epochs and --train-impressions positive"
     );
+    anyhow::ensure!(
+        a.rows_from_model.is_none_or(|k| k >= 2),
+        "--rows-from-model must be at least 2"
+    );
     ranker(&RankerRun {
         config: a.config.clone(),
         holdout: a.holdout,
@@ -123,5 +131,6 @@ pub fn run(a: &RankerArgs) -> anyhow::Result<()> {
         task_alpha: a.task_alpha.clone().map(|t| t.0),
         out: a.out.clone(),
         plot: a.plot.clone(),
+        rows_from_model: a.rows_from_model,
     })
 }

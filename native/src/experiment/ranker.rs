@@ -23,8 +23,8 @@ use super::prepare::Prepared;
 use super::report::print_metrics_row;
 use crate::backend::Backend;
 use crate::ranking::{
-    FeatureBuilder, RANKER_TASKS, RankerRows, RankerShape, RankerTrainConfig, logits, train_ranker,
-    training_impressions, with_ranker,
+    FeatureBuilder, RANKER_TASKS, RankerRows, RankerShape, RankerTrainConfig, logits, model_rows,
+    train_ranker, training_impressions_with, with_ranker,
 };
 use encore_core::ranker::features::{LEXICAL_COLUMN, POPULARITY_COLUMN};
 
@@ -56,6 +56,9 @@ pub struct RankerRun {
     pub out: Option<PathBuf>,
     /// Draws the α curve here (SVG).
     pub plot: Option<PathBuf>,
+    /// Home rows are the base model's top this-many titles for the member at the time
+    /// (training and held out), instead of the most popular titles.
+    pub rows_from_model: Option<usize>,
 }
 
 /// The 1-based rank of the engaged candidate (the first row labelled 1) among `scores`, ties
@@ -216,14 +219,19 @@ pub fn ranker(run: &RankerRun) -> anyhow::Result<()> {
         .iter()
         .flat_map(|h| h.events.iter().cloned())
         .collect();
-    let train = training_impressions(
+    let rows_from = |list: Vec<Impression>| match run.rows_from_model {
+        Some(k) => model_rows(&reranker, &prepared.train_set, list, k),
+        None => Ok(list),
+    };
+    let train = training_impressions_with(
         catalog,
         &events,
         run.train_impressions,
         run.train_candidates,
         run.train.seed,
         |_| true,
-    );
+        rows_from,
+    )?;
     let tasks: Vec<String> = RANKER_TASKS.iter().map(|t| t.to_string()).collect();
     let mut builder = FeatureBuilder::new(catalog, &reranker, &prepared.train_set, tasks)?;
     if let Some(task_alpha) = &run.task_alpha {
@@ -300,6 +308,10 @@ pub fn ranker(run: &RankerRun) -> anyhow::Result<()> {
     }
     // Held-out impressions, scored chunk by chunk.
     let test = held_out_impressions(&prepared, &events);
+    let test = match run.rows_from_model {
+        Some(k) => model_rows(&reranker, &prepared.train_set, test, k)?,
+        None => test,
+    };
     let mut methods: Vec<String> = [
         "ranker (α = 1)",
         "ranker (α = 0)",

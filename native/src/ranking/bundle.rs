@@ -63,6 +63,21 @@ pub fn training_impressions(
     seed: u64,
     known: impl Fn(u32) -> bool,
 ) -> Vec<Impression> {
+    training_impressions_with(catalog, events, count, candidates, seed, known, Ok)
+        .expect("the identity rewrite does not fail")
+}
+
+/// [`training_impressions`] with `rewrite` applied to the drawn impressions before their
+/// lists are sampled (e.g. home rows replaced by a model's top titles, see [`model_rows`]).
+pub fn training_impressions_with(
+    catalog: &Catalog,
+    events: &[Event],
+    count: usize,
+    candidates: usize,
+    seed: u64,
+    known: impl Fn(u32) -> bool,
+    rewrite: impl FnOnce(Vec<Impression>) -> anyhow::Result<Vec<Impression>>,
+) -> anyhow::Result<Vec<Impression>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut train: Vec<Impression> =
         generate_impressions(catalog, events, &ImpressionConfig::default())
@@ -76,6 +91,7 @@ pub fn training_impressions(
             .collect();
     train.shuffle(&mut rng);
     train.truncate(count);
+    let mut train = rewrite(train)?;
     for r in &mut train {
         let others: Vec<u32> = r
             .candidates
@@ -89,7 +105,57 @@ pub fn training_impressions(
         shown.shuffle(&mut rng);
         r.candidates = shown;
     }
-    train
+    Ok(train)
+}
+
+/// `impressions` with every home row (`task = "home_row"`) replaced by `reranker`'s top `k`
+/// titles for the member at the request's time (their events before it, from `histories`);
+/// a row whose engaged title is not among them, or whose member has no history then, is left
+/// out. Other impressions are kept as they are.
+pub fn model_rows(
+    reranker: &Reranker,
+    histories: &[MemberHistory],
+    impressions: Vec<Impression>,
+    k: usize,
+) -> anyhow::Result<Vec<Impression>> {
+    let by_member: std::collections::HashMap<u32, &[Event]> = histories
+        .iter()
+        .map(|h| (h.member, h.events.as_slice()))
+        .collect();
+    let before = |r: &Impression| -> &[Event] {
+        let events = by_member.get(&r.member).copied().unwrap_or(&[]);
+        &events[..events.partition_point(|e| e.timestamp < r.timestamp)]
+    };
+    let (rows, mut out): (Vec<Impression>, Vec<Impression>) =
+        impressions.into_iter().partition(|r| r.task == "home_row");
+    let rows: Vec<Impression> = rows.into_iter().filter(|r| !before(r).is_empty()).collect();
+    let ids = reranker.items().ids();
+    for chunk in rows.chunks(128) {
+        let members: Vec<(&[Event], RerankRequest)> = chunk
+            .iter()
+            .map(|r| {
+                let request = RerankRequest {
+                    timestamp: Some(r.timestamp),
+                    device: r.device,
+                    country: r.country.clone(),
+                    ..RerankRequest::on(r.surface.unwrap_or(Surface::Home))
+                };
+                (before(r), request)
+            })
+            .collect();
+        for (r, scores) in chunk.iter().zip(reranker.score_catalog(&members)?) {
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            let top: Vec<u32> = order.iter().take(k).map(|&row| ids[row]).collect();
+            if r.engaged.iter().all(|e| top.contains(e)) {
+                out.push(Impression {
+                    candidates: top,
+                    ..r.clone()
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `base` (a bundle whose model `reranker` runs) with `ranker` (shape `shape`, features read

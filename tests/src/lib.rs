@@ -266,3 +266,23 @@ pub fn ranker_fixture(world: &SyntheticWorld, seed: u64) -> RankerFixture {
         ranker: bundle,
     }
 }
+
+/// The bundle `bytes` with its manifest changed by `edit` (tensor bytes kept): a hostile or
+/// inconsistent header over valid data.
+pub fn edited_bundle(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut encore_core::weights::Manifest),
+) -> Vec<u8> {
+    use encore_core::weights::WeightFile;
+    let file = WeightFile::decode(bytes).expect("a valid bundle");
+    let mut manifest = file.manifest.clone();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for part in &manifest.parts {
+        for t in part.kind.tensors() {
+            blobs.push(file.tensor_bytes(t).to_vec());
+        }
+    }
+    edit(&mut manifest);
+    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    WeightFile::encode(manifest, &refs)
+}

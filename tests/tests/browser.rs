@@ -257,14 +257,7 @@ fn assert_ranker(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
             for (k, (items, scores)) in fx.ranker_native.iter().enumerate() {
                 let got = &b[run][k];
                 let what = format!("ranker on {backend}, {run}, call {k}");
-                let got_items: Vec<u32> = serde_json::from_value(got["items"].clone())
-                    .unwrap_or_else(|_| panic!("{what}: {got}"));
-                assert_eq!(&got_items, items, "{what}: order differs from native");
-                let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
-                assert_eq!(got_scores.len(), scores.len(), "{what}");
-                for (s, e) in got_scores.iter().zip(scores) {
-                    assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
-                }
+                assert_native_ranking(&what, got, items, scores);
                 if run == "session" && k > 0 {
                     assert_eq!(
                         got["encoded"], 1,
@@ -384,6 +377,19 @@ fn prompt_fixture(
     (out, new_profile)
 }
 
+/// The page's ranking `got` (`{items, scores}`) equals native's: the same order, as many
+/// scores, each within 1e-4.
+fn assert_native_ranking(what: &str, got: &serde_json::Value, items: &[u32], scores: &[f32]) {
+    let got_items: Vec<u32> =
+        serde_json::from_value(got["items"].clone()).unwrap_or_else(|_| panic!("{what}: {got}"));
+    assert_eq!(got_items, items, "{what}: order differs from native");
+    let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+    assert_eq!(got_scores.len(), scores.len(), "{what}");
+    for (s, e) in got_scores.iter().zip(scores) {
+        assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
+    }
+}
+
 /// The page's prompt section: every backend's stateless and session rankings per name equal
 /// native's, the session encodes the prompt's and the request's tokens alone at a switch (the
 /// history stays cached), the prompt sets are listed, and bad names are refused by name.
@@ -404,13 +410,7 @@ fn assert_prompts(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
             for (k, (items, scores, encoded)) in fx.prompt_native.iter().enumerate() {
                 let got = &b[run][k];
                 let what = format!("prompts on {backend}, {run}, call {k}");
-                let got_items: Vec<u32> = serde_json::from_value(got["items"].clone())
-                    .unwrap_or_else(|_| panic!("{what}: {got}"));
-                assert_eq!(&got_items, items, "{what}: order differs from native");
-                let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
-                for (s, e) in got_scores.iter().zip(scores) {
-                    assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
-                }
+                assert_native_ranking(&what, got, items, scores);
                 if run == "switched" {
                     assert_eq!(got["encoded"], *encoded, "{what}: tokens encoded");
                     assert_eq!(got["cached"], 12, "{what}: the history stays cached");
@@ -423,14 +423,7 @@ fn assert_prompts(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
         for (k, (items, scores)) in expected.into_iter().enumerate() {
             let got = &b["newProfile"][k];
             let what = format!("prompts on {backend}, no history, call {k}");
-            let got_items: Vec<u32> = serde_json::from_value(got["items"].clone())
-                .unwrap_or_else(|_| panic!("{what}: {got}"));
-            assert_eq!(&got_items, items, "{what}: order differs from native");
-            let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
-            assert_eq!(got_scores.len(), scores.len(), "{what}");
-            for (s, e) in got_scores.iter().zip(scores) {
-                assert!((s - e).abs() <= 1e-4, "{what}: {s} vs native {e}");
-            }
+            assert_native_ranking(&what, got, items, scores);
         }
     }
     let rej = &p["rejections"];

@@ -16,7 +16,7 @@ use encore_core::{
     Event, MemberSession, RerankError, RerankRequest, Reranker, Surface, TokenBatch,
 };
 use encore_shaders::plain_wgpu::GpuDevice;
-use encore_tests::{ByItem, assert_pairwise, by_item, small_world};
+use encore_tests::{ByItem, assert_pairwise, by_item, edited_bundle, small_world};
 
 /// A random three-layer model and two prompt sets large enough to move its scores: `kids`
 /// (input form, 3 vectors) and `search` (deep form, 2 vectors per layer).
@@ -395,21 +395,6 @@ fn prompt_sets_travel_in_the_bundle_and_leave_unprompted_scores_unchanged() {
     );
 }
 
-/// The bundle with its manifest changed by `edit` (tensor bytes kept).
-fn edited(bytes: &[u8], edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
-    let file = WeightFile::decode(bytes).unwrap();
-    let mut manifest = file.manifest.clone();
-    let mut blobs: Vec<Vec<u8>> = Vec::new();
-    for part in &manifest.parts {
-        for t in part.kind.tensors() {
-            blobs.push(file.tensor_bytes(t).to_vec());
-        }
-    }
-    edit(&mut manifest);
-    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-    WeightFile::encode(manifest, &refs)
-}
-
 #[test]
 fn hostile_prompt_parts_are_refused_by_name() {
     let world = small_world();
@@ -425,7 +410,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "length 0",
-            edited(&bytes, |m| {
+            edited_bundle(&bytes, |m| {
                 let i = prompt_part(m, "kids");
                 if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
                     p.length = 0;
@@ -435,7 +420,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
         ),
         (
             "length 17",
-            edited(&bytes, |m| {
+            edited_bundle(&bytes, |m| {
                 let i = prompt_part(m, "search");
                 if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
                     p.length = 17;
@@ -445,7 +430,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
         ),
         (
             "form swapped",
-            edited(&bytes, |m| {
+            edited_bundle(&bytes, |m| {
                 let i = prompt_part(m, "kids");
                 if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
                     p.form = PromptForm::Deep;
@@ -455,7 +440,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
         ),
         (
             "empty name",
-            edited(&bytes, |m| {
+            edited_bundle(&bytes, |m| {
                 let i = prompt_part(m, "kids");
                 m.parts[i].name = "prompt:".into();
             }),
@@ -463,7 +448,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
         ),
         (
             "control character",
-            edited(&bytes, |m| {
+            edited_bundle(&bytes, |m| {
                 let i = prompt_part(m, "kids");
                 m.parts[i].name = "prompt:ki\nds".into();
             }),
@@ -471,7 +456,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
         ),
         (
             "not a prompt name",
-            edited(&bytes, |m| {
+            edited_bundle(&bytes, |m| {
                 let i = prompt_part(m, "search");
                 m.parts[i].name = "searching".into();
             }),
@@ -508,7 +493,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
         })
     );
     // A shape that does not fit the model: the deep form's layers.
-    let wrong = edited(&bytes, |m| {
+    let wrong = edited_bundle(&bytes, |m| {
         let i = prompt_part(m, "search");
         if let PartKind::PromptSet(p) = &mut m.parts[i].kind {
             p.tensors[0].shape = vec![2, 2, 48];

@@ -7,11 +7,12 @@ use burn::tensor::Device;
 use encore_core::data::split::MemberHistory;
 use encore_core::ranker::{RankContext, RankContextError, RankerRows};
 use encore_core::weights::{
-    Manifest, PartKind, Quantization, WeightFile, WeightFileError, load_model, requantize,
+    Manifest, PartKind, Quantization, WeightFileError, load_model, requantize,
 };
 use encore_core::{MemberSession, RerankError, RerankRequest, Reranker, SyntheticWorld};
 use encore_tests::{
-    ByItem, RankerFixture, assert_pairwise, by_item, ranker_fixture, small_world, split,
+    ByItem, RankerFixture, assert_pairwise, by_item, edited_bundle, ranker_fixture, small_world,
+    split,
 };
 
 struct Setup {
@@ -276,21 +277,6 @@ fn bad_contexts_and_a_bundle_without_a_ranker_are_refused_by_name() {
     assert!(e.to_string().contains("no contextual ranker"), "{e}");
 }
 
-/// The bundle with its manifest changed by `edit` (tensor bytes kept).
-fn edited(bytes: &[u8], edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
-    let file = WeightFile::decode(bytes).unwrap();
-    let mut manifest = file.manifest.clone();
-    let mut blobs: Vec<Vec<u8>> = Vec::new();
-    for part in &manifest.parts {
-        for t in part.kind.tensors() {
-            blobs.push(file.tensor_bytes(t).to_vec());
-        }
-    }
-    edit(&mut manifest);
-    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-    WeightFile::encode(manifest, &refs)
-}
-
 fn ranker_part(m: &mut Manifest) -> &mut encore_core::weights::RankerPart {
     m.parts
         .iter_mut()
@@ -364,7 +350,7 @@ fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() 
         "{e}"
     );
     // A vocabulary that does not describe the model's titles.
-    let short = edited(&s.fixture.bytes, |m| {
+    let short = edited_bundle(&s.fixture.bytes, |m| {
         ranker_part(m).vocabulary.titles.pop();
     });
     let e = Reranker::from_bytes(&short, &Device::flex()).unwrap_err();
@@ -373,14 +359,14 @@ fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() 
         "{e}"
     );
     // A probe of the wrong width, a default α out of range, a shape its bytes cannot hold.
-    let probe = edited(&s.fixture.bytes, |m| ranker_part(m).probe.push(0.0));
+    let probe = edited_bundle(&s.fixture.bytes, |m| ranker_part(m).probe.push(0.0));
     assert!(
         Reranker::from_bytes(&probe, &Device::flex())
             .unwrap_err()
             .to_string()
             .contains("probe")
     );
-    let alpha = edited(&s.fixture.bytes, |m| {
+    let alpha = edited_bundle(&s.fixture.bytes, |m| {
         ranker_part(m).vocabulary.default_alpha[0] = 2.0
     });
     assert!(
@@ -389,10 +375,10 @@ fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() 
             .to_string()
             .contains("alpha")
     );
-    let huge = edited(&s.fixture.bytes, |m| ranker_part(m).config.d_hidden = 4096);
+    let huge = edited_bundle(&s.fixture.bytes, |m| ranker_part(m).config.d_hidden = 4096);
     let e = Reranker::from_bytes(&huge, &Device::flex()).unwrap_err();
     assert!(e.to_string().contains("ranker"), "{e}");
-    let wide = edited(&s.fixture.bytes, |m| ranker_part(m).config.d_item = 8);
+    let wide = edited_bundle(&s.fixture.bytes, |m| ranker_part(m).config.d_item = 8);
     let e = Reranker::from_bytes(&wide, &Device::flex()).unwrap_err();
     assert!(e.to_string().contains("width"), "{e}");
 }
@@ -401,8 +387,11 @@ fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() 
 fn home_rows_from_the_model_are_its_top_titles_at_the_time() {
     use encore_core::data::impressions::{ImpressionConfig, generate_impressions};
     let s = setup();
-    let events: Vec<encore_core::Event> =
-        s.train.iter().flat_map(|h| h.events.iter().cloned()).collect();
+    let events: Vec<encore_core::Event> = s
+        .train
+        .iter()
+        .flat_map(|h| h.events.iter().cloned())
+        .collect();
     let cfg = ImpressionConfig {
         row_share: 0.5,
         ..ImpressionConfig::default()
@@ -417,7 +406,12 @@ fn home_rows_from_the_model_are_its_top_titles_at_the_time() {
     let kept_others: Vec<_> = out.iter().filter(|r| r.task != "home_row").collect();
     assert_eq!(kept_others.len(), others.len());
     let new_rows: Vec<_> = out.iter().filter(|r| r.task == "home_row").collect();
-    assert!(!new_rows.is_empty() && new_rows.len() <= rows.len(), "{} of {}", new_rows.len(), rows.len());
+    assert!(
+        !new_rows.is_empty() && new_rows.len() <= rows.len(),
+        "{} of {}",
+        new_rows.len(),
+        rows.len()
+    );
     let ids = base.items().ids();
     for r in new_rows.iter().take(20) {
         assert_eq!(r.candidates.len(), 25);
@@ -433,8 +427,21 @@ fn home_rows_from_the_model_are_its_top_titles_at_the_time() {
         };
         let scores = base.score_catalog(&[(before, request)]).unwrap().remove(0);
         let listed = |id: &u32| r.candidates.contains(id);
-        let lowest_listed = ids.iter().zip(&scores).filter(|(i, _)| listed(i)).map(|(_, s)| *s).fold(f32::MAX, f32::min);
-        let best_other = ids.iter().zip(&scores).filter(|(i, _)| !listed(i)).map(|(_, s)| *s).fold(f32::MIN, f32::max);
-        assert!(lowest_listed >= best_other, "{lowest_listed} < {best_other}");
+        let lowest_listed = ids
+            .iter()
+            .zip(&scores)
+            .filter(|(i, _)| listed(i))
+            .map(|(_, s)| *s)
+            .fold(f32::MAX, f32::min);
+        let best_other = ids
+            .iter()
+            .zip(&scores)
+            .filter(|(i, _)| !listed(i))
+            .map(|(_, s)| *s)
+            .fold(f32::MIN, f32::max);
+        assert!(
+            lowest_listed >= best_other,
+            "{lowest_listed} < {best_other}"
+        );
     }
 }

@@ -140,27 +140,7 @@ pub fn save_bundle_with(
         config.n_items,
         "one external id per item row"
     );
-    let snapshots = model.collect(None, None, false);
-    let mut entries = Vec::with_capacity(snapshots.len());
-    let mut blobs = Vec::with_capacity(snapshots.len());
-    for t in snapshots {
-        let (name, dtype, shape, _, bytes) = t.into_parts().expect("model tensors are readable");
-        assert_eq!(
-            dtype,
-            DType::F32,
-            "tensor {name} is {dtype:?}; models are saved from f32"
-        );
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-        let stored = quantization.dtype_for(&shape);
-        blobs.push(encode_values(&values, &shape, stored));
-        entries.push(TensorEntry {
-            name,
-            dtype: stored,
-            shape: shape.iter().map(|&d| d as u32).collect(),
-            offset: 0,
-            len: 0,
-        });
-    }
+    let (entries, mut blobs) = stored_tensors(model, quantization);
     let part = FoundationModelPart {
         config: config.serving(),
         item_ids: item_ids.to_vec(),
@@ -197,6 +177,64 @@ pub fn save_bundle_with(
     }
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     WeightFile::encode(manifest, &refs)
+}
+
+/// Every tensor of `module` (f32) as a part's entries and their bytes, in the module's order,
+/// matrices stored as `quantization` says (see [`WeightFile::encode`]).
+///
+/// # Panics
+/// If a tensor is not f32.
+pub(super) fn stored_tensors<M: Module>(
+    module: &M,
+    quantization: Quantization,
+) -> (Vec<TensorEntry>, Vec<Vec<u8>>) {
+    let snapshots = module.collect(None, None, false);
+    let mut entries = Vec::with_capacity(snapshots.len());
+    let mut blobs = Vec::with_capacity(snapshots.len());
+    for t in snapshots {
+        let (name, dtype, shape, _, bytes) = t.into_parts().expect("module tensors are readable");
+        assert_eq!(
+            dtype,
+            DType::F32,
+            "tensor {name} is {dtype:?}; modules are saved from f32"
+        );
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let stored = quantization.dtype_for(&shape);
+        blobs.push(encode_values(&values, &shape, stored));
+        entries.push(TensorEntry {
+            name,
+            dtype: stored,
+            shape: shape.iter().map(|&d| d as u32).collect(),
+            offset: 0,
+            len: 0,
+        });
+    }
+    (entries, blobs)
+}
+
+/// The values of checked `entries` of `file`, decoded to f32 tensors a module can apply.
+pub(super) fn decoded_tensors(
+    file: &WeightFile<'_>,
+    entries: &[&TensorEntry],
+) -> Result<Vec<PackTensor>, WeightFileError> {
+    let mut tensors = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
+        let values = decode_values(
+            &entry.name,
+            file.tensor_bytes(entry),
+            &entry.shape,
+            entry.dtype,
+        )?;
+        tensors.push(PackTensor::new(
+            entry.name.clone(),
+            DType::F32,
+            shape,
+            None,
+            Bytes::from_elems(values),
+        ));
+    }
+    Ok(tensors)
 }
 
 /// A model loaded from a weight file, with its config and item ids.
@@ -329,23 +367,7 @@ pub fn load_model_within(
     let content_encoder = load_content_encoder(&file, config.d_model)?;
     let prompts = super::load_prompt_sets(&file, &config, device)?;
     let ranker = super::load_ranker(&file, &config)?;
-    let mut tensors = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
-        let values = decode_values(
-            &entry.name,
-            file.tensor_bytes(entry),
-            &entry.shape,
-            entry.dtype,
-        )?;
-        tensors.push(PackTensor::new(
-            entry.name.clone(),
-            DType::F32,
-            shape,
-            None,
-            Bytes::from_elems(values),
-        ));
-    }
+    let tensors = decoded_tensors(&file, &entries)?;
     let mut model = config.init(device);
     let result = model.apply(tensors, None, None, false);
     if !result.errors.is_empty() || !result.missing.is_empty() {

@@ -3,12 +3,11 @@
 
 use burn::module::Module;
 use burn::store::ModuleSnapshot;
-use burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor};
 use burn::tensor::Device;
 
-use super::file::{Part, PartKind, RANKER, RankerPart, TensorEntry, WeightFile, WeightFileError};
-use super::model_io::matched_entries;
-use super::quantize::{Quantization, decode_values, encode_values};
+use super::file::{Part, PartKind, RANKER, RankerPart, WeightFile, WeightFileError};
+use super::model_io::{decoded_tensors, matched_entries, stored_tensors};
+use super::quantize::Quantization;
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::{DeviceType, Event, Surface};
 use crate::model::FoundationModelConfig;
@@ -133,22 +132,7 @@ fn validate_ranker_config(c: &RankerConfig, model: &FoundationModelConfig) -> Re
 /// # Panics
 /// If a tensor of the ranker is not f32.
 pub fn ranker_part(ranker: &RankerBundle, quantization: Quantization) -> (Part, Vec<Vec<u8>>) {
-    let mut entries = Vec::new();
-    let mut blobs = Vec::new();
-    for t in ranker.model.collect(None, None, false) {
-        let (name, dtype, shape, _, bytes) = t.into_parts().expect("ranker tensors are readable");
-        assert_eq!(dtype, DType::F32, "ranker tensor {name} is {dtype:?}");
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-        let stored = quantization.dtype_for(&shape);
-        blobs.push(encode_values(&values, &shape, stored));
-        entries.push(TensorEntry {
-            name,
-            dtype: stored,
-            shape: shape.iter().map(|&d| d as u32).collect(),
-            offset: 0,
-            len: 0,
-        });
-    }
+    let (entries, blobs) = stored_tensors(&ranker.model, quantization);
     let part = Part {
         name: RANKER.into(),
         kind: PartKind::Ranker(RankerPart {
@@ -204,23 +188,7 @@ pub fn load_ranker(
         })
         .collect();
     let entries = matched_entries(&expected, &part.tensors, "ranker.", "ranker")?;
-    let mut tensors = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let values = decode_values(
-            &entry.name,
-            file.tensor_bytes(entry),
-            &entry.shape,
-            entry.dtype,
-        )?;
-        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
-        tensors.push(PackTensor::new(
-            entry.name.clone(),
-            DType::F32,
-            shape,
-            None,
-            Bytes::from_elems(values),
-        ));
-    }
+    let tensors = decoded_tensors(file, &entries)?;
     let result = ranker.apply(tensors, None, None, false);
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(invalid(format!(

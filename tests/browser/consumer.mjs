@@ -28,5 +28,6 @@ try {
 } catch (e) {
   out = { error: String(e && e.stack || e) };
 }
-console.log(JSON.stringify(out));
-process.exit(out.error ? 1 : 0);
+// Exit once stdout has taken the whole line: a pipe holds 64 KiB, and an exit right after a
+// larger write cuts it off.
+process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(out.error ? 1 : 0));

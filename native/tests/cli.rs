@@ -302,3 +302,91 @@ fn ablations_run_from_the_command_line_and_resume() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cost_curves_measure_each_point_and_draw_both_plots() {
+    let dir = std::env::temp_dir().join(format!("encore-curves-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = [
+        "bench",
+        "--curves",
+        "curves",
+        "--history",
+        "5,40",
+        "--catalogs",
+        "50,5000",
+        "--candidates",
+        "10",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+    ];
+    let printed = ok(&dir, &args);
+    let field = |line: &str, key: &str| -> f64 {
+        let v = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} in {line}"));
+        v.parse().unwrap()
+    };
+    let history: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.starts_with("RESULT curve-history"))
+        .collect();
+    assert_eq!(history.len(), 2, "{printed}");
+    assert_eq!(field(history[1], "window"), 41.0);
+    for l in &history {
+        assert!(
+            field(l, "stateless_p50") > 0.0 && field(l, "append_p50") > 0.0,
+            "{l}"
+        );
+    }
+    let catalog: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.starts_with("RESULT curve-catalog"))
+        .collect();
+    assert_eq!(catalog.len(), 2, "{printed}");
+    // The bundle grows by the item table (4,950 more rows of 50 f32 values, and their ids),
+    // and int8 stores it in under a third of f32's bytes.
+    let (small, large) = (
+        field(catalog[0], "bundle_f32"),
+        field(catalog[1], "bundle_f32"),
+    );
+    let table = 4950.0 * 50.0 * 4.0;
+    assert!(
+        large - small >= table && large - small < 1.02 * table,
+        "{small} → {large}"
+    );
+    for l in &catalog {
+        assert!(
+            field(l, "bundle_int8") < field(l, "bundle_f32") / 3.0,
+            "{l}"
+        );
+    }
+    for plot in ["history.svg", "catalog.svg"] {
+        let svg = std::fs::read_to_string(dir.join("curves").join(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("p50"),
+            "{plot}: {svg:.120}"
+        );
+    }
+    let err = fails(
+        &dir,
+        &[
+            "bench",
+            "--curves",
+            "c2",
+            "--history",
+            "1",
+            "--catalogs",
+            "50",
+        ],
+    );
+    assert!(
+        err.contains("--curves needs histories of at least 2 events"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,8 +5,10 @@
 //! serving description, `ServingModel::rerank_flops`).
 //!
 //! This module holds the options and the benchmark model; `timing` the clocks and
-//! percentiles, `rerank` the runtime's cases, `kernels` the WGSL kernels against burn's ops.
+//! percentiles, `rerank` the runtime's cases, `kernels` the WGSL kernels against burn's ops,
+//! `curves` the cost curves against history length and catalog size.
 
+mod curves;
 mod kernels;
 mod rerank;
 mod timing;
@@ -80,6 +82,15 @@ pub struct BenchArgs {
     /// `node tests/browser/run.mjs --pkg target/wasm-pkg --fixture DIR --bench N`.
     #[arg(long)]
     pub browser_fixture: Option<PathBuf>,
+    /// Instead of the cases above: cost curves of fresh models of the benchmark's shape, one
+    /// per `--history` value (the window following it) and one per `--catalogs` size, each with
+    /// the first `--candidates` count, on the CPU; prints `RESULT curve-…` lines and draws
+    /// `history.svg` and `catalog.svg` into this directory.
+    #[arg(long)]
+    pub curves: Option<PathBuf>,
+    /// Catalog sizes of the `--curves` sweep.
+    #[arg(long, value_delimiter = ',', default_values_t = [4_000, 100_000, 1_000_000])]
+    pub catalogs: Vec<usize>,
 }
 
 /// The benchmark model's shape: SASRec size with the `KEY=VALUE` fields of `sets` on top.
@@ -133,6 +144,9 @@ pub fn parse_quantization(s: &str) -> Result<Quantization, String> {
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if a.kernels {
         return kernels::kernel_comparison(a);
+    }
+    if let Some(dir) = &a.curves {
+        return curves::cost_curves(a, &bench_shape(&a.shape)?, dir);
     }
     let f32_bytes = match &a.model {
         Some(p) => requantize(&std::fs::read(p)?, Quantization::F32)?,

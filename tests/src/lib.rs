@@ -286,3 +286,12 @@ pub fn edited_bundle(
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     WeightFile::encode(manifest, &refs)
 }
+
+/// Holds the caller's test alone among the tests of its binary that take it too. The backend's
+/// random draws (a model's initial weights, and every bundle load, which builds a model before
+/// applying its weights) come from one generator per process, so a test that seeds it and
+/// draws a model must not run beside another that draws.
+pub fn one_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}

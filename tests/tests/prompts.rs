@@ -16,7 +16,9 @@ use encore_core::{
     Event, MemberSession, RerankError, RerankRequest, Reranker, Surface, TokenBatch,
 };
 use encore_shaders::plain_wgpu::GpuDevice;
-use encore_tests::{ByItem, assert_pairwise, by_item, edited_bundle, small_world};
+use encore_tests::{
+    ByItem, assert_pairwise, by_item, edited_bundle, one_test_at_a_time, small_world,
+};
 
 /// A random three-layer model and two prompt sets large enough to move its scores: `kids`
 /// (input form, 3 vectors) and `search` (deep form, 2 vectors per layer).
@@ -114,6 +116,7 @@ fn training_forward(
 
 #[test]
 fn every_engine_runs_prompts_as_training_does() {
+    let _alone = one_test_at_a_time();
     let world = small_world();
     let ids = world.catalog.ids();
     let (model, config, prompts) = model_and_prompts(ids.len());
@@ -228,6 +231,7 @@ fn every_engine_runs_prompts_as_training_does() {
 
 #[test]
 fn a_session_switches_prompts_without_re_encoding_the_history() {
+    let _alone = one_test_at_a_time();
     let world = small_world();
     let ids = world.catalog.ids();
     let (model, config, prompts) = model_and_prompts(ids.len());
@@ -324,6 +328,7 @@ fn a_session_switches_prompts_without_re_encoding_the_history() {
 
 #[test]
 fn prompt_sets_travel_in_the_bundle_and_leave_unprompted_scores_unchanged() {
+    let _alone = one_test_at_a_time();
     let world = small_world();
     let ids = world.catalog.ids();
     let (model, config, prompts) = model_and_prompts(ids.len());
@@ -397,6 +402,7 @@ fn prompt_sets_travel_in_the_bundle_and_leave_unprompted_scores_unchanged() {
 
 #[test]
 fn hostile_prompt_parts_are_refused_by_name() {
+    let _alone = one_test_at_a_time();
     let world = small_world();
     let ids = world.catalog.ids();
     let (model, config, prompts) = model_and_prompts(ids.len());
@@ -507,6 +513,7 @@ fn hostile_prompt_parts_are_refused_by_name() {
 
 #[test]
 fn a_member_without_history_is_ranked_under_a_prompt_and_batches_run_prompts() {
+    let _alone = one_test_at_a_time();
     let world = small_world();
     let ids = world.catalog.ids();
     let (model, config, prompts) = model_and_prompts(ids.len());
@@ -665,6 +672,7 @@ fn a_member_without_history_is_ranked_under_a_prompt_and_batches_run_prompts() {
 /// (later tokens and a longer window beside it in the batch change nothing).
 #[test]
 fn the_prefix_placement_runs_the_history_under_the_prompt() {
+    let _alone = one_test_at_a_time();
     let world = small_world();
     let ids = world.catalog.ids();
     let (model, config, prompts) = model_and_prompts(ids.len());

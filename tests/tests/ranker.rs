@@ -11,8 +11,8 @@ use encore_core::weights::{
 };
 use encore_core::{MemberSession, RerankError, RerankRequest, Reranker, SyntheticWorld};
 use encore_tests::{
-    ByItem, RankerFixture, assert_pairwise, by_item, edited_bundle, ranker_fixture, small_world,
-    split,
+    ByItem, RankerFixture, assert_pairwise, by_item, edited_bundle, one_test_at_a_time,
+    ranker_fixture, small_world, split,
 };
 
 struct Setup {
@@ -107,6 +107,7 @@ impl Setup {
 
 #[test]
 fn contextual_reranks_equal_the_training_forward_stateless_and_in_a_session() {
+    let _alone = one_test_at_a_time();
     let s = setup();
     let history = &s.train[0].events;
     let candidates = s.candidates(40);
@@ -167,6 +168,7 @@ fn contextual_reranks_equal_the_training_forward_stateless_and_in_a_session() {
 
 #[test]
 fn alpha_zero_ranks_without_the_member_and_alpha_changes_the_ranking() {
+    let _alone = one_test_at_a_time();
     let s = setup();
     let candidates = s.candidates(30);
     let request = RerankRequest::on(encore_core::Surface::Search);
@@ -213,6 +215,7 @@ fn alpha_zero_ranks_without_the_member_and_alpha_changes_the_ranking() {
 
 #[test]
 fn bad_contexts_and_a_bundle_without_a_ranker_are_refused_by_name() {
+    let _alone = one_test_at_a_time();
     let s = setup();
     let history = &s.train[0].events;
     let candidates = s.candidates(10);
@@ -289,6 +292,7 @@ fn ranker_part(m: &mut Manifest) -> &mut encore_core::weights::RankerPart {
 
 #[test]
 fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() {
+    let _alone = one_test_at_a_time();
     let s = setup();
     let history = &s.train[3].events;
     let candidates = s.candidates(25);
@@ -385,6 +389,7 @@ fn the_bundle_round_trips_and_refuses_a_ranker_of_another_model_or_a_bad_part() 
 
 #[test]
 fn home_rows_from_the_model_are_its_top_titles_at_the_time() {
+    let _alone = one_test_at_a_time();
     use encore_core::data::impressions::{ImpressionConfig, generate_impressions};
     let s = setup();
     let events: Vec<encore_core::Event> = s

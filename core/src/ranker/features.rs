@@ -252,12 +252,6 @@ impl RankerRows {
             .map(|d| d[width - from_end])
             .collect()
     }
-
-    /// The same rows with every request's α set to `alpha`.
-    pub fn with_alpha(mut self, alpha: f32) -> Self {
-        self.alpha.iter_mut().for_each(|a| *a = alpha);
-        self
-    }
 }
 
 /// The name → `index + 1` of `value` in `names` (0 when absent or unknown).

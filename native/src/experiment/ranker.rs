@@ -24,7 +24,7 @@ use super::report::print_metrics_row;
 use crate::backend::Backend;
 use crate::ranking::{
     FeatureBuilder, RANKER_TASKS, RankerRows, RankerShape, RankerTrainConfig, logits, model_rows,
-    train_ranker, training_impressions_with, with_ranker,
+    train_ranker, training_impressions, with_ranker,
 };
 use encore_core::ranker::features::{LEXICAL_COLUMN, POPULARITY_COLUMN};
 
@@ -223,7 +223,7 @@ pub fn ranker(run: &RankerRun) -> anyhow::Result<()> {
         Some(k) => model_rows(&reranker, &prepared.train_set, list, k),
         None => Ok(list),
     };
-    let train = training_impressions_with(
+    let train = training_impressions(
         catalog,
         &events,
         run.train_impressions,

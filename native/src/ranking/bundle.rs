@@ -54,22 +54,10 @@ impl RankerShape {
 /// `count` training impressions generated from `events` (shuffled by `seed`), each with its
 /// engaged title and a sample of the others shown, `candidates` in all. Titles `known` refuses
 /// (ones the model lacks) leave the lists they were shown in; an impression whose engaged or
-/// source title is one of them is left out.
+/// source title is one of them is left out. `rewrite` applies to the drawn impressions before
+/// their lists are sampled (e.g. home rows replaced by a model's top titles, see
+/// [`model_rows`]; `Ok` keeps them).
 pub fn training_impressions(
-    catalog: &Catalog,
-    events: &[Event],
-    count: usize,
-    candidates: usize,
-    seed: u64,
-    known: impl Fn(u32) -> bool,
-) -> Vec<Impression> {
-    training_impressions_with(catalog, events, count, candidates, seed, known, Ok)
-        .expect("the identity rewrite does not fail")
-}
-
-/// [`training_impressions`] with `rewrite` applied to the drawn impressions before their
-/// lists are sampled (e.g. home rows replaced by a model's top titles, see [`model_rows`]).
-pub fn training_impressions_with(
     catalog: &Catalog,
     events: &[Event],
     count: usize,
@@ -236,7 +224,8 @@ pub fn fit_ranker(
         fit.candidates,
         fit.train.seed,
         |id| items.index_of(id).is_some(),
-    );
+        Ok,
+    )?;
     let tasks = RANKER_TASKS.iter().map(|t| t.to_string()).collect();
     let builder = FeatureBuilder::new(catalog, &reranker, &train_set, tasks)?;
     let shape = fit.shape.apply(builder.config());

@@ -7,8 +7,7 @@ pub mod features;
 pub mod train;
 
 pub use bundle::{
-    RANKER_TASKS, RankerFit, RankerShape, fit_ranker, model_rows, training_impressions,
-    training_impressions_with, with_ranker,
+    RANKER_TASKS, RankerFit, RankerShape, fit_ranker, model_rows, training_impressions, with_ranker,
 };
 pub use encore_core::ranker::RankerRows;
 pub use features::FeatureBuilder;

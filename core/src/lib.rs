@@ -17,10 +17,11 @@ pub mod weights;
 
 pub use data::catalog::{Catalog, Item, ItemKind};
 pub use data::events::{Action, DeviceType, Event, Surface};
-pub use data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
+pub use data::synthetic::{SyntheticMembers, SyntheticWorld, SyntheticWorldConfig};
 pub use model::{FoundationModel, FoundationModelConfig};
 pub use runtime::{
-    Candidate, MemberRequest, MemberSession, RerankError, RerankRequest, Reranker, ScoredItem,
+    Candidate, MemberRequest, MemberSession, PushedVector, RerankError, RerankRequest, Reranker,
+    ScoredItem,
 };
 pub use serving::TitleMetadata;
 pub use tokenizer::{EventTokenizer, TokenBatch, TokenSequence};

@@ -36,6 +36,28 @@ impl Backend {
         self.device().autodiff()
     }
 
+    /// The training devices of `replicas` data-parallel workers (see `TrainConfig::workers`).
+    /// On the CPU, burn has one device: every worker is a thread on it. On wgpu, one worker
+    /// runs on the default adapter; several run one per discrete GPU (0…N−1), each checked to
+    /// exist here, so a run asking for more GPUs than the machine has stops with the one that
+    /// is missing.
+    pub fn training_devices(self, replicas: usize) -> Result<Vec<Device>, MissingDevice> {
+        match (self, replicas) {
+            (Backend::Cpu, n) | (Backend::Wgpu, n @ 0..=1) => Ok(vec![self.training_device(); n]),
+            (Backend::Wgpu, n) => (0..n)
+                .map(|index| {
+                    let device = Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index));
+                    match catch_unwind(AssertUnwindSafe(|| {
+                        burn::tensor::Tensor::<1>::zeros([1], &device).into_data()
+                    })) {
+                        Ok(_) => Ok(device.autodiff()),
+                        Err(_) => Err(MissingDevice { index, replicas: n }),
+                    }
+                })
+                .collect(),
+        }
+    }
+
     /// Lowercase name.
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +65,19 @@ impl Backend {
             Backend::Wgpu => "wgpu",
         }
     }
+}
+
+/// A training run asked for more GPUs than the machine has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "training on {replicas} wgpu devices needs {replicas} discrete GPUs; discrete GPU {index} is \
+     not available here (set training.workers to the number of GPUs, or train on the CPU)"
+)]
+pub struct MissingDevice {
+    /// The 0-based discrete GPU that is missing.
+    pub index: usize,
+    /// The workers the run asked for.
+    pub replicas: usize,
 }
 
 thread_local! {

@@ -138,6 +138,19 @@ pub fn ranks_by(
     protocol: &EvalProtocol,
 ) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let pop = popularity(catalog, train);
+    ranks_against(score_catalog, items, catalog, &pop, test, protocol)
+}
+
+/// [`ranks_by`] with the most-popular baseline's scores given (`pop`, one per catalog row):
+/// for training data that is streamed rather than held.
+pub fn ranks_against(
+    score_catalog: impl Fn(&[(&[encore_core::Event], RerankRequest)]) -> anyhow::Result<Vec<Vec<f32>>>,
+    items: &encore_core::data::catalog::ItemVocabulary,
+    catalog: &Catalog,
+    pop: &[f32],
+    test: &[HeldOutEvent],
+    protocol: &EvalProtocol,
+) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let mut model_ranks = Vec::with_capacity(test.len());
     let mut pop_ranks = Vec::with_capacity(test.len());
     for chunk in test.chunks(128) {
@@ -166,7 +179,7 @@ pub fn ranks_by(
                 .filter_map(|&id| catalog.index_of(id))
                 .collect();
             model_ranks.push(rank_of(&s, target, |i| excluded_model.contains(&i)));
-            pop_ranks.push(rank_of(&pop, target_row, |i| excluded_catalog.contains(&i)));
+            pop_ranks.push(rank_of(pop, target_row, |i| excluded_catalog.contains(&i)));
         }
     }
     Ok((model_ranks, pop_ranks))

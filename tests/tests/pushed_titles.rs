@@ -518,3 +518,118 @@ fn a_bad_content_encoder_part_is_refused_by_name_before_decoding() {
         encore_core::WeightFileError::DecodedTooLarge { .. }
     ));
 }
+
+/// A bundle cut down to its model (one title kept) reranks candidates and a history whose
+/// titles are all pushed with their int8 item vectors exactly as the int8 bundle of the whole
+/// catalog reranks them by id; a bad vector is refused by position and id.
+#[test]
+fn a_bundle_of_its_model_alone_reranks_titles_pushed_with_their_vectors() {
+    let world = small_world();
+    let trained = train_on(&world, &tiny_config(2)).unwrap();
+    let device = Device::flex();
+    let int8 = requantize(&trained.weights, Quantization::Int8).unwrap();
+    let whole = Reranker::from_bytes(&int8, &device).unwrap();
+    let f32_model = Reranker::from_bytes(&trained.weights, &device).unwrap();
+    let d = f32_model.config().d_model;
+    let vectors = f32_model.item_vectors().unwrap();
+    let ids = f32_model.items().ids().to_vec();
+    let vector_of = |id: u32| {
+        let row = ids.iter().position(|&i| i == id).unwrap();
+        encore_core::PushedVector::quantize(&vectors[row * d..(row + 1) * d])
+    };
+    let loaded = load_model(&int8, &device).unwrap();
+    let kept = ids[0];
+    let alone = retain_items(loaded, |id| id == kept);
+    let alone = alone.to_bundle(&alone.prompts, Quantization::Int8);
+    // What the cut saves is the other titles' rows (d int8 values and a scale each) and ids.
+    let saved = int8.len() - alone.len();
+    let rows = (ids.len() - 1) * (d + 4);
+    assert!(
+        saved >= rows && saved <= rows + (ids.len() - 1) * 5 + 64,
+        "saved {saved} bytes for {} rows of {d}",
+        ids.len() - 1
+    );
+    let model_only = Reranker::from_bytes(&alone, &device).unwrap();
+    let (train_set, held_out) = split(&world);
+    let case = held_out.iter().find(|c| c.history.len() >= 20).unwrap();
+    let history = &train_set
+        .iter()
+        .find(|h| h.member == case.member)
+        .unwrap()
+        .events;
+    let history = &history[history.len().saturating_sub(40)..];
+    let request = RerankRequest::on(case.target.surface);
+    let candidates: Vec<u32> = ids.iter().rev().take(40).copied().collect();
+    let want = by_item(&whole.rerank(history, &candidates, &request).unwrap());
+    let pushed: Vec<Candidate> = candidates
+        .iter()
+        .map(|&id| Candidate::with_vector(id, vector_of(id)))
+        .collect();
+    let mut history_ids: Vec<u32> = history.iter().map(|e| e.item).collect();
+    history_ids.sort_unstable();
+    history_ids.dedup();
+    let history_titles: Vec<Candidate> = history_ids
+        .iter()
+        .map(|&id| Candidate::with_vector(id, vector_of(id)))
+        .collect();
+    let got = model_only
+        .rerank_pushed_with_history(history, &pushed, &history_titles, &request)
+        .unwrap();
+    assert_eq!(got.len(), candidates.len());
+    assert_close(
+        &by_item(&got),
+        &want,
+        1e-4,
+        "model alone, everything pushed",
+    );
+    // Without the history's titles, the history is refused by position.
+    let e = model_only
+        .rerank_pushed(history, &pushed, &request)
+        .unwrap_err();
+    assert!(matches!(e, RerankError::UnknownHistoryItem { .. }), "{e}");
+    // Bad vectors: too short, a negative scale; and in the history titles, wrapped.
+    let mut short = pushed.clone();
+    short[3].vector.as_mut().unwrap().values.pop();
+    assert_eq!(
+        model_only
+            .rerank_pushed(history, &short, &request)
+            .unwrap_err(),
+        RerankError::PushedVectorLength {
+            position: 3,
+            item: candidates[3],
+            expected: d,
+            got: d - 1,
+        }
+    );
+    let mut negative = pushed.clone();
+    negative[5].vector.as_mut().unwrap().scale = -1.0;
+    let e = model_only
+        .rerank_pushed_with_history(history, &negative, &history_titles, &request)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "candidate 5 (item id {}): its pushed vector's scale -1 is not a finite non-negative \
+             number",
+            candidates[5]
+        )
+    );
+    // A history title that neither the bundle nor a candidate gives: its vector is read.
+    let last = history_ids
+        .iter()
+        .rposition(|id| *id != kept && !candidates.contains(id))
+        .unwrap();
+    let mut bad_titles = history_titles.clone();
+    bad_titles[last].vector.as_mut().unwrap().scale = f32::NAN;
+    let e = model_only
+        .rerank_pushed_with_history(history, &pushed, &bad_titles, &request)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "history title: candidate {last} (item id {})",
+            history_ids[last]
+        )),
+        "{e}"
+    );
+}

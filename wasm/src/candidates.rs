@@ -1,9 +1,10 @@
-//! JavaScript candidates → item ids, or candidates pushed with their titles' metadata.
+//! JavaScript candidates → item ids, or candidates pushed with their titles' metadata or
+//! item vectors.
 
 use encore_core::runtime::Candidate;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::input::{self, JsTitle, TITLE_KEYS};
+use crate::input::{self, JsTitle, TITLE_KEYS, VECTOR_TITLE_KEYS};
 
 /// A call's candidates: ids alone (the fast path), or a list with at least one title pushed
 /// with its metadata.
@@ -16,14 +17,15 @@ pub enum Candidates {
 
 /// Parses `rerank`'s `candidates`: a `Uint32Array` or an array of ids, where any entry may
 /// instead be a title object `{id, genres, kind, language, release_year, added_at, content?}`
-/// (`releaseYear` and `addedAt` also read) for a title the bundle may not contain.
+/// (`releaseYear` and `addedAt` also read) or `{id, vector, scale}` (an int8 item vector) for
+/// a title the bundle may not contain.
 pub fn parse_candidates(value: JsValue) -> Result<Candidates, String> {
     if let Some(ids) = value.dyn_ref::<js_sys::Uint32Array>() {
         return Ok(Candidates::Ids(ids.to_vec()));
     }
     let array = value.dyn_ref::<js_sys::Array>().ok_or(
-        "candidates must be a Uint32Array or an array of item ids and {id, genres, kind, \
-         language, release_year, added_at, content?} objects",
+        "candidates must be a Uint32Array or an array of item ids, {id, genres, kind, \
+         language, release_year, added_at, content?} and {id, vector, scale} objects",
     )?;
     let n = array.length();
     let mut ids = Vec::with_capacity(n as usize);
@@ -41,7 +43,7 @@ pub fn parse_candidates(value: JsValue) -> Result<Candidates, String> {
         };
         match &mut pushed {
             Some(list) => list.push(candidate),
-            None if candidate.metadata.is_some() => {
+            None if candidate.metadata.is_some() || candidate.vector.is_some() => {
                 let mut list: Vec<Candidate> = ids.drain(..).map(Candidate::known).collect();
                 list.push(candidate);
                 pushed = Some(list);
@@ -59,8 +61,15 @@ pub fn parse_candidates(value: JsValue) -> Result<Candidates, String> {
 fn parse_title(value: JsValue) -> Result<Candidate, String> {
     let object = value.unchecked_ref::<js_sys::Object>();
     let keys = js_sys::Object::keys(object);
-    let keys = keys.iter().map(|k| k.as_string().unwrap_or_default());
-    input::known_keys_only(keys, "title", TITLE_KEYS)?;
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| k.as_string().unwrap_or_default())
+        .collect();
+    if keys.iter().any(|k| k == "vector") {
+        input::known_keys_only(&keys, "title with a vector", VECTOR_TITLE_KEYS)?;
+        return parse_vector_title(&value);
+    }
+    input::known_keys_only(&keys, "title", TITLE_KEYS)?;
     let content = js_sys::Reflect::get(&value, &"content".into())
         .map_err(|_| "cannot read content".to_string())?;
     let content = if content.is_undefined() || content.is_null() {
@@ -81,4 +90,27 @@ fn parse_title(value: JsValue) -> Result<Candidate, String> {
         )
     })?;
     input::title(raw, content)
+}
+
+/// Parses `{id, vector, scale}`: `vector` an `Int8Array` or an array of whole numbers.
+fn parse_vector_title(value: &JsValue) -> Result<Candidate, String> {
+    let get = |key: &str| {
+        js_sys::Reflect::get(value, &key.into()).map_err(|_| format!("cannot read {key}"))
+    };
+    let id = get("id")?
+        .as_f64()
+        .ok_or("a title with a vector needs a numeric id")?;
+    let scale = get("scale")?
+        .as_f64()
+        .ok_or("a title with a vector needs a numeric scale")?;
+    let vector = get("vector")?;
+    let values: Vec<f64> = if let Some(v) = vector.dyn_ref::<js_sys::Int8Array>() {
+        v.to_vec().into_iter().map(f64::from).collect()
+    } else if js_sys::Array::is_array(&vector) {
+        serde_wasm_bindgen::from_value(vector)
+            .map_err(|e| format!("vector must hold numbers: {e}"))?
+    } else {
+        return Err("vector must be an Int8Array or an array of numbers".into());
+    };
+    input::vector_title(id, &values, scale)
 }

@@ -1,10 +1,10 @@
 //! JavaScript values → events and request context: read into [`crate::input`]'s shapes, which
 //! check them and say what is wrong where.
 
-use encore_core::{Event, RerankRequest, Surface};
+use encore_core::Event;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::input::{self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, JsRequest, LoadOptions};
+use crate::input::{self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, LoadOptions};
 
 /// Refuses an object with a key outside `known`, naming the key and `what` (the object):
 /// serde reads only the fields it knows (serde_wasm_bindgen ignores `deny_unknown_fields`), so

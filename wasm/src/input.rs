@@ -366,6 +366,34 @@ pub fn request(base: RerankRequest, raw: &JsRequest) -> Result<RerankRequest, St
     })
 }
 
+/// The keys of a title pushed with its item vector.
+pub const VECTOR_TITLE_KEYS: &[&str] = &["id", "vector", "scale"];
+
+/// A title pushed with its item vector: `values` whole numbers in −127…127 (int8) and a
+/// finite, non-negative `scale` (the length is checked against the model when reranking).
+pub fn vector_title(id: f64, values: &[f64], scale: f64) -> Result<Candidate, String> {
+    if let Some((i, v)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.fract() == 0.0 && (-127.0..=127.0).contains(*v)))
+    {
+        return Err(format!(
+            "vector value {i} is {v}; a pushed vector holds whole numbers from -127 to 127"
+        ));
+    }
+    let scale_f32 = scale as f32;
+    if !(scale_f32.is_finite() && scale >= 0.0) {
+        return Err(format!("scale {scale} is not a finite non-negative number"));
+    }
+    Ok(Candidate::with_vector(
+        item_id(id)?,
+        encore_core::PushedVector {
+            values: values.iter().map(|&v| v as i8).collect(),
+            scale: scale_f32,
+        },
+    ))
+}
+
 /// A pushed title with its `content` vector (when given).
 pub fn title(raw: JsTitle, content: Option<Vec<f32>>) -> Result<Candidate, String> {
     let kind = ItemKind::from_name(&raw.kind).ok_or_else(|| {
@@ -412,6 +440,38 @@ mod tests {
             country: None,
             device: None,
         })
+    }
+
+    #[test]
+    fn a_pushed_vector_holds_int8_values_and_a_finite_scale() {
+        let c = vector_title(7.0, &[-127.0, 0.0, 5.0], 0.5).unwrap();
+        assert_eq!(c.id, 7);
+        assert_eq!(
+            c.vector,
+            Some(encore_core::PushedVector {
+                values: vec![-127, 0, 5],
+                scale: 0.5
+            })
+        );
+        assert_eq!(c.metadata, None);
+        for (values, scale, why) in [
+            (vec![128.0], 1.0, "vector value 0 is 128"),
+            (vec![1.0, 2.5], 1.0, "vector value 1 is 2.5"),
+            (
+                vec![1.0],
+                -1.0,
+                "scale -1 is not a finite non-negative number",
+            ),
+            (vec![1.0], 1e39, "scale 1e39 is not a finite"),
+            (vec![1.0], f64::NAN, "scale NaN is not"),
+        ] {
+            let e = vector_title(7.0, &values, scale).unwrap_err();
+            assert!(e.starts_with(why), "{values:?} {scale}: {e}");
+        }
+        assert!(
+            vector_title(-1.0, &[1.0], 1.0).is_err(),
+            "ids are checked as ids"
+        );
     }
 
     #[test]

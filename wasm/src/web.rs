@@ -89,8 +89,15 @@ export type PushedTitle = {
   content?: Float32Array | number[];
 } & ({ release_year?: number } | { releaseYear?: number })
   & ({ added_at: number } | { addedAt: number });
+/** A title pushed with its item vector, as the same model's export holds it in int8: one
+ * whole number in -127…127 per model dimension, and the row's scale (value = q × scale). */
+export interface PushedVectorTitle {
+  id: number;
+  vector: Int8Array | number[];
+  scale: number;
+}
 /** Candidates pushed by the server: ids, any of which may be a title object instead. */
-export type Candidates = Uint32Array | Array<number | PushedTitle>;
+export type Candidates = Uint32Array | Array<number | PushedTitle | PushedVectorTitle>;
 /** The request's context (each defaults to the last history event's). */
 export interface RequestOptions {
   timestamp?: number;

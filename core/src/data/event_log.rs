@@ -37,28 +37,42 @@ impl LogFormat {
 /// The largest rating an event log may carry.
 pub const MAX_RATING: u8 = 10;
 
-#[derive(Debug, Deserialize)]
+/// One row of an event log as read, before it is checked: every log format (CSV, JSON Lines,
+/// Parquet shards) reads its rows into this and checks them with [`EventRow::into_event`].
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LogRow {
-    member: u32,
-    item: u32,
-    timestamp: i64,
+pub struct EventRow {
+    /// The member.
+    pub member: u32,
+    /// The item id (must be in the catalog).
+    pub item: u32,
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// Action name; empty or absent: `play`.
     #[serde(default)]
-    action: Option<String>,
+    pub action: Option<String>,
+    /// Seconds watched; absent: 0.
     #[serde(default)]
-    duration_s: Option<f32>,
+    pub duration_s: Option<f32>,
+    /// Surface name; empty or absent: `home`.
     #[serde(default)]
-    surface: Option<String>,
+    pub surface: Option<String>,
+    /// Country code; empty or absent: `??`.
     #[serde(default)]
-    country: Option<String>,
+    pub country: Option<String>,
+    /// Device name; empty or absent: `web`.
     #[serde(default)]
-    device: Option<String>,
+    pub device: Option<String>,
+    /// Explicit rating, 1 to [`MAX_RATING`].
     #[serde(default)]
-    rating: Option<u8>,
+    pub rating: Option<u8>,
 }
 
-impl LogRow {
-    fn into_event(self, catalog: &Catalog) -> Result<Event, String> {
+impl EventRow {
+    /// The event this row describes, or why it is not one (unknown item, action, surface or
+    /// device; a timestamp out of range; a negative or non-finite duration; a rating out of
+    /// range).
+    pub fn into_event(self, catalog: &Catalog) -> Result<Event, String> {
         if catalog.index_of(self.item).is_none() {
             return Err(format!("item id {} is not in the item metadata", self.item));
         }
@@ -121,7 +135,7 @@ pub fn parse_event_log(
         LogFormat::JsonLines => {
             let mut reader = LineReader::new(file, bytes, options);
             while let Some((n, raw)) = reader.next_line() {
-                let parsed = serde_json::from_slice::<LogRow>(raw)
+                let parsed = serde_json::from_slice::<EventRow>(raw)
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.into_event(catalog));
                 if let Some(e) = reader.accept(n, parsed)? {
@@ -144,7 +158,7 @@ pub fn parse_event_log(
                     Ok(rec) => {
                         let line = rec.position().map_or(0, |p| p.line() as usize);
                         let parsed = rec
-                            .deserialize::<LogRow>(Some(&headers))
+                            .deserialize::<EventRow>(Some(&headers))
                             .map_err(|e| e.to_string())
                             .and_then(|r| r.into_event(catalog));
                         (line, parsed)

@@ -10,7 +10,7 @@ pub struct LineOptions {
 /// A data file that could not be read: which file, which line (1-based, 0 for the whole
 /// file) and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}{} {reason}", if *.line > 0 { format!(" line {}:", line) } else { ":".to_string() })]
+#[error("{file}{} {reason}", if *.line > 0 { format!(" {} {}:", unit, line) } else { ":".to_string() })]
 pub struct DataError {
     /// The file's name.
     pub file: String,
@@ -18,6 +18,8 @@ pub struct DataError {
     pub line: usize,
     /// What is wrong.
     pub reason: String,
+    /// What `line` counts: `line` in a text file, `row` in a Parquet file.
+    pub unit: &'static str,
 }
 
 impl DataError {
@@ -27,6 +29,15 @@ impl DataError {
             file: file.to_string(),
             line,
             reason: reason.into(),
+            unit: "line",
+        }
+    }
+
+    /// An error on one row (1-based) of a table file (Parquet).
+    pub fn at_row(file: &str, row: usize, reason: impl Into<String>) -> Self {
+        Self {
+            unit: "row",
+            ..Self::at(file, row, reason)
         }
     }
 

@@ -145,6 +145,11 @@ pub struct SyntheticWorldConfig {
     pub kids_profile_share: f64,
     /// Mean number of viewing sessions per member per week.
     pub sessions_per_week: f64,
+    /// Titles each choice weighs: 0 (the default) weighs the whole catalog; N draws N titles
+    /// uniformly at random (with replacement) and weighs those, so a choice costs O(N)
+    /// whatever the catalog's size (for catalogs of a million titles).
+    #[serde(default)]
+    pub choice_pool: usize,
 }
 
 impl Default for SyntheticWorldConfig {
@@ -158,6 +163,7 @@ impl Default for SyntheticWorldConfig {
             new_title_share: 0.25,
             kids_profile_share: 0.1,
             sessions_per_week: 4.0,
+            choice_pool: 0,
         }
     }
 }
@@ -196,18 +202,64 @@ struct Member {
 impl SyntheticWorld {
     /// Generates the world described by `config`.
     pub fn generate(config: &SyntheticWorldConfig) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let (catalog, traits) = generate_catalog(config, &mut rng);
-        let mut events = Vec::new();
-        for m in 0..config.members {
-            let member = generate_member(m as u32 + 1, config, &mut rng);
-            simulate_member(&member, config, &catalog, &traits, &mut rng, &mut events);
-        }
+        let mut members = SyntheticMembers::new(config);
+        let events = members.by_ref().flatten().collect();
         Self {
             config: config.clone(),
-            catalog,
+            catalog: members.catalog,
             events,
         }
+    }
+}
+
+/// The synthetic world generated one member at a time, so a world of any size streams in the
+/// memory of one member's events: the catalog first, then each member's events (members
+/// 1, 2, … in order, each member's events in the order [`SyntheticWorld::generate`] lists
+/// them; the concatenation is exactly its `events`).
+pub struct SyntheticMembers {
+    /// The world's catalog.
+    pub catalog: Catalog,
+    traits: Vec<TitleTraits>,
+    config: SyntheticWorldConfig,
+    rng: ChaCha8Rng,
+    next_member: usize,
+}
+
+impl SyntheticMembers {
+    /// The world of `config`, before its first member.
+    pub fn new(config: &SyntheticWorldConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let (catalog, traits) = generate_catalog(config, &mut rng);
+        Self {
+            catalog,
+            traits,
+            config: config.clone(),
+            rng,
+            next_member: 0,
+        }
+    }
+}
+
+impl Iterator for SyntheticMembers {
+    /// One member's events.
+    type Item = Vec<Event>;
+
+    fn next(&mut self) -> Option<Vec<Event>> {
+        if self.next_member == self.config.members {
+            return None;
+        }
+        self.next_member += 1;
+        let member = generate_member(self.next_member as u32, &self.config, &mut self.rng);
+        let mut events = Vec::new();
+        simulate_member(
+            &member,
+            &self.config,
+            &self.catalog,
+            &self.traits,
+            &mut self.rng,
+            &mut events,
+        );
+        Some(events)
     }
 }
 
@@ -215,13 +267,14 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, xs: &'a [T]) -> &'a T {
     &xs[rng.random_range(0..xs.len())]
 }
 
-fn roman(n: u32) -> &'static str {
-    [
-        "", " II", " III", " IV", " V", " VI", " VII", " VIII", " IX", " X",
-    ]
-    .get(n as usize)
-    .copied()
-    .unwrap_or(" XI")
+/// The suffix of a title's `n`-th sequel (0: none): " II" to " XI", then " 12", " 13", ….
+fn sequel_suffix(n: u32) -> String {
+    const ROMAN: [&str; 11] = [
+        "", " II", " III", " IV", " V", " VI", " VII", " VIII", " IX", " X", " XI",
+    ];
+    ROMAN
+        .get(n as usize)
+        .map_or_else(|| format!(" {}", n + 1), |s| s.to_string())
 }
 
 fn generate_catalog(
@@ -282,7 +335,7 @@ fn generate_catalog(
         let mut title = base.clone();
         let mut k = 1;
         while !seen_titles.insert(title.clone()) {
-            title = format!("{base}{}", roman(k));
+            title = format!("{base}{}", sequel_suffix(k));
             k += 1;
         }
         if kind == ItemKind::Series {
@@ -450,7 +503,16 @@ fn simulate_member(
                 Some(s) if rng.random_bool(0.7) => (s, Action::Play),
                 _ => {
                     let idx = choose_title(
-                        m, &taste, surface, intent, t, catalog, traits, &watched, rng,
+                        m,
+                        &taste,
+                        surface,
+                        intent,
+                        t,
+                        catalog,
+                        traits,
+                        &watched,
+                        config.choice_pool,
+                        rng,
                     );
                     let r: f64 = rng.random();
                     let action = if r < 0.78 {
@@ -516,6 +578,7 @@ fn choose_title(
     catalog: &Catalog,
     traits: &[TitleTraits],
     watched: &[u32],
+    choice_pool: usize,
     rng: &mut ChaCha8Rng,
 ) -> usize {
     // Search is deliberate: the genre looked for and tastes weigh more than popularity.
@@ -524,11 +587,18 @@ fn choose_title(
     } else {
         (1.0, 0.7)
     };
-    let weights: Vec<f64> = catalog
-        .items
-        .iter()
-        .zip(traits)
-        .zip(watched)
+    // The titles this choice weighs: the whole catalog, or a uniform pool of it.
+    let pool: Option<Vec<usize>> = (choice_pool > 0 && choice_pool < catalog.len()).then(|| {
+        (0..choice_pool)
+            .map(|_| rng.random_range(0..catalog.len()))
+            .collect()
+    });
+    let indices: Box<dyn Iterator<Item = usize>> = match &pool {
+        Some(p) => Box::new(p.iter().copied()),
+        None => Box::new(0..catalog.len()),
+    };
+    let weights: Vec<f64> = indices
+        .map(|i| ((&catalog.items[i], &traits[i]), &watched[i]))
         .map(|((item, tr), &w)| {
             let is_kids = item.kind == ItemKind::Kids;
             let kids_only = m.kids || surface == Surface::Kids;
@@ -564,9 +634,10 @@ fn choose_title(
                 * feed
         })
         .collect();
-    match WeightedIndex::new(&weights) {
-        Ok(d) => d.sample(rng),
-        Err(_) => rng.random_range(0..catalog.len()),
+    match (WeightedIndex::new(&weights), &pool) {
+        (Ok(d), Some(p)) => p[d.sample(rng)],
+        (Ok(d), None) => d.sample(rng),
+        (Err(_), _) => rng.random_range(0..catalog.len()),
     }
 }
 
@@ -581,6 +652,60 @@ mod tests {
             days: 30,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn members_stream_the_generated_world_one_at_a_time() {
+        let world = SyntheticWorld::generate(&small());
+        let mut members = SyntheticMembers::new(&small());
+        assert_eq!(members.catalog, world.catalog);
+        let streamed: Vec<Vec<Event>> = members.by_ref().collect();
+        assert_eq!(streamed.len(), 60);
+        assert!(
+            streamed
+                .iter()
+                .enumerate()
+                .all(|(i, m)| m.iter().all(|e| e.member == i as u32 + 1))
+        );
+        assert_eq!(streamed.concat(), world.events);
+    }
+
+    #[test]
+    fn a_choice_pool_bounds_each_choice_and_a_big_catalog_gets_unique_titles() {
+        let whole = SyntheticWorld::generate(&small());
+        // A pool as large as the catalog is the whole catalog: the same world.
+        let same = SyntheticWorld::generate(&SyntheticWorldConfig {
+            choice_pool: 120,
+            ..small()
+        });
+        assert_eq!(same.events, whole.events);
+        let pooled = SyntheticWorldConfig {
+            choice_pool: 10,
+            ..small()
+        };
+        let a = SyntheticWorld::generate(&pooled);
+        assert_ne!(a.events, whole.events);
+        assert_eq!(
+            a.events,
+            SyntheticWorld::generate(&pooled).events,
+            "deterministic"
+        );
+        assert!(
+            a.events
+                .iter()
+                .all(|e| a.catalog.index_of(e.item).is_some())
+        );
+        // Far more titles than the name lists give bases for: numbered sequels, all unique.
+        let big = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 3,
+            titles: 40_000,
+            choice_pool: 100,
+            ..small()
+        });
+        let titles: std::collections::HashSet<&str> =
+            big.catalog.items.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(titles.len(), 40_000);
+        assert!(!big.events.is_empty());
     }
 
     #[test]

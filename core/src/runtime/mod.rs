@@ -14,7 +14,7 @@ mod session;
 
 pub use contextual::ContextualRanker;
 pub use engines::cpu::{CpuEngine, CpuKvCache};
-pub use pushed::Candidate;
+pub use pushed::{Candidate, PushedVector};
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 

@@ -211,6 +211,41 @@ pub enum RerankError {
         /// What is wrong.
         source: crate::serving::MetadataError,
     },
+    /// A candidate's pushed item vector does not have one value per model dimension.
+    #[error(
+        "candidate {position} (item id {item}): its pushed vector has {got} values; this \
+         model's item vectors have {expected}"
+    )]
+    PushedVectorLength {
+        /// Index in the candidate list.
+        position: usize,
+        /// The id.
+        item: u32,
+        /// The model's width.
+        expected: usize,
+        /// The values pushed.
+        got: usize,
+    },
+    /// A candidate's pushed item vector has a scale that is negative or not finite.
+    #[error(
+        "candidate {position} (item id {item}): its pushed vector's scale {scale} is not a \
+         finite non-negative number"
+    )]
+    PushedVectorScale {
+        /// Index in the candidate list.
+        position: usize,
+        /// The id.
+        item: u32,
+        /// The scale pushed.
+        scale: f32,
+    },
+    /// A title described for the history (not ranked) was refused; `source` says why, its
+    /// position being in the list of history titles.
+    #[error("history title: {source}")]
+    HistoryTitle {
+        /// Why, as for a candidate at that position of the history titles.
+        source: Box<RerankError>,
+    },
     /// A history event names a title the bundle lacks (described by the call), which only the
     /// CPU engine can embed into the history.
     #[error(

@@ -1,5 +1,5 @@
-//! `encore` subcommands: generate, train, distill, export, rerank, eval, embed, demo, bench,
-//! ablate, prompt-tune.
+//! `encore` subcommands: generate, convert-events, train, distill, export, rerank, eval,
+//! embed, demo, bench, ablate, prompt-tune, impressions, ranker.
 
 mod bench;
 mod demo;
@@ -7,6 +7,7 @@ mod embed;
 mod impressions;
 mod prompt_tune;
 mod ranker;
+mod shards;
 mod show;
 mod steps;
 
@@ -32,8 +33,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a synthetic world (catalog.json + events.csv) to a directory.
+    /// Write a synthetic world (catalog.json + events.csv, or Parquet event shards) to a
+    /// directory.
     Generate(GenerateArgs),
+    /// Convert a CSV or JSON Lines event log into Parquet shards in the order streamed training
+    /// reads (members by id, each member's events in time order).
+    ConvertEvents(shards::ConvertArgs),
     /// Train a foundation model; writes a checkpoint after every epoch.
     Train(TrainArgs),
     /// Train a smaller student from a trained teacher (an experiment file with a
@@ -84,6 +89,10 @@ pub struct DataArgs {
     /// Days simulated in the embedded synthetic world.
     #[arg(long, default_value_t = SyntheticWorldConfig::default().days)]
     pub days: u32,
+    /// Titles each of the synthetic world's choices weighs (0: the whole catalog; e.g. 2000
+    /// for a million-title world, see `SyntheticWorldConfig::choice_pool`).
+    #[arg(long, default_value_t = 0)]
+    pub choice_pool: usize,
 }
 
 impl DataArgs {
@@ -94,6 +103,7 @@ impl DataArgs {
             members: self.members,
             titles: self.titles,
             days: self.days,
+            choice_pool: self.choice_pool,
             ..Default::default()
         }
     }
@@ -116,6 +126,14 @@ pub struct GenerateArgs {
     /// Output directory.
     #[arg(long, default_value = "artifacts/world")]
     pub out: PathBuf,
+    /// Write the events as Parquet shards (`OUT/events/part-*.parquet`) instead of
+    /// `events.csv`, the synthetic world generated one member at a time, so a world of any
+    /// size fits in the memory of one member's events.
+    #[arg(long)]
+    pub shards: bool,
+    /// With `--shards`: rows per shard file.
+    #[arg(long, default_value_t = crate::io::event_shards::SHARD_ROWS)]
+    pub rows_per_shard: usize,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -409,6 +427,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Generate(a) => steps::generate(&a),
+            Command::ConvertEvents(a) => shards::convert(&a),
             Command::Train(a) => match &a.config {
                 Some(path) => crate::experiment::run(path, &a.file.overrides(a.resume)).map(|_| ()),
                 None => steps::train(&a).map(|_| ()),

@@ -15,6 +15,15 @@ use encore_core::weights::requantize;
 
 /// `encore generate`.
 pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
+    if a.shards {
+        anyhow::ensure!(
+            a.data.data.is_none(),
+            "--shards writes the synthetic world; to shard a world directory's events, use \
+             `encore convert-events`"
+        );
+        super::shards::generate_shards(&a.data.synthetic(), &a.out, a.rows_per_shard)?;
+        return Ok(());
+    }
     let (catalog, events) = a.data.load()?;
     let files = crate::io::write_world(&a.out, &catalog, &events)?;
     println!(

@@ -61,6 +61,39 @@ pub enum DataSource {
         #[serde(default)]
         skip_bad_lines: bool,
     },
+    /// An event log as Parquet shards (see [`crate::io::event_shards`] for the columns and the
+    /// ordering they must follow) and a catalog JSON file, streamed: training holds one chunk
+    /// of windows at a time, not the log.
+    EventShards {
+        /// The directory of `*.parquet` shards.
+        dir: PathBuf,
+        /// The item metadata (catalog JSON).
+        catalog: PathBuf,
+        /// Training windows gathered, shuffled and batched together (default 4,096): the
+        /// memory a streamed run holds besides the model.
+        #[serde(default = "default_chunk_windows")]
+        chunk_windows: usize,
+        /// Members whose held-out event is evaluated: the first this many with one
+        /// (default 2,000).
+        #[serde(default = "default_eval_members")]
+        eval_members: usize,
+    },
+}
+
+fn default_chunk_windows() -> usize {
+    4096
+}
+fn default_eval_members() -> usize {
+    2000
+}
+
+/// Reads a catalog JSON file and indexes it.
+pub fn read_catalog(path: &Path) -> anyhow::Result<Catalog> {
+    let catalog: Catalog = serde_json::from_slice(&read(path)?)
+        .with_context(|| format!("{} is not a catalog JSON file", path.display()))?;
+    catalog
+        .reindexed()
+        .with_context(|| format!("{}", path.display()))
 }
 
 fn default_seed() -> u64 {
@@ -199,14 +232,7 @@ impl DataSource {
                 catalog,
                 skip_bad_lines,
             } => {
-                let (events, catalog_path) = (at(events), at(catalog));
-                let catalog: Catalog =
-                    serde_json::from_slice(&read(&catalog_path)?).with_context(|| {
-                        format!("{} is not a catalog JSON file", catalog_path.display())
-                    })?;
-                let catalog = catalog
-                    .reindexed()
-                    .with_context(|| format!("{}", catalog_path.display()))?;
+                let (events, catalog) = (at(events), read_catalog(&at(catalog))?);
                 let name = events.display().to_string();
                 let (events, skipped_lines) = parse_event_log(
                     &name,
@@ -221,6 +247,31 @@ impl DataSource {
                     skipped_lines,
                 })
             }
+            DataSource::EventShards { dir, .. } => anyhow::bail!(
+                "{}: event shards are streamed, not loaded: `encore train --config` trains on \
+                 them; the commands that need every event in memory (eval, ablate, prompt-tune, \
+                 …) take a CSV or JSON Lines event log",
+                dir.display()
+            ),
+        }
+    }
+
+    /// For Parquet event shards: the shard directory and catalog file (relative paths resolved
+    /// against `base`), windows per chunk and members evaluated.
+    pub fn shards(&self, base: &Path) -> Option<(PathBuf, PathBuf, usize, usize)> {
+        match self {
+            DataSource::EventShards {
+                dir,
+                catalog,
+                chunk_windows,
+                eval_members,
+            } => Some((
+                base.join(dir),
+                base.join(catalog),
+                *chunk_windows,
+                *eval_members,
+            )),
+            _ => None,
         }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! `config` reads the file, `data_source` loads the data, `prepare` splits it, `report` logs
 //! and prints the metrics, `ablation` runs the variants, `paired` compares models case by
-//! case; this module runs one experiment.
+//! case, `streamed` runs an experiment on Parquet event shards without loading them; this
+//! module runs one experiment.
 
 mod ablation;
 mod config;
@@ -19,10 +20,12 @@ pub use prompts::{PromptTuneReport, PromptTuneRun, TaskMethod, prompt_tune, task
 mod ranker;
 pub use ranker::{ALPHA_GRID, RankerRun, ranker};
 mod report;
+mod streamed;
+pub use streamed::HeldOutShards;
 
 pub use ablation::{AblationPlan, AblationRow, VARIANTS, ablate};
 pub use config::{ExperimentConfig, Overrides, RunConfig, SplitConfig};
-pub use data_source::{DataSource, Dataset};
+pub use data_source::{DataSource, Dataset, read_catalog};
 pub use report::{MetricsLog, plot_curves};
 
 use std::path::Path;
@@ -61,6 +64,10 @@ pub struct ExperimentSummary {
     pub tokens_per_s: f64,
     /// Size of the exported weight file.
     pub weight_file_bytes: usize,
+    /// The process's peak resident memory when the summary was made (Linux; `None`
+    /// elsewhere).
+    #[serde(default)]
+    pub peak_resident_bytes: Option<u64>,
 }
 
 /// Runs an experiment file.
@@ -177,6 +184,9 @@ pub fn run_config(
 ) -> anyhow::Result<ExperimentSummary> {
     let out = &cfg.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if let Some(shards) = cfg.data.shards(base) {
+        return streamed::run_streamed(cfg, shards, resume);
+    }
     let prepared = Prepared::new(cfg, base)?;
     let evaluate = |weights: &[u8]| -> anyhow::Result<RankingMetrics> {
         let reranker = Reranker::from_bytes(weights, &Backend::Cpu.device())?;
@@ -235,6 +245,7 @@ pub fn run_config(
         tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
             / epochs.len().max(1) as f64,
         weight_file_bytes: trained.weights.len(),
+        peak_resident_bytes: report::peak_resident_bytes(),
     };
     write_atomic(
         &out.join("summary.json"),

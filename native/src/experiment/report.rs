@@ -166,8 +166,15 @@ pub fn print_metrics_row(name: &str, m: &RankingMetrics) {
 pub fn print_summary(s: &ExperimentSummary) {
     let row = print_metrics_row;
     println!(
-        "{} cases ({:?} holdout); trained in {:.0} s at {:.0} tokens/s; weight file {} bytes",
-        s.cases, s.config.split.holdout, s.train_seconds, s.tokens_per_s, s.weight_file_bytes
+        "{} cases ({:?} holdout); trained in {:.0} s at {:.0} tokens/s; weight file {} bytes{}",
+        s.cases,
+        s.config.split.holdout,
+        s.train_seconds,
+        s.tokens_per_s,
+        s.weight_file_bytes,
+        s.peak_resident_bytes
+            .map(|b| format!("; peak resident memory {:.0} MiB", b as f64 / 1048576.0))
+            .unwrap_or_default()
     );
     row("model", &s.report.model);
     row("most popular", &s.report.most_popular);
@@ -188,4 +195,37 @@ pub fn print_pushed(p: &super::prepare::PushedColdStart) {
          with a withheld target)",
         p.pushed_titles, p.cases
     );
+}
+
+/// The process's peak resident set size so far (`VmHWM` of `/proc/self/status`), where the
+/// system reports it.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The peak covers memory the process has touched: 64 MiB written, then freed, still
+    /// counts.
+    #[test]
+    fn peak_resident_memory_counts_a_touched_buffer_after_it_is_freed() {
+        let mut buffer = vec![0u8; 64 << 20];
+        for page in buffer.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        assert_eq!(
+            buffer
+                .iter()
+                .step_by(4096)
+                .map(|&b| b as usize)
+                .sum::<usize>(),
+            16384
+        );
+        drop(buffer);
+        let peak = super::peak_resident_bytes().expect("Linux reports VmHWM");
+        assert!(peak >= 64 << 20, "peak {peak} bytes");
+    }
 }

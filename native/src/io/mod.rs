@@ -1,6 +1,8 @@
-//! Files: the world (catalog JSON + events CSV), checkpoints and weight files, written atomically.
+//! Files: the world (catalog JSON + events CSV), event logs as Parquet shards, checkpoints and
+//! weight files, written atomically.
 
 mod atomic;
+pub mod event_shards;
 mod world;
 
 pub use atomic::write_atomic;

@@ -44,9 +44,13 @@ pub struct TrainConfig {
     /// Batch windows of similar length together (batches in random order each epoch), so a
     /// batch pads little; `false` draws batches uniformly at random.
     pub batch_by_length: bool,
-    /// Threads that each take a share of every batch (forward and backward on a copy of the
-    /// model), their gradients summed before one optimizer step. 1 (the default) keeps a run
-    /// bit-for-bit reproducible; with more, dropout masks depend on thread timing.
+    /// Data-parallel workers (at most [`MAX_WORKERS`]): each takes a share of every batch
+    /// (forward and backward on its own copy of the model, on its own device, on its own
+    /// thread), and burn's multi-device optimizer step sums their gradients before one update.
+    /// On the wgpu backend each worker has a discrete GPU (0…N−1; a run asking for more than
+    /// the machine has stops); on the CPU backend, which burn gives one device, they are
+    /// threads sharing it. 1 (the default) keeps a run bit-for-bit reproducible; with more,
+    /// dropout masks depend on thread timing.
     pub workers: usize,
     /// The objectives.
     pub objectives: ObjectiveConfig,
@@ -60,6 +64,9 @@ pub struct TrainConfig {
     /// (0-based), `layer_mix`, `norm`.
     pub freeze: Vec<String>,
 }
+
+/// The most data-parallel workers a run may ask for.
+pub const MAX_WORKERS: usize = 256;
 
 impl Default for TrainConfig {
     fn default() -> Self {

@@ -9,11 +9,13 @@ use super::distill::TeacherCache;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-/// The training inputs derived from the data: windows, item shares, which items were seen,
-/// the latest event time, the number of target tokens and, when distilling, the teacher's
-/// outputs.
+/// The training inputs derived from the data: windows (in memory; empty for a streamed
+/// source, whose windows are read afresh every epoch), item shares, which items were seen, the
+/// latest event time, the number of target tokens and of steps per epoch and, when distilling,
+/// the teacher's outputs.
 pub(super) struct TrainingData {
     pub(super) windows: Vec<TokenSequence>,
+    pub(super) steps_per_epoch: usize,
     pub(super) item_share: Vec<f32>,
     pub(super) seen: Vec<bool>,
     pub(super) reference_time: i64,
@@ -22,41 +24,136 @@ pub(super) struct TrainingData {
     pub(super) teacher: Option<TeacherCache>,
 }
 
-/// Tokenizes every member's history into training windows and counts each item's targets.
+/// Members' histories read afresh for every pass over them (the statistics pass, then each
+/// epoch), one member at a time: a source too large for memory (Parquet shards).
+pub trait MemberStream: Sync {
+    /// The members, in a fixed order, each with their events in time order.
+    fn members(
+        &self,
+    ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<MemberHistory>> + '_>>;
+}
+
+/// Where training windows come from.
+pub(super) enum WindowSource<'a> {
+    /// Histories in memory: tokenized once, shuffled over the whole set every epoch.
+    Memory(&'a [MemberHistory]),
+    /// A stream read every epoch, its windows gathered into chunks of about `chunk` windows,
+    /// each chunk shuffled and batched on its own.
+    Stream {
+        /// The members.
+        members: &'a dyn MemberStream,
+        /// Windows per chunk (at least one member's windows).
+        chunk: usize,
+    },
+}
+
+/// Adds one member's statistics: their latest event time, and each rolled event's target
+/// item once (even where windows overlap). Returns the member's windows.
+fn member_windows(
+    h: &MemberHistory,
+    items: &encore_core::data::catalog::ItemVocabulary,
+    tokenizer: &EventTokenizer,
+    counts: &mut [f32],
+    reference_time: &mut i64,
+) -> anyhow::Result<Vec<TokenSequence>> {
+    for e in &h.events {
+        *reference_time = (*reference_time).max(e.timestamp);
+    }
+    let full = tokenizer
+        .training_sequence(items, &h.events)
+        .with_context(|| format!("member {}", h.member))?;
+    for t in full.tokens.iter().filter_map(|t| t.target) {
+        counts[t.item as usize] += 1.0;
+    }
+    Ok(tokenizer.windows(full))
+}
+
+/// The training data of `source`: for histories in memory, every window; for a stream, one
+/// pass that counts targets, steps and the latest time, holding one chunk at a time.
 pub(super) fn prepare(
-    histories: &[MemberHistory],
+    source: &WindowSource<'_>,
     catalog: &Catalog,
     tokenizer: &EventTokenizer,
+    batch_size: usize,
 ) -> anyhow::Result<TrainingData> {
     let items = catalog.vocabulary();
     let mut windows: Vec<TokenSequence> = Vec::new();
     let mut counts = vec![0f32; catalog.len()];
     let mut reference_time = i64::MIN;
-    for h in histories {
-        for e in &h.events {
-            reference_time = reference_time.max(e.timestamp);
+    let (steps_per_epoch, total_tokens) = match source {
+        WindowSource::Memory(histories) => {
+            for h in *histories {
+                windows.extend(member_windows(
+                    h,
+                    items,
+                    tokenizer,
+                    &mut counts,
+                    &mut reference_time,
+                )?);
+            }
+            let tokens = windows.iter().map(TokenSequence::n_targets).sum();
+            (windows.len().div_ceil(batch_size), tokens)
         }
-        let full = tokenizer
-            .training_sequence(items, &h.events)
-            .with_context(|| format!("member {}", h.member))?;
-        // Count each rolled event once, even where windows overlap.
-        for t in full.tokens.iter().filter_map(|t| t.target) {
-            counts[t.item as usize] += 1.0;
+        WindowSource::Stream { members, chunk } => {
+            let (mut steps, mut tokens, mut in_chunk) = (0, 0, 0);
+            for h in members.members()? {
+                let w = member_windows(&h?, items, tokenizer, &mut counts, &mut reference_time)?;
+                tokens += w.iter().map(TokenSequence::n_targets).sum::<usize>();
+                in_chunk += w.len();
+                if in_chunk >= *chunk {
+                    steps += in_chunk.div_ceil(batch_size);
+                    in_chunk = 0;
+                }
+            }
+            (steps + in_chunk.div_ceil(batch_size), tokens)
         }
-        let w = tokenizer.windows(full);
-        windows.extend(w);
-    }
-    anyhow::ensure!(!windows.is_empty(), "no training events");
+    };
+    anyhow::ensure!(steps_per_epoch > 0, "no training events");
     let total: f32 = counts.iter().sum();
-    let total_tokens = windows.iter().map(TokenSequence::n_targets).sum();
     Ok(TrainingData {
         windows,
+        steps_per_epoch,
         item_share: counts.iter().map(|c| c / total.max(1.0)).collect(),
         seen: counts.iter().map(|&c| c > 0.0).collect(),
         reference_time,
         total_tokens,
         teacher: None,
     })
+}
+
+/// A stream's windows in the chunks [`prepare`] counted: members tokenized in stream order,
+/// a chunk closed once it holds `chunk` windows or more.
+pub(super) fn stream_chunks<'a>(
+    members: &'a dyn MemberStream,
+    chunk: usize,
+    catalog: &'a Catalog,
+    tokenizer: &'a EventTokenizer,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Vec<TokenSequence>>> + 'a> {
+    let mut members = members.members()?;
+    let mut ignored_counts = vec![0f32; catalog.len()];
+    let mut ignored_time = i64::MIN;
+    Ok(std::iter::from_fn(move || {
+        let mut windows = Vec::new();
+        for h in members.by_ref() {
+            let w = h.and_then(|h| {
+                member_windows(
+                    &h,
+                    catalog.vocabulary(),
+                    tokenizer,
+                    &mut ignored_counts,
+                    &mut ignored_time,
+                )
+            });
+            match w {
+                Ok(w) => windows.extend(w),
+                Err(e) => return Some(Err(e)),
+            }
+            if windows.len() >= chunk {
+                return Some(Ok(windows));
+            }
+        }
+        (!windows.is_empty()).then_some(Ok(windows))
+    }))
 }
 
 /// One epoch's batches of window indices. Shuffled uniformly; with `by_length`, the shuffled

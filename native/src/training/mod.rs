@@ -28,7 +28,8 @@ use burn::module::Module;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use data::TrainingData;
+pub use data::MemberStream;
+use data::{TrainingData, WindowSource};
 use distill::Teacher;
 use encore_core::Catalog;
 use encore_core::data::split::MemberHistory;
@@ -148,6 +149,57 @@ pub fn train(
     cfg: &TrainConfig,
     backend: Backend,
     checkpoints: CheckpointPolicy<'_>,
+    monitor: Monitor<'_>,
+) -> anyhow::Result<TrainedModel> {
+    train_from(
+        WindowSource::Memory(histories),
+        catalog,
+        cfg,
+        backend,
+        checkpoints,
+        monitor,
+    )
+}
+
+/// Trains a foundation model on a stream of members too large for memory, read once for its
+/// statistics and then once per epoch. Memory holds the model, one chunk of about
+/// `chunk_windows` windows (shuffled, length-sorted and batched within the chunk) and what the
+/// stream itself holds. Distillation (whose teacher outputs are cached per window) is not
+/// available on a stream.
+pub fn train_streaming(
+    members: &dyn MemberStream,
+    chunk_windows: usize,
+    catalog: &Catalog,
+    cfg: &TrainConfig,
+    backend: Backend,
+    checkpoints: CheckpointPolicy<'_>,
+    monitor: Monitor<'_>,
+) -> anyhow::Result<TrainedModel> {
+    anyhow::ensure!(chunk_windows > 0, "windows per chunk must be positive");
+    anyhow::ensure!(
+        cfg.distill.is_none(),
+        "distillation caches its teacher's outputs for every window in memory: it is not \
+         available when training from a stream of event shards"
+    );
+    train_from(
+        WindowSource::Stream {
+            members,
+            chunk: chunk_windows,
+        },
+        catalog,
+        cfg,
+        backend,
+        checkpoints,
+        monitor,
+    )
+}
+
+fn train_from(
+    source: WindowSource<'_>,
+    catalog: &Catalog,
+    cfg: &TrainConfig,
+    backend: Backend,
+    checkpoints: CheckpointPolicy<'_>,
     mut monitor: Monitor<'_>,
 ) -> anyhow::Result<TrainedModel> {
     anyhow::ensure!(
@@ -155,10 +207,17 @@ pub fn train(
         "epochs, batch size and workers must be positive"
     );
     anyhow::ensure!(
+        cfg.workers <= config::MAX_WORKERS,
+        "training.workers is {}; at most {} are allowed",
+        cfg.workers,
+        config::MAX_WORKERS
+    );
+    anyhow::ensure!(
         cfg.objectives.temperature > 0.0 && cfg.objectives.mtp_items >= 1,
         "objectives: temperature must be positive and mtp_items at least 1"
     );
-    let device = backend.training_device();
+    let devices = backend.training_devices(cfg.workers)?;
+    let device = devices[0].clone();
     device.seed(cfg.seed);
     let content_dim = catalog
         .items
@@ -170,7 +229,8 @@ pub fn train(
         // The starting file's item vectors are already mixed with content.
         config.item_encoder = None;
     }
-    let mut data = data::prepare(histories, catalog, &config.model.tokenizer())?;
+    let tokenizer = config.model.tokenizer();
+    let mut data = data::prepare(&source, catalog, &tokenizer, cfg.batch_size)?;
     if let Some(d) = &cfg.distill {
         d.validate().map_err(anyhow::Error::msg)?;
     }
@@ -187,11 +247,28 @@ pub fn train(
     };
     let owned_features = (config.item_encoder.is_some() || config.aux_heads.is_some())
         .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &device));
-    let features = owned_features.as_ref();
+    // Each worker's copy of the features, on its device.
+    let worker_features: Vec<Option<ItemFeatures>> = devices
+        .iter()
+        .map(|d| match &owned_features {
+            Some(_) if d != &device => Some(ItemFeatures::new(
+                catalog,
+                &data.seen,
+                data.reference_time,
+                d,
+            )),
+            f => f.clone(),
+        })
+        .collect();
     // The same features on the inner backend, for exports (see `export`).
-    let export_features = owned_features
-        .is_some()
-        .then(|| ItemFeatures::new(catalog, &data.seen, data.reference_time, &backend.device()));
+    let export_features = owned_features.is_some().then(|| {
+        ItemFeatures::new(
+            catalog,
+            &data.seen,
+            data.reference_time,
+            &device.clone().inner(),
+        )
+    });
 
     let (mut model, mut optim) = (config.init(&device), AdamConfig::new().init());
     if let Some(path) = &cfg.init_from {
@@ -225,7 +302,7 @@ pub fn train(
     }
     model.model = fine_tune::freeze(model.model, &cfg.freeze)?;
 
-    let steps_per_epoch = data.windows.len().div_ceil(cfg.batch_size);
+    let steps_per_epoch = data.steps_per_epoch;
     let targets_per_batch = data.total_tokens as f64 / steps_per_epoch as f64;
     let mut scheduler = cfg.lr_scheduler(steps_per_epoch * cfg.epochs)?;
     // A resumed run picks the schedule up where the finished epochs left it.
@@ -243,6 +320,7 @@ pub fn train(
         )
     };
     let backward = |model: &TrainingModel, shard: Shard| {
+        let features = worker_features[shard.worker].as_ref();
         shard_gradients(
             model,
             shard,
@@ -255,7 +333,7 @@ pub fn train(
     let mut steps = Steps {
         cfg,
         data: &data,
-        device: &device,
+        devices: &devices,
         optim,
         scheduler,
         backward: &backward,
@@ -268,13 +346,43 @@ pub fn train(
         // the seed, so a resumed run repeats exactly what an uninterrupted one does.
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
         device.seed(cfg.seed.wrapping_add(1000 + epoch as u64));
-        let batches =
-            data::epoch_batches(&data.windows, cfg.batch_size, cfg.batch_by_length, &mut rng);
         let start = Instant::now();
-        let sums;
-        (model, sums) = steps
-            .epoch(model, &batches, &mut rng, &progress)
-            .with_context(|| format!("epoch {epoch}"))?;
+        let mut pass = EpochPass::new(start);
+        match &source {
+            WindowSource::Memory(_) => {
+                let batches = data::epoch_batches(
+                    &data.windows,
+                    cfg.batch_size,
+                    cfg.batch_by_length,
+                    &mut rng,
+                );
+                model = steps
+                    .run(
+                        model,
+                        &data.windows,
+                        &batches,
+                        &mut rng,
+                        &progress,
+                        &mut pass,
+                    )
+                    .with_context(|| format!("epoch {epoch}"))?;
+            }
+            WindowSource::Stream { members, chunk } => {
+                for windows in data::stream_chunks(*members, *chunk, catalog, &tokenizer)? {
+                    let windows = windows.with_context(|| format!("epoch {epoch}"))?;
+                    let batches = data::epoch_batches(
+                        &windows,
+                        cfg.batch_size,
+                        cfg.batch_by_length,
+                        &mut rng,
+                    );
+                    model = steps
+                        .run(model, &windows, &batches, &mut rng, &progress, &mut pass)
+                        .with_context(|| format!("epoch {epoch}"))?;
+                }
+            }
+        }
+        let sums = pass.sums;
         progress.finish();
         let seconds = start.elapsed().as_secs_f64();
         let weights = export_now(&model);
@@ -320,7 +428,8 @@ pub fn train(
 struct Steps<'a> {
     cfg: &'a TrainConfig,
     data: &'a TrainingData,
-    device: &'a Device,
+    /// One device per worker; the model lives on the first between steps.
+    devices: &'a [Device],
     optim: ModuleOptimizer,
     scheduler: ModuleLrScheduler,
     backward: &'a (dyn Fn(&TrainingModel, Shard) -> (GradientsParams, LossValues, f64) + Sync),
@@ -328,22 +437,48 @@ struct Steps<'a> {
     learning_rate: f64,
 }
 
+/// An epoch's progress across the windows it has passed through so far (one set in memory,
+/// or a stream's chunks one after another).
+struct EpochPass {
+    start: Instant,
+    step: usize,
+    sums: LossSums,
+}
+
+impl EpochPass {
+    fn new(start: Instant) -> Self {
+        Self {
+            start,
+            step: 0,
+            sums: LossSums::default(),
+        }
+    }
+}
+
 impl Steps<'_> {
-    /// One epoch: a step per batch of window indices in `batches`, their targets drawn from
-    /// `rng` in order. Returns the model after the last step and the epoch's loss sums.
-    fn epoch(
+    /// A step per batch of indices into `windows` in `batches`, their targets drawn from `rng`
+    /// in order; the losses added to `pass`. Returns the model after the last step.
+    fn run(
         &mut self,
         mut model: TrainingModel,
+        windows: &[encore_core::TokenSequence],
         batches: &[Vec<usize>],
         rng: &mut ChaCha8Rng,
         progress: &EpochProgress,
-    ) -> anyhow::Result<(TrainingModel, LossSums)> {
-        let start = Instant::now();
-        let mut sums = LossSums::default();
-        for (step, chunk) in batches.iter().enumerate() {
+        pass: &mut EpochPass,
+    ) -> anyhow::Result<TrainingModel> {
+        for chunk in batches {
             // The batch's shares, one per worker; their targets (negatives, ID drops) are drawn
             // here, in order, so the draws never depend on thread timing.
-            let shards = batch_shards(chunk, self.cfg, self.data, &model, rng, self.device);
+            let shards = batch_shards(
+                chunk,
+                windows,
+                self.cfg,
+                self.data,
+                &model,
+                rng,
+                self.devices,
+            );
             let lr = self.scheduler.step();
             self.learning_rate = lr.base();
             let results;
@@ -353,14 +488,15 @@ impl Steps<'_> {
                 lr,
                 shards,
                 self.backward,
-                self.device,
+                self.devices,
             );
             for (values, n_targets) in results {
-                sums.add(values, n_targets)?;
+                pass.sums.add(values, n_targets)?;
             }
-            let seconds = start.elapsed().as_secs_f64().max(1e-9);
-            progress.update(step, sums.mean(0), sums.targets() / seconds);
+            let seconds = pass.start.elapsed().as_secs_f64().max(1e-9);
+            progress.update(pass.step, pass.sums.mean(0), pass.sums.targets() / seconds);
+            pass.step += 1;
         }
-        Ok((model, sums))
+        Ok(model)
     }
 }

@@ -67,7 +67,7 @@ fn measure(
 }
 
 /// Draws `series` (name, points) on log–log axes to `path` (SVG), written atomically.
-fn plot(
+pub(super) fn plot(
     path: &Path,
     title: &str,
     x_desc: &str,

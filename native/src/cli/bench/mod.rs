@@ -10,6 +10,7 @@
 
 mod curves;
 mod kernels;
+mod memory;
 mod rerank;
 mod timing;
 
@@ -91,6 +92,17 @@ pub struct BenchArgs {
     /// Catalog sizes of the `--curves` sweep.
     #[arg(long, value_delimiter = ',', default_values_t = [4_000, 100_000, 1_000_000])]
     pub catalogs: Vec<usize>,
+    /// Instead of reranks: training's peak memory against the event count. For each
+    /// `--events` size, a synthetic world of that many events is written as Parquet shards
+    /// under this directory, then trained on for one epoch twice, each run its own `encore
+    /// train --config` process: streamed from the shards, and from memory (the same events
+    /// generated in the process). Prints `RESULT memory-…` lines and draws
+    /// `memory-vs-events.svg` here.
+    #[arg(long)]
+    pub memory_curve: Option<PathBuf>,
+    /// Event counts of the `--memory-curve` sweep.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000, 3_000_000, 10_000_000])]
+    pub events: Vec<usize>,
 }
 
 /// The benchmark model's shape: SASRec size with the `KEY=VALUE` fields of `sets` on top.
@@ -144,6 +156,9 @@ pub fn parse_quantization(s: &str) -> Result<Quantization, String> {
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if a.kernels {
         return kernels::kernel_comparison(a);
+    }
+    if let Some(dir) = &a.memory_curve {
+        return memory::memory_curve(&a.events, dir);
     }
     if let Some(dir) = &a.curves {
         return curves::cost_curves(a, &bench_shape(&a.shape)?, dir);

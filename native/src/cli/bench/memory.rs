@@ -1,6 +1,7 @@
-//! Training's peak memory against the event count (see [`super::BenchArgs::memory_curve`]):
-//! synthetic worlds written as Parquet shards, each trained on for one epoch by a child
-//! `encore train --config` process, streamed and from memory.
+//! Training's cost curves (see [`super::BenchArgs::training_curves`]): peak memory against the
+//! event count, and throughput, memory and bundle size against the catalog size. Synthetic
+//! worlds written as Parquet shards, each trained on for one epoch by a child `encore train
+//! --config` process.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,11 +38,18 @@ in_batch_negatives = 0
 mtp_items = 1
 "#;
 
-/// Writes the first members of the default synthetic world until `events` events (at least)
-/// into `dir` (catalog.json, events/); returns the members written and their event count.
-fn write_world(events: usize, dir: &Path) -> anyhow::Result<(usize, usize)> {
+/// Titles each choice of a big catalog's world weighs (see
+/// `SyntheticWorldConfig::choice_pool`).
+const CHOICE_POOL: usize = 2000;
+
+/// Writes the first members of the synthetic world of `titles` titles until `events` events
+/// (at least) into `dir` (catalog.json, events/); returns the members written and their event
+/// count.
+fn write_world(events: usize, titles: usize, dir: &Path) -> anyhow::Result<(usize, usize)> {
     let config = SyntheticWorldConfig {
         members: events, // an upper bound: the loop stops at the event count
+        titles,
+        choice_pool: if titles > CHOICE_POOL { CHOICE_POOL } else { 0 },
         ..Default::default()
     };
     let mut members = SyntheticMembers::new(&config);
@@ -88,40 +96,124 @@ fn train_child(config: &Path, out: &Path) -> anyhow::Result<RunSummary> {
     Ok(serde_json::from_slice(&summary)?)
 }
 
-/// The sweep: one world per size of `events` under `dir`, trained streamed and from memory.
-pub fn memory_curve(events: &[usize], dir: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(!events.is_empty(), "--memory-curve needs --events");
+/// Writes `label.toml` in `world` (the `[data]` table `data`, the shared training tables,
+/// `content_embeddings` as given) and runs it in a child process; returns its summary.
+fn run_config(
+    world: &Path,
+    label: &str,
+    data: &str,
+    content_embeddings: bool,
+) -> anyhow::Result<(RunSummary, std::path::PathBuf)> {
+    let out = world.join(format!("run-{label}"));
+    let config = world.join(format!("{label}.toml"));
+    let training = TRAINING.replace(
+        "content_embeddings = true",
+        &format!("content_embeddings = {content_embeddings}"),
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\n{data}\n{training}\n[run]\nout = {out:?}\neval_every = 0\n\
+             backend = \"cpu\"\n"
+        ),
+    )?;
+    Ok((train_child(&config, &out)?, out))
+}
+
+/// The `[data]` table of the shards in `world`.
+fn shards_table(world: &Path) -> String {
+    format!(
+        "source = \"event-shards\"\ndir = {:?}\ncatalog = {:?}\n",
+        world.join("events"),
+        world.join("catalog.json")
+    )
+}
+
+/// Both sweeps under `dir`: one world per size of `events` (600 titles), trained streamed and
+/// from memory; one world per size of `catalogs` (the first `events` size), trained streamed
+/// with the item encoder and ID-only.
+pub fn training_curves(events: &[usize], catalogs: &[usize], dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !events.is_empty() && !catalogs.is_empty(),
+        "--training-curves needs --events and --catalogs"
+    );
     let dir = std::path::absolute(dir)?;
+    memory_curve(events, &dir)?;
+    catalog_curve(events[0], catalogs, &dir)
+}
+
+/// Throughput, peak memory and bundle sizes against the catalog size (`events` events each).
+fn catalog_curve(events: usize, catalogs: &[usize], dir: &Path) -> anyhow::Result<()> {
+    use encore_core::weights::{Quantization, load_model, requantize, retain_items};
+    let mut series: Vec<(&str, Vec<(f64, f64)>)> = vec![
+        ("tokens/s ÷ 1000, item encoder", Vec::new()),
+        ("tokens/s ÷ 1000, ID-only", Vec::new()),
+        ("peak RSS (MiB), item encoder", Vec::new()),
+        ("bundle, int8 (MB)", Vec::new()),
+        ("model alone, int8 (MB)", Vec::new()),
+    ];
+    for &titles in catalogs {
+        let world = dir.join(format!("catalog-{titles}"));
+        let (members, written) = write_world(events, titles, &world)?;
+        for (label, content) in [("encoder", true), ("id-only", false)] {
+            let (summary, out) = run_config(&world, label, &shards_table(&world), content)?;
+            let peak = summary.peak_resident_bytes.unwrap_or(0) as f64 / 1048576.0;
+            let x = titles as f64;
+            let k = if content { 0 } else { 1 };
+            series[k].1.push((x, summary.tokens_per_s / 1000.0));
+            let mut sizes = String::new();
+            if content {
+                series[2].1.push((x, peak));
+                let f32_bytes = std::fs::read(out.join("model.encore"))?;
+                let int8 = requantize(&f32_bytes, Quantization::Int8)?;
+                let loaded = load_model(&int8, &burn::tensor::Device::flex())?;
+                let first = loaded.items.ids()[0];
+                let alone = retain_items(loaded, |id| id == first);
+                let alone = alone.to_bundle(&alone.prompts, Quantization::Int8);
+                series[3].1.push((x, int8.len() as f64 / 1e6));
+                series[4].1.push((x, alone.len() as f64 / 1e6));
+                sizes = format!(
+                    " bundle_f32={} bundle_int8={} model_alone_int8={}",
+                    f32_bytes.len(),
+                    int8.len(),
+                    alone.len()
+                );
+            }
+            println!(
+                "RESULT training-catalog titles={titles} item_encoder={content} events={written} \
+                 members={members} tokens_per_s={:.0} train_s={:.1} peak_rss={peak:.1} MiB{sizes}",
+                summary.tokens_per_s, summary.train_seconds
+            );
+        }
+    }
+    super::curves::plot(
+        &dir.join("training-vs-catalog.svg"),
+        "training (one epoch) and the bundle against the catalog size",
+        "titles",
+        "thousand tokens/s, MiB or MB",
+        &series,
+    )?;
+    println!("drawn to {}", dir.join("training-vs-catalog.svg").display());
+    Ok(())
+}
+
+/// The events sweep: one world per size of `events` under `dir`, trained streamed and from
+/// memory.
+fn memory_curve(events: &[usize], dir: &Path) -> anyhow::Result<()> {
     let (mut streamed, mut in_memory) = (Vec::new(), Vec::new());
     for &n in events {
         let world = dir.join(format!("world-{n}"));
-        let (members, written) = write_world(n, &world)?;
+        let titles = SyntheticWorldConfig::default().titles;
+        let (members, written) = write_world(n, titles, &world)?;
         for (label, data, points) in [
-            (
-                "streamed",
-                format!(
-                    "source = \"event-shards\"\ndir = {:?}\ncatalog = {:?}\n",
-                    world.join("events"),
-                    world.join("catalog.json")
-                ),
-                &mut streamed,
-            ),
+            ("streamed", shards_table(&world), &mut streamed),
             (
                 "in-memory",
                 format!("source = \"synthetic\"\nmembers = {members}\n"),
                 &mut in_memory,
             ),
         ] {
-            let out = world.join(format!("run-{label}"));
-            let config = world.join(format!("{label}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "[data]\n{data}\n{TRAINING}\n[run]\nout = {out:?}\neval_every = 0\n\
-                     backend = \"cpu\"\n"
-                ),
-            )?;
-            let summary = train_child(&config, &out)?;
+            let (summary, _) = run_config(&world, label, &data, true)?;
             let peak = summary
                 .peak_resident_bytes
                 .context("this system does not report peak memory")?;

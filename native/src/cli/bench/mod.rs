@@ -73,6 +73,11 @@ pub struct BenchArgs {
     /// of the encoder's width) and embedded by its content encoder (needs `--model` with one).
     #[arg(long, default_value_t = 0)]
     pub pushed: usize,
+    /// Also time, on the CPU, stateless reranks with every candidate pushed with its int8
+    /// item vector, on the bundle and on the bundle cut down to its model (one title kept),
+    /// where every history title is pushed the same way: the device holding no catalog.
+    #[arg(long)]
+    pub pushed_vectors: bool,
     /// Also time prompt sets of this many vectors (0: skip): the benchmark model gets two of
     /// each form (`input_a`, `input_b`, `deep_a`, `deep_b`, random vectors), and each case
     /// times a stateless rerank under a prompt and a session that switches prompts at every
@@ -89,18 +94,19 @@ pub struct BenchArgs {
     /// `history.svg` and `catalog.svg` into this directory.
     #[arg(long)]
     pub curves: Option<PathBuf>,
-    /// Catalog sizes of the `--curves` sweep.
+    /// Catalog sizes of the `--curves` and `--training-curves` sweeps.
     #[arg(long, value_delimiter = ',', default_values_t = [4_000, 100_000, 1_000_000])]
     pub catalogs: Vec<usize>,
-    /// Instead of reranks: training's peak memory against the event count. For each
-    /// `--events` size, a synthetic world of that many events is written as Parquet shards
-    /// under this directory, then trained on for one epoch twice, each run its own `encore
-    /// train --config` process: streamed from the shards, and from memory (the same events
-    /// generated in the process). Prints `RESULT memory-…` lines and draws
-    /// `memory-vs-events.svg` here.
+    /// Instead of reranks: training's cost curves, each run one epoch in its own `encore train
+    /// --config` process on a synthetic world written as Parquet shards under this directory.
+    /// For each `--events` size: peak memory streamed from the shards and from memory (the
+    /// same events generated in the process; `RESULT memory-…`, `memory-vs-events.svg`). For
+    /// each `--catalogs` size (the first `--events` size, each choice among 2,000 titles):
+    /// tokens/s with the item encoder and ID-only, peak memory and the bundle's size, whole and
+    /// cut down to its model (`RESULT training-catalog …`, `training-vs-catalog.svg`).
     #[arg(long)]
-    pub memory_curve: Option<PathBuf>,
-    /// Event counts of the `--memory-curve` sweep.
+    pub training_curves: Option<PathBuf>,
+    /// Event counts of the `--training-curves` sweep.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000_000, 3_000_000, 10_000_000])]
     pub events: Vec<usize>,
 }
@@ -157,8 +163,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if a.kernels {
         return kernels::kernel_comparison(a);
     }
-    if let Some(dir) = &a.memory_curve {
-        return memory::memory_curve(&a.events, dir);
+    if let Some(dir) = &a.training_curves {
+        return memory::training_curves(&a.events, &a.catalogs, dir);
     }
     if let Some(dir) = &a.curves {
         return curves::cost_curves(a, &bench_shape(&a.shape)?, dir);

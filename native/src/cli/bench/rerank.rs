@@ -33,6 +33,9 @@ pub fn measure(a: &BenchArgs, bytes: &[u8], ids: &[u32], events: &[Event]) -> an
             for &c in &a.candidates {
                 let (candidates, request) =
                     stateless_case(a, &reranker, backend.name(), serving, ids, events, (h, c))?;
+                if a.pushed_vectors && backend == Backend::Cpu {
+                    vectors_case(a, &reranker, bytes, history, &candidates, &request)?;
+                }
 
                 // One local event appended to a warm session, then a rerank.
                 let mut primed = MemberSession::new(history[..h - 1].to_vec())?;
@@ -373,5 +376,64 @@ fn pushed_case(
         percentile(&ms, 0.5),
         percentile(&ms, 0.99)
     );
+    Ok(())
+}
+
+/// Times stateless reranks of the same case with every candidate pushed with its int8 item
+/// vector: on the bundle, then on the bundle cut down to its model (one title kept), with
+/// every history title pushed too; prints the RESULT lines with each bundle's size.
+fn vectors_case(
+    a: &BenchArgs,
+    reranker: &Reranker,
+    bytes: &[u8],
+    history: &[Event],
+    candidates: &[u32],
+    request: &RerankRequest,
+) -> anyhow::Result<()> {
+    use encore_core::PushedVector;
+    use encore_core::weights::{Quantization, load_model, requantize, retain_items};
+    let d = reranker.config().d_model;
+    let ids = reranker.items().ids().to_vec();
+    let vectors = reranker.item_vectors()?;
+    let row_of: std::collections::HashMap<u32, usize> =
+        ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+    let pushed = |id: u32| {
+        let r = row_of[&id];
+        Candidate::with_vector(id, PushedVector::quantize(&vectors[r * d..(r + 1) * d]))
+    };
+    let list: Vec<Candidate> = candidates.iter().map(|&id| pushed(id)).collect();
+    let mut history_ids: Vec<u32> = history.iter().map(|e| e.item).collect();
+    history_ids.sort_unstable();
+    history_ids.dedup();
+    let history_titles: Vec<Candidate> = history_ids.iter().map(|&id| pushed(id)).collect();
+    let bundle = requantize(bytes, Quantization::Int8)?;
+    let kept = ids
+        .iter()
+        .copied()
+        .find(|id| !candidates.contains(id) && !history_ids.contains(id))
+        .unwrap_or(ids[0]);
+    let loaded = load_model(&bundle, &burn::tensor::Device::flex())?;
+    let alone = retain_items(loaded, |id| id == kept);
+    let alone = alone.to_bundle(&alone.prompts, Quantization::Int8);
+    let model_only = Reranker::from_bytes(&alone, &burn::tensor::Device::flex())?;
+    let (h, c) = (history.len(), candidates.len());
+    for (what, r, size, titles) in [
+        ("bundle", reranker, bundle.len(), &[][..]),
+        ("model-only", &model_only, alone.len(), &history_titles[..]),
+    ] {
+        let ms = run_inline(|| {
+            time_ms(a.warmup, a.iters, || {
+                r.rerank_pushed_with_history(history, &list, titles, request)?;
+                Ok(())
+            })
+        })?;
+        println!(
+            "RESULT rerank-pushed-vectors bundle={what} bundle_int8_bytes={size} history={h} \
+             candidates={c} history_titles_pushed={} p50={:.3} ms p99={:.3} ms",
+            titles.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
+    }
     Ok(())
 }

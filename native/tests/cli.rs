@@ -390,3 +390,84 @@ fn cost_curves_measure_each_point_and_draw_both_plots() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Event shards from the command line: a world's CSV log converted, the same world generated
+/// straight into shards, a streamed experiment trained on them from a TOML file, and the
+/// refusals (a used directory, a broken shard) as one-line errors.
+#[test]
+fn event_shards_are_written_converted_and_trained_on_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("encore-cli-shards-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = ["--members", "60", "--titles", "80", "--days", "20"];
+    ok(
+        &dir,
+        &[&["generate", "--out", "world"][..], &world].concat(),
+    );
+    let out = ok(
+        &dir,
+        &[
+            "convert-events",
+            "--events",
+            "world/events.csv",
+            "--catalog",
+            "world/catalog.json",
+            "--out",
+            "converted",
+            "--rows-per-shard",
+            "1500",
+        ],
+    );
+    assert!(out.contains("events of 60 members to"), "{out}");
+    let generated = ok(
+        &dir,
+        &[&["generate", "--shards", "--out", "sharded"][..], &world].concat(),
+    );
+    // The same world both ways: the same rows, whatever the shard sizes.
+    let rows = |s: &str| {
+        s.split(" events of ")
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(rows(&out), rows(&generated), "{out} / {generated}");
+    let e = fails(
+        &dir,
+        &[
+            "convert-events",
+            "--events",
+            "world/events.csv",
+            "--catalog",
+            "world/catalog.json",
+            "--out",
+            "converted",
+        ],
+    );
+    assert!(e.contains("already holds event shards"), "{e}");
+    std::fs::write(
+        dir.join("shards.toml"),
+        "[data]\nsource = \"event-shards\"\ndir = \"converted\"\ncatalog = \"world/catalog.json\"\n\
+         chunk_windows = 64\neval_members = 30\n\n[training]\nepochs = 1\nbatch_size = 16\n\n\
+         [training.model]\nd_model = 16\nn_heads = 2\nn_layers = 1\nd_ff = 32\nmax_len = 16\n\n\
+         [run]\nout = \"run\"\neval_every = 1\n",
+    )
+    .unwrap();
+    let trained = ok(&dir, &["train", "--config", "shards.toml"]);
+    assert!(
+        trained.contains("30 cases (Validation holdout)"),
+        "{trained}"
+    );
+    assert!(trained.contains("peak resident memory"), "{trained}");
+    assert!(dir.join("run/model.encore").exists() && dir.join("run/summary.json").exists());
+    // A shard that is not Parquet stops the run with its name.
+    std::fs::write(dir.join("converted/part-00009.parquet"), b"not parquet").unwrap();
+    let e = fails(&dir, &["train", "--config", "shards.toml", "--out", "run2"]);
+    assert!(
+        e.contains("part-00009.parquet") && e.contains("not a Parquet file"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -462,7 +462,11 @@ mod tests {
                 -1.0,
                 "scale -1 is not a finite non-negative number",
             ),
-            (vec![1.0], 1e39, "scale 1000000000000000000000000000000000000000 is not"),
+            (
+                vec![1.0],
+                1e39,
+                "scale 1000000000000000000000000000000000000000 is not",
+            ),
             (vec![1.0], f64::NAN, "scale NaN is not"),
         ] {
             let e = vector_title(7.0, &values, scale).unwrap_err();

@@ -97,6 +97,22 @@ impl PushedVector {
     }
 }
 
+/// Refuses metadata that `encoder` cannot read, naming the candidate by position and id.
+fn check_metadata(
+    encoder: &crate::serving::ServingContentEncoder,
+    position: usize,
+    item: u32,
+    metadata: &TitleMetadata,
+) -> Result<(), RerankError> {
+    encoder
+        .check(metadata)
+        .map_err(|source| RerankError::InvalidMetadata {
+            position,
+            item,
+            source,
+        })
+}
+
 /// Where a described title's vector comes from.
 enum Described<'a> {
     /// Embedded from its metadata by the content encoder.
@@ -158,13 +174,7 @@ impl Reranker {
                 position,
                 item: c.id,
             })?;
-        encoder
-            .check(m)
-            .map_err(|source| RerankError::InvalidMetadata {
-                position,
-                item: c.id,
-                source,
-            })?;
+        check_metadata(encoder, position, c.id, m)?;
         Ok(Described::Metadata(m))
     }
 
@@ -267,13 +277,7 @@ impl Reranker {
             match self.items.index_of(c.id) {
                 Some(row) => {
                     if let (Some(m), Some(encoder)) = (&c.metadata, &self.content_encoder) {
-                        encoder
-                            .check(m)
-                            .map_err(|source| RerankError::InvalidMetadata {
-                                position,
-                                item: c.id,
-                                source,
-                            })?;
+                        check_metadata(encoder, position, c.id, m)?;
                     }
                     if let Some(v) = &c.vector {
                         self.check_vector(position, c.id, v)?;

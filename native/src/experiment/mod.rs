@@ -234,23 +234,46 @@ pub fn run_config(
     let train_seconds = started.elapsed().as_secs_f64();
     write_atomic(&out.join("model.encore"), &trained.weights)?;
     let reranker = Reranker::from_bytes(&trained.weights, &Backend::Cpu.device())?;
-    let epochs = &trained.epochs;
+    let report = prepared.evaluate(&reranker)?;
     let summary = ExperimentSummary {
-        config: cfg.clone(),
-        cases: prepared.cases.len(),
-        report: prepared.evaluate(&reranker)?,
         withheld: prepared.withheld_metrics(&reranker)?,
         withheld_pushed: prepared.withheld_on_device(&trained.weights, None)?,
-        train_seconds,
-        tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
-            / epochs.len().max(1) as f64,
-        weight_file_bytes: trained.weights.len(),
-        peak_resident_bytes: report::peak_resident_bytes(),
+        ..ExperimentSummary::of_run(cfg, &trained, train_seconds, prepared.cases.len(), report)
     };
-    write_atomic(
-        &out.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
-    print_summary(&summary);
+    summary.write(out)?;
     Ok(summary)
+}
+
+impl ExperimentSummary {
+    /// A finished run's summary with its evaluation on `cases` cases (`report`), without the
+    /// cold-start parts: the configuration, training time, mean tokens/s, weight file size and
+    /// peak memory.
+    fn of_run(
+        cfg: &ExperimentConfig,
+        trained: &crate::training::TrainedModel,
+        train_seconds: f64,
+        cases: usize,
+        report: EvalReport,
+    ) -> Self {
+        let epochs = &trained.epochs;
+        Self {
+            config: cfg.clone(),
+            cases,
+            report,
+            withheld: None,
+            withheld_pushed: None,
+            train_seconds,
+            tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
+                / epochs.len().max(1) as f64,
+            weight_file_bytes: trained.weights.len(),
+            peak_resident_bytes: report::peak_resident_bytes(),
+        }
+    }
+
+    /// Writes the summary to `out/summary.json` (atomically) and prints it.
+    fn write(&self, out: &Path) -> anyhow::Result<()> {
+        write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(self)?)?;
+        print_summary(self);
+        Ok(())
+    }
 }

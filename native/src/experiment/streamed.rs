@@ -10,7 +10,6 @@ use encore_core::{Catalog, Reranker};
 
 use super::config::ExperimentConfig;
 use super::data_source::read_catalog;
-use super::report::print_summary;
 use super::{ExperimentSummary, MetricsLog, plot_curves};
 use crate::backend::Backend;
 use crate::evaluation::{EvalProtocol, EvalReport, ranks_against};
@@ -171,23 +170,8 @@ pub(super) fn run_streamed(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     write_atomic(&out.join("model.encore"), &trained.weights)?;
-    let epochs = &trained.epochs;
-    let summary = ExperimentSummary {
-        config: cfg.clone(),
-        cases: cases.len(),
-        report: evaluate_report(&trained.weights)?,
-        withheld: None,
-        withheld_pushed: None,
-        train_seconds,
-        tokens_per_s: epochs.iter().map(|e| e.tokens_per_s).sum::<f64>()
-            / epochs.len().max(1) as f64,
-        weight_file_bytes: trained.weights.len(),
-        peak_resident_bytes: super::report::peak_resident_bytes(),
-    };
-    write_atomic(
-        &out.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
-    print_summary(&summary);
+    let report = evaluate_report(&trained.weights)?;
+    let summary = ExperimentSummary::of_run(cfg, &trained, train_seconds, cases.len(), report);
+    summary.write(out)?;
     Ok(summary)
 }

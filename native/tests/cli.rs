@@ -404,20 +404,16 @@ fn event_shards_are_written_converted_and_trained_on_from_the_command_line() {
         &dir,
         &[&["generate", "--out", "world"][..], &world].concat(),
     );
-    let out = ok(
-        &dir,
-        &[
-            "convert-events",
-            "--events",
-            "world/events.csv",
-            "--catalog",
-            "world/catalog.json",
-            "--out",
-            "converted",
-            "--rows-per-shard",
-            "1500",
-        ],
-    );
+    let convert = [
+        "convert-events",
+        "--events",
+        "world/events.csv",
+        "--catalog",
+        "world/catalog.json",
+        "--out",
+        "converted",
+    ];
+    let out = ok(&dir, &[&convert[..], &["--rows-per-shard", "1500"]].concat());
     assert!(out.contains("events of 60 members to"), "{out}");
     let generated = ok(
         &dir,
@@ -434,18 +430,7 @@ fn event_shards_are_written_converted_and_trained_on_from_the_command_line() {
             .to_string()
     };
     assert_eq!(rows(&out), rows(&generated), "{out} / {generated}");
-    let e = fails(
-        &dir,
-        &[
-            "convert-events",
-            "--events",
-            "world/events.csv",
-            "--catalog",
-            "world/catalog.json",
-            "--out",
-            "converted",
-        ],
-    );
+    let e = fails(&dir, &convert);
     assert!(e.contains("already holds event shards"), "{e}");
     std::fs::write(
         dir.join("shards.toml"),

@@ -413,7 +413,10 @@ fn event_shards_are_written_converted_and_trained_on_from_the_command_line() {
         "--out",
         "converted",
     ];
-    let out = ok(&dir, &[&convert[..], &["--rows-per-shard", "1500"]].concat());
+    let out = ok(
+        &dir,
+        &[&convert[..], &["--rows-per-shard", "1500"]].concat(),
+    );
     assert!(out.contains("events of 60 members to"), "{out}");
     let generated = ok(
         &dir,

@@ -96,20 +96,16 @@ fn train_child(config: &Path, out: &Path) -> anyhow::Result<RunSummary> {
     Ok(serde_json::from_slice(&summary)?)
 }
 
-/// Writes `label.toml` in `world` (the `[data]` table `data`, the shared training tables,
-/// `content_embeddings` as given) and runs it in a child process; returns its summary.
+/// Writes `label.toml` in `world` (the `[data]` table `data`, then `training`: the split,
+/// training and objective tables) and runs it in a child process; returns its summary.
 fn run_config(
     world: &Path,
     label: &str,
     data: &str,
-    content_embeddings: bool,
+    training: &str,
 ) -> anyhow::Result<(RunSummary, std::path::PathBuf)> {
     let out = world.join(format!("run-{label}"));
     let config = world.join(format!("{label}.toml"));
-    let training = TRAINING.replace(
-        "content_embeddings = true",
-        &format!("content_embeddings = {content_embeddings}"),
-    );
     std::fs::write(
         &config,
         format!(
@@ -129,17 +125,73 @@ fn shards_table(world: &Path) -> String {
     )
 }
 
-/// Both sweeps under `dir`: one world per size of `events` (600 titles), trained streamed and
-/// from memory; one world per size of `catalogs` (the first `events` size), trained streamed
-/// with the item encoder and ID-only.
-pub fn training_curves(events: &[usize], catalogs: &[usize], dir: &Path) -> anyhow::Result<()> {
+/// The sweeps of `sweeps` (`events`, `catalogs`, `windows`) under `dir`: one world per size of
+/// `events` (600 titles), trained streamed and from memory; one world per size of `catalogs`
+/// (the first `events` size), trained streamed with the item encoder and ID-only; one world of
+/// long histories trained from memory with each window of `windows`.
+pub fn training_curves(
+    sweeps: &[String],
+    events: &[usize],
+    catalogs: &[usize],
+    windows: &[usize],
+    dir: &Path,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
-        !events.is_empty() && !catalogs.is_empty(),
-        "--training-curves needs --events and --catalogs"
+        !events.is_empty() && !catalogs.is_empty() && !windows.is_empty(),
+        "--training-curves needs --events, --catalogs and --windows"
     );
+    if let Some(s) = sweeps
+        .iter()
+        .find(|s| !["events", "catalogs", "windows"].contains(&s.as_str()))
+    {
+        anyhow::bail!("unknown sweep {s:?}: use events, catalogs or windows");
+    }
     let dir = std::path::absolute(dir)?;
-    memory_curve(events, &dir)?;
-    catalog_curve(events[0], catalogs, &dir)
+    let wanted = |name: &str| sweeps.iter().any(|s| s == name);
+    if wanted("events") {
+        memory_curve(events, &dir)?;
+    }
+    if wanted("catalogs") {
+        catalog_curve(events[0], catalogs, &dir)?;
+    }
+    if wanted("windows") {
+        window_curve(windows, &dir)?;
+    }
+    Ok(())
+}
+
+/// Training tokens/s and peak memory against the window: 60 members over 3,600 days (about
+/// 5,700 events each), trained from memory, each window L with batches of about 8,000 tokens.
+fn window_curve(windows: &[usize], dir: &Path) -> anyhow::Result<()> {
+    let world = dir.join("long-histories");
+    std::fs::create_dir_all(&world)?;
+    let data = "source = \"synthetic\"\nmembers = 60\ndays = 3600\n";
+    let (mut speed, mut memory) = (Vec::new(), Vec::new());
+    for &l in windows {
+        let batch = (8000 / l).max(1);
+        let training = TRAINING
+            .replace("history_window = 50", &format!("history_window = {l}"))
+            .replace("batch_size = 64", &format!("batch_size = {batch}"))
+            .replace("max_len = 64", &format!("max_len = {l}"));
+        let (summary, _) = run_config(&world, &format!("window-{l}"), data, &training)?;
+        let peak = summary.peak_resident_bytes.unwrap_or(0) as f64 / 1048576.0;
+        println!(
+            "RESULT training-window window={l} batch={batch} tokens_per_s={:.0} train_s={:.1} \
+             peak_rss={peak:.1} MiB",
+            summary.tokens_per_s, summary.train_seconds
+        );
+        speed.push((l as f64, summary.tokens_per_s / 1000.0));
+        memory.push((l as f64, peak));
+    }
+    super::curves::plot(
+        &dir.join("training-vs-window.svg"),
+        "training (one epoch, ≈ 8,000 tokens a batch) against the window",
+        "window (events)",
+        "thousand tokens/s or MiB",
+        &[("tokens/s ÷ 1000", speed), ("peak RSS (MiB)", memory)],
+    )?;
+    println!("drawn to {}", dir.join("training-vs-window.svg").display());
+    Ok(())
 }
 
 /// Throughput, peak memory and bundle sizes against the catalog size (`events` events each).
@@ -156,7 +208,11 @@ fn catalog_curve(events: usize, catalogs: &[usize], dir: &Path) -> anyhow::Resul
         let world = dir.join(format!("catalog-{titles}"));
         let (members, written) = write_world(events, titles, &world)?;
         for (label, content) in [("encoder", true), ("id-only", false)] {
-            let (summary, out) = run_config(&world, label, &shards_table(&world), content)?;
+            let training = TRAINING.replace(
+                "content_embeddings = true",
+                &format!("content_embeddings = {content}"),
+            );
+            let (summary, out) = run_config(&world, label, &shards_table(&world), &training)?;
             let peak = summary.peak_resident_bytes.unwrap_or(0) as f64 / 1048576.0;
             let x = titles as f64;
             let k = if content { 0 } else { 1 };
@@ -213,7 +269,7 @@ fn memory_curve(events: &[usize], dir: &Path) -> anyhow::Result<()> {
                 &mut in_memory,
             ),
         ] {
-            let (summary, _) = run_config(&world, label, &data, true)?;
+            let (summary, _) = run_config(&world, label, &data, TRAINING)?;
             let peak = summary
                 .peak_resident_bytes
                 .context("this system does not report peak memory")?;

@@ -106,6 +106,14 @@ pub struct BenchArgs {
     /// cut down to its model (`RESULT training-catalog …`, `training-vs-catalog.svg`).
     #[arg(long)]
     pub training_curves: Option<PathBuf>,
+    /// The `--training-curves` sweeps to run: `events`, `catalogs`, `windows` (training
+    /// tokens/s and peak memory against the window, on 60 members of about 5,700 events each,
+    /// batches of about 8,000 tokens; `training-vs-window.svg`).
+    #[arg(long, value_delimiter = ',', default_values_t = ["events".to_string(), "catalogs".to_string(), "windows".to_string()])]
+    pub sweeps: Vec<String>,
+    /// Windows of the `--training-curves` window sweep.
+    #[arg(long, value_delimiter = ',', default_values_t = [50, 200, 1_000, 4_000])]
+    pub windows: Vec<usize>,
     /// Event counts of the `--training-curves` sweep.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000_000, 3_000_000, 10_000_000])]
     pub events: Vec<usize>,
@@ -164,7 +172,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         return kernels::kernel_comparison(a);
     }
     if let Some(dir) = &a.training_curves {
-        return memory::training_curves(&a.events, &a.catalogs, dir);
+        return memory::training_curves(&a.sweeps, &a.events, &a.catalogs, &a.windows, dir);
     }
     if let Some(dir) = &a.curves {
         return curves::cost_curves(a, &bench_shape(&a.shape)?, dir);

@@ -47,23 +47,25 @@ pub(super) enum WindowSource<'a> {
     },
 }
 
-/// Adds one member's statistics: their latest event time, and each rolled event's target
-/// item once (even where windows overlap). Returns the member's windows.
+/// One member's training windows; with `stats` (target counts per item, latest event time),
+/// also adds the member's latest event time and each rolled event's target item once (even
+/// where windows overlap).
 fn member_windows(
     h: &MemberHistory,
     items: &encore_core::data::catalog::ItemVocabulary,
     tokenizer: &EventTokenizer,
-    counts: &mut [f32],
-    reference_time: &mut i64,
+    stats: Option<(&mut [f32], &mut i64)>,
 ) -> anyhow::Result<Vec<TokenSequence>> {
-    for e in &h.events {
-        *reference_time = (*reference_time).max(e.timestamp);
-    }
     let full = tokenizer
         .training_sequence(items, &h.events)
         .with_context(|| format!("member {}", h.member))?;
-    for t in full.tokens.iter().filter_map(|t| t.target) {
-        counts[t.item as usize] += 1.0;
+    if let Some((counts, reference_time)) = stats {
+        for e in &h.events {
+            *reference_time = (*reference_time).max(e.timestamp);
+        }
+        for t in full.tokens.iter().filter_map(|t| t.target) {
+            counts[t.item as usize] += 1.0;
+        }
     }
     Ok(tokenizer.windows(full))
 }
@@ -83,13 +85,8 @@ pub(super) fn prepare(
     let (steps_per_epoch, total_tokens) = match source {
         WindowSource::Memory(histories) => {
             for h in *histories {
-                windows.extend(member_windows(
-                    h,
-                    items,
-                    tokenizer,
-                    &mut counts,
-                    &mut reference_time,
-                )?);
+                let stats = Some((&mut counts[..], &mut reference_time));
+                windows.extend(member_windows(h, items, tokenizer, stats)?);
             }
             let tokens = windows.iter().map(TokenSequence::n_targets).sum();
             (windows.len().div_ceil(batch_size), tokens)
@@ -97,7 +94,8 @@ pub(super) fn prepare(
         WindowSource::Stream { members, chunk } => {
             let (mut steps, mut tokens, mut in_chunk) = (0, 0, 0);
             for h in members.members()? {
-                let w = member_windows(&h?, items, tokenizer, &mut counts, &mut reference_time)?;
+                let stats = Some((&mut counts[..], &mut reference_time));
+                let w = member_windows(&h?, items, tokenizer, stats)?;
                 tokens += w.iter().map(TokenSequence::n_targets).sum::<usize>();
                 in_chunk += w.len();
                 if in_chunk >= *chunk {
@@ -130,20 +128,10 @@ pub(super) fn stream_chunks<'a>(
     tokenizer: &'a EventTokenizer,
 ) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Vec<TokenSequence>>> + 'a> {
     let mut members = members.members()?;
-    let mut ignored_counts = vec![0f32; catalog.len()];
-    let mut ignored_time = i64::MIN;
     Ok(std::iter::from_fn(move || {
         let mut windows = Vec::new();
         for h in members.by_ref() {
-            let w = h.and_then(|h| {
-                member_windows(
-                    &h,
-                    catalog.vocabulary(),
-                    tokenizer,
-                    &mut ignored_counts,
-                    &mut ignored_time,
-                )
-            });
+            let w = h.and_then(|h| member_windows(&h, catalog.vocabulary(), tokenizer, None));
             match w {
                 Ok(w) => windows.extend(w),
                 Err(e) => return Some(Err(e)),

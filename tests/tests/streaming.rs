@@ -7,7 +7,7 @@ use encore::io::event_shards::ShardWriter;
 use encore::training::{CheckpointPolicy, Monitor, TrainConfig, train, train_streaming};
 use encore_core::data::split::{Holdout, LeaveOneOut, group_by_member};
 use encore_core::{SyntheticMembers, SyntheticWorld};
-use encore_tests::{small_world, temp_dir, tiny_config};
+use encore_tests::{one_test_at_a_time, small_world, temp_dir, tiny_config};
 
 /// The small world written as shards of at most ~2,000 rows, and its test split.
 fn sharded(world: &SyntheticWorld, name: &str) -> std::path::PathBuf {
@@ -44,6 +44,8 @@ fn streamed(
 
 #[test]
 fn a_stream_in_one_chunk_trains_exactly_like_memory_and_small_chunks_still_learn() {
+    // Training seeds burn's process-wide generator: the other test's runs must not interleave.
+    let _turn = one_test_at_a_time();
     let world = small_world();
     let dir = sharded(&world, "stream-vs-memory");
     let shards = HeldOutShards {
@@ -86,6 +88,7 @@ fn a_stream_in_one_chunk_trains_exactly_like_memory_and_small_chunks_still_learn
 
 #[test]
 fn a_streamed_run_refuses_distillation_a_zero_chunk_and_a_broken_shard_by_name() {
+    let _turn = one_test_at_a_time();
     let world = small_world();
     let dir = sharded(&world, "stream-refusals");
     let shards = HeldOutShards {

@@ -450,6 +450,24 @@ fn event_shards_are_written_converted_and_trained_on_from_the_command_line() {
     );
     assert!(trained.contains("peak resident memory"), "{trained}");
     assert!(dir.join("run/model.encore").exists() && dir.join("run/summary.json").exists());
+    // A window no weight file may hold is refused before training, not when the finished
+    // run's file is read back.
+    let long = [
+        "train",
+        "--config",
+        "shards.toml",
+        "--out",
+        "run-long",
+        "--set",
+        "training.model.max_len=20000",
+    ];
+    let e = fails(&dir, &long);
+    assert!(
+        e.contains("cannot be written to a weight file")
+            && e.contains("max_len = 20000 (expected 1 to 16384)"),
+        "{e}"
+    );
+    assert!(!dir.join("run-long").exists());
     // A shard that is not Parquet stops the run with its name.
     std::fs::write(dir.join("converted/part-00009.parquet"), b"not parquet").unwrap();
     let e = fails(&dir, &["train", "--config", "shards.toml", "--out", "run2"]);

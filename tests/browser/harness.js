@@ -183,6 +183,17 @@ window.runHarness = async () => {
     watched: Array.from((await pr.rerank(pc.watchedEvents, pc.candidates, pc.surface, pc.options)).scores),
   };
   psession.free();
+  // A watched title no candidate describes, described by the call's historyTitles.
+  const withTitles = { ...pc.options, historyTitles: [pc.watchedTitle] };
+  const tres = await pr.rerank(pc.watchedEvents, pc.otherCandidates, pc.surface, withTitles);
+  out.pushed.historyTitles = { items: Array.from(tres.items), scores: Array.from(tres.scores) };
+  const tsession = pr.session(pc.watchedEvents);
+  const tsres = await tsession.rerank(pc.otherCandidates, pc.surface, withTitles);
+  out.pushed.historyTitlesSession = { items: Array.from(tsres.items), scores: Array.from(tsres.scores) };
+  tsession.free();
+  rej.historyTitleMissing = await rejection(() => pr.rerank(pc.watchedEvents, pc.otherCandidates, pc.surface, pc.options));
+  rej.historyTitleNotAnObject = await rejection(() => pr.rerank(pc.watchedEvents, pc.otherCandidates, pc.surface, { ...pc.options, historyTitles: [pc.watchedTitle, 5] }));
+  rej.historyTitlesNotAnArray = await rejection(() => pr.rerank(pc.watchedEvents, pc.otherCandidates, pc.surface, { ...pc.options, historyTitles: pc.watchedTitle }));
   const title = pc.candidates.find((x) => typeof x === 'object');
   const bundled = pc.candidates.find((x) => typeof x === 'number');
   const withTitle = (t) => [bundled, t];

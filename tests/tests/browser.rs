@@ -31,6 +31,9 @@ struct Fixture {
     withheld: Vec<u32>,
     /// Native scores (best first) when the history also holds a withheld title.
     watched_native: Vec<f32>,
+    /// Native ranking (ids and scores, best first) when the history holds a withheld title
+    /// that no candidate describes, described by the call's history titles instead.
+    history_titles_native: (Vec<u32>, Vec<f32>),
     /// Native rankings of `prompts.encore` per name of `prompts.json` (ids and scores, best
     /// first), and the tokens a session switching to each encodes.
     prompt_native: Vec<(Vec<u32>, Vec<f32>, usize)>,
@@ -125,16 +128,30 @@ fn fixture(name: &str) -> Fixture {
     let ranked_watched = pushed
         .rerank_pushed(&watched, &candidates, &request)
         .unwrap();
-    let js_candidates: Vec<serde_json::Value> = candidates
+    // The watched title described by the call's history titles, not among the candidates.
+    let others: Vec<Candidate> = candidates
         .iter()
-        .map(|c| match &c.metadata {
-            None => serde_json::json!(c.id),
-            Some(m) => serde_json::json!({
-                "id": c.id, "genres": m.genres, "kind": m.kind.name(), "language": m.language,
-                "release_year": m.release_year, "added_at": m.added_at,
-            }),
-        })
+        .filter(|c| c.id != withheld[0])
+        .cloned()
         .collect();
+    let watched_title =
+        Candidate::with_metadata(withheld[0], world.catalog.metadata(withheld[0]).unwrap());
+    let ranked_titles = pushed
+        .rerank_pushed_with_history(
+            &watched,
+            &others,
+            std::slice::from_ref(&watched_title),
+            &request,
+        )
+        .unwrap();
+    let js_title = |c: &Candidate| match &c.metadata {
+        None => serde_json::json!(c.id),
+        Some(m) => serde_json::json!({
+            "id": c.id, "genres": m.genres, "kind": m.kind.name(), "language": m.language,
+            "release_year": m.release_year, "added_at": m.added_at,
+        }),
+    };
+    let js_candidates: Vec<serde_json::Value> = candidates.iter().map(js_title).collect();
     std::fs::write(dir.join("pushed.encore"), &pushed_weights).unwrap();
     let case = serde_json::json!({
         "events": history.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
@@ -143,6 +160,8 @@ fn fixture(name: &str) -> Fixture {
         "options": { "timestamp": request.timestamp, "device": "web", "country": "DE" },
         "withheld": withheld,
         "watchedEvents": watched.iter().map(browser_fixture::js_event).collect::<Vec<_>>(),
+        "otherCandidates": others.iter().map(js_title).collect::<Vec<_>>(),
+        "watchedTitle": js_title(&watched_title),
     });
     std::fs::write(dir.join("pushed.json"), serde_json::to_vec(&case).unwrap()).unwrap();
     let (prompt_native, prompt_new_profile) = prompt_fixture(&dir, &weights, history, &ids);
@@ -156,6 +175,10 @@ fn fixture(name: &str) -> Fixture {
             ranked.iter().map(|s| s.score).collect(),
         ),
         watched_native: ranked_watched.iter().map(|s| s.score).collect(),
+        history_titles_native: (
+            ranked_titles.iter().map(|s| s.item).collect(),
+            ranked_titles.iter().map(|s| s.score).collect(),
+        ),
         withheld,
         prompt_native,
         prompt_new_profile,
@@ -624,6 +647,19 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         serde_json::json!(small_world().catalog.genres)
     );
     assert_eq!(out["pushed"]["contentDim"], 0);
+    // A withheld title in the history described by `historyTitles` alone: the native
+    // ranking, statelessly and in a session.
+    let (items, scores) = &fx.history_titles_native;
+    assert!(!items.contains(&fx.withheld[0]));
+    for run in ["historyTitles", "historyTitlesSession"] {
+        let got = &out["pushed"][run];
+        let got_items: Vec<u32> = serde_json::from_value(got["items"].clone()).unwrap();
+        let got_scores: Vec<f32> = serde_json::from_value(got["scores"].clone()).unwrap();
+        assert_eq!(&got_items, items, "{run}: order differs from native");
+        for (s, e) in got_scores.iter().zip(scores) {
+            assert!((s - e).abs() <= 1e-4, "{run}: {s} vs native {e}");
+        }
+    }
     for (name, needle) in [
         ("pushedById", format!("unknown item id {}", fx.withheld[0])),
         (
@@ -643,6 +679,18 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         (
             "pushedContentWidth",
             "content vector of 3 values; the bundle's encoder reads 0".into(),
+        ),
+        (
+            "historyTitleMissing",
+            format!("unknown item id {}", fx.withheld[0]),
+        ),
+        (
+            "historyTitleNotAnObject",
+            "history title 1 must be a title object".into(),
+        ),
+        (
+            "historyTitlesNotAnArray",
+            "historyTitles must be an array".into(),
         ),
     ] {
         let msg = rej[name]

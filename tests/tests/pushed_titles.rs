@@ -632,4 +632,65 @@ fn a_bundle_of_its_model_alone_reranks_titles_pushed_with_their_vectors() {
         )),
         "{e}"
     );
+    // A session on the model alone: the same scores as the stateless call, and after an
+    // appended event of a title described only by the next call's history titles, as the
+    // whole bundle's session gives them.
+    let (older, newest) = history.split_at(history.len() - 1);
+    let mut session = MemberSession::new(older.to_vec()).unwrap();
+    let first = model_only
+        .rerank_session_pushed_with_history(&mut session, &pushed, &history_titles, &request)
+        .unwrap();
+    let want_older = by_item(&whole.rerank(older, &candidates, &request).unwrap());
+    assert_close(&by_item(&first), &want_older, 1e-4, "model alone, session");
+    let mut appended = newest[0].clone();
+    appended.item = *ids
+        .iter()
+        .find(|&&id| id != kept && !history_ids.contains(&id) && !candidates.contains(&id))
+        .unwrap();
+    session.append(appended.clone()).unwrap();
+    // (A refused call clears the session's cache, so it is made on a copy.)
+    let e = model_only
+        .rerank_session_pushed_with_history(
+            &mut session.clone(),
+            &pushed,
+            &history_titles,
+            &request,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        RerankError::UnknownHistoryItem {
+            position: older.len(),
+            item: appended.item,
+        }
+    );
+    let mut with_new = history_titles.clone();
+    with_new.push(Candidate::with_vector(
+        appended.item,
+        vector_of(appended.item),
+    ));
+    let second = model_only
+        .rerank_session_pushed_with_history(&mut session, &pushed, &with_new, &request)
+        .unwrap();
+    let longer = [older, &[appended][..]].concat();
+    let want_longer = by_item(&whole.rerank(&longer, &candidates, &request).unwrap());
+    assert_close(
+        &by_item(&second),
+        &want_longer,
+        1e-4,
+        "model alone, session after an append",
+    );
+    // More history titles than a call takes are refused before any is read.
+    let too_many = vec![Candidate::known(kept); encore_core::runtime::MAX_CANDIDATES + 1];
+    assert_eq!(
+        model_only
+            .rerank_pushed_with_history(history, &pushed, &too_many, &request)
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "history title: {} candidates given; at most {} per call",
+            encore_core::runtime::MAX_CANDIDATES + 1,
+            encore_core::runtime::MAX_CANDIDATES
+        )
+    );
 }

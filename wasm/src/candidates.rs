@@ -15,6 +15,16 @@ pub enum Candidates {
     Pushed(Vec<Candidate>),
 }
 
+impl Candidates {
+    /// The candidates as a list of [`Candidate`]s (ids become [`Candidate::known`]).
+    pub fn into_list(self) -> Vec<Candidate> {
+        match self {
+            Self::Ids(ids) => ids.into_iter().map(Candidate::known).collect(),
+            Self::Pushed(list) => list,
+        }
+    }
+}
+
 /// Parses `rerank`'s `candidates`: a `Uint32Array` or an array of ids, where any entry may
 /// instead be a title object `{id, genres, kind, language, release_year, added_at, content?}`
 /// (`releaseYear` and `addedAt` also read) or `{id, vector, scale}` (an int8 item vector) for
@@ -55,6 +65,35 @@ pub fn parse_candidates(value: JsValue) -> Result<Candidates, String> {
         Some(list) => Candidates::Pushed(list),
         None => Candidates::Ids(ids),
     })
+}
+
+/// Parses the `historyTitles` of `rerank`'s `options` (empty when absent): titles of the
+/// history that the bundle may lack, each a title object as a pushed candidate is
+/// (`{id, genres, kind, …}` or `{id, vector, scale}`); described for the history, not ranked.
+pub fn history_titles(options: &JsValue) -> Result<Vec<Candidate>, String> {
+    if !options.is_object() {
+        return Ok(Vec::new());
+    }
+    let value = js_sys::Reflect::get(options, &"historyTitles".into())
+        .map_err(|_| "cannot read historyTitles".to_string())?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let array = value.dyn_ref::<js_sys::Array>().ok_or(
+        "historyTitles must be an array of {id, genres, kind, language, release_year, \
+         added_at, content?} and {id, vector, scale} objects",
+    )?;
+    (0..array.length())
+        .map(|i| {
+            let entry = array.get(i);
+            if !entry.is_object() {
+                return Err(format!(
+                    "history title {i} must be a title object, not {entry:?}"
+                ));
+            }
+            parse_title(entry).map_err(|m| format!("history title {i}: {m}"))
+        })
+        .collect()
 }
 
 /// Parses one title object.

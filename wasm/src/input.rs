@@ -119,6 +119,7 @@ pub const REQUEST_KEYS: &[&str] = &[
     "source",
     "language",
     "alpha",
+    "historyTitles",
 ];
 
 /// The contextual ranker's context of `rerank`'s options on `request`: `None` without a

@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use candidates::Candidates;
 use encore_core::ranker::RankContext;
+use encore_core::runtime::Candidate;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -117,6 +118,10 @@ export interface RequestOptions {
   language?: string;
   /** Personalization weight in [0, 1] (0: relevance alone); the task's default when absent. */
   alpha?: number;
+  /** Titles of the history that the bundle may lack, described as pushed candidates are
+   * (metadata or int8 vector), not ranked: with every title pushed, a bundle cut down to its
+   * model reranks for any catalog. Not with `task`. */
+  historyTitles?: Array<PushedTitle | PushedVectorTitle>;
 }
 /** The name of one of the bundle's prompt sets, as `reranker.promptSets` lists it (a known
  * name written in code: `'partner_row' as PromptSetName`). */
@@ -243,8 +248,9 @@ impl Reranker {
     /// surfaces?, countries?, devices?}` (typed arrays or arrays; faster for long histories), on `surface` (`"home"`, `"search"`, `"kids"`, `"mobile_feed"`, or the name of one
     /// of the bundle's prompt sets, which then steers the model; see `Reranker::request_named`).
     /// `options` may set `{timestamp, device, country}` of the request and `promptFallback`;
-    /// with a `task` (one of `rankerTasks`) the bundle's contextual ranker scores the
-    /// candidates under `{query, source, language, alpha}`.
+    /// `historyTitles` describes titles of the history the bundle lacks (title objects as
+    /// above, not ranked); with a `task` (one of `rankerTasks`) the bundle's contextual ranker
+    /// scores the candidates under `{query, source, language, alpha}`.
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
     #[wasm_bindgen(unchecked_return_type = "Promise<Ranking>")]
     pub fn rerank(
@@ -258,16 +264,22 @@ impl Reranker {
         wasm_bindgen_futures::future_to_promise(async move {
             let history = events::parse_history(events).map_err(error)?;
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
+            let titles = candidates::history_titles(&options).map_err(error)?;
             let (request, context) = named_request(&inner, &surface, options)?;
             if let Some(context) = context {
-                let ids = ids_for_ranker(candidates)?;
+                let ids = ids_for_ranker(candidates, &titles)?;
                 let ranked = inner.rerank_in_context(&history, &ids, &request, &context);
                 return ranking_object(&ranked.map_err(error)?);
             }
             let ranked = match candidates {
-                Candidates::Ids(ids) => inner.rerank_async(&history, &ids, &request).await,
-                Candidates::Pushed(list) => {
-                    inner.rerank_pushed_async(&history, &list, &request).await
+                Candidates::Ids(ids) if titles.is_empty() => {
+                    inner.rerank_async(&history, &ids, &request).await
+                }
+                list => {
+                    let list = list.into_list();
+                    inner
+                        .rerank_pushed_with_history_async(&history, &list, &titles, &request)
+                        .await
                 }
             };
             ranking_object(&ranked.map_err(error)?)
@@ -357,10 +369,16 @@ fn named_request(
     Ok((request, context))
 }
 
-/// Refuses titles pushed with metadata in a contextual rerank (the ranker reads the bundle's
-/// own titles).
-fn ids_for_ranker(candidates: Candidates) -> Result<Vec<u32>, JsValue> {
+/// Refuses titles pushed with metadata or vectors, as candidates or as `historyTitles`, in a
+/// contextual rerank (the ranker reads the bundle's own titles).
+fn ids_for_ranker(
+    candidates: Candidates,
+    history_titles: &[Candidate],
+) -> Result<Vec<u32>, JsValue> {
     match candidates {
+        Candidates::Ids(_) if !history_titles.is_empty() => Err(error(
+            "a rerank with a task takes no historyTitles: the contextual ranker reads the titles the bundle contains",
+        )),
         Candidates::Ids(ids) => Ok(ids),
         Candidates::Pushed(_) => Err(error(
             "a rerank with a task takes candidate ids: the contextual ranker scores the titles the bundle contains",
@@ -458,13 +476,14 @@ impl Session {
         let slot = Rc::clone(&self.state);
         wasm_bindgen_futures::future_to_promise(async move {
             let candidates = candidates::parse_candidates(candidates).map_err(error)?;
+            let titles = candidates::history_titles(&options).map_err(error)?;
             let (request, context) = named_request(&reranker, &surface, options)?;
             let mut state = slot
                 .borrow_mut()
                 .take()
                 .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
             if let Some(context) = context {
-                let ranked = ids_for_ranker(candidates).and_then(|ids| {
+                let ranked = ids_for_ranker(candidates, &titles).and_then(|ids| {
                     reranker
                         .rerank_session_in_context(&mut state, &ids, &request, &context)
                         .map_err(error)
@@ -473,14 +492,17 @@ impl Session {
                 return ranking_object(&ranked?);
             }
             let ranked = match candidates {
-                Candidates::Ids(ids) => {
+                Candidates::Ids(ids) if titles.is_empty() => {
                     reranker
                         .rerank_session_async(&mut state, &ids, &request)
                         .await
                 }
-                Candidates::Pushed(list) => {
+                list => {
+                    let list = list.into_list();
                     reranker
-                        .rerank_session_pushed_async(&mut state, &list, &request)
+                        .rerank_session_pushed_with_history_async(
+                            &mut state, &list, &titles, &request,
+                        )
                         .await
                 }
             };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::request::{self, RerankError, RerankRequest, ScoredItem};
 use super::session::{DescribedTitles, ExtendedRows, MemberSession};
-use super::{Reranker, Scores, finite, host_scores, order, read, read_async};
+use super::{MAX_CANDIDATES, Reranker, Scores, finite, host_scores, order, read, read_async};
 use crate::data::events::Event;
 use crate::serving::{MetadataError, TitleMetadata};
 use crate::tokenizer::{ITEM_OFFSET, TokenField, TokenSequence};
@@ -138,6 +138,12 @@ pub(super) struct Resolved {
 }
 
 impl Resolved {
+    /// The item vectors of the described candidates `[described_candidates, d]` (the titles
+    /// described for the history only follow them and are not scored).
+    fn candidate_vectors(&self, d: usize) -> &[f32] {
+        &self.described.rows[..self.described_candidates * d]
+    }
+
     /// `scores` (rows first, then vectors) in the call's order.
     fn place(&self, scores: Vec<f32>) -> Vec<f32> {
         let mut out = vec![0f32; scores.len()];
@@ -233,13 +239,9 @@ impl Reranker {
 
     /// Resolves `candidates`: refuses an empty or too long list, a repeated id, metadata the
     /// content encoder cannot read, a pushed vector of the wrong length or scale, and a title
-    /// neither in the bundle nor given with metadata or a vector.
-    fn resolve(&self, candidates: &[Candidate]) -> Result<Resolved, RerankError> {
-        self.resolve_with_history(candidates, &[])
-    }
-
-    /// [`Reranker::resolve`], then the titles of `history_titles` that the bundle lacks and no
-    /// candidate describes, described (not ranked) after the candidates' (refusals wrapped in
+    /// neither in the bundle nor given with metadata or a vector. Then the titles of
+    /// `history_titles` (at most [`MAX_CANDIDATES`]) that the bundle lacks and no candidate
+    /// describes are described (not ranked) after the candidates' (refusals wrapped in
     /// [`RerankError::HistoryTitle`], by their position in that list).
     fn resolve_with_history(
         &self,
@@ -293,6 +295,14 @@ impl Reranker {
             }
         }
         let described_candidates = pushed.len();
+        if history_titles.len() > MAX_CANDIDATES {
+            return Err(RerankError::HistoryTitle {
+                source: Box::new(RerankError::TooManyCandidates {
+                    count: history_titles.len(),
+                    max: MAX_CANDIDATES,
+                }),
+            });
+        }
         for (position, title) in history_titles.iter().enumerate() {
             if self.items.index_of(title.id).is_some() || described.ids.contains_key(&title.id) {
                 continue;
@@ -339,12 +349,7 @@ impl Reranker {
         candidates: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
-        let scores = self.pushed_scores(seq, &resolved, self.prompt_of(request)?)?;
-        Ok(order(
-            &resolved.ids,
-            &finite(resolved.place(read(scores)?))?,
-        ))
+        self.rerank_pushed_with_history(history, candidates, &[], request)
     }
 
     /// [`Reranker::rerank_pushed`] with `history_titles`: titles of the history that the
@@ -376,7 +381,20 @@ impl Reranker {
         candidates: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (seq, resolved) = self.prepare_pushed(history, candidates, request)?;
+        self.rerank_pushed_with_history_async(history, candidates, &[], request)
+            .await
+    }
+
+    /// [`Reranker::rerank_pushed_with_history`], reading the scores back asynchronously.
+    pub async fn rerank_pushed_with_history_async(
+        &self,
+        history: &[Event],
+        candidates: &[Candidate],
+        history_titles: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (seq, resolved) =
+            self.prepare_pushed_with(history, candidates, history_titles, request)?;
         let scores = self.pushed_scores(seq, &resolved, self.prompt_of(request)?)?;
         Ok(order(
             &resolved.ids,
@@ -395,7 +413,7 @@ impl Reranker {
         let rows = resolved.rows.clone();
         let vectors = &resolved.described.rows;
         // Every described title may be in the history; only the candidates' are scored.
-        let scored = &vectors[..resolved.described_candidates * self.config.d_model];
+        let scored = resolved.candidate_vectors(self.config.d_model);
         if let Some(host) = &self.host {
             let user = host.encode_prompted(&seq.field_rows(), vectors, prompt);
             return Ok(Scores::Host(host_scores(host, &user, &rows, scored)));
@@ -411,17 +429,8 @@ impl Reranker {
         self.scores(seq, rows, scored, prompt)
     }
 
-    /// Validates the history and request, builds the tokens and resolves the candidates.
-    fn prepare_pushed(
-        &self,
-        history: &[Event],
-        candidates: &[Candidate],
-        request: &RerankRequest,
-    ) -> Result<(TokenSequence, Resolved), RerankError> {
-        self.prepare_pushed_with(history, candidates, &[], request)
-    }
-
-    /// [`Reranker::prepare_pushed`] with titles described for the history.
+    /// Validates the history and request, builds the tokens and resolves the candidates, with
+    /// `history_titles` described for the history (see [`Reranker::resolve_with_history`]).
     fn prepare_pushed_with(
         &self,
         history: &[Event],
@@ -455,9 +464,21 @@ impl Reranker {
         candidates: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let resolved = self.resolve_for_session(session, candidates, request)?;
-        let scores =
-            self.session_scores_of(session, resolved.rows.clone(), &resolved.described, request)?;
+        self.rerank_session_pushed_with_history(session, candidates, &[], request)
+    }
+
+    /// [`Reranker::rerank_session_pushed`] with `history_titles` described for the session's
+    /// history (see [`Reranker::rerank_pushed_with_history`]); the session keeps the vector of
+    /// each such title its history names, as it keeps a pushed candidate's once watched.
+    pub fn rerank_session_pushed_with_history(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[Candidate],
+        history_titles: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (resolved, scores) =
+            self.session_pushed_scores(session, candidates, history_titles, request)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read(scores)?))?,
@@ -471,26 +492,48 @@ impl Reranker {
         candidates: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let resolved = self.resolve_for_session(session, candidates, request)?;
-        let scores =
-            self.session_scores_of(session, resolved.rows.clone(), &resolved.described, request)?;
+        self.rerank_session_pushed_with_history_async(session, candidates, &[], request)
+            .await
+    }
+
+    /// [`Reranker::rerank_session_pushed_with_history`], reading the scores back
+    /// asynchronously.
+    pub async fn rerank_session_pushed_with_history_async(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[Candidate],
+        history_titles: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (resolved, scores) =
+            self.session_pushed_scores(session, candidates, history_titles, request)?;
         Ok(order(
             &resolved.ids,
             &finite(resolved.place(read_async(scores).await?))?,
         ))
     }
 
-    /// The candidates of a session call resolved at the request's time.
-    fn resolve_for_session(
+    /// A session call's candidates resolved (with `history_titles` described for its history)
+    /// and their scores, not yet read.
+    fn session_pushed_scores(
         &self,
-        session: &MemberSession,
+        session: &mut MemberSession,
         candidates: &[Candidate],
+        history_titles: &[Candidate],
         request: &RerankRequest,
-    ) -> Result<Resolved, RerankError> {
+    ) -> Result<(Resolved, Scores), RerankError> {
         if session.is_empty() {
             request.check_history(&[])?;
         }
         request.validate()?;
-        self.resolve(candidates)
+        let resolved = self.resolve_with_history(candidates, history_titles)?;
+        let scores = self.session_scores_of(
+            session,
+            resolved.rows.clone(),
+            &resolved.described,
+            resolved.candidate_vectors(self.config.d_model),
+            request,
+        )?;
+        Ok((resolved, scores))
     }
 }

@@ -267,18 +267,19 @@ impl Reranker {
         }
         request::validate_candidates(candidates)?;
         let rows = self.candidate_rows(candidates)?;
-        self.session_scores_of(session, rows, &DescribedTitles::default(), request)
+        self.session_scores_of(session, rows, &DescribedTitles::default(), &[], request)
     }
 
-    /// [`Reranker::session_scores`] of resolved candidates: dense `rows`, then the `call`'s
-    /// described titles (their vectors `[m, d]` are scored after the rows). History events of
-    /// titles the bundle lacks are embedded with the vector of the call that first named them
-    /// (kept in the session) and refused if no call described them (history checked non-empty).
+    /// [`Reranker::session_scores`] of resolved candidates: dense `rows`, then the described
+    /// candidates' vectors `scored` `[m, d]`. History events of titles the bundle lacks are
+    /// embedded with the vector that the first call describing them gave (`call`, kept in the
+    /// session) and refused if no call described them (history checked non-empty).
     pub(super) fn session_scores_of(
         &self,
         session: &mut MemberSession,
         rows: Vec<i64>,
         call: &DescribedTitles,
+        scored: &[f32],
         request: &RerankRequest,
     ) -> Result<Scores, RerankError> {
         request.validate()?;
@@ -289,7 +290,7 @@ impl Reranker {
             request.check_history(&[])?;
             let seq = self.serving_sequence(&[], request)?;
             session.last_encoded = seq.len() + self.prompt_tokens(prompt);
-            return self.scores(seq, rows, &call.rows, prompt);
+            return self.scores(seq, rows, scored, prompt);
         }
         Ok(match self.session_user(session, call, request, prompt)? {
             SessionUser::Host(user) => {
@@ -297,9 +298,9 @@ impl Reranker {
                     .host
                     .as_ref()
                     .expect("a host user comes from the CPU engine");
-                Scores::Host(super::host_scores(host, &user, &rows, &call.rows))
+                Scores::Host(super::host_scores(host, &user, &rows, scored))
             }
-            SessionUser::Device(user) => self.score_user(user, rows, &call.rows),
+            SessionUser::Device(user) => self.score_user(user, rows, scored),
         })
     }
 

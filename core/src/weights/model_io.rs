@@ -15,6 +15,10 @@ use crate::model::{FoundationModel, FoundationModelConfig, NamedPromptSet};
 use crate::serving::ServingContentEncoder;
 use crate::tokenizer::{ITEM_OFFSET, TokenField};
 
+/// The longest window (`max_len`) a weight file may declare: room for members of 10,000 events
+/// and more, while bounding the position table a file can make a reader allocate.
+pub const MAX_WINDOW: usize = 16_384;
+
 /// Checks that every dimension of a stored model shape is in range and gives the serving
 /// config (dropout 0): a hostile file's shape is refused before anything is allocated.
 pub fn validate_config(
@@ -34,7 +38,7 @@ pub fn validate_config(
     in_range("n_heads", config.n_heads, 64)?;
     in_range("n_layers", config.n_layers, 64)?;
     in_range("d_ff", config.d_ff, 65_536)?;
-    in_range("max_len", config.max_len, 8192)?;
+    in_range("max_len", config.max_len, MAX_WINDOW)?;
     if !config.d_model.is_multiple_of(config.n_heads) {
         return Err(WeightFileError::InvalidModel(format!(
             "d_model {} is not divisible by n_heads {}",

@@ -40,7 +40,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::evaluation::EvalReport;
 use crate::io::write_atomic;
-use crate::training::{CheckpointPolicy, Monitor, train};
+use crate::training::{CheckpointPolicy, Evaluator, Monitor, TrainedModel, train};
 use prepare::Prepared;
 use report::{print_metrics_row, print_summary};
 
@@ -182,6 +182,7 @@ pub fn run_config(
     base: &Path,
     resume: bool,
 ) -> anyhow::Result<ExperimentSummary> {
+    cfg.training.check_model_shape()?;
     let out = &cfg.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     if let Some(shards) = cfg.data.shards(base) {
@@ -192,6 +193,41 @@ pub fn run_config(
         let reranker = Reranker::from_bytes(weights, &Backend::Cpu.device())?;
         Ok(prepared.evaluate(&reranker)?.model)
     };
+    let (trained, train_seconds) =
+        train_logged(cfg, resume, Some(&evaluate), |checkpoint, monitor| {
+            train(
+                &prepared.train_set,
+                &prepared.data.catalog,
+                &cfg.training,
+                cfg.run.backend,
+                checkpoint,
+                monitor,
+            )
+        })?;
+    let reranker = Reranker::from_bytes(&trained.weights, &Backend::Cpu.device())?;
+    let report = prepared.evaluate(&reranker)?;
+    let summary = ExperimentSummary {
+        withheld: prepared.withheld_metrics(&reranker)?,
+        withheld_pushed: prepared.withheld_on_device(&trained.weights, None)?,
+        ..ExperimentSummary::of_run(cfg, &trained, train_seconds, prepared.cases.len(), report)
+    };
+    summary.write(out)?;
+    Ok(summary)
+}
+
+/// Runs `train` with an experiment's checkpoint and monitor: an atomic checkpoint after every
+/// epoch in `out/checkpoint.ckpt` (resumed with `resume`), `evaluate` every `eval_every`
+/// epochs on validation (`test_curve_every` on test), each epoch appended to
+/// `out/metrics.jsonl`, the curves redrawn to `out/curves.svg` and each evaluation printed;
+/// then the weight file written to `out/model.encore`. Returns the trained model and the
+/// training wall time in seconds.
+fn train_logged(
+    cfg: &ExperimentConfig,
+    resume: bool,
+    evaluate: Option<Evaluator<'_>>,
+    train: impl FnOnce(CheckpointPolicy<'_>, Monitor<'_>) -> anyhow::Result<TrainedModel>,
+) -> anyhow::Result<(TrainedModel, f64)> {
+    let out = &cfg.run.out;
     let mut log = MetricsLog::open(&out.join("metrics.jsonl"), resume)?;
     let plot_path = out.join("curves.svg");
     let mut on_epoch = |e: &crate::training::EpochStats| -> anyhow::Result<()> {
@@ -209,39 +245,26 @@ pub fn run_config(
         }
         Ok(())
     };
-    let eval_every = match cfg.split.holdout {
-        Holdout::Validation => cfg.run.eval_every,
-        Holdout::Test => cfg.run.test_curve_every,
-    };
     let checkpoint = out.join("checkpoint.ckpt");
     let started = Instant::now();
     let trained = train(
-        &prepared.train_set,
-        &prepared.data.catalog,
-        &cfg.training,
-        cfg.run.backend,
         CheckpointPolicy {
             path: Some(&checkpoint),
             resume,
         },
         Monitor {
             show_progress: true,
-            eval_every,
-            evaluate: Some(&evaluate),
+            eval_every: match cfg.split.holdout {
+                Holdout::Validation => cfg.run.eval_every,
+                Holdout::Test => cfg.run.test_curve_every,
+            },
+            evaluate,
             on_epoch: Some(&mut on_epoch),
         },
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     write_atomic(&out.join("model.encore"), &trained.weights)?;
-    let reranker = Reranker::from_bytes(&trained.weights, &Backend::Cpu.device())?;
-    let report = prepared.evaluate(&reranker)?;
-    let summary = ExperimentSummary {
-        withheld: prepared.withheld_metrics(&reranker)?,
-        withheld_pushed: prepared.withheld_on_device(&trained.weights, None)?,
-        ..ExperimentSummary::of_run(cfg, &trained, train_seconds, prepared.cases.len(), report)
-    };
-    summary.write(out)?;
-    Ok(summary)
+    Ok((trained, train_seconds))
 }
 
 impl ExperimentSummary {
@@ -250,7 +273,7 @@ impl ExperimentSummary {
     /// peak memory.
     fn of_run(
         cfg: &ExperimentConfig,
-        trained: &crate::training::TrainedModel,
+        trained: &TrainedModel,
         train_seconds: f64,
         cases: usize,
         report: EvalReport,

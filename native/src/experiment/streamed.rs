@@ -3,19 +3,17 @@
 //! evaluation holds the held-out cases of the first `eval_members` members only.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use encore_core::data::split::{HeldOutEvent, Holdout, LeaveOneOut, MemberHistory};
 use encore_core::{Catalog, Reranker};
 
 use super::config::ExperimentConfig;
 use super::data_source::read_catalog;
-use super::{ExperimentSummary, MetricsLog, plot_curves};
+use super::{ExperimentSummary, train_logged};
 use crate::backend::Backend;
 use crate::evaluation::{EvalProtocol, EvalReport, ranks_against};
 use crate::io::event_shards::ShardReader;
-use crate::io::write_atomic;
-use crate::training::{CheckpointPolicy, MemberStream, Monitor, train_streaming};
+use crate::training::{Evaluator, MemberStream, train_streaming};
 use encore_core::metrics::RankingMetrics;
 
 /// The training side of a shard directory: each member's events without the held-out ones
@@ -140,36 +138,18 @@ pub(super) fn run_streamed(
         })
     };
     let evaluate = |weights: &[u8]| Ok(evaluate_report(weights)?.model);
-    let mut log = MetricsLog::open(&out.join("metrics.jsonl"), resume)?;
-    let plot_path = out.join("curves.svg");
-    let mut on_epoch = |e: &crate::training::EpochStats| -> anyhow::Result<()> {
-        log.append(e)?;
-        plot_curves(log.epochs(), &plot_path)
-    };
-    let checkpoint = out.join("checkpoint.ckpt");
-    let started = Instant::now();
-    let trained = train_streaming(
-        &shards,
-        chunk_windows,
-        &catalog,
-        &cfg.training,
-        cfg.run.backend,
-        CheckpointPolicy {
-            path: Some(&checkpoint),
-            resume,
-        },
-        Monitor {
-            show_progress: true,
-            eval_every: match cfg.split.holdout {
-                Holdout::Validation => cfg.run.eval_every,
-                Holdout::Test => cfg.run.test_curve_every,
-            },
-            evaluate: (!cases.is_empty()).then_some(&evaluate as _),
-            on_epoch: Some(&mut on_epoch),
-        },
-    )?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    write_atomic(&out.join("model.encore"), &trained.weights)?;
+    let evaluator = (!cases.is_empty()).then_some(&evaluate as Evaluator<'_>);
+    let (trained, train_seconds) = train_logged(cfg, resume, evaluator, |checkpoint, monitor| {
+        train_streaming(
+            &shards,
+            chunk_windows,
+            &catalog,
+            &cfg.training,
+            cfg.run.backend,
+            checkpoint,
+            monitor,
+        )
+    })?;
     let report = evaluate_report(&trained.weights)?;
     let summary = ExperimentSummary::of_run(cfg, &trained, train_seconds, cases.len(), report);
     summary.write(out)?;

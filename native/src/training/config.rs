@@ -192,6 +192,20 @@ impl TrainConfig {
         scheduler.map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))
     }
 
+    /// Refuses a model shape no weight file may hold (see
+    /// [`encore_core::weights::validate_config`]) before any data is read; the item count,
+    /// which comes from the data, is checked when the model is built.
+    pub fn check_model_shape(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let shape = FoundationModelConfig {
+            n_items: 1,
+            ..self.model.clone()
+        };
+        encore_core::weights::validate_config(&shape)
+            .context("training.model cannot be written to a weight file")?;
+        Ok(())
+    }
+
     /// The training model's config for `catalog` (`content_dim` is the width of its content
     /// vectors, 0 if none).
     pub fn model(

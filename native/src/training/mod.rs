@@ -216,6 +216,8 @@ fn train_from(
         cfg.objectives.temperature > 0.0 && cfg.objectives.mtp_items >= 1,
         "objectives: temperature must be positive and mtp_items at least 1"
     );
+    // Refused now rather than when the finished run's weight file is read back.
+    cfg.check_model_shape()?;
     let devices = backend.training_devices(cfg.workers)?;
     let device = devices[0].clone();
     device.seed(cfg.seed);

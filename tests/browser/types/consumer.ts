@@ -18,6 +18,11 @@ export async function app(bytes: Uint8Array): Promise<number> {
   const first: number = ranked.items[0] + ranked.scores[0];
   const columns: History = { items: Uint32Array.of(1042), timestamps: [1767300000], actions: ['play'] };
   await reranker.rerank(columns, Uint32Array.of(1001, 1002), 'kids');
+  // A history title the bundle lacks, pushed with its int8 vector.
+  const watched = { id: 90003, vector: new Int8Array(32), scale: 0.01 };
+  await reranker.rerank([{ item: 90003, timestamp: 1767300000 }], [1001, 1002], 'home', { historyTitles: [watched, fresh] });
+  // @ts-expect-error: history titles are title objects, not ids
+  await reranker.rerank(history, [1001], 'home', { historyTitles: [90003] });
   const session: Session = reranker.session(history);
   session.append({ item: 1002, timestamp: 1767305000, action: 'add_to_list' });
   const next = await session.rerank([1001, fresh], 'mobile_feed');

@@ -108,7 +108,8 @@ pub struct BenchArgs {
     pub training_curves: Option<PathBuf>,
     /// The `--training-curves` sweeps to run: `events`, `catalogs`, `windows` (training
     /// tokens/s and peak memory against the window, on 60 members of about 5,700 events each,
-    /// batches of about 8,000 tokens; `training-vs-window.svg`).
+    /// or about 1.2 of the largest window where that is longer; batches of about 8,000 tokens;
+    /// `training-vs-window.svg`).
     #[arg(long, value_delimiter = ',', default_values_t = ["events".to_string(), "catalogs".to_string(), "windows".to_string()])]
     pub sweeps: Vec<String>,
     /// Windows of the `--training-curves` window sweep.

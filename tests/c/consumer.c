@@ -202,6 +202,48 @@ int main(int argc, char **argv) {
   CHECK(status == ENCORE_STATUS_REFUSED && encore_session_len(session) == HISTORY, "old append: %d", (int)status);
   printf("refused append %d %s\n", (int)status, encore_last_error());
 
+  /* Titles the bundle lacks, pushed with int8 item vectors: a candidate (id 4000000000) and
+   * the title of the history's first event (id 4000000001), statelessly and in a session. */
+  size_t dim = encore_reranker_dim(reranker);
+  CHECK(dim > 0 && encore_reranker_dim(NULL) == 0, "dim %zu", dim);
+  int8_t *values = malloc(2 * dim);
+  for (size_t k = 0; k < 2 * dim; k++) values[k] = (int8_t)((int)(k * 37 % 255) - 127);
+  uint32_t vector_ids[2] = {4000000000u, 4000000001u};
+  float vector_scales[2] = {0.01f, 0.02f};
+  EncoreTitleVectors titles = {2, vector_ids, values, vector_scales};
+  uint32_t pushed[CANDIDATES];
+  memcpy(pushed, candidates, sizeof pushed);
+  pushed[0] = vector_ids[0];
+  uint32_t watched_items[HISTORY];
+  memcpy(watched_items, items, sizeof watched_items);
+  watched_items[0] = vector_ids[1];
+  EncoreHistory watched = history;
+  watched.items = watched_items;
+  status = encore_rerank_pushed(reranker, &watched, pushed, CANDIDATES, &titles, &request, ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "rerank_pushed: %d", (int)status);
+  CHECK(is_ranking_of(pushed, CANDIDATES, ranked, scores), "pushed: not a ranking");
+  print_ranking("pushed", ranked, scores, CANDIDATES);
+  EncoreSession *pushed_session = NULL;
+  CHECK(encore_session_new(&watched, &pushed_session) == ENCORE_STATUS_OK, "pushed session_new");
+  status = encore_session_rerank_pushed(reranker, pushed_session, pushed, CANDIDATES, &titles, &request,
+                                        ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "session_rerank_pushed: %d", (int)status);
+  print_ranking("pushed-session", ranked, scores, CANDIDATES);
+  encore_session_free(pushed_session);
+  /* The history's title not described: refused by position; a NaN scale: refused by id. */
+  EncoreTitleVectors candidate_only = {1, vector_ids, values, vector_scales};
+  status = encore_rerank_pushed(reranker, &watched, pushed, CANDIDATES, &candidate_only, &request, ranked, scores,
+                                CANDIDATES);
+  CHECK(status == ENCORE_STATUS_REFUSED, "undescribed history title: %d", (int)status);
+  printf("refused history_title %d %s\n", (int)status, encore_last_error());
+  float nan_scales[2] = {NAN, 0.02f};
+  EncoreTitleVectors nan_scale = {2, vector_ids, values, nan_scales};
+  status = encore_rerank_pushed(reranker, &watched, pushed, CANDIDATES, &nan_scale, &request, ranked, scores,
+                                CANDIDATES);
+  CHECK(status == ENCORE_STATUS_REFUSED, "NaN scale: %d", (int)status);
+  printf("refused scale %d %s\n", (int)status, encore_last_error());
+  free(values);
+
   encore_session_free(session);
   encore_session_free(NULL);
   encore_reranker_free(reranker);

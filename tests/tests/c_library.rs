@@ -11,7 +11,10 @@ use std::process::Command;
 use burn::tensor::Device;
 use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
 use encore_core::weights::{Quantization, load_model};
-use encore_core::{Action, DeviceType, Event, RerankRequest, Reranker, ScoredItem, Surface};
+use encore_core::{
+    Action, Candidate, DeviceType, Event, PushedVector, RerankRequest, Reranker, ScoredItem,
+    Surface,
+};
 use encore_tests::{run_command, small_world, temp_dir, tiny_weight_file, workspace_root};
 
 /// Where cargo put `libencore_c.{so,a}`: built with every crate type as this package's
@@ -130,8 +133,29 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
     let new_profile = reranker
         .rerank(&[], &candidates, &request.clone().with_prompt("kids"))
         .unwrap();
+    // Titles pushed with int8 vectors, as consumer.c builds them: the first candidate and the
+    // history's first title replaced by ids the bundle lacks.
+    let dim = reranker.config().d_model;
+    let values: Vec<i8> = (0..2 * dim)
+        .map(|k| ((k * 37 % 255) as i32 - 127) as i8)
+        .collect();
+    let vector = |k: usize, scale: f32| PushedVector {
+        values: values[k * dim..(k + 1) * dim].to_vec(),
+        scale,
+    };
+    let mut pushed: Vec<Candidate> = candidates.iter().map(|&id| Candidate::known(id)).collect();
+    pushed[0] = Candidate::with_vector(4_000_000_000, vector(0, 0.01));
+    let mut watched = history.clone();
+    watched[0].item = 4_000_000_001;
+    let history_titles = [Candidate::with_vector(4_000_000_001, vector(1, 0.02))];
+    let with_vectors = reranker
+        .rerank_pushed_with_history(&watched, &pushed, &history_titles, &request)
+        .unwrap();
     let printed = rankings(stdout);
-    assert_eq!(printed.len(), 6, "{stdout}");
+    assert_eq!(printed.len(), 8, "{stdout}");
+    assert_same("pushed", &printed["pushed"], &with_vectors);
+    assert_same("pushed-session", &printed["pushed-session"], &with_vectors);
+    assert!(with_vectors.iter().any(|s| s.item == 4_000_000_000));
     assert_same("new_profile", &printed["new_profile"], &new_profile);
     assert_same("stateless", &printed["stateless"], &stateless);
     assert_same("prompted", &printed["prompted"], &prompted);
@@ -210,6 +234,19 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
                 .to_string(),
         ),
     ];
+    let mut nan = pushed.clone();
+    nan[0].vector.as_mut().unwrap().scale = f32::NAN;
+    let pushed_error = |c: &[Candidate], t: &[Candidate]| {
+        reranker
+            .rerank_pushed_with_history(&watched, c, t, &request)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let expected = expected.into_iter().chain([
+        ("history_title", 4, pushed_error(&pushed, &[])),
+        ("scale", 4, pushed_error(&nan, &history_titles)),
+    ]);
     for (what, status, message) in expected {
         assert_eq!(
             refused.get(what),
@@ -262,6 +299,9 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
     for function in [
         "encore_reranker_load",
         "encore_rerank",
+        "encore_rerank_pushed",
+        "encore_session_rerank_pushed",
+        "encore_reranker_dim",
         "encore_session_new",
         "encore_session_append",
         "encore_session_rerank",

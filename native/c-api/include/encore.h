@@ -50,6 +50,9 @@
 // is copied.
 #define ENCORE_MAX_EVENTS (1 << 20)
 
+// The most titles one call may describe: a full candidate list and as many history titles.
+#define ENCORE_MAX_TITLE_VECTORS 20000
+
 // What a call returned. Anything but `ENCORE_STATUS_OK` leaves a message for
 // [`encore_last_error`].
 typedef enum EncoreStatus {
@@ -101,6 +104,22 @@ typedef struct EncoreHistory {
   const char *const *countries;
 } EncoreHistory;
 
+// Titles described by their item vectors, as the same model's export stores its int8 rows:
+// title `k` has id `ids[k]`, the values `values[k * dim .. (k + 1) * dim]` (whole numbers in
+// −127…127; `dim` is [`encore_reranker_dim`]) and the scale `scales[k]` (value = q × scale).
+// A described title that is a candidate is scored with its vector (when the bundle lacks
+// it); the others describe titles of the history, which are not ranked.
+typedef struct EncoreTitleVectors {
+  // Number of titles (at most `ENCORE_MAX_TITLE_VECTORS`).
+  size_t n;
+  // Their ids.
+  const uint32_t *ids;
+  // `n × dim` int8 values, row after row.
+  const int8_t *values;
+  // `n` scales.
+  const float *scales;
+} EncoreTitleVectors;
+
 // The context of a request. A `NULL` request is the home surface with everything else taken
 // from the last history event.
 typedef struct EncoreRequest {
@@ -123,6 +142,51 @@ extern "C" {
 
 // The library's version (`MAJOR.MINOR.PATCH`), a static NUL-terminated string.
 const char *encore_version(void);
+
+// The width of the model's item vectors: the values per title of [`EncoreTitleVectors`].
+//
+// # Safety
+// `reranker` must be live (`NULL` gives 0).
+size_t encore_reranker_dim(const struct EncoreReranker *reranker);
+
+// [`encore_rerank`] where `titles` (`NULL`: none) describes titles the bundle may lack by
+// their int8 item vectors: candidates among them are scored with their vectors, and the
+// others give the history's events of those titles their item vectors. With every title
+// described, a bundle cut down to its model reranks for a catalog of any size. A title
+// neither in the bundle nor described, a vector of the wrong length or a scale that is not a
+// finite non-negative number is refused by position and id.
+//
+// [`encore_rerank`]: crate::reranker::encore_rerank
+//
+// # Safety
+// Every pointer must be valid for what it describes for the call.
+enum EncoreStatus encore_rerank_pushed(const struct EncoreReranker *reranker,
+                                       const struct EncoreHistory *history,
+                                       const uint32_t *candidates,
+                                       size_t n_candidates,
+                                       const struct EncoreTitleVectors *titles,
+                                       const struct EncoreRequest *request,
+                                       uint32_t *out_items,
+                                       float *out_scores,
+                                       size_t capacity);
+
+// [`encore_session_rerank`] with `titles` as in [`encore_rerank_pushed`]; the session keeps
+// the vector of each described title its history names, so later calls need describe only
+// the titles of new events.
+//
+// [`encore_session_rerank`]: crate::session::encore_session_rerank
+//
+// # Safety
+// `reranker` and `session` must be live; the other pointers valid for what they describe.
+enum EncoreStatus encore_session_rerank_pushed(const struct EncoreReranker *reranker,
+                                               struct EncoreSession *session,
+                                               const uint32_t *candidates,
+                                               size_t n_candidates,
+                                               const struct EncoreTitleVectors *titles,
+                                               const struct EncoreRequest *request,
+                                               uint32_t *out_items,
+                                               float *out_scores,
+                                               size_t capacity);
 
 // Loads a bundle from `len` bytes at `bytes` (copied: the caller may free them after the
 // call) and stores the new reranker in `*out`. `max_decoded_bytes` refuses a model whose

@@ -3,6 +3,8 @@
 //!
 //! - [`reranker`]: load a bundle from bytes, rerank a member's candidates, free it.
 //! - [`session`]: a member session that keeps the history's keys and values between calls.
+//! - [`pushed`]: titles the bundle lacks, pushed with their int8 item vectors (candidates and
+//!   the history's titles), so that a bundle cut down to its model serves any catalog.
 //! - [`inputs`]: the history, request and code constants as C passes them.
 //! - [`status`]: every function returns an [`EncoreStatus`]; on failure
 //!   [`encore_last_error`] says what and where. No panic crosses the boundary: one becomes
@@ -16,11 +18,13 @@
 //! The reranker runs on the CPU (the same engine as the Rust library's CPU backend).
 
 pub mod inputs;
+pub mod pushed;
 pub mod reranker;
 pub mod session;
 pub mod status;
 
 pub use inputs::{EncoreHistory, EncoreRequest};
+pub use pushed::EncoreTitleVectors;
 pub use reranker::EncoreReranker;
 pub use session::EncoreSession;
 pub use status::{EncoreStatus, encore_last_error};

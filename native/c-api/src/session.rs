@@ -12,7 +12,12 @@ use crate::status::{EncoreStatus, Failure, guard};
 pub struct EncoreSession(MemberSession);
 
 /// The session behind `ptr`.
-unsafe fn live_session<'a>(ptr: *mut EncoreSession) -> Result<&'a mut MemberSession, Failure> {
+///
+/// # Safety
+/// A non-null `ptr` must come from [`encore_session_new`] and not be freed.
+pub(crate) unsafe fn live_session<'a>(
+    ptr: *mut EncoreSession,
+) -> Result<&'a mut MemberSession, Failure> {
     // SAFETY: the caller's contract.
     unsafe { ptr.as_mut() }
         .map(|s| &mut s.0)

@@ -4,8 +4,9 @@
 use burn::tensor::Device;
 use encore_core::data::split::group_by_member;
 use encore_core::model::FoundationModelConfig;
-use encore_core::runtime::engines::wgsl::{WgslEngine, WgslEngineError};
-use encore_core::weights::{Quantization, save_model};
+use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
+use encore_core::runtime::engines::wgsl::{DeepPrompt, WgslEngine, WgslEngineError};
+use encore_core::weights::{Quantization, load_model, save_model};
 use encore_core::{Event, RerankRequest, Reranker, Surface};
 use encore_shaders::plain_wgpu::{GpuDevice, PendingScores};
 use encore_tests::{small_world, tiny_weight_file};
@@ -120,9 +121,11 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
     let rows: Vec<u32> = (0..world.catalog.len() as u32).rev().collect();
     let (short, long) = (tokens(3), tokens(39));
     // Two submissions before either is read: each keeps its own scores.
-    let first = wgsl.submit(&serving.embed_at(&short, 0), &rows).unwrap();
+    let first = wgsl
+        .submit(&serving.embed_at(&short, 0), &rows, None)
+        .unwrap();
     let second = wgsl
-        .submit(&serving.embed_at(&long, 0), &rows[..50])
+        .submit(&serving.embed_at(&long, 0), &rows[..50], None)
         .unwrap();
     let second = second.wait().unwrap();
     let first = first.wait().unwrap();
@@ -138,11 +141,93 @@ fn submissions_in_flight_keep_their_own_scores_and_bad_shapes_are_refused() {
     // more rows than a window and the longest input prompt.
     let x = serving.embed_at(&short, 0);
     let err = |r: Result<PendingScores, WgslEngineError>| r.unwrap_err().to_string();
-    assert!(err(wgsl.submit(&x, &[world.catalog.len() as u32])).contains("candidate row"));
-    assert!(err(wgsl.submit(&x, &vec![0; 201])).contains("candidate count"));
-    assert!(err(wgsl.submit(&[], &rows)).contains("embedded window"));
+    assert!(err(wgsl.submit(&x, &[world.catalog.len() as u32], None)).contains("candidate row"));
+    assert!(err(wgsl.submit(&x, &vec![0; 201], None)).contains("candidate count"));
+    assert!(err(wgsl.submit(&[], &rows, None)).contains("embedded window"));
     let too_long = 40 + encore_core::model::MAX_PROMPT_LENGTH + 1;
-    assert!(err(wgsl.submit(&vec![0.0; 32 * too_long], &rows)).contains("embedded window"));
+    assert!(err(wgsl.submit(&vec![0.0; 32 * too_long], &rows, None)).contains("embedded window"));
+    // A deep prompt whose keys do not cover every layer.
+    let short_keys = vec![0.0; 32];
+    let deep = DeepPrompt {
+        length: 1,
+        keys: &short_keys,
+        values: &short_keys,
+    };
+    assert!(err(wgsl.submit(&x, &rows, Some(deep))).contains("deep prompt"));
+}
+
+#[test]
+fn a_deep_prompt_runs_on_the_wgsl_engine_as_on_the_cpu_engine() {
+    let world = small_world();
+    let loaded = load_model(&untrained(&world, (32, 4, 2, 48, 40)), &Device::flex()).unwrap();
+    let prompt = PromptSetConfig::new(PromptForm::Deep, 32, 2)
+        .with_length(3)
+        .with_init_std(3.0)
+        .init(&Device::flex());
+    let named = NamedPromptSet {
+        name: "search".into(),
+        prompt,
+    };
+    let bundle = loaded.to_bundle(&[named], Quantization::F32);
+    let cpu = Reranker::from_bytes(&bundle, &Device::flex()).unwrap();
+    let serving = cpu.serving_model().unwrap();
+    let wgsl = WgslEngine::new(gpu(), serving, 200).unwrap();
+    let host = encore_core::runtime::CpuEngine::new(std::sync::Arc::new(serving.clone()));
+    let p = &serving.prompts[0];
+    let deep = DeepPrompt {
+        length: p.deep_keys(),
+        keys: &p.keys,
+        values: &p.values,
+    };
+    let history = longest_history(&world);
+    let rows: Vec<u32> = (0..world.catalog.len() as u32).collect();
+    let dense: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
+    let mut moved = 0f32;
+    // One event (the request token sees the prompt and itself), and a full window.
+    for n in [1, 12, 39] {
+        let events = &history[history.len() - n..];
+        let toks = cpu
+            .config()
+            .tokenizer()
+            .serving_sequence(
+                cpu.items(),
+                events,
+                &RerankRequest::on(Surface::Search).context(events),
+            )
+            .unwrap()
+            .field_rows();
+        let x = serving.embed_at(&toks, 0);
+        let got = wgsl.submit(&x, &rows, Some(deep)).unwrap().wait().unwrap();
+        let want = host.scores(&host.encode_prompted(&toks, &[], Some(0)), &dense);
+        let plain = host.scores(&host.encode(&toks), &dense);
+        for ((g, w), u) in got.iter().zip(&want).zip(&plain) {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "history {n}: {g} vs {w}"
+            );
+            moved = moved.max((w - u).abs());
+        }
+        // The same reranker with the engine attached serves the prompt on the GPU.
+        let attached = Reranker::from_bytes(&bundle, &Device::flex())
+            .unwrap()
+            .with_wgsl_engine(gpu())
+            .unwrap();
+        let request = RerankRequest::on(Surface::Search).with_prompt("search");
+        let a = cpu.rerank(events, &world.catalog.ids(), &request).unwrap();
+        let b = attached
+            .rerank(events, &world.catalog.ids(), &request)
+            .unwrap();
+        let on_gpu: std::collections::HashMap<u32, f32> =
+            b.iter().map(|s| (s.item, s.score)).collect();
+        for s in &a {
+            assert!((s.score - on_gpu[&s.item]).abs() <= 1e-4 * s.score.abs().max(1.0));
+        }
+    }
+    // The prompt changes the scores, so the comparison above checks its keys and values.
+    assert!(
+        moved > 1e-2,
+        "the deep prompt moved scores by at most {moved}"
+    );
 }
 
 /// A command the GPU refuses comes back as a typed error (natively wgpu would panic), both
@@ -192,7 +277,7 @@ fn commands_the_gpu_refuses_are_typed_errors_and_the_device_stays_usable() {
     let engine = WgslEngine::new(gpu, reranker.serving_model().unwrap(), 64).unwrap();
     let d = reranker.config().d_model;
     let scores = engine
-        .submit(&vec![0.1; 3 * d], &[0, 1, 2])
+        .submit(&vec![0.1; 3 * d], &[0, 1, 2], None)
         .unwrap()
         .wait()
         .unwrap();

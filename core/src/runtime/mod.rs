@@ -405,16 +405,22 @@ impl Reranker {
         #[cfg(feature = "wgsl-engine")]
         if let (Some(gpu), Some(host), true) = (self.serving_wgsl(), &self.host, extra.is_empty()) {
             // An input prompt's tokens are rows like any other; a deep prompt's keys and
-            // values are not, and run on the CPU engine.
+            // values are the request token's extra keys in every layer.
             let fields = seq.field_rows();
-            let embedded = match prompt {
-                None => Some(host.model().embed_at(&fields, 0)),
-                Some(p) => host.model().embed_with_prompt(&fields, &[], p),
-            };
-            if let Some(embedded) = embedded {
-                let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-                return Ok(Scores::Pending(gpu.submit(&embedded, &rows)?));
-            }
+            let model = host.model();
+            let embedded = prompt
+                .and_then(|p| model.embed_with_prompt(&fields, &[], p))
+                .unwrap_or_else(|| model.embed_at(&fields, 0));
+            let deep = prompt
+                .map(|p| &model.prompts[p])
+                .filter(|p| p.deep_keys() > 0)
+                .map(|p| engines::wgsl::DeepPrompt {
+                    length: p.deep_keys(),
+                    keys: &p.keys,
+                    values: &p.values,
+                });
+            let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+            return Ok(Scores::Pending(gpu.submit(&embedded, &rows, deep)?));
         }
         if let Some(host) = &self.host {
             let user = host.encode_prompted(&seq.field_rows(), extra, prompt);

@@ -51,7 +51,8 @@ pub enum KernelParams {
         /// Add to the output buffer instead of overwriting it (a residual connection).
         accumulate: bool,
     },
-    /// `row_attention.wgsl`: `rows` query rows of width `d` in `n_heads` heads.
+    /// `row_attention.wgsl`: `rows` query rows of width `d` in `n_heads` heads; the last row
+    /// also attends to `prefix` extra keys and values (a deep prompt's).
     Attention {
         /// Query rows (every row is also a key).
         rows: u32,
@@ -59,6 +60,8 @@ pub enum KernelParams {
         d: u32,
         /// Heads.
         n_heads: u32,
+        /// Extra key/value rows the last query row sees (0: none).
+        prefix: u32,
     },
     /// `user_representation.wgsl`: `states` rows of width `d` mixed and normed.
     User {
@@ -99,7 +102,12 @@ impl KernelParams {
                 cols,
                 u32::from(gelu) | u32::from(accumulate) << 1,
             ],
-            Self::Attention { rows, d, n_heads } => [rows, d, n_heads, 0],
+            Self::Attention {
+                rows,
+                d,
+                n_heads,
+                prefix,
+            } => [rows, d, n_heads, prefix],
             Self::User { states, d, epsilon } => [states, d, epsilon.to_bits(), 0],
             Self::Scores { count, d } => [count, d, 0, 0],
         }

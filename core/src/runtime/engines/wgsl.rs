@@ -68,6 +68,9 @@ pub struct WgslEngine {
     x: wgpu::Buffer,
     /// The last token's state after the embedding and after each layer `[layers + 1, d]`.
     lasts: wgpu::Buffer,
+    /// Per layer, a deep prompt's keys and values `[MAX_PROMPT_LENGTH, 2d]` (k | v per row),
+    /// seen by the request token.
+    prefixes: Vec<wgpu::Buffer>,
     /// Candidate rows `[max_candidates]` and their scores.
     rows: wgpu::Buffer,
     scores: wgpu::Buffer,
@@ -138,6 +141,12 @@ impl WgslEngine {
             SLOT as usize * slots,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
+        let prefixes: Vec<wgpu::Buffer> = (0..n_layers)
+            .map(|l| {
+                let bytes = 4 * crate::model::MAX_PROMPT_LENGTH * 2 * d;
+                scratch(&format!("prefix {l}"), bytes, wgpu::BufferUsages::COPY_DST)
+            })
+            .collect();
         let items = storage("items", model.item_vectors());
         let mix = storage("mix", &model.mix);
         let bind = |pipeline: &wgpu::ComputePipeline, slot: usize, buffers: &[&wgpu::Buffer]| {
@@ -197,8 +206,13 @@ impl WgslEngine {
                     LayerStep::FfIn => (&normed, &hidden),
                     LayerStep::FfOut => (&hidden, &x),
                 };
+                // Attention reads the layer's deep-prompt keys and values beside its input.
+                let extra: &[wgpu::Buffer] = match step {
+                    LayerStep::Attention => std::slice::from_ref(&prefixes[l]),
+                    _ => &weights,
+                };
                 let bound: Vec<&wgpu::Buffer> = std::iter::once(input)
-                    .chain(&weights)
+                    .chain(extra)
                     .chain([output])
                     .collect();
                 steps.push(BoundStep {
@@ -234,6 +248,7 @@ impl WgslEngine {
             max_candidates,
             x,
             lasts,
+            prefixes,
             rows,
             scores,
             params,
@@ -267,8 +282,9 @@ impl WgslEngine {
         }
     }
 
-    /// The parameter block of `step` of `layer` for `m` tokens.
-    fn step_params(&self, step: LayerStep, layer: usize, m: u32) -> KernelParams {
+    /// The parameter block of `step` of `layer` for `m` tokens, the last of which sees
+    /// `prefix` deep-prompt keys and values.
+    fn step_params(&self, step: LayerStep, layer: usize, m: u32, prefix: u32) -> KernelParams {
         let d = self.d_model as u32;
         let ff = self.d_ff[layer] as u32;
         let linear = |inner, cols, gelu, accumulate| KernelParams::Linear {
@@ -289,6 +305,7 @@ impl WgslEngine {
                 rows: m,
                 d,
                 n_heads: self.n_heads as u32,
+                prefix,
             },
             // The residual connections: accumulate into the stream.
             LayerStep::Output => linear(d, d, false, true),
@@ -299,10 +316,35 @@ impl WgslEngine {
 
     /// Starts a forward over `embedded` (`[m, d_model]`: the embedded tokens, oldest first,
     /// positions included) and the scoring of the dense item `rows`; read the scores with
-    /// [`PendingScores::read`] (or [`PendingScores::wait`] natively).
-    pub fn submit(&self, embedded: &[f32], rows: &[u32]) -> Result<PendingScores, WgslEngineError> {
+    /// [`PendingScores::read`] (or [`PendingScores::wait`] natively). With `deep`, a deep
+    /// prompt's keys and values `[n_layers, P, d]` each, which the last token (the request)
+    /// attends to in every layer besides the window's.
+    pub fn submit(
+        &self,
+        embedded: &[f32],
+        rows: &[u32],
+        deep: Option<DeepPrompt<'_>>,
+    ) -> Result<PendingScores, WgslEngineError> {
         let d = self.d_model;
         let m = embedded.len() / d;
+        let prefix = deep.map_or(0, |p| p.length);
+        if let Some(p) = deep {
+            let values = self.prefixes.len() * prefix * d;
+            if prefix > crate::model::MAX_PROMPT_LENGTH
+                || p.keys.len() != values
+                || p.values.len() != values
+            {
+                return Err(WgslEngineError::Shape {
+                    what: "the deep prompt (keys)",
+                    got: p.keys.len(),
+                    limit: format!(
+                        "{} layers × at most {} vectors of width {d}, as many values",
+                        self.prefixes.len(),
+                        crate::model::MAX_PROMPT_LENGTH
+                    ),
+                });
+            }
+        }
         if m == 0 || m > self.max_len || embedded.len() % d != 0 {
             return Err(WgslEngineError::Shape {
                 what: "the embedded window (values)",
@@ -330,7 +372,7 @@ impl WgslEngine {
         let mut blocks: Vec<KernelParams> = self
             .steps
             .iter()
-            .map(|s| self.step_params(s.step, s.layer, m as u32))
+            .map(|s| self.step_params(s.step, s.layer, m as u32, prefix as u32))
             .collect();
         let user = KernelParams::User {
             states: self.d_ff.len() as u32 + 1,
@@ -358,6 +400,19 @@ impl WgslEngine {
         queue.write_buffer(&self.x, 0, bytemuck::cast_slice(embedded));
         queue.write_buffer(&self.rows, 0, bytemuck::cast_slice(rows));
         queue.write_buffer(&self.params, 0, &param_bytes);
+        if let Some(p) = deep {
+            // Row k of a layer's prefix: its k-th key, then its k-th value.
+            for (l, buffer) in self.prefixes.iter().enumerate() {
+                let layer = l * prefix * d..(l + 1) * prefix * d;
+                let (keys, values) = (&p.keys[layer.clone()], &p.values[layer]);
+                let rows: Vec<f32> = keys
+                    .chunks_exact(d)
+                    .zip(values.chunks_exact(d))
+                    .flat_map(|(k, v)| k.iter().chain(v).copied())
+                    .collect();
+                queue.write_buffer(buffer, 0, bytemuck::cast_slice(&rows));
+            }
+        }
 
         let mut encoder = self
             .gpu
@@ -401,6 +456,18 @@ impl WgslEngine {
         queue.submit([encoder.finish()]);
         Ok(PendingScores::map(staging, &self.gpu.device, scope))
     }
+}
+
+/// A deep prompt as the WGSL engine takes it: `length` vectors per layer, its keys and values
+/// `[n_layers, length, d]` each (see [`crate::serving::ServingPrompt`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DeepPrompt<'a> {
+    /// Vectors per layer.
+    pub length: usize,
+    /// Every layer's keys.
+    pub keys: &'a [f32],
+    /// Every layer's values.
+    pub values: &'a [f32],
 }
 
 /// The kernel that runs `step`.

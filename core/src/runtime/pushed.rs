@@ -144,6 +144,12 @@ impl Resolved {
         &self.described.rows[..self.described_candidates * d]
     }
 
+    /// The ranking of `scores` (rows first, then vectors), best first; refused when a score is
+    /// not finite.
+    fn ranking(&self, scores: Vec<f32>) -> Result<Vec<ScoredItem>, RerankError> {
+        Ok(order(&self.ids, &finite(self.place(scores))?))
+    }
+
     /// `scores` (rows first, then vectors) in the call's order.
     fn place(&self, scores: Vec<f32>) -> Vec<f32> {
         let mut out = vec![0f32; scores.len()];
@@ -365,13 +371,8 @@ impl Reranker {
         history_titles: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (seq, resolved) =
-            self.prepare_pushed_with(history, candidates, history_titles, request)?;
-        let scores = self.pushed_scores(seq, &resolved, self.prompt_of(request)?)?;
-        Ok(order(
-            &resolved.ids,
-            &finite(resolved.place(read(scores)?))?,
-        ))
+        let (resolved, scores) = self.pushed_call(history, candidates, history_titles, request)?;
+        resolved.ranking(read(scores)?)
     }
 
     /// [`Reranker::rerank_pushed`], reading the scores back asynchronously.
@@ -393,13 +394,23 @@ impl Reranker {
         history_titles: &[Candidate],
         request: &RerankRequest,
     ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (resolved, scores) = self.pushed_call(history, candidates, history_titles, request)?;
+        resolved.ranking(read_async(scores).await?)
+    }
+
+    /// A stateless call's candidates resolved (with `history_titles` described for its
+    /// history) and their scores, not yet read.
+    fn pushed_call(
+        &self,
+        history: &[Event],
+        candidates: &[Candidate],
+        history_titles: &[Candidate],
+        request: &RerankRequest,
+    ) -> Result<(Resolved, Scores), RerankError> {
         let (seq, resolved) =
             self.prepare_pushed_with(history, candidates, history_titles, request)?;
         let scores = self.pushed_scores(seq, &resolved, self.prompt_of(request)?)?;
-        Ok(order(
-            &resolved.ids,
-            &finite(resolved.place(read_async(scores).await?))?,
-        ))
+        Ok((resolved, scores))
     }
 
     /// Scores of resolved candidates for the tokens `seq`, whose history may name the
@@ -479,10 +490,7 @@ impl Reranker {
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (resolved, scores) =
             self.session_pushed_scores(session, candidates, history_titles, request)?;
-        Ok(order(
-            &resolved.ids,
-            &finite(resolved.place(read(scores)?))?,
-        ))
+        resolved.ranking(read(scores)?)
     }
 
     /// [`Reranker::rerank_session_pushed`], reading the scores back asynchronously.
@@ -507,10 +515,7 @@ impl Reranker {
     ) -> Result<Vec<ScoredItem>, RerankError> {
         let (resolved, scores) =
             self.session_pushed_scores(session, candidates, history_titles, request)?;
-        Ok(order(
-            &resolved.ids,
-            &finite(resolved.place(read_async(scores).await?))?,
-        ))
+        resolved.ranking(read_async(scores).await?)
     }
 
     /// A session call's candidates resolved (with `history_titles` described for its history)

@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 use encore_core::{RerankError, Reranker, ScoredItem};
 
-use crate::inputs::{EncoreHistory, EncoreRequest, request_or_default, slice};
+use crate::inputs::{EncoreHistory, EncoreRequest, slice};
 use crate::status::{EncoreStatus, Failure, guard};
 
 /// A loaded bundle, ready to rerank. Opaque: made by [`encore_reranker_load`], released by
@@ -187,14 +187,18 @@ pub unsafe extern "C" fn encore_rerank(
     out_scores: *mut f32,
     capacity: usize,
 ) -> EncoreStatus {
-    guard(|| {
-        // SAFETY (all below): the caller's contract.
-        let r = unsafe { live_reranker(reranker)? };
-        let history = unsafe { history.as_ref() }.ok_or_else(|| Failure::null("history"))?;
-        let events = unsafe { history.events("history")? };
-        let candidates = unsafe { candidate_ids(candidates, n_candidates, capacity)? };
-        let request = unsafe { request_or_default(request)? };
-        let ranking = r.rerank(&events, candidates, &request).map_err(refused)?;
-        unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
-    })
+    // SAFETY: the caller's contract; no titles are described.
+    unsafe {
+        crate::pushed::encore_rerank_pushed(
+            reranker,
+            history,
+            candidates,
+            n_candidates,
+            std::ptr::null(),
+            request,
+            out_items,
+            out_scores,
+            capacity,
+        )
+    }
 }

@@ -2,8 +2,8 @@
 
 use encore_core::MemberSession;
 
-use crate::inputs::{EncoreHistory, EncoreRequest, request_or_default};
-use crate::reranker::{EncoreReranker, candidate_ids, live_reranker, refused, write_ranking};
+use crate::inputs::{EncoreHistory, EncoreRequest};
+use crate::reranker::{EncoreReranker, refused};
 use crate::status::{EncoreStatus, Failure, guard};
 
 /// One member's history and the keys and values cached from it, so that a rerank after an
@@ -129,15 +129,20 @@ pub unsafe extern "C" fn encore_session_rerank(
     out_scores: *mut f32,
     capacity: usize,
 ) -> EncoreStatus {
-    guard(|| {
-        // SAFETY (all below): the caller's contract.
-        let r = unsafe { live_reranker(reranker)? };
-        let s = unsafe { live_session(session)? };
-        let candidates = unsafe { candidate_ids(candidates, n_candidates, capacity)? };
-        let request = unsafe { request_or_default(request)? };
-        let ranking = r.rerank_session(s, candidates, &request).map_err(refused)?;
-        unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
-    })
+    // SAFETY: the caller's contract; no titles are described.
+    unsafe {
+        crate::pushed::encore_session_rerank_pushed(
+            reranker,
+            session,
+            candidates,
+            n_candidates,
+            std::ptr::null(),
+            request,
+            out_items,
+            out_scores,
+            capacity,
+        )
+    }
 }
 
 /// Releases a session (`NULL` is ignored).

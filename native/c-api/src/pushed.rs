@@ -82,26 +82,33 @@ impl EncoreTitleVectors {
     }
 }
 
-/// Candidates and history titles of a call with `titles` (`NULL`: none described).
+/// What a call's candidates are: ids alone (`titles` `NULL`: the plain rerank, no per-call
+/// bookkeeping over the catalog), or a list with the described titles and the history titles.
+enum CallCandidates<'a> {
+    Ids(&'a [u32]),
+    Described(Vec<Candidate>, Vec<Candidate>),
+}
+
+/// The candidates of a call with `titles` (`NULL`: none described).
 ///
 /// # Safety
 /// As [`EncoreTitleVectors::lists`] and [`candidate_ids`].
-unsafe fn pushed_lists(
+unsafe fn call_candidates<'a>(
     reranker: &Reranker,
     candidates: *const u32,
     n_candidates: usize,
     capacity: usize,
     titles: *const EncoreTitleVectors,
-) -> Result<(Vec<Candidate>, Vec<Candidate>), Failure> {
-    // SAFETY (both): the caller's contract.
+) -> Result<CallCandidates<'a>, Failure> {
+    // SAFETY (all): the caller's contract.
     let ids = unsafe { candidate_ids(candidates, n_candidates, capacity)? };
-    match unsafe { titles.as_ref() } {
-        None => Ok((
-            ids.iter().map(|&id| Candidate::known(id)).collect(),
-            Vec::new(),
-        )),
-        Some(t) => unsafe { t.lists(ids, reranker.config().d_model) },
-    }
+    Ok(match unsafe { titles.as_ref() } {
+        None => CallCandidates::Ids(ids),
+        Some(t) => {
+            let (list, history) = unsafe { t.lists(ids, reranker.config().d_model)? };
+            CallCandidates::Described(list, history)
+        }
+    })
 }
 
 /// The width of the model's item vectors: the values per title of [`EncoreTitleVectors`].
@@ -142,12 +149,15 @@ pub unsafe extern "C" fn encore_rerank_pushed(
         let r = unsafe { live_reranker(reranker)? };
         let history = unsafe { history.as_ref() }.ok_or_else(|| Failure::null("history"))?;
         let events = unsafe { history.events("history")? };
-        let (list, history_titles) =
-            unsafe { pushed_lists(r, candidates, n_candidates, capacity, titles)? };
+        let call = unsafe { call_candidates(r, candidates, n_candidates, capacity, titles)? };
         let request = unsafe { request_or_default(request)? };
-        let ranking = r
-            .rerank_pushed_with_history(&events, &list, &history_titles, &request)
-            .map_err(refused)?;
+        let ranking = match call {
+            CallCandidates::Ids(ids) => r.rerank(&events, ids, &request),
+            CallCandidates::Described(list, history_titles) => {
+                r.rerank_pushed_with_history(&events, &list, &history_titles, &request)
+            }
+        }
+        .map_err(refused)?;
         unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
     })
 }
@@ -176,12 +186,15 @@ pub unsafe extern "C" fn encore_session_rerank_pushed(
         // SAFETY (all below): the caller's contract.
         let r = unsafe { live_reranker(reranker)? };
         let s = unsafe { live_session(session)? };
-        let (list, history_titles) =
-            unsafe { pushed_lists(r, candidates, n_candidates, capacity, titles)? };
+        let call = unsafe { call_candidates(r, candidates, n_candidates, capacity, titles)? };
         let request = unsafe { request_or_default(request)? };
-        let ranking = r
-            .rerank_session_pushed_with_history(s, &list, &history_titles, &request)
-            .map_err(refused)?;
+        let ranking = match call {
+            CallCandidates::Ids(ids) => r.rerank_session(s, ids, &request),
+            CallCandidates::Described(list, history_titles) => {
+                r.rerank_session_pushed_with_history(s, &list, &history_titles, &request)
+            }
+        }
+        .map_err(refused)?;
         unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
     })
 }

@@ -19,10 +19,11 @@ const state = { reranker: null, session: null, catalog: new Map(), members: [], 
 const title = (id) => state.catalog.get(id)?.title ?? `#${id}`;
 const meta = (id) => { const i = state.catalog.get(id); return i ? `${i.kind} · ${i.genres.join('/')}` + (i.new ? ' · <span class="new">new: not in the bundle, pushed with its metadata</span>' : '') : ''; };
 // What the server sends for a candidate: its id, or for a title the bundle does not contain,
-// the title's metadata (the bundle's content encoder embeds it on this device).
+// the title's metadata (the bundle's content encoder embeds it on this device; the contextual
+// ranker matches a query against its name).
 const pushed = (id) => {
   const i = state.catalog.get(id);
-  return i?.new ? { id, genres: i.genres, kind: i.kind, language: i.language, release_year: i.release_year, added_at: i.added_at } : id;
+  return i?.new ? { id, title: i.title, genres: i.genres, kind: i.kind, language: i.language, release_year: i.release_year, added_at: i.added_at } : id;
 };
 const promptOf = (surface) => state.reranker.promptSets.find((p) => p.name === surface);
 const li = (html) => { const el = document.createElement('li'); el.innerHTML = html; return el; };
@@ -48,23 +49,23 @@ function lastTimestamp() {
 }
 
 // What the server pushes for the ranker's task: for a search, the catalog's titles whose words
-// start with the query's (a stand-in for the server's lexical retriever; typos find less); for
-// "more like this", titles sharing the source's genres; for a home row, the member's pushed
-// candidates. The ranker scores titles the bundle contains (new ones are left out).
+// start with the query's (a stand-in for the server's lexical retriever; typos find less), new
+// titles first; for "more like this", titles sharing the source's genres; for a home row, the
+// member's pushed candidates. New titles (not in the bundle) go with their metadata.
 function rankerCandidates() {
-  const inBundle = (i) => !i.new;
+  const all = [...state.catalog.values()].sort((a, b) => Number(!!b.new) - Number(!!a.new));
   if (state.task === 'search') {
     const words = $('query').value.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 0);
     if (!words.length) return [];
-    const hits = [...state.catalog.values()].filter((i) => inBundle(i) && words.some((w) => `${i.title} ${i.genres.join(' ')}`.toLowerCase().split(/[^\p{L}\p{N}]+/u).some((t) => t.startsWith(w))));
+    const hits = all.filter((i) => words.some((w) => `${i.title} ${i.genres.join(' ')}`.toLowerCase().split(/[^\p{L}\p{N}]+/u).some((t) => t.startsWith(w))));
     return hits.slice(0, 40).map((i) => i.id);
   }
   if (state.task === 'more_like_this' && state.source != null) {
     const src = state.catalog.get(state.source);
-    const near = [...state.catalog.values()].filter((i) => inBundle(i) && i.id !== src.id && i.genres.some((g) => src.genres.includes(g)));
+    const near = all.filter((i) => i.id !== src.id && i.genres.some((g) => src.genres.includes(g)));
     return near.slice(0, 40).map((i) => i.id);
   }
-  return state.candidates.filter((id) => inBundle(state.catalog.get(id) ?? {}));
+  return state.candidates;
 }
 
 // The ranker's options for the chosen task (none when the ranker is off).
@@ -93,7 +94,7 @@ async function rerank() {
   }
   try {
     const t0 = performance.now();
-    const candidates = state.task ? Uint32Array.from(shown) : state.candidates.map(pushed);
+    const candidates = shown.map(pushed);
     const { items, scores } = await state.session.rerank(candidates, state.surface, { timestamp: lastTimestamp() + 600, promptFallback: true, ...rankerOptions() });
     const ms = performance.now() - t0;
     const tokens = state.session.lastEncodedTokens;

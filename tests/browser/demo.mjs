@@ -43,6 +43,7 @@ try {
     const newPushed = await page.$$eval('#before li .new', (els) => els.length);
     const newInCatalog = await page.$$eval('#catalog li .new', (els) => els.length);
     // Watch a new title from the reranked list: the session keeps its vector for the history.
+    const newTitle = await page.$eval('#after li.new', (el) => el.childNodes[1].textContent.trim());
     await page.click('#after li.new');
     const afterNewWatch = await nextRerank(page, afterSurface);
     const historyAfterNew = await text(page, 'history-count');
@@ -65,8 +66,17 @@ try {
     const scoresAtAlpha0 = await page.$$eval('#after li .score', (els) => els.map((e) => e.textContent));
     await page.click('#after li:nth-child(1) .mlt');
     const afterMoreLikeThis = await nextRerank(page, afterAlpha);
+    // A search for a new title's name: the server pushes it with its metadata, the ranker
+    // matches the query against its name.
+    await page.selectOption('#task', 'search');
+    const backToSearch = await nextRerank(page, afterMoreLikeThis);
+    await page.fill('#query', newTitle);
+    // (The latency line may read as before: wait for the list to show the new title.)
+    await page.waitForFunction((t) => [...document.querySelectorAll('#after li.new')].some((e) => e.childNodes[1].textContent.trim() === t), newTitle, { timeout: 180000 });
+    const afterNewSearch = await text(page, 'latency');
+    const newInSearch = await page.$$eval('#after li.new', (els) => els.map((e) => e.childNodes[1].textContent.trim()));
     const navigatorGpu = await page.evaluate(() => !!navigator.gpu);
-    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog, afterNewWatch, historyAfterNew, newestInHistory, afterQuery, queryResults, afterAlpha, scoresAtAlpha1, scoresAtAlpha0, afterMoreLikeThis };
+    return { navigatorGpu, status, first, afterClick, historyCount, afterSurface, reranked, pushed, newReranked, newPushed, newInCatalog, afterNewWatch, historyAfterNew, newestInHistory, afterQuery, queryResults, afterAlpha, scoresAtAlpha1, scoresAtAlpha0, afterMoreLikeThis, newTitle, afterNewSearch, newInSearch };
   });
 } catch (e) {
   out = { error: String(e && e.stack || e) };

@@ -254,8 +254,12 @@ window.runHarness = async () => {
       const res = await s.rerank(rc.candidates, rc.surface, o);
       session.push({ ...asArrays(res), encoded: s.lastEncodedTokens });
     }
+    // A title the bundle lacks, pushed with its metadata (its name included) into the first search.
+    const pushedList = [rc.pushedTitle, ...Array.from(rc.candidates)];
+    const pushed = asArrays(await rr.rerank(rc.events, pushedList, rc.surface, rc.calls[0]));
+    const pushedSession = asArrays(await s.rerank(pushedList, rc.surface, rc.calls[0]));
     s.free();
-    out.ranker.backends[wanted] = { backend: rr.backend, rankerTasks: rr.rankerTasks, stateless, session };
+    out.ranker.backends[wanted] = { backend: rr.backend, rankerTasks: rr.rankerTasks, stateless, session, pushed, pushedSession };
     if (wanted === 'cpu') {
       const base = rc.calls[0];
       const rej = out.ranker.rejections;
@@ -267,8 +271,8 @@ window.runHarness = async () => {
       rej.unknownSource = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, { ...base, task: 'more_like_this', source: 999999 }));
       const { task, ...noTask } = base;
       rej.queryWithoutTask = await rejection(() => rr.rerank(rc.events, rc.candidates, rc.surface, noTask));
-      const pushed = [{ id: 999999, kind: 'movie', language: 'en', release_year: 2001, added_at: 0 }, ...Array.from(rc.candidates)];
-      rej.pushedWithTask = await rejection(() => rr.rerank(rc.events, pushed, rc.surface, base));
+      const { title, ...untitled } = rc.pushedTitle;
+      rej.pushedWithoutTitle = await rejection(() => rr.rerank(rc.events, [untitled, ...Array.from(rc.candidates)], rc.surface, base));
       rej.noRanker = await rejection(() => r.rerank(c.events, cands, c.surface, { ...c.options, task: 'search', query: 'abc' }));
     }
     rr.free();

@@ -267,6 +267,38 @@ pub fn ranker_fixture(world: &SyntheticWorld, seed: u64) -> RankerFixture {
     }
 }
 
+/// A content encoder for [`ranker_fixture`]'s model (width 16) over the world's genres, with fixed
+/// small weights: enough to embed and check pushed metadata.
+pub fn fixture_content_encoder(
+    world: &SyntheticWorld,
+) -> encore_core::serving::ServingContentEncoder {
+    use encore_core::serving::content_encoder::{AGE_BUCKETS, LANGUAGE_BUCKETS, YEAR_BUCKETS};
+    use encore_core::serving::{ContentEncoderSpec, ServingContentEncoder};
+    let d = 16;
+    let table = |rows: usize, salt: f32| -> Vec<f32> {
+        (0..rows * d)
+            .map(|i| (i as f32 * 0.37 + salt).sin() * 0.1)
+            .collect()
+    };
+    ServingContentEncoder {
+        spec: ContentEncoderSpec {
+            d_model: d,
+            genres: world.catalog.genres.clone(),
+            content_dim: 0,
+            normalize: false,
+            reference_time: 0,
+        },
+        genre: table(world.catalog.genres.len(), 0.1),
+        kind: table(encore_core::ItemKind::ALL.len(), 0.2),
+        language: table(LANGUAGE_BUCKETS, 0.3),
+        year: table(YEAR_BUCKETS, 0.4),
+        gate: vec![0.0; AGE_BUCKETS],
+        unknown: vec![0.05; d],
+        content: None,
+        unknown_share: None,
+    }
+}
+
 /// The bundle `bytes` with its manifest changed by `edit` (tensor bytes kept): a hostile or
 /// inconsistent header over valid data.
 pub fn edited_bundle(

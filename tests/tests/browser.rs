@@ -15,8 +15,8 @@ use encore_core::runtime::Candidate;
 use encore_core::weights::{Quantization, load_model, requantize, retain_items, save_bundle};
 use encore_core::{DeviceType, RerankRequest, Reranker, Surface};
 use encore_tests::{
-    browser_prerequisites, native_cases, ranker_fixture, run_browser_script, small_world, temp_dir,
-    tiny_weight_file,
+    browser_prerequisites, fixture_content_encoder, native_cases, ranker_fixture,
+    run_browser_script, small_world, temp_dir, tiny_weight_file,
 };
 
 /// Inputs and native results the page is checked against.
@@ -195,8 +195,12 @@ fn contextual_fixture(
     world: &encore_core::SyntheticWorld,
 ) -> Vec<(Vec<u32>, Vec<f32>)> {
     let fixture = ranker_fixture(world, 21);
-    std::fs::write(dir.join("ranker.encore"), &fixture.bytes).unwrap();
-    let native = Reranker::from_bytes(&fixture.bytes, &Device::flex()).unwrap();
+    // With a content encoder, so that a title the bundle lacks can be pushed in context.
+    let mut loaded = encore_core::weights::load_model(&fixture.bytes, &Device::flex()).unwrap();
+    loaded.content_encoder = Some(fixture_content_encoder(world));
+    let bytes = loaded.to_bundle(&[], encore_core::weights::Quantization::F32);
+    std::fs::write(dir.join("ranker.encore"), &bytes).unwrap();
+    let native = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
     let histories = group_by_member(&world.events);
     let history = &histories[4].events;
     let candidates: Vec<u32> = world.catalog.ids().into_iter().take(35).collect();
@@ -223,7 +227,7 @@ fn contextual_fixture(
         country: Some("FR".into()),
         ..RerankRequest::on(Surface::Search)
     };
-    let native_out = calls
+    let mut native_out: Vec<(Vec<u32>, Vec<f32>)> = calls
         .iter()
         .map(|ctx| {
             let ranked = native
@@ -235,6 +239,32 @@ fn contextual_fixture(
             )
         })
         .collect();
+    // The first search again, with a title the bundle lacks pushed with its metadata first.
+    let new_title = encore_core::TitleMetadata {
+        title: Some(format!("{} Returns", title(4))),
+        ..world.catalog.metadata(candidates[4]).unwrap()
+    };
+    let mut pushed = vec![encore_core::runtime::Candidate::with_metadata(
+        999_999,
+        new_title.clone(),
+    )];
+    pushed.extend(
+        candidates
+            .iter()
+            .map(|&c| encore_core::runtime::Candidate::known(c)),
+    );
+    let ranked = native
+        .rerank_pushed_in_context(history, &pushed, &[], &request, &calls[0])
+        .unwrap();
+    native_out.push((
+        ranked.iter().map(|s| s.item).collect(),
+        ranked.iter().map(|s| s.score).collect(),
+    ));
+    let js_title = serde_json::json!({
+        "id": 999_999, "title": new_title.title, "genres": new_title.genres,
+        "kind": new_title.kind.name(), "language": new_title.language,
+        "release_year": new_title.release_year, "added_at": new_title.added_at,
+    });
     let options: Vec<serde_json::Value> = calls
         .iter()
         .map(|c| {
@@ -258,6 +288,7 @@ fn contextual_fixture(
         "candidates": candidates,
         "surface": "search",
         "calls": options,
+        "pushedTitle": js_title,
     });
     std::fs::write(dir.join("ranker.json"), serde_json::to_vec(&case).unwrap()).unwrap();
     native_out
@@ -277,7 +308,8 @@ fn assert_ranker(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
             "{backend}"
         );
         for run in ["stateless", "session"] {
-            for (k, (items, scores)) in fx.ranker_native.iter().enumerate() {
+            let calls = fx.ranker_native.len() - 1;
+            for (k, (items, scores)) in fx.ranker_native[..calls].iter().enumerate() {
                 let got = &b[run][k];
                 let what = format!("ranker on {backend}, {run}, call {k}");
                 assert_native_ranking(&what, got, items, scores);
@@ -310,7 +342,17 @@ fn assert_ranker(out: &serde_json::Value, fx: &Fixture, backends: &[&str]) {
         "queryWithoutTask",
         "query is read by the contextual ranker and needs a task",
     );
-    has("pushedWithTask", "takes candidate ids");
+    // A title the bundle lacks, pushed with its metadata into a search, stateless and in a
+    // session, as native ranks it; without its name it is refused.
+    let (items, scores) = fx.ranker_native.last().unwrap();
+    assert!(items.contains(&999_999));
+    for (backend, b) in r["backends"].as_object().unwrap() {
+        for run in ["pushed", "pushedSession"] {
+            let got = &b[run];
+            assert_native_ranking(&format!("ranker {run} on {backend}"), got, items, scores);
+        }
+    }
+    has("pushedWithoutTitle", "needs its metadata with a title name");
     has("noRanker", "no contextual ranker");
 }
 

@@ -11,8 +11,8 @@ use encore_core::weights::{
 };
 use encore_core::{MemberSession, RerankError, RerankRequest, Reranker, SyntheticWorld};
 use encore_tests::{
-    ByItem, RankerFixture, assert_pairwise, by_item, edited_bundle, one_test_at_a_time,
-    ranker_fixture, small_world, split,
+    ByItem, RankerFixture, assert_pairwise, by_item, edited_bundle, fixture_content_encoder,
+    one_test_at_a_time, ranker_fixture, small_world, split,
 };
 
 struct Setup {
@@ -449,4 +449,223 @@ fn home_rows_from_the_model_are_its_top_titles_at_the_time() {
             "{lowest_listed} < {best_other}"
         );
     }
+}
+
+/// Titles the bundle lacks, pushed with metadata (title name included), rank in context as the
+/// training side ranks them: one is a bundled title's copy under a new id with its int8 vector
+/// (it scores as that title's row with its vector dequantized and no plays), one a new title
+/// embedded from its metadata. Stateless and in a session alike; bundled candidates keep their
+/// scores; a described candidate without a title name, without a content encoder, or with an
+/// overlong name is refused by position.
+#[test]
+fn titles_the_bundle_lacks_rank_in_context_from_their_metadata() {
+    use encore_core::ranker::features::POPULARITY_COLUMN;
+    use encore_core::ranker::{DescribedRankedTitles, RankedTitle};
+    use encore_core::runtime::{Candidate, PushedVector};
+    use encore_core::serving::MetadataError;
+    let _alone = one_test_at_a_time();
+    let s = setup();
+    let world = &s.world;
+    let reranker = Reranker::from_bytes(&s.fixture.bytes, &Device::flex())
+        .unwrap()
+        .with_content_encoder(fixture_content_encoder(world));
+    let history = &s.train[0].events;
+    let bundled = s.candidates(30);
+    let copied = bundled[3];
+    let context = RankContext::task("search")
+        .with_query(s.query(3))
+        .with_alpha(0.75);
+    let request = RerankRequest::on(encore_core::Surface::Search);
+    let base = Reranker::from_bytes(&s.fixture.base, &Device::flex()).unwrap();
+    let items = base.item_vectors().unwrap();
+    let (d, n) = (16, base.items().len());
+    let copied_row = base.items().index_of(copied).unwrap();
+    let int8 = PushedVector::quantize(&items[copied_row * d..(copied_row + 1) * d]);
+    let fresh = encore_core::TitleMetadata {
+        title: Some("Zebra Crossing".into()),
+        ..world.catalog.metadata(bundled[5]).unwrap()
+    };
+    let max_id = world.catalog.ids().into_iter().max().unwrap();
+    let (copy_id, fresh_id) = (max_id + 1, max_id + 2);
+    let mut pushed: Vec<Candidate> = bundled.iter().map(|&c| Candidate::known(c)).collect();
+    pushed.insert(
+        7,
+        Candidate {
+            id: copy_id,
+            metadata: world.catalog.metadata(copied),
+            vector: Some(int8.clone()),
+        },
+    );
+    pushed.push(Candidate::with_metadata(fresh_id, fresh.clone()));
+
+    // The training side: the copy is the copied title's vocabulary row, patched where a pushed
+    // title differs (its dequantized vector, no plays); the fresh title is described.
+    let user = base
+        .user_representations(&[(history, request.clone())])
+        .unwrap()
+        .remove(0);
+    let bundle = &s.fixture.ranker;
+    let v = &bundle.vocabulary;
+    let tokens = request.context(history);
+    let filled = RankContext {
+        surface: Some(tokens.surface),
+        device: Some(tokens.device),
+        country: Some(tokens.country.clone()),
+        ..context.clone()
+    };
+    let index = v.title_index();
+    let mut features = v
+        .request(
+            &filled,
+            base.items(),
+            &index,
+            bundle.config.query_buckets,
+            tokens.timestamp,
+        )
+        .unwrap();
+    let described = DescribedRankedTitles {
+        titles: vec![RankedTitle::described(&fresh, &world.catalog.genres)],
+        vectors: reranker.title_vector(&fresh).unwrap().unwrap(),
+    };
+    features.describe_lexical(&index, context.query.as_deref(), &described.titles);
+    let mut rows_of: Vec<usize> = bundled
+        .iter()
+        .map(|&c| base.items().index_of(c).unwrap())
+        .collect();
+    rows_of.extend([copied_row, n]);
+    let mut rows = RankerRows::default();
+    v.push_rows_with(
+        &mut rows,
+        &features,
+        &rows_of,
+        &items,
+        &described,
+        &user,
+        |_| false,
+    );
+    let copy = bundled.len();
+    let dequantized: Vec<f32> = int8.dequantized().collect();
+    rows.candidate[copy * d..(copy + 1) * d].copy_from_slice(&dequantized);
+    rows.fm_score[copy] = dequantized.iter().zip(&user).map(|(a, b)| a * b).sum();
+    let width = rows.dense.len() / rows.len();
+    let popular = rows.dense[(copy + 1) * width - POPULARITY_COLUMN];
+    assert!(popular > 0.0, "the copied title has plays");
+    rows.dense[(copy + 1) * width - POPULARITY_COLUMN] = 0.0;
+    let logits: Vec<f32> = bundle
+        .model
+        .forward(&rows.input(&bundle.config, &Device::flex()))
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    let mut ids = bundled.clone();
+    ids.extend([copy_id, fresh_id]);
+    let training: ByItem = ids.iter().copied().zip(logits).collect();
+
+    let stateless = reranker
+        .rerank_pushed_in_context(history, &pushed, &[], &request, &context)
+        .unwrap();
+    let mut session = MemberSession::new(history.clone()).unwrap();
+    let in_session = reranker
+        .rerank_session_pushed_in_context(&mut session, &pushed, &[], &request, &context)
+        .unwrap();
+    // A new query on the same session encodes the request token alone.
+    let other = RankContext::task("search").with_query(s.query(5));
+    let again = reranker
+        .rerank_session_pushed_in_context(&mut session, &pushed, &[], &request, &other)
+        .unwrap();
+    assert_eq!(session.last_encoded_tokens(), 1);
+    let fresh_call = reranker
+        .rerank_pushed_in_context(history, &pushed, &[], &request, &other)
+        .unwrap();
+    assert_pairwise(
+        "new query",
+        &[
+            ("session", by_item(&again)),
+            ("stateless", by_item(&fresh_call)),
+        ],
+        &ids,
+    );
+    // Bundled candidates score as a call of them alone would (the pushed ones do not match
+    // the query better than the best bundled one, so the lexical scale is the same).
+    let alone = reranker
+        .rerank_in_context(history, &bundled, &request, &context)
+        .unwrap();
+    let alone = by_item(&alone);
+    let plain: ByItem = bundled
+        .iter()
+        .map(|c| (*c, by_item(&stateless)[c]))
+        .collect();
+    assert_pairwise(
+        "bundled",
+        &[("pushed call", plain), ("id call", alone)],
+        &bundled,
+    );
+    assert_pairwise(
+        "pushed in context",
+        &[
+            ("stateless", by_item(&stateless)),
+            ("session", by_item(&in_session)),
+            ("training", training),
+        ],
+        &ids,
+    );
+    // The copy scores apart from its original (no plays, int8 vector), and the new title has
+    // its own score.
+    let scores = by_item(&stateless);
+    assert!((scores[&copy_id] - scores[&copied]).abs() > 1e-6);
+
+    // Refusals, by position and id.
+    let call = |r: &Reranker, list: &[Candidate]| {
+        r.rerank_pushed_in_context(history, list, &[], &request, &context)
+            .unwrap_err()
+    };
+    // Without a content encoder: the new title cannot be embedded, and the copy (which
+    // brings its vector) cannot have its genres read.
+    assert_eq!(
+        call(&s.reranker, &pushed),
+        RerankError::NoContentEncoder {
+            position: pushed.len() - 1,
+            item: fresh_id
+        }
+    );
+    assert_eq!(
+        call(&s.reranker, &pushed[..pushed.len() - 1]),
+        RerankError::NoContentEncoder {
+            position: 7,
+            item: copy_id
+        }
+    );
+    let mut untitled = pushed.clone();
+    untitled[7].metadata.as_mut().unwrap().title = None;
+    assert_eq!(
+        call(&reranker, &untitled),
+        RerankError::RankerNeedsTitle {
+            position: 7,
+            item: copy_id
+        }
+    );
+    untitled[7].metadata = None;
+    let e = call(&reranker, &untitled);
+    assert_eq!(
+        e,
+        RerankError::RankerNeedsTitle {
+            position: 7,
+            item: copy_id
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("needs its metadata with a title name"),
+        "{e}"
+    );
+    let mut long = pushed.clone();
+    long.last_mut().unwrap().metadata.as_mut().unwrap().title = Some("x".repeat(2000));
+    assert_eq!(
+        call(&reranker, &long),
+        RerankError::InvalidMetadata {
+            position: pushed.len() - 1,
+            item: fresh_id,
+            source: MetadataError::TitleTooLong { bytes: 2000 },
+        }
+    );
 }

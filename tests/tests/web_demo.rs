@@ -176,6 +176,17 @@ fn the_demo_page_reranks_clicks_from_the_session_cache() {
             field("afterMoreLikeThis").contains("ranker: more_like_this like "),
             "{out}"
         );
+        // A search for a new title's name finds it: pushed with its metadata, ranked in context.
+        assert!(field("afterNewSearch").contains("ranker: search"), "{out}");
+        let new_title = field("newTitle");
+        assert!(
+            out["newInSearch"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.as_str() == Some(new_title.as_str())),
+            "{out}"
+        );
         let errors: Vec<&Value> = out["logs"]
             .as_array()
             .unwrap()

@@ -202,6 +202,9 @@ pub struct JsTitle {
     /// Unix seconds the title joined the catalog.
     #[serde(alias = "addedAt")]
     pub added_at: f64,
+    /// The title's name (what a search matches; read by the contextual ranker).
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 /// The keys of a pushed title object.
@@ -215,6 +218,7 @@ pub const TITLE_KEYS: &[&str] = &[
     "added_at",
     "addedAt",
     "content",
+    "title",
 ];
 
 /// Refuses the first of `keys` outside `known`, naming it and `what` (the object).
@@ -423,6 +427,7 @@ pub fn title(raw: JsTitle, content: Option<Vec<f32>>) -> Result<Candidate, Strin
             release_year,
             added_at: raw.added_at as i64,
             content,
+            title: raw.title,
         },
     ))
 }

@@ -17,7 +17,6 @@ use std::rc::Rc;
 
 use candidates::Candidates;
 use encore_core::ranker::RankContext;
-use encore_core::runtime::Candidate;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -88,6 +87,9 @@ export type PushedTitle = {
   /** ISO 639-1 code of the original audio. */
   language: string;
   content?: Float32Array | number[];
+  /** The title's name: what a contextual rerank (`task`) matches the query against; a
+   * contextual rerank refuses a title the bundle lacks without it. */
+  title?: string;
 } & ({ release_year?: number } | { releaseYear?: number })
   & ({ added_at: number } | { addedAt: number });
 /** A title pushed with its item vector, as the same model's export holds it in int8: one
@@ -250,7 +252,8 @@ impl Reranker {
     /// `options` may set `{timestamp, device, country}` of the request and `promptFallback`;
     /// `historyTitles` describes titles of the history the bundle lacks (title objects as
     /// above, not ranked); with a `task` (one of `rankerTasks`) the bundle's contextual ranker
-    /// scores the candidates under `{query, source, language, alpha}`.
+    /// scores the candidates under `{query, source, language, alpha}` (a title the bundle
+    /// lacks then needs its metadata with a `title` name: the query is matched against it).
     /// Resolves to `{items: Uint32Array, scores: Float32Array}`, best first.
     #[wasm_bindgen(unchecked_return_type = "Promise<Ranking>")]
     pub fn rerank(
@@ -267,8 +270,18 @@ impl Reranker {
             let titles = candidates::history_titles(&options).map_err(error)?;
             let (request, context) = named_request(&inner, &surface, options)?;
             if let Some(context) = context {
-                let ids = ids_for_ranker(candidates, &titles)?;
-                let ranked = inner.rerank_in_context(&history, &ids, &request, &context);
+                let ranked = match candidates {
+                    Candidates::Ids(ids) if titles.is_empty() => {
+                        inner.rerank_in_context(&history, &ids, &request, &context)
+                    }
+                    list => inner.rerank_pushed_in_context(
+                        &history,
+                        &list.into_list(),
+                        &titles,
+                        &request,
+                        &context,
+                    ),
+                };
                 return ranking_object(&ranked.map_err(error)?);
             }
             let ranked = match candidates {
@@ -369,23 +382,6 @@ fn named_request(
     Ok((request, context))
 }
 
-/// Refuses titles pushed with metadata or vectors, as candidates or as `historyTitles`, in a
-/// contextual rerank (the ranker reads the bundle's own titles).
-fn ids_for_ranker(
-    candidates: Candidates,
-    history_titles: &[Candidate],
-) -> Result<Vec<u32>, JsValue> {
-    match candidates {
-        Candidates::Ids(_) if !history_titles.is_empty() => Err(error(
-            "a rerank with a task takes no historyTitles: the contextual ranker reads the titles the bundle contains",
-        )),
-        Candidates::Ids(ids) => Ok(ids),
-        Candidates::Pushed(_) => Err(error(
-            "a rerank with a task takes candidate ids: the contextual ranker scores the titles the bundle contains",
-        )),
-    }
-}
-
 fn ranking_object(ranked: &[encore_core::ScoredItem]) -> Result<JsValue, JsValue> {
     let items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
     let scores: Vec<f32> = ranked.iter().map(|s| s.score).collect();
@@ -483,13 +479,20 @@ impl Session {
                 .take()
                 .ok_or_else(|| error("the session is busy with a rerank; await it first"))?;
             if let Some(context) = context {
-                let ranked = ids_for_ranker(candidates, &titles).and_then(|ids| {
-                    reranker
-                        .rerank_session_in_context(&mut state, &ids, &request, &context)
-                        .map_err(error)
-                });
+                let ranked = match candidates {
+                    Candidates::Ids(ids) if titles.is_empty() => {
+                        reranker.rerank_session_in_context(&mut state, &ids, &request, &context)
+                    }
+                    list => reranker.rerank_session_pushed_in_context(
+                        &mut state,
+                        &list.into_list(),
+                        &titles,
+                        &request,
+                        &context,
+                    ),
+                };
                 *slot.borrow_mut() = Some(state);
-                return ranking_object(&ranked?);
+                return ranking_object(&ranked.map_err(error)?);
             }
             let ranked = match candidates {
                 Candidates::Ids(ids) if titles.is_empty() => {

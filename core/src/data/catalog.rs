@@ -301,7 +301,7 @@ impl Catalog {
     }
 
     /// What a server would push about title `id` ([`TitleMetadata`]: genre names, kind,
-    /// language, release year, arrival time, content vector), if the catalog has it.
+    /// language, release year, arrival time, content vector, title name), if the catalog has it.
     pub fn metadata(&self, id: u32) -> Option<TitleMetadata> {
         let item = self.get(id)?;
         Some(TitleMetadata {
@@ -315,6 +315,7 @@ impl Catalog {
             release_year: item.release_year,
             added_at: item.added_at,
             content: item.content.clone(),
+            title: Some(item.title.clone()),
         })
     }
 

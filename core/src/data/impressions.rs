@@ -209,14 +209,28 @@ pub fn decade(year: u16) -> Option<String> {
 /// The words a title is found by: its title's, its genres', its kind's and its decade's,
 /// lowercase (what [`TitleIndex`] indexes).
 pub fn title_words(catalog: &Catalog, item: &Item) -> Vec<String> {
-    let mut words = crate::ranker::query_words(&item.title);
-    for &g in &item.genres {
-        if let Some(name) = catalog.genres.get(g as usize) {
-            words.extend(crate::ranker::query_words(name));
-        }
+    let genres = item
+        .genres
+        .iter()
+        .filter_map(|&g| catalog.genres.get(g as usize))
+        .map(String::as_str);
+    words_of(&item.title, genres, item.kind, item.release_year)
+}
+
+/// The words a title is found by, from its parts: the words of `title` and of each genre name,
+/// the kind's name and the decade of `release_year` (as [`title_words`] reads a catalog item).
+pub fn words_of<'a>(
+    title: &str,
+    genres: impl IntoIterator<Item = &'a str>,
+    kind: ItemKind,
+    release_year: u16,
+) -> Vec<String> {
+    let mut words = crate::ranker::query_words(title);
+    for name in genres {
+        words.extend(crate::ranker::query_words(name));
     }
-    words.push(item.kind.name().to_string());
-    words.extend(decade(item.release_year));
+    words.push(kind.name().to_string());
+    words.extend(decade(release_year));
     words
 }
 
@@ -282,6 +296,21 @@ impl TitleIndex {
             }
         }
         scores
+    }
+
+    /// The score for `query` of a title with these `words` that the index does not hold,
+    /// weighted by the index's own trigram frequencies: for an indexed title's words, exactly
+    /// its entry of [`TitleIndex::scores`].
+    pub fn score_words(&self, query: &str, words: &[String]) -> f32 {
+        let own = trigrams(words);
+        let mut score = 0f32;
+        for t in trigrams(&crate::ranker::query_words(query)) {
+            if own.contains(&t) {
+                let df = self.postings.get(&t).map_or(0, Vec::len);
+                score += ((1.0 + self.titles as f64) / (1.0 + df as f64)).ln() as f32;
+            }
+        }
+        score
     }
 
     /// The `k` best catalog rows for `query`, best first (ties by row).
@@ -555,6 +584,41 @@ mod tests {
         let top = index.top("documentary", 5);
         assert!(top.iter().all(|&r| w.catalog.items[r].genres.contains(&g)
             || w.catalog.items[r].kind == ItemKind::Documentary));
+    }
+
+    #[test]
+    fn a_title_outside_the_index_scores_as_an_indexed_one_with_its_words() {
+        let w = world();
+        let index = TitleIndex::new(&w.catalog);
+        let queries = ["star wa", "documentary", "kids 1990s", "zzqx"];
+        let mut matched = 0;
+        for q in queries {
+            let scores = index.scores(q);
+            for (row, item) in w.catalog.items.iter().enumerate() {
+                let words = title_words(&w.catalog, item);
+                // Bit for bit: the same trigram weights summed in the same order.
+                assert_eq!(
+                    index.score_words(q, &words),
+                    scores[row],
+                    "{q:?}, row {row}"
+                );
+                matched += usize::from(scores[row] > 0.0);
+            }
+        }
+        assert!(matched > 10, "{matched} titles matched at all");
+        // The parts give the words a catalog item gives.
+        let item = &w.catalog.items[3];
+        let names = item
+            .genres
+            .iter()
+            .map(|&g| w.catalog.genres[g as usize].as_str());
+        let words = words_of(&item.title, names, item.kind, item.release_year);
+        assert_eq!(words, title_words(&w.catalog, item));
+        assert!(words.contains(&item.kind.name().to_string()), "{words:?}");
+        // A trigram no indexed title holds weighs the most: ln(1 + titles).
+        let unseen = index.score_words("qqx", &["qqx".into()]);
+        let top = ((1.0 + w.catalog.items.len() as f64).ln() * 3.0) as f32;
+        assert!((unseen - top).abs() < 1e-4, "{unseen} vs {top}");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use super::RankerConfig;
 use super::query::{MAX_QUERY_BYTES, query_features};
 use crate::data::catalog::{Catalog, ItemKind, ItemVocabulary};
 use crate::data::events::{DeviceType, Event, Surface, hour_of_day, weekday};
-use crate::data::impressions::{Impression, TitleIndex, title_words};
+use crate::data::impressions::{Impression, TitleIndex, title_words, words_of};
+use crate::serving::TitleMetadata;
 
 /// Query features kept per request.
 pub const QUERY_FEATURES: usize = 32;
@@ -49,6 +50,51 @@ pub struct RankedTitle {
     pub release_year: u16,
     /// Popularity in [0, 1]: `ln(1 + plays) / ln(1 + most plays)` over the training events.
     pub popularity: f32,
+}
+
+impl RankedTitle {
+    /// The ranker's view of a title its vocabulary lacks, from what a server says about it:
+    /// the words of its name, genres, kind and decade (as [`title_words`] reads a catalog
+    /// item; at most [`MAX_TITLE_WORDS`]), its genres as indices into `genre_names` (the
+    /// catalog's genre order; a repeat counts once, an unknown name is dropped), kind and
+    /// release year. Its popularity is 0: it has no plays in the training events.
+    pub fn described(metadata: &TitleMetadata, genre_names: &[String]) -> Self {
+        let mut genres: Vec<u8> = Vec::new();
+        for name in &metadata.genres {
+            if let Some(g) = genre_names.iter().position(|n| n == name)
+                && let Ok(g) = u8::try_from(g)
+                && !genres.contains(&g)
+            {
+                genres.push(g);
+            }
+        }
+        let names = genres.iter().map(|&g| genre_names[g as usize].as_str());
+        let mut words = words_of(
+            metadata.title.as_deref().unwrap_or(""),
+            names,
+            metadata.kind,
+            metadata.release_year,
+        );
+        words.truncate(MAX_TITLE_WORDS);
+        Self {
+            words,
+            genres,
+            kind: metadata.kind,
+            release_year: metadata.release_year,
+            popularity: 0.0,
+        }
+    }
+}
+
+/// Titles a call describes beyond a vocabulary's item rows (pushed by a server): in
+/// [`RankerVocabulary::push_rows_with`], candidate row `n_items + k` is `titles[k]`, with item
+/// vector row `k` of `vectors`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribedRankedTitles {
+    /// The titles, in row order.
+    pub titles: Vec<RankedTitle>,
+    /// Their item vectors `[titles, d]`, row-major.
+    pub vectors: Vec<f32>,
 }
 
 /// What the ranker's features are read against (see the module docs).
@@ -226,6 +272,22 @@ pub struct RankerRows {
     pub fm_score: Vec<f32>,
     /// 1 for an engaged candidate (0 when serving).
     pub label: Vec<f32>,
+}
+
+impl RequestFeatures {
+    /// Appends the lexical score for `query` of each of `titles` (described beyond the
+    /// vocabulary's rows, in order) to [`RequestFeatures::lexical`], weighted by `index`'s
+    /// trigram frequencies (see [`TitleIndex::score_words`]); nothing without a query.
+    pub fn describe_lexical(
+        &mut self,
+        index: &TitleIndex,
+        query: Option<&str>,
+        titles: &[RankedTitle],
+    ) {
+        if let (Some(lexical), Some(query)) = (self.lexical.as_mut(), query) {
+            lexical.extend(titles.iter().map(|t| index.score_words(query, &t.words)));
+        }
+    }
 }
 
 impl RankerRows {
@@ -487,8 +549,45 @@ impl RankerVocabulary {
         user: &[f32],
         engaged: impl Fn(usize) -> bool,
     ) {
+        let none = DescribedRankedTitles::default();
+        self.push_rows_with(
+            rows,
+            request,
+            candidates,
+            item_vectors,
+            &none,
+            user,
+            engaged,
+        );
+    }
+
+    /// [`RankerVocabulary::push_rows`] where candidate rows from `self.titles.len()` on are the
+    /// `described` titles (whose lexical scores [`RequestFeatures::describe_lexical`] appended).
+    ///
+    /// # Panics
+    /// If a candidate row is past the described titles, or the request's lexical scores do
+    /// not cover it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_rows_with(
+        &self,
+        rows: &mut RankerRows,
+        request: &RequestFeatures,
+        candidates: &[usize],
+        item_vectors: &[f32],
+        described: &DescribedRankedTitles,
+        user: &[f32],
+        engaged: impl Fn(usize) -> bool,
+    ) {
         let d = user.len();
-        let vector = |row: usize| &item_vectors[row * d..(row + 1) * d];
+        let n = self.titles.len();
+        let vector = |row: usize| match row.checked_sub(n) {
+            None => &item_vectors[row * d..(row + 1) * d],
+            Some(k) => &described.vectors[k * d..(k + 1) * d],
+        };
+        let title_of = |row: usize| match row.checked_sub(n) {
+            None => &self.titles[row],
+            Some(k) => &described.titles[k],
+        };
         // The lexical match, relative to the best candidate's.
         let best = request
             .lexical
@@ -499,7 +598,7 @@ impl RankerVocabulary {
         rows.sizes.push(candidates.len());
         rows.alpha.push(request.alpha);
         for &c in candidates {
-            let title = &self.titles[c];
+            let title = title_of(c);
             rows.task.push(request.task);
             rows.context.extend(request.context);
             rows.query.extend_from_slice(&request.query);
@@ -600,6 +699,83 @@ mod tests {
             RankerVocabulary::new(&catalog, &missing, &[], vec!["search".into()]),
             Err(99)
         );
+    }
+
+    #[test]
+    fn a_described_title_is_seen_as_its_catalog_entry_without_plays() {
+        let catalog = catalog();
+        let (v, items) = vocabulary(&catalog);
+        for (row, &id) in items.ids().iter().enumerate() {
+            let metadata = catalog.metadata(id).unwrap();
+            let described = RankedTitle::described(&metadata, &catalog.genres);
+            let bundled = &v.titles[row];
+            assert_eq!(described.words, bundled.words, "item {id}");
+            assert_eq!(
+                (&described.genres, described.kind, described.release_year),
+                (&bundled.genres, bundled.kind, bundled.release_year),
+                "item {id}"
+            );
+            assert_eq!(described.popularity, 0.0);
+        }
+        // Repeated and unknown genres count once and not at all; no name, no title words.
+        let metadata = TitleMetadata {
+            genres: vec!["Comedy".into(), "Western".into(), "Comedy".into()],
+            title: None,
+            ..catalog.metadata(10).unwrap()
+        };
+        let t = RankedTitle::described(&metadata, &catalog.genres);
+        assert_eq!(t.genres, [1]);
+        assert_eq!(t.words, ["comedy", "movie", "1970s"]);
+    }
+
+    #[test]
+    fn described_titles_extend_the_rows_after_the_vocabularys() {
+        let catalog = catalog();
+        let (v, items) = vocabulary(&catalog);
+        let index = v.title_index();
+        let mut search = v
+            .request(
+                &RankContext::task("search").with_query("star"),
+                &items,
+                &index,
+                64,
+                0,
+            )
+            .unwrap();
+        let new = TitleMetadata {
+            title: Some("Star Quest".into()),
+            ..catalog.metadata(11).unwrap()
+        };
+        let described = DescribedRankedTitles {
+            titles: vec![RankedTitle::described(&new, &catalog.genres)],
+            vectors: vec![0.5, -1.0],
+        };
+        search.describe_lexical(&index, Some("star"), &described.titles);
+        let lexical = search.lexical.clone().unwrap();
+        assert_eq!(lexical.len(), 4);
+        // "Star Quest" holds "star" as "Star Wars" (row 1) does.
+        assert_eq!(lexical[3], lexical[1]);
+        let mut rows = RankerRows::default();
+        v.push_rows_with(
+            &mut rows,
+            &search,
+            &[3, 0],
+            &[1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
+            &described,
+            &[2.0, 1.0],
+            |r| r == 3,
+        );
+        assert_eq!(rows.candidate, [0.5, -1.0, 1.0, 0.0]);
+        assert_eq!(rows.fm_score, [0.0, 2.0]);
+        assert_eq!(rows.label, [1.0, 0.0]);
+        assert_eq!(rows.dense_column(POPULARITY_COLUMN)[0], 0.0);
+        // Row 0 is "Star Trek": both hold "star", and the kids title's kind is one-hot.
+        assert_eq!(
+            rows.dense_column(LEXICAL_COLUMN)[0],
+            lexical[3] / lexical[3].max(lexical[0])
+        );
+        let kinds = &rows.dense[2..2 + ItemKind::ALL.len()];
+        assert_eq!(kinds[ItemKind::Kids.index()], 1.0);
     }
 
     #[test]

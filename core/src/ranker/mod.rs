@@ -30,8 +30,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 pub use cross::{CrossLayer, CrossLayerConfig};
 pub use features::{
-    QUERY_FEATURES, RankContext, RankContextError, RankedTitle, RankerRows, RankerVocabulary,
-    RequestFeatures,
+    DescribedRankedTitles, QUERY_FEATURES, RankContext, RankContextError, RankedTitle, RankerRows,
+    RankerVocabulary, RequestFeatures,
 };
 pub use mlp::{ResidualMlpBlock, ResidualMlpBlockConfig};
 pub use query::{query_features, query_words};

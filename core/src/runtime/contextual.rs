@@ -7,12 +7,15 @@
 
 use std::sync::Arc;
 
+use super::pushed::{Candidate, Resolved, check_metadata};
 use super::session::{DescribedTitles, MemberSession, SessionUser};
 use super::{RerankError, RerankRequest, Reranker, ScoredItem, Scores, ranked, request};
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::{Event, Surface};
 use crate::data::impressions::TitleIndex;
-use crate::ranker::{RankContext, RankerRows, RankerVocabulary, RequestFeatures};
+use crate::ranker::{
+    DescribedRankedTitles, RankContext, RankedTitle, RankerRows, RankerVocabulary, RequestFeatures,
+};
 use crate::runtime::engines::cpu::ranker_logits;
 use crate::serving::ServingRanker;
 use crate::weights::{
@@ -55,12 +58,36 @@ impl ContextualRanker {
         item_vectors: &[f32],
         user: &[f32],
     ) -> Vec<f32> {
-        let candidates: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        let none = DescribedRankedTitles::default();
+        self.scores_with(request, rows, item_vectors, &none, user)
+    }
+
+    /// The ranker's logit of each candidate item row, then of each `described` title (in
+    /// order; `request`'s lexical scores cover them).
+    fn scores_with(
+        &self,
+        request: &RequestFeatures,
+        rows: &[i64],
+        item_vectors: &[f32],
+        described: &DescribedRankedTitles,
+        user: &[f32],
+    ) -> Vec<f32> {
+        let n = self.vocabulary.titles.len();
+        let candidates: Vec<usize> = rows
+            .iter()
+            .map(|&r| r as usize)
+            .chain(n..n + described.titles.len())
+            .collect();
         let mut batch = RankerRows::default();
-        self.vocabulary
-            .push_rows(&mut batch, request, &candidates, item_vectors, user, |_| {
-                false
-            });
+        self.vocabulary.push_rows_with(
+            &mut batch,
+            request,
+            &candidates,
+            item_vectors,
+            described,
+            user,
+            |_| false,
+        );
         ranker_logits(&self.weights, &batch)
     }
 }
@@ -165,17 +192,134 @@ impl Reranker {
         let prompt = self.prompt_of(request)?;
         let tokens = request.context(session.history());
         let features = ranker.request(&filled(context, &tokens), &self.items, tokens.timestamp)?;
-        let user = if session.is_empty() {
-            let seq = self.serving_sequence(&[], request)?;
-            session.last_encoded = seq.len() + self.prompt_tokens(prompt);
-            host.encode_prompted(&seq.field_rows(), &[], prompt)
-        } else {
-            match self.session_user(session, &DescribedTitles::default(), request, prompt)? {
-                SessionUser::Host(user) => user,
-                SessionUser::Device(_) => return Err(RerankError::RankerOffCpu),
-            }
-        };
+        let user = self.context_user(session, &DescribedTitles::default(), request, prompt)?;
         let scores = ranker.scores(&features, &rows, host.model().item_vectors(), &user);
         ranked(candidates, Scores::Host(scores))
+    }
+
+    /// [`Reranker::rerank_in_context`] of candidates pushed by a server (see
+    /// [`Reranker::rerank_pushed_with_history`]): a title the bundle lacks must come with its
+    /// metadata, title name included, which gives both its item vector (its pushed vector, when
+    /// given, else the content encoder's) and the ranker's view of it (its words, genres, kind
+    /// and year; no plays, so popularity 0; the query matched against its words with the
+    /// bundle's trigram weights). `history_titles` describe history events of titles the
+    /// bundle lacks. Refused as `rerank_in_context` and `rerank_pushed_with_history` refuse,
+    /// and a described candidate without a title name by position ([`RerankError::RankerNeedsTitle`]).
+    pub fn rerank_pushed_in_context(
+        &self,
+        history: &[Event],
+        candidates: &[Candidate],
+        history_titles: &[Candidate],
+        request: &RerankRequest,
+        context: &RankContext,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (ranker, host) = self.contextual()?;
+        let (seq, resolved) =
+            self.prepare_pushed_with(history, candidates, history_titles, request)?;
+        let prompt = self.prompt_of(request)?;
+        let tokens = request.context(history);
+        let (features, described) =
+            self.pushed_features(ranker, candidates, &resolved, context, &tokens)?;
+        let user = host.encode_prompted(&seq.field_rows(), &resolved.described.rows, prompt);
+        let scores = ranker.scores_with(
+            &features,
+            &resolved.rows,
+            host.model().item_vectors(),
+            &described,
+            &user,
+        );
+        resolved.ranking(scores)
+    }
+
+    /// [`Reranker::rerank_pushed_in_context`] for the member of `session` (its history's keys
+    /// and values reused as in [`Reranker::rerank_session_in_context`]; the session keeps the
+    /// vectors of described titles its history names, as
+    /// [`Reranker::rerank_session_pushed_with_history`] does).
+    pub fn rerank_session_pushed_in_context(
+        &self,
+        session: &mut MemberSession,
+        candidates: &[Candidate],
+        history_titles: &[Candidate],
+        request: &RerankRequest,
+        context: &RankContext,
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (ranker, host) = self.contextual()?;
+        if session.is_empty() {
+            request.check_history(&[])?;
+        }
+        request.validate()?;
+        let resolved = self.resolve_with_history(candidates, history_titles)?;
+        let prompt = self.prompt_of(request)?;
+        let tokens = request.context(session.history());
+        let (features, described) =
+            self.pushed_features(ranker, candidates, &resolved, context, &tokens)?;
+        let user = self.context_user(session, &resolved.described, request, prompt)?;
+        let scores = ranker.scores_with(
+            &features,
+            &resolved.rows,
+            host.model().item_vectors(),
+            &described,
+            &user,
+        );
+        resolved.ranking(scores)
+    }
+
+    /// The request's features and the ranker's view of each described candidate (with its
+    /// item vector), the lexical scores extended to them; refuses a described candidate
+    /// without metadata and a title name, or one the bundle cannot read the genres of.
+    fn pushed_features(
+        &self,
+        ranker: &ContextualRanker,
+        candidates: &[Candidate],
+        resolved: &Resolved,
+        context: &RankContext,
+        tokens: &crate::tokenizer::Context,
+    ) -> Result<(RequestFeatures, DescribedRankedTitles), RerankError> {
+        let d = self.config.d_model;
+        let mut titles = Vec::with_capacity(resolved.described_candidates);
+        for &position in &resolved.places[resolved.rows.len()..] {
+            let c = &candidates[position];
+            let item = c.id;
+            let metadata = c
+                .metadata
+                .as_ref()
+                .filter(|m| m.title.is_some())
+                .ok_or(RerankError::RankerNeedsTitle { position, item })?;
+            let encoder = self
+                .content_encoder
+                .as_deref()
+                .ok_or(RerankError::NoContentEncoder { position, item })?;
+            check_metadata(encoder, position, item, metadata)?;
+            titles.push(RankedTitle::described(metadata, &encoder.spec.genres));
+        }
+        let mut features =
+            ranker.request(&filled(context, tokens), &self.items, tokens.timestamp)?;
+        features.describe_lexical(&ranker.index, context.query.as_deref(), &titles);
+        let described = DescribedRankedTitles {
+            titles,
+            vectors: resolved.candidate_vectors(d).to_vec(),
+        };
+        Ok((features, described))
+    }
+
+    /// The user representation of the member of `session` for a contextual call (titles of
+    /// `call` described for its history; a session without history encodes the request alone).
+    fn context_user(
+        &self,
+        session: &mut MemberSession,
+        call: &DescribedTitles,
+        request: &RerankRequest,
+        prompt: Option<usize>,
+    ) -> Result<Vec<f32>, RerankError> {
+        let (_, host) = self.contextual()?;
+        if session.is_empty() {
+            let seq = self.serving_sequence(&[], request)?;
+            session.last_encoded = seq.len() + self.prompt_tokens(prompt);
+            return Ok(host.encode_prompted(&seq.field_rows(), &[], prompt));
+        }
+        match self.session_user(session, call, request, prompt)? {
+            SessionUser::Host(user) => Ok(user),
+            SessionUser::Device(_) => Err(RerankError::RankerOffCpu),
+        }
     }
 }

@@ -98,7 +98,7 @@ impl PushedVector {
 }
 
 /// Refuses metadata that `encoder` cannot read, naming the candidate by position and id.
-fn check_metadata(
+pub(super) fn check_metadata(
     encoder: &crate::serving::ServingContentEncoder,
     position: usize,
     item: u32,
@@ -140,13 +140,13 @@ pub(super) struct Resolved {
 impl Resolved {
     /// The item vectors of the described candidates `[described_candidates, d]` (the titles
     /// described for the history only follow them and are not scored).
-    fn candidate_vectors(&self, d: usize) -> &[f32] {
+    pub(super) fn candidate_vectors(&self, d: usize) -> &[f32] {
         &self.described.rows[..self.described_candidates * d]
     }
 
     /// The ranking of `scores` (rows first, then vectors), best first; refused when a score is
     /// not finite.
-    fn ranking(&self, scores: Vec<f32>) -> Result<Vec<ScoredItem>, RerankError> {
+    pub(super) fn ranking(&self, scores: Vec<f32>) -> Result<Vec<ScoredItem>, RerankError> {
         Ok(order(&self.ids, &finite(self.place(scores))?))
     }
 
@@ -249,7 +249,7 @@ impl Reranker {
     /// `history_titles` (at most [`MAX_CANDIDATES`]) that the bundle lacks and no candidate
     /// describes are described (not ranked) after the candidates' (refusals wrapped in
     /// [`RerankError::HistoryTitle`], by their position in that list).
-    fn resolve_with_history(
+    pub(super) fn resolve_with_history(
         &self,
         candidates: &[Candidate],
         history_titles: &[Candidate],
@@ -442,7 +442,7 @@ impl Reranker {
 
     /// Validates the history and request, builds the tokens and resolves the candidates, with
     /// `history_titles` described for the history (see [`Reranker::resolve_with_history`]).
-    fn prepare_pushed_with(
+    pub(super) fn prepare_pushed_with(
         &self,
         history: &[Event],
         candidates: &[Candidate],

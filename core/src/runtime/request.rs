@@ -314,6 +314,17 @@ pub enum RerankError {
         "this bundle carries no contextual ranker: rerank without a context, or load a bundle written by `encore ranker --out`"
     )]
     NoRanker,
+    /// A contextual rerank's candidate the bundle lacks came without the metadata the ranker
+    /// reads (its title name, genres, kind and release year).
+    #[error(
+        "candidate {position} (item id {item}) is not in the bundle: a contextual rerank needs its metadata with a title name (the ranker matches the query against it)"
+    )]
+    RankerNeedsTitle {
+        /// Index in the candidate list.
+        position: usize,
+        /// The id.
+        item: u32,
+    },
     /// Contextual reranks run on the CPU engine, which this reranker lacks.
     #[error("contextual reranks run on the CPU engine; load the reranker on the CPU backend")]
     RankerOffCpu,

@@ -98,7 +98,14 @@ pub struct TitleMetadata {
     /// The external content vector (e.g. a text embedding), when the bundle's encoder reads one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Vec<f32>>,
+    /// The title's name (at most [`MAX_TITLE_BYTES`] bytes): the words a search matches. The
+    /// contextual ranker reads it; the item vector does not depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
+
+/// Longest title name [`TitleMetadata::title`] may hold, in bytes.
+pub const MAX_TITLE_BYTES: usize = 1024;
 
 /// Why a title's metadata cannot be embedded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -131,6 +138,12 @@ pub enum MetadataError {
         /// The time given.
         added_at: i64,
     },
+    /// A title name over [`MAX_TITLE_BYTES`].
+    #[error("the title is {bytes} bytes long (at most {MAX_TITLE_BYTES})")]
+    TitleTooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
 }
 
 /// The item content encoder in host memory (see the module docs).
@@ -159,7 +172,7 @@ pub struct ServingContentEncoder {
 
 impl ServingContentEncoder {
     /// Checks `metadata` against the encoder: genres it knows, a content vector of its width
-    /// (or none), an arrival time in range.
+    /// (or none), an arrival time in range, a title name of at most [`MAX_TITLE_BYTES`].
     pub fn check(&self, metadata: &TitleMetadata) -> Result<(), MetadataError> {
         for genre in &metadata.genres {
             if !self.spec.genres.contains(genre) {
@@ -184,6 +197,11 @@ impl ServingContentEncoder {
             return Err(MetadataError::AddedAtOutOfRange {
                 added_at: metadata.added_at,
             });
+        }
+        if let Some(title) = &metadata.title
+            && title.len() > MAX_TITLE_BYTES
+        {
+            return Err(MetadataError::TitleTooLong { bytes: title.len() });
         }
         Ok(())
     }

@@ -35,6 +35,9 @@ export async function app(bytes: Uint8Array): Promise<number> {
   const tasks: string[] = reranker.rankerTasks;
   await reranker.rerank(history, candidates, 'search', { task: tasks[0], query: 'star wa', country: 'US', language: 'en', alpha: 0.5 });
   await session.rerank(Uint32Array.of(1001), 'home', { task: 'more_like_this', source: 1042 });
+  // A title the bundle lacks, searched for by its name.
+  const named: PushedTitle = { ...fresh, id: 90004, title: 'Star Wars: New Arrivals' };
+  await reranker.rerank(history, [named, 1001], 'search', { task: 'search', query: 'star wa' });
   const genres: string[] | undefined = reranker.genres;
   const width: number | undefined = reranker.contentDim;
 
@@ -62,6 +65,8 @@ export async function app(bytes: Uint8Array): Promise<number> {
   await reranker.rerank(history, candidates, 'search', { task: 'search', alpha: 'high' });
   // @ts-expect-error: a source title is an id
   await reranker.rerank(history, candidates, 'home', { task: 'more_like_this', source: 'Heat' });
+  // @ts-expect-error: a title's name is a string
+  await reranker.rerank(history, [{ ...fresh, title: 42 }], 'search', { task: 'search' });
   // @ts-expect-error: promptFallback is a boolean
   await reranker.rerank(history, candidates, 'home', { promptFallback: 'yes' });
   return first + next.items.length + (genres?.length ?? 0) + (width ?? 0) + wrong.length + form.length;

@@ -121,6 +121,7 @@ fuzz_target!(|data: &[u8]| {
                         release_year: input.word() as u16,
                         added_at: input.word() as i64 >> (input.byte() % 64),
                         content,
+                        title: None,
                     },
                 )
             } else {

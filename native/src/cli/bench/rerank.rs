@@ -359,6 +359,7 @@ fn pushed_case(
                     .map(|j| ((k * 31 + j) as f32 * 0.01).sin())
                     .collect()
             }),
+            title: Some(format!("Pushed title {k}")),
         };
         list.push(Candidate::with_metadata(fresh + k as u32, metadata));
     }

@@ -261,27 +261,17 @@ impl Reranker {
         let mut vector_places = Vec::new();
         // How each title to describe is described, in order (metadata embedded together below).
         let mut pushed: Vec<Described<'_>> = Vec::new();
-        // Position + 1 of each bundled row seen (0: not yet); first position of each other id.
-        let mut seen_rows = vec![0u32; self.items.len()];
-        let mut seen_others: HashMap<u32, usize> = HashMap::new();
+        // The first position of each id (sized by the call, not by the catalog).
+        let mut seen: HashMap<u32, usize> = HashMap::with_capacity(candidates.len());
         for (position, c) in candidates.iter().enumerate() {
-            let duplicate = |first| RerankError::DuplicateCandidate {
-                item: c.id,
-                first,
-                second: position,
-            };
-            match self.items.index_of(c.id) {
-                Some(row) if seen_rows[row] > 0 => {
-                    return Err(duplicate(seen_rows[row] as usize - 1));
-                }
-                Some(row) => seen_rows[row] = position as u32 + 1,
-                None => {
-                    if let Some(&first) = seen_others.get(&c.id) {
-                        return Err(duplicate(first));
-                    }
-                    seen_others.insert(c.id, position);
-                }
+            if let Some(&first) = seen.get(&c.id) {
+                return Err(RerankError::DuplicateCandidate {
+                    item: c.id,
+                    first,
+                    second: position,
+                });
             }
+            seen.insert(c.id, position);
             match self.items.index_of(c.id) {
                 Some(row) => {
                     if let (Some(m), Some(encoder)) = (&c.metadata, &self.content_encoder) {

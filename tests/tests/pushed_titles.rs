@@ -407,6 +407,21 @@ fn bad_pushed_candidates_are_refused_by_position_and_id() {
             second: 2
         }
     );
+    assert_eq!(
+        refusal(
+            &reranker,
+            &[
+                Candidate::known(known),
+                Candidate::with_metadata(new, good.clone()),
+                Candidate::known(known)
+            ]
+        ),
+        RerankError::DuplicateCandidate {
+            item: known,
+            first: 0,
+            second: 2
+        }
+    );
     assert_eq!(refusal(&reranker, &[]), RerankError::EmptyCandidates);
     // A history event of a title neither in the bundle nor described by the call is refused;
     // described, it is embedded.

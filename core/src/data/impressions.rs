@@ -287,30 +287,43 @@ impl TitleIndex {
     /// The score of every catalog row for `query` (0 where nothing matches).
     pub fn scores(&self, query: &str) -> Vec<f32> {
         let mut scores = vec![0f32; self.titles];
-        for t in trigrams(&crate::ranker::query_words(query)) {
-            if let Some(rows) = self.postings.get(&t) {
-                let idf = ((1.0 + self.titles as f64) / (1.0 + rows.len() as f64)).ln() as f32;
-                for &r in rows {
-                    scores[r] += idf;
-                }
+        for (t, idf) in self.query_weights(query) {
+            for &r in self.postings.get(&t).map_or(&[][..], Vec::as_slice) {
+                scores[r] += idf;
             }
         }
         scores
+    }
+
+    /// The character trigrams of `query` with their inverse document frequencies in this
+    /// index, in the order [`TitleIndex::scores`] sums them (a trigram no title holds weighs
+    /// `ln(1 + titles)`).
+    pub fn query_weights(&self, query: &str) -> Vec<(String, f32)> {
+        trigrams(&crate::ranker::query_words(query))
+            .into_iter()
+            .map(|t| {
+                let df = self.postings.get(&t).map_or(0, Vec::len);
+                let idf = ((1.0 + self.titles as f64) / (1.0 + df as f64)).ln() as f32;
+                (t, idf)
+            })
+            .collect()
     }
 
     /// The score for `query` of a title with these `words` that the index does not hold,
     /// weighted by the index's own trigram frequencies: for an indexed title's words, exactly
     /// its entry of [`TitleIndex::scores`].
     pub fn score_words(&self, query: &str, words: &[String]) -> f32 {
+        Self::score_with(&self.query_weights(query), words)
+    }
+
+    /// [`TitleIndex::score_words`] with the query's [`TitleIndex::query_weights`] computed once
+    /// (for many titles).
+    pub fn score_with(weights: &[(String, f32)], words: &[String]) -> f32 {
         let own = trigrams(words);
-        let mut score = 0f32;
-        for t in trigrams(&crate::ranker::query_words(query)) {
-            if own.contains(&t) {
-                let df = self.postings.get(&t).map_or(0, Vec::len);
-                score += ((1.0 + self.titles as f64) / (1.0 + df as f64)).ln() as f32;
-            }
-        }
-        score
+        weights
+            .iter()
+            .filter(|(t, _)| own.contains(t))
+            .fold(0f32, |score, (_, idf)| score + idf)
     }
 
     /// The `k` best catalog rows for `query`, best first (ties by row).

@@ -285,7 +285,12 @@ impl RequestFeatures {
         titles: &[RankedTitle],
     ) {
         if let (Some(lexical), Some(query)) = (self.lexical.as_mut(), query) {
-            lexical.extend(titles.iter().map(|t| index.score_words(query, &t.words)));
+            let weights = index.query_weights(query);
+            lexical.extend(
+                titles
+                    .iter()
+                    .map(|t| TitleIndex::score_with(&weights, &t.words)),
+            );
         }
     }
 }

@@ -377,6 +377,25 @@ fn pushed_case(
         percentile(&ms, 0.5),
         percentile(&ms, 0.99)
     );
+    // With a contextual ranker: the same list in a search whose query the pushed titles match.
+    if reranker.ranker().is_some() && reranker.serving_model().is_some() {
+        let context = RankContext::task("search")
+            .with_query("pushed ti")
+            .with_alpha(0.5);
+        let ms = run_inline(|| {
+            time_ms(a.warmup, a.iters, || {
+                reranker.rerank_pushed_in_context(history, &list, &[], request, &context)?;
+                Ok(())
+            })
+        })?;
+        println!(
+            "RESULT rerank-contextual-pushed backend={backend} task=search history={} candidates={} pushed={n} p50={:.3} ms p99={:.3} ms",
+            history.len(),
+            list.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 /* A desktop app's use of Encore's C library, as a test: load a bundle, rerank, refuse a bad
- * file and bad calls, a session with appends. Prints each ranking ("ranking NAME id:score ...")
+ * file and bad calls, a session with appends, titles pushed with vectors, contextual reranks by
+ * the bundle's ranker. Prints each ranking ("ranking NAME id:score ...")
  * for the Rust test to compare with the Rust library, and exits non-zero on the first check
  * that fails.
  *
@@ -243,6 +244,41 @@ int main(int argc, char **argv) {
   CHECK(status == ENCORE_STATUS_REFUSED, "NaN scale: %d", (int)status);
   printf("refused scale %d %s\n", (int)status, encore_last_error());
   free(values);
+
+  /* The bundle's contextual ranker: a search with a query and α statelessly and in a session
+   * (the same ranking), then "more like this" of the history's first title in that session;
+   * an unknown task and a NaN α refused by name. */
+  EncoreContext search = {"search", "star wa", ENCORE_NO_SOURCE, "FR", NULL, 0.5f, 1};
+  status = encore_rerank_in_context(reranker, &history, candidates, CANDIDATES, &request, &search, ranked, scores,
+                                    CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "rerank_in_context: %d", (int)status);
+  CHECK(is_ranking_of(candidates, CANDIDATES, ranked, scores), "in context: not a ranking");
+  print_ranking("in-context", ranked, scores, CANDIDATES);
+  EncoreSession *context_session = NULL;
+  CHECK(encore_session_new(&history, &context_session) == ENCORE_STATUS_OK, "context session_new");
+  status = encore_session_rerank_in_context(reranker, context_session, candidates, CANDIDATES, &request, &search,
+                                            ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "session_rerank_in_context: %d", (int)status);
+  print_ranking("in-context-session", ranked, scores, CANDIDATES);
+  EncoreContext more_like = {"more_like_this", NULL, items[0], NULL, NULL, 0.0f, 0};
+  status = encore_session_rerank_in_context(reranker, context_session, candidates, CANDIDATES, &request, &more_like,
+                                            ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_OK, "more like this: %d", (int)status);
+  print_ranking("more-like-this-session", ranked, scores, CANDIDATES);
+  EncoreContext kids_task = {"kids", NULL, ENCORE_NO_SOURCE, NULL, NULL, 0.0f, 0};
+  status = encore_rerank_in_context(reranker, &history, candidates, CANDIDATES, &request, &kids_task, ranked, scores,
+                                    CANDIDATES);
+  CHECK(status == ENCORE_STATUS_REFUSED, "unknown task: %d", (int)status);
+  printf("refused task %d %s\n", (int)status, encore_last_error());
+  EncoreContext nan_alpha = {"search", "star wa", ENCORE_NO_SOURCE, NULL, NULL, NAN, 1};
+  status = encore_session_rerank_in_context(reranker, context_session, candidates, CANDIDATES, &request, &nan_alpha,
+                                            ranked, scores, CANDIDATES);
+  CHECK(status == ENCORE_STATUS_REFUSED, "NaN alpha: %d", (int)status);
+  printf("refused alpha %d %s\n", (int)status, encore_last_error());
+  status = encore_rerank_in_context(reranker, &history, candidates, CANDIDATES, &request, NULL, ranked, scores,
+                                    CANDIDATES);
+  CHECK(status == ENCORE_STATUS_NULL_ARGUMENT, "NULL context: %d", (int)status);
+  encore_session_free(context_session);
 
   encore_session_free(session);
   encore_session_free(NULL);

@@ -211,24 +211,44 @@ pub const RANKER_FIXTURE_TASKS: [&str; 3] = ["search", "home_row", "more_like_th
 pub fn ranker_fixture(world: &SyntheticWorld, seed: u64) -> RankerFixture {
     use burn::tensor::Device;
     use encore_core::model::FoundationModelConfig;
-    use encore_core::ranker::RankerVocabulary;
-    use encore_core::weights::{Quantization, RankerBundle, load_model, probe_history, save_model};
-    use encore_core::{RerankRequest, Reranker, Surface};
-    // The backend's seed is shared by the tests running at once: one draws at a time.
-    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+    use encore_core::weights::{Quantization, load_model, save_model};
     let device = Device::flex();
-    device.seed(seed);
-    let config = FoundationModelConfig::new(world.catalog.len())
-        .with_d_model(16)
-        .with_n_heads(2)
-        .with_n_layers(1)
-        .with_d_ff(32)
-        .with_max_len(40)
-        .with_dropout(0.0);
-    let model = config.init(&device);
-    let base = save_model(&model, &config, &world.catalog.ids(), Quantization::F32);
-    let reranker = Reranker::from_bytes(&base, &device).expect("the base bundle loads");
+    let base = {
+        let _turn = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        let config = FoundationModelConfig::new(world.catalog.len())
+            .with_d_model(16)
+            .with_n_heads(2)
+            .with_n_layers(1)
+            .with_d_ff(32)
+            .with_max_len(40)
+            .with_dropout(0.0);
+        let model = config.init(&device);
+        save_model(&model, &config, &world.catalog.ids(), Quantization::F32)
+    };
+    let bundle = ranker_for(&base, world);
+    let mut loaded = load_model(&base, &device).expect("the base bundle loads");
+    loaded.ranker = Some(bundle.clone());
+    RankerFixture {
+        bytes: loaded.to_bundle(&[], Quantization::F32),
+        base,
+        ranker: bundle,
+    }
+}
+
+/// The backend's seed is shared by the tests running at once: one draws at a time.
+static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A random (untrained) small contextual ranker for the model in `base` (a bundle over
+/// `world`'s catalog), with its vocabulary from the world's training events and its probe
+/// from that model, as `encore ranker --out` bundles one.
+pub fn ranker_for(base: &[u8], world: &SyntheticWorld) -> encore_core::weights::RankerBundle {
+    use burn::tensor::Device;
+    use encore_core::ranker::RankerVocabulary;
+    use encore_core::weights::{RankerBundle, probe_history};
+    use encore_core::{RerankRequest, Reranker, Surface};
+    let device = Device::flex();
+    let reranker = Reranker::from_bytes(base, &device).expect("the base bundle loads");
     let (train, _) = split(world);
     let vocabulary = RankerVocabulary::new(
         &world.catalog,
@@ -238,13 +258,16 @@ pub fn ranker_fixture(world: &SyntheticWorld, seed: u64) -> RankerFixture {
     )
     .expect("the model's titles are the catalog's");
     let shape = vocabulary
-        .config(16)
+        .config(reranker.config().d_model)
         .with_d_embed(8)
         .with_d_hidden(24)
         .with_query_buckets(512)
         .with_dropout(0.0);
-    device.seed(5);
-    let ranker = shape.init(&device);
+    let ranker = {
+        let _turn = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(5);
+        shape.init(&device)
+    };
     let probe = reranker
         .user_representations(&[(
             &probe_history(reranker.items()),
@@ -252,18 +275,11 @@ pub fn ranker_fixture(world: &SyntheticWorld, seed: u64) -> RankerFixture {
         )])
         .expect("the probe history ranks")
         .remove(0);
-    let bundle = RankerBundle {
+    RankerBundle {
         model: ranker,
         config: shape,
         vocabulary,
         probe,
-    };
-    let mut loaded = load_model(&base, &device).expect("the base bundle loads");
-    loaded.ranker = Some(bundle.clone());
-    RankerFixture {
-        bytes: loaded.to_bundle(&[], Quantization::F32),
-        base,
-        ranker: bundle,
     }
 }
 

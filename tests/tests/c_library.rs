@@ -10,12 +10,15 @@ use std::process::Command;
 
 use burn::tensor::Device;
 use encore_core::model::{NamedPromptSet, PromptForm, PromptSetConfig};
+use encore_core::ranker::RankContext;
 use encore_core::weights::{Quantization, load_model};
 use encore_core::{
     Action, Candidate, DeviceType, Event, PushedVector, RerankRequest, Reranker, ScoredItem,
     Surface,
 };
-use encore_tests::{run_command, small_world, temp_dir, tiny_weight_file, workspace_root};
+use encore_tests::{
+    ranker_for, run_command, small_world, temp_dir, tiny_weight_file, workspace_root,
+};
 
 /// Where cargo put `libencore_c.{so,a}`: built with every crate type as this package's
 /// dependency, next to this test's executable.
@@ -151,8 +154,42 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
     let with_vectors = reranker
         .rerank_pushed_with_history(&watched, &pushed, &history_titles, &request)
         .unwrap();
+    // The contextual ranker, as consumer.c calls it.
+    let search = RankContext {
+        country: Some("FR".into()),
+        ..RankContext::task("search")
+            .with_query("star wa")
+            .with_alpha(0.5)
+    };
+    let in_context = reranker
+        .rerank_in_context(&history, &candidates, &request, &search)
+        .unwrap();
+    let more_like = reranker
+        .rerank_in_context(
+            &history,
+            &candidates,
+            &request,
+            &RankContext::task("more_like_this").with_source(items[0]),
+        )
+        .unwrap();
     let printed = rankings(stdout);
-    assert_eq!(printed.len(), 8, "{stdout}");
+    assert_eq!(printed.len(), 11, "{stdout}");
+    assert_same("in-context", &printed["in-context"], &in_context);
+    assert_same(
+        "in-context-session",
+        &printed["in-context-session"],
+        &in_context,
+    );
+    assert_same(
+        "more-like-this-session",
+        &printed["more-like-this-session"],
+        &more_like,
+    );
+    assert_ne!(
+        in_context.iter().map(|s| s.item).collect::<Vec<_>>(),
+        stateless.iter().map(|s| s.item).collect::<Vec<_>>(),
+        "the ranker orders otherwise than the model alone"
+    );
     assert_same("pushed", &printed["pushed"], &with_vectors);
     assert_same("pushed-session", &printed["pushed-session"], &with_vectors);
     assert!(with_vectors.iter().any(|s| s.item == 4_000_000_000));
@@ -243,9 +280,26 @@ fn check_c_consumer(stdout: &str, reranker: &Reranker, items: &[u32], bundle: &[
             .expect("refused")
             .to_string()
     };
+    let context_error = |c: RankContext| {
+        reranker
+            .rerank_in_context(&history, &candidates, &request, &c)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
     let expected = expected.into_iter().chain([
         ("history_title", 4, pushed_error(&pushed, &[])),
         ("scale", 4, pushed_error(&nan, &history_titles)),
+        ("task", 4, context_error(RankContext::task("kids"))),
+        (
+            "alpha",
+            4,
+            context_error(
+                RankContext::task("search")
+                    .with_query("star wa")
+                    .with_alpha(f32::NAN),
+            ),
+        ),
     ]);
     for (what, status, message) in expected {
         assert_eq!(
@@ -301,6 +355,8 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
         "encore_rerank",
         "encore_rerank_pushed",
         "encore_session_rerank_pushed",
+        "encore_rerank_in_context",
+        "encore_session_rerank_in_context",
         "encore_reranker_dim",
         "encore_session_new",
         "encore_session_append",
@@ -348,6 +404,10 @@ fn a_c_program_and_a_python_host_rerank_as_the_rust_library_does() {
         name: "kids".into(),
         prompt,
     };
+    // And a contextual ranker for this model.
+    let plain = loaded.to_bundle(&[], Quantization::F32);
+    let mut loaded = loaded;
+    loaded.ranker = Some(ranker_for(&plain, &small_world()));
     let bundle = loaded.to_bundle(&[kids], Quantization::F32);
     let bundle_path = dir.join("model.encore");
     std::fs::write(&bundle_path, &bundle).unwrap();

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// [`EncoreContext::source`]: no source title.
+#define ENCORE_NO_SOURCE UINT32_MAX
+
 // Action code: the member played the title.
 #define ENCORE_ACTION_PLAY 0
 
@@ -104,22 +107,6 @@ typedef struct EncoreHistory {
   const char *const *countries;
 } EncoreHistory;
 
-// Titles described by their item vectors, as the same model's export stores its int8 rows:
-// title `k` has id `ids[k]`, the values `values[k * dim .. (k + 1) * dim]` (whole numbers in
-// −127…127; `dim` is [`encore_reranker_dim`]) and the scale `scales[k]` (value = q × scale).
-// A described title that is a candidate is scored with its vector (when the bundle lacks
-// it); the others describe titles of the history, which are not ranked.
-typedef struct EncoreTitleVectors {
-  // Number of titles (at most `ENCORE_MAX_TITLE_VECTORS`).
-  size_t n;
-  // Their ids.
-  const uint32_t *ids;
-  // `n × dim` int8 values, row after row.
-  const int8_t *values;
-  // `n` scales.
-  const float *scales;
-} EncoreTitleVectors;
-
 // The context of a request. A `NULL` request is the home surface with everything else taken
 // from the last history event.
 typedef struct EncoreRequest {
@@ -136,12 +123,86 @@ typedef struct EncoreRequest {
   const char *prompt;
 } EncoreRequest;
 
+// One request's context for the bundle's contextual ranker. A field left out (`NULL`,
+// [`ENCORE_NO_SOURCE`], `has_alpha` 0) is imputed by the task's learned default; the
+// country, and the surface and device of the [`EncoreRequest`], default to the request's.
+typedef struct EncoreContext {
+  // The task's name, one of the bundle's (NUL-terminated UTF-8; required).
+  const char *task;
+  // The typed query (`NULL`: none); at most 256 bytes with at least one word.
+  const char *query;
+  // The title a "more like this" page starts from, in the bundle ([`ENCORE_NO_SOURCE`]:
+  // none).
+  uint32_t source;
+  // ISO country code (`NULL`: the request's).
+  const char *country;
+  // ISO 639-1 language code (`NULL`: none).
+  const char *language;
+  // The personalization weight in [0, 1], read when `has_alpha` is non-zero (else the
+  // task's default).
+  float alpha;
+  // Whether `alpha` is given.
+  uint8_t has_alpha;
+} EncoreContext;
+
+// Titles described by their item vectors, as the same model's export stores its int8 rows:
+// title `k` has id `ids[k]`, the values `values[k * dim .. (k + 1) * dim]` (whole numbers in
+// −127…127; `dim` is [`encore_reranker_dim`]) and the scale `scales[k]` (value = q × scale).
+// A described title that is a candidate is scored with its vector (when the bundle lacks
+// it); the others describe titles of the history, which are not ranked.
+typedef struct EncoreTitleVectors {
+  // Number of titles (at most `ENCORE_MAX_TITLE_VECTORS`).
+  size_t n;
+  // Their ids.
+  const uint32_t *ids;
+  // `n × dim` int8 values, row after row.
+  const int8_t *values;
+  // `n` scales.
+  const float *scales;
+} EncoreTitleVectors;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // The library's version (`MAJOR.MINOR.PATCH`), a static NUL-terminated string.
 const char *encore_version(void);
+
+// Reranks `n_candidates` item ids (in the bundle) for a member with `history` by the bundle's
+// contextual ranker under `context`, the member's representation computed as
+// [`encore_rerank`] computes it for `request`. Writes the candidates best first into
+// `out_items` and their scores into `out_scores` (`capacity` ≥ `n_candidates` entries each).
+// Refused by name: a bundle without a ranker, an unknown task, an empty or overlong query, a
+// source not in the bundle, α NaN or outside [0, 1].
+//
+// [`encore_rerank`]: crate::reranker::encore_rerank
+//
+// # Safety
+// Every pointer must be valid for what it describes for the call.
+enum EncoreStatus encore_rerank_in_context(const struct EncoreReranker *reranker,
+                                           const struct EncoreHistory *history,
+                                           const uint32_t *candidates,
+                                           size_t n_candidates,
+                                           const struct EncoreRequest *request,
+                                           const struct EncoreContext *context,
+                                           uint32_t *out_items,
+                                           float *out_scores,
+                                           size_t capacity);
+
+// [`encore_rerank_in_context`] for the session's member: the history's keys and values are
+// reused, so a new query or α on the same history encodes the request token alone.
+//
+// # Safety
+// `reranker` and `session` must be live; the other pointers valid for what they describe.
+enum EncoreStatus encore_session_rerank_in_context(const struct EncoreReranker *reranker,
+                                                   struct EncoreSession *session,
+                                                   const uint32_t *candidates,
+                                                   size_t n_candidates,
+                                                   const struct EncoreRequest *request,
+                                                   const struct EncoreContext *context,
+                                                   uint32_t *out_items,
+                                                   float *out_scores,
+                                                   size_t capacity);
 
 // The width of the model's item vectors: the values per title of [`EncoreTitleVectors`].
 //

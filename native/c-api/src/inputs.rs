@@ -117,7 +117,10 @@ fn code<T: Copy>(all: &[T], code: u8, what: &str, at: impl Fn() -> String) -> Re
 ///
 /// # Safety
 /// A non-null `ptr` must point at a NUL-terminated string.
-unsafe fn text(ptr: *const c_char, at: impl Fn() -> String) -> Result<Option<String>, Failure> {
+pub(crate) unsafe fn text(
+    ptr: *const c_char,
+    at: impl Fn() -> String,
+) -> Result<Option<String>, Failure> {
     if ptr.is_null() {
         return Ok(None);
     }

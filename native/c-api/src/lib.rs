@@ -5,6 +5,7 @@
 //! - [`session`]: a member session that keeps the history's keys and values between calls.
 //! - [`pushed`]: titles the bundle lacks, pushed with their int8 item vectors (candidates and
 //!   the history's titles), so that a bundle cut down to its model serves any catalog.
+//! - [`context`]: contextual reranks by the bundle's ranker (task, query, source, α).
 //! - [`inputs`]: the history, request and code constants as C passes them.
 //! - [`status`]: every function returns an [`EncoreStatus`]; on failure
 //!   [`encore_last_error`] says what and where. No panic crosses the boundary: one becomes
@@ -17,12 +18,14 @@
 //!
 //! The reranker runs on the CPU (the same engine as the Rust library's CPU backend).
 
+pub mod context;
 pub mod inputs;
 pub mod pushed;
 pub mod reranker;
 pub mod session;
 pub mod status;
 
+pub use context::EncoreContext;
 pub use inputs::{EncoreHistory, EncoreRequest};
 pub use pushed::EncoreTitleVectors;
 pub use reranker::EncoreReranker;

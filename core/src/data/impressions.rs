@@ -319,10 +319,11 @@ impl TitleIndex {
     /// [`TitleIndex::score_words`] with the query's [`TitleIndex::query_weights`] computed once
     /// (for many titles).
     pub fn score_with(weights: &[(String, f32)], words: &[String]) -> f32 {
-        let own = trigrams(words);
+        // A title holds a trigram when one of its `#word#` forms contains it (no set built).
+        let marked: Vec<String> = words.iter().map(|w| format!("#{w}#")).collect();
         weights
             .iter()
-            .filter(|(t, _)| own.contains(t))
+            .filter(|(t, _)| marked.iter().any(|m| m.contains(t.as_str())))
             .fold(0f32, |score, (_, idf)| score + idf)
     }
 

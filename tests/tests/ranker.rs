@@ -95,14 +95,19 @@ impl Setup {
             .collect();
         let mut rows = RankerRows::default();
         v.push_rows(&mut rows, &features, &rows_of, &items, &user, |_| false);
-        let logits: Vec<f32> = bundle
-            .model
-            .forward(&rows.input(&bundle.config, &Device::flex()))
-            .into_data()
-            .try_into_vec()
-            .unwrap();
+        let logits = training_logits(bundle, &rows);
         candidates.iter().copied().zip(logits).collect()
     }
+}
+
+/// The training-side (burn) ranker's logit of every row.
+fn training_logits(bundle: &encore_core::weights::RankerBundle, rows: &RankerRows) -> Vec<f32> {
+    bundle
+        .model
+        .forward(&rows.input(&bundle.config, &Device::flex()))
+        .into_data()
+        .try_into_vec()
+        .unwrap()
 }
 
 #[test]
@@ -551,12 +556,7 @@ fn titles_the_bundle_lacks_rank_in_context_from_their_metadata() {
     let popular = rows.dense[(copy + 1) * width - POPULARITY_COLUMN];
     assert!(popular > 0.0, "the copied title has plays");
     rows.dense[(copy + 1) * width - POPULARITY_COLUMN] = 0.0;
-    let logits: Vec<f32> = bundle
-        .model
-        .forward(&rows.input(&bundle.config, &Device::flex()))
-        .into_data()
-        .try_into_vec()
-        .unwrap();
+    let logits = training_logits(bundle, &rows);
     let mut ids = bundled.clone();
     ids.extend([copy_id, fresh_id]);
     let training: ByItem = ids.iter().copied().zip(logits).collect();

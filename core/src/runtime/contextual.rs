@@ -221,14 +221,7 @@ impl Reranker {
         let (features, described) =
             self.pushed_features(ranker, candidates, &resolved, context, &tokens)?;
         let user = host.encode_prompted(&seq.field_rows(), &resolved.described.rows, prompt);
-        let scores = ranker.scores_with(
-            &features,
-            &resolved.rows,
-            host.model().item_vectors(),
-            &described,
-            &user,
-        );
-        resolved.ranking(scores)
+        self.pushed_ranking(&resolved, &features, &described, &user)
     }
 
     /// [`Reranker::rerank_pushed_in_context`] for the member of `session` (its history's keys
@@ -243,7 +236,7 @@ impl Reranker {
         request: &RerankRequest,
         context: &RankContext,
     ) -> Result<Vec<ScoredItem>, RerankError> {
-        let (ranker, host) = self.contextual()?;
+        let (ranker, _) = self.contextual()?;
         if session.is_empty() {
             request.check_history(&[])?;
         }
@@ -254,13 +247,21 @@ impl Reranker {
         let (features, described) =
             self.pushed_features(ranker, candidates, &resolved, context, &tokens)?;
         let user = self.context_user(session, &resolved.described, request, prompt)?;
-        let scores = ranker.scores_with(
-            &features,
-            &resolved.rows,
-            host.model().item_vectors(),
-            &described,
-            &user,
-        );
+        self.pushed_ranking(&resolved, &features, &described, &user)
+    }
+
+    /// The ranking of resolved candidates (bundled rows, then `described` titles) by the
+    /// ranker for the member's `user` representation.
+    fn pushed_ranking(
+        &self,
+        resolved: &Resolved,
+        features: &RequestFeatures,
+        described: &DescribedRankedTitles,
+        user: &[f32],
+    ) -> Result<Vec<ScoredItem>, RerankError> {
+        let (ranker, host) = self.contextual()?;
+        let item_vectors = host.model().item_vectors();
+        let scores = ranker.scores_with(features, &resolved.rows, item_vectors, described, user);
         resolved.ranking(scores)
     }
 

@@ -2,6 +2,7 @@
 //! for a task (search, home row, more like this, …) and its context.
 
 use encore_core::ranker::RankContext;
+use encore_core::{RerankRequest, Reranker, ScoredItem};
 
 use crate::inputs::{EncoreHistory, EncoreRequest, request_or_default, text};
 use crate::reranker::{EncoreReranker, candidate_ids, live_reranker, refused, write_ranking};
@@ -67,6 +68,39 @@ unsafe fn context_of(ptr: *const EncoreContext) -> Result<RankContext, Failure> 
     unsafe { c.context() }
 }
 
+/// The arguments both contextual entry points share, checked, handed to `rank`; its ranking
+/// written out.
+///
+/// # Safety
+/// Every pointer must be valid for what it describes for the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn contextual_call(
+    reranker: *const EncoreReranker,
+    candidates: *const u32,
+    n_candidates: usize,
+    request: *const EncoreRequest,
+    context: *const EncoreContext,
+    out_items: *mut u32,
+    out_scores: *mut f32,
+    capacity: usize,
+    rank: impl FnOnce(
+        &Reranker,
+        &[u32],
+        &RerankRequest,
+        &RankContext,
+    ) -> Result<Vec<ScoredItem>, Failure>,
+) -> EncoreStatus {
+    guard(|| {
+        // SAFETY (all below): the caller's contract.
+        let r = unsafe { live_reranker(reranker)? };
+        let ids = unsafe { candidate_ids(candidates, n_candidates, capacity)? };
+        let request = unsafe { request_or_default(request)? };
+        let context = unsafe { context_of(context)? };
+        let ranking = rank(r, ids, &request, &context)?;
+        unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
+    })
+}
+
 /// Reranks `n_candidates` item ids (in the bundle) for a member with `history` by the bundle's
 /// contextual ranker under `context`, the member's representation computed as
 /// [`encore_rerank`] computes it for `request`. Writes the candidates best first into
@@ -90,19 +124,25 @@ pub unsafe extern "C" fn encore_rerank_in_context(
     out_scores: *mut f32,
     capacity: usize,
 ) -> EncoreStatus {
-    guard(|| {
-        // SAFETY (all below): the caller's contract.
-        let r = unsafe { live_reranker(reranker)? };
-        let history = unsafe { history.as_ref() }.ok_or_else(|| Failure::null("history"))?;
-        let events = unsafe { history.events("history")? };
-        let ids = unsafe { candidate_ids(candidates, n_candidates, capacity)? };
-        let request = unsafe { request_or_default(request)? };
-        let context = unsafe { context_of(context)? };
-        let ranking = r
-            .rerank_in_context(&events, ids, &request, &context)
-            .map_err(refused)?;
-        unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
-    })
+    // SAFETY (all below): the caller's contract.
+    unsafe {
+        contextual_call(
+            reranker,
+            candidates,
+            n_candidates,
+            request,
+            context,
+            out_items,
+            out_scores,
+            capacity,
+            |r, ids, request, context| {
+                let history = history.as_ref().ok_or_else(|| Failure::null("history"))?;
+                let events = history.events("history")?;
+                r.rerank_in_context(&events, ids, request, context)
+                    .map_err(refused)
+            },
+        )
+    }
 }
 
 /// [`encore_rerank_in_context`] for the session's member: the history's keys and values are
@@ -122,18 +162,24 @@ pub unsafe extern "C" fn encore_session_rerank_in_context(
     out_scores: *mut f32,
     capacity: usize,
 ) -> EncoreStatus {
-    guard(|| {
-        // SAFETY (all below): the caller's contract.
-        let r = unsafe { live_reranker(reranker)? };
-        let s = unsafe { live_session(session)? };
-        let ids = unsafe { candidate_ids(candidates, n_candidates, capacity)? };
-        let request = unsafe { request_or_default(request)? };
-        let context = unsafe { context_of(context)? };
-        let ranking = r
-            .rerank_session_in_context(s, ids, &request, &context)
-            .map_err(refused)?;
-        unsafe { write_ranking(&ranking, out_items, out_scores, capacity) }
-    })
+    // SAFETY (all below): the caller's contract.
+    unsafe {
+        contextual_call(
+            reranker,
+            candidates,
+            n_candidates,
+            request,
+            context,
+            out_items,
+            out_scores,
+            capacity,
+            |r, ids, request, context| {
+                let s = live_session(session)?;
+                r.rerank_session_in_context(s, ids, request, context)
+                    .map_err(refused)
+            },
+        )
+    }
 }
 
 #[cfg(test)]

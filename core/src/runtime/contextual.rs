@@ -290,7 +290,11 @@ impl Reranker {
                 .content_encoder
                 .as_deref()
                 .ok_or(RerankError::NoContentEncoder { position, item })?;
-            check_metadata(encoder, position, item, metadata)?;
+            // Resolving checked the metadata of a title described by it; one that brought its
+            // vector had its metadata unread until now.
+            if c.vector.is_some() {
+                check_metadata(encoder, position, item, metadata)?;
+            }
             titles.push(RankedTitle::described(metadata, &encoder.spec.genres));
         }
         let mut features =

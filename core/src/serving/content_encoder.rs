@@ -160,6 +160,7 @@ pub struct ServingContentEncoder {
     /// Release-year-bucket rows `[YEAR_BUCKETS, d]`.
     pub year: Vec<f32>,
     /// Gate logit per age bucket `[AGE_BUCKETS]`: σ(gate) is the unknown-ID vector's share.
+    /// Training writes its one unknown-ID gate into every bucket.
     pub gate: Vec<f32>,
     /// The ID vector of a title without an ID embedding `[d]`.
     pub unknown: Vec<f32>,

@@ -393,7 +393,7 @@ pub struct EvalArgs {
     #[arg(long, requires = "config")]
     pub withhold_items: Option<f64>,
     /// With --withhold-items: also rank the pushed titles with this share (0–1) of the unknown
-    /// vector in place of the age gate's (an experiment on the content path; the bundle is
+    /// vector in place of the unknown-ID gate's (an experiment on the content path; the bundle is
     /// unchanged).
     #[arg(long, requires = "withhold_items")]
     pub pushed_unknown_share: Option<f32>,

@@ -82,7 +82,7 @@ pub fn run(path: &Path, overrides: &Overrides) -> anyhow::Result<ExperimentSumma
 /// (with `withhold_items`, that share of titles withheld as for the cold-start experiment: the
 /// metrics on their cases are printed too, and for a bundle with a content encoder, the same
 /// cases ranked on the device with those titles pushed as metadata; with
-/// `pushed_unknown_share`, also with the age gate replaced by that share of the unknown
+/// `pushed_unknown_share`, also with the unknown-ID gate replaced by that share of the unknown
 /// vector, an experiment on the content path).
 /// With `against` (named weight files), also each of them on the same cases, the paired
 /// difference of NDCG@10 to each with its standard error and, for two, the share of the gap

@@ -67,6 +67,23 @@ impl Prepared {
                 train_set.iter().flat_map(|h| &h.events),
             );
         }
+        if !withheld.is_empty() {
+            // Withheld titles stand for titles that join the catalog after the model's training
+            // data ends: they arrive just after its last event, so that training does not hold
+            // them in its catalog (uniform negatives are drawn among the titles that had
+            // arrived), and a device measures their age as a new title's.
+            let last = train_set
+                .iter()
+                .flat_map(|h| &h.events)
+                .map(|e| e.timestamp)
+                .max()
+                .unwrap_or(0);
+            for item in &mut data.catalog.items {
+                if withheld.contains(&item.id) {
+                    item.added_at = item.added_at.max(last.saturating_add(1));
+                }
+            }
+        }
         let mut protocol = if cfg.data.is_movielens() {
             EvalProtocol::leave_one_out()
         } else {
@@ -165,7 +182,7 @@ pub struct PushedColdStart {
 
 impl Prepared {
     /// [`PushedColdStart`] of an exported weight file (`None` without withheld titles, or for
-    /// a bundle without an item content encoder); `unknown_share` replaces the age gate's
+    /// a bundle without an item content encoder); `unknown_share` replaces the unknown-ID gate's
     /// share of the unknown vector (an experiment; `None`: the model's own vectors). The protocol's exclusions are applied to
     /// the ranks (every title is a candidate, so that the history's withheld titles are
     /// described).
@@ -273,9 +290,32 @@ mod tests {
         // Test: the validation targets (200, 120) join training; title 3 is rated only at 300.
         cfg.split.holdout = Holdout::Test;
         assert_eq!(arrivals(&cfg), [100, 200, 200, 120]);
-        // Withholding every title leaves no training event: all arrive at time 0.
+        // A withheld title arrives just after the last kept training event; a kept title
+        // with its first kept rating, or with the last kept event when it has none (title 3).
+        cfg.run.withhold_items = 0.5;
+        let withheld = Prepared::new(&cfg, Path::new(".")).unwrap().withheld;
+        assert_eq!(withheld.len(), 2);
+        let training = [(1u32, 100i64), (2, 200), (1, 110), (4, 120)];
+        let kept: Vec<(u32, i64)> = training
+            .into_iter()
+            .filter(|(id, _)| !withheld.contains(id))
+            .collect();
+        let last = kept.iter().map(|&(_, t)| t).max().unwrap_or(0);
+        let expected = [1u32, 2, 3, 4].map(|id| {
+            if withheld.contains(&id) {
+                last + 1
+            } else {
+                kept.iter()
+                    .filter(|&&(i, _)| i == id)
+                    .map(|&(_, t)| t)
+                    .min()
+                    .unwrap_or(last)
+            }
+        });
+        assert_eq!(arrivals(&cfg), expected, "withheld {withheld:?}");
+        // Withholding every title leaves no training event: all arrive just after time 0.
         cfg.run.withhold_items = 1.0;
-        assert_eq!(arrivals(&cfg), [0, 0, 0, 0]);
+        assert_eq!(arrivals(&cfg), [1, 1, 1, 1]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -6,17 +6,19 @@ use encore_core::data::split::MemberHistory;
 use encore_core::{Catalog, EventTokenizer, TokenSequence};
 
 use super::distill::TeacherCache;
+use super::model::objectives::ItemDistribution;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// The training inputs derived from the data: windows (in memory; empty for a streamed
-/// source, whose windows are read afresh every epoch), item shares, which items were seen, the
-/// latest event time, the number of target tokens and of steps per epoch and, when distilling,
-/// the teacher's outputs.
+/// source, whose windows are read afresh every epoch), item shares and the items negatives are
+/// drawn from (those that had arrived by the latest event), which items were seen, the latest
+/// event time, the number of target tokens and of steps per epoch and, when distilling, the
+/// teacher's outputs.
 pub(super) struct TrainingData {
     pub(super) windows: Vec<TokenSequence>,
     pub(super) steps_per_epoch: usize,
-    pub(super) item_share: Vec<f32>,
+    pub(super) items: ItemDistribution,
     pub(super) seen: Vec<bool>,
     pub(super) reference_time: i64,
     pub(super) total_tokens: usize,
@@ -111,7 +113,14 @@ pub(super) fn prepare(
     Ok(TrainingData {
         windows,
         steps_per_epoch,
-        item_share: counts.iter().map(|c| c / total.max(1.0)).collect(),
+        items: ItemDistribution::with_drawable(
+            counts.iter().map(|c| c / total.max(1.0)).collect(),
+            catalog
+                .items
+                .iter()
+                .map(|i| i.added_at <= reference_time)
+                .collect(),
+        ),
         seen: counts.iter().map(|&c| c > 0.0).collect(),
         reference_time,
         total_tokens,
@@ -212,5 +221,44 @@ mod tests {
         let first_lengths: Vec<usize> = by_length.iter().map(|b| lengths[b[0]]).collect();
         assert!(first_lengths.windows(2).any(|w| w[0] < w[1]));
         assert!(first_lengths.windows(2).any(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn negatives_are_drawn_among_the_titles_that_arrived_by_the_last_training_event() {
+        use encore_core::data::catalog::{Item, ItemKind};
+        use encore_core::data::events::Event;
+        let item = |id: u32, added_at: i64| Item {
+            id,
+            title: format!("t{id}"),
+            kind: ItemKind::Movie,
+            genres: vec![],
+            language: "en".into(),
+            release_year: 2000,
+            added_at,
+            content: None,
+        };
+        // Title 3 has no events but was in the catalog; title 4 arrives after the last event.
+        let catalog = Catalog::new(
+            vec![],
+            vec![item(1, 0), item(2, 0), item(3, 50), item(4, 301)],
+        )
+        .unwrap();
+        let events = [(1, 100), (2, 200), (1, 300)]
+            .map(|(i, t)| Event::implicit(7, i, t))
+            .to_vec();
+        let histories = [MemberHistory { member: 7, events }];
+        let data = prepare(
+            &WindowSource::Memory(&histories),
+            &catalog,
+            &EventTokenizer::new(8),
+            4,
+        )
+        .unwrap();
+        assert_eq!(data.reference_time, 300);
+        assert_eq!(data.seen, [true, true, false, false]);
+        assert_eq!(data.items.drawable, [true, true, true, false]);
+        assert_eq!(data.items.n_drawable(), 3);
+        // Three targets (1, 2, 1): shares by item.
+        assert_eq!(data.items.share, [2.0 / 3.0, 1.0 / 3.0, 0.0, 0.0]);
     }
 }

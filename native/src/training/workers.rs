@@ -47,7 +47,7 @@ pub(super) fn batch_shards(
             let n_targets = seqs.iter().map(TokenSequence::n_targets).sum::<usize>() as f64;
             let batch = TokenBatch::new(&seqs, device);
             let mut targets =
-                TrainingTargets::new(&seqs, &cfg.objectives, &data.item_share, rng, device)
+                TrainingTargets::new(&seqs, &cfg.objectives, &data.items, rng, device)
                     .with_id_drops(model, rng, device);
             targets.teacher = data
                 .teacher

@@ -132,6 +132,7 @@ fn class_loss(logits: Tensor<2>, target: Tensor<1, Int>, mask: Tensor<1>, norm: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::training::model::objectives::ItemDistribution;
     use encore_core::data::catalog::ItemVocabulary;
     use encore_core::data::events::{DeviceType, Event, Surface};
     use encore_core::tokenizer::EventTokenizer;
@@ -180,7 +181,7 @@ mod tests {
         let targets = TrainingTargets::new(
             &seqs,
             &cfg,
-            &[1.0 / 6.0; 6],
+            &ItemDistribution::new(vec![1.0 / 6.0; 6]),
             &mut ChaCha8Rng::seed_from_u64(1),
             &device,
         );

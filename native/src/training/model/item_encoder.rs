@@ -2,7 +2,9 @@
 //! (genres, kind, language, release year and, where given, an external text vector) by a gate
 //! that depends on the item's age in the catalog. Items never seen in training, and a random
 //! share of items at every training step, use a learned "unknown" vector in place of their ID
-//! embedding, so titles that arrive after training still get a useful vector.
+//! embedding, mixed with their content by a gate of their own (the unknown-ID gate), so titles
+//! that arrive after training still get a useful vector: the dropped items train that gate and
+//! the content path as the only source of what tells one such title from another.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -142,6 +144,7 @@ impl ItemEncoderConfig {
             gate: EmbeddingConfig::new(AGE_BUCKETS, 1)
                 .with_initializer(Initializer::Constant { value: 1.0 })
                 .init(device),
+            unknown_gate: Param::from_tensor(Tensor::zeros([1], device)),
             unknown: Param::from_tensor(Tensor::random(
                 [1, self.d_model],
                 Distribution::Normal(0.0, 0.02),
@@ -165,8 +168,11 @@ pub struct ItemEncoder {
     pub language: Embedding,
     /// Release-year bucket.
     pub year: Embedding,
-    /// Gate logit per age bucket: σ(gate) is the ID embedding's share.
+    /// Gate logit per age bucket for items with an ID embedding: σ(gate) is its share.
     pub gate: Embedding,
+    /// Gate logit `[1]` for items without one (unseen, or dropped at this step): σ is the
+    /// unknown vector's share, the rest is the content embedding's (initially ½ each).
+    pub unknown_gate: Param<Tensor<1>>,
     /// The ID embedding of items the model has not seen.
     pub unknown: Param<Tensor<2>>,
     /// Training-time ID drop rate.
@@ -177,7 +183,8 @@ impl ItemEncoder {
     /// The serving form of this encoder for a catalog with these `genres` (names in genre
     /// order); `normalize` as the model's item rows are normalised; ages measured to
     /// `reference_time` (the [`ItemFeatures`]' own). It gives a title without an ID embedding
-    /// the vector [`ItemEncoder::forward`] gives an unseen item.
+    /// the vector [`ItemEncoder::forward`] gives an unseen item: its per-age gate holds the
+    /// unknown-ID gate in every age bucket.
     pub fn serving(
         &self,
         genres: &[String],
@@ -200,7 +207,7 @@ impl ItemEncoder {
             kind: host_values(self.kind.weight.val()),
             language: host_values(self.language.weight.val()),
             year: host_values(self.year.weight.val()),
-            gate: host_values(self.gate.weight.val()),
+            gate: vec![host_values(self.unknown_gate.val())[0]; AGE_BUCKETS],
             unknown: host_values(self.unknown.val()),
             content: self.content.as_ref().map(|c| LinearWeights {
                 weight: host_values(c.weight.val()),
@@ -247,9 +254,11 @@ impl ItemEncoder {
         x
     }
 
-    /// Item vectors `[n_items, d_model]` from the ID rows `[n_items, d_model]`. In training,
-    /// `id_keep` `[n_items, 1]` (see [`ItemEncoder::draw_id_keep`]) is 0 for the items whose ID
-    /// row is replaced by the unknown vector at this step.
+    /// Item vectors `[n_items, d_model]` from the ID rows `[n_items, d_model]`: an item with an
+    /// ID embedding mixes it with its content by its age bucket's gate; an item without one
+    /// (unseen, or dropped) mixes the unknown vector with its content by the unknown-ID gate.
+    /// In training, `id_keep` `[n_items, 1]` (see [`ItemEncoder::draw_id_keep`]) is 0 for the
+    /// items whose ID row is replaced by the unknown vector at this step.
     pub fn forward(
         &self,
         id_rows: Tensor<2>,
@@ -262,11 +271,16 @@ impl ItemEncoder {
             keep = keep.mul(k);
         }
         let unknown = self.unknown.val().expand([n, d]);
-        let ids = id_rows.mul(keep.clone()) + unknown.mul(keep.neg().add_scalar(1.0));
+        let dropped = keep.clone().neg().add_scalar(1.0);
+        let ids = id_rows.mul(keep.clone()) + unknown.mul(dropped.clone());
         let n_age = f.age.dims()[0];
-        let g = activation::sigmoid(squeeze(
+        let by_age = activation::sigmoid(squeeze(
             self.gate.forward(f.age.clone().reshape([1, n_age])),
         ));
+        let unknown_share = activation::sigmoid(self.unknown_gate.val())
+            .reshape([1, 1])
+            .expand([n, 1]);
+        let g = by_age.mul(keep) + unknown_share.mul(dropped);
         ids.mul(g.clone()) + self.content_vectors(f).mul(g.neg().add_scalar(1.0))
     }
 }
@@ -336,5 +350,44 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!((0..4).any(|j| (c[j] - c[4 + j]).abs() > 1e-6));
+    }
+
+    #[test]
+    fn items_without_an_id_row_mix_by_the_unknown_id_gate_and_the_others_by_their_age_gate() {
+        let device = Device::flex();
+        let f = ItemFeatures::new(&catalog(), &[true, true, false], 86_400 * 30, &device);
+        let mut enc = ItemEncoderConfig::new(4, 2)
+            .with_content_dim(3)
+            .init(&device);
+        let (unknown_logit, age_logit) = (-1.5f32, 2.0f32);
+        enc.unknown_gate = Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![unknown_logit], [1]),
+            &device,
+        ));
+        enc.gate.weight = Param::from_tensor(Tensor::full([AGE_BUCKETS, 1], age_logit, &device));
+        let ids = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let id_rows = host_values(ids.clone());
+        let content = host_values(enc.content_vectors(&f));
+        let unknown = host_values(enc.unknown.val());
+        let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+        // Item 2 is dropped at this step, item 3 was never seen: both take the unknown gate.
+        let keep = Tensor::<2>::from_data(TensorData::new(vec![1f32, 0.0, 1.0], [3, 1]), &device);
+        let out = host_values(enc.forward(ids, &f, Some(keep)));
+        for j in 0..4 {
+            let with_id = sigmoid(age_logit) * id_rows[j] + (1.0 - sigmoid(age_logit)) * content[j];
+            assert!((out[j] - with_id).abs() < 1e-5, "item 1, value {j}");
+            for i in [1, 2] {
+                let g = sigmoid(unknown_logit);
+                let without = g * unknown[j] + (1.0 - g) * content[i * 4 + j];
+                assert!(
+                    (out[i * 4 + j] - without).abs() < 1e-5,
+                    "item {}, value {j}",
+                    i + 1
+                );
+            }
+        }
+        // The serving form holds the unknown-ID gate in every age bucket.
+        let serving = enc.serving(&["a".into(), "b".into()], false, 86_400 * 30);
+        assert_eq!(serving.gate, vec![unknown_logit; AGE_BUCKETS]);
     }
 }

@@ -141,6 +141,7 @@ pub fn alignment_term(
 
 #[cfg(test)]
 mod tests {
+    use super::super::sampling::ItemDistribution;
     use super::super::targets::tests::{floats, history};
     use super::*;
     use crate::training::distill::Teacher;
@@ -311,7 +312,7 @@ mod tests {
         let mut targets = TrainingTargets::new(
             &seqs,
             &cfg,
-            &share,
+            &ItemDistribution::new(share.clone()),
             &mut ChaCha8Rng::seed_from_u64(5),
             &device,
         );
@@ -405,7 +406,7 @@ mod tests {
         let mut targets = TrainingTargets::new(
             &seqs,
             &cfg,
-            &[1.0 / N as f32; N],
+            &ItemDistribution::new(vec![1.0 / N as f32; N]),
             &mut ChaCha8Rng::seed_from_u64(1),
             &device,
         );

@@ -15,7 +15,7 @@ mod targets;
 pub use config::{EventWeights, ObjectiveConfig, SoftmaxKind};
 pub use distillation::{alignment_term, teacher_score_term};
 pub use next_item::next_item_terms;
-pub use sampling::NegativeSampler;
+pub use sampling::{ItemDistribution, NegativeSampler};
 pub use targets::TrainingTargets;
 
 use burn::tensor::Tensor;
@@ -192,7 +192,7 @@ mod tests {
         let t = TrainingTargets::new(
             &seqs,
             &cfg,
-            &[0.1; 10],
+            &ItemDistribution::new(vec![0.1; 10]),
             &mut ChaCha8Rng::seed_from_u64(1),
             &device,
         );
@@ -231,7 +231,7 @@ mod tests {
         let t = TrainingTargets::new(
             &seqs,
             &cfg,
-            &share,
+            &ItemDistribution::new(share.clone()),
             &mut ChaCha8Rng::seed_from_u64(3),
             &device,
         );
@@ -303,5 +303,88 @@ mod tests {
         }
         let reference = total / wsum;
         assert!((ours - reference).abs() < 1e-4, "{ours} vs {reference}");
+    }
+
+    #[test]
+    fn full_softmax_runs_over_the_items_that_had_arrived_only() {
+        let device = Device::flex();
+        let n = 10;
+        let model = tiny_model(n, &device);
+        let vocab = ItemVocabulary::new((0..n as u32).collect()).unwrap();
+        let seqs = [EventTokenizer::new(8)
+            .training_windows(&vocab, &history(&[1, 5, 7, 2], 60))
+            .unwrap()
+            .remove(0)];
+        let cfg = next_item_only(ObjectiveConfig {
+            event_weights: EventWeights {
+                play: 1.0,
+                trailer: 1.0,
+                add_to_list: 1.0,
+            },
+            normalize: false,
+            temperature: 1.0,
+            ..Default::default()
+        });
+        // Items 3 and 8 arrive after the training data.
+        let arrived: Vec<bool> = (0..n).map(|i| i != 3 && i != 8).collect();
+        let distribution = ItemDistribution::with_drawable(vec![0.1; n], arrived.clone());
+        let batch = TokenBatch::new(&seqs, &device);
+        let t = TrainingTargets::new(
+            &seqs,
+            &cfg,
+            &distribution,
+            &mut ChaCha8Rng::seed_from_u64(1),
+            &device,
+        );
+        let ours = model
+            .loss(&batch, &t, None, &cfg, None)
+            .total
+            .into_scalar::<f32>();
+        let everything = TrainingTargets::new(
+            &seqs,
+            &cfg,
+            &ItemDistribution::new(vec![0.1; n]),
+            &mut ChaCha8Rng::seed_from_u64(1),
+            &device,
+        );
+        assert!(everything.absent.is_none());
+        let over_all = model
+            .loss(&batch, &everything, None, &cfg, None)
+            .total
+            .into_scalar::<f32>();
+
+        // Reference: cross entropy over the arrived items' logits, in plain loops.
+        let tables = model.model.token_tables();
+        let hidden = model.model.forward(&batch, &tables, None, false);
+        let [b, s, d] = hidden.dims();
+        let h = floats(hidden.reshape([b * s * d]));
+        let e = floats(model.model.item_vectors().reshape([n * d]));
+        let targets = t.future_items[0]
+            .0
+            .clone()
+            .into_data()
+            .try_to_vec_as::<i64>()
+            .unwrap();
+        let weights = floats(t.future_items[0].1.clone());
+        let (mut total, mut wsum) = (0f32, 0f32);
+        for i in 0..b * s {
+            if weights[i] == 0.0 {
+                continue;
+            }
+            let logit = |j: usize| (0..d).map(|k| h[i * d + k] * e[j * d + k]).sum::<f32>();
+            let lse = (0..n)
+                .filter(|&j| arrived[j])
+                .map(|j| logit(j).exp())
+                .sum::<f32>()
+                .ln();
+            total += weights[i] * (lse - logit(targets[i] as usize));
+            wsum += weights[i];
+        }
+        let reference = total / wsum;
+        assert!((ours - reference).abs() < 1e-4, "{ours} vs {reference}");
+        assert!(
+            ours < over_all - 1e-4,
+            "fewer items, lower loss: {ours} vs {over_all}"
+        );
     }
 }

@@ -46,7 +46,11 @@ pub fn next_item_terms(
     if cfg.softmax == SoftmaxKind::Full {
         // −log softmax(z)[t] = logsumexp(z) − z_t: one pass over the [tokens, items] logits
         // serves every future offset.
-        let logits = h.clone().matmul(items.clone().transpose());
+        let mut logits = h.clone().matmul(items.clone().transpose());
+        if let Some(absent) = &targets.absent {
+            let n = absent.dims()[0];
+            logits = logits + absent.clone().reshape([1, n]).expand([m, n]);
+        }
         let max = logits.clone().max_dim(1).detach();
         let lse = logits
             .sub(max.clone())

@@ -3,30 +3,73 @@
 
 use rand::RngExt;
 
+/// The training targets' distribution over the catalog, and which items uniform negatives are
+/// drawn from: the titles that were in the catalog when the training data ends. A title that
+/// arrives later (one a device is pushed after the model was exported) was never shown to a
+/// member in the training data, so training does not push its vector down as a negative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemDistribution {
+    /// Item `i`'s share of the training targets (the in-batch draws follow it).
+    pub share: Vec<f32>,
+    /// Whether item `i` may be drawn as a uniform negative.
+    pub drawable: Vec<bool>,
+    /// The drawable items' indices, ascending.
+    drawable_items: Vec<i64>,
+}
+
+impl ItemDistribution {
+    /// Target shares `share` (one per catalog item), every item drawable.
+    pub fn new(share: Vec<f32>) -> Self {
+        let n = share.len();
+        Self::with_drawable(share, vec![true; n])
+    }
+
+    /// Target shares `share`, uniform negatives drawn among the items where `drawable` holds.
+    ///
+    /// # Panics
+    /// If the two lists differ in length.
+    pub fn with_drawable(share: Vec<f32>, drawable: Vec<bool>) -> Self {
+        assert_eq!(share.len(), drawable.len(), "one drawable flag per item");
+        let drawable_items = (0..drawable.len() as i64)
+            .filter(|&i| drawable[i as usize])
+            .collect();
+        Self {
+            share,
+            drawable,
+            drawable_items,
+        }
+    }
+
+    /// Number of items uniform negatives are drawn from.
+    pub fn n_drawable(&self) -> usize {
+        self.drawable_items.len()
+    }
+}
+
 /// How a batch's negatives are drawn and what each item's log Q is.
 #[derive(Debug, Clone)]
 pub struct NegativeSampler<'a> {
-    /// Items drawn uniformly from the catalog, per sequence.
+    /// Items drawn uniformly from the drawable items, per sequence.
     pub uniform: usize,
     /// Other targets of the batch drawn as negatives, per sequence.
     pub in_batch: usize,
-    /// Item `i`'s share of the training targets (the in-batch draws follow it).
-    pub item_share: &'a [f32],
+    /// The targets' distribution and the drawable items.
+    pub items: &'a ItemDistribution,
 }
 
 impl<'a> NegativeSampler<'a> {
-    /// `uniform` uniform draws and `in_batch` draws among the batch's `real_targets` (at most
-    /// their number) per sequence.
+    /// `uniform` uniform draws (none when no item is drawable) and `in_batch` draws among the
+    /// batch's `real_targets` (at most their number) per sequence.
     pub fn new(
         uniform: usize,
         in_batch: usize,
         real_targets: usize,
-        item_share: &'a [f32],
+        items: &'a ItemDistribution,
     ) -> Self {
         Self {
-            uniform,
+            uniform: if items.n_drawable() == 0 { 0 } else { uniform },
             in_batch: in_batch.min(real_targets),
-            item_share,
+            items,
         }
     }
 
@@ -35,11 +78,15 @@ impl<'a> NegativeSampler<'a> {
         self.uniform + self.in_batch
     }
 
-    /// log of item `j`'s expected count among one sequence's negatives: uniform draws plus
-    /// in-batch draws (which follow the training distribution).
+    /// log of item `j`'s expected count among one sequence's negatives: uniform draws (for a
+    /// drawable item) plus in-batch draws (which follow the training distribution).
     pub fn log_q(&self, j: usize) -> f32 {
-        let n = self.item_share.len() as f64;
-        ((self.uniform as f64 / n) + self.in_batch as f64 * f64::from(self.item_share[j]))
+        let uniform = if self.items.drawable[j] {
+            self.uniform as f64 / self.items.n_drawable() as f64
+        } else {
+            0.0
+        };
+        (uniform + self.in_batch as f64 * f64::from(self.items.share[j]))
             .max(1e-12)
             .ln() as f32
     }
@@ -49,10 +96,10 @@ impl<'a> NegativeSampler<'a> {
     /// (shared by its tokens): as cheap as one shared set (one batched matmul), but every step
     /// pushes `batch` times more items away, which the item table needs to learn quickly.
     pub fn draw(&self, sequences: usize, real_targets: &[i64], rng: &mut impl RngExt) -> Vec<i64> {
-        let n = self.item_share.len();
+        let pool = &self.items.drawable_items;
         let mut neg = Vec::with_capacity(sequences * self.per_sequence());
         for _ in 0..sequences {
-            neg.extend((0..self.uniform).map(|_| rng.random_range(0..n) as i64));
+            neg.extend((0..self.uniform).map(|_| pool[rng.random_range(0..pool.len())]));
             neg.extend(
                 (0..self.in_batch).map(|_| real_targets[rng.random_range(0..real_targets.len())]),
             );
@@ -69,7 +116,7 @@ mod tests {
 
     #[test]
     fn negatives_are_drawn_per_sequence_with_their_expected_counts() {
-        let share = [0.5, 0.25, 0.25, 0.0];
+        let share = ItemDistribution::new(vec![0.5, 0.25, 0.25, 0.0]);
         let sampler = NegativeSampler::new(8, 10, 3, &share);
         assert_eq!((sampler.in_batch, sampler.per_sequence()), (3, 11));
         // Expected count of item 0: 8/4 uniform + 3 · 0.5 in-batch.
@@ -85,5 +132,26 @@ mod tests {
         assert_ne!(neg[..11], neg[11..22], "each sequence draws its own");
         let again = sampler.draw(4, &real, &mut ChaCha8Rng::seed_from_u64(7));
         assert_eq!(again, neg);
+    }
+
+    #[test]
+    fn titles_not_yet_in_the_catalog_are_never_drawn_uniformly() {
+        // Items 1 and 3 arrive after the training data: only 0 and 2 are drawn uniformly.
+        let items = ItemDistribution::with_drawable(
+            vec![0.5, 0.0, 0.5, 0.0],
+            vec![true, false, true, false],
+        );
+        assert_eq!(items.n_drawable(), 2);
+        let sampler = NegativeSampler::new(50, 0, 0, &items);
+        let neg = sampler.draw(4, &[], &mut ChaCha8Rng::seed_from_u64(9));
+        assert_eq!(neg.len(), 200);
+        assert!(neg.iter().all(|&j| j == 0 || j == 2), "{neg:?}");
+        assert!(neg.contains(&0) && neg.contains(&2));
+        // Expected count of item 0: 50 uniform draws over 2 items; item 1 is never drawn.
+        assert!((sampler.log_q(0) - 25f32.ln()).abs() < 1e-6);
+        assert!(sampler.log_q(1) < -27.0);
+        // With nothing drawable, no uniform draws are made.
+        let none = ItemDistribution::with_drawable(vec![1.0], vec![false]);
+        assert_eq!(NegativeSampler::new(5, 2, 3, &none).per_sequence(), 2);
     }
 }

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::RngExt;
 
 use super::config::{ObjectiveConfig, SoftmaxKind};
-use super::sampling::NegativeSampler;
+use super::sampling::{ItemDistribution, NegativeSampler};
 use crate::training::distill::TeacherTargets;
 use crate::training::model::TrainingModel;
 use encore_core::data::events::Action;
@@ -36,17 +36,22 @@ pub struct TrainingTargets {
     pub negatives: Option<(Tensor<2, Int>, Tensor<2>)>,
     /// Sampled softmax only: log Q of each token's k-th target, per k `[batch·seq]`.
     pub target_log_q: Vec<Tensor<1>>,
+    /// Full softmax only, when some items had not arrived by the end of the training data:
+    /// −1e9 for those items, 0 for the others `[n_items]`, added to every logit row.
+    pub absent: Option<Tensor<1>>,
     /// Distillation only: the teacher's outputs for the batch.
     pub teacher: Option<TeacherTargets>,
 }
 
 impl TrainingTargets {
-    /// Targets for `seqs` padded like [`TokenBatch::new`]. `item_share[i]` is item `i`'s share of
-    /// the training targets (for log Q); `rng` draws the sampled negatives.
+    /// Targets for `seqs` padded like [`TokenBatch::new`]. `distribution` holds each item's
+    /// share of the training targets (for log Q) and the items that had arrived by the end of
+    /// the training data: uniform negatives are drawn among them, and a full softmax runs over
+    /// them alone. `rng` draws the sampled negatives.
     pub fn new(
         seqs: &[TokenSequence],
         cfg: &ObjectiveConfig,
-        item_share: &[f32],
+        distribution: &ItemDistribution,
         rng: &mut impl RngExt,
         device: &Device,
     ) -> Self {
@@ -88,6 +93,17 @@ impl TrainingTargets {
         let n_time_to_next = gap_mask.iter().sum::<f32>();
         let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [m]), device);
         let floats = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [m]), device);
+        let absent = (cfg.softmax == SoftmaxKind::Full
+            && distribution.drawable.iter().any(|&d| !d))
+        .then(|| {
+            let bias: Vec<f32> = distribution
+                .drawable
+                .iter()
+                .map(|&d| if d { 0.0 } else { -1e9 })
+                .collect();
+            let n = bias.len();
+            Tensor::<1>::from_data(TensorData::new(bias, [n]), device)
+        });
         let (mut negatives, mut target_log_q) = (None, Vec::new());
         if cfg.softmax == SoftmaxKind::Sampled {
             let real_targets: Vec<i64> = items[0]
@@ -101,7 +117,7 @@ impl TrainingTargets {
                 cfg.uniform_negatives,
                 cfg.in_batch_negatives,
                 real_targets.len(),
-                item_share,
+                distribution,
             );
             let r = sampler.per_sequence();
             let neg = sampler.draw(b, &real_targets, rng);
@@ -129,6 +145,7 @@ impl TrainingTargets {
             id_keep: None,
             negatives,
             target_log_q,
+            absent,
             teacher: None,
         }
     }
@@ -200,7 +217,7 @@ pub(super) mod tests {
         let t = TrainingTargets::new(
             &seq,
             &cfg,
-            &[0.1; 10],
+            &ItemDistribution::new(vec![0.1; 10]),
             &mut ChaCha8Rng::seed_from_u64(1),
             &device,
         );

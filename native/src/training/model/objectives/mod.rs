@@ -165,6 +165,31 @@ mod tests {
         }
     }
 
+    /// The targets of `seqs` under `distribution` (negatives drawn with `seed`) and `model`'s
+    /// total loss on them.
+    fn targets_and_loss(
+        model: &TrainingModel,
+        seqs: &[encore_core::TokenSequence],
+        cfg: &ObjectiveConfig,
+        distribution: &ItemDistribution,
+        seed: u64,
+    ) -> (TrainingTargets, f32) {
+        let device = Device::flex();
+        let batch = TokenBatch::new(seqs, &device);
+        let t = TrainingTargets::new(
+            seqs,
+            cfg,
+            distribution,
+            &mut ChaCha8Rng::seed_from_u64(seed),
+            &device,
+        );
+        let loss = model
+            .loss(&batch, &t, None, cfg, None)
+            .total
+            .into_scalar::<f32>();
+        (t, loss)
+    }
+
     #[test]
     fn full_softmax_loss_matches_the_plain_cross_entropy() {
         let device = Device::flex();
@@ -189,17 +214,13 @@ mod tests {
             ..Default::default()
         });
         let batch = TokenBatch::new(&seqs, &device);
-        let t = TrainingTargets::new(
+        let (_, ours) = targets_and_loss(
+            &model,
             &seqs,
             &cfg,
             &ItemDistribution::new(vec![0.1; 10]),
-            &mut ChaCha8Rng::seed_from_u64(1),
-            &device,
+            1,
         );
-        let ours = model
-            .loss(&batch, &t, None, &cfg, None)
-            .total
-            .into_scalar::<f32>();
         let reference = model.model.next_item_loss(&batch).into_scalar::<f32>();
         assert!((ours - reference).abs() < 1e-5, "{ours} vs {reference}");
     }
@@ -228,17 +249,13 @@ mod tests {
         });
         let share: Vec<f32> = (0..n).map(|i| (i + 1) as f32 / 78.0).collect();
         let batch = TokenBatch::new(&seqs, &device);
-        let t = TrainingTargets::new(
+        let (t, ours) = targets_and_loss(
+            &model,
             &seqs,
             &cfg,
             &ItemDistribution::new(share.clone()),
-            &mut ChaCha8Rng::seed_from_u64(3),
-            &device,
+            3,
         );
-        let ours = model
-            .loss(&batch, &t, None, &cfg, None)
-            .total
-            .into_scalar::<f32>();
 
         // Reference: plain loops over the hidden states and item vectors.
         // Training with normalised vectors feeds the normalised item table to the inputs too.
@@ -329,29 +346,10 @@ mod tests {
         let arrived: Vec<bool> = (0..n).map(|i| i != 3 && i != 8).collect();
         let distribution = ItemDistribution::with_drawable(vec![0.1; n], arrived.clone());
         let batch = TokenBatch::new(&seqs, &device);
-        let t = TrainingTargets::new(
-            &seqs,
-            &cfg,
-            &distribution,
-            &mut ChaCha8Rng::seed_from_u64(1),
-            &device,
-        );
-        let ours = model
-            .loss(&batch, &t, None, &cfg, None)
-            .total
-            .into_scalar::<f32>();
-        let everything = TrainingTargets::new(
-            &seqs,
-            &cfg,
-            &ItemDistribution::new(vec![0.1; n]),
-            &mut ChaCha8Rng::seed_from_u64(1),
-            &device,
-        );
+        let (t, ours) = targets_and_loss(&model, &seqs, &cfg, &distribution, 1);
+        let (everything, over_all) =
+            targets_and_loss(&model, &seqs, &cfg, &ItemDistribution::new(vec![0.1; n]), 1);
         assert!(everything.absent.is_none());
-        let over_all = model
-            .loss(&batch, &everything, None, &cfg, None)
-            .total
-            .into_scalar::<f32>();
 
         // Reference: cross entropy over the arrived items' logits, in plain loops.
         let tables = model.model.token_tables();

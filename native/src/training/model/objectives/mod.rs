@@ -165,6 +165,15 @@ mod tests {
         }
     }
 
+    /// Each token's next-item target and its weight, read back from `t`.
+    fn next_item_targets(t: &TrainingTargets) -> (Vec<i64>, Vec<f32>) {
+        let (target, weight) = &t.future_items[0];
+        (
+            target.clone().into_data().try_to_vec_as::<i64>().unwrap(),
+            floats(weight.clone()),
+        )
+    }
+
     /// The targets of `seqs` under `distribution` (negatives drawn with `seed`) and `model`'s
     /// total loss on them.
     fn targets_and_loss(
@@ -280,13 +289,7 @@ mod tests {
         let r = neg.dims()[1];
         let neg = neg.into_data().try_to_vec_as::<i64>().unwrap();
         let neg_q = floats(neg_q.reshape([b * r]));
-        let targets = t.future_items[0]
-            .0
-            .clone()
-            .into_data()
-            .try_to_vec_as::<i64>()
-            .unwrap();
-        let weights = floats(t.future_items[0].1.clone());
+        let (targets, weights) = next_item_targets(&t);
         let unit = |v: &[f32]| {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
             v.iter().map(|x| x / norm).collect::<Vec<f32>>()
@@ -357,13 +360,7 @@ mod tests {
         let [b, s, d] = hidden.dims();
         let h = floats(hidden.reshape([b * s * d]));
         let e = floats(model.model.item_vectors().reshape([n * d]));
-        let targets = t.future_items[0]
-            .0
-            .clone()
-            .into_data()
-            .try_to_vec_as::<i64>()
-            .unwrap();
-        let weights = floats(t.future_items[0].1.clone());
+        let (targets, weights) = next_item_targets(&t);
         let (mut total, mut wsum) = (0f32, 0f32);
         for i in 0..b * s {
             if weights[i] == 0.0 {

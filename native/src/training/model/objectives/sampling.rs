@@ -15,6 +15,8 @@ pub struct ItemDistribution {
     pub drawable: Vec<bool>,
     /// The drawable items' indices, ascending.
     drawable_items: Vec<i64>,
+    /// −1e9 for each item that is not drawable, 0 for the others; `None` when all are.
+    absent_bias: Option<Vec<f32>>,
 }
 
 impl ItemDistribution {
@@ -30,14 +32,27 @@ impl ItemDistribution {
     /// If the two lists differ in length.
     pub fn with_drawable(share: Vec<f32>, drawable: Vec<bool>) -> Self {
         assert_eq!(share.len(), drawable.len(), "one drawable flag per item");
-        let drawable_items = (0..drawable.len() as i64)
+        let drawable_items: Vec<i64> = (0..drawable.len() as i64)
             .filter(|&i| drawable[i as usize])
             .collect();
+        let absent_bias = (drawable_items.len() < drawable.len()).then(|| {
+            drawable
+                .iter()
+                .map(|&d| if d { 0.0 } else { -1e9 })
+                .collect()
+        });
         Self {
             share,
             drawable,
             drawable_items,
+            absent_bias,
         }
+    }
+
+    /// What a full softmax adds to every logit row `[n_items]`: −1e9 for the items that are
+    /// not drawable (they had not arrived), 0 for the others; `None` when every item is.
+    pub fn absent_bias(&self) -> Option<&[f32]> {
+        self.absent_bias.as_deref()
     }
 
     /// Number of items uniform negatives are drawn from.
@@ -142,6 +157,8 @@ mod tests {
             vec![true, false, true, false],
         );
         assert_eq!(items.n_drawable(), 2);
+        assert_eq!(items.absent_bias(), Some(&[0.0, -1e9, 0.0, -1e9][..]));
+        assert_eq!(ItemDistribution::new(vec![0.5, 0.5]).absent_bias(), None);
         let sampler = NegativeSampler::new(50, 0, 0, &items);
         let neg = sampler.draw(4, &[], &mut ChaCha8Rng::seed_from_u64(9));
         assert_eq!(neg.len(), 200);

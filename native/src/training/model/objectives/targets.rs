@@ -93,17 +93,12 @@ impl TrainingTargets {
         let n_time_to_next = gap_mask.iter().sum::<f32>();
         let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [m]), device);
         let floats = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [m]), device);
-        let absent = (cfg.softmax == SoftmaxKind::Full
-            && distribution.drawable.iter().any(|&d| !d))
-        .then(|| {
-            let bias: Vec<f32> = distribution
-                .drawable
-                .iter()
-                .map(|&d| if d { 0.0 } else { -1e9 })
-                .collect();
-            let n = bias.len();
-            Tensor::<1>::from_data(TensorData::new(bias, [n]), device)
-        });
+        let absent = distribution
+            .absent_bias()
+            .filter(|_| cfg.softmax == SoftmaxKind::Full)
+            .map(|bias| {
+                Tensor::<1>::from_data(TensorData::new(bias.to_vec(), [bias.len()]), device)
+            });
         let (mut negatives, mut target_log_q) = (None, Vec::new());
         if cfg.softmax == SoftmaxKind::Sampled {
             let real_targets: Vec<i64> = items[0]

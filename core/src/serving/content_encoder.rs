@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LinearWeights;
 use crate::data::catalog::ItemKind;
-use crate::runtime::engines::cpu::math::{Strided, matmul};
+use crate::runtime::engines::cpu::math::{Start, Strided, matmul};
 
 /// Number of item-age buckets (⌊log2(1 + days in the catalog)⌋, capped).
 pub const AGE_BUCKETS: usize = 12;
@@ -238,7 +238,7 @@ impl ServingContentEncoder {
                     cd,
                     &mut x,
                     d,
-                    false,
+                    Start::Zero,
                     Strided::rows(&content, cd),
                     Strided::rows(&proj.weight, d),
                 );

@@ -229,6 +229,7 @@ impl ServingModel {
     ///
     /// # Panics
     /// As [`ServingModel::embed_at`], or if an item row lies past `extra`.
+    #[inline(always)]
     pub fn embed_with(
         &self,
         tokens: &[[i64; TOKEN_FIELDS]],
@@ -239,23 +240,37 @@ impl ServingModel {
         let e = &self.embedding;
         let item_rows = self.n_items + ITEM_OFFSET as usize;
         let mut x = vec![0f32; tokens.len() * d];
+        let empty: &[f32] = &[];
         for (t, (fields, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-            for (k, (&f, &offset)) in fields.iter().zip(&e.offsets).enumerate() {
+            // Each read field's row, summed eight columns at a time in registers.
+            let mut sources = [empty; TOKEN_FIELDS];
+            for (k, ((&f, &offset), source)) in
+                fields.iter().zip(&e.offsets).zip(&mut sources).enumerate()
+            {
                 // The item field comes first (TOKEN_FIELDS order) and its table first in the stack.
-                let source = if k == 0 && f as usize >= item_rows {
+                *source = if k == 0 && f as usize >= item_rows {
                     let at = (f as usize - item_rows) * d;
                     &extra[at..at + d]
                 } else {
                     let at = (f as usize + offset) * d;
                     &e.table[at..at + d]
                 };
-                for (r, v) in row.iter_mut().zip(source) {
-                    *r += v;
-                }
             }
+            let sources = &sources[..e.offsets.len().min(TOKEN_FIELDS)];
             let at = (first + t) * d;
-            for (r, p) in row.iter_mut().zip(&e.position[at..at + d]) {
-                *r = *r * e.input_scale + p;
+            let position = &e.position[at..at + d];
+            let mut c = 0;
+            while c + 32 <= d {
+                embed_columns::<4>(sources, c, row, position, e.input_scale);
+                c += 32;
+            }
+            while c + 8 <= d {
+                embed_columns::<1>(sources, c, row, position, e.input_scale);
+                c += 8;
+            }
+            for j in c..d {
+                let total = sources.iter().fold(0.0, |a, source| a + source[j]);
+                row[j] = total * e.input_scale + position[j];
             }
         }
         x
@@ -320,5 +335,33 @@ impl ServingModel {
             }
         }
         total
+    }
+}
+
+/// Columns `c..c + 8·N` of an embedded row: the `sources` rows summed (in their order), times
+/// `scale`, plus `position`. The N groups of eight columns sum side by side, so that the
+/// additions of one group do not wait on each other's latency alone.
+#[inline(always)]
+fn embed_columns<const N: usize>(
+    sources: &[&[f32]],
+    c: usize,
+    row: &mut [f32],
+    position: &[f32],
+    scale: f32,
+) {
+    let mut acc = [[0f32; 8]; N];
+    for source in sources {
+        let source = &source[c..c + 8 * N];
+        for (group, values) in acc.iter_mut().zip(source.chunks_exact(8)) {
+            for (a, v) in group.iter_mut().zip(values) {
+                *a += v;
+            }
+        }
+    }
+    let out = row[c..c + 8 * N].chunks_exact_mut(8);
+    for ((out, group), position) in out.zip(&acc).zip(position[c..c + 8 * N].chunks_exact(8)) {
+        for ((r, a), p) in out.iter_mut().zip(group).zip(position) {
+            *r = a * scale + p;
+        }
     }
 }

@@ -10,15 +10,23 @@
 //! session) alike. Tests hold it to burn's forward within 1e-4.
 
 mod cache;
+#[cfg(target_arch = "x86_64")]
+mod fma_matmul;
 pub(crate) mod math;
 mod ranker;
+mod workspace;
 
 pub use cache::CpuKvCache;
 pub use ranker::ranker_logits;
 
 use std::sync::{Arc, Mutex};
 
-use math::{Strided, add_to, dot, gelu_in_place, matmul, softmax_prefix, squared_deviations, sum};
+use math::{
+    Start, Strided, Vectorised, add_to, dot, gelu_in_place, matmul, mean_and_variance, mul_add,
+    run_vectorised, softmax_unnormalised,
+};
+
+use workspace::{Workspace, sized};
 
 use crate::model::{KvCache, MAX_PROMPT_LENGTH};
 use crate::serving::{LayerStep, LinearWeights, NormWeights, ServingModel};
@@ -62,6 +70,9 @@ pub struct CpuEngine {
     /// A cache reused by stateless forwards ([`CpuEngine::encode`]), so that they neither
     /// allocate nor page-fault; a concurrent caller that finds it busy allocates its own.
     scratch: Mutex<CpuKvCache>,
+    /// Work buffers reused by every step; a concurrent caller that finds them busy
+    /// allocates its own.
+    workspace: Mutex<Workspace>,
 }
 
 impl CpuEngine {
@@ -81,6 +92,7 @@ impl CpuEngine {
             model,
             projections,
             scratch,
+            workspace: Mutex::default(),
         }
     }
 
@@ -170,7 +182,14 @@ impl CpuEngine {
             "{first} cached + {m} new tokens exceed the window of {}",
             self.model.max_len
         );
-        self.run_layers(self.model.embed_with(tokens, first, extra), cache)
+        self.run_layers(
+            NewRows::Tokens {
+                tokens,
+                first,
+                extra,
+            },
+            cache,
+        )
     }
 
     /// The user representation `[d_model]` after `tokens` (the last one the request token)
@@ -213,15 +232,50 @@ impl CpuEngine {
             values[to].copy_from_slice(&prompt.values[from]);
         }
         cache.set_len(history + deep);
-        let user = self.run_layers(x, cache);
+        let user = self.run_layers(NewRows::Embedded(x), cache);
         cache.truncate(history);
         user
     }
 
-    /// The layers over the embedded new tokens `x` `[m, d]` that follow the tokens in
-    /// `cache` (their keys and values are appended to it): the user representation `[d]` at
-    /// the last one.
-    fn run_layers(&self, mut x: Vec<f32>, cache: &mut CpuKvCache) -> Vec<f32> {
+    /// The layers over the new tokens `rows` (`[m, d]` once embedded) that follow the tokens
+    /// in `cache` (their keys and values are appended to it): the user representation `[d]`
+    /// at the last one. Runs with the processor's widest vectors (see [`run_vectorised`]).
+    fn run_layers(&self, rows: NewRows<'_>, cache: &mut CpuKvCache) -> Vec<f32> {
+        /// [`CpuEngine::layers_inline`] as work for [`run_vectorised`].
+        struct Layers<'a> {
+            engine: &'a CpuEngine,
+            rows: NewRows<'a>,
+            cache: &'a mut CpuKvCache,
+        }
+        impl Vectorised for Layers<'_> {
+            type Output = Vec<f32>;
+            #[inline(always)]
+            fn run<const FUSED: bool>(self) -> Vec<f32> {
+                self.engine.layers_inline::<FUSED>(self.rows, self.cache)
+            }
+        }
+        run_vectorised(Layers {
+            engine: self,
+            rows,
+            cache,
+        })
+    }
+
+    /// [`CpuEngine::run_layers`]'s work, inlined into its caller.
+    #[inline(always)]
+    fn layers_inline<const FUSED: bool>(
+        &self,
+        rows: NewRows<'_>,
+        cache: &mut CpuKvCache,
+    ) -> Vec<f32> {
+        let mut x = match rows {
+            NewRows::Embedded(x) => x,
+            NewRows::Tokens {
+                tokens,
+                first,
+                extra,
+            } => self.model.embed_with(tokens, first, extra),
+        };
         let model = &*self.model;
         let d = model.d_model;
         let m = x.len() / d;
@@ -231,29 +285,36 @@ impl CpuEngine {
             "{first} cached + {m} new tokens exceed the cache's room of {}",
             cache.room()
         );
+        let mut own = Workspace::default();
+        let mut shared = self.workspace.try_lock();
+        let work = match shared.as_deref_mut() {
+            Ok(work) => work,
+            Err(_) => &mut own,
+        };
         // The residual stream: rows of the new tokens (fewer once a layer keeps only the
         // rows it was asked for).
         let mut mixed: Vec<f32> = x[(m - 1) * d..].iter().map(|v| v * model.mix[0]).collect();
-        let mut normed = vec![0f32; m * d];
+        let normed = sized(&mut work.normed, m * d);
         let layers = model.layers.iter().zip(&self.projections);
         for (l, ((layer, split), (keys, values))) in layers.zip(cache.layers_mut()).enumerate() {
             let rows = model.query_rows(l, m);
             let (q0, nq) = (rows.start, rows.len());
-            let mut q = vec![0f32; nq * d];
-            let mut buf = vec![0f32; nq * d];
-            let mut hidden = vec![0f32; nq * layer.d_ff()];
+            let q = sized(&mut work.query, nq * d);
+            let context = sized(&mut work.context, nq * d);
+            let projected = sized(&mut work.projected, nq * d);
+            let hidden = sized(&mut work.hidden, nq * layer.d_ff());
             for step in LayerStep::ORDER {
                 match step {
                     LayerStep::NormAttn => {
                         for (row, n) in x.chunks_exact(d).zip(normed.chunks_exact_mut(d)) {
-                            norm(&layer.norm_attn, model.epsilon, row, n);
+                            norm::<FUSED>(&layer.norm_attn, model.epsilon, row, n);
                         }
                     }
                     LayerStep::QueryKeyValue => {
                         // Every new token's keys and values join the cache; queries only
                         // for the rows this layer outputs.
-                        let mut kv = vec![0f32; m * 2 * d];
-                        linear(&split.key_value, &normed, m, &mut kv);
+                        let kv = sized(&mut work.key_value, m * 2 * d);
+                        linear(&split.key_value, normed, m, kv);
                         let new = first * d..(first + m) * d;
                         let rows = keys[new.clone()]
                             .chunks_exact_mut(d)
@@ -262,28 +323,35 @@ impl CpuEngine {
                             k.copy_from_slice(&both[..d]);
                             v.copy_from_slice(&both[d..]);
                         }
-                        linear(&split.query, &normed[q0 * d..], nq, &mut q);
+                        linear(&split.query, &normed[q0 * d..], nq, q);
                     }
                     LayerStep::Attention => {
-                        q = attend(model, &q, nq, first + q0, keys, values);
+                        let scratch = AttentionScratch {
+                            scores: &mut work.scores,
+                            keys_transposed: &mut work.keys_transposed,
+                        };
+                        let position = first + q0;
+                        attend::<FUSED>(model, q, nq, position, keys, values, context, scratch);
                     }
                     LayerStep::Output => {
-                        linear(&layer.output, &q, nq, &mut buf);
-                        x = x.split_off(q0 * d);
-                        add_to(&mut x, &buf);
+                        linear(&layer.output, context, nq, projected);
+                        if q0 > 0 {
+                            x.drain(..q0 * d);
+                        }
+                        add_to(&mut x, projected);
                     }
                     LayerStep::NormFf => {
                         for (row, n) in x.chunks_exact(d).zip(normed.chunks_exact_mut(d)) {
-                            norm(&layer.norm_ff, model.epsilon, row, n);
+                            norm::<FUSED>(&layer.norm_ff, model.epsilon, row, n);
                         }
                     }
                     LayerStep::FfIn => {
-                        linear(&layer.ff_in, &normed, nq, &mut hidden);
-                        gelu_in_place(&mut hidden);
+                        linear(&layer.ff_in, normed, nq, hidden);
+                        gelu_in_place::<FUSED>(hidden);
                     }
                     LayerStep::FfOut => {
-                        linear(&layer.ff_out, &hidden, nq, &mut buf);
-                        add_to(&mut x, &buf);
+                        linear(&layer.ff_out, hidden, nq, projected);
+                        add_to(&mut x, projected);
                     }
                 }
             }
@@ -294,21 +362,54 @@ impl CpuEngine {
         }
         cache.set_len(first + m);
         let mut user = vec![0f32; d];
-        norm(&model.norm, model.epsilon, &mixed, &mut user);
+        norm::<FUSED>(&model.norm, model.epsilon, &mixed, &mut user);
         user
     }
 
-    /// Scores of candidates given as dense item indices: `user · item vector` each.
+    /// Scores of candidates given as dense item indices: `user · item vector` each (with the
+    /// processor's widest vectors, see [`run_vectorised`]).
     pub fn scores(&self, user: &[f32], candidates: &[i64]) -> Vec<f32> {
-        candidates
-            .iter()
-            .map(|&c| dot(user, self.model.item_vector(c as usize)))
-            .collect()
+        /// The dot products as work for [`run_vectorised`].
+        struct Scores<'a> {
+            model: &'a ServingModel,
+            user: &'a [f32],
+            candidates: &'a [i64],
+        }
+        impl Vectorised for Scores<'_> {
+            type Output = Vec<f32>;
+            #[inline(always)]
+            fn run<const FUSED: bool>(self) -> Vec<f32> {
+                let mut scores = Vec::with_capacity(self.candidates.len());
+                for &c in self.candidates {
+                    scores.push(dot::<FUSED>(self.user, self.model.item_vector(c as usize)));
+                }
+                scores
+            }
+        }
+        run_vectorised(Scores {
+            model: &self.model,
+            user,
+            candidates,
+        })
     }
+}
+
+/// The new rows of a step: embedded already, or tokens that the step embeds itself (inside
+/// [`run_vectorised`]).
+enum NewRows<'a> {
+    /// `[m, d]` embedded rows.
+    Embedded(Vec<f32>),
+    /// Tokens at positions `first..`, with `extra` item rows (see [`ServingModel::embed_with`]).
+    Tokens {
+        tokens: &'a [[i64; TOKEN_FIELDS]],
+        first: usize,
+        extra: &'a [f32],
+    },
 }
 
 /// `y = x W + b` for the `m` rows of `x` `[m, inner]` into `y` `[m, out]` (one matrix product
 /// beyond a single row).
+#[inline(always)]
 pub(crate) fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
     let (k, n) = (l.inner(), l.out);
     if m == 1 {
@@ -321,68 +422,93 @@ pub(crate) fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
         }
         return;
     }
-    for row in y[..m * n].chunks_exact_mut(n) {
-        row.copy_from_slice(&l.bias);
-    }
     let rhs = Strided::rows(&l.weight, n);
-    matmul(m, n, k, y, n, true, Strided::rows(x, k), rhs);
+    matmul(m, n, k, y, n, Start::Bias(&l.bias), Strided::rows(x, k), rhs);
 }
 
 /// `y = (x − mean) / sqrt(var + ε) · γ + β` (population variance, as burn's op).
-pub(crate) fn norm(n: &NormWeights, epsilon: f32, x: &[f32], y: &mut [f32]) {
-    let len = x.len() as f32;
-    let mean = sum(x) / len;
-    let var = squared_deviations(x, mean) / len;
+#[inline(always)]
+pub(crate) fn norm<const FUSED: bool>(n: &NormWeights, epsilon: f32, x: &[f32], y: &mut [f32]) {
+    let len = x.len();
+    let (mean, var) = mean_and_variance::<FUSED>(x);
     let inv = 1.0 / (var + epsilon).sqrt();
-    for (((yi, xi), g), b) in y.iter_mut().zip(x).zip(&n.gamma).zip(&n.beta) {
-        *yi = (xi - mean) * inv * g + b;
+    let (y, gamma, beta) = (&mut y[..len], &n.gamma[..len], &n.beta[..len]);
+    for i in 0..len {
+        y[i] = mul_add::<FUSED>((x[i] - mean) * inv, gamma[i], beta[i]);
     }
 }
 
+/// The buffers [`attend`] works in (see [`Workspace`]).
+struct AttentionScratch<'a> {
+    scores: &'a mut Vec<f32>,
+    keys_transposed: &'a mut Vec<f32>,
+}
+
 /// Causal multi-head attention of the `nq` query rows `q` `[nq, d]`, at positions
-/// `pos0..pos0 + nq`, over the keys and values of positions `0..pos0 + nq`: `[nq, d]`.
-/// Query rows go in blocks; each block multiplies only the keys its rows may see, and its
-/// softmax runs over each row's visible prefix only.
-fn attend(
+/// `pos0..pos0 + nq`, over the keys and values of positions `0..pos0 + nq`, into `context`
+/// `[nq, d]`. Query rows go in blocks; each block multiplies only the keys its rows may see,
+/// and its softmax runs over each row's visible prefix only. With several query rows, each
+/// head's keys are first transposed (`[hd, keys]`), so that both products read row-major
+/// operands.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend<const FUSED: bool>(
     model: &ServingModel,
     q: &[f32],
     nq: usize,
     pos0: usize,
     keys: &[f32],
     values: &[f32],
-) -> Vec<f32> {
-    const BLOCK: usize = 32;
+    context: &mut [f32],
+    scratch: AttentionScratch<'_>,
+) {
+    const BLOCK: usize = 12;
     let d = model.d_model;
     let hd = model.head_dim();
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut ctx = vec![0f32; nq * d];
-    let mut p = vec![0f32; BLOCK.min(nq) * (pos0 + nq)];
+    let all = pos0 + nq;
+    let p = sized(scratch.scores, BLOCK.min(nq) * all);
+    let transposed = sized(scratch.keys_transposed, if nq > 1 { hd * all } else { 0 });
+    let mut inverse_sums = [0f32; BLOCK];
     for c0 in (0..model.n_heads).map(|h| h * hd) {
+        if nq > 1 {
+            for (j, key) in keys.chunks_exact(d).take(all).enumerate() {
+                for (c, &v) in key[c0..c0 + hd].iter().enumerate() {
+                    transposed[c * all + j] = v;
+                }
+            }
+        }
         for b0 in (0..nq).step_by(BLOCK) {
             let rows = BLOCK.min(nq - b0);
             let nk = pos0 + b0 + rows;
             // p[rows, nk] = q_block · keysᵀ (this head's columns)
-            let lhs = Strided::rows(&q[b0 * d + c0..], d);
-            matmul(
-                rows,
-                nk,
-                hd,
-                &mut p,
-                nk,
-                false,
-                lhs,
-                Strided::columns(&keys[c0..], d),
-            );
-            for (r, row) in p.chunks_exact_mut(nk).take(rows).enumerate() {
-                softmax_prefix(row, pos0 + b0 + r + 1, scale);
+            if nq == 1 {
+                let query = &q[c0..c0 + hd];
+                for (s, key) in p.iter_mut().zip(keys.chunks_exact(d).take(nk)) {
+                    *s = dot::<FUSED>(query, &key[c0..c0 + hd]);
+                }
+            } else {
+                let lhs = Strided::rows(&q[b0 * d + c0..], d);
+                let rhs = Strided::rows(transposed, all);
+                matmul(rows, nk, hd, p, nk, Start::Zero, lhs, rhs);
             }
-            // ctx_block[rows, hd] = p · values (this head's columns)
-            let (lhs, rhs) = (Strided::rows(&p, nk), Strided::rows(&values[c0..], d));
-            matmul(rows, hd, nk, &mut ctx[b0 * d + c0..], d, false, lhs, rhs);
+            for (r, row) in p.chunks_exact_mut(nk).take(rows).enumerate() {
+                inverse_sums[r] = softmax_unnormalised::<FUSED>(row, pos0 + b0 + r + 1, scale);
+            }
+            // context_block[rows, hd] = softmax(p) · values (this head's columns): the
+            // product of the unnormalised rows, each scaled by its row's 1 / Σ.
+            let (lhs, rhs) = (Strided::rows(p, nk), Strided::rows(&values[c0..], d));
+            let out = &mut context[b0 * d + c0..];
+            matmul(rows, hd, nk, out, d, Start::Zero, lhs, rhs);
+            for (row, inv) in out.chunks_mut(d).zip(&inverse_sums[..rows]) {
+                for v in &mut row[..hd] {
+                    *v *= inv;
+                }
+            }
         }
     }
-    ctx
 }
+
 #[cfg(test)]
 mod tests {
     use super::math::max_diff;
@@ -505,6 +631,36 @@ mod tests {
                 assert_eq!(back.layers, host_cache.layers, "d {d}: device round trip");
             }
         }
+    }
+
+    /// One engine serving long and short windows in turn (its work buffers reused, grown and
+    /// not cleared) gives bit for bit what a fresh engine gives for each.
+    #[test]
+    fn reused_work_buffers_change_no_result() {
+        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 2,
+            titles: 60,
+            days: 200,
+            ..Default::default()
+        });
+        let config = FoundationModelConfig::new(world.catalog.len())
+            .with_d_model(24)
+            .with_n_heads(2)
+            .with_n_layers(2)
+            .with_max_len(120)
+            .with_dropout(0.0);
+        let model = config.init(&Device::flex());
+        let fields = tokens(&world, 120).field_rows();
+        assert!(fields.len() > 100, "{} tokens", fields.len());
+        let (long, short) = (&fields[..], &fields[fields.len() - 5..]);
+        let shared = engine(&model);
+        let fresh = |t: &[[i64; TOKEN_FIELDS]]| engine(&model).encode(t);
+        let (first_long, first_short) = (shared.encode(long), shared.encode(short));
+        let again = shared.encode(long);
+        assert_eq!(first_long, fresh(long));
+        assert_eq!(first_short, fresh(short));
+        assert_eq!(again, first_long);
+        assert_ne!(first_long, first_short);
     }
 
     /// Whole windows and long steps (several query blocks, lengths not a multiple of a

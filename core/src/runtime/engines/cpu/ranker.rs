@@ -3,7 +3,7 @@
 //! user) are computed once per request, not once per candidate; the candidates' features,
 //! cross layers and MLP run as matrix products over all of a request's rows.
 
-use super::math::{Strided, dot, matmul};
+use super::math::{Start, Strided, dot, matmul};
 use super::{linear, norm};
 use crate::ranker::{QUERY_FEATURES, RankerRows};
 use crate::serving::LinearWeights;
@@ -100,7 +100,7 @@ fn first_cross_product(
                 len,
                 t,
                 w,
-                true,
+                Start::Output,
                 Strided::rows(&x0[from..], w),
                 Strided::rows(&layer.weight[from * w..], w),
             );
@@ -179,7 +179,7 @@ pub fn ranker_logits(ranker: &ServingRanker, rows: &RankerRows) -> Vec<f32> {
         let mut hidden = vec![0f32; m * h];
         for block in &ranker.mlp {
             for (src, dst) in x.chunks_exact(w).zip(normed.chunks_exact_mut(w)) {
-                norm(&block.norm, ranker.epsilon, src, dst);
+                norm::<false>(&block.norm, ranker.epsilon, src, dst);
             }
             linear(&block.expand, &normed, m, &mut hidden);
             hidden.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -189,7 +189,7 @@ pub fn ranker_logits(ranker: &ServingRanker, rows: &RankerRows) -> Vec<f32> {
             }
         }
         let bias = ranker.out.bias[0];
-        logits.extend(x.chunks_exact(w).map(|r| dot(r, &ranker.out.weight) + bias));
+        logits.extend(x.chunks_exact(w).map(|r| dot::<false>(r, &ranker.out.weight) + bias));
         first += m;
     }
     logits

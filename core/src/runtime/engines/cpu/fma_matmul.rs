@@ -6,7 +6,7 @@
 //! 200): gemm's packing and blocking cost more there than they save, and its column tiles fit
 //! a width of 50 poorly. Columns past the last full vector are read and written through masks.
 
-use super::math::Start;
+use super::math::{RowMajor, Start};
 use std::arch::x86_64::{
     __m256, __m256i, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps,
     _mm256_maskstore_ps, _mm256_setr_epi32, _mm256_setzero_ps, _mm256_storeu_ps,
@@ -21,15 +21,6 @@ const LANES: usize = 8;
 #[inline]
 pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// A row-major operand: element `(r, c)` at `ptr + r · stride + c`.
-#[derive(Clone, Copy)]
-pub(super) struct RowMajor {
-    /// The first element.
-    pub ptr: *const f32,
-    /// Elements between rows.
-    pub stride: usize,
 }
 
 /// `dst[m, n] = start + lhs[m, k] · rhs[k, n]`, every operand row-major with its own row

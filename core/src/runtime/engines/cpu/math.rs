@@ -92,6 +92,16 @@ impl<'a> Strided<'a> {
     }
 }
 
+/// A row-major operand as the SIMD kernels read it: element `(r, c)` at `ptr + r · stride + c`.
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // read by the SIMD kernels, which not every target has
+pub(super) struct RowMajor {
+    /// The first element.
+    pub ptr: *const f32,
+    /// Elements between rows.
+    pub stride: usize,
+}
+
 /// What a matrix product's output starts from, before the product is added.
 #[derive(Clone, Copy)]
 pub(crate) enum Start<'a> {
@@ -132,27 +142,9 @@ pub(crate) fn matmul(
     if let Start::Bias(bias) = start {
         assert_eq!(bias.len(), n, "a bias per output column");
     }
-    #[cfg(target_arch = "x86_64")]
-    if super::fma_matmul::available() {
-        use super::fma_matmul::RowMajor;
-        let operand = |s: Strided<'_>| RowMajor {
-            ptr: s.values.as_ptr(),
-            stride: s.row_stride,
-        };
-        // SAFETY: the processor has AVX2 and FMA (checked just above); every element lies
-        // inside the slices (checked above), and `dst` is borrowed mutably, apart from both.
-        unsafe {
-            super::fma_matmul::matmul(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                dst_stride,
-                start,
-                operand(lhs),
-                operand(rhs),
-            )
-        };
+    // SAFETY: every element lies inside the slices (checked above), and `dst` is borrowed
+    // mutably, apart from both operands.
+    if unsafe { simd_kernel(m, n, k, dst.as_mut_ptr(), dst_stride, start, lhs, rhs) } {
         return;
     }
     if let Start::Bias(bias) = start {
@@ -185,6 +177,48 @@ pub(crate) fn matmul(
             gemm::Parallelism::None,
         );
     }
+}
+
+/// Runs the product on this target's own SIMD kernel when it has one: [`fma_matmul`]
+/// (super::fma_matmul) on x86-64 processors with AVX2 and FMA, [`simd128_matmul`]
+/// (super::simd128_matmul) in WebAssembly with 128-bit SIMD. False when it has none.
+///
+/// # Safety
+/// As [`matmul`]'s checks: every element lies inside its allocation; `dst` aliases neither
+/// operand.
+#[allow(clippy::too_many_arguments, unused_variables)]
+unsafe fn simd_kernel(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    start: Start<'_>,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
+) -> bool {
+    #[allow(unused)]
+    let operand = |s: Strided<'_>| RowMajor {
+        ptr: s.values.as_ptr(),
+        stride: s.row_stride,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if super::fma_matmul::available() {
+        let (lhs, rhs) = (operand(lhs), operand(rhs));
+        // SAFETY: the processor has AVX2 and FMA (checked just above); the rest is this
+        // function's contract.
+        unsafe { super::fma_matmul::matmul(m, n, k, dst, dst_stride, start, lhs, rhs) };
+        return true;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let (lhs, rhs) = (operand(lhs), operand(rhs));
+        // SAFETY: this function's contract.
+        unsafe { super::simd128_matmul::matmul(m, n, k, dst, dst_stride, start, lhs, rhs) };
+        return true;
+    }
+    #[allow(unreachable_code)]
+    false
 }
 
 /// In place: `row[..n] = exp(row[..n] · scale − max)`, `row[n..] = 0` (the causal mask);

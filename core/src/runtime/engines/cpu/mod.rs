@@ -12,6 +12,8 @@
 mod cache;
 #[cfg(target_arch = "x86_64")]
 mod fma_matmul;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_matmul;
 pub(crate) mod math;
 mod ranker;
 mod workspace;

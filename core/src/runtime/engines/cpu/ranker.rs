@@ -3,7 +3,7 @@
 //! user) are computed once per request, not once per candidate; the candidates' features,
 //! cross layers and MLP run as matrix products over all of a request's rows.
 
-use super::math::{Start, Strided, dot, matmul};
+use super::math::{Start, Strided, Vectorised, dot, matmul, run_vectorised};
 use super::{linear, norm};
 use crate::ranker::{QUERY_FEATURES, RankerRows};
 use crate::serving::LinearWeights;
@@ -72,6 +72,7 @@ fn request_part(
 /// `t = x₀ W + b` for the `m` rows of `x₀` `[m, w]` whose request columns (`0..at` and the
 /// user's `at + 2e..at + 3e`) are the same in every row: those columns' product once, then
 /// the candidate columns' (`at..at + 2e`, `at + 3e..w`) for every row.
+#[inline(always)]
 fn first_cross_product(
     layer: &LinearWeights,
     x0: &[f32],
@@ -114,6 +115,25 @@ fn first_cross_product(
 /// # Panics
 /// If `rows` were not built for `ranker`'s shape.
 pub fn ranker_logits(ranker: &ServingRanker, rows: &RankerRows) -> Vec<f32> {
+    /// [`logits_inline`] as work for [`run_vectorised`].
+    struct Logits<'a> {
+        ranker: &'a ServingRanker,
+        rows: &'a RankerRows,
+    }
+    impl Vectorised for Logits<'_> {
+        type Output = Vec<f32>;
+        #[inline(always)]
+        fn run<const FUSED: bool>(self) -> Vec<f32> {
+            logits_inline::<FUSED>(self.ranker, self.rows)
+        }
+    }
+    run_vectorised(Logits { ranker, rows })
+}
+
+/// [`ranker_logits`]'s work, inlined into its caller (with the processor's widest vectors
+/// there, see [`run_vectorised`]).
+#[inline(always)]
+fn logits_inline<const FUSED: bool>(ranker: &ServingRanker, rows: &RankerRows) -> Vec<f32> {
     let c = &ranker.config;
     let (e, w, h) = (c.d_embed, c.width(), c.d_hidden);
     let (d_item, n_dense) = (c.d_item, c.n_dense);
@@ -179,7 +199,7 @@ pub fn ranker_logits(ranker: &ServingRanker, rows: &RankerRows) -> Vec<f32> {
         let mut hidden = vec![0f32; m * h];
         for block in &ranker.mlp {
             for (src, dst) in x.chunks_exact(w).zip(normed.chunks_exact_mut(w)) {
-                norm::<false>(&block.norm, ranker.epsilon, src, dst);
+                norm::<FUSED>(&block.norm, ranker.epsilon, src, dst);
             }
             linear(&block.expand, &normed, m, &mut hidden);
             hidden.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -189,7 +209,9 @@ pub fn ranker_logits(ranker: &ServingRanker, rows: &RankerRows) -> Vec<f32> {
             }
         }
         let bias = ranker.out.bias[0];
-        logits.extend(x.chunks_exact(w).map(|r| dot::<false>(r, &ranker.out.weight) + bias));
+        for r in x.chunks_exact(w) {
+            logits.push(dot::<FUSED>(r, &ranker.out.weight) + bias);
+        }
         first += m;
     }
     logits

@@ -1,6 +1,7 @@
 //! A matrix product for the CPU engine's small shapes on x86-64 processors with AVX2 and FMA:
 //! row-major operands read in place (no packing), six rows of the output at a time against
-//! sixteen (or eight) columns, accumulated in registers with fused multiply-adds.
+//! sixteen (or eight, or the last four) columns, accumulated in registers with fused
+//! multiply-adds.
 //!
 //! The engine's products are small (a window of a few hundred rows against a width of 50 to
 //! 200): gemm's packing and blocking cost more there than they save, and its column tiles fit
@@ -8,8 +9,10 @@
 
 use super::math::{RowMajor, Start};
 use std::arch::x86_64::{
-    __m256, __m256i, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps,
-    _mm256_maskstore_ps, _mm256_setr_epi32, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m128i, __m256, __m256i, _mm_fmadd_ps, _mm_maskload_ps, _mm_maskstore_ps, _mm_set1_ps,
+    _mm_setr_epi32, _mm_setzero_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
+    _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_setr_epi32, _mm256_setzero_ps,
+    _mm256_storeu_ps,
 };
 
 /// Rows of the output computed together.
@@ -97,8 +100,11 @@ unsafe fn panel<const R: usize>(
             } else if left > LANES {
                 tile::<R, 2>(k, dst.add(col), dst_stride, start, lhs, rhs, col, left - LANES);
                 col = n;
-            } else {
+            } else if left > LANES / 2 {
                 tile::<R, 1>(k, dst.add(col), dst_stride, start, lhs, rhs, col, left);
+                col = n;
+            } else {
+                narrow_tile::<R>(k, dst.add(col), dst_stride, start, lhs, rhs, col, left);
                 col = n;
             }
         }
@@ -183,3 +189,47 @@ unsafe fn tile<const R: usize, const V: usize>(
     }
 }
 
+
+/// The last 1 to 4 columns of `R` rows, at column `col`, in 128-bit registers: a full-width
+/// tile would spend at least half its lanes on nothing.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_tile<const R: usize>(
+    k: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    start: Start<'_>,
+    lhs: RowMajor,
+    rhs: RowMajor,
+    col: usize,
+    columns: usize,
+) {
+    let c = columns as i32;
+    let on = |i: i32| if i < c { -1 } else { 0 };
+    let mask: __m128i = _mm_setr_epi32(on(0), on(1), on(2), on(3));
+    // SAFETY (every block below): the caller's contract; masked lanes are neither read nor
+    // written.
+    let load = |p: *const f32| unsafe { _mm_maskload_ps(p, mask) };
+    let mut acc = [_mm_setzero_ps(); R];
+    match start {
+        Start::Zero => {}
+        Start::Output => {
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = load(unsafe { dst.add(r * dst_stride) });
+            }
+        }
+        Start::Bias(bias) => acc = [load(unsafe { bias.as_ptr().add(col) }); R],
+    }
+    let b_col = unsafe { rhs.ptr.add(col) };
+    for p in 0..k {
+        let b = load(unsafe { b_col.add(p * rhs.stride) });
+        for (r, a) in acc.iter_mut().enumerate() {
+            let x = _mm_set1_ps(unsafe { *lhs.ptr.add(r * lhs.stride + p) });
+            *a = _mm_fmadd_ps(x, b, *a);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        unsafe { _mm_maskstore_ps(dst.add(r * dst_stride), mask, *a) };
+    }
+}

@@ -34,15 +34,17 @@ use crate::model::{KvCache, MAX_PROMPT_LENGTH};
 use crate::serving::{LayerStep, LinearWeights, NormWeights, ServingModel};
 use crate::tokenizer::TOKEN_FIELDS;
 
-/// A layer's query and key|value projections as contiguous matrices: the CPU engine reads
-/// the description's fused q|k|v as two products (queries only for the rows a layer outputs),
-/// and a contiguous right-hand side keeps gemm on its fastest path.
+/// A layer's query, key and value projections as contiguous matrices: the CPU engine reads
+/// the description's fused q|k|v as three products (queries only for the rows a layer
+/// outputs; keys and values straight into the cache).
 #[derive(Debug)]
 struct SplitProjections {
     /// `[d, d]`.
     query: LinearWeights,
-    /// `[d, 2d]`: keys, then values.
-    key_value: LinearWeights,
+    /// `[d, d]`.
+    key: LinearWeights,
+    /// `[d, d]`.
+    value: LinearWeights,
 }
 
 impl SplitProjections {
@@ -58,7 +60,8 @@ impl SplitProjections {
         };
         Self {
             query: columns(0, d),
-            key_value: columns(d, 3 * d),
+            key: columns(d, 2 * d),
+            value: columns(2 * d, 3 * d),
         }
     }
 }
@@ -315,16 +318,9 @@ impl CpuEngine {
                     LayerStep::QueryKeyValue => {
                         // Every new token's keys and values join the cache; queries only
                         // for the rows this layer outputs.
-                        let kv = sized(&mut work.key_value, m * 2 * d);
-                        linear(&split.key_value, normed, m, kv);
                         let new = first * d..(first + m) * d;
-                        let rows = keys[new.clone()]
-                            .chunks_exact_mut(d)
-                            .zip(values[new].chunks_exact_mut(d));
-                        for ((k, v), both) in rows.zip(kv.chunks_exact(2 * d)) {
-                            k.copy_from_slice(&both[..d]);
-                            v.copy_from_slice(&both[d..]);
-                        }
+                        linear(&split.key, normed, m, &mut keys[new.clone()]);
+                        linear(&split.value, normed, m, &mut values[new]);
                         linear(&split.query, &normed[q0 * d..], nq, q);
                     }
                     LayerStep::Attention => {

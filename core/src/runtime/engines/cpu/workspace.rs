@@ -15,8 +15,6 @@ pub(super) struct Workspace {
     pub projected: Vec<f32>,
     /// The feed-forward's hidden rows `[nq, d_ff]`.
     pub hidden: Vec<f32>,
-    /// Keys and values of the new rows `[m, 2d]`.
-    pub key_value: Vec<f32>,
     /// A block of attention scores `[block, keys]`.
     pub scores: Vec<f32>,
     /// One head's keys, transposed `[head_dim, keys]`.

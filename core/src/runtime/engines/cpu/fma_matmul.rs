@@ -48,17 +48,8 @@ pub(super) unsafe fn matmul(
     let mut row = 0;
     while row < m {
         let rows = ROWS.min(m - row);
-        // SAFETY: rows `row..row + rows` of `lhs` and `dst` lie inside them (the caller's
-        // contract), so these offsets stay inside the allocations.
-        let (lhs_rows, dst_rows) = unsafe {
-            (
-                RowMajor {
-                    ptr: lhs.ptr.add(row * lhs.stride),
-                    ..lhs
-                },
-                dst.add(row * dst_stride),
-            )
-        };
+        // SAFETY: rows `row..row + rows` of `lhs` and `dst` lie inside them (the contract).
+        let (lhs_rows, dst_rows) = unsafe { (lhs.from_row(row), dst.add(row * dst_stride)) };
         // SAFETY: as for this function, for `rows` rows.
         unsafe {
             match rows {

@@ -102,6 +102,22 @@ pub(super) struct RowMajor {
     pub stride: usize,
 }
 
+#[allow(dead_code)] // used by the SIMD kernels, which not every target has
+impl RowMajor {
+    /// The operand from its row `row` on.
+    ///
+    /// # Safety
+    /// Row `row` lies inside the operand's allocation.
+    #[inline(always)]
+    pub unsafe fn from_row(self, row: usize) -> Self {
+        Self {
+            // SAFETY: the caller's.
+            ptr: unsafe { self.ptr.add(row * self.stride) },
+            ..self
+        }
+    }
+}
+
 /// What a matrix product's output starts from, before the product is added.
 #[derive(Clone, Copy)]
 pub(crate) enum Start<'a> {

@@ -54,16 +54,8 @@ pub(super) unsafe fn matmul(
     let mut row = 0;
     while row < m {
         let rows = ROWS.min(m - row);
-        // SAFETY: rows `row..row + rows` lie inside `lhs` and `dst` (the contract).
-        let (lhs_rows, dst_rows) = unsafe {
-            (
-                RowMajor {
-                    ptr: lhs.ptr.add(row * lhs.stride),
-                    ..lhs
-                },
-                dst.add(row * dst_stride),
-            )
-        };
+        // SAFETY: rows `row..row + rows` of `lhs` and `dst` lie inside them (the contract).
+        let (lhs_rows, dst_rows) = unsafe { (lhs.from_row(row), dst.add(row * dst_stride)) };
         let panel = Panel {
             k,
             dst: dst_rows,

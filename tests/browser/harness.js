@@ -98,6 +98,7 @@ window.runHarness = async () => {
   rej.columnsNanTimestamp = await rejection(() => r.rerank({ ...cols, timestamps: Float64Array.from(cols.timestamps, (x, i) => (i === 2 ? NaN : x)) }, cands, c.surface));
   rej.columnsKeyTypo = await rejection(() => r.rerank({ ...cols, duration: cols.items }, cands, c.surface));
   rej.columnsBadSurface = await rejection(() => r.rerank({ ...cols, surfaces: c.events.map(() => 'attic') }, cands, c.surface));
+  rej.columnsBadName = await rejection(() => r.rerank({ ...cols, countries: c.events.map((_, i) => (i === 1 ? 7 : 'US')) }, cands, c.surface));
   // A member session (the 12-event case, inside the model's window): append its last three
   // events one at a time; the rerank after the last append equals a stateless rerank of the
   // whole history, after encoding two tokens.

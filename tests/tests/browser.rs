@@ -566,6 +566,7 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("columnsBadItem", "event 3: item 1.5 is not an item id"),
         ("columnsNanTimestamp", "event 2: timestamp NaN"),
         ("columnsBadSurface", "unknown surface \"attic\""),
+        ("columnsBadName", "column countries: entry 1 is not a name"),
         (
             "windowStepZero",
             "windowStep must be a whole number from 1, not 0",

@@ -2,6 +2,7 @@
 //! check them and say what is wrong where.
 
 use encore_core::Event;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::input::{self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, LoadOptions};
@@ -80,10 +81,55 @@ pub fn parse_columns(columns: &JsValue) -> Result<Vec<Event>, String> {
     let items = required("items")?;
     let timestamps = required("timestamps")?;
     let durations = numeric_column(columns, "durations")?;
-    let names: JsColumns = serde_wasm_bindgen::from_value(columns.clone()).map_err(|e| {
-        format!("columns actions, surfaces, countries and devices must be arrays of names: {e}")
-    })?;
+    let names = JsColumns {
+        actions: name_column(columns, "actions")?,
+        surfaces: name_column(columns, "surfaces")?,
+        countries: name_column(columns, "countries")?,
+        devices: name_column(columns, "devices")?,
+    };
     input::columns_to_events(&items, &timestamps, durations.as_deref(), &names)
+}
+
+#[wasm_bindgen(module = "/js/columns.js")]
+extern "C" {
+    /// The entries of `column` joined by `separator`, or `None` when one is not a string or
+    /// contains the separator (see `wasm/js/columns.js`).
+    #[wasm_bindgen(js_name = joinNames)]
+    fn join_names(column: &js_sys::Array, separator: &str) -> Option<String>;
+}
+
+/// What joins a column's names on their way into the module: the ASCII unit separator.
+const NAME_SEPARATOR: char = '\u{1f}';
+
+/// Reads column `name` of `columns` as names: an array of strings (`None` when the column is
+/// absent). The names cross into the module joined in one string; a column whose entries are
+/// not all strings is read entry by entry, to name the bad one.
+fn name_column(columns: &JsValue, name: &str) -> Result<Option<Vec<String>>, String> {
+    let column = js_sys::Reflect::get(columns, &name.into())
+        .map_err(|_| format!("cannot read column {name}"))?;
+    if column.is_undefined() || column.is_null() {
+        return Ok(None);
+    }
+    let array = column
+        .dyn_ref::<js_sys::Array>()
+        .ok_or_else(|| format!("column {name} must be an array of names"))?;
+    if array.length() == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    let mut separator = [0u8; 4];
+    if let Some(joined) = join_names(array, NAME_SEPARATOR.encode_utf8(&mut separator)) {
+        return Ok(Some(joined.split(NAME_SEPARATOR).map(str::to_owned).collect()));
+    }
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            entry
+                .as_string()
+                .ok_or_else(|| format!("column {name}: entry {i} is not a name"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// Parses one event object (`Session.append`); `at` names it in errors.

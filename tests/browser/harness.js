@@ -3,24 +3,12 @@
 // the CPU-only package (no WebGPU backend, no WGSL engine self-check).
 import init, { Reranker, hasWebGpuBackend } from './pkg/encore_wasm.js';
 import * as encore from './pkg/encore_wasm.js';
+import { toColumns } from './columns.mjs';
 
 async function fixture() {
   const bytes = new Uint8Array(await (await fetch('fixture/model.encore')).arrayBuffer());
   const cases = await (await fetch('fixture/cases.json')).json();
   return { bytes, cases };
-}
-
-// The same history as columns (what a page holding typed arrays would pass).
-function toColumns(events) {
-  const cols = {
-    items: Uint32Array.from(events, (e) => e.item),
-    timestamps: Float64Array.from(events, (e) => e.timestamp),
-    durations: Float64Array.from(events, (e) => e.duration ?? 0),
-  };
-  for (const [name, key] of [['actions', 'action'], ['surfaces', 'surface'], ['countries', 'country'], ['devices', 'device']]) {
-    if (events.some((e) => e[key] !== undefined)) cols[name] = events.map((e) => e[key]);
-  }
-  return cols;
 }
 
 async function rejection(f) {

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { toColumns } from './columns.mjs';
 
 const [pkg, fixture, ...flags] = process.argv.slice(2);
 if (!pkg || !fixture) {
@@ -22,19 +23,6 @@ await init({ module_or_path: fs.readFileSync(path.resolve(pkg, 'cpu', 'encore_wa
 const bytes = new Uint8Array(fs.readFileSync(path.join(fixture, 'model.encore')));
 const cases = JSON.parse(fs.readFileSync(path.join(fixture, 'cases.json'), 'utf8'));
 const reranker = await Reranker.load(bytes, 'cpu');
-
-// The same history as columns (as the browser harness builds them).
-function toColumns(events) {
-  const cols = {
-    items: Uint32Array.from(events, (e) => e.item),
-    timestamps: Float64Array.from(events, (e) => e.timestamp),
-    durations: Float64Array.from(events, (e) => e.duration ?? 0),
-  };
-  for (const [name, key] of [['actions', 'action'], ['surfaces', 'surface'], ['countries', 'country'], ['devices', 'device']]) {
-    if (events.some((e) => e[key] !== undefined)) cols[name] = events.map((e) => e[key]);
-  }
-  return cols;
-}
 
 async function meanMs(history, candidates, c) {
   for (let i = 0; i < 50; i++) await reranker.rerank(history, candidates, c.surface, c.options);

@@ -118,7 +118,9 @@ fn name_column(columns: &JsValue, name: &str) -> Result<Option<Vec<String>>, Str
     }
     let mut separator = [0u8; 4];
     if let Some(joined) = join_names(array, NAME_SEPARATOR.encode_utf8(&mut separator)) {
-        return Ok(Some(joined.split(NAME_SEPARATOR).map(str::to_owned).collect()));
+        return Ok(Some(
+            joined.split(NAME_SEPARATOR).map(str::to_owned).collect(),
+        ));
     }
     array
         .iter()

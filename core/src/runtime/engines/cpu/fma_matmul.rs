@@ -89,7 +89,16 @@ unsafe fn panel<const R: usize>(
                 tile::<R, 2>(k, dst.add(col), dst_stride, start, lhs, rhs, col, LANES);
                 col += 2 * LANES;
             } else if left > LANES {
-                tile::<R, 2>(k, dst.add(col), dst_stride, start, lhs, rhs, col, left - LANES);
+                tile::<R, 2>(
+                    k,
+                    dst.add(col),
+                    dst_stride,
+                    start,
+                    lhs,
+                    rhs,
+                    col,
+                    left - LANES,
+                );
                 col = n;
             } else if left > LANES / 2 {
                 tile::<R, 1>(k, dst.add(col), dst_stride, start, lhs, rhs, col, left);
@@ -179,7 +188,6 @@ unsafe fn tile<const R: usize, const V: usize>(
         }
     }
 }
-
 
 /// The last 1 to 4 columns of `R` rows, at column `col`, in 128-bit registers: a full-width
 /// tile would spend at least half its lanes on nothing.

@@ -25,8 +25,7 @@ pub(crate) trait Vectorised {
 #[inline]
 pub(crate) fn run_vectorised<V: Vectorised>(work: V) -> V::Output {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the processor has AVX2 and FMA, checked just above.
         return unsafe { run_avx2(work) };
     }
@@ -332,7 +331,13 @@ fn exp<const FUSED: bool>(x: f32) -> f32 {
     let n = shifted - ROUND;
     let r = mul_add::<FUSED>(n, 2.121_944_4e-4, mul_add::<FUSED>(n, -0.693_359_4, x));
     let mut p = 1.987_569_1e-4;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
         p = mul_add::<FUSED>(p, r, c);
     }
     let p = mul_add::<FUSED>(p, r * r, r + 1.0);
@@ -410,7 +415,10 @@ mod tests {
         let want: Vec<f32> = {
             let e: Vec<f64> = row[..19].iter().map(|&v| (v as f64 * 0.8).exp()).collect();
             let total: f64 = e.iter().sum();
-            e.iter().map(|v| (v / total) as f32).chain([0.0, 0.0]).collect()
+            e.iter()
+                .map(|v| (v / total) as f32)
+                .chain([0.0, 0.0])
+                .collect()
         };
         softmax_prefix(&mut row, 19, 0.8);
         assert!(max_diff(&row, &want) < 1e-6, "{row:?}");
@@ -506,9 +514,18 @@ mod tests {
                     .collect();
                 let mean = x.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
                 let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len as f64;
-                for (m, v) in [mean_and_variance::<false>(&x), mean_and_variance::<true>(&x)] {
-                    assert!((m as f64 - mean).abs() < 1e-4, "offset {offset}, {len}: mean {m}");
-                    assert!((v as f64 - var).abs() < 1e-5, "offset {offset}, {len}: var {v} vs {var}");
+                for (m, v) in [
+                    mean_and_variance::<false>(&x),
+                    mean_and_variance::<true>(&x),
+                ] {
+                    assert!(
+                        (m as f64 - mean).abs() < 1e-4,
+                        "offset {offset}, {len}: mean {m}"
+                    );
+                    assert!(
+                        (v as f64 - var).abs() < 1e-5,
+                        "offset {offset}, {len}: var {v} vs {var}"
+                    );
                 }
             }
         }

@@ -12,10 +12,10 @@
 mod cache;
 #[cfg(target_arch = "x86_64")]
 mod fma_matmul;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd128_matmul;
 pub(crate) mod math;
 mod ranker;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_matmul;
 mod workspace;
 
 pub use cache::CpuKvCache;
@@ -421,7 +421,16 @@ pub(crate) fn linear(l: &LinearWeights, x: &[f32], m: usize, y: &mut [f32]) {
         return;
     }
     let rhs = Strided::rows(&l.weight, n);
-    matmul(m, n, k, y, n, Start::Bias(&l.bias), Strided::rows(x, k), rhs);
+    matmul(
+        m,
+        n,
+        k,
+        y,
+        n,
+        Start::Bias(&l.bias),
+        Strided::rows(x, k),
+        rhs,
+    );
 }
 
 /// `y = (x − mean) / sqrt(var + ε) · γ + β` (population variance, as burn's op).

@@ -137,7 +137,17 @@ impl Panel<'_> {
             stride: LANES,
         };
         // SAFETY: `out` holds R rows of 4; `padded` is `[k, 4]`.
-        unsafe { tile::<R, 1>(self.k, out.as_mut_ptr().cast(), LANES, start, self.lhs, rhs, 0) };
+        unsafe {
+            tile::<R, 1>(
+                self.k,
+                out.as_mut_ptr().cast(),
+                LANES,
+                start,
+                self.lhs,
+                rhs,
+                0,
+            )
+        };
         for (r, row) in out.iter().enumerate() {
             for (c, v) in row[..self.tail].iter().enumerate() {
                 // SAFETY: as above.

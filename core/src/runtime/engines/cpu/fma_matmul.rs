@@ -7,7 +7,7 @@
 //! 200): gemm's packing and blocking cost more there than they save, and its column tiles fit
 //! a width of 50 poorly. Columns past the last full vector are read and written through masks.
 
-use super::math::{RowMajor, Start};
+use super::math::{Start, Strided};
 use std::arch::x86_64::{
     __m128i, __m256, __m256i, _mm_fmadd_ps, _mm_maskload_ps, _mm_maskstore_ps, _mm_set1_ps,
     _mm_setr_epi32, _mm_setzero_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
@@ -42,8 +42,8 @@ pub(super) unsafe fn matmul(
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'_>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
 ) {
     let mut row = 0;
     while row < m {
@@ -76,8 +76,8 @@ unsafe fn panel<const R: usize>(
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'_>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
 ) {
     let mut col = 0;
     while col < n {
@@ -129,8 +129,8 @@ unsafe fn tile<const R: usize, const V: usize>(
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'_>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
     col: usize,
     last: usize,
 ) {
@@ -163,15 +163,16 @@ unsafe fn tile<const R: usize, const V: usize>(
             acc = [b; R];
         }
     }
-    let b_col = unsafe { rhs.ptr.add(col) };
+    let b_col = unsafe { rhs.values.as_ptr().add(col) };
     for p in 0..k {
-        let b_row = unsafe { b_col.add(p * rhs.stride) };
+        let b_row = unsafe { b_col.add(p * rhs.row_stride) };
         let mut b: [__m256; V] = [_mm256_setzero_ps(); V];
         for (v, bv) in b.iter_mut().enumerate() {
             *bv = load(unsafe { b_row.add(v * LANES) }, v);
         }
         for (r, row) in acc.iter_mut().enumerate() {
-            let a = _mm256_broadcast_ss(unsafe { &*lhs.ptr.add(r * lhs.stride + p) });
+            let a =
+                _mm256_broadcast_ss(unsafe { &*lhs.values.as_ptr().add(r * lhs.row_stride + p) });
             for (a_v, bv) in row.iter_mut().zip(&b) {
                 *a_v = _mm256_fmadd_ps(a, *bv, *a_v);
             }
@@ -199,8 +200,8 @@ unsafe fn narrow_tile<const R: usize>(
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'_>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
     col: usize,
     columns: usize,
 ) {
@@ -220,11 +221,11 @@ unsafe fn narrow_tile<const R: usize>(
         }
         Start::Bias(bias) => acc = [load(unsafe { bias.as_ptr().add(col) }); R],
     }
-    let b_col = unsafe { rhs.ptr.add(col) };
+    let b_col = unsafe { rhs.values.as_ptr().add(col) };
     for p in 0..k {
-        let b = load(unsafe { b_col.add(p * rhs.stride) });
+        let b = load(unsafe { b_col.add(p * rhs.row_stride) });
         for (r, a) in acc.iter_mut().enumerate() {
-            let x = _mm_set1_ps(unsafe { *lhs.ptr.add(r * lhs.stride + p) });
+            let x = _mm_set1_ps(unsafe { *lhs.values.as_ptr().add(r * lhs.row_stride + p) });
             *a = _mm_fmadd_ps(x, b, *a);
         }
     }

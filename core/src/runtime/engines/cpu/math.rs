@@ -74,8 +74,10 @@ pub(crate) fn dot<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
 /// A read-only row-major matrix operand: its values and the stride between rows.
 #[derive(Clone, Copy)]
 pub(crate) struct Strided<'a> {
-    values: &'a [f32],
-    row_stride: usize,
+    /// The values, the first element first.
+    pub(super) values: &'a [f32],
+    /// Elements between rows.
+    pub(super) row_stride: usize,
 }
 
 impl<'a> Strided<'a> {
@@ -84,36 +86,23 @@ impl<'a> Strided<'a> {
         Self { values, row_stride }
     }
 
+    /// The operand from its row `row` on.
+    ///
+    /// # Panics
+    /// If row `row` starts past the values.
+    #[allow(dead_code)] // used by the SIMD kernels, which not every target has
+    #[inline(always)]
+    pub(super) fn from_row(self, row: usize) -> Self {
+        Self {
+            values: &self.values[row * self.row_stride..],
+            ..self
+        }
+    }
+
     /// Asserts that an `r × c` matrix fits in the values.
     fn check(&self, r: usize, c: usize) {
         let last = (r - 1) * self.row_stride + (c - 1);
         assert!(last < self.values.len(), "matrix operand out of bounds");
-    }
-}
-
-/// A row-major operand as the SIMD kernels read it: element `(r, c)` at `ptr + r · stride + c`.
-#[derive(Clone, Copy)]
-#[allow(dead_code)] // read by the SIMD kernels, which not every target has
-pub(super) struct RowMajor {
-    /// The first element.
-    pub ptr: *const f32,
-    /// Elements between rows.
-    pub stride: usize,
-}
-
-#[allow(dead_code)] // used by the SIMD kernels, which not every target has
-impl RowMajor {
-    /// The operand from its row `row` on.
-    ///
-    /// # Safety
-    /// Row `row` lies inside the operand's allocation.
-    #[inline(always)]
-    pub unsafe fn from_row(self, row: usize) -> Self {
-        Self {
-            // SAFETY: the caller's.
-            ptr: unsafe { self.ptr.add(row * self.stride) },
-            ..self
-        }
     }
 }
 
@@ -212,14 +201,8 @@ unsafe fn simd_kernel(
     lhs: Strided<'_>,
     rhs: Strided<'_>,
 ) -> bool {
-    #[allow(unused)]
-    let operand = |s: Strided<'_>| RowMajor {
-        ptr: s.values.as_ptr(),
-        stride: s.row_stride,
-    };
     #[cfg(target_arch = "x86_64")]
     if super::fma_matmul::available() {
-        let (lhs, rhs) = (operand(lhs), operand(rhs));
         // SAFETY: the processor has AVX2 and FMA (checked just above); the rest is this
         // function's contract.
         unsafe { super::fma_matmul::matmul(m, n, k, dst, dst_stride, start, lhs, rhs) };
@@ -227,7 +210,6 @@ unsafe fn simd_kernel(
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        let (lhs, rhs) = (operand(lhs), operand(rhs));
         // SAFETY: this function's contract.
         unsafe { super::simd128_matmul::matmul(m, n, k, dst, dst_stride, start, lhs, rhs) };
         return true;

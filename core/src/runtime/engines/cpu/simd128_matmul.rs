@@ -8,7 +8,7 @@
 
 use std::arch::wasm32::{f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128_store};
 
-use super::math::{RowMajor, Start};
+use super::math::{Start, Strided};
 
 /// Rows of the output computed together.
 const ROWS: usize = 6;
@@ -29,8 +29,8 @@ pub(super) unsafe fn matmul(
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'_>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
 ) {
     let vectors = n / LANES * LANES;
     let tail = n - vectors;
@@ -40,7 +40,7 @@ pub(super) unsafe fn matmul(
         for (p, row) in padded.chunks_exact_mut(LANES).enumerate() {
             for (c, v) in row[..tail].iter_mut().enumerate() {
                 // SAFETY: column `vectors + c` < n of row p < k of `rhs`.
-                *v = unsafe { *rhs.ptr.add(p * rhs.stride + vectors + c) };
+                *v = unsafe { *rhs.values.as_ptr().add(p * rhs.row_stride + vectors + c) };
             }
         }
         let mut bias = [0f32; LANES];
@@ -89,8 +89,8 @@ struct Panel<'a> {
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'a>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'a>,
+    rhs: Strided<'a>,
     /// Columns in whole vectors.
     vectors: usize,
     /// Columns after them (0 to 3).
@@ -132,10 +132,7 @@ impl Panel<'_> {
             Start::Bias(_) => Start::Bias(self.padded_bias),
             other => other,
         };
-        let rhs = RowMajor {
-            ptr: self.padded.as_ptr(),
-            stride: LANES,
-        };
+        let rhs = Strided::rows(self.padded, LANES);
         // SAFETY: `out` holds R rows of 4; `padded` is `[k, 4]`.
         unsafe {
             tile::<R, 1>(
@@ -188,8 +185,8 @@ unsafe fn tile<const R: usize, const V: usize>(
     dst: *mut f32,
     dst_stride: usize,
     start: Start<'_>,
-    lhs: RowMajor,
-    rhs: RowMajor,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
     col: usize,
 ) {
     // SAFETY (every block below): the caller's contract.
@@ -212,15 +209,15 @@ unsafe fn tile<const R: usize, const V: usize>(
             acc = [b; R];
         }
     }
-    let b_col = unsafe { rhs.ptr.add(col) };
+    let b_col = unsafe { rhs.values.as_ptr().add(col) };
     for p in 0..k {
-        let b_row = unsafe { b_col.add(p * rhs.stride) };
+        let b_row = unsafe { b_col.add(p * rhs.row_stride) };
         let mut b = [f32x4_splat(0.0); V];
         for (v, bv) in b.iter_mut().enumerate() {
             *bv = load(unsafe { b_row.add(v * LANES) });
         }
         for (r, row) in acc.iter_mut().enumerate() {
-            let a = f32x4_splat(unsafe { *lhs.ptr.add(r * lhs.stride + p) });
+            let a = f32x4_splat(unsafe { *lhs.values.as_ptr().add(r * lhs.row_stride + p) });
             for (a_v, bv) in row.iter_mut().zip(&b) {
                 *a_v = f32x4_add(*a_v, f32x4_mul(a, *bv));
             }

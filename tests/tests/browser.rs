@@ -567,6 +567,9 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("columnsNanTimestamp", "event 2: timestamp NaN"),
         ("columnsBadSurface", "unknown surface \"attic\""),
         ("columnsBadName", "column countries: entry 1 is not a name"),
+        ("objectsBadItem", "event 3 must be an {item, timestamp, ...} object"),
+        ("objectsBadName", "event 2 must be an {item, timestamp, ...} object"),
+        ("objectsNotAnEvent", "event 1 must be an {item, timestamp, ...} object"),
         (
             "windowStepZero",
             "windowStep must be a whole number from 1, not 0",
@@ -600,6 +603,11 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
     let columns = &out["columns"];
     assert_eq!(columns["columns"], columns["objects"], "columnar history");
     assert_eq!(columns["session"], columns["objects"], "columnar session");
+    assert_eq!(
+        columns["bareNames"], columns["speltNames"],
+        "absent names as their defaults"
+    );
+    assert!(columns["bareNames"].as_array().is_some_and(|a| !a.is_empty()));
     assert_eq!(
         columns["plainArraysLength"].as_u64(),
         Some(cases[cases.len() - 1].candidates.len() as u64)

@@ -5,7 +5,7 @@ use encore_core::Event;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::input::{self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, LoadOptions};
+use crate::input::{self, EVENT_KEYS, JsColumns, JsEvent, JsLoadOptions, LoadOptions, NameColumn};
 
 /// Refuses an object with a key outside `known`, naming the key and `what` (the object):
 /// serde reads only the fields it knows (serde_wasm_bindgen ignores `deny_unknown_fields`), so
@@ -26,22 +26,35 @@ fn known_keys_only(value: &JsValue, what: &str, known: &[&str]) -> Result<(), St
 /// Parses the `events` argument of `rerank` and `session`: an array of event objects, or the
 /// same history as columns (see [`parse_columns`]).
 pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
-    if !js_sys::Array::is_array(&value) && value.is_object() {
-        return parse_columns(&value);
-    }
+    let Some(array) = value.dyn_ref::<js_sys::Array>() else {
+        if value.is_object() {
+            return parse_columns(&value);
+        }
+        return Err(format!(
+            "events must be an array of {{item, timestamp, ...}} objects or {{items, timestamps, ...}} columns, not a {}",
+            value.js_typeof().as_string().unwrap_or_default()
+        ));
+    };
     // Only the first event's keys are checked: enumerating every event's keys would cost more
     // than the rest of the conversion, and the events of one history are built by one piece
     // of code, so a misspelt key shows in the first.
-    if let Some(array) = value.dyn_ref::<js_sys::Array>()
-        && array.length() > 0
-    {
+    if array.length() > 0 {
         known_keys_only(&array.get(0), "event 0", EVENT_KEYS)?;
     }
-    let raw: Vec<JsEvent> = serde_wasm_bindgen::from_value(value)
-        .map_err(|e| format!("events must be an array of {{item, timestamp, ...}} objects: {e}"))?;
-    raw.into_iter()
+    // Events whose fields have the types the columns carry cross as columns, the fast way in;
+    // anything else is read object by object, which names the event and what is wrong.
+    if let Some(columns) = event_columns(array) {
+        return parse_columns(&columns);
+    }
+    array
+        .iter()
         .enumerate()
-        .map(|(i, e)| input::to_event(e).map_err(|m| format!("event {i}: {m}")))
+        .map(|(i, event)| {
+            let raw: JsEvent = serde_wasm_bindgen::from_value(event).map_err(|e| {
+                format!("event {i} must be an {{item, timestamp, ...}} object: {e}")
+            })?;
+            input::to_event(raw).map_err(|m| format!("event {i}: {m}"))
+        })
         .collect()
 }
 
@@ -92,19 +105,25 @@ pub fn parse_columns(columns: &JsValue) -> Result<Vec<Event>, String> {
 
 #[wasm_bindgen(module = "/js/columns.js")]
 extern "C" {
-    /// The entries of `column` joined by `separator`, or `None` when one is not a string or
+    /// Writes into `codes` the position of each entry of `column` among its distinct names and
+    /// returns those names joined by `separator`; `None` when an entry is not a string or
     /// contains the separator (see `wasm/js/columns.js`).
-    #[wasm_bindgen(js_name = joinNames)]
-    fn join_names(column: &js_sys::Array, separator: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = codeNames)]
+    fn code_names(column: &js_sys::Array, separator: &str, codes: &mut [u32]) -> Option<String>;
+
+    /// An array of event objects as a columnar history, or `None` when an event has a field of
+    /// a type the columns cannot carry as the object would (see `wasm/js/columns.js`).
+    #[wasm_bindgen(js_name = eventColumns)]
+    fn event_columns(events: &js_sys::Array) -> Option<js_sys::Object>;
 }
 
-/// What joins a column's names on their way into the module: the ASCII unit separator.
+/// What joins a column's distinct names on their way into the module: the ASCII unit separator.
 const NAME_SEPARATOR: char = '\u{1f}';
 
 /// Reads column `name` of `columns` as names: an array of strings (`None` when the column is
-/// absent). The names cross into the module joined in one string; a column whose entries are
-/// not all strings is read entry by entry, to name the bad one.
-fn name_column(columns: &JsValue, name: &str) -> Result<Option<Vec<String>>, String> {
+/// absent). The names cross into the module as codes and the distinct names; a column whose
+/// entries are not all strings is read entry by entry, to name the bad one.
+fn name_column(columns: &JsValue, name: &str) -> Result<Option<NameColumn>, String> {
     let column = js_sys::Reflect::get(columns, &name.into())
         .map_err(|_| format!("cannot read column {name}"))?;
     if column.is_undefined() || column.is_null() {
@@ -113,14 +132,16 @@ fn name_column(columns: &JsValue, name: &str) -> Result<Option<Vec<String>>, Str
     let array = column
         .dyn_ref::<js_sys::Array>()
         .ok_or_else(|| format!("column {name} must be an array of names"))?;
-    if array.length() == 0 {
-        return Ok(Some(Vec::new()));
-    }
+    let mut codes = vec![0u32; array.length() as usize];
     let mut separator = [0u8; 4];
-    if let Some(joined) = join_names(array, NAME_SEPARATOR.encode_utf8(&mut separator)) {
-        return Ok(Some(
-            joined.split(NAME_SEPARATOR).map(str::to_owned).collect(),
-        ));
+    if let Some(joined) = code_names(array, NAME_SEPARATOR.encode_utf8(&mut separator), &mut codes)
+    {
+        let names = if codes.is_empty() {
+            Vec::new()
+        } else {
+            joined.split(NAME_SEPARATOR).map(str::to_owned).collect()
+        };
+        return Ok(Some(NameColumn { names, codes }));
     }
     array
         .iter()
@@ -130,8 +151,8 @@ fn name_column(columns: &JsValue, name: &str) -> Result<Option<Vec<String>>, Str
                 .as_string()
                 .ok_or_else(|| format!("column {name}: entry {i} is not a name"))
         })
-        .collect::<Result<_, _>>()
-        .map(Some)
+        .collect::<Result<Vec<_>, _>>()
+        .map(|entries| Some(NameColumn::from(entries)))
 }
 
 /// Parses one event object (`Session.append`); `at` names it in errors.

@@ -57,21 +57,77 @@ pub const COLUMN_KEYS: &[&str] = &[
     "devices",
 ];
 
+/// One string column of a columnar history: its distinct names, and for each event the position
+/// of its name among them. A history's few distinct names are checked once each, and no string
+/// is made per event.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(from = "Vec<String>")]
+pub struct NameColumn {
+    /// The distinct names, in order of first use.
+    pub names: Vec<String>,
+    /// Per event (oldest first): the position of its name in `names`.
+    pub codes: Vec<u32>,
+}
+
+impl From<Vec<String>> for NameColumn {
+    /// The column of `entries`, one per event.
+    fn from(entries: Vec<String>) -> Self {
+        let mut column = NameColumn::default();
+        for entry in entries {
+            let code = match column.names.iter().position(|n| *n == entry) {
+                Some(code) => code,
+                None => {
+                    column.names.push(entry);
+                    column.names.len() - 1
+                }
+            };
+            column.codes.push(code as u32);
+        }
+        column
+    }
+}
+
+impl NameColumn {
+    /// Reads each distinct name once with `read`: the values (or refusals) by name position.
+    fn read<T>(&self, read: impl Fn(&str) -> Result<T, String>) -> Vec<Result<T, String>> {
+        self.names.iter().map(|n| read(n)).collect()
+    }
+
+    /// The read value of event `i`'s name, from `read`'s output; a code past the names is
+    /// refused, naming the column (`what`) and the entry.
+    fn at<'a, T>(
+        &self,
+        values: &'a [Result<T, String>],
+        i: usize,
+        what: &str,
+    ) -> Result<&'a T, String> {
+        let code = self.codes[i];
+        match values.get(code as usize) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(m)) => Err(m.clone()),
+            None => Err(format!(
+                "column {what}: entry {i} refers to name {code} of {}",
+                values.len()
+            )),
+        }
+    }
+}
+
 /// The optional string columns of a columnar history.
 #[derive(Debug, Default, Deserialize)]
 pub struct JsColumns {
     /// Action names.
     #[serde(default)]
-    pub actions: Option<Vec<String>>,
+    pub actions: Option<NameColumn>,
     /// Surface names.
     #[serde(default)]
-    pub surfaces: Option<Vec<String>>,
+    pub surfaces: Option<NameColumn>,
     /// Country codes.
     #[serde(default)]
-    pub countries: Option<Vec<String>>,
+    pub countries: Option<NameColumn>,
     /// Device names.
     #[serde(default)]
-    pub devices: Option<Vec<String>>,
+    pub devices: Option<NameColumn>,
 }
 
 /// The optional request fields.
@@ -263,39 +319,59 @@ pub fn item_id(v: f64) -> Result<u32, String> {
     }
 }
 
-/// One event (its position is the caller's to add to a message).
-pub fn to_event(e: JsEvent) -> Result<Event, String> {
+/// An event's duration: a finite number of seconds (0 when absent).
+fn duration(d: Option<f64>) -> Result<f32, String> {
     // Durations are kept as 32-bit floats: a finite number past f32's range (1e96) is as
     // unusable as an infinite one.
-    let duration = e.duration.unwrap_or(0.0) as f32;
-    if !duration.is_finite() {
-        return Err("duration is not a finite number (at most 3.4e38)".into());
+    let duration = d.unwrap_or(0.0) as f32;
+    if duration.is_finite() {
+        Ok(duration)
+    } else {
+        Err("duration is not a finite number (at most 3.4e38)".into())
     }
+}
+
+/// An action name.
+fn action(name: &str) -> Result<Action, String> {
+    Action::from_name(name)
+        .ok_or_else(|| format!("unknown action {name:?} (play, trailer, add_to_list)"))
+}
+
+/// A surface name.
+fn surface(name: &str) -> Result<Surface, String> {
+    Surface::from_name(name).ok_or_else(|| format!("unknown surface {name:?}"))
+}
+
+/// One event (its position is the caller's to add to a message).
+pub fn to_event(e: JsEvent) -> Result<Event, String> {
+    let duration_s = duration(e.duration)?;
     Ok(Event {
         rating: None,
         member: 0,
         item: e.item,
         timestamp: timestamp(e.timestamp)?,
-        action: match e.action.as_deref() {
-            None => Action::Play,
-            Some(a) => Action::from_name(a)
-                .ok_or_else(|| format!("unknown action {a:?} (play, trailer, add_to_list)"))?,
-        },
-        duration_s: duration,
-        surface: match e.surface.as_deref() {
-            None => Surface::Home,
-            Some(s) => Surface::from_name(s).ok_or_else(|| format!("unknown surface {s:?}"))?,
-        },
+        action: e.action.as_deref().map_or(Ok(Action::Play), action)?,
+        duration_s,
+        surface: e.surface.as_deref().map_or(Ok(Surface::Home), surface)?,
         country: e.country.unwrap_or_else(|| "??".into()),
-        device: match e.device.as_deref() {
-            None => DeviceType::Web,
-            Some(d) => device(d)?,
-        },
+        device: e.device.as_deref().map_or(Ok(DeviceType::Web), device)?,
     })
 }
 
+/// A name column with each distinct name read ([`NameColumn::read`]).
+type ReadColumn<'a, T> = Option<(&'a NameColumn, Vec<Result<T, String>>)>;
+
+/// Event `i`'s value in `column` (`absent` when the history has no such column).
+fn value<T: Copy>(column: &ReadColumn<'_, T>, i: usize, what: &str, absent: T) -> Result<T, String> {
+    match column {
+        Some((c, values)) => c.at(values, i, what).copied(),
+        None => Ok(absent),
+    }
+}
+
 /// A history given as columns (`items` and `timestamps` as numbers, `durations` as numbers
-/// when given, the names in `names`): every column as long as `items`, each event checked.
+/// when given, the names in `names`): every column as long as `items`, each event checked; the
+/// first event with a fault is named, with the fault an event object would get.
 pub fn columns_to_events(
     items: &[f64],
     timestamps: &[f64],
@@ -307,27 +383,52 @@ pub fn columns_to_events(
         Some(len) if len != n => Err(format!("column {name} has {len} entries, items has {n}")),
         _ => Ok(()),
     };
+    let codes = |c: &Option<NameColumn>| c.as_ref().map(|c| c.codes.len());
     check("timestamps", Some(timestamps.len()))?;
     check("durations", durations.map(<[f64]>::len))?;
-    check("actions", names.actions.as_ref().map(Vec::len))?;
-    check("surfaces", names.surfaces.as_ref().map(Vec::len))?;
-    check("countries", names.countries.as_ref().map(Vec::len))?;
-    check("devices", names.devices.as_ref().map(Vec::len))?;
-    let name_at = |column: &Option<Vec<String>>, i: usize| column.as_ref().map(|c| c[i].clone());
+    check("actions", codes(&names.actions))?;
+    check("surfaces", codes(&names.surfaces))?;
+    check("countries", codes(&names.countries))?;
+    check("devices", codes(&names.devices))?;
+    // Each column's distinct names are read once; every event then looks its value up, so a
+    // refused name is reported at the first event that has it, in the order an event object's
+    // fields are checked.
+    let actions: ReadColumn<Action> = names.actions.as_ref().map(|c| (c, c.read(action)));
+    let surfaces: ReadColumn<Surface> = names.surfaces.as_ref().map(|c| (c, c.read(surface)));
+    let devices: ReadColumn<DeviceType> = names.devices.as_ref().map(|c| (c, c.read(device)));
+    let countries: ReadColumn<String> =
+        names.countries.as_ref().map(|c| (c, c.read(|n| Ok(n.to_owned()))));
     (0..n)
         .map(|i| {
+            let at = |m: String| {
+                if m.starts_with("column ") {
+                    m
+                } else {
+                    format!("event {i}: {m}")
+                }
+            };
             let item = item_id(items[i])
                 .map_err(|_| format!("event {i}: item {} is not an item id", items[i]))?;
-            to_event(JsEvent {
+            let timestamp = timestamp(timestamps[i]).map_err(at)?;
+            let action = value(&actions, i, "actions", Action::Play).map_err(at)?;
+            let duration_s = duration(durations.map(|d| d[i])).map_err(at)?;
+            let surface = value(&surfaces, i, "surfaces", Surface::Home).map_err(at)?;
+            let country = match &countries {
+                Some((c, values)) => c.at(values, i, "countries").map_err(at)?.clone(),
+                None => "??".into(),
+            };
+            let device = value(&devices, i, "devices", DeviceType::Web).map_err(at)?;
+            Ok(Event {
+                rating: None,
+                member: 0,
                 item,
-                timestamp: timestamps[i],
-                action: name_at(&names.actions, i),
-                duration: durations.map(|d| d[i]),
-                surface: name_at(&names.surfaces, i),
-                country: name_at(&names.countries, i),
-                device: name_at(&names.devices, i),
+                timestamp,
+                action,
+                duration_s,
+                surface,
+                country,
+                device,
             })
-            .map_err(|m| format!("event {i}: {m}"))
         })
         .collect()
 }
@@ -446,6 +547,145 @@ mod tests {
             country: None,
             device: None,
         })
+    }
+
+    fn names(entries: &[&str]) -> Option<NameColumn> {
+        Some(NameColumn::from(
+            entries.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn a_name_column_codes_each_entry_by_its_distinct_name() {
+        let column = names(&["home", "search", "home", "", "search"]).unwrap();
+        assert_eq!(column.names, ["home", "search", ""]);
+        assert_eq!(column.codes, [0, 1, 0, 2, 1]);
+        assert_eq!(NameColumn::from(Vec::new()), NameColumn::default());
+    }
+
+    #[test]
+    fn columns_give_the_events_their_objects_give() {
+        let items = [3.0, 9.0, 3.0, 12.0];
+        let timestamps = [1.0e9, 1.1e9, 1.2e9, 1.3e9];
+        let durations = [60.0, 0.0, 5.5, 1e3];
+        let actions = ["play", "trailer", "add_to_list", "play"];
+        let surfaces = ["home", "search", "kids", "search"];
+        let countries = ["US", "DE", "US", "ZZZ"];
+        let devices = ["tv", "web", "mobile", "tv"];
+        let columns = JsColumns {
+            actions: names(&actions),
+            surfaces: names(&surfaces),
+            countries: names(&countries),
+            devices: names(&devices),
+        };
+        let got = columns_to_events(&items, &timestamps, Some(&durations), &columns).unwrap();
+        let want: Vec<Event> = (0..4)
+            .map(|i| {
+                to_event(JsEvent {
+                    item: items[i] as u32,
+                    timestamp: timestamps[i],
+                    action: Some(actions[i].into()),
+                    duration: Some(durations[i]),
+                    surface: Some(surfaces[i].into()),
+                    country: Some(countries[i].into()),
+                    device: Some(devices[i].into()),
+                })
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(got, want);
+        // Absent columns take the defaults of absent fields.
+        let bare = columns_to_events(&items, &timestamps, None, &JsColumns::default()).unwrap();
+        for (e, w) in bare.iter().zip(&want) {
+            let default = to_event(JsEvent {
+                item: w.item,
+                timestamp: w.timestamp as f64,
+                action: None,
+                duration: None,
+                surface: None,
+                country: None,
+                device: None,
+            })
+            .unwrap();
+            assert_eq!(*e, default);
+            assert_eq!((e.country.as_str(), e.surface), ("??", Surface::Home));
+        }
+    }
+
+    #[test]
+    fn a_columnar_fault_is_named_at_its_first_event_in_field_order() {
+        let items = [3.0, 9.0, 3.0];
+        let at = |timestamps: [f64; 3], columns: JsColumns| {
+            columns_to_events(&items, &timestamps, None, &columns).unwrap_err()
+        };
+        let good = [1.0e9, 1.1e9, 1.2e9];
+        // An unknown name is reported at the first event that has it, even when another
+        // event shares it.
+        let surfaces = || names(&["home", "attic", "attic"]);
+        let m = at(
+            good,
+            JsColumns {
+                surfaces: surfaces(),
+                ..JsColumns::default()
+            },
+        );
+        assert_eq!(m, "event 1: unknown surface \"attic\"");
+        // An earlier event's bad timestamp comes first.
+        let m = at(
+            [1.0e9, f64::NAN, 1.2e9],
+            JsColumns {
+                surfaces: names(&["home", "home", "attic"]),
+                ..JsColumns::default()
+            },
+        );
+        assert_eq!(m, "event 1: timestamp NaN is not a finite number of seconds");
+        // Within one event, the timestamp before the action, the action before the surface.
+        let m = at(
+            [1.0e9, f64::NAN, 1.2e9],
+            JsColumns {
+                actions: names(&["play", "jump", "play"]),
+                ..JsColumns::default()
+            },
+        );
+        assert!(m.starts_with("event 1: timestamp NaN"), "{m}");
+        let m = at(
+            good,
+            JsColumns {
+                actions: names(&["play", "jump", "play"]),
+                surfaces: surfaces(),
+                ..JsColumns::default()
+            },
+        );
+        assert!(m.starts_with("event 1: unknown action \"jump\""), "{m}");
+        let m = at(
+            good,
+            JsColumns {
+                devices: names(&["tv", "tv", "fridge"]),
+                ..JsColumns::default()
+            },
+        );
+        assert!(m.starts_with("event 2: unknown device \"fridge\""), "{m}");
+        // A code past the column's names (the JavaScript side's fault) is refused by entry.
+        let m = at(
+            good,
+            JsColumns {
+                countries: Some(NameColumn {
+                    names: vec!["US".into()],
+                    codes: vec![0, 1, 0],
+                }),
+                ..JsColumns::default()
+            },
+        );
+        assert_eq!(m, "column countries: entry 1 refers to name 1 of 1");
+        // A column of another length is refused before any event.
+        let m = at(
+            [1.0e9, f64::NAN, 1.2e9],
+            JsColumns {
+                devices: names(&["tv"]),
+                ..JsColumns::default()
+            },
+        );
+        assert_eq!(m, "column devices has 1 entries, items has 3");
     }
 
     #[test]

@@ -26,50 +26,55 @@ export function codeNames(column, separator, codes) {
   return names.join(separator);
 }
 
-// The defaults an event object's absent (or null) name fields take in the module.
-const DEFAULT_NAMES = { action: 'play', surface: 'home', country: '??', device: 'web' };
-const NAME_COLUMNS = { action: 'actions', surface: 'surfaces', country: 'countries', device: 'devices' };
-
 /**
  * An array of event objects as columns (`{items, timestamps, durations?, actions?, surfaces?,
  * countries?, devices?}`, the form the module reads fastest), or `undefined` when an event is
  * not a plain object or a field has a type the columns cannot carry as the object would (an
  * item that is not a whole number from 0 to 2^32 − 1, a timestamp or duration that is not a
  * number, a name that is not a string); the module then reads the objects themselves and says
- * what is wrong. Absent and null fields take the module's defaults.
+ * what is wrong. Absent and null fields take the module's defaults (play, home, ??, web).
  */
 export function eventColumns(events) {
   const n = events.length;
   const items = new Float64Array(n);
   const timestamps = new Float64Array(n);
   const columns = { items, timestamps };
-  let durations;
-  const names = {};
+  let durations, actions, surfaces, countries, devices;
+  // A name column is made at its first name, with the default up to there.
+  const column = (key, fallback, i) => (columns[key] = new Array(n).fill(fallback, 0, i));
   for (let i = 0; i < n; i++) {
     const e = events[i];
     if (typeof e !== 'object' || e === null || Array.isArray(e)) return undefined;
-    const { item, timestamp, duration } = e;
+    const { item, timestamp, duration, action, surface, country, device } = e;
     if (typeof item !== 'number' || !Number.isInteger(item) || item < 0 || item > 4294967295) return undefined;
     if (typeof timestamp !== 'number') return undefined;
     items[i] = item;
     timestamps[i] = timestamp;
-    if (duration !== undefined && duration !== null) {
+    if (duration != null) {
       if (typeof duration !== 'number') return undefined;
       if (durations === undefined) durations = columns.durations = new Float64Array(n);
       durations[i] = duration;
     }
-    for (const field in DEFAULT_NAMES) {
-      const name = e[field];
-      if (name === undefined || name === null) {
-        if (names[field] !== undefined) names[field][i] = DEFAULT_NAMES[field];
-        continue;
-      }
-      if (typeof name !== 'string') return undefined;
-      if (names[field] === undefined) {
-        names[field] = columns[NAME_COLUMNS[field]] = new Array(n).fill(DEFAULT_NAMES[field]);
-      }
-      names[field][i] = name;
-    }
+    if (action != null) {
+      if (typeof action !== 'string') return undefined;
+      if (actions === undefined) actions = column('actions', 'play', i);
+      actions[i] = action;
+    } else if (actions !== undefined) actions[i] = 'play';
+    if (surface != null) {
+      if (typeof surface !== 'string') return undefined;
+      if (surfaces === undefined) surfaces = column('surfaces', 'home', i);
+      surfaces[i] = surface;
+    } else if (surfaces !== undefined) surfaces[i] = 'home';
+    if (country != null) {
+      if (typeof country !== 'string') return undefined;
+      if (countries === undefined) countries = column('countries', '??', i);
+      countries[i] = country;
+    } else if (countries !== undefined) countries[i] = '??';
+    if (device != null) {
+      if (typeof device !== 'string') return undefined;
+      if (devices === undefined) devices = column('devices', 'web', i);
+      devices[i] = device;
+    } else if (devices !== undefined) devices[i] = 'web';
   }
   return columns;
 }

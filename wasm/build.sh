@@ -27,6 +27,10 @@ names=(--remove-name-section)
 [ "${ENCORE_WASM_NAMES:-0}" = 1 ] && names=()
 wasm-bindgen --target web "${names[@]}" --out-dir target/wasm-pkg "$target/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
 wasm-bindgen --target web "${names[@]}" --out-dir target/wasm-pkg/cpu "$target/wasm-cpu/wasm32-unknown-unknown/wasm-release/encore_wasm.wasm"
+# The JavaScript the Rust code imports (wasm/js/) goes into the glue module: one request fewer
+# on a page's cold start.
+node wasm/inline-snippets.mjs target/wasm-pkg
+node wasm/inline-snippets.mjs target/wasm-pkg/cpu
 # The hand-written parts: the bundle reader shared with the worker entry, the worker entry
 # (encore-reranker/worker) and its types, the package's README.
 cp wasm/package.json wasm/README.md wasm/js/bundle.js wasm/js/worker.js wasm/js/worker-runtime.js \

@@ -567,9 +567,18 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         ("columnsNanTimestamp", "event 2: timestamp NaN"),
         ("columnsBadSurface", "unknown surface \"attic\""),
         ("columnsBadName", "column countries: entry 1 is not a name"),
-        ("objectsBadItem", "event 3 must be an {item, timestamp, ...} object"),
-        ("objectsBadName", "event 2 must be an {item, timestamp, ...} object"),
-        ("objectsNotAnEvent", "event 1 must be an {item, timestamp, ...} object"),
+        (
+            "objectsBadItem",
+            "event 3 must be an {item, timestamp, ...} object",
+        ),
+        (
+            "objectsBadName",
+            "event 2 must be an {item, timestamp, ...} object",
+        ),
+        (
+            "objectsNotAnEvent",
+            "event 1 must be an {item, timestamp, ...} object",
+        ),
         (
             "windowStepZero",
             "windowStep must be a whole number from 1, not 0",
@@ -607,7 +616,11 @@ fn assert_cpu_page_behaviour(out: &serde_json::Value, fx: &Fixture) {
         columns["bareNames"], columns["speltNames"],
         "absent names as their defaults"
     );
-    assert!(columns["bareNames"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(
+        columns["bareNames"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
     assert_eq!(
         columns["plainArraysLength"].as_u64(),
         Some(cases[cases.len() - 1].candidates.len() as u64)

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use encore_core::weights::{
     FORMAT_VERSION, FoundationModelPart, MAGIC, Manifest, Part, PartKind, Quantization,
     TensorDType, TensorEntry, WeightFile, WeightFileError, expected_tensors, load_model,
-    requantize, save_model,
+    load_serving_within, requantize, save_model,
 };
 use encore_core::{FoundationModelConfig, Reranker};
 
@@ -651,4 +651,128 @@ fn decoded_weights_stay_within_the_callers_limit_and_four_times_the_file() {
             file.len()
         );
     }
+}
+
+/// Every field of two serving descriptions, the layer mix to within float rounding (it is a
+/// softmax computed by burn in one and on the host in the other).
+fn assert_same_serving(
+    a: &encore_core::serving::ServingModel,
+    b: &encore_core::serving::ServingModel,
+    what: &str,
+) {
+    assert_eq!(
+        (a.d_model, a.n_heads, a.max_len, a.n_items, a.epsilon),
+        (b.d_model, b.n_heads, b.max_len, b.n_items, b.epsilon),
+        "{what}: shape"
+    );
+    assert_eq!(a.embedding.table, b.embedding.table, "{what}: token tables");
+    assert_eq!(
+        a.embedding.offsets, b.embedding.offsets,
+        "{what}: table offsets"
+    );
+    assert_eq!(
+        a.embedding.position, b.embedding.position,
+        "{what}: positions"
+    );
+    assert_eq!(
+        a.embedding.input_scale, b.embedding.input_scale,
+        "{what}: input scale"
+    );
+    assert_eq!(a.layers.len(), b.layers.len(), "{what}: layers");
+    for (l, (x, y)) in a.layers.iter().zip(&b.layers).enumerate() {
+        assert_eq!(x.norm_attn, y.norm_attn, "{what}: layer {l} norm_attn");
+        assert_eq!(
+            x.query_key_value, y.query_key_value,
+            "{what}: layer {l} qkv"
+        );
+        assert_eq!(x.output, y.output, "{what}: layer {l} output");
+        assert_eq!(x.norm_ff, y.norm_ff, "{what}: layer {l} norm_ff");
+        assert_eq!(x.ff_in, y.ff_in, "{what}: layer {l} ff_in");
+        assert_eq!(x.ff_out, y.ff_out, "{what}: layer {l} ff_out");
+    }
+    assert_eq!(a.mix.len(), b.mix.len(), "{what}: mix");
+    for (x, y) in a.mix.iter().zip(&b.mix) {
+        assert!(
+            (x - y).abs() <= 1e-7,
+            "{what}: mix {:?} vs {:?}",
+            a.mix,
+            b.mix
+        );
+    }
+    assert_eq!(a.norm, b.norm, "{what}: final norm");
+}
+
+#[test]
+fn the_serving_description_read_from_the_weights_equals_the_loaded_models() {
+    let (_, base) = model_file();
+    for (context_features, scale_embedding) in [(true, true), (false, true), (true, false)] {
+        let config = base
+            .clone()
+            .with_context_features(context_features)
+            .with_scale_embedding(scale_embedding);
+        let mut model = config.init(&Device::flex());
+        // A layer mix that is not one-hot, so that its softmax is exercised.
+        model.layer_mix = burn::module::Param::from_tensor(burn::tensor::Tensor::from_data(
+            burn::tensor::TensorData::new(vec![0.3f32, -1.2, 0.8], [3]),
+            &Device::flex(),
+        ));
+        let ids: Vec<u32> = (100..130).collect();
+        for quantization in [Quantization::F32, Quantization::Int8] {
+            let what =
+                format!("context {context_features}, scale {scale_embedding}, {quantization:?}");
+            let bytes = save_model(&model, &config, &ids, quantization);
+            let loaded = load_model(&bytes, &Device::flex()).unwrap();
+            let from_model = encore_core::serving::ServingModel::from_model(
+                &loaded.model,
+                &loaded.model.token_tables(),
+            );
+            let served = load_serving_within(&bytes, &Device::flex(), u64::MAX).unwrap();
+            assert_eq!(served.config, loaded.config, "{what}");
+            assert_eq!(served.items.ids(), loaded.items.ids(), "{what}");
+            assert_eq!(served.quantization, quantization, "{what}");
+            assert_same_serving(&served.serving, &from_model, &what);
+            // A bad file is refused the same way by both loads.
+            let cut = &bytes[..bytes.len() - 9];
+            assert_eq!(
+                load_serving_within(cut, &Device::flex(), u64::MAX)
+                    .unwrap_err()
+                    .to_string(),
+                err(cut).to_string(),
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_cpu_reranker_from_bytes_answers_the_burn_calls_as_one_from_the_model() {
+    let (bytes, _) = model_file();
+    let loaded = load_model(&bytes, &Device::flex()).unwrap();
+    let from_bytes = Reranker::from_bytes(&bytes, &Device::flex()).unwrap();
+    let from_model = Reranker::new(loaded.model, loaded.config, loaded.items);
+    let history: Vec<_> = [100u32, 105, 111, 105]
+        .iter()
+        .enumerate()
+        .map(|(i, &item)| encore_core::Event::implicit(1, item, 1_000 + i as i64 * 3_600))
+        .collect();
+    let request = encore_core::RerankRequest::on(encore_core::Surface::Home);
+    // The CPU engine's rerank, and the calls that run through burn (the model built from the
+    // weight file on first use by the reranker loaded from bytes).
+    assert_eq!(
+        from_bytes
+            .rerank(&history, &[101, 102, 129], &request)
+            .unwrap(),
+        from_model
+            .rerank(&history, &[101, 102, 129], &request)
+            .unwrap()
+    );
+    let members = [(history.as_slice(), request.clone())];
+    let a = from_bytes.score_catalog(&members).unwrap();
+    let b = from_model.score_catalog(&members).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a[0].len(), 30);
+    assert_eq!(
+        from_bytes.item_vectors().unwrap(),
+        from_model.item_vectors().unwrap()
+    );
 }

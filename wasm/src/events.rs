@@ -134,8 +134,11 @@ fn name_column(columns: &JsValue, name: &str) -> Result<Option<NameColumn>, Stri
         .ok_or_else(|| format!("column {name} must be an array of names"))?;
     let mut codes = vec![0u32; array.length() as usize];
     let mut separator = [0u8; 4];
-    if let Some(joined) = code_names(array, NAME_SEPARATOR.encode_utf8(&mut separator), &mut codes)
-    {
+    if let Some(joined) = code_names(
+        array,
+        NAME_SEPARATOR.encode_utf8(&mut separator),
+        &mut codes,
+    ) {
         let names = if codes.is_empty() {
             Vec::new()
         } else {

@@ -362,7 +362,12 @@ pub fn to_event(e: JsEvent) -> Result<Event, String> {
 type ReadColumn<'a, T> = Option<(&'a NameColumn, Vec<Result<T, String>>)>;
 
 /// Event `i`'s value in `column` (`absent` when the history has no such column).
-fn value<T: Copy>(column: &ReadColumn<'_, T>, i: usize, what: &str, absent: T) -> Result<T, String> {
+fn value<T: Copy>(
+    column: &ReadColumn<'_, T>,
+    i: usize,
+    what: &str,
+    absent: T,
+) -> Result<T, String> {
     match column {
         Some((c, values)) => c.at(values, i, what).copied(),
         None => Ok(absent),
@@ -396,8 +401,10 @@ pub fn columns_to_events(
     let actions: ReadColumn<Action> = names.actions.as_ref().map(|c| (c, c.read(action)));
     let surfaces: ReadColumn<Surface> = names.surfaces.as_ref().map(|c| (c, c.read(surface)));
     let devices: ReadColumn<DeviceType> = names.devices.as_ref().map(|c| (c, c.read(device)));
-    let countries: ReadColumn<String> =
-        names.countries.as_ref().map(|c| (c, c.read(|n| Ok(n.to_owned()))));
+    let countries: ReadColumn<String> = names
+        .countries
+        .as_ref()
+        .map(|c| (c, c.read(|n| Ok(n.to_owned()))));
     (0..n)
         .map(|i| {
             let at = |m: String| {
@@ -638,7 +645,10 @@ mod tests {
                 ..JsColumns::default()
             },
         );
-        assert_eq!(m, "event 1: timestamp NaN is not a finite number of seconds");
+        assert_eq!(
+            m,
+            "event 1: timestamp NaN is not a finite number of seconds"
+        );
         // Within one event, the timestamp before the action, the action before the surface.
         let m = at(
             [1.0e9, f64::NAN, 1.2e9],

@@ -89,12 +89,15 @@ impl Reranker {
             flat[k * width..k * width + r.len()].copy_from_slice(r);
         }
         let batch = TokenBatch::new(seqs, &self.device);
-        let user =
-            self.model
-                .user_representation(self.model.forward(&batch, &self.tables, None, true)); // [b, d]
+        let user = self.model().user_representation(self.model().forward(
+            &batch,
+            self.tables(),
+            None,
+            true,
+        )); // [b, d]
         let d = user.dims()[1];
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * width]), &self.device);
-        let vectors = self.model.item_vectors_of(idx).reshape([b, width, d]);
+        let vectors = self.model().item_vectors_of(idx).reshape([b, width, d]);
         let scores = vectors.matmul(user.reshape([b, d, 1])).reshape([b * width]);
         let data = scores.into_data();
         // Padding slots repeat row 0 and are finite; every real score is checked too.

@@ -18,8 +18,8 @@ pub use pushed::{Candidate, PushedVector};
 pub use request::{MemberRequest, RerankError, RerankRequest, ScoredItem};
 pub use session::MemberSession;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -29,7 +29,10 @@ use crate::data::events::Event;
 use crate::model::{FoundationModel, FoundationModelConfig, KvCache, NamedPromptSet, TokenTables};
 use crate::serving::{ServingContentEncoder, ServingModel};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
-use crate::weights::{LoadedModel, Quantization, WeightFileError, load_model_within};
+use crate::weights::{
+    LoadedModel, LoadedServing, Quantization, WeightFileError, load_model_within,
+    load_serving_within,
+};
 
 /// Members per forward pass in [`Reranker::rerank_batch`].
 pub const BATCH_CHUNK: usize = 16;
@@ -40,9 +43,13 @@ pub const MAX_CANDIDATES: usize = 10_000;
 /// A loaded model ready to rerank on one device.
 #[derive(Debug)]
 pub struct Reranker {
-    model: FoundationModel,
-    /// The model's stacked token tables, built once at load.
-    tables: TokenTables,
+    /// The model in burn's form with its stacked token tables, for the forwards that run
+    /// through burn (other devices, the batch and catalog calls): given at construction, or
+    /// built from `source` the first time one of them runs. A CPU reranker loaded from bytes
+    /// reranks without it.
+    device_model: OnceLock<DeviceModel>,
+    /// The weight file a reranker loaded from bytes came from (to build `device_model`).
+    source: Option<Arc<[u8]>>,
     config: FoundationModelConfig,
     items: ItemVocabulary,
     tokenizer: EventTokenizer,
@@ -69,6 +76,26 @@ pub struct Reranker {
 
 static NEXT_RERANKER_ID: AtomicU64 = AtomicU64::new(0);
 
+/// A model in burn's form and its stacked token tables (built once per set of weights).
+#[derive(Debug)]
+struct DeviceModel {
+    model: FoundationModel,
+    tables: TokenTables,
+}
+
+impl DeviceModel {
+    /// `model` with its token tables.
+    fn of(model: FoundationModel) -> Self {
+        let tables = model.token_tables();
+        Self { model, tables }
+    }
+}
+
+/// True for a device whose reranks the CPU engine runs: burn's CPU backend, without autodiff.
+fn is_host(device: &Device) -> bool {
+    !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+}
+
 impl Reranker {
     /// Loads and validates a weight file onto `device`.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self, WeightFileError> {
@@ -83,16 +110,44 @@ impl Reranker {
         device: &Device,
         max_decoded_bytes: u64,
     ) -> Result<Self, WeightFileError> {
-        let LoadedModel {
-            model,
+        if !is_host(device) {
+            let LoadedModel {
+                model,
+                config,
+                items,
+                quantization,
+                content_encoder,
+                prompts,
+                ranker,
+            } = load_model_within(bytes, device, max_decoded_bytes)?;
+            let mut reranker = Self::new(model, config, items).with_prompts(prompts);
+            reranker.quantization = quantization;
+            reranker.content_encoder = content_encoder.map(Arc::new);
+            return match ranker {
+                Some(bundle) => reranker.with_ranker(bundle),
+                None => Ok(reranker),
+            };
+        }
+        // On the CPU the serving description is read straight from the weights; the model in
+        // burn's form is built from the same bytes only if a call needs it.
+        let LoadedServing {
+            serving,
             config,
             items,
             quantization,
             content_encoder,
             prompts,
             ranker,
-        } = load_model_within(bytes, device, max_decoded_bytes)?;
-        let mut reranker = Self::new(model, config, items).with_prompts(prompts);
+        } = load_serving_within(bytes, device, max_decoded_bytes)?;
+        let mut reranker = Self::assemble(
+            OnceLock::new(),
+            Some(Arc::from(bytes)),
+            Some(serving),
+            config,
+            items,
+            device.clone(),
+        )
+        .with_prompts(prompts);
         reranker.quantization = quantization;
         reranker.content_encoder = content_encoder.map(Arc::new);
         match ranker {
@@ -108,15 +163,34 @@ impl Reranker {
         items: ItemVocabulary,
     ) -> Self {
         let device = model.embedding.item.weight.val().device();
-        let on_cpu =
-            !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_));
-        let tables = model.token_tables();
+        let device_model = DeviceModel::of(model);
+        let serving = is_host(&device)
+            .then(|| ServingModel::from_model(&device_model.model, &device_model.tables));
+        Self::assemble(
+            OnceLock::from(device_model),
+            None,
+            serving,
+            config,
+            items,
+            device,
+        )
+    }
+
+    /// A reranker over `device_model` (or the weight file `source` to build it from) with
+    /// the CPU engine over `serving` when given.
+    fn assemble(
+        device_model: OnceLock<DeviceModel>,
+        source: Option<Arc<[u8]>>,
+        serving: Option<ServingModel>,
+        config: FoundationModelConfig,
+        items: ItemVocabulary,
+        device: Device,
+    ) -> Self {
         Self {
-            host: on_cpu
-                .then(|| CpuEngine::new(Arc::new(ServingModel::from_model(&model, &tables)))),
+            host: serving.map(|s| CpuEngine::new(Arc::new(s))),
             tokenizer: config.tokenizer(),
-            tables,
-            model,
+            device_model,
+            source,
             config,
             items,
             device,
@@ -128,6 +202,30 @@ impl Reranker {
             #[cfg(feature = "wgsl-engine")]
             wgsl: None,
         }
+    }
+
+    /// The model in burn's form and its token tables, built from the weight file on first use
+    /// by a reranker loaded from bytes.
+    fn device_model(&self) -> &DeviceModel {
+        self.device_model.get_or_init(|| {
+            let bytes = self
+                .source
+                .as_deref()
+                .expect("a reranker without its model keeps the weight file it came from");
+            let loaded = load_model_within(bytes, &self.device, u64::MAX)
+                .expect("the weight file passed every check when it was loaded");
+            DeviceModel::of(loaded.model)
+        })
+    }
+
+    /// The model in burn's form (see [`Reranker::device_model`]).
+    fn model(&self) -> &FoundationModel {
+        &self.device_model().model
+    }
+
+    /// The model's stacked token tables (see [`Reranker::device_model`]).
+    fn tables(&self) -> &TokenTables {
+        &self.device_model().tables
     }
 
     /// The same reranker with `prompts` selectable by name (replacing any it had; see
@@ -160,7 +258,10 @@ impl Reranker {
                 named.name
             );
         }
-        if let Some(host) = &self.host {
+        // (The CPU engine's description is rebuilt only when a prompt set comes or goes.)
+        if let Some(host) = &self.host
+            && !(prompts.is_empty() && self.prompts.is_empty())
+        {
             let model = host.model().clone().with_prompts(&prompts);
             self.host = Some(CpuEngine::new(Arc::new(model)));
         }
@@ -231,19 +332,19 @@ impl Reranker {
     ) -> Tensor<3> {
         let Some(p) = prompt else {
             let batch = TokenBatch::new(std::slice::from_ref(seq), &self.device);
-            return self.model.forward(&batch, &self.tables, cache, true);
+            return self.model().forward(&batch, self.tables(), cache, true);
         };
         let mut fresh = KvCache::new(self.config.n_layers);
         let cache = cache.unwrap_or(&mut fresh);
         let n = seq.len();
         if n > 1 {
             let events = TokenBatch::new(&[seq.slice(0..n - 1)], &self.device);
-            self.model
-                .forward(&events, &self.tables, Some(&mut *cache), true);
+            self.model()
+                .forward(&events, self.tables(), Some(&mut *cache), true);
         }
         let request = TokenBatch::new(&[seq.slice(n - 1..n)], &self.device);
-        self.model
-            .forward_prompted(&request, &self.tables, cache, &self.prompts[p].prompt)
+        self.model()
+            .forward_prompted(&request, self.tables(), cache, &self.prompts[p].prompt)
     }
 
     /// The same reranker embedding pushed titles it does not contain with `encoder` (see
@@ -427,7 +528,7 @@ impl Reranker {
             return Ok(Scores::Host(host_scores(host, &user, &rows, extra)));
         }
         let user = self.device_user(&seq, None, prompt);
-        Ok(self.score_user(self.model.user_representation(user), rows, extra))
+        Ok(self.score_user(self.model().user_representation(user), rows, extra))
     }
 
     /// Scores of the candidates (dense rows, then the `extra` vectors `[m, d]`) against one
@@ -438,7 +539,7 @@ impl Reranker {
         let mut parts = Vec::with_capacity(2);
         if !rows.is_empty() {
             parts.push(
-                self.model
+                self.model()
                     .candidate_scores(user.clone().reshape([d]), self.upload_rows(rows)),
             );
         }
@@ -552,9 +653,9 @@ impl Reranker {
         }
         let batch = TokenBatch::new(&seqs, &self.device);
         if prompts.iter().all(Option::is_none) {
-            return Ok(self.model.user_representation(self.model.forward(
+            return Ok(self.model().user_representation(self.model().forward(
                 &batch,
-                &self.tables,
+                self.tables(),
                 None,
                 true,
             )));
@@ -570,8 +671,8 @@ impl Reranker {
         for p in distinct {
             let prompt = p.map(|i| &self.prompts[i].prompt);
             let all = self
-                .model
-                .forward_prompted_batch(&batch, &self.tables, &requests, prompt)
+                .model()
+                .forward_prompted_batch(&batch, self.tables(), &requests, prompt)
                 .reshape([seqs.len(), d]);
             let rows: Vec<i64> = (0..seqs.len())
                 .filter(|&r| prompts[r] == p)
@@ -605,7 +706,7 @@ impl Reranker {
     /// Every catalog item's vector, row-major `[n_items · d_model]` in the order of
     /// [`Reranker::items`].
     pub fn item_vectors(&self) -> Result<Vec<f32>, RerankError> {
-        read_scores(self.model.item_vectors().into_data())
+        read_scores(self.model().item_vectors().into_data())
     }
 
     /// Scores of every catalog item (row order) for several members at once: `[members][n_items]`.
@@ -615,7 +716,7 @@ impl Reranker {
         members: &[(&[Event], RerankRequest)],
     ) -> Result<Vec<Vec<f32>>, RerankError> {
         let user = self.user_batch(members)?;
-        let scores = user.matmul(self.model.item_vectors().transpose());
+        let scores = user.matmul(self.model().item_vectors().transpose());
         let flat = finite(read_scores(scores.into_data())?)?;
         Ok(flat
             .chunks(self.config.n_items)

@@ -408,7 +408,7 @@ impl Reranker {
             None => {
                 let cache = session.cache.on_device();
                 let last = self.device_user(&fresh, Some(cache), prompt);
-                SessionUser::Device(self.model.user_representation(last)) // [1, d]
+                SessionUser::Device(self.model().user_representation(last)) // [1, d]
             }
         };
         let events = keep + tail_events - matched;

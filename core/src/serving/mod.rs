@@ -31,8 +31,18 @@ pub use weights::{LinearWeights, NormWeights};
 
 use burn::tensor::activation;
 
-use crate::model::{FoundationModel, LAYER_NORM_EPSILON, TokenTables, host_values};
-use crate::tokenizer::{ITEM_OFFSET, TOKEN_FIELDS};
+use crate::model::{
+    FoundationModel, FoundationModelConfig, LAYER_NORM_EPSILON, TokenTables, host_values,
+};
+use crate::tokenizer::{ITEM_OFFSET, TOKEN_FIELDS, TokenField};
+
+/// `exp(x − max) / Σ exp(x − max)` of `x`.
+fn softmax(x: &[f32]) -> Vec<f32> {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = x.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|e| e / sum).collect()
+}
 
 /// One step of a layer's serving forward, in [`LayerStep::ORDER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +191,77 @@ impl ServingModel {
             layers,
             mix: host_values(activation::softmax(model.layer_mix.val(), 0)),
             norm: norm(&model.norm),
+            prompts: Vec::new(),
+        }
+    }
+
+    /// The serving description of a model of shape `config` read straight from its weights,
+    /// without building the model: `weight(name)` gives the values of the tensor of that name
+    /// in [`expected_tensors`](crate::weights::expected_tensors) (row-major, of the shape it
+    /// lists). Equals [`ServingModel::from_model`] of the model those weights load into.
+    pub fn from_weights<'a>(
+        config: &FoundationModelConfig,
+        weight: impl Fn(&str) -> &'a [f32],
+    ) -> Self {
+        let d = config.d_model;
+        // The stacked token tables: the item table, then (with context features) the other
+        // fields' tables, in `TokenField::ALL` order (see `TokenEmbedding::tables`).
+        let fields = if config.context_features {
+            &TokenField::ALL[..]
+        } else {
+            &TokenField::ALL[..1]
+        };
+        let mut table = Vec::new();
+        let mut offsets = Vec::with_capacity(fields.len());
+        for field in fields {
+            offsets.push(table.len() / d);
+            table.extend_from_slice(weight(&format!("embedding.{}.weight", field.table_name())));
+        }
+        let linear = |name: &str, out: usize| LinearWeights {
+            weight: weight(&format!("{name}.weight")).to_vec(),
+            bias: weight(&format!("{name}.bias")).to_vec(),
+            out,
+        };
+        let norm = |name: &str| NormWeights {
+            gamma: weight(&format!("{name}.gamma")).to_vec(),
+            beta: weight(&format!("{name}.beta")).to_vec(),
+        };
+        let layers = (0..config.n_layers)
+            .map(|l| {
+                let block = |part: &str| format!("blocks.{l}.{part}");
+                ServingLayer {
+                    norm_attn: norm(&block("norm_attn")),
+                    query_key_value: LinearWeights::side_by_side(&[
+                        linear(&block("attention.query"), d),
+                        linear(&block("attention.key"), d),
+                        linear(&block("attention.value"), d),
+                    ]),
+                    output: linear(&block("attention.output"), d),
+                    norm_ff: norm(&block("norm_ff")),
+                    ff_in: linear(&block("ff_in"), config.d_ff),
+                    ff_out: linear(&block("ff_out"), d),
+                }
+            })
+            .collect();
+        Self {
+            d_model: d,
+            n_heads: config.n_heads,
+            max_len: config.max_len,
+            n_items: config.n_items,
+            epsilon: LAYER_NORM_EPSILON as f32,
+            embedding: ServingEmbedding {
+                table,
+                offsets,
+                position: weight("embedding.position.weight").to_vec(),
+                input_scale: if config.scale_embedding {
+                    (d as f32).sqrt()
+                } else {
+                    1.0
+                },
+            },
+            layers,
+            mix: softmax(weight("layer_mix")),
+            norm: norm("norm"),
             prompts: Vec::new(),
         }
     }

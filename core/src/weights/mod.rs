@@ -34,9 +34,9 @@ pub use file::{
     TensorDType, TensorEntry, WeightFile, WeightFileError,
 };
 pub use model_io::{
-    BundleParts, LoadedModel, MAX_DECODED_PER_FILE_BYTE, MAX_WINDOW, expected_tensors, load_model,
-    load_model_within, requantize, retain_items, save_bundle, save_bundle_with, save_model,
-    validate_config,
+    BundleParts, LoadedModel, LoadedServing, MAX_DECODED_PER_FILE_BYTE, MAX_WINDOW,
+    expected_tensors, load_model, load_model_within, load_serving_within, requantize, retain_items,
+    save_bundle, save_bundle_with, save_model, validate_config,
 };
 pub use prompt_io::{
     MAX_PROMPT_NAME_BYTES, MAX_PROMPT_SETS, PROMPT_PART_PREFIX, expected_prompt_tensors,

@@ -12,7 +12,7 @@ use super::file::{FoundationModelPart, Manifest, TensorEntry, WeightFile, Weight
 use super::quantize::{Quantization, decode_values, encode_values};
 use crate::data::catalog::ItemVocabulary;
 use crate::model::{FoundationModel, FoundationModelConfig, NamedPromptSet};
-use crate::serving::ServingContentEncoder;
+use crate::serving::{ServingContentEncoder, ServingModel};
 use crate::tokenizer::{ITEM_OFFSET, TokenField};
 
 /// The longest window (`max_len`) a weight file may declare: room for members of 10,000 events
@@ -221,24 +221,38 @@ pub(super) fn decoded_tensors(
     file: &WeightFile<'_>,
     entries: &[&TensorEntry],
 ) -> Result<Vec<PackTensor>, WeightFileError> {
-    let mut tensors = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
-        let values = decode_values(
-            &entry.name,
-            file.tensor_bytes(entry),
-            &entry.shape,
-            entry.dtype,
-        )?;
-        tensors.push(PackTensor::new(
-            entry.name.clone(),
-            DType::F32,
-            shape,
-            None,
-            Bytes::from_elems(values),
-        ));
-    }
-    Ok(tensors)
+    Ok(decoded_values(file, entries)?
+        .into_iter()
+        .zip(entries)
+        .map(|(values, entry)| {
+            let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
+            PackTensor::new(
+                entry.name.clone(),
+                DType::F32,
+                shape,
+                None,
+                Bytes::from_elems(values),
+            )
+        })
+        .collect())
+}
+
+/// The f32 values of each of `entries`, in order.
+fn decoded_values(
+    file: &WeightFile<'_>,
+    entries: &[&TensorEntry],
+) -> Result<Vec<Vec<f32>>, WeightFileError> {
+    entries
+        .iter()
+        .map(|entry| {
+            decode_values(
+                &entry.name,
+                file.tensor_bytes(entry),
+                &entry.shape,
+                entry.dtype,
+            )
+        })
+        .collect()
 }
 
 /// A model loaded from a weight file, with its config and item ids.
@@ -329,13 +343,25 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
     load_model_within(bytes, device, u64::MAX)
 }
 
-/// [`load_model`], refusing before anything is decoded or allocated a model whose f32 weights
-/// would take more than `max_decoded_bytes` (e.g. the memory a browser tab may spend).
-pub fn load_model_within(
+/// A weight file's model after every check, its tensors decoded into host memory (f32,
+/// in [`expected_tensors`] order) but not yet in any engine's form.
+struct DecodedModel {
+    config: FoundationModelConfig,
+    items: ItemVocabulary,
+    quantization: Quantization,
+    content_encoder: Option<ServingContentEncoder>,
+    prompts: Vec<NamedPromptSet>,
+    ranker: Option<super::RankerBundle>,
+    /// Name, shape and values of every model tensor.
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+/// Checks a weight file and decodes its model's tensors (see [`load_model_within`]).
+fn decode_model_within(
     bytes: &[u8],
     device: &Device,
     max_decoded_bytes: u64,
-) -> Result<LoadedModel, WeightFileError> {
+) -> Result<DecodedModel, WeightFileError> {
     let file = WeightFile::decode(bytes)?;
     let header = file.foundation_model()?;
     let config = validate_config(&header.config)?;
@@ -371,8 +397,38 @@ pub fn load_model_within(
     let content_encoder = load_content_encoder(&file, config.d_model)?;
     let prompts = super::load_prompt_sets(&file, &config, device)?;
     let ranker = super::load_ranker(&file, &config)?;
-    let tensors = decoded_tensors(&file, &entries)?;
-    let mut model = config.init(device);
+    let tensors = decoded_values(&file, &entries)?
+        .into_iter()
+        .zip(expected)
+        .map(|(values, (name, shape))| (name, shape, values))
+        .collect();
+    Ok(DecodedModel {
+        config,
+        items,
+        quantization: header.quantization,
+        content_encoder,
+        prompts,
+        ranker,
+        tensors,
+    })
+}
+
+/// [`load_model`], refusing before anything is decoded or allocated a model whose f32 weights
+/// would take more than `max_decoded_bytes` (e.g. the memory a browser tab may spend).
+pub fn load_model_within(
+    bytes: &[u8],
+    device: &Device,
+    max_decoded_bytes: u64,
+) -> Result<LoadedModel, WeightFileError> {
+    let decoded = decode_model_within(bytes, device, max_decoded_bytes)?;
+    let tensors: Vec<PackTensor> = decoded
+        .tensors
+        .into_iter()
+        .map(|(name, shape, values)| {
+            PackTensor::new(name, DType::F32, shape, None, Bytes::from_elems(values))
+        })
+        .collect();
+    let mut model = decoded.config.init(device);
     let result = model.apply(tensors, None, None, false);
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(WeightFileError::InvalidModel(format!(
@@ -383,12 +439,60 @@ pub fn load_model_within(
     let model = model.no_grad();
     Ok(LoadedModel {
         model,
-        config,
-        items,
-        quantization: header.quantization,
-        content_encoder,
-        prompts,
-        ranker,
+        config: decoded.config,
+        items: decoded.items,
+        quantization: decoded.quantization,
+        content_encoder: decoded.content_encoder,
+        prompts: decoded.prompts,
+        ranker: decoded.ranker,
+    })
+}
+
+/// A weight file loaded for the serving engines only: the model's serving description in
+/// host memory, read from the weights without building the model itself.
+#[derive(Debug)]
+pub struct LoadedServing {
+    /// The model's serving description (no prompt sets yet).
+    pub serving: ServingModel,
+    /// Its shape (dropout 0).
+    pub config: FoundationModelConfig,
+    /// External ids of its item rows.
+    pub items: ItemVocabulary,
+    /// How the file stored the matrices.
+    pub quantization: Quantization,
+    /// The item content encoder, when the bundle carries one.
+    pub content_encoder: Option<ServingContentEncoder>,
+    /// The bundle's prompt sets, in file order (on `device`).
+    pub prompts: Vec<NamedPromptSet>,
+    /// The contextual ranker, when the bundle carries one.
+    pub ranker: Option<super::RankerBundle>,
+}
+
+/// [`load_model_within`] for the serving engines: the same checks and refusals, then the
+/// serving description straight from the decoded weights ([`ServingModel::from_weights`]),
+/// which skips building the model (most of a load's time on a cold start).
+pub fn load_serving_within(
+    bytes: &[u8],
+    device: &Device,
+    max_decoded_bytes: u64,
+) -> Result<LoadedServing, WeightFileError> {
+    let decoded = decode_model_within(bytes, device, max_decoded_bytes)?;
+    let serving = ServingModel::from_weights(&decoded.config, |name| {
+        decoded
+            .tensors
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, values)| values.as_slice())
+            .unwrap_or_else(|| panic!("{name} is one of the expected tensors"))
+    });
+    Ok(LoadedServing {
+        serving,
+        config: decoded.config,
+        items: decoded.items,
+        quantization: decoded.quantization,
+        content_encoder: decoded.content_encoder,
+        prompts: decoded.prompts,
+        ranker: decoded.ranker,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The matrix product of [`fma_matmul`](super) 's design for WebAssembly's 128-bit SIMD:
-//! row-major operands read in place (no packing), six rows of the output at a time against
+//! row-major operands read in place (no packing), four rows of the output at a time against
 //! eight (or four) columns, accumulated in registers (multiply, then add: the baseline SIMD
 //! has no fused multiply-add).
 //!
@@ -10,10 +10,15 @@ use std::arch::wasm32::{f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128
 
 use super::math::{Start, Strided};
 
-/// Rows of the output computed together.
-const ROWS: usize = 6;
+/// Rows of the output computed together. Four rows of two vectors keep the tile's eight
+/// accumulators, two right-hand vectors and a broadcast in registers under V8, which has 15
+/// vector registers on x86-64 (one is its scratch): six rows spilled, and ran 20–30% slower
+/// (BENCHMARKS.md).
+const ROWS: usize = 4;
 /// Lanes of a vector.
 const LANES: usize = 4;
+/// Vectors of the output's columns computed together.
+const VECTORS: usize = 2;
 
 /// `dst[m, n] = start + lhs[m, k] · rhs[k, n]`, every operand row-major with its own row
 /// stride.
@@ -71,8 +76,6 @@ pub(super) unsafe fn matmul(
         // SAFETY: as for this function, for `rows` rows.
         unsafe {
             match rows {
-                6 => panel.run::<6>(),
-                5 => panel.run::<5>(),
                 4 => panel.run::<4>(),
                 3 => panel.run::<3>(),
                 2 => panel.run::<2>(),
@@ -109,12 +112,13 @@ impl Panel<'_> {
     unsafe fn run<const R: usize>(&self) {
         let mut col = 0;
         // SAFETY (the tiles): columns `col..col + 4·V` lie inside every row.
-        while col + 2 * LANES <= self.vectors {
-            unsafe { self.tile::<R, 2>(col) };
-            col += 2 * LANES;
+        while col + VECTORS * LANES <= self.vectors {
+            unsafe { self.tile::<R, VECTORS>(col) };
+            col += VECTORS * LANES;
         }
-        if col < self.vectors {
+        while col < self.vectors {
             unsafe { self.tile::<R, 1>(col) };
+            col += LANES;
         }
         if self.tail == 0 {
             return;

@@ -113,9 +113,9 @@ impl Reranker {
     pub fn with_ranker(mut self, bundle: RankerBundle) -> Result<Self, WeightFileError> {
         let probe = probe_history(&self.items);
         let got = self
-            .user_representations(&[(&probe, RerankRequest::on(Surface::Home))])
+            .probe_user(&probe)
             .map_err(|e| WeightFileError::InvalidModel(format!("ranker probe: {e}")))?;
-        let cosine = probe_cosine(&got[0], &bundle.probe);
+        let cosine = probe_cosine(&got, &bundle.probe);
         if cosine.is_nan() || cosine < MIN_PROBE_COSINE {
             return Err(WeightFileError::RankerOnAnotherModel {
                 cosine,
@@ -141,6 +141,23 @@ impl Reranker {
         self.ranker
             .as_deref()
             .map_or(&[], |r| r.vocabulary.tasks.as_slice())
+    }
+
+    /// The user representation of the probe `history` on the home surface: on the CPU engine
+    /// when the reranker has one (a load then never builds the model in burn's form), else
+    /// through burn.
+    fn probe_user(&self, history: &[Event]) -> Result<Vec<f32>, RerankError> {
+        let request = RerankRequest::on(Surface::Home);
+        let Some(host) = &self.host else {
+            super::burn_forward_in_this_build();
+            return Ok(self
+                .user_representations(&[(history, request)])?
+                .swap_remove(0));
+        };
+        request.check_history(history)?;
+        super::request::validate_events(history)?;
+        let seq = self.serving_sequence(history, &request)?;
+        Ok(host.encode_prompted(&seq.field_rows(), &[], None))
     }
 
     /// The ranker and the CPU engine, or why a contextual rerank cannot run.

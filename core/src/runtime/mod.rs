@@ -91,9 +91,26 @@ impl DeviceModel {
     }
 }
 
-/// True for a device whose reranks the CPU engine runs: burn's CPU backend, without autodiff.
+/// Whether this build runs a reranker's forward through burn on some devices: with burn's GPU
+/// backends (the `gpu` feature). Without them (the wasm package) every device is burn's CPU
+/// backend, every reranker runs the CPU engine, and the forwards through burn are left out of
+/// the build (a fifth of the package's code).
+const BURN_FORWARD: bool = cfg!(feature = "gpu");
+
+/// Stops a call into a forward through burn in a build without them (see [`BURN_FORWARD`]): no
+/// reranker of such a build gets there, so the forward's code is left out.
+#[inline(always)]
+fn burn_forward_in_this_build() {
+    if !BURN_FORWARD {
+        unreachable!("a build without burn's GPU backends serves every reranker on the CPU engine");
+    }
+}
+
+/// True for a device whose reranks the CPU engine runs: burn's CPU backend without autodiff,
+/// and every device of a build without burn's GPU backends.
 fn is_host(device: &Device) -> bool {
-    !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+    !BURN_FORWARD
+        || (!device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_)))
 }
 
 impl Reranker {
@@ -330,6 +347,7 @@ impl Reranker {
         cache: Option<&mut KvCache>,
         prompt: Option<usize>,
     ) -> Tensor<3> {
+        burn_forward_in_this_build();
         let Some(p) = prompt else {
             let batch = TokenBatch::new(std::slice::from_ref(seq), &self.device);
             return self.model().forward(&batch, self.tables(), cache, true);
@@ -527,6 +545,7 @@ impl Reranker {
             let user = host.encode_prompted(&seq.field_rows(), extra, prompt);
             return Ok(Scores::Host(host_scores(host, &user, &rows, extra)));
         }
+        burn_forward_in_this_build();
         let user = self.device_user(&seq, None, prompt);
         Ok(self.score_user(self.model().user_representation(user), rows, extra))
     }
@@ -535,6 +554,7 @@ impl Reranker {
     /// user representation `[1, d]` on the device (the CPU backend scores in host memory
     /// instead, see [`host_scores`]).
     fn score_user(&self, user: Tensor<2>, rows: Vec<i64>, extra: &[f32]) -> Scores {
+        burn_forward_in_this_build();
         let d = user.dims()[1];
         let mut parts = Vec::with_capacity(2);
         if !rows.is_empty() {

@@ -300,7 +300,10 @@ impl Reranker {
                     .expect("a host user comes from the CPU engine");
                 Scores::Host(super::host_scores(host, &user, &rows, scored))
             }
-            SessionUser::Device(user) => self.score_user(user, rows, scored),
+            SessionUser::Device(user) => {
+                super::burn_forward_in_this_build();
+                self.score_user(user, rows, scored)
+            }
         })
     }
 
@@ -406,6 +409,7 @@ impl Reranker {
                 })
             }
             None => {
+                super::burn_forward_in_this_build();
                 let cache = session.cache.on_device();
                 let last = self.device_user(&fresh, Some(cache), prompt);
                 SessionUser::Device(self.model().user_representation(last)) // [1, d]

@@ -669,3 +669,54 @@ fn titles_the_bundle_lacks_rank_in_context_from_their_metadata() {
         }
     );
 }
+
+#[test]
+fn the_serving_ranker_read_from_the_bundle_equals_the_loaded_rankers() {
+    use burn::store::ModuleSnapshot;
+    use encore_core::weights::{
+        WeightFile, expected_ranker_tensors, load_ranker, load_serving_ranker,
+    };
+    let _alone = one_test_at_a_time();
+    let world = small_world();
+    let fixture = ranker_fixture(&world, 21);
+    // The tensor list the serving load reads equals the module's own, name and shape, for
+    // shapes with and without cross layers, MLP blocks, context fields and dense features.
+    let base = fixture.ranker.config.clone();
+    let shapes = [
+        base.clone(),
+        base.clone().with_n_cross(3).with_n_mlp(0),
+        encore_core::ranker::RankerConfig {
+            context_fields: Vec::new(),
+            n_dense: 0,
+            n_cross: 0,
+            ..base.clone()
+        },
+    ];
+    for config in &shapes {
+        let module: Vec<(String, Vec<usize>)> = config
+            .init(&Device::flex())
+            .collect(None, None, false)
+            .into_iter()
+            .map(|t| {
+                let (name, _, shape, _, _) = t.into_parts().unwrap();
+                (name, shape.to_vec())
+            })
+            .collect();
+        assert_eq!(expected_ranker_tensors(config), module, "{config:?}");
+    }
+    // Read from the bundle, in f32 and in int8: the same weights as the loaded ranker's.
+    for quantization in [Quantization::F32, Quantization::Int8] {
+        let bytes = requantize(&fixture.bytes, quantization).unwrap();
+        let file = WeightFile::decode(&bytes).unwrap();
+        let config = file.foundation_model().unwrap().config.clone();
+        let served = load_serving_ranker(&file, &config).unwrap().unwrap();
+        let loaded = load_ranker(&file, &config).unwrap().unwrap().to_serving();
+        assert_eq!(served.weights, loaded.weights, "{quantization:?}");
+        assert_eq!(served.probe, loaded.probe);
+        assert_eq!(
+            served.vocabulary.tasks, loaded.vocabulary.tasks,
+            "{quantization:?}"
+        );
+        assert!(served.weights.parameter_count() > 0);
+    }
+}

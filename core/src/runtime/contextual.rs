@@ -19,7 +19,8 @@ use crate::ranker::{
 use crate::runtime::engines::cpu::ranker_logits;
 use crate::serving::ServingRanker;
 use crate::weights::{
-    MIN_PROBE_COSINE, RankerBundle, WeightFileError, probe_cosine, probe_history,
+    MIN_PROBE_COSINE, RankerBundle, ServingRankerBundle, WeightFileError, probe_cosine,
+    probe_history,
 };
 
 /// The contextual ranker a reranker carries: its weights in host memory, the vocabulary its
@@ -110,7 +111,16 @@ impl Reranker {
     /// The same reranker with the contextual ranker of `bundle`, after checking that it was
     /// trained on this reranker's foundation model: the model's user representation of the
     /// probe history must have cosine ≥ [`MIN_PROBE_COSINE`] to the one the bundle stored.
-    pub fn with_ranker(mut self, bundle: RankerBundle) -> Result<Self, WeightFileError> {
+    pub fn with_ranker(self, bundle: RankerBundle) -> Result<Self, WeightFileError> {
+        self.with_serving_ranker(bundle.to_serving())
+    }
+
+    /// [`Reranker::with_ranker`] with the ranker in the serving engines' form (as
+    /// [`load_serving_within`](crate::weights::load_serving_within) reads it).
+    pub fn with_serving_ranker(
+        mut self,
+        bundle: ServingRankerBundle,
+    ) -> Result<Self, WeightFileError> {
         let probe = probe_history(&self.items);
         let got = self
             .probe_user(&probe)
@@ -122,10 +132,9 @@ impl Reranker {
                 min: MIN_PROBE_COSINE,
             });
         }
-        let weights = ServingRanker::from_ranker(&bundle.model, &bundle.config);
         self.ranker = Some(Arc::new(ContextualRanker {
             index: bundle.vocabulary.title_index(),
-            weights,
+            weights: bundle.weights,
             vocabulary: bundle.vocabulary,
         }));
         Ok(self)

@@ -168,7 +168,7 @@ impl Reranker {
         reranker.quantization = quantization;
         reranker.content_encoder = content_encoder.map(Arc::new);
         match ranker {
-            Some(bundle) => reranker.with_ranker(bundle),
+            Some(bundle) => reranker.with_serving_ranker(bundle),
             None => Ok(reranker),
         }
     }

@@ -84,6 +84,51 @@ impl ServingRanker {
         }
     }
 
+    /// The weights of a ranker of shape `config` read straight from its stored tensors:
+    /// `weight(name)` gives the values of the tensor of that name in
+    /// [`expected_ranker_tensors`](crate::weights::expected_ranker_tensors). Equals
+    /// [`ServingRanker::from_ranker`] of the ranker those tensors load into.
+    pub fn from_weights<'a>(config: &RankerConfig, weight: impl Fn(&str) -> &'a [f32]) -> Self {
+        let (e, w) = (config.d_embed, config.width());
+        let table = |name: &str| weight(&format!("{name}.weight")).to_vec();
+        let linear = |name: &str, out: usize| LinearWeights {
+            weight: weight(&format!("{name}.weight")).to_vec(),
+            bias: weight(&format!("{name}.bias")).to_vec(),
+            out,
+        };
+        Self {
+            config: config.clone(),
+            epsilon: LAYER_NORM_EPSILON as f32,
+            task: table("task"),
+            fields: (0..config.context_fields.len())
+                .map(|k| table(&format!("fields.{k}")))
+                .collect(),
+            defaults: (0..config.context_fields.len() + 2)
+                .map(|k| table(&format!("defaults.{k}")))
+                .collect(),
+            query: table("query"),
+            source: linear("source", e),
+            candidate: linear("candidate", e),
+            dense: linear("dense", e),
+            user: linear("user", e),
+            fm_score: linear("fm_score", e),
+            cross: (0..config.n_cross)
+                .map(|k| linear(&format!("cross.{k}.map"), w))
+                .collect(),
+            mlp: (0..config.n_mlp)
+                .map(|k| ServingMlpBlock {
+                    norm: NormWeights {
+                        gamma: weight(&format!("mlp.{k}.norm.gamma")).to_vec(),
+                        beta: weight(&format!("mlp.{k}.norm.beta")).to_vec(),
+                    },
+                    expand: linear(&format!("mlp.{k}.expand"), config.d_hidden),
+                    project: linear(&format!("mlp.{k}.project"), w),
+                })
+                .collect(),
+            out: linear("out", 1),
+        }
+    }
+
     /// Number of weights.
     pub fn parameter_count(&self) -> usize {
         let linear = |l: &LinearWeights| l.weight.len() + l.bias.len();

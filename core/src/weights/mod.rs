@@ -44,6 +44,6 @@ pub use prompt_io::{
 };
 pub use quantize::{Quantization, decode_values, encode_values};
 pub use ranker_io::{
-    MIN_PROBE_COSINE, RankerBundle, load_ranker, probe_cosine, probe_history, ranker_decoded_bytes,
-    ranker_part,
+    MIN_PROBE_COSINE, RankerBundle, ServingRankerBundle, expected_ranker_tensors, load_ranker,
+    load_serving_ranker, probe_cosine, probe_history, ranker_decoded_bytes, ranker_part,
 };

@@ -238,7 +238,7 @@ pub(super) fn decoded_tensors(
 }
 
 /// The f32 values of each of `entries`, in order.
-fn decoded_values(
+pub(super) fn decoded_values(
     file: &WeightFile<'_>,
     entries: &[&TensorEntry],
 ) -> Result<Vec<Vec<f32>>, WeightFileError> {
@@ -345,23 +345,29 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
 
 /// A weight file's model after every check, its tensors decoded into host memory (f32,
 /// in [`expected_tensors`] order) but not yet in any engine's form.
-struct DecodedModel {
+struct DecodedModel<R> {
     config: FoundationModelConfig,
     items: ItemVocabulary,
     quantization: Quantization,
     content_encoder: Option<ServingContentEncoder>,
     prompts: Vec<NamedPromptSet>,
-    ranker: Option<super::RankerBundle>,
+    /// The contextual ranker, in the form `load_ranker` gives.
+    ranker: Option<R>,
     /// Name, shape and values of every model tensor.
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
-/// Checks a weight file and decodes its model's tensors (see [`load_model_within`]).
-fn decode_model_within(
+/// Checks a weight file and decodes its model's tensors (see [`load_model_within`]), its
+/// ranker loaded by `load_ranker`.
+fn decode_model_within<R>(
     bytes: &[u8],
     device: &Device,
     max_decoded_bytes: u64,
-) -> Result<DecodedModel, WeightFileError> {
+    load_ranker: impl FnOnce(
+        &WeightFile<'_>,
+        &FoundationModelConfig,
+    ) -> Result<Option<R>, WeightFileError>,
+) -> Result<DecodedModel<R>, WeightFileError> {
     let file = WeightFile::decode(bytes)?;
     let header = file.foundation_model()?;
     let config = validate_config(&header.config)?;
@@ -396,7 +402,7 @@ fn decode_model_within(
     // any of the model's values is decoded (its values are few next to the model's).
     let content_encoder = load_content_encoder(&file, config.d_model)?;
     let prompts = super::load_prompt_sets(&file, &config, device)?;
-    let ranker = super::load_ranker(&file, &config)?;
+    let ranker = load_ranker(&file, &config)?;
     let tensors = decoded_values(&file, &entries)?
         .into_iter()
         .zip(expected)
@@ -420,7 +426,7 @@ pub fn load_model_within(
     device: &Device,
     max_decoded_bytes: u64,
 ) -> Result<LoadedModel, WeightFileError> {
-    let decoded = decode_model_within(bytes, device, max_decoded_bytes)?;
+    let decoded = decode_model_within(bytes, device, max_decoded_bytes, super::load_ranker)?;
     let tensors: Vec<PackTensor> = decoded
         .tensors
         .into_iter()
@@ -464,19 +470,21 @@ pub struct LoadedServing {
     pub content_encoder: Option<ServingContentEncoder>,
     /// The bundle's prompt sets, in file order (on `device`).
     pub prompts: Vec<NamedPromptSet>,
-    /// The contextual ranker, when the bundle carries one.
-    pub ranker: Option<super::RankerBundle>,
+    /// The contextual ranker, when the bundle carries one (its probe not yet checked).
+    pub ranker: Option<super::ServingRankerBundle>,
 }
 
 /// [`load_model_within`] for the serving engines: the same checks and refusals, then the
 /// serving description straight from the decoded weights ([`ServingModel::from_weights`]),
-/// which skips building the model (most of a load's time on a cold start).
+/// and the ranker's ([`load_serving_ranker`](super::load_serving_ranker)), which skips
+/// building either model (most of a load's time on a cold start).
 pub fn load_serving_within(
     bytes: &[u8],
     device: &Device,
     max_decoded_bytes: u64,
 ) -> Result<LoadedServing, WeightFileError> {
-    let decoded = decode_model_within(bytes, device, max_decoded_bytes)?;
+    let decoded =
+        decode_model_within(bytes, device, max_decoded_bytes, super::load_serving_ranker)?;
     let serving = ServingModel::from_weights(&decoded.config, |name| {
         decoded
             .tensors

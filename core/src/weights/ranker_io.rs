@@ -6,12 +6,13 @@ use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 
 use super::file::{Part, PartKind, RANKER, RankerPart, WeightFile, WeightFileError};
-use super::model_io::{decoded_tensors, matched_entries, stored_tensors};
+use super::model_io::{decoded_tensors, decoded_values, matched_entries, stored_tensors};
 use super::quantize::Quantization;
 use crate::data::catalog::ItemVocabulary;
 use crate::data::events::{DeviceType, Event, Surface};
 use crate::model::FoundationModelConfig;
 use crate::ranker::{Ranker, RankerConfig, RankerVocabulary};
+use crate::serving::ServingRanker;
 
 /// Bounds on a stored ranker's shape (a hostile header cannot ask for absurd allocations).
 const MAX_FIELDS: usize = 16;
@@ -91,6 +92,94 @@ fn parameter_count(c: &RankerConfig) -> u64 {
         + linear(w, 1)
 }
 
+/// Names and shapes of every tensor of a ranker of shape `c`, in the ranker's own order (the
+/// names and shapes its module gives, checked by a test).
+pub fn expected_ranker_tensors(c: &RankerConfig) -> Vec<(String, Vec<usize>)> {
+    let (e, w) = (c.d_embed, c.width());
+    let mut out = Vec::new();
+    let table = |out: &mut Vec<(String, Vec<usize>)>, name: String, rows: usize| {
+        out.push((format!("{name}.weight"), vec![rows, e]));
+    };
+    let linear = |out: &mut Vec<(String, Vec<usize>)>, name: String, i: usize, o: usize| {
+        out.push((format!("{name}.weight"), vec![i, o]));
+        out.push((format!("{name}.bias"), vec![o]));
+    };
+    table(&mut out, "task".into(), c.n_tasks);
+    for (k, &n) in c.context_fields.iter().enumerate() {
+        table(&mut out, format!("fields.{k}"), n + 1);
+    }
+    for k in 0..c.context_fields.len() + 2 {
+        table(&mut out, format!("defaults.{k}"), c.n_tasks);
+    }
+    table(&mut out, "query".into(), c.query_buckets);
+    linear(&mut out, "source".into(), c.d_item, e);
+    linear(&mut out, "candidate".into(), c.d_item, e);
+    linear(&mut out, "dense".into(), c.n_dense.max(1), e);
+    linear(&mut out, "user".into(), c.d_user, e);
+    linear(&mut out, "fm_score".into(), 1, e);
+    for k in 0..c.n_cross {
+        linear(&mut out, format!("cross.{k}.map"), w, w);
+    }
+    for k in 0..c.n_mlp {
+        out.push((format!("mlp.{k}.norm.gamma"), vec![w]));
+        out.push((format!("mlp.{k}.norm.beta"), vec![w]));
+        linear(&mut out, format!("mlp.{k}.expand"), w, c.d_hidden);
+        linear(&mut out, format!("mlp.{k}.project"), c.d_hidden, w);
+    }
+    linear(&mut out, "out".into(), w, 1);
+    out
+}
+
+/// A stored ranker in the serving engines' form: what [`RankerBundle`] holds, with its
+/// weights as host vectors instead of the model.
+#[derive(Debug, Clone)]
+pub struct ServingRankerBundle {
+    /// The ranker's weights.
+    pub weights: ServingRanker,
+    /// What its features are read against.
+    pub vocabulary: RankerVocabulary,
+    /// The foundation model's user representation of [`probe_history`].
+    pub probe: Vec<f32>,
+}
+
+impl RankerBundle {
+    /// The same ranker in the serving engines' form.
+    pub fn to_serving(&self) -> ServingRankerBundle {
+        ServingRankerBundle {
+            weights: ServingRanker::from_ranker(&self.model, &self.config),
+            vocabulary: self.vocabulary.clone(),
+            probe: self.probe.clone(),
+        }
+    }
+}
+
+/// [`load_ranker`] for the serving engines: the same checks and refusals, then the weights
+/// read straight into host vectors ([`ServingRanker::from_weights`]), without building the
+/// ranker.
+pub fn load_serving_ranker(
+    file: &WeightFile<'_>,
+    model: &FoundationModelConfig,
+) -> Result<Option<ServingRankerBundle>, WeightFileError> {
+    let Some(part) = checked_part(file, model)? else {
+        return Ok(None);
+    };
+    let expected = expected_ranker_tensors(&part.config);
+    let entries = matched_entries(&expected, &part.tensors, "ranker.", "ranker")?;
+    let values = decoded_values(file, &entries)?;
+    let weights = ServingRanker::from_weights(&part.config, |name| {
+        expected
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|k| values[k].as_slice())
+            .unwrap_or_else(|| panic!("{name} is one of the expected ranker tensors"))
+    });
+    Ok(Some(ServingRankerBundle {
+        weights,
+        vocabulary: part.vocabulary.clone(),
+        probe: part.probe.clone(),
+    }))
+}
+
 /// Bytes of f32 weights the bundle's ranker decodes to (0 without one); an unchecked hostile
 /// shape counts as its full claim.
 pub fn ranker_decoded_bytes(file: &WeightFile<'_>) -> u64 {
@@ -146,13 +235,12 @@ pub fn ranker_part(ranker: &RankerBundle, quantization: Quantization) -> (Part, 
     (part, blobs)
 }
 
-/// The bundle's ranker, if it carries one: its shape and vocabulary checked against `model`
-/// (whose `n_items` rows the vocabulary must describe), every tensor's name and shape checked,
-/// then decoded on the CPU. The probe is checked by the runtime once the model runs.
-pub fn load_ranker(
-    file: &WeightFile<'_>,
+/// The bundle's ranker part (none without one) once its shape, vocabulary and probe fit
+/// `model` and its stored bytes can hold its shape: every check before a value is decoded.
+fn checked_part<'a>(
+    file: &'a WeightFile<'_>,
     model: &FoundationModelConfig,
-) -> Result<Option<RankerBundle>, WeightFileError> {
+) -> Result<Option<&'a RankerPart>, WeightFileError> {
     let Some(part) = file.ranker() else {
         return Ok(None);
     };
@@ -177,6 +265,20 @@ pub fn load_ranker(
             parameter_count(&part.config)
         )));
     }
+    Ok(Some(part))
+}
+
+/// The bundle's ranker, if it carries one: its shape and vocabulary checked against `model`
+/// (whose `n_items` rows the vocabulary must describe), every tensor's name and shape checked,
+/// then decoded on the CPU. The probe is checked by the runtime once the model runs.
+pub fn load_ranker(
+    file: &WeightFile<'_>,
+    model: &FoundationModelConfig,
+) -> Result<Option<RankerBundle>, WeightFileError> {
+    let Some(part) = checked_part(file, model)? else {
+        return Ok(None);
+    };
+    let invalid = |e: String| WeightFileError::InvalidModel(format!("ranker: {e}"));
     let device = Device::flex();
     let mut ranker = part.config.init(&device);
     let expected: Vec<(String, Vec<usize>)> = ranker

@@ -730,7 +730,7 @@ fn the_serving_description_read_from_the_weights_equals_the_loaded_models() {
             assert_eq!(served.config, loaded.config, "{what}");
             assert_eq!(served.items.ids(), loaded.items.ids(), "{what}");
             assert_eq!(served.quantization, quantization, "{what}");
-            assert_same_serving(&served.serving, &from_model, &what);
+            assert_same_serving(&served.model, &from_model, &what);
             // A bad file is refused the same way by both loads.
             let cut = &bytes[..bytes.len() - 9];
             assert_eq!(

@@ -39,6 +39,8 @@ export function eventColumns(events) {
   const items = new Float64Array(n);
   const timestamps = new Float64Array(n);
   const columns = { items, timestamps };
+  // The four name fields are written out one by one: a loop over them read each through a
+  // computed key, which made the call about 10% slower in Node.
   let durations, actions, surfaces, countries, devices;
   // A name column is made at its first name, with the default up to there.
   const column = (key, fallback, i) => (columns[key] = new Array(n).fill(fallback, 0, i));

@@ -622,80 +622,68 @@ mod tests {
     #[test]
     fn a_columnar_fault_is_named_at_its_first_event_in_field_order() {
         let items = [3.0, 9.0, 3.0];
-        let at = |timestamps: [f64; 3], columns: JsColumns| {
-            columns_to_events(&items, &timestamps, None, &columns).unwrap_err()
-        };
         let good = [1.0e9, 1.1e9, 1.2e9];
-        // An unknown name is reported at the first event that has it, even when another
-        // event shares it.
-        let surfaces = || names(&["home", "attic", "attic"]);
-        let m = at(
-            good,
-            JsColumns {
-                surfaces: surfaces(),
-                ..JsColumns::default()
-            },
-        );
-        assert_eq!(m, "event 1: unknown surface \"attic\"");
-        // An earlier event's bad timestamp comes first.
-        let m = at(
-            [1.0e9, f64::NAN, 1.2e9],
-            JsColumns {
-                surfaces: names(&["home", "home", "attic"]),
-                ..JsColumns::default()
-            },
-        );
-        assert_eq!(
-            m,
-            "event 1: timestamp NaN is not a finite number of seconds"
-        );
-        // Within one event, the timestamp before the action, the action before the surface.
-        let m = at(
-            [1.0e9, f64::NAN, 1.2e9],
-            JsColumns {
-                actions: names(&["play", "jump", "play"]),
-                ..JsColumns::default()
-            },
-        );
-        assert!(m.starts_with("event 1: timestamp NaN"), "{m}");
-        let m = at(
-            good,
-            JsColumns {
-                actions: names(&["play", "jump", "play"]),
-                surfaces: surfaces(),
-                ..JsColumns::default()
-            },
-        );
-        assert!(m.starts_with("event 1: unknown action \"jump\""), "{m}");
-        let m = at(
-            good,
-            JsColumns {
-                devices: names(&["tv", "tv", "fridge"]),
-                ..JsColumns::default()
-            },
-        );
-        assert!(m.starts_with("event 2: unknown device \"fridge\""), "{m}");
-        // A code past the column's names (the JavaScript side's fault) is refused by entry.
-        let m = at(
-            good,
-            JsColumns {
-                countries: Some(NameColumn {
-                    names: vec!["US".into()],
-                    codes: vec![0, 1, 0],
+        let nan = [1.0e9, f64::NAN, 1.2e9];
+        let with = |f: fn(&mut JsColumns)| {
+            let mut c = JsColumns::default();
+            f(&mut c);
+            c
+        };
+        let cases: Vec<([f64; 3], JsColumns, &str)> = vec![
+            // An unknown name is reported at the first event that has it, even when another
+            // event shares it.
+            (
+                good,
+                with(|c| c.surfaces = names(&["home", "attic", "attic"])),
+                "event 1: unknown surface \"attic\"",
+            ),
+            // An earlier event's bad timestamp comes first.
+            (
+                nan,
+                with(|c| c.surfaces = names(&["home", "home", "attic"])),
+                "event 1: timestamp NaN is not a finite number of seconds",
+            ),
+            // Within one event, the timestamp before the action, the action before the surface.
+            (
+                nan,
+                with(|c| c.actions = names(&["play", "jump", "play"])),
+                "event 1: timestamp NaN",
+            ),
+            (
+                good,
+                with(|c| {
+                    c.actions = names(&["play", "jump", "play"]);
+                    c.surfaces = names(&["home", "attic", "attic"]);
                 }),
-                ..JsColumns::default()
-            },
-        );
-        assert_eq!(m, "column countries: entry 1 refers to name 1 of 1");
-        // A column of another length is refused before any event.
-        let m = at(
-            [1.0e9, f64::NAN, 1.2e9],
-            JsColumns {
-                devices: names(&["tv"]),
-                ..JsColumns::default()
-            },
-        );
-        assert_eq!(m, "column devices has 1 entries, items has 3");
+                "event 1: unknown action \"jump\"",
+            ),
+            (
+                good,
+                with(|c| c.devices = names(&["tv", "tv", "fridge"])),
+                "event 2: unknown device \"fridge\"",
+            ),
+            // A code past the column's names (the JavaScript side's fault) is refused by entry.
+            (
+                good,
+                with(|c| {
+                    c.countries = Some(NameColumn {
+                        names: vec!["US".into()],
+                        codes: vec![0, 1, 0],
+                    })
+                }),
+                "column countries: entry 1 refers to name 1 of 1",
+            ),
+            // A column of another length is refused before any event.
+            (
+                nan,
+                with(|c| c.devices = names(&["tv"])),
+                "column devices has 1 entries, items has 3",
+            ),
+        ];
+        for (timestamps, columns, want) in cases {
+            let m = columns_to_events(&items, &timestamps, None, &columns).unwrap_err();
+            assert!(m.starts_with(want), "{m:?} does not start with {want:?}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::model::{FoundationModel, FoundationModelConfig, KvCache, NamedPromptS
 use crate::serving::{ServingContentEncoder, ServingModel};
 use crate::tokenizer::{EventTokenizer, TokenBatch, TokenSequence};
 use crate::weights::{
-    LoadedModel, LoadedServing, Quantization, WeightFileError, load_model_within,
+    Quantization, RankerBundle, ServingRankerBundle, WeightFileError, load_model_within,
     load_serving_within,
 };
 
@@ -128,43 +128,44 @@ impl Reranker {
         max_decoded_bytes: u64,
     ) -> Result<Self, WeightFileError> {
         if !is_host(device) {
-            let LoadedModel {
-                model,
-                config,
-                items,
-                quantization,
-                content_encoder,
-                prompts,
+            let loaded = load_model_within(bytes, device, max_decoded_bytes)?;
+            let ranker = loaded.ranker.as_ref().map(RankerBundle::to_serving);
+            return Self::new(loaded.model, loaded.config, loaded.items).with_bundle_parts(
+                loaded.quantization,
+                loaded.content_encoder,
+                loaded.prompts,
                 ranker,
-            } = load_model_within(bytes, device, max_decoded_bytes)?;
-            let mut reranker = Self::new(model, config, items).with_prompts(prompts);
-            reranker.quantization = quantization;
-            reranker.content_encoder = content_encoder.map(Arc::new);
-            return match ranker {
-                Some(bundle) => reranker.with_ranker(bundle),
-                None => Ok(reranker),
-            };
+            );
         }
         // On the CPU the serving description is read straight from the weights; the model in
         // burn's form is built from the same bytes only if a call needs it.
-        let LoadedServing {
-            serving,
-            config,
-            items,
-            quantization,
-            content_encoder,
-            prompts,
-            ranker,
-        } = load_serving_within(bytes, device, max_decoded_bytes)?;
-        let mut reranker = Self::assemble(
+        let loaded = load_serving_within(bytes, device, max_decoded_bytes)?;
+        Self::assemble(
             OnceLock::new(),
             Some(Arc::from(bytes)),
-            Some(serving),
-            config,
-            items,
+            Some(loaded.model),
+            loaded.config,
+            loaded.items,
             device.clone(),
         )
-        .with_prompts(prompts);
+        .with_bundle_parts(
+            loaded.quantization,
+            loaded.content_encoder,
+            loaded.prompts,
+            loaded.ranker,
+        )
+    }
+
+    /// This reranker with a bundle's other parts: how it stored its matrices, its content
+    /// encoder, its prompt sets and its contextual ranker (whose probe is checked).
+    fn with_bundle_parts(
+        self,
+        quantization: Quantization,
+        content_encoder: Option<ServingContentEncoder>,
+        prompts: Vec<NamedPromptSet>,
+        ranker: Option<ServingRankerBundle>,
+    ) -> Result<Self, WeightFileError> {
+        let mut reranker = self.with_prompts(prompts);
         reranker.quantization = quantization;
         reranker.content_encoder = content_encoder.map(Arc::new);
         match ranker {

@@ -34,7 +34,7 @@ pub use file::{
     TensorDType, TensorEntry, WeightFile, WeightFileError,
 };
 pub use model_io::{
-    BundleParts, LoadedModel, LoadedServing, MAX_DECODED_PER_FILE_BYTE, MAX_WINDOW,
+    BundleParts, Loaded, LoadedModel, LoadedServing, MAX_DECODED_PER_FILE_BYTE, MAX_WINDOW,
     expected_tensors, load_model, load_model_within, load_serving_within, requantize, retain_items,
     save_bundle, save_bundle_with, save_model, validate_config,
 };

@@ -255,11 +255,13 @@ pub(super) fn decoded_values(
         .collect()
 }
 
-/// A model loaded from a weight file, with its config and item ids.
+/// A weight file's parts once loaded: its foundation model in the form `M` and its contextual
+/// ranker in the form `R` (burn's modules in [`LoadedModel`], the serving engines' host
+/// vectors in [`LoadedServing`]), with what else the bundle carries.
 #[derive(Debug)]
-pub struct LoadedModel {
-    /// The model, on the requested device.
-    pub model: FoundationModel,
+pub struct Loaded<M, R> {
+    /// The foundation model.
+    pub model: M,
     /// Its shape (dropout 0).
     pub config: FoundationModelConfig,
     /// External ids of its item rows.
@@ -272,8 +274,26 @@ pub struct LoadedModel {
     pub prompts: Vec<NamedPromptSet>,
     /// The contextual ranker, when the bundle carries one (its probe not yet checked: see
     /// [`crate::Reranker::with_ranker`]).
-    pub ranker: Option<super::RankerBundle>,
+    pub ranker: Option<R>,
 }
+
+impl<M, R> Loaded<M, R> {
+    /// The same parts with `model` as the foundation model.
+    fn with_model<N>(self, model: N) -> Loaded<N, R> {
+        Loaded {
+            model,
+            config: self.config,
+            items: self.items,
+            quantization: self.quantization,
+            content_encoder: self.content_encoder,
+            prompts: self.prompts,
+            ranker: self.ranker,
+        }
+    }
+}
+
+/// A model loaded from a weight file as burn's modules, with its config and item ids.
+pub type LoadedModel = Loaded<FoundationModel, super::RankerBundle>;
 
 impl LoadedModel {
     /// This model's bundle (model, item ids, content encoder) with `prompts` as its prompt sets
@@ -343,19 +363,9 @@ pub fn load_model(bytes: &[u8], device: &Device) -> Result<LoadedModel, WeightFi
     load_model_within(bytes, device, u64::MAX)
 }
 
-/// A weight file's model after every check, its tensors decoded into host memory (f32,
-/// in [`expected_tensors`] order) but not yet in any engine's form.
-struct DecodedModel<R> {
-    config: FoundationModelConfig,
-    items: ItemVocabulary,
-    quantization: Quantization,
-    content_encoder: Option<ServingContentEncoder>,
-    prompts: Vec<NamedPromptSet>,
-    /// The contextual ranker, in the form `load_ranker` gives.
-    ranker: Option<R>,
-    /// Name, shape and values of every model tensor.
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
+/// A weight file's model tensors after every check, decoded into host memory (f32): name,
+/// shape and values of each, in [`expected_tensors`] order.
+type DecodedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// Checks a weight file and decodes its model's tensors (see [`load_model_within`]), its
 /// ranker loaded by `load_ranker`.
@@ -367,7 +377,7 @@ fn decode_model_within<R>(
         &WeightFile<'_>,
         &FoundationModelConfig,
     ) -> Result<Option<R>, WeightFileError>,
-) -> Result<DecodedModel<R>, WeightFileError> {
+) -> Result<Loaded<DecodedTensors, R>, WeightFileError> {
     let file = WeightFile::decode(bytes)?;
     let header = file.foundation_model()?;
     let config = validate_config(&header.config)?;
@@ -408,14 +418,14 @@ fn decode_model_within<R>(
         .zip(expected)
         .map(|(values, (name, shape))| (name, shape, values))
         .collect();
-    Ok(DecodedModel {
+    Ok(Loaded {
+        model: tensors,
         config,
         items,
         quantization: header.quantization,
         content_encoder,
         prompts,
         ranker,
-        tensors,
     })
 }
 
@@ -426,15 +436,14 @@ pub fn load_model_within(
     device: &Device,
     max_decoded_bytes: u64,
 ) -> Result<LoadedModel, WeightFileError> {
-    let decoded = decode_model_within(bytes, device, max_decoded_bytes, super::load_ranker)?;
-    let tensors: Vec<PackTensor> = decoded
-        .tensors
+    let mut decoded = decode_model_within(bytes, device, max_decoded_bytes, super::load_ranker)?;
+    let mut model = decoded.config.init(device);
+    let tensors: Vec<PackTensor> = std::mem::take(&mut decoded.model)
         .into_iter()
         .map(|(name, shape, values)| {
             PackTensor::new(name, DType::F32, shape, None, Bytes::from_elems(values))
         })
         .collect();
-    let mut model = decoded.config.init(device);
     let result = model.apply(tensors, None, None, false);
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(WeightFileError::InvalidModel(format!(
@@ -442,37 +451,13 @@ pub fn load_model_within(
             result.errors, result.missing
         )));
     }
-    let model = model.no_grad();
-    Ok(LoadedModel {
-        model,
-        config: decoded.config,
-        items: decoded.items,
-        quantization: decoded.quantization,
-        content_encoder: decoded.content_encoder,
-        prompts: decoded.prompts,
-        ranker: decoded.ranker,
-    })
+    Ok(decoded.with_model(model.no_grad()))
 }
 
 /// A weight file loaded for the serving engines only: the model's serving description in
-/// host memory, read from the weights without building the model itself.
-#[derive(Debug)]
-pub struct LoadedServing {
-    /// The model's serving description (no prompt sets yet).
-    pub serving: ServingModel,
-    /// Its shape (dropout 0).
-    pub config: FoundationModelConfig,
-    /// External ids of its item rows.
-    pub items: ItemVocabulary,
-    /// How the file stored the matrices.
-    pub quantization: Quantization,
-    /// The item content encoder, when the bundle carries one.
-    pub content_encoder: Option<ServingContentEncoder>,
-    /// The bundle's prompt sets, in file order (on `device`).
-    pub prompts: Vec<NamedPromptSet>,
-    /// The contextual ranker, when the bundle carries one (its probe not yet checked).
-    pub ranker: Option<super::ServingRankerBundle>,
-}
+/// host memory (no prompt sets yet) and the ranker's weights as host vectors (its probe not yet
+/// checked), read from the weights without building either model.
+pub type LoadedServing = Loaded<ServingModel, super::ServingRankerBundle>;
 
 /// [`load_model_within`] for the serving engines: the same checks and refusals, then the
 /// serving description straight from the decoded weights ([`ServingModel::from_weights`]),
@@ -487,21 +472,13 @@ pub fn load_serving_within(
         decode_model_within(bytes, device, max_decoded_bytes, super::load_serving_ranker)?;
     let serving = ServingModel::from_weights(&decoded.config, |name| {
         decoded
-            .tensors
+            .model
             .iter()
             .find(|(n, _, _)| n == name)
             .map(|(_, _, values)| values.as_slice())
             .unwrap_or_else(|| panic!("{name} is one of the expected tensors"))
     });
-    Ok(LoadedServing {
-        serving,
-        config: decoded.config,
-        items: decoded.items,
-        quantization: decoded.quantization,
-        content_encoder: decoded.content_encoder,
-        prompts: decoded.prompts,
-        ranker: decoded.ranker,
-    })
+    Ok(decoded.with_model(serving))
 }
 
 /// The same model over a subset of its items: the rows of the ids `keep` accepts, in their

@@ -653,8 +653,7 @@ fn decoded_weights_stay_within_the_callers_limit_and_four_times_the_file() {
     }
 }
 
-/// Every field of two serving descriptions, the layer mix to within float rounding (it is a
-/// softmax computed by burn in one and on the host in the other).
+/// Every field of two serving descriptions, bit for bit.
 fn assert_same_serving(
     a: &encore_core::serving::ServingModel,
     b: &encore_core::serving::ServingModel,
@@ -690,15 +689,7 @@ fn assert_same_serving(
         assert_eq!(x.ff_in, y.ff_in, "{what}: layer {l} ff_in");
         assert_eq!(x.ff_out, y.ff_out, "{what}: layer {l} ff_out");
     }
-    assert_eq!(a.mix.len(), b.mix.len(), "{what}: mix");
-    for (x, y) in a.mix.iter().zip(&b.mix) {
-        assert!(
-            (x - y).abs() <= 1e-7,
-            "{what}: mix {:?} vs {:?}",
-            a.mix,
-            b.mix
-        );
-    }
+    assert_eq!(a.mix, b.mix, "{what}: layer mix");
     assert_eq!(a.norm, b.norm, "{what}: final norm");
 }
 

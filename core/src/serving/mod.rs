@@ -29,8 +29,6 @@ pub use prompt::ServingPrompt;
 pub use ranker::{ServingMlpBlock, ServingRanker};
 pub use weights::{LinearWeights, NormWeights};
 
-use burn::tensor::activation;
-
 use crate::model::{
     FoundationModel, FoundationModelConfig, LAYER_NORM_EPSILON, TokenTables, host_values,
 };
@@ -189,7 +187,9 @@ impl ServingModel {
                 input_scale: model.embedding.input_scale(d),
             },
             layers,
-            mix: host_values(activation::softmax(model.layer_mix.val(), 0)),
+            // The same host softmax as `from_weights`: a model and its file serve bit for bit
+            // alike.
+            mix: softmax(&host_values(model.layer_mix.val())),
             norm: norm(&model.norm),
             prompts: Vec::new(),
         }

@@ -1,8 +1,11 @@
 //! The serving description: the model's serving forward written down once, as data.
 //!
 //! A [`ServingModel`] holds the shape, the token tables and every layer's weights in host
-//! memory, built once from a loaded model. [`LayerStep::ORDER`] is the one place that states
-//! the order of a layer's steps; every serving engine executes that list over the same weights:
+//! memory, built once: straight from a weight file's tensors ([`ServingModel::from_weights`],
+//! how the runtime loads a bundle on the CPU) or from a model in burn's form
+//! ([`ServingModel::from_model`]); the two are equal bit for bit. [`LayerStep::ORDER`] is the
+//! one place that states the order of a layer's steps; every serving engine executes that list
+//! over the same weights:
 //! the CPU engine (`runtime::engines::cpu`) and the WGSL engine on a plain wgpu device
 //! (`runtime::engines::wgsl`). The FLOP count of a rerank ([`ServingModel::rerank_flops`]) is
 //! derived from the same steps.

@@ -44,7 +44,7 @@ pub fn parse_history(value: JsValue) -> Result<Vec<Event>, String> {
     // Events whose fields have the types the columns carry cross as columns, the fast way in;
     // anything else is read object by object, which names the event and what is wrong.
     if let Some(columns) = event_columns(array) {
-        return parse_columns(&columns);
+        return read_columns(&columns);
     }
     array
         .iter()
@@ -82,10 +82,16 @@ fn numeric_column(columns: &JsValue, name: &str) -> Result<Option<Vec<f64>>, Str
 
 /// Parses a history given as columns, one entry per event (oldest first): `{items,
 /// timestamps}` (typed arrays or arrays of numbers), optionally `durations` (numbers) and
-/// `actions`, `surfaces`, `countries`, `devices` (arrays of names). Faster than an array of
-/// objects for long histories: no object per event crosses into the module.
+/// `actions`, `surfaces`, `countries`, `devices` (arrays of names). A key outside these is
+/// refused by name.
 pub fn parse_columns(columns: &JsValue) -> Result<Vec<Event>, String> {
     known_keys_only(columns, "columns", input::COLUMN_KEYS)?;
+    read_columns(columns)
+}
+
+/// [`parse_columns`] without the key check, for the columns `eventColumns` built (their keys
+/// are its own).
+fn read_columns(columns: &JsValue) -> Result<Vec<Event>, String> {
     let required = |name: &str| -> Result<Vec<f64>, String> {
         numeric_column(columns, name)?.ok_or_else(|| {
             format!("a columnar history needs a {name} column (events must be an array of event objects or {{items, timestamps, ...}} columns)")

@@ -218,6 +218,51 @@ unsafe fn simd_kernel(
     false
 }
 
+/// `dst[c · dst_stride + r] = src[r · src_stride + c]` for the `rows × columns` block at the
+/// start of `src`: in 8 × 8 blocks through registers on x86-64 processors with AVX2
+/// ([`avx2_transpose`](super::avx2_transpose)), value by value elsewhere.
+///
+/// # Panics
+/// If either block does not fit in its slice.
+pub(crate) fn transpose(
+    rows: usize,
+    columns: usize,
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    if rows == 0 || columns == 0 {
+        return;
+    }
+    Strided::rows(src, src_stride).check(rows, columns);
+    assert!(
+        (columns - 1) * dst_stride + rows <= dst.len(),
+        "transposed block out of bounds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2_transpose::available() {
+        // SAFETY: the processor has AVX2 (checked just above); both blocks lie inside their
+        // slices (checked above), and `dst` is borrowed mutably, apart from `src`.
+        unsafe {
+            super::avx2_transpose::transpose(
+                rows,
+                columns,
+                src.as_ptr(),
+                src_stride,
+                dst.as_mut_ptr(),
+                dst_stride,
+            )
+        };
+        return;
+    }
+    for (r, row) in src.chunks(src_stride).take(rows).enumerate() {
+        for (c, &v) in row[..columns].iter().enumerate() {
+            dst[c * dst_stride + r] = v;
+        }
+    }
+}
+
 /// In place: `row[..n] = exp(row[..n] · scale − max)`, `row[n..] = 0` (the causal mask);
 /// returns `1 / Σ row`, the factor that makes the row a softmax (callers apply it to what
 /// they compute from the row, which costs less than a pass over it).
@@ -458,7 +503,7 @@ mod tests {
         let mut cases = 0;
         for m in [1, 2, 3, 5, 6, 7, 13, 20] {
             for n in [1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 33, 50, 100] {
-                for k in [1, 3, 50] {
+                for k in [1, 3, 50, 300] {
                     let (lhs_stride, rhs_stride, dst_stride) = (k + 3, n + 5, n + 2);
                     let lhs: Vec<f32> = (0..m * lhs_stride).map(|i| value(i, 1)).collect();
                     let rhs: Vec<f32> = (0..k * rhs_stride).map(|i| value(i, 2)).collect();
@@ -482,7 +527,35 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 8 * 13 * 3 * 3);
+        assert_eq!(cases, 8 * 13 * 4 * 3);
+    }
+
+    /// Blocks of every size around the 8 × 8 blocks, with padded strides: each value lands at
+    /// its transposed place, and the padding between the output's rows is left as it was.
+    #[test]
+    fn transposes_move_every_value_to_its_place() {
+        let mut cases = 0;
+        for rows in [1, 7, 8, 9, 16, 17, 200] {
+            for columns in [1, 3, 8, 12, 50] {
+                let (src_stride, dst_stride) = (columns + 3, rows + 2);
+                let src: Vec<f32> = (0..rows * src_stride).map(|i| i as f32).collect();
+                let mut dst = vec![-1.0; columns * dst_stride];
+                transpose(rows, columns, &src, src_stride, &mut dst, dst_stride);
+                for c in 0..columns {
+                    for r in 0..dst_stride {
+                        let want = if r < rows {
+                            src[r * src_stride + c]
+                        } else {
+                            -1.0
+                        };
+                        let got = dst[c * dst_stride + r];
+                        assert_eq!(got, want, "{rows} × {columns}: row {r}, column {c}");
+                    }
+                }
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 7 * 5);
     }
 
     /// The one-pass mean and variance against f64 two-pass ones, both forms, for a mean near

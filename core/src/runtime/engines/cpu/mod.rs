@@ -7,8 +7,13 @@
 //! products for the projections, causal attention over each query's visible keys only,
 //! vectorisable `exp` and `erf`; [`CpuEngine::scores`] gathers and scores the candidates in
 //! place. One step serves a whole window (a stateless rerank) and one appended event (a
-//! session) alike. Tests hold it to burn's forward within 1e-4.
+//! session) alike. A stateless forward, whose keys and values nobody reads again, skips the
+//! last layer's key and value projections: that layer attends from the normed rows through
+//! the query and the context instead ([`attend_absorbed`]). Tests hold it to burn's forward
+//! within 1e-4.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2_transpose;
 mod cache;
 #[cfg(target_arch = "x86_64")]
 mod fma_matmul;
@@ -25,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use math::{
     Start, Strided, Vectorised, add_to, dot, gelu_in_place, matmul, mean_and_variance, mul_add,
-    run_vectorised, softmax_unnormalised,
+    run_vectorised, softmax_unnormalised, transpose,
 };
 
 use workspace::{Workspace, sized};
@@ -149,7 +154,7 @@ impl CpuEngine {
     ) -> Vec<f32> {
         let run = |cache: &mut CpuKvCache| match prompt {
             Some(p) => self.step_prompted(tokens, extra, cache, p),
-            None => self.step_with(tokens, extra, cache),
+            None => self.stateless(tokens, extra, cache),
         };
         match self.scratch.try_lock() {
             Ok(mut cache) => {
@@ -194,7 +199,39 @@ impl CpuEngine {
                 extra,
             },
             cache,
+            false,
         )
+    }
+
+    /// [`CpuEngine::step_with`] from the empty `cache`, which is left empty: the forward of a
+    /// whole window whose keys and values nobody reads again. The last layer then projects
+    /// no keys or values (see [`attend_absorbed`]).
+    fn stateless(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        extra: &[f32],
+        cache: &mut CpuKvCache,
+    ) -> Vec<f32> {
+        let m = tokens.len();
+        assert!(m > 0, "a step needs at least one token");
+        assert!(
+            m <= self.model.max_len,
+            "{m} tokens exceed the window of {}",
+            self.model.max_len
+        );
+        debug_assert_eq!(
+            cache.len(),
+            0,
+            "a stateless forward starts from an empty cache"
+        );
+        let rows = NewRows::Tokens {
+            tokens,
+            first: 0,
+            extra,
+        };
+        let user = self.run_layers(rows, cache, true);
+        cache.truncate(0);
+        user
     }
 
     /// The user representation `[d_model]` after `tokens` (the last one the request token)
@@ -237,32 +274,37 @@ impl CpuEngine {
             values[to].copy_from_slice(&prompt.values[from]);
         }
         cache.set_len(history + deep);
-        let user = self.run_layers(NewRows::Embedded(x), cache);
+        let user = self.run_layers(NewRows::Embedded(x), cache, false);
         cache.truncate(history);
         user
     }
 
     /// The layers over the new tokens `rows` (`[m, d]` once embedded) that follow the tokens
     /// in `cache` (their keys and values are appended to it): the user representation `[d]`
-    /// at the last one. Runs with the processor's widest vectors (see [`run_vectorised`]).
-    fn run_layers(&self, rows: NewRows<'_>, cache: &mut CpuKvCache) -> Vec<f32> {
+    /// at the last one. With `discard` (an empty cache that nobody reads afterwards), the
+    /// last layer stores no keys or values and attends through [`attend_absorbed`]. Runs
+    /// with the processor's widest vectors (see [`run_vectorised`]).
+    fn run_layers(&self, rows: NewRows<'_>, cache: &mut CpuKvCache, discard: bool) -> Vec<f32> {
         /// [`CpuEngine::layers_inline`] as work for [`run_vectorised`].
         struct Layers<'a> {
             engine: &'a CpuEngine,
             rows: NewRows<'a>,
             cache: &'a mut CpuKvCache,
+            discard: bool,
         }
         impl Vectorised for Layers<'_> {
             type Output = Vec<f32>;
             #[inline(always)]
             fn run<const FUSED: bool>(self) -> Vec<f32> {
-                self.engine.layers_inline::<FUSED>(self.rows, self.cache)
+                self.engine
+                    .layers_inline::<FUSED>(self.rows, self.cache, self.discard)
             }
         }
         run_vectorised(Layers {
             engine: self,
             rows,
             cache,
+            discard,
         })
     }
 
@@ -272,6 +314,7 @@ impl CpuEngine {
         &self,
         rows: NewRows<'_>,
         cache: &mut CpuKvCache,
+        discard: bool,
     ) -> Vec<f32> {
         let mut x = match rows {
             NewRows::Embedded(x) => x,
@@ -304,6 +347,9 @@ impl CpuEngine {
         for (l, ((layer, split), (keys, values))) in layers.zip(cache.layers_mut()).enumerate() {
             let rows = model.query_rows(l, m);
             let (q0, nq) = (rows.start, rows.len());
+            // The last layer of a forward whose cache is discarded: one query row, over the
+            // normed rows themselves (the cache holds nothing before them).
+            let absorbed = discard && first == 0 && l + 1 == model.layers.len() && nq == 1;
             let q = sized(&mut work.query, nq * d);
             let context = sized(&mut work.context, nq * d);
             let projected = sized(&mut work.projected, nq * d);
@@ -318,10 +364,19 @@ impl CpuEngine {
                     LayerStep::QueryKeyValue => {
                         // Every new token's keys and values join the cache; queries only
                         // for the rows this layer outputs.
-                        let new = first * d..(first + m) * d;
-                        linear(&split.key, normed, m, &mut keys[new.clone()]);
-                        linear(&split.value, normed, m, &mut values[new]);
+                        if !absorbed {
+                            let new = first * d..(first + m) * d;
+                            linear(&split.key, normed, m, &mut keys[new.clone()]);
+                            linear(&split.value, normed, m, &mut values[new]);
+                        }
                         linear(&split.query, &normed[q0 * d..], nq, q);
+                    }
+                    LayerStep::Attention if absorbed => {
+                        let scratch = AbsorbedScratch {
+                            scores: &mut work.scores,
+                            vectors: &mut work.absorbed,
+                        };
+                        attend_absorbed::<FUSED>(model, split, q, normed, context, scratch);
                     }
                     LayerStep::Attention => {
                         let scratch = AttentionScratch {
@@ -358,7 +413,8 @@ impl CpuEngine {
                 *mx += model.mix[l + 1] * v;
             }
         }
-        cache.set_len(first + m);
+        // A discarded cache's last layer holds no keys or values: it is left empty.
+        cache.set_len(if discard { first } else { first + m });
         let mut user = vec![0f32; d];
         norm::<FUSED>(&model.norm, model.epsilon, &mixed, &mut user);
         user
@@ -479,11 +535,7 @@ fn attend<const FUSED: bool>(
     let mut inverse_sums = [0f32; BLOCK];
     for c0 in (0..model.n_heads).map(|h| h * hd) {
         if nq > 1 {
-            for (j, key) in keys.chunks_exact(d).take(all).enumerate() {
-                for (c, &v) in key[c0..c0 + hd].iter().enumerate() {
-                    transposed[c * all + j] = v;
-                }
-            }
+            transpose(all, hd, &keys[c0..], d, transposed, all);
         }
         for b0 in (0..nq).step_by(BLOCK) {
             let rows = BLOCK.min(nq - b0);
@@ -511,6 +563,64 @@ fn attend<const FUSED: bool>(
                 for v in &mut row[..hd] {
                     *v *= inv;
                 }
+            }
+        }
+    }
+}
+
+/// The buffers [`attend_absorbed`] works in (see [`Workspace`]).
+struct AbsorbedScratch<'a> {
+    scores: &'a mut Vec<f32>,
+    vectors: &'a mut Vec<f32>,
+}
+
+/// Causal multi-head attention of the last of `m` positions over all of them, from the
+/// positions' normed rows `normed` `[m, d]` and the last one's query `q` `[d]`, into
+/// `context` `[d]`, without projecting a key or a value.
+///
+/// Per head, with `Wk`, `Wv` the head's columns of the key and value weights: the score
+/// `q · (Wkᵀ nⱼ + bk)` is `(Wk q) · nⱼ` plus `q · bk`, the same for every position (so the
+/// softmax removes it), and, the weights `pⱼ` summing to 1, `Σⱼ pⱼ (Wvᵀ nⱼ + bv)` is
+/// `Wvᵀ (Σⱼ pⱼ nⱼ) + bv`. That costs `4·m·d` per head and `2·d²` in all, where projecting
+/// every key and value costs `4·m·d²`.
+#[inline(always)]
+fn attend_absorbed<const FUSED: bool>(
+    model: &ServingModel,
+    split: &SplitProjections,
+    q: &[f32],
+    normed: &[f32],
+    context: &mut [f32],
+    scratch: AbsorbedScratch<'_>,
+) {
+    let d = model.d_model;
+    let hd = model.head_dim();
+    let m = normed.len() / d;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let scores = sized(scratch.scores, m);
+    let (query, summed) = sized(scratch.vectors, 2 * d).split_at_mut(d);
+    for c0 in (0..model.n_heads).map(|h| h * hd) {
+        let head = c0..c0 + hd;
+        // The head's query through the keys' weights: `query[c] = Σᵢ Wk[c, i] q[i]`.
+        for (out, row) in query.iter_mut().zip(split.key.weight.chunks_exact(d)) {
+            *out = dot::<FUSED>(&row[head.clone()], &q[head.clone()]);
+        }
+        for (s, row) in scores.iter_mut().zip(normed.chunks_exact(d)) {
+            *s = dot::<FUSED>(query, row);
+        }
+        let inverse_sum = softmax_unnormalised::<FUSED>(scores, m, scale);
+        summed.fill(0.0);
+        for (&p, row) in scores.iter().zip(normed.chunks_exact(d)) {
+            for (a, &v) in summed.iter_mut().zip(row) {
+                *a = mul_add::<FUSED>(p, v, *a);
+            }
+        }
+        // The head's context: `bv + Σ_c summed[c] Wv[c, ·] / Σ p`.
+        let out = &mut context[head.clone()];
+        out.copy_from_slice(&split.value.bias[head.clone()]);
+        for (&a, row) in summed.iter().zip(split.value.weight.chunks_exact(d)) {
+            let a = a * inverse_sum;
+            for (o, &w) in out.iter_mut().zip(&row[head.clone()]) {
+                *o = mul_add::<FUSED>(a, w, *o);
             }
         }
     }
@@ -694,6 +804,53 @@ mod tests {
                 .with_dropout(0.0);
             compare_step(&config.init(&device), &config, &seq, cached, step);
         }
+    }
+
+    /// Stateless forwards (the last layer's attention without keys or values, see
+    /// `attend_absorbed`) against burn's forward and against a step into a kept cache, for
+    /// one to four heads, one and two layers, windows of 1 to 40 tokens.
+    #[test]
+    fn stateless_forwards_match_the_burn_forward() {
+        let device = Device::flex();
+        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
+            members: 2,
+            titles: 60,
+            days: 200,
+            ..Default::default()
+        });
+        let seq = tokens(&world, 64);
+        let mut cases = 0;
+        for (heads, layers) in [(1, 1), (2, 1), (4, 2), (1, 2)] {
+            let config = FoundationModelConfig::new(world.catalog.len())
+                .with_d_model(24)
+                .with_n_heads(heads)
+                .with_n_layers(layers)
+                .with_d_ff(40)
+                .with_max_len(64)
+                .with_dropout(0.0);
+            let model = config.init(&device);
+            let host = engine(&model);
+            let tables = model.token_tables();
+            for len in [1, 7, 40] {
+                let window = seq.slice(0..len);
+                let batch = TokenBatch::new(std::slice::from_ref(&window), &device);
+                let expected = host_values(model.forward(&batch, &tables, None, true));
+                let fields = window.field_rows();
+                let ours = host.encode(&fields);
+                let what = format!("{heads} heads, {layers} layers, {len} tokens");
+                let diff = max_diff(&ours, &expected);
+                assert!(diff < 1e-4, "{what}: differs from burn by {diff}");
+                let mut kept = host.empty_cache();
+                let stepped = host.step(&fields, &mut kept);
+                let diff = max_diff(&ours, &stepped);
+                assert!(diff < 1e-5, "{what}: differs from a step by {diff}");
+                assert_eq!(kept.len(), len, "{what}");
+                // The engine's own cache is left empty, so the next forward starts afresh.
+                assert_eq!(host.encode(&fields), ours, "{what}: a second forward");
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 12);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub(super) struct Workspace {
     pub scores: Vec<f32>,
     /// One head's keys, transposed `[head_dim, keys]`.
     pub keys_transposed: Vec<f32>,
+    /// [`attend_absorbed`](super::attend_absorbed)'s two vectors `[2, d]`: a head's query
+    /// through the keys' weights, and the rows summed by their scores.
+    pub absorbed: Vec<f32>,
 }
 
 /// The first `len` elements of `buffer`, which grows (with zeros) when it is shorter.

@@ -474,21 +474,23 @@ impl Reranker {
     /// The candidates' dense row indices; refuses unknown and duplicate ids.
     fn candidate_rows(&self, candidates: &[u32]) -> Result<Vec<i64>, RerankError> {
         let mut dense = Vec::with_capacity(candidates.len());
-        // Position + 1 of each item row already seen (0: not yet).
-        let mut seen = vec![0u32; self.items.len()];
+        // One bit per item row: whether a candidate before has it.
+        let mut seen = vec![0u64; self.items.len().div_ceil(64)];
         for (position, &item) in candidates.iter().enumerate() {
             let idx = self
                 .items
                 .index_of(item)
                 .ok_or(RerankError::UnknownCandidate { position, item })?;
-            if seen[idx] > 0 {
+            let (word, bit) = (idx / 64, 1u64 << (idx % 64));
+            if seen[word] & bit != 0 {
+                let first = candidates.iter().position(|&c| c == item).unwrap_or(0);
                 return Err(RerankError::DuplicateCandidate {
                     item,
-                    first: seen[idx] as usize - 1,
+                    first,
                     second: position,
                 });
             }
-            seen[idx] = position as u32 + 1;
+            seen[word] |= bit;
             dense.push(idx as i64);
         }
         Ok(dense)
@@ -889,5 +891,11 @@ mod tests {
             let expected: Vec<u32> = reference.iter().map(|&i| candidates[i]).collect();
             assert_eq!(ours, expected, "n = {n}");
         }
+        // All scores equal: the input order stays.
+        let same: Vec<u32> = order(&[7, 3, 9], &[2.0; 3])
+            .iter()
+            .map(|s| s.item)
+            .collect();
+        assert_eq!(same, [7, 3, 9]);
     }
 }

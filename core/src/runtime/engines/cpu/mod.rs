@@ -526,25 +526,33 @@ fn attend<const FUSED: bool>(
     scratch: AttentionScratch<'_>,
 ) {
     const BLOCK: usize = 12;
+    // Up to this many query rows, each score is a dot product of a query and a key row:
+    // cheaper than transposing every key once for a product.
+    const DOT_ROWS: usize = 16;
     let d = model.d_model;
     let hd = model.head_dim();
     let scale = 1.0 / (hd as f32).sqrt();
     let all = pos0 + nq;
+    let by_dots = nq <= DOT_ROWS;
     let p = sized(scratch.scores, BLOCK.min(nq) * all);
-    let transposed = sized(scratch.keys_transposed, if nq > 1 { hd * all } else { 0 });
+    let transposed = sized(scratch.keys_transposed, if by_dots { 0 } else { hd * all });
     let mut inverse_sums = [0f32; BLOCK];
     for c0 in (0..model.n_heads).map(|h| h * hd) {
-        if nq > 1 {
+        if !by_dots {
             transpose(all, hd, &keys[c0..], d, transposed, all);
         }
         for b0 in (0..nq).step_by(BLOCK) {
             let rows = BLOCK.min(nq - b0);
             let nk = pos0 + b0 + rows;
-            // p[rows, nk] = q_block · keysᵀ (this head's columns)
-            if nq == 1 {
-                let query = &q[c0..c0 + hd];
-                for (s, key) in p.iter_mut().zip(keys.chunks_exact(d).take(nk)) {
-                    *s = dot::<FUSED>(query, &key[c0..c0 + hd]);
+            // p[rows, nk] = q_block · keysᵀ (this head's columns); a row's keys past its
+            // own position are masked below.
+            if by_dots {
+                for (r, row) in p.chunks_exact_mut(nk).take(rows).enumerate() {
+                    let query = &q[(b0 + r) * d + c0..][..hd];
+                    let visible = pos0 + b0 + r + 1;
+                    for (s, key) in row.iter_mut().zip(keys.chunks_exact(d).take(visible)) {
+                        *s = dot::<FUSED>(query, &key[c0..c0 + hd]);
+                    }
                 }
             } else {
                 let lhs = Strided::rows(&q[b0 * d + c0..], d);

@@ -184,23 +184,7 @@ impl CpuEngine {
         extra: &[f32],
         cache: &mut CpuKvCache,
     ) -> Vec<f32> {
-        let m = tokens.len();
-        assert!(m > 0, "a step needs at least one token");
-        let first = cache.len();
-        assert!(
-            first + m <= self.model.max_len,
-            "{first} cached + {m} new tokens exceed the window of {}",
-            self.model.max_len
-        );
-        self.run_layers(
-            NewRows::Tokens {
-                tokens,
-                first,
-                extra,
-            },
-            cache,
-            false,
-        )
+        self.tokens_step(tokens, extra, cache, false)
     }
 
     /// [`CpuEngine::step_with`] from the empty `cache`, which is left empty: the forward of a
@@ -212,26 +196,39 @@ impl CpuEngine {
         extra: &[f32],
         cache: &mut CpuKvCache,
     ) -> Vec<f32> {
-        let m = tokens.len();
-        assert!(m > 0, "a step needs at least one token");
-        assert!(
-            m <= self.model.max_len,
-            "{m} tokens exceed the window of {}",
-            self.model.max_len
-        );
         debug_assert_eq!(
             cache.len(),
             0,
             "a stateless forward starts from an empty cache"
         );
-        let rows = NewRows::Tokens {
-            tokens,
-            first: 0,
-            extra,
-        };
-        let user = self.run_layers(rows, cache, true);
+        let user = self.tokens_step(tokens, extra, cache, true);
         cache.truncate(0);
         user
+    }
+
+    /// [`CpuEngine::step_with`], the last layer's keys and values discarded when `discard`
+    /// (see [`CpuEngine::run_layers`]).
+    fn tokens_step(
+        &self,
+        tokens: &[[i64; TOKEN_FIELDS]],
+        extra: &[f32],
+        cache: &mut CpuKvCache,
+        discard: bool,
+    ) -> Vec<f32> {
+        let m = tokens.len();
+        assert!(m > 0, "a step needs at least one token");
+        let first = cache.len();
+        assert!(
+            first + m <= self.model.max_len,
+            "{first} cached + {m} new tokens exceed the window of {}",
+            self.model.max_len
+        );
+        let rows = NewRows::Tokens {
+            tokens,
+            first,
+            extra,
+        };
+        self.run_layers(rows, cache, discard)
     }
 
     /// The user representation `[d_model]` after `tokens` (the last one the request token)
@@ -655,6 +652,16 @@ mod tests {
     use crate::data::synthetic::{SyntheticWorld, SyntheticWorldConfig};
     use crate::tokenizer::{Context, TokenBatch, TokenSequence};
 
+    /// A small synthetic world of `members` members, `titles` titles and `days` days.
+    fn world(members: usize, titles: usize, days: u32) -> SyntheticWorld {
+        SyntheticWorld::generate(&SyntheticWorldConfig {
+            members,
+            titles,
+            days,
+            ..Default::default()
+        })
+    }
+
     /// A member's serving tokens (about 30) from a small synthetic world.
     fn tokens(world: &SyntheticWorld, max_len: usize) -> TokenSequence {
         let member = world.events[0].member;
@@ -721,12 +728,7 @@ mod tests {
     #[test]
     fn step_matches_the_burn_forward() {
         let device = Device::flex();
-        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
-            members: 3,
-            titles: 40,
-            days: 30,
-            ..Default::default()
-        });
+        let world = world(3, 40, 30);
         for (d, heads, context, scale) in [
             (16, 1, true, true),
             (32, 4, true, false),
@@ -762,12 +764,7 @@ mod tests {
     /// not cleared) gives bit for bit what a fresh engine gives for each.
     #[test]
     fn reused_work_buffers_change_no_result() {
-        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
-            members: 2,
-            titles: 60,
-            days: 200,
-            ..Default::default()
-        });
+        let world = world(2, 60, 200);
         let config = FoundationModelConfig::new(world.catalog.len())
             .with_d_model(24)
             .with_n_heads(2)
@@ -793,12 +790,7 @@ mod tests {
     #[test]
     fn long_steps_match_the_burn_forward() {
         let device = Device::flex();
-        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
-            members: 2,
-            titles: 60,
-            days: 200,
-            ..Default::default()
-        });
+        let world = world(2, 60, 200);
         let max_len = 120;
         let seq = tokens(&world, max_len);
         assert!(seq.len() > 100, "{} tokens", seq.len());
@@ -820,12 +812,7 @@ mod tests {
     #[test]
     fn stateless_forwards_match_the_burn_forward() {
         let device = Device::flex();
-        let world = SyntheticWorld::generate(&SyntheticWorldConfig {
-            members: 2,
-            titles: 60,
-            days: 200,
-            ..Default::default()
-        });
+        let world = world(2, 60, 200);
         let seq = tokens(&world, 64);
         let mut cases = 0;
         for (heads, layers) in [(1, 1), (2, 1), (4, 2), (1, 2)] {

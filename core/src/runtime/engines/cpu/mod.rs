@@ -201,9 +201,8 @@ impl CpuEngine {
             0,
             "a stateless forward starts from an empty cache"
         );
-        let user = self.tokens_step(tokens, extra, cache, true);
-        cache.truncate(0);
-        user
+        // `run_layers` leaves a discarded cache as it found it: empty.
+        self.tokens_step(tokens, extra, cache, true)
     }
 
     /// [`CpuEngine::step_with`], the last layer's keys and values discarded when `discard`
